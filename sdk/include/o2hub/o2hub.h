@@ -1,0 +1,218 @@
+/*
+ * o2hub/o2hub.h — the embedding API: create a router, configure it from JSON,
+ * offer services and methods, send messages, run its event loop.
+ *
+ * Threading: a router belongs to the thread that runs its loop (the one that
+ * calls o2h_router_poll or o2h_router_run). Every function here must be
+ * called on that thread, except the ones marked "thread-safe":
+ * o2h_router_stop, o2h_router_wake and o2h_router_post.
+ *
+ * There is no global state: any number of routers can live in one process.
+ */
+#ifndef O2HUB_O2HUB_H
+#define O2HUB_O2HUB_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+
+#include "msg.h"
+#include "types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** "0.1.0" */
+O2H_EXPORT const char *o2h_version_string(void);
+
+/* ---- Router lifecycle ---------------------------------------------------- */
+
+/** Called for every log line at or above the router's level. */
+typedef void (*o2h_log_fn)(void *ctx, int level, const char *origin, const char *text);
+
+/** Options for o2h_router_new(); zero-initialise, then set what you need. */
+typedef struct o2h_router_options {
+    uint32_t struct_size;     /**< sizeof(o2h_router_options) */
+    const char *ensemble;     /**< ensemble name (required unless a config gives one) */
+    int log_level;            /**< enum o2h_log_level; 0 means ERROR only */
+    o2h_log_fn log;           /**< NULL: lines go to stderr */
+    void *log_ctx;
+    uint32_t post_queue_limit; /**< bound on o2h_router_post's queue; 0 = 4096 */
+} o2h_router_options;
+
+/**
+ * A new router with no plugins. On error returns NULL and fills *err
+ * (bad ensemble name, no memory, no epoll).
+ */
+O2H_EXPORT o2h_router *o2h_router_new(const o2h_router_options *opts, o2h_error *err);
+
+/**
+ * A new router configured from the JSON file at `path` (see README for the
+ * format): ensemble, log level, plugin path, transports, discovery, services.
+ * Plugins are loaded and created but not started. `opts` may be NULL; its
+ * ensemble and log level are overridden by the file. On error returns NULL
+ * and fills *err with file, line, column and key path.
+ */
+O2H_EXPORT o2h_router *o2h_router_new_from_file(const char *path, const o2h_router_options *opts,
+                                                o2h_error *err);
+
+/** As o2h_router_new_from_file, from JSON text; `name` is used in error messages. */
+O2H_EXPORT o2h_router *o2h_router_new_from_json(const char *json, const char *name,
+                                                const o2h_router_options *opts, o2h_error *err);
+
+/**
+ * Load one plugin by name (found in the router's plugin path, then the
+ * install dir) and create it with the JSON object text `config_json`
+ * (NULL = "{}"). `kind_key` is "transports", "discovery" or "plugins".
+ * Started at once if the router is running.
+ */
+O2H_EXPORT int o2h_router_add_plugin(o2h_router *r, const char *kind_key, const char *type,
+                                     const char *config_json, o2h_error *err);
+
+/** Append a directory to the plugin search path (searched in order). */
+O2H_EXPORT int o2h_router_add_plugin_dir(o2h_router *r, const char *dir);
+
+/** Start every plugin (open sockets, announce). */
+O2H_EXPORT int o2h_router_start(o2h_router *r);
+
+/**
+ * Do all pending work: timers, sockets, posted messages. Waits at most
+ * `timeout_ms` for something to happen (0 = do not wait, -1 = until
+ * something happens). Returns the number of events handled or an error.
+ */
+O2H_EXPORT int o2h_router_poll(o2h_router *r, int timeout_ms);
+
+/** Poll until o2h_router_stop() is called. Returns O2H_OK. */
+O2H_EXPORT int o2h_router_run(o2h_router *r);
+
+/** Make o2h_router_run return (thread-safe, async-signal-safe). */
+O2H_EXPORT void o2h_router_stop(o2h_router *r);
+
+/** Interrupt a waiting o2h_router_poll (thread-safe, async-signal-safe). */
+O2H_EXPORT void o2h_router_wake(o2h_router *r);
+
+/**
+ * Hand a message to the router from another thread (thread-safe). The
+ * router takes the reference. The message must come from a pool-less builder
+ * or o2h_msg_alloc(NULL, ...). Fails with O2H_QUEUE_FULL when the bounded
+ * queue is full (the message is released and the drop counted).
+ */
+O2H_EXPORT int o2h_router_post(o2h_router *r, o2h_msg *msg);
+
+/**
+ * A file descriptor that becomes readable when the router has work, for
+ * embedding in another event loop: poll it, then call o2h_router_poll(r, 0).
+ */
+O2H_EXPORT int o2h_router_fd(const o2h_router *r);
+
+/** Stop and destroy plugins, drop pending messages, free everything. */
+O2H_EXPORT void o2h_router_free(o2h_router *r);
+
+/** The router's ensemble name. */
+O2H_EXPORT const char *o2h_router_ensemble(const o2h_router *r);
+
+/** The router's message pool (for builders and o2h_msg_alloc on its thread). */
+O2H_EXPORT o2h_pool *o2h_router_pool(o2h_router *r);
+
+/** Change the log level (enum o2h_log_level). */
+O2H_EXPORT void o2h_router_set_log_level(o2h_router *r, int level);
+
+/* ---- Services and methods ------------------------------------------------ */
+
+/**
+ * A method handler. `argv`/`argc` hold the arguments decoded (and coerced to
+ * the method's typespec) when the method was created with parse = true;
+ * otherwise argv is NULL and argc 0 and the handler reads `msg` itself.
+ * `types` is the message's type string (without ','), or the typespec when
+ * arguments were coerced. Everything is valid only during the call; take a
+ * reference with o2h_msg_ref to keep the message.
+ */
+typedef void (*o2h_handler)(o2h_router *r, const o2h_msg *msg, const char *types,
+                            const o2h_arg *const *argv, int argc, void *user_data);
+
+/**
+ * Offer a local service. Names start with a letter, contain no '/', and are
+ * at most 63 characters. O2H_SERVICE_EXISTS if this router already offers it.
+ */
+O2H_EXPORT int o2h_service_new(o2h_router *r, const char *name);
+
+/** Withdraw a local service and its methods. */
+O2H_EXPORT int o2h_service_free(o2h_router *r, const char *name);
+
+/**
+ * Install a handler for `path` ("/service" for every message to the service,
+ * or "/service/node/..."). The service must exist locally. `typespec` NULL
+ * accepts any arguments; otherwise a message whose types do not match is
+ * coerced (if `coerce`) or dropped and counted. A new handler on an existing
+ * path replaces the old one.
+ */
+O2H_EXPORT int o2h_method_new(o2h_router *r, const char *path, const char *typespec,
+                              o2h_handler handler, void *user_data, bool coerce, bool parse);
+
+/** Remove the handler at `path`. O2H_NOT_FOUND if there is none. */
+O2H_EXPORT int o2h_method_free(o2h_router *r, const char *path);
+
+/**
+ * Status of `service` as O2 reports it (enum o2h_status), or
+ * O2H_STATUS_UNKNOWN when no provider is known.
+ */
+O2H_EXPORT int o2h_status(o2h_router *r, const char *service);
+
+/* ---- Sending ------------------------------------------------------------- */
+
+/**
+ * Build and send a message: best effort (o2h_send) or reliable
+ * (o2h_send_cmd). `types` uses the codes i h f d t s S b c m B T F N I
+ * (b takes an const o2h_blob *; m an uint32_t; B, T/F an int). Returns
+ * O2H_OK, O2H_NO_SERVICE (dropped and counted), O2H_BAD_TYPE, ...
+ */
+O2H_EXPORT int o2h_send(o2h_router *r, const char *address, double time, const char *types, ...);
+O2H_EXPORT int o2h_send_cmd(o2h_router *r, const char *address, double time, const char *types,
+                            ...);
+/** The va_list form; `flags` is O2H_FLAG_RELIABLE or 0. */
+O2H_EXPORT int o2h_sendv(o2h_router *r, const char *address, double time, uint32_t flags,
+                         const char *types, va_list ap);
+
+/**
+ * Route a finished message (takes the reference, even on error). Messages
+ * sent from inside a handler are delivered after that handler returns.
+ */
+O2H_EXPORT int o2h_send_msg(o2h_router *r, o2h_msg *msg);
+
+/**
+ * The router's own builder, reset and ready (like O2's o2_send_start): add
+ * arguments, then o2h_send_finish.
+ */
+O2H_EXPORT o2h_builder *o2h_send_start(o2h_router *r);
+
+/** Finish the router's builder and route the message. */
+O2H_EXPORT int o2h_send_finish(o2h_router *r, double time, const char *address, bool reliable);
+
+/* ---- Time ---------------------------------------------------------------- */
+
+/** Seconds since the router was created, from a monotonic clock. */
+O2H_EXPORT double o2h_local_time(const o2h_router *r);
+
+/* ---- Counters ------------------------------------------------------------ */
+
+/** Message counters of a router. Grows only at the end. */
+typedef struct o2h_stats {
+    uint32_t struct_size;        /**< set by the caller: sizeof(o2h_stats) */
+    uint64_t delivered;          /**< messages given to a local handler */
+    uint64_t forwarded;          /**< messages given to a transport link */
+    uint64_t dropped_no_service; /**< no provider for the service */
+    uint64_t dropped_no_handler; /**< local service without a matching method */
+    uint64_t dropped_bad_types;  /**< types did not match a method's typespec */
+    uint64_t dropped_invalid;    /**< malformed bytes from a transport */
+    uint64_t dropped_no_clock;   /**< timed message and no clock */
+    uint64_t dropped_queue_full; /**< a bounded queue was full */
+    uint64_t dropped_send_error; /**< a transport refused the message */
+} o2h_stats;
+
+/** Copy the counters (as many fields as stats->struct_size allows). */
+O2H_EXPORT void o2h_router_get_stats(const o2h_router *r, o2h_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
