@@ -1,0 +1,191 @@
+/* Routing of messages and delivery to local methods. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "msg_internal.h"
+#include "names.h"
+#include "pattern.h"
+#include "router.h"
+
+static int grow_dispatch_buffers(o2h_router *r, uint32_t nargs, size_t scratch) {
+    if (nargs > r->args_cap) {
+        uint32_t cap = nargs < 16 ? 16 : nargs;
+        o2h_arg *args = realloc(r->args, cap * sizeof *args);
+        if (!args) return O2H_NO_MEMORY;
+        r->args = args;
+        const o2h_arg **argv = realloc(r->argv, cap * sizeof *argv);
+        if (!argv) return O2H_NO_MEMORY;
+        r->argv = argv;
+        r->args_cap = cap;
+    }
+    if (scratch > r->scratch_size) {
+        uint8_t *s = realloc(r->scratch, scratch);
+        if (!s) return O2H_NO_MEMORY;
+        r->scratch = s;
+        r->scratch_size = scratch;
+    }
+    return O2H_OK;
+}
+
+void dispatch_fini(o2h_router *r) {
+    free(r->args);
+    free(r->argv);
+    free(r->scratch);
+    r->args = NULL;
+    r->argv = NULL;
+    r->scratch = NULL;
+    r->args_cap = 0;
+    r->scratch_size = 0;
+}
+
+/*
+ * Decode the arguments as `want` asks (coercing where the reader can). Fails
+ * with O2H_BAD_TYPE when an argument cannot be read as asked or the numbers
+ * of arguments differ.
+ */
+static int decode_args(o2h_router *r, const o2h_msg *msg, const char *want, int *argc) {
+    size_t nwant = strlen(want);
+    /* Coercion at most doubles an element (int32 -> double): 2x covers every vector. */
+    int rc = grow_dispatch_buffers(r, (uint32_t)nwant, 2u * msg->length + 64u);
+    if (rc != O2H_OK) return rc;
+    o2h_reader rd;
+    rc = o2h_reader_init(&rd, msg, r->scratch, r->scratch_size);
+    if (rc != O2H_OK) return rc;
+    int n = 0;
+    for (const char *t = want; *t; t++) {
+        o2h_arg *a = &r->args[n];
+        if (*t == O2H_VECTOR) a->v.type = t[1] ? t[1] : 0;
+        if (o2h_reader_next(&rd, *t, a) != O2H_OK) return O2H_BAD_TYPE;
+        r->argv[n++] = a;
+        if (*t == O2H_VECTOR && t[1]) t++;
+    }
+    if (o2h_reader_peek(&rd) != 0) return O2H_BAD_TYPE;
+    *argc = n;
+    return O2H_OK;
+}
+
+static int call_method(o2h_router *r, const method *m, const o2h_msg *msg) {
+    const char *types = o2h_msg_types(msg);
+    const char *want = m->typespec ? m->typespec : types;
+    bool exact = !m->typespec || strcmp(types, m->typespec) == 0;
+    if (!exact && !m->coerce) {
+        r->stats.dropped_bad_types++;
+        return O2H_BAD_TYPE;
+    }
+    int argc = 0;
+    if (m->parse || !exact) {
+        int rc = decode_args(r, msg, want, &argc);
+        if (rc != O2H_OK) {
+            r->stats.dropped_bad_types++;
+            router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: types ,%s do not fit ,%s",
+                       o2h_msg_address(msg), types, want);
+            return rc;
+        }
+    }
+    r->dispatch_depth++;
+    m->handler(r, msg, want, m->parse ? r->argv : NULL, m->parse ? argc : 0, m->user_data);
+    r->dispatch_depth--;
+    r->stats.delivered++;
+    return O2H_OK;
+}
+
+static int dispatch_pattern(o2h_router *r, service *svc, const o2h_msg *msg, const char *rest) {
+    int matched = 0, rc = O2H_OK;
+    uint32_t pos = 0;
+    const char *key;
+    void *value;
+    while (strmap_next(&svc->methods, &pos, &key, &value)) {
+        if (!pattern_match(rest, key)) continue;
+        matched++;
+        int one = call_method(r, value, msg);
+        if (one != O2H_OK) rc = one;
+    }
+    if (matched == 0) {
+        r->stats.dropped_no_handler++;
+        return O2H_NO_HANDLER;
+    }
+    return rc;
+}
+
+int dispatch_local(o2h_router *r, service *svc, const o2h_msg *msg) {
+    if (svc->whole) return call_method(r, svc->whole, msg);
+    const char *addr = o2h_msg_address(msg);
+    const char *rest = addr + 1 + strlen(svc->name);
+    /* '!' promises no pattern characters: skip the scan. */
+    if (addr[0] == '/' && names_has_pattern(rest)) return dispatch_pattern(r, svc, msg, rest);
+    method *m = strmap_get(&svc->methods, rest);
+    if (!m) {
+        r->stats.dropped_no_handler++;
+        router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: no handler", addr);
+        return O2H_NO_HANDLER;
+    }
+    return call_method(r, m, msg);
+}
+
+static int route_bundle(o2h_router *r, const o2h_msg *bundle) {
+    uint32_t pos = 0, len;
+    const uint8_t *elem;
+    int rc = O2H_OK;
+    while (o2h_bundle_next(bundle, &pos, &elem, &len)) {
+        int code;
+        o2h_msg *m = o2h_msg_from_bytes(r->pool, elem, len, &code, NULL);
+        if (!m) {
+            rc = code;
+            continue;
+        }
+        /* As O2 does: embedded messages travel as reliable ones. */
+        o2h_msg_set_flags(m, o2h_msg_misc(m) | O2H_FLAG_RELIABLE);
+        int one = router_route(r, m);
+        if (one != O2H_OK) rc = one;
+    }
+    return rc;
+}
+
+static int send_to_link(o2h_router *r, o2h_link *link, o2h_msg *msg) {
+    o2h_plugin *p = link->plugin;
+    int rc = p->transport.send ? p->transport.send(p->instance, link->ctx, msg) : O2H_SEND_FAIL;
+    if (rc == O2H_OK)
+        r->stats.forwarded++;
+    else if (rc == O2H_QUEUE_FULL || rc == O2H_BLOCKED)
+        r->stats.dropped_queue_full++;
+    else
+        r->stats.dropped_send_error++;
+    return rc;
+}
+
+static int route_to_provider(o2h_router *r, service *svc, o2h_msg *msg) {
+    provider *p = &svc->providers[0];
+    if (p->kind == PROVIDER_LINK) return send_to_link(r, p->link, msg);
+    /* Timed local delivery needs the scheduler and a synchronised clock. */
+    if (o2h_msg_time(msg) > 0) {
+        r->stats.dropped_no_clock++;
+        router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: timed message and no clock",
+                   o2h_msg_address(msg));
+        return O2H_NO_CLOCK;
+    }
+    return dispatch_local(r, svc, msg);
+}
+
+int router_route(o2h_router *r, o2h_msg *msg) {
+    const char *name;
+    size_t len;
+    int rc;
+    if (!names_service_of(o2h_msg_address(msg), &name, &len)) {
+        r->stats.dropped_no_service++;
+        rc = O2H_BAD_NAME;
+    } else {
+        service *svc = services_find(&r->services, name, len);
+        if (!svc) {
+            r->stats.dropped_no_service++;
+            router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: no service",
+                       o2h_msg_address(msg));
+            rc = O2H_NO_SERVICE;
+        } else if (o2h_msg_is_bundle(msg) && svc->providers[0].kind == PROVIDER_LOCAL) {
+            rc = route_bundle(r, msg);
+        } else {
+            rc = route_to_provider(r, svc, msg);
+        }
+    }
+    o2h_msg_unref(msg);
+    return rc;
+}

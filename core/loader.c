@@ -1,0 +1,181 @@
+/*
+ * Plugin loading. The order of checks matters: the descriptor's first three
+ * fields (ABI major, minor, struct size) are read before anything else, so a
+ * plugin from another ABI is refused before any field whose layout may
+ * differ is touched.
+ */
+#include "loader.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "router.h"
+
+/* Sizes of ABI 1.0's structs: a plugin's may be larger (newer minor), never smaller. */
+#define DESC_SIZE_1_0 sizeof(o2h_plugin_desc)
+#define TRANSPORT_OPS_SIZE_1_0 sizeof(o2h_transport_ops)
+#define DISCOVERY_OPS_SIZE_1_0 sizeof(o2h_discovery_ops)
+
+static bool is_file(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static bool valid_type_name(const char *type) {
+    if (!type || !type[0] || strlen(type) >= 64) return false;
+    for (const char *c = type; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_')) return false;
+    return true;
+}
+
+/* Look for DIR/o2hub_TYPE.so, then DIR/TYPE/o2hub_TYPE.so (the build tree's layout). */
+static bool find_in_dir(const char *dir, const char *type, char *out, size_t size) {
+    snprintf(out, size, "%s/o2hub_%s.so", dir, type);
+    if (is_file(out)) return true;
+    snprintf(out, size, "%s/%s/o2hub_%s.so", dir, type, type);
+    return is_file(out);
+}
+
+static int find_plugin(const char *type, const char *const *dirs, int n_dirs, char *out,
+                       size_t size, o2h_error *err) {
+    char searched[400] = "";
+    size_t used = 0;
+    for (int i = 0; i <= n_dirs; i++) {
+        const char *dir = i < n_dirs ? dirs[i] : O2H_PLUGIN_INSTALL_DIR;
+        if (find_in_dir(dir, type, out, size)) return O2H_OK;
+        if (used < sizeof searched)
+            used += (size_t)snprintf(searched + used, sizeof searched - used, "%s%s",
+                                     i ? ", " : "", dir);
+    }
+    return error_set(err, O2H_PLUGIN_NOT_FOUND,
+                     "plugin \"%s\" not found: no o2hub_%s.so in %s", type, type, searched);
+}
+
+static int check_abi(const o2h_plugin_desc *d, const char *path, o2h_error *err) {
+    if (d->abi_major != O2H_ABI_MAJOR)
+        return error_set(err, O2H_PLUGIN_ABI,
+                         "%s: built for plugin ABI %u.%u, this router supports ABI %d.%d "
+                         "(major versions must match); rebuild the plugin against this o2hub",
+                         path, d->abi_major, d->abi_minor, O2H_ABI_MAJOR, O2H_ABI_MINOR);
+    if (d->abi_minor > O2H_ABI_MINOR)
+        return error_set(err, O2H_PLUGIN_ABI,
+                         "%s: built for plugin ABI %u.%u, newer than this router's %d.%d; "
+                         "upgrade o2hub or rebuild the plugin",
+                         path, d->abi_major, d->abi_minor, O2H_ABI_MAJOR, O2H_ABI_MINOR);
+    if (d->struct_size < DESC_SIZE_1_0)
+        return error_set(err, O2H_PLUGIN_ABI,
+                         "%s: plugin descriptor is %u bytes, ABI %d.%d needs at least %zu", path,
+                         d->struct_size, O2H_ABI_MAJOR, O2H_ABI_MINOR, DESC_SIZE_1_0);
+    return O2H_OK;
+}
+
+static int check_kind(const o2h_plugin_desc *d, const char *path, o2h_error *err) {
+    size_t need = 0;
+    switch (d->kind) {
+    case O2H_PLUGIN_TRANSPORT: need = TRANSPORT_OPS_SIZE_1_0; break;
+    case O2H_PLUGIN_DISCOVERY: need = DISCOVERY_OPS_SIZE_1_0; break;
+    case O2H_PLUGIN_EXTENSION: need = 0; break;
+    default:
+        return error_set(err, O2H_PLUGIN_INVALID, "%s: unknown plugin kind %d", path,
+                         (int)d->kind);
+    }
+    if (need && (!d->ops || d->ops_size < need))
+        return error_set(err, O2H_PLUGIN_ABI,
+                         "%s: operations table is %u bytes, ABI %d.%d needs at least %zu", path,
+                         d->ops ? d->ops_size : 0, O2H_ABI_MAJOR, O2H_ABI_MINOR, need);
+    if (!d->lifecycle.create || !d->lifecycle.destroy)
+        return error_set(err, O2H_PLUGIN_INVALID, "%s: plugin has no create() or destroy()",
+                         path);
+    if (!d->name)
+        return error_set(err, O2H_PLUGIN_INVALID, "%s: plugin descriptor has no name", path);
+    return O2H_OK;
+}
+
+static const o2h_plugin_desc *resolve_entry(void *dl, const char *path, o2h_error *err) {
+    void *sym = dlsym(dl, O2H_PLUGIN_ENTRY_NAME);
+    if (!sym) {
+        error_set(err, O2H_PLUGIN_INVALID, "%s: not an o2hub plugin: no symbol %s", path,
+                  O2H_PLUGIN_ENTRY_NAME);
+        return NULL;
+    }
+    o2h_plugin_entry_fn entry;
+    memcpy(&entry, &sym, sizeof entry); /* object -> function pointer without a cast warning */
+    const o2h_plugin_desc *d = entry();
+    if (!d) error_set(err, O2H_PLUGIN_INVALID, "%s: %s() returned NULL", path, O2H_PLUGIN_ENTRY_NAME);
+    return d;
+}
+
+static void copy_ops(o2h_plugin *p) {
+    const o2h_plugin_desc *d = p->desc;
+    p->lifecycle = d->lifecycle;
+    if (d->kind == O2H_PLUGIN_TRANSPORT)
+        memcpy(&p->transport, d->ops,
+               d->ops_size < sizeof p->transport ? d->ops_size : sizeof p->transport);
+    else if (d->kind == O2H_PLUGIN_DISCOVERY)
+        memcpy(&p->discovery, d->ops,
+               d->ops_size < sizeof p->discovery ? d->ops_size : sizeof p->discovery);
+}
+
+o2h_plugin *loader_open(o2h_router *r, const char *type, const char *file, const char *const *dirs,
+                        int n_dirs, o2h_error *err) {
+    char path[PATH_MAX];
+    if (!valid_type_name(type)) {
+        error_set(err, O2H_CONFIG_ERROR, "invalid plugin type \"%s\" (use [a-z0-9_])",
+                  type ? type : "");
+        return NULL;
+    }
+    if (file) {
+        snprintf(path, sizeof path, "%s", file);
+        if (!is_file(path)) {
+            error_set(err, O2H_PLUGIN_NOT_FOUND, "plugin \"%s\": file %s: %s", type, path,
+                      strerror(errno ? errno : ENOENT));
+            return NULL;
+        }
+    } else if (find_plugin(type, dirs, n_dirs, path, sizeof path, err) != O2H_OK) {
+        return NULL;
+    }
+    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!dl) {
+        error_set(err, O2H_PLUGIN_INVALID, "%s: cannot load: %s", path, dlerror());
+        return NULL;
+    }
+    const o2h_plugin_desc *d = resolve_entry(dl, path, err);
+    if (!d || check_abi(d, path, err) != O2H_OK || check_kind(d, path, err) != O2H_OK) {
+        dlclose(dl);
+        return NULL;
+    }
+    if (strcmp(d->name, type) != 0) {
+        error_set(err, O2H_PLUGIN_INVALID, "%s: plugin calls itself \"%s\", config asked for \"%s\"",
+                  path, d->name, type);
+        dlclose(dl);
+        return NULL;
+    }
+    o2h_plugin *p = calloc(1, sizeof *p);
+    if (!p) {
+        dlclose(dl);
+        error_set(err, O2H_NO_MEMORY, "out of memory loading %s", path);
+        return NULL;
+    }
+    p->router = r;
+    p->dl = dl;
+    p->desc = d;
+    snprintf(p->type, sizeof p->type, "%s", type);
+    snprintf(p->path, sizeof p->path, "%s", path);
+    copy_ops(p);
+    return p;
+}
+
+void loader_close(o2h_plugin *p) {
+    if (!p) return;
+    if (p->started && p->lifecycle.stop) p->lifecycle.stop(p->instance);
+    p->started = false;
+    if (p->instance) p->lifecycle.destroy(p->instance);
+    p->instance = NULL;
+    if (p->dl) dlclose(p->dl);
+    free(p);
+}

@@ -1,0 +1,44 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "router.h"
+
+static const char *level_name(int level) {
+    switch (level) {
+    case O2H_LOG_ERROR: return "error";
+    case O2H_LOG_WARN: return "warn";
+    case O2H_LOG_INFO: return "info";
+    default: return "debug";
+    }
+}
+
+void router_vlog(const o2h_router *r, int level, const char *origin, const char *fmt, va_list ap) {
+    if (level > r->log_level) return;
+    char text[1024];
+    vsnprintf(text, sizeof text, fmt, ap);
+    if (r->log) {
+        r->log(r->log_ctx, level, origin, text);
+        return;
+    }
+    /* One fprintf per line so lines from several routers do not interleave mid-line. */
+    fprintf(stderr, "o2hub[%s] %s %s: %s\n", r->ensemble, level_name(level), origin, text);
+}
+
+void router_log(const o2h_router *r, int level, const char *origin, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    router_vlog(r, level, origin, fmt, ap);
+    va_end(ap);
+}
+
+int error_set(o2h_error *err, int code, const char *fmt, ...) {
+    if (!err) return code;
+    memset(err, 0, sizeof *err);
+    err->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return code;
+}

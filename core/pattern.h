@@ -6,7 +6,7 @@
 
 /**
  * Match a whole address `pattern` against a method's `path` (both
- * NUL-terminated, e.g. "/synth/*/freq" vs "/synth/v1/freq"). '/' separates
+ * NUL-terminated, e.g. "/synth/v?/freq" vs "/synth/v1/freq"). '/' separates
  * nodes and is only ever matched by '/': '*' and '?' never cross it. A
  * malformed pattern (unclosed '[' or '{') matches nothing. Runs in bounded
  * time (no exponential backtracking) and never reads past either string.

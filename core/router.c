@@ -1,0 +1,350 @@
+/* Router lifecycle: creation, configuration, plugins, the poll loop. */
+#include "router.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "msg_internal.h"
+#include "names.h"
+
+#define DEFAULT_POST_LIMIT 4096u
+
+const char *o2h_version_string(void) { return O2H_VERSION_STRING; }
+
+o2h_router *o2h_router_new(const o2h_router_options *opts, o2h_error *err) {
+    o2h_router_options o = {0};
+    if (opts) memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
+    if (!names_valid_ensemble(o.ensemble)) {
+        error_set(err, O2H_BAD_NAME, "invalid ensemble name \"%s\" (1..63 printable, no '/')",
+                  o.ensemble ? o.ensemble : "");
+        return NULL;
+    }
+    o2h_router *r = calloc(1, sizeof *r);
+    if (!r) {
+        error_set(err, O2H_NO_MEMORY, "out of memory");
+        return NULL;
+    }
+    snprintf(r->ensemble, sizeof r->ensemble, "%s", o.ensemble);
+    /* The local process is "_o2" until a network transport gives it its @name. */
+    snprintf(r->process_name, sizeof r->process_name, "_o2");
+    r->log_level = o.log_level;
+    r->log = o.log;
+    r->log_ctx = o.log_ctx;
+    r->t0_ns = loop_now_ns();
+    r->stats.struct_size = sizeof r->stats;
+    atomic_init(&r->stop_requested, false);
+    post_queue_init(&r->posts, o.post_queue_limit ? o.post_queue_limit : DEFAULT_POST_LIMIT);
+    services_init(&r->services);
+    r->pool = o2h_pool_new();
+    r->builder = o2h_builder_new(r->pool);
+    r->vbuilder = o2h_builder_new(r->pool);
+    bool loop_ok = loop_init(&r->lp) == 0;
+    if (!r->pool || !r->builder || !r->vbuilder || !loop_ok) {
+        error_set(err, loop_ok ? O2H_NO_MEMORY : O2H_FAIL,
+                  loop_ok ? "out of memory" : "cannot create epoll/eventfd/timerfd");
+        if (!loop_ok) r->lp.epfd = r->lp.wakefd = r->lp.timerfd = -1;
+        o2h_router_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+int o2h_router_add_plugin_dir(o2h_router *r, const char *dir) {
+    char **dirs = realloc(r->plugin_dirs, (size_t)(r->n_plugin_dirs + 1) * sizeof *dirs);
+    if (!dirs) return O2H_NO_MEMORY;
+    r->plugin_dirs = dirs;
+    if (!(dirs[r->n_plugin_dirs] = strdup(dir))) return O2H_NO_MEMORY;
+    r->n_plugin_dirs++;
+    return O2H_OK;
+}
+
+/* Env dirs come after the router's own, before the install dir. */
+static void add_env_plugin_dirs(o2h_router *r) {
+    const char *env = getenv("O2HUB_PLUGIN_PATH");
+    if (!env || !*env) return;
+    char *copy = strdup(env), *save = NULL;
+    for (char *d = copy ? strtok_r(copy, ":", &save) : NULL; d; d = strtok_r(NULL, ":", &save))
+        o2h_router_add_plugin_dir(r, d);
+    free(copy);
+}
+
+static void append_plugin(o2h_router *r, o2h_plugin *p) {
+    o2h_plugin **tail = &r->plugins;
+    while (*tail) tail = &(*tail)->next;
+    *tail = p;
+}
+
+/*
+ * Load and create one plugin. Config errors are always fatal; a plugin that
+ * cannot be loaded or created is fatal only when required.
+ */
+static int load_plugin(o2h_router *r, config_doc *doc, const config_plugin *cp, o2h_error *err) {
+    o2h_error why = {0};
+    o2h_plugin *p = loader_open(r, cp->type, cp->file, (const char *const *)r->plugin_dirs,
+                                r->n_plugin_dirs, &why);
+    int rc = why.code;
+    if (p) {
+        p->required = cp->required;
+        rc = p->lifecycle.create(host_table(), p, cp->cfg, &p->instance);
+        int cfg_rc = config_doc_take_error(doc, err);
+        if (cfg_rc == O2H_OK && rc == O2H_OK) cfg_rc = config_cfg_check_unread(cp->cfg);
+        if (cfg_rc == O2H_OK) cfg_rc = config_doc_take_error(doc, err);
+        if (cfg_rc != O2H_OK) {
+            loader_close(p);
+            return cfg_rc;
+        }
+        if (rc != O2H_OK) {
+            rc = error_set(&why, O2H_PLUGIN_FAILED, "%s: create() failed: %s", p->path,
+                           o2h_strerror(rc));
+            loader_close(p);
+            p = NULL;
+        }
+    }
+    if (p) {
+        append_plugin(r, p);
+        router_log(r, O2H_LOG_INFO, "core", "loaded %s plugin \"%s\" %s from %s", cp->kind_key,
+                   p->desc->name, p->desc->version ? p->desc->version : "", p->path);
+        return O2H_OK;
+    }
+    if (cp->required) {
+        *err = why;
+        return rc;
+    }
+    router_log(r, O2H_LOG_WARN, "core", "optional plugin \"%s\" not loaded, going on without it: %s",
+               cp->type, why.message);
+    return O2H_OK;
+}
+
+static int apply_config(o2h_router *r, config_doc *doc, const router_config *rc_, o2h_error *err) {
+    for (int i = 0; i < rc_->n_plugin_path; i++)
+        if (o2h_router_add_plugin_dir(r, rc_->plugin_path[i]) != O2H_OK)
+            return error_set(err, O2H_NO_MEMORY, "out of memory");
+    add_env_plugin_dirs(r);
+    for (int i = 0; i < rc_->n_services; i++) {
+        int rc = services_add_local(r, rc_->services[i].name, rc_->services[i].properties);
+        if (rc != O2H_OK)
+            return error_set(err, rc, "service \"%s\": %s", rc_->services[i].name,
+                             o2h_strerror(rc));
+    }
+    for (int i = 0; i < rc_->n_plugins; i++) {
+        int rc = load_plugin(r, doc, &rc_->plugins[i], err);
+        if (rc != O2H_OK) return rc;
+    }
+    return O2H_OK;
+}
+
+static o2h_router *router_from_doc(config_doc *doc, const o2h_router_options *opts,
+                                   o2h_error *err) {
+    router_config rc_;
+    if (!doc || config_parse_router(doc, &rc_, err) != O2H_OK) {
+        config_doc_free(doc);
+        return NULL;
+    }
+    o2h_router_options o = {.struct_size = sizeof o};
+    if (opts) memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
+    o.struct_size = sizeof o;
+    o.ensemble = rc_.ensemble;
+    if (rc_.log_level >= 0 && !o.log_level_fixed) o.log_level = rc_.log_level;
+    o2h_router *r = o2h_router_new(&o, err);
+    if (!r) {
+        config_doc_free(doc);
+        return NULL;
+    }
+    r->doc = doc;
+    if (apply_config(r, doc, &rc_, err) != O2H_OK) {
+        o2h_router_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+o2h_router *o2h_router_new_from_file(const char *path, const o2h_router_options *opts,
+                                     o2h_error *err) {
+    return router_from_doc(config_doc_load_file(path, err), opts, err);
+}
+
+o2h_router *o2h_router_new_from_json(const char *json, const char *name,
+                                     const o2h_router_options *opts, o2h_error *err) {
+    return router_from_doc(config_doc_load_string(json, name ? name : "<json>", err), opts, err);
+}
+
+static int start_plugin(o2h_router *r, o2h_plugin *p) {
+    if (p->started) return O2H_OK;
+    int rc = p->lifecycle.start ? p->lifecycle.start(p->instance) : O2H_OK;
+    if (rc == O2H_OK) {
+        p->started = true;
+        return O2H_OK;
+    }
+    router_log(r, p->required ? O2H_LOG_ERROR : O2H_LOG_WARN, "core",
+               "plugin \"%s\" failed to start: %s%s", p->type, o2h_strerror(rc),
+               p->required ? "" : " (optional: going on without it)");
+    return p->required ? O2H_PLUGIN_FAILED : O2H_OK;
+}
+
+int o2h_router_add_plugin(o2h_router *r, const char *kind_key, const char *type,
+                          const char *config_json, o2h_error *err) {
+    o2h_error local;
+    if (!err) err = &local;
+    char name[96];
+    snprintf(name, sizeof name, "%s plugin config", type ? type : "?");
+    config_doc *doc = config_doc_load_string(config_json ? config_json : "{}", name, err);
+    if (!doc) return err->code;
+    int rc = O2H_NO_MEMORY;
+    char prefix[128];
+    snprintf(prefix, sizeof prefix, "%s[%s]", kind_key ? kind_key : "plugins", type ? type : "");
+    config_plugin cp = {.kind_key = kind_key ? kind_key : "plugins",
+                        .type = type,
+                        .required = true,
+                        .cfg = config_doc_root_cfg(doc, prefix)};
+    if (!cp.cfg) {
+        rc = config_doc_take_error(doc, err);
+        config_doc_free(doc);
+        return rc;
+    }
+    rc = load_plugin(r, doc, &cp, err);
+    if (rc != O2H_OK) {
+        config_doc_free(doc);
+        return rc;
+    }
+    /* Plugins may keep strings from their cfg: the doc lives as long as the router. */
+    config_doc **docs = realloc(r->extra_docs, (size_t)(r->n_extra_docs + 1) * sizeof *docs);
+    if (!docs) {
+        config_doc_free(doc);
+        return O2H_NO_MEMORY;
+    }
+    r->extra_docs = docs;
+    docs[r->n_extra_docs++] = doc;
+    if (r->started) {
+        o2h_plugin *p = r->plugins;
+        while (p && p->next) p = p->next;
+        if (p) rc = start_plugin(r, p);
+    }
+    return rc;
+}
+
+int o2h_router_start(o2h_router *r) {
+    for (o2h_plugin *p = r->plugins; p; p = p->next) {
+        int rc = start_plugin(r, p);
+        if (rc != O2H_OK) return rc;
+    }
+    r->started = true;
+    router_log(r, O2H_LOG_INFO, "core", "router started in ensemble \"%s\"", r->ensemble);
+    return O2H_OK;
+}
+
+void router_drain_posts(o2h_router *r) {
+    o2h_msg *m = post_queue_take_all(&r->posts);
+    while (m) {
+        o2h_msg *next = msg_next(m);
+        msg_set_next(m, NULL);
+        o2h_send_msg(r, m);
+        m = next;
+    }
+}
+
+int o2h_router_poll(o2h_router *r, int timeout_ms) {
+    bool woken = false;
+    int n = loop_poll(&r->lp, timeout_ms, &woken);
+    if (n < 0) return O2H_FAIL;
+    if (woken) router_drain_posts(r);
+    return n;
+}
+
+int o2h_router_run(o2h_router *r) {
+    while (!atomic_load(&r->stop_requested)) {
+        int rc = o2h_router_poll(r, -1);
+        if (rc < 0) return rc;
+    }
+    atomic_store(&r->stop_requested, false);
+    return O2H_OK;
+}
+
+void o2h_router_stop(o2h_router *r) {
+    atomic_store(&r->stop_requested, true);
+    loop_wake(&r->lp);
+}
+
+void o2h_router_wake(o2h_router *r) { loop_wake(&r->lp); }
+
+int o2h_router_post(o2h_router *r, o2h_msg *msg) {
+    if (!msg) return O2H_BAD_ARGS;
+    if (post_queue_push(&r->posts, msg) != 0) return O2H_QUEUE_FULL;
+    loop_wake(&r->lp);
+    return O2H_OK;
+}
+
+int o2h_router_fd(const o2h_router *r) { return r->lp.epfd; }
+
+static void stop_plugins_reversed(o2h_plugin *p) {
+    if (!p) return;
+    stop_plugins_reversed(p->next);
+    if (p->started && p->lifecycle.stop) p->lifecycle.stop(p->instance);
+    p->started = false;
+}
+
+void o2h_router_free(o2h_router *r) {
+    if (!r) return;
+    /* Stop everything first, last started first, then destroy. */
+    stop_plugins_reversed(r->plugins);
+    while (r->plugins) {
+        o2h_plugin *p = r->plugins;
+        r->plugins = p->next;
+        loader_close(p);
+    }
+    post_queue_fini(&r->posts);
+    while (r->pending_head) {
+        o2h_msg *m = r->pending_head;
+        r->pending_head = msg_next(m);
+        o2h_msg_unref(m);
+    }
+    services_fini(&r->services);
+    dispatch_fini(r);
+    loop_fini(&r->lp);
+    o2h_builder_free(r->builder);
+    o2h_builder_free(r->vbuilder);
+    o2h_pool_free(r->pool);
+    for (int i = 0; i < r->n_plugin_dirs; i++) free(r->plugin_dirs[i]);
+    free(r->plugin_dirs);
+    config_doc_free(r->doc);
+    for (int i = 0; i < r->n_extra_docs; i++) config_doc_free(r->extra_docs[i]);
+    free(r->extra_docs);
+    free(r);
+}
+
+const char *o2h_router_ensemble(const o2h_router *r) { return r->ensemble; }
+o2h_pool *o2h_router_pool(o2h_router *r) { return r->pool; }
+void o2h_router_set_log_level(o2h_router *r, int level) { r->log_level = level; }
+
+double o2h_local_time(const o2h_router *r) { return (double)(loop_now_ns() - r->t0_ns) * 1e-9; }
+
+void o2h_router_get_stats(const o2h_router *r, o2h_stats *stats) {
+    o2h_stats s = r->stats;
+    s.dropped_queue_full += atomic_load(&r->posts.dropped);
+    uint32_t size = stats->struct_size;
+    if (size == 0 || size > sizeof s) size = sizeof s;
+    memcpy(stats, &s, size);
+    stats->struct_size = size;
+}
+
+/* ---- services and methods ---- */
+
+int o2h_service_new(o2h_router *r, const char *name) { return services_add_local(r, name, NULL); }
+
+int o2h_service_free(o2h_router *r, const char *name) {
+    return services_remove(r, name, PROVIDER_LOCAL, NULL);
+}
+
+int o2h_method_new(o2h_router *r, const char *path, const char *typespec, o2h_handler handler,
+                   void *user_data, bool coerce, bool parse) {
+    return services_add_method(r, path, typespec, handler, user_data, coerce, parse);
+}
+
+int o2h_method_free(o2h_router *r, const char *path) { return services_remove_method(r, path); }
+
+int o2h_status(o2h_router *r, const char *name) {
+    service *s = services_find(&r->services, name, strlen(name));
+    if (!s) return O2H_STATUS_UNKNOWN;
+    /* No clock synchronisation yet: every provider here is "NOTIME". */
+    return s->providers[0].kind == PROVIDER_LOCAL ? O2H_STATUS_LOCAL_NOTIME
+                                                  : O2H_STATUS_BRIDGE_NOTIME;
+}

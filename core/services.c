@@ -1,0 +1,243 @@
+#include "services.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "msg_internal.h"
+#include "names.h"
+#include "router.h"
+
+void services_init(service_table *t) { strmap_init(&t->by_name); }
+
+static void method_free(method *m) {
+    if (!m) return;
+    free(m->key);
+    free(m->typespec);
+    free(m);
+}
+
+static void free_methods(service *s) {
+    uint32_t pos = 0;
+    const char *key;
+    void *value;
+    while (strmap_next(&s->methods, &pos, &key, &value)) method_free(value);
+    strmap_fini(&s->methods);
+    method_free(s->whole);
+    s->whole = NULL;
+}
+
+static void service_destroy(service *s) {
+    free_methods(s);
+    for (uint32_t i = 0; i < s->n_providers; i++) free(s->providers[i].properties);
+    free(s->providers);
+    free(s->name);
+    free(s);
+}
+
+void services_fini(service_table *t) {
+    uint32_t pos = 0;
+    const char *key;
+    void *value;
+    while (strmap_next(&t->by_name, &pos, &key, &value)) service_destroy(value);
+    strmap_fini(&t->by_name);
+}
+
+service *services_find(const service_table *t, const char *name, size_t len) {
+    return strmap_getn(&t->by_name, name, len);
+}
+
+const char *provider_process(const o2h_router *r, const provider *p) {
+    /* Until remote processes exist, every provider is the local process's. */
+    (void)p;
+    return r->process_name;
+}
+
+static service *service_get_or_create(o2h_router *r, const char *name) {
+    service *s = strmap_get(&r->services.by_name, name);
+    if (s) return s;
+    s = calloc(1, sizeof *s);
+    if (!s || !(s->name = strdup(name))) {
+        free(s);
+        return NULL;
+    }
+    strmap_init(&s->methods);
+    if (strmap_put(&r->services.by_name, name, s) != 0) {
+        service_destroy(s);
+        return NULL;
+    }
+    return s;
+}
+
+static bool has_local_process_provider(const o2h_router *r, const service *s) {
+    for (uint32_t i = 0; i < s->n_providers; i++)
+        if (strcmp(provider_process(r, &s->providers[i]), r->process_name) == 0) return true;
+    return false;
+}
+
+/* O2's tie rule: the provider whose process name is greatest is active (index 0). */
+static void promote_best(const o2h_router *r, service *s) {
+    uint32_t best = 0;
+    for (uint32_t i = 1; i < s->n_providers; i++)
+        if (strcmp(provider_process(r, &s->providers[i]),
+                   provider_process(r, &s->providers[best])) > 0)
+            best = i;
+    if (best != 0) {
+        provider tmp = s->providers[0];
+        s->providers[0] = s->providers[best];
+        s->providers[best] = tmp;
+    }
+}
+
+static int insert_provider(o2h_router *r, service *s, provider p) {
+    if (s->n_providers == s->cap_providers) {
+        uint32_t cap = s->cap_providers ? s->cap_providers * 2 : 2;
+        provider *np = realloc(s->providers, cap * sizeof *np);
+        if (!np) return O2H_NO_MEMORY;
+        s->providers = np;
+        s->cap_providers = cap;
+    }
+    s->providers[s->n_providers++] = p;
+    promote_best(r, s);
+    return O2H_OK;
+}
+
+static int add_provider(o2h_router *r, const char *name, provider p) {
+    if (!names_valid_service(name)) return O2H_BAD_NAME;
+    bool existed = strmap_get(&r->services.by_name, name) != NULL;
+    service *s = service_get_or_create(r, name);
+    if (!s) return O2H_NO_MEMORY;
+    if (has_local_process_provider(r, s)) return O2H_SERVICE_EXISTS;
+    int rc = insert_provider(r, s, p);
+    if (rc != O2H_OK && !existed) {
+        strmap_remove(&r->services.by_name, name);
+        service_destroy(s);
+    }
+    return rc;
+}
+
+int services_add_local(o2h_router *r, const char *name, const char *properties) {
+    provider p = {.kind = PROVIDER_LOCAL};
+    if (properties && !(p.properties = strdup(properties))) return O2H_NO_MEMORY;
+    int rc = add_provider(r, name, p);
+    if (rc != O2H_OK) free(p.properties);
+    return rc;
+}
+
+int services_add_link(o2h_router *r, const char *name, o2h_link *link) {
+    return add_provider(r, name, (provider){.kind = PROVIDER_LINK, .link = link});
+}
+
+static void remove_provider_at(o2h_router *r, service *s, uint32_t i) {
+    if (s->providers[i].kind == PROVIDER_LOCAL) free_methods(s);
+    free(s->providers[i].properties);
+    s->providers[i] = s->providers[--s->n_providers];
+    /* If the active provider left, the greatest remaining takes over. */
+    if (i == 0) promote_best(r, s);
+    if (s->n_providers == 0) {
+        strmap_remove(&r->services.by_name, s->name);
+        service_destroy(s);
+    }
+}
+
+int services_remove(o2h_router *r, const char *name, provider_kind kind, o2h_link *link) {
+    service *s = strmap_get(&r->services.by_name, name);
+    if (!s) return O2H_NO_SERVICE;
+    for (uint32_t i = 0; i < s->n_providers; i++) {
+        if (s->providers[i].kind == kind && s->providers[i].link == link) {
+            remove_provider_at(r, s, i);
+            return O2H_OK;
+        }
+    }
+    return O2H_NO_SERVICE;
+}
+
+void services_remove_link_everywhere(o2h_router *r, o2h_link *link) {
+    /* Collect first: removing may delete services and rehash the table. */
+    uint32_t pos = 0, n = 0;
+    const char *key;
+    void *value;
+    char **names = calloc(r->services.by_name.count + 1, sizeof *names);
+    if (!names) return;
+    while (strmap_next(&r->services.by_name, &pos, &key, &value)) {
+        service *s = value;
+        for (uint32_t i = 0; i < s->n_providers; i++)
+            if (s->providers[i].kind == PROVIDER_LINK && s->providers[i].link == link)
+                names[n++] = strdup(s->name);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (names[i]) services_remove(r, names[i], PROVIDER_LINK, link);
+        free(names[i]);
+    }
+    free(names);
+}
+
+/* ---- methods ---- */
+
+static service *local_service_of_path(o2h_router *r, const char *path, const char **rest) {
+    const char *name;
+    size_t len;
+    if (!path || path[0] != '/' || !names_service_of(path, &name, &len)) return NULL;
+    service *s = services_find(&r->services, name, len);
+    if (!s) return NULL;
+    for (uint32_t i = 0; i < s->n_providers; i++) {
+        if (s->providers[i].kind == PROVIDER_LOCAL) {
+            *rest = name + len;
+            return s;
+        }
+    }
+    return NULL;
+}
+
+static bool valid_typespec(const char *t) {
+    for (; *t; t++)
+        if (!strchr("ihfdtsSbcmBTFNIv[]", *t)) return false;
+    return true;
+}
+
+int services_add_method(o2h_router *r, const char *path, const char *typespec,
+                        o2h_handler handler, void *user_data, bool coerce, bool parse) {
+    const char *rest;
+    if (!handler) return O2H_BAD_ARGS;
+    service *s = local_service_of_path(r, path, &rest);
+    if (!s) return O2H_NO_SERVICE;
+    if (names_has_pattern(rest)) return O2H_BAD_NAME;
+    if (typespec && !valid_typespec(typespec)) return O2H_BAD_TYPE;
+    method *m = calloc(1, sizeof *m);
+    if (!m) return O2H_NO_MEMORY;
+    *m = (method){.handler = handler, .user_data = user_data, .coerce = coerce, .parse = parse};
+    m->key = strdup(rest);
+    m->typespec = typespec ? strdup(typespec) : NULL;
+    m->n_types = typespec ? (uint32_t)strlen(typespec) : 0;
+    if (!m->key || (typespec && !m->typespec)) {
+        method_free(m);
+        return O2H_NO_MEMORY;
+    }
+    if (rest[0] == '\0') {
+        method_free(s->whole);
+        s->whole = m;
+        return O2H_OK;
+    }
+    method *old = strmap_get(&s->methods, rest);
+    if (strmap_put(&s->methods, rest, m) != 0) {
+        method_free(m);
+        return O2H_NO_MEMORY;
+    }
+    method_free(old);
+    return O2H_OK;
+}
+
+int services_remove_method(o2h_router *r, const char *path) {
+    const char *rest;
+    service *s = local_service_of_path(r, path, &rest);
+    if (!s) return O2H_NO_SERVICE;
+    if (rest[0] == '\0') {
+        if (!s->whole) return O2H_NOT_FOUND;
+        method_free(s->whole);
+        s->whole = NULL;
+        return O2H_OK;
+    }
+    method *m = strmap_remove(&s->methods, rest);
+    if (!m) return O2H_NOT_FOUND;
+    method_free(m);
+    return O2H_OK;
+}

@@ -1,0 +1,45 @@
+/* Loading plugins: find the shared object, check its ABI, call its lifecycle. */
+#ifndef O2H_LOADER_H
+#define O2H_LOADER_H
+
+#include <stdbool.h>
+#include <limits.h>
+
+#include "o2hub/plugin.h"
+
+struct o2h_plugin {
+    o2h_router *router;
+    void *dl;
+    const o2h_plugin_desc *desc;
+    o2h_plugin_lifecycle lifecycle;
+    o2h_transport_ops transport; /* zero-filled beyond the plugin's ops_size */
+    o2h_discovery_ops discovery;
+    void *instance;
+    char type[64];
+    char path[PATH_MAX];
+    bool required;
+    bool started;
+    struct o2h_plugin *next;
+};
+
+struct o2h_link {
+    o2h_plugin *plugin;
+    void *ctx;
+    char *description;
+};
+
+/**
+ * Find the shared object for `type` (or use `file` if given) in `dirs`,
+ * dlopen it and check its descriptor. On error returns NULL and fills *err
+ * naming the file and, for ABI problems, the expected and found versions.
+ */
+o2h_plugin *loader_open(o2h_router *r, const char *type, const char *file, const char *const *dirs,
+                        int n_dirs, o2h_error *err);
+
+/** Destroy the instance (if created) and dlclose. */
+void loader_close(o2h_plugin *p);
+
+/** The host table handed to every plugin (constant). */
+const o2h_host *host_table(void);
+
+#endif

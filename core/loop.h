@@ -1,0 +1,60 @@
+/*
+ * The event loop of one router: epoll for file descriptors, a binary heap of
+ * timers on CLOCK_MONOTONIC, and an eventfd for wake-ups from other threads
+ * (and signal handlers).
+ */
+#ifndef O2H_LOOP_H
+#define O2H_LOOP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "o2hub/plugin.h"
+
+typedef struct loop {
+    int epfd;
+    int wakefd;
+    int timerfd;         /* armed to the earliest timer: sub-millisecond precision */
+    uint64_t armed_ns;   /* deadline timerfd is armed for, 0 = disarmed */
+    struct o2h_timer **heap; /* min-heap by deadline */
+    uint32_t heap_len, heap_cap;
+    struct o2h_watch *dead_watches; /* removed during a poll, freed after it */
+    uint32_t n_watches;
+    bool in_poll;
+    atomic_bool wake_pending;
+} loop;
+
+/** Monotonic time in nanoseconds. */
+uint64_t loop_now_ns(void);
+
+int loop_init(loop *lp);
+/** Frees remaining watches' and timers' memory (does not close their fds). */
+void loop_fini(loop *lp);
+
+o2h_watch *loop_watch(loop *lp, int fd, unsigned events, o2h_fd_cb cb, void *ctx);
+int loop_watch_modify(o2h_watch *w, unsigned events);
+/** Safe from inside callbacks, including the watch's own. */
+void loop_watch_remove(o2h_watch *w);
+
+/**
+ * A timer firing after `delay_s` and then every `period_s` (if > 0). The
+ * handle stays valid until loop_timer_stop, even after a one-shot fired.
+ */
+o2h_timer *loop_timer_start(loop *lp, double delay_s, double period_s, o2h_timer_cb cb,
+                            void *ctx);
+/** Cancel and free; safe from inside callbacks, including the timer's own. */
+void loop_timer_stop(o2h_timer *t);
+
+/**
+ * Run due timers, wait up to `timeout_ms` (-1: no limit) for fds or a
+ * wake-up, dispatch them, run due timers again. Returns the number of
+ * callbacks run (wake-ups count one) or a negative error. *woken is set
+ * when the wake fd fired.
+ */
+int loop_poll(loop *lp, int timeout_ms, bool *woken);
+
+/** Wake a waiting loop_poll (thread-safe, async-signal-safe). */
+void loop_wake(loop *lp);
+
+#endif

@@ -1,0 +1,76 @@
+/* The router object: everything one O2 process owns. No globals anywhere. */
+#ifndef O2H_ROUTER_H
+#define O2H_ROUTER_H
+
+#include <stdatomic.h>
+
+#include "config.h"
+#include "loader.h"
+#include "loop.h"
+#include "o2hub/o2hub.h"
+#include "post_queue.h"
+#include "services.h"
+
+/* Messages queued while a handler runs: a bound so a handler that sends in a
+ * loop to itself cannot grow memory without limit. */
+#define PENDING_LIMIT 65536u
+
+struct o2h_router {
+    char ensemble[64];
+    char process_name[32]; /* "@pip:iip:port" once a network transport names it */
+    int log_level;
+    o2h_log_fn log;
+    void *log_ctx;
+    uint64_t t0_ns;
+
+    o2h_pool *pool;
+    o2h_builder *builder;  /* o2h_send_start's builder */
+    o2h_builder *vbuilder; /* o2h_send's, so it never clobbers a message being built */
+    loop lp;
+    post_queue posts;
+    atomic_bool stop_requested;
+
+    service_table services;
+    o2h_stats stats;
+
+    /* dispatch state */
+    int dispatch_depth;
+    o2h_msg *pending_head, *pending_tail;
+    uint32_t pending_count;
+    uint8_t *scratch; /* decoded vectors during a handler call */
+    size_t scratch_size;
+    o2h_arg *args;    /* argv storage during a handler call */
+    const o2h_arg **argv;
+    uint32_t args_cap;
+
+    /* plugins, in load order */
+    o2h_plugin *plugins;
+    char **plugin_dirs;
+    int n_plugin_dirs;
+    config_doc *doc; /* kept alive: plugins' cfgs point into it */
+    config_doc **extra_docs; /* one per o2h_router_add_plugin */
+    int n_extra_docs;
+    bool started;
+};
+
+/** Log one line through the router's sink. `origin` is "core" or a plugin name. */
+void router_log(const o2h_router *r, int level, const char *origin, const char *fmt, ...)
+    O2H_PRINTF(4, 5);
+void router_vlog(const o2h_router *r, int level, const char *origin, const char *fmt, va_list ap);
+
+/** Route one message (takes the reference): local methods, a link, or a counted drop. */
+int router_route(o2h_router *r, o2h_msg *msg);
+
+/** Deliver a message to the local provider of `svc` (borrows the message). */
+int dispatch_local(o2h_router *r, service *svc, const o2h_msg *msg);
+
+/** Release dispatch scratch memory. */
+void dispatch_fini(o2h_router *r);
+
+/** Deliver the posted messages from other threads. */
+void router_drain_posts(o2h_router *r);
+
+/** Fill *err with code and a formatted message (no location). */
+int error_set(o2h_error *err, int code, const char *fmt, ...) O2H_PRINTF(3, 4);
+
+#endif

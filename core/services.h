@@ -1,0 +1,72 @@
+/*
+ * The service table: service name -> providers (the active one first, chosen
+ * by O2's tie rule: greatest process name wins) and, for a service this
+ * router offers itself, its methods.
+ */
+#ifndef O2H_SERVICES_H
+#define O2H_SERVICES_H
+
+#include <stdbool.h>
+
+#include "o2hub/o2hub.h"
+#include "strmap.h"
+
+typedef enum provider_kind {
+    PROVIDER_LOCAL = 1, /* methods in this router */
+    PROVIDER_LINK = 2,  /* a transport link (peer process, bridge client, delegate) */
+} provider_kind;
+
+typedef struct provider {
+    provider_kind kind;
+    o2h_link *link;      /* PROVIDER_LINK only */
+    char *properties;    /* ";key:value;..." or NULL */
+} provider;
+
+typedef struct method {
+    char *key;           /* path after the service name: "" (whole service) or "/a/b" */
+    char *typespec;      /* NULL: any arguments */
+    uint32_t n_types;
+    o2h_handler handler;
+    void *user_data;
+    bool coerce;
+    bool parse;
+} method;
+
+typedef struct service {
+    char *name;
+    provider *providers; /* providers[0] is active */
+    uint32_t n_providers;
+    uint32_t cap_providers;
+    strmap methods;      /* key -> method*, only while a local provider exists */
+    method *whole;       /* handler for every message to the service, or NULL */
+} service;
+
+typedef struct service_table {
+    strmap by_name;
+} service_table;
+
+void services_init(service_table *t);
+void services_fini(service_table *t);
+
+service *services_find(const service_table *t, const char *name, size_t len);
+
+/** Offer `name` locally; O2H_SERVICE_EXISTS if a local-process provider exists. */
+int services_add_local(o2h_router *r, const char *name, const char *properties);
+
+/** Add a link as a provider (the local process's, for ties). */
+int services_add_link(o2h_router *r, const char *name, o2h_link *link);
+
+/** Remove a provider; the service disappears with its last provider. */
+int services_remove(o2h_router *r, const char *name, provider_kind kind, o2h_link *link);
+
+/** Remove `link` from every service it provides. */
+void services_remove_link_everywhere(o2h_router *r, o2h_link *link);
+
+int services_add_method(o2h_router *r, const char *path, const char *typespec,
+                        o2h_handler handler, void *user_data, bool coerce, bool parse);
+int services_remove_method(o2h_router *r, const char *path);
+
+/** The process name a provider counts as, for O2's tie rule. */
+const char *provider_process(const o2h_router *r, const provider *p);
+
+#endif
