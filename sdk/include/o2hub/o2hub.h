@@ -38,6 +38,7 @@ typedef struct o2h_router_options {
     o2h_log_fn log;           /**< NULL: lines go to stderr */
     void *log_ctx;
     uint32_t post_queue_limit; /**< bound on o2h_router_post's queue; 0 = 4096 */
+    bool log_level_fixed;      /**< true: a config file's "log_level" does not override log_level */
 } o2h_router_options;
 
 /**
