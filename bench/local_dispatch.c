@@ -7,7 +7,6 @@
  * executable: every allocation in the process is seen, the router's
  * included, not just the pool's own counter.
  */
-#define _GNU_SOURCE
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +34,9 @@ void *realloc(void *p, size_t n) {
     atomic_fetch_add_explicit(&allocations, 1, memory_order_relaxed);
     return __libc_realloc(p, n);
 }
-void free(void *p) { __libc_free(p); }
+void free(void *p) {
+    __libc_free(p);
+}
 
 static double now_s(void) {
     struct timespec ts;
@@ -71,11 +72,13 @@ int main(int argc, char **argv) {
     o2h_service_new(r, "bench");
     o2h_method_new(r, "/bench/x", "ifs", on_msg, &s, false, true);
 
-    for (int i = 0; i < 1000; i++) send_one(r, i); /* warm the pool and buffers */
+    for (int i = 0; i < 1000; i++)
+        send_one(r, i); /* warm the pool and buffers */
     unsigned long long allocs_before = atomic_load(&allocations);
     long count_before = s.count;
     double t0 = now_s();
-    for (long i = 0; i < n; i++) send_one(r, (int32_t)i);
+    for (long i = 0; i < n; i++)
+        send_one(r, (int32_t)i);
     double elapsed = now_s() - t0;
     unsigned long long allocs = atomic_load(&allocations) - allocs_before;
     long delivered = s.count - count_before;

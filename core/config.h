@@ -46,10 +46,10 @@ typedef struct config_service {
 
 /** The router-level settings of a config file. Strings point into the doc. */
 typedef struct router_config {
-    const char *ensemble;      /* required */
-    int log_level;             /* -1 when absent */
+    const char *ensemble; /* required */
+    int log_level;        /* -1 when absent */
     bool clock_reference;
-    const char **plugin_path;  /* resolved against the config file's folder */
+    const char **plugin_path; /* resolved against the config file's folder */
     int n_plugin_path;
     config_plugin *plugins;
     int n_plugins;
@@ -92,8 +92,7 @@ int config_cfg_array_len(const o2h_cfg *cfg, const char *key);
 const o2h_cfg *config_cfg_array_item(const o2h_cfg *cfg, const char *key, int index);
 const char *config_cfg_as_string(const o2h_cfg *cfg);
 int config_cfg_verror(const o2h_cfg *cfg, const char *key, const char *fmt, va_list ap);
-int config_cfg_error(const o2h_cfg *cfg, const char *key, const char *fmt, ...)
-    O2H_PRINTF(3, 4);
+int config_cfg_error(const o2h_cfg *cfg, const char *key, const char *fmt, ...) O2H_PRINTF(3, 4);
 
 /**
  * Find the position of `key_path` ("a.b[2].c"; "" = the root value) in JSON

@@ -177,8 +177,7 @@ int router_route(o2h_router *r, o2h_msg *msg) {
         service *svc = services_find(&r->services, name, len);
         if (!svc) {
             r->stats.dropped_no_service++;
-            router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: no service",
-                       o2h_msg_address(msg));
+            router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: no service", o2h_msg_address(msg));
             rc = O2H_NO_SERVICE;
         } else if (o2h_msg_is_bundle(msg) && svc->providers[0].kind == PROVIDER_LOCAL) {
             rc = route_bundle(r, msg);

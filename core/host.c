@@ -60,7 +60,9 @@ static o2h_timer *host_timer_start(o2h_plugin *self, double delay, double period
     return loop_timer_start(&self->router->lp, delay, period, cb, ctx);
 }
 
-static double host_local_time(o2h_plugin *self) { return o2h_local_time(self->router); }
+static double host_local_time(o2h_plugin *self) {
+    return o2h_local_time(self->router);
+}
 
 static o2h_link *host_link_new(o2h_plugin *self, void *link_ctx, const char *description) {
     o2h_link *l = calloc(1, sizeof *l);
@@ -91,7 +93,9 @@ static int host_service_remove_link(o2h_plugin *self, const char *name, o2h_link
     return services_remove(self->router, name, PROVIDER_LINK, link);
 }
 
-static const char *host_ensemble(o2h_plugin *self) { return self->router->ensemble; }
+static const char *host_ensemble(o2h_plugin *self) {
+    return self->router->ensemble;
+}
 
 static const o2h_host the_host = {
     .abi_major = O2H_ABI_MAJOR,
@@ -152,4 +156,6 @@ static const o2h_host the_host = {
     .ensemble = host_ensemble,
 };
 
-const o2h_host *host_table(void) { return &the_host; }
+const o2h_host *host_table(void) {
+    return &the_host;
+}

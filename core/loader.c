@@ -49,11 +49,11 @@ static int find_plugin(const char *type, const char *const *dirs, int n_dirs, ch
         const char *dir = i < n_dirs ? dirs[i] : O2H_PLUGIN_INSTALL_DIR;
         if (find_in_dir(dir, type, out, size)) return O2H_OK;
         if (used < sizeof searched)
-            used += (size_t)snprintf(searched + used, sizeof searched - used, "%s%s",
-                                     i ? ", " : "", dir);
+            used += (size_t)snprintf(searched + used, sizeof searched - used, "%s%s", i ? ", " : "",
+                                     dir);
     }
-    return error_set(err, O2H_PLUGIN_NOT_FOUND,
-                     "plugin \"%s\" not found: no o2hub_%s.so in %s", type, type, searched);
+    return error_set(err, O2H_PLUGIN_NOT_FOUND, "plugin \"%s\" not found: no o2hub_%s.so in %s",
+                     type, type, searched);
 }
 
 static int check_abi(const o2h_plugin_desc *d, const char *path, o2h_error *err) {
@@ -81,16 +81,14 @@ static int check_kind(const o2h_plugin_desc *d, const char *path, o2h_error *err
     case O2H_PLUGIN_DISCOVERY: need = DISCOVERY_OPS_SIZE_1_0; break;
     case O2H_PLUGIN_EXTENSION: need = 0; break;
     default:
-        return error_set(err, O2H_PLUGIN_INVALID, "%s: unknown plugin kind %d", path,
-                         (int)d->kind);
+        return error_set(err, O2H_PLUGIN_INVALID, "%s: unknown plugin kind %d", path, (int)d->kind);
     }
     if (need && (!d->ops || d->ops_size < need))
         return error_set(err, O2H_PLUGIN_ABI,
                          "%s: operations table is %u bytes, ABI %d.%d needs at least %zu", path,
                          d->ops ? d->ops_size : 0, O2H_ABI_MAJOR, O2H_ABI_MINOR, need);
     if (!d->lifecycle.create || !d->lifecycle.destroy)
-        return error_set(err, O2H_PLUGIN_INVALID, "%s: plugin has no create() or destroy()",
-                         path);
+        return error_set(err, O2H_PLUGIN_INVALID, "%s: plugin has no create() or destroy()", path);
     if (!d->name)
         return error_set(err, O2H_PLUGIN_INVALID, "%s: plugin descriptor has no name", path);
     return O2H_OK;
@@ -106,7 +104,8 @@ static const o2h_plugin_desc *resolve_entry(void *dl, const char *path, o2h_erro
     o2h_plugin_entry_fn entry;
     memcpy(&entry, &sym, sizeof entry); /* object -> function pointer without a cast warning */
     const o2h_plugin_desc *d = entry();
-    if (!d) error_set(err, O2H_PLUGIN_INVALID, "%s: %s() returned NULL", path, O2H_PLUGIN_ENTRY_NAME);
+    if (!d)
+        error_set(err, O2H_PLUGIN_INVALID, "%s: %s() returned NULL", path, O2H_PLUGIN_ENTRY_NAME);
     return d;
 }
 
@@ -150,8 +149,8 @@ o2h_plugin *loader_open(o2h_router *r, const char *type, const char *file, const
         return NULL;
     }
     if (strcmp(d->name, type) != 0) {
-        error_set(err, O2H_PLUGIN_INVALID, "%s: plugin calls itself \"%s\", config asked for \"%s\"",
-                  path, d->name, type);
+        error_set(err, O2H_PLUGIN_INVALID,
+                  "%s: plugin calls itself \"%s\", config asked for \"%s\"", path, d->name, type);
         dlclose(dl);
         return NULL;
     }

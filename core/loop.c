@@ -72,7 +72,8 @@ static void free_dead_watches(loop *lp) {
 }
 
 void loop_fini(loop *lp) {
-    for (uint32_t i = 0; i < lp->heap_len; i++) free(lp->heap[i]);
+    for (uint32_t i = 0; i < lp->heap_len; i++)
+        free(lp->heap[i]);
     free(lp->heap);
     lp->heap = NULL;
     lp->heap_len = lp->heap_cap = 0;
@@ -174,10 +175,11 @@ static void heap_remove(loop *lp, o2h_timer *t) {
     heap_down(lp, (uint32_t)last->heap_index);
 }
 
-static uint64_t seconds_to_ns(double s) { return s <= 0 ? 0 : (uint64_t)(s * 1e9 + 0.5); }
+static uint64_t seconds_to_ns(double s) {
+    return s <= 0 ? 0 : (uint64_t)(s * 1e9 + 0.5);
+}
 
-o2h_timer *loop_timer_start(loop *lp, double delay_s, double period_s, o2h_timer_cb cb,
-                            void *ctx) {
+o2h_timer *loop_timer_start(loop *lp, double delay_s, double period_s, o2h_timer_cb cb, void *ctx) {
     o2h_timer *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     *t = (o2h_timer){.lp = lp,

@@ -15,8 +15,8 @@
 typedef struct loop {
     int epfd;
     int wakefd;
-    int timerfd;         /* armed to the earliest timer: sub-millisecond precision */
-    uint64_t armed_ns;   /* deadline timerfd is armed for, 0 = disarmed */
+    int timerfd;             /* armed to the earliest timer: sub-millisecond precision */
+    uint64_t armed_ns;       /* deadline timerfd is armed for, 0 = disarmed */
     struct o2h_timer **heap; /* min-heap by deadline */
     uint32_t heap_len, heap_cap;
     struct o2h_watch *dead_watches; /* removed during a poll, freed after it */
@@ -41,8 +41,7 @@ void loop_watch_remove(o2h_watch *w);
  * A timer firing after `delay_s` and then every `period_s` (if > 0). The
  * handle stays valid until loop_timer_stop, even after a one-shot fired.
  */
-o2h_timer *loop_timer_start(loop *lp, double delay_s, double period_s, o2h_timer_cb cb,
-                            void *ctx);
+o2h_timer *loop_timer_start(loop *lp, double delay_s, double period_s, o2h_timer_cb cb, void *ctx);
 /** Cancel and free; safe from inside callbacks, including the timer's own. */
 void loop_timer_stop(o2h_timer *t);
 

@@ -13,7 +13,9 @@ bool names_valid_ensemble(const char *name) {
     return true;
 }
 
-bool names_has_pattern(const char *s) { return strpbrk(s, "*?[]{}") != NULL; }
+bool names_has_pattern(const char *s) {
+    return strpbrk(s, "*?[]{}") != NULL;
+}
 
 bool names_valid_service(const char *name) {
     size_t n = name ? strlen(name) : 0;

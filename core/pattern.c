@@ -13,7 +13,9 @@
 #define MAX_BRACE_DEPTH 4
 
 /* Length of a node: up to '/' or the end. */
-static size_t node_len(const char *s) { return strcspn(s, "/"); }
+static size_t node_len(const char *s) {
+    return strcspn(s, "/");
+}
 
 /* Does c fall in the class starting after '['? Sets *end past ']'. False on malformed. */
 static bool class_matches(const char *p, const char *pend, char c, const char **end, bool *ok) {

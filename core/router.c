@@ -9,7 +9,9 @@
 
 #define DEFAULT_POST_LIMIT 4096u
 
-const char *o2h_version_string(void) { return O2H_VERSION_STRING; }
+const char *o2h_version_string(void) {
+    return O2H_VERSION_STRING;
+}
 
 o2h_router *o2h_router_new(const o2h_router_options *opts, o2h_error *err) {
     o2h_router_options o = {0};
@@ -70,7 +72,8 @@ static void add_env_plugin_dirs(o2h_router *r) {
 
 static void append_plugin(o2h_router *r, o2h_plugin *p) {
     o2h_plugin **tail = &r->plugins;
-    while (*tail) tail = &(*tail)->next;
+    while (*tail)
+        tail = &(*tail)->next;
     *tail = p;
 }
 
@@ -86,9 +89,9 @@ static int load_plugin(o2h_router *r, config_doc *doc, const config_plugin *cp, 
     if (p) {
         p->required = cp->required;
         rc = p->lifecycle.create(host_table(), p, cp->cfg, &p->instance);
+        /* Keys the plugin did not read are unknown keys (only checked when it read the rest). */
+        if (rc == O2H_OK) config_cfg_check_unread(cp->cfg);
         int cfg_rc = config_doc_take_error(doc, err);
-        if (cfg_rc == O2H_OK && rc == O2H_OK) cfg_rc = config_cfg_check_unread(cp->cfg);
-        if (cfg_rc == O2H_OK) cfg_rc = config_doc_take_error(doc, err);
         if (cfg_rc != O2H_OK) {
             loader_close(p);
             return cfg_rc;
@@ -110,8 +113,8 @@ static int load_plugin(o2h_router *r, config_doc *doc, const config_plugin *cp, 
         *err = why;
         return rc;
     }
-    router_log(r, O2H_LOG_WARN, "core", "optional plugin \"%s\" not loaded, going on without it: %s",
-               cp->type, why.message);
+    router_log(r, O2H_LOG_WARN, "core",
+               "optional plugin \"%s\" not loaded, going on without it: %s", cp->type, why.message);
     return O2H_OK;
 }
 
@@ -216,7 +219,8 @@ int o2h_router_add_plugin(o2h_router *r, const char *kind_key, const char *type,
     docs[r->n_extra_docs++] = doc;
     if (r->started) {
         o2h_plugin *p = r->plugins;
-        while (p && p->next) p = p->next;
+        while (p && p->next)
+            p = p->next;
         if (p) rc = start_plugin(r, p);
     }
     return rc;
@@ -264,7 +268,9 @@ void o2h_router_stop(o2h_router *r) {
     loop_wake(&r->lp);
 }
 
-void o2h_router_wake(o2h_router *r) { loop_wake(&r->lp); }
+void o2h_router_wake(o2h_router *r) {
+    loop_wake(&r->lp);
+}
 
 int o2h_router_post(o2h_router *r, o2h_msg *msg) {
     if (!msg) return O2H_BAD_ARGS;
@@ -273,7 +279,9 @@ int o2h_router_post(o2h_router *r, o2h_msg *msg) {
     return O2H_OK;
 }
 
-int o2h_router_fd(const o2h_router *r) { return r->lp.epfd; }
+int o2h_router_fd(const o2h_router *r) {
+    return r->lp.epfd;
+}
 
 static void stop_plugins_reversed(o2h_plugin *p) {
     if (!p) return;
@@ -303,19 +311,29 @@ void o2h_router_free(o2h_router *r) {
     o2h_builder_free(r->builder);
     o2h_builder_free(r->vbuilder);
     o2h_pool_free(r->pool);
-    for (int i = 0; i < r->n_plugin_dirs; i++) free(r->plugin_dirs[i]);
+    for (int i = 0; i < r->n_plugin_dirs; i++)
+        free(r->plugin_dirs[i]);
     free(r->plugin_dirs);
     config_doc_free(r->doc);
-    for (int i = 0; i < r->n_extra_docs; i++) config_doc_free(r->extra_docs[i]);
+    for (int i = 0; i < r->n_extra_docs; i++)
+        config_doc_free(r->extra_docs[i]);
     free(r->extra_docs);
     free(r);
 }
 
-const char *o2h_router_ensemble(const o2h_router *r) { return r->ensemble; }
-o2h_pool *o2h_router_pool(o2h_router *r) { return r->pool; }
-void o2h_router_set_log_level(o2h_router *r, int level) { r->log_level = level; }
+const char *o2h_router_ensemble(const o2h_router *r) {
+    return r->ensemble;
+}
+o2h_pool *o2h_router_pool(o2h_router *r) {
+    return r->pool;
+}
+void o2h_router_set_log_level(o2h_router *r, int level) {
+    r->log_level = level;
+}
 
-double o2h_local_time(const o2h_router *r) { return (double)(loop_now_ns() - r->t0_ns) * 1e-9; }
+double o2h_local_time(const o2h_router *r) {
+    return (double)(loop_now_ns() - r->t0_ns) * 1e-9;
+}
 
 void o2h_router_get_stats(const o2h_router *r, o2h_stats *stats) {
     o2h_stats s = r->stats;
@@ -328,7 +346,9 @@ void o2h_router_get_stats(const o2h_router *r, o2h_stats *stats) {
 
 /* ---- services and methods ---- */
 
-int o2h_service_new(o2h_router *r, const char *name) { return services_add_local(r, name, NULL); }
+int o2h_service_new(o2h_router *r, const char *name) {
+    return services_add_local(r, name, NULL);
+}
 
 int o2h_service_free(o2h_router *r, const char *name) {
     return services_remove(r, name, PROVIDER_LOCAL, NULL);
@@ -339,7 +359,9 @@ int o2h_method_new(o2h_router *r, const char *path, const char *typespec, o2h_ha
     return services_add_method(r, path, typespec, handler, user_data, coerce, parse);
 }
 
-int o2h_method_free(o2h_router *r, const char *path) { return services_remove_method(r, path); }
+int o2h_method_free(o2h_router *r, const char *path) {
+    return services_remove_method(r, path);
+}
 
 int o2h_status(o2h_router *r, const char *name) {
     service *s = services_find(&r->services, name, strlen(name));

@@ -39,7 +39,7 @@ struct o2h_router {
     uint32_t pending_count;
     uint8_t *scratch; /* decoded vectors during a handler call */
     size_t scratch_size;
-    o2h_arg *args;    /* argv storage during a handler call */
+    o2h_arg *args; /* argv storage during a handler call */
     const o2h_arg **argv;
     uint32_t args_cap;
 
@@ -47,7 +47,7 @@ struct o2h_router {
     o2h_plugin *plugins;
     char **plugin_dirs;
     int n_plugin_dirs;
-    config_doc *doc; /* kept alive: plugins' cfgs point into it */
+    config_doc *doc;         /* kept alive: plugins' cfgs point into it */
     config_doc **extra_docs; /* one per o2h_router_add_plugin */
     int n_extra_docs;
     bool started;

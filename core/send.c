@@ -38,7 +38,8 @@ int o2h_send_msg(o2h_router *r, o2h_msg *msg) {
     }
     int rc = router_route(r, msg);
     o2h_msg *next;
-    while ((next = pending_pop(r))) router_route(r, next);
+    while ((next = pending_pop(r)))
+        router_route(r, next);
     return rc;
 }
 
@@ -66,14 +67,15 @@ static int add_vararg(o2h_builder *b, char type, va_list *ap) {
     }
 }
 
-int o2h_sendv(o2h_router *r, const char *address, double time, uint32_t flags,
-              const char *types, va_list ap) {
+int o2h_sendv(o2h_router *r, const char *address, double time, uint32_t flags, const char *types,
+              va_list ap) {
     o2h_builder *b = r->vbuilder;
     o2h_builder_start(b);
     va_list args;
     va_copy(args, ap);
     int rc = O2H_OK;
-    for (const char *t = types ? types : ""; *t && rc == O2H_OK; t++) rc = add_vararg(b, *t, &args);
+    for (const char *t = types ? types : ""; *t && rc == O2H_OK; t++)
+        rc = add_vararg(b, *t, &args);
     va_end(args);
     if (rc != O2H_OK) return rc;
     o2h_msg *msg = o2h_builder_finish(b, time, address, flags);

@@ -7,7 +7,9 @@
 #include "names.h"
 #include "router.h"
 
-void services_init(service_table *t) { strmap_init(&t->by_name); }
+void services_init(service_table *t) {
+    strmap_init(&t->by_name);
+}
 
 static void method_free(method *m) {
     if (!m) return;
@@ -20,7 +22,8 @@ static void free_methods(service *s) {
     uint32_t pos = 0;
     const char *key;
     void *value;
-    while (strmap_next(&s->methods, &pos, &key, &value)) method_free(value);
+    while (strmap_next(&s->methods, &pos, &key, &value))
+        method_free(value);
     strmap_fini(&s->methods);
     method_free(s->whole);
     s->whole = NULL;
@@ -28,7 +31,8 @@ static void free_methods(service *s) {
 
 static void service_destroy(service *s) {
     free_methods(s);
-    for (uint32_t i = 0; i < s->n_providers; i++) free(s->providers[i].properties);
+    for (uint32_t i = 0; i < s->n_providers; i++)
+        free(s->providers[i].properties);
     free(s->providers);
     free(s->name);
     free(s);
@@ -38,7 +42,8 @@ void services_fini(service_table *t) {
     uint32_t pos = 0;
     const char *key;
     void *value;
-    while (strmap_next(&t->by_name, &pos, &key, &value)) service_destroy(value);
+    while (strmap_next(&t->by_name, &pos, &key, &value))
+        service_destroy(value);
     strmap_fini(&t->by_name);
 }
 
@@ -194,8 +199,8 @@ static bool valid_typespec(const char *t) {
     return true;
 }
 
-int services_add_method(o2h_router *r, const char *path, const char *typespec,
-                        o2h_handler handler, void *user_data, bool coerce, bool parse) {
+int services_add_method(o2h_router *r, const char *path, const char *typespec, o2h_handler handler,
+                        void *user_data, bool coerce, bool parse) {
     const char *rest;
     if (!handler) return O2H_BAD_ARGS;
     service *s = local_service_of_path(r, path, &rest);

@@ -18,13 +18,13 @@ typedef enum provider_kind {
 
 typedef struct provider {
     provider_kind kind;
-    o2h_link *link;      /* PROVIDER_LINK only */
-    char *properties;    /* ";key:value;..." or NULL */
+    o2h_link *link;   /* PROVIDER_LINK only */
+    char *properties; /* ";key:value;..." or NULL */
 } provider;
 
 typedef struct method {
-    char *key;           /* path after the service name: "" (whole service) or "/a/b" */
-    char *typespec;      /* NULL: any arguments */
+    char *key;      /* path after the service name: "" (whole service) or "/a/b" */
+    char *typespec; /* NULL: any arguments */
     uint32_t n_types;
     o2h_handler handler;
     void *user_data;
@@ -37,8 +37,8 @@ typedef struct service {
     provider *providers; /* providers[0] is active */
     uint32_t n_providers;
     uint32_t cap_providers;
-    strmap methods;      /* key -> method*, only while a local provider exists */
-    method *whole;       /* handler for every message to the service, or NULL */
+    strmap methods; /* key -> method*, only while a local provider exists */
+    method *whole;  /* handler for every message to the service, or NULL */
 } service;
 
 typedef struct service_table {
@@ -62,8 +62,8 @@ int services_remove(o2h_router *r, const char *name, provider_kind kind, o2h_lin
 /** Remove `link` from every service it provides. */
 void services_remove_link_everywhere(o2h_router *r, o2h_link *link);
 
-int services_add_method(o2h_router *r, const char *path, const char *typespec,
-                        o2h_handler handler, void *user_data, bool coerce, bool parse);
+int services_add_method(o2h_router *r, const char *path, const char *typespec, o2h_handler handler,
+                        void *user_data, bool coerce, bool parse);
 int services_remove_method(o2h_router *r, const char *path);
 
 /** The process name a provider counts as, for O2's tie rule. */

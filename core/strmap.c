@@ -7,7 +7,9 @@
 static const char tombstone_marker;
 #define STRMAP_TOMBSTONE ((char *)(uintptr_t)&tombstone_marker)
 
-void strmap_init(strmap *m) { memset(m, 0, sizeof *m); }
+void strmap_init(strmap *m) {
+    memset(m, 0, sizeof *m);
+}
 
 void strmap_fini(strmap *m) {
     for (uint32_t i = 0; i < m->capacity; i++) {
@@ -48,7 +50,8 @@ void *strmap_getn(const strmap *m, const char *key, size_t len) {
 static void insert_fresh(strmap_slot *slots, uint32_t capacity, strmap_slot item) {
     uint32_t mask = capacity - 1;
     uint32_t i = (uint32_t)item.hash & mask;
-    while (slots[i].key && slots[i].key != STRMAP_TOMBSTONE) i = (i + 1) & mask;
+    while (slots[i].key && slots[i].key != STRMAP_TOMBSTONE)
+        i = (i + 1) & mask;
     slots[i] = item;
 }
 
@@ -84,7 +87,8 @@ int strmap_put(strmap *m, const char *key, void *value) {
     /* Reuse the first tombstone on the probe path, else the empty slot. */
     uint32_t mask = m->capacity - 1;
     uint32_t i = (uint32_t)h & mask;
-    while (m->slots[i].key && m->slots[i].key != STRMAP_TOMBSTONE) i = (i + 1) & mask;
+    while (m->slots[i].key && m->slots[i].key != STRMAP_TOMBSTONE)
+        i = (i + 1) & mask;
     if (m->slots[i].key == STRMAP_TOMBSTONE) m->tombstones--;
     m->slots[i] = (strmap_slot){.key = copy, .value = value, .hash = h, .key_len = len};
     m->count++;

@@ -49,11 +49,13 @@ typedef struct options {
 } options;
 
 static int parse_args(int argc, char **argv, options *o) {
-    static const struct option longs[] = {
-        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'n'},
-        {"log-level", required_argument, NULL, 'l'}, {"plugin-dir", required_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"config", required_argument, NULL, 'c'},
+                                          {"check", no_argument, NULL, 'n'},
+                                          {"log-level", required_argument, NULL, 'l'},
+                                          {"plugin-dir", required_argument, NULL, 'p'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {"version", no_argument, NULL, 'V'},
+                                          {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "c:nl:p:hV", longs, NULL)) != -1) {
         switch (c) {

@@ -25,16 +25,15 @@ static void on_greet(o2h_router *r, const o2h_msg *msg, const char *types,
 }
 
 /* "/hello/add" takes a float; ints and doubles are coerced to it. */
-static void on_add(o2h_router *r, const o2h_msg *msg, const char *types,
-                   const o2h_arg *const *argv, int argc, void *user_data) {
+static void on_add(o2h_router *r, const o2h_msg *msg, const char *types, const o2h_arg *const *argv,
+                   int argc, void *user_data) {
     app *a = user_data;
     a->total += argv[0]->f;
 }
 
 int main(void) {
-    o2h_router_options opts = {.struct_size = sizeof opts,
-                               .ensemble = "embed-demo",
-                               .log_level = O2H_LOG_WARN};
+    o2h_router_options opts = {
+        .struct_size = sizeof opts, .ensemble = "embed-demo", .log_level = O2H_LOG_WARN};
     o2h_error err;
     o2h_router *r = o2h_router_new(&opts, &err);
     if (!r) {
@@ -59,7 +58,8 @@ int main(void) {
     o2h_send_finish(r, 0, "/hello/greet", false);
 
     /* Poll (with a bound) the way a program with its own main loop would. */
-    for (int i = 0; i < 100 && a.greetings < 3; i++) o2h_router_poll(r, 10);
+    for (int i = 0; i < 100 && a.greetings < 3; i++)
+        o2h_router_poll(r, 10);
 
     printf("greetings: %d, total: %.1f\n", a.greetings, a.total);
     int ok = a.greetings == 3 && a.total == 12.0;

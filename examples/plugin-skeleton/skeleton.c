@@ -92,7 +92,8 @@ static int skeleton_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg
     const char *bind_host;
     int64_t port;
     int rc = host->cfg_string(cfg, "host", "127.0.0.1", &bind_host);
-    if (rc == O2H_CONFIG_ERROR || host->cfg_int(cfg, "port", 0, 0, 65535, &port) == O2H_CONFIG_ERROR)
+    if (rc == O2H_CONFIG_ERROR ||
+        host->cfg_int(cfg, "port", 0, 0, 65535, &port) == O2H_CONFIG_ERROR)
         goto fail;
     if (parse_ipv4(bind_host, (int)port, &sk->bind_addr) != O2H_OK) {
         host->cfg_error(cfg, "host", "\"%s\" is not an IPv4 address", bind_host);
@@ -211,4 +212,6 @@ static const o2h_plugin_desc skeleton_desc = {
 };
 
 O2H_PLUGIN_EXPORT const o2h_plugin_desc *o2hub_plugin_entry(void);
-O2H_PLUGIN_EXPORT const o2h_plugin_desc *o2hub_plugin_entry(void) { return &skeleton_desc; }
+O2H_PLUGIN_EXPORT const o2h_plugin_desc *o2hub_plugin_entry(void) {
+    return &skeleton_desc;
+}

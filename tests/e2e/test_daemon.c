@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <o2hub/o2hub.h>
+#include <o2hub/plugin.h>
 
 typedef struct daemon_proc {
     pid_t pid;
@@ -39,6 +40,7 @@ static void spawn(daemon_proc *d, const char *const *args) {
     d->pid = fork();
     cr_assert_geq(d->pid, 0);
     if (d->pid == 0) {
+        dup2(pipefd[1], 1); /* keep the TAP stream on our stdout clean */
         dup2(pipefd[1], 2);
         close(pipefd[0]);
         close(pipefd[1]);
@@ -191,8 +193,8 @@ Test(daemon, plugin_with_newer_abi_is_refused_and_the_router_goes_on) {
     uint16_t sink_port;
     int sink = udp_bound(&sink_port);
     daemon_proc d;
-    unsigned port = start_skeleton_daemon(&d, sink_port,
-                                          "{\"type\": \"abinext\", \"required\": false}, ");
+    unsigned port =
+        start_skeleton_daemon(&d, sink_port, "{\"type\": \"abinext\", \"required\": false}, ");
     char want[64];
     snprintf(want, sizeof want, "built for plugin ABI %d.%d", O2H_ABI_MAJOR + 1, O2H_ABI_MINOR);
     cr_assert(strstr(d.log, want), "log:\n%s", d.log);
@@ -230,8 +232,9 @@ Test(daemon, check_reports_line_7_with_the_key_path) {
 }
 
 Test(daemon, check_accepts_the_example_config) {
-    const char *args[] = {"o2hub", "--config", EXAMPLES_DIR "/router.json", "--check",
-                          "--plugin-dir", SKELETON_PLUGIN_DIR, NULL};
+    const char *args[] = {"o2hub",   "--config",     EXAMPLES_DIR "/router.json",
+                          "--check", "--plugin-dir", SKELETON_PLUGIN_DIR,
+                          NULL};
     daemon_proc d;
     spawn(&d, args);
     cr_assert_eq(wait_exit(&d, 10), 0, "log:\n%s", d.log);
@@ -250,4 +253,5 @@ Test(daemon, usage_errors_and_version) {
     const char *version[] = {"o2hub", "--version", NULL};
     spawn(&d, version);
     cr_assert_eq(wait_exit(&d, 10), 0);
+    cr_assert(strstr(d.log, "o2hub 0.1.0"), "log:\n%s", d.log);
 }

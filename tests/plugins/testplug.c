@@ -40,8 +40,12 @@ static int probe_start(void *instance) {
     return O2H_OK;
 }
 
-static void probe_stop(void *instance) { (void)instance; }
-static void probe_destroy(void *instance) { free(instance); }
+static void probe_stop(void *instance) {
+    (void)instance;
+}
+static void probe_destroy(void *instance) {
+    free(instance);
+}
 
 static int probe_send(void *instance, void *link_ctx, o2h_msg *msg) {
     (void)instance;
@@ -84,8 +88,12 @@ static const o2h_plugin_desc probe_desc = {
 #ifdef VARIANT_NO_ENTRY
 /* Exports something, but not the entry symbol. */
 O2H_PLUGIN_EXPORT const o2h_plugin_desc *not_the_entry(void);
-O2H_PLUGIN_EXPORT const o2h_plugin_desc *not_the_entry(void) { return &probe_desc; }
+O2H_PLUGIN_EXPORT const o2h_plugin_desc *not_the_entry(void) {
+    return &probe_desc;
+}
 #else
 O2H_PLUGIN_EXPORT const o2h_plugin_desc *o2hub_plugin_entry(void);
-O2H_PLUGIN_EXPORT const o2h_plugin_desc *o2hub_plugin_entry(void) { return &probe_desc; }
+O2H_PLUGIN_EXPORT const o2h_plugin_desc *o2hub_plugin_entry(void) {
+    return &probe_desc;
+}
 #endif

@@ -1,5 +1,6 @@
 /* Local dispatch: services, methods, patterns, typespecs, coercion, re-entrancy. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <o2hub/o2hub.h>

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <o2hub/o2hub.h>
+#include <o2hub/plugin.h>
 
 typedef struct log_capture {
     char text[8192];
@@ -142,7 +143,8 @@ Test(loader, explicit_file_path_is_used) {
     o2h_router *r = router_with(entry, NULL, &err);
     cr_assert_not_null(r, "%s", err.message);
     o2h_router_free(r);
-    cr_assert_null(router_with("{\"type\": \"probe\", \"file\": \"/nonexistent/x.so\"}", NULL, &err));
+    cr_assert_null(
+        router_with("{\"type\": \"probe\", \"file\": \"/nonexistent/x.so\"}", NULL, &err));
     cr_assert_eq(err.code, O2H_PLUGIN_NOT_FOUND);
     cr_assert(strstr(err.message, "/nonexistent/x.so"), "%s", err.message);
 }
@@ -232,7 +234,8 @@ Test(loader, skeleton_forwards_and_receives) {
     cr_assert_eq(sendto(sink, m->data, m->length, 0, (struct sockaddr *)&to, sizeof to),
                  (ssize_t)m->length);
     o2h_msg_unref(m);
-    for (int i = 0; i < 200 && value == 0; i++) o2h_router_poll(r, 10);
+    for (int i = 0; i < 200 && value == 0; i++)
+        o2h_router_poll(r, 10);
     cr_assert_eq(value, 99);
     o2h_stats st = {.struct_size = sizeof st};
     o2h_router_get_stats(r, &st);

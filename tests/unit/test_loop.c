@@ -12,10 +12,13 @@
 static void poll_until(loop *lp, const int *flag, int want, double limit_s) {
     uint64_t end = loop_now_ns() + (uint64_t)(limit_s * 1e9);
     bool woken;
-    while (*flag < want && loop_now_ns() < end) loop_poll(lp, 10, &woken);
+    while (*flag < want && loop_now_ns() < end)
+        loop_poll(lp, 10, &woken);
 }
 
-static void count_cb(void *ctx) { (*(int *)ctx)++; }
+static void count_cb(void *ctx) {
+    (*(int *)ctx)++;
+}
 
 Test(loop, one_shot_timer_fires_once_after_its_delay) {
     loop lp;
@@ -75,9 +78,18 @@ typedef struct order {
     char seq[8];
     int n;
 } order;
-static void mark_a(void *c) { order *o = c; o->seq[o->n++] = 'a'; }
-static void mark_b(void *c) { order *o = c; o->seq[o->n++] = 'b'; }
-static void mark_c(void *c) { order *o = c; o->seq[o->n++] = 'c'; }
+static void mark_a(void *c) {
+    order *o = c;
+    o->seq[o->n++] = 'a';
+}
+static void mark_b(void *c) {
+    order *o = c;
+    o->seq[o->n++] = 'b';
+}
+static void mark_c(void *c) {
+    order *o = c;
+    o->seq[o->n++] = 'c';
+}
 
 Test(loop, timers_fire_in_deadline_order) {
     loop lp;
@@ -164,7 +176,8 @@ Test(loop, wake_from_another_thread_ends_an_unbounded_poll) {
     /* A watchdog timer bounds the wait if the wake-up were lost. */
     int fired = 0;
     o2h_timer *dog = loop_timer_start(&lp, 5.0, 0, count_cb, &fired);
-    while (!woken && !fired) loop_poll(&lp, -1, &woken);
+    while (!woken && !fired)
+        loop_poll(&lp, -1, &woken);
     pthread_join(th, NULL);
     cr_assert(woken);
     cr_assert_eq(fired, 0, "the watchdog fired: wake-up lost");
@@ -218,7 +231,8 @@ Test(loop, posts_from_another_thread_arrive_in_order) {
     pthread_t th;
     pthread_create(&th, NULL, poster, r);
     uint64_t end = loop_now_ns() + 10000000000ull;
-    while (c.n < POSTS && loop_now_ns() < end) o2h_router_poll(r, 10);
+    while (c.n < POSTS && loop_now_ns() < end)
+        o2h_router_poll(r, 10);
     pthread_join(th, NULL);
     cr_assert_eq(c.n, POSTS);
     cr_assert(c.in_order);

@@ -64,7 +64,8 @@ static void *busy_router(void *arg) {
     o2h_router *r = router_named("threaded");
     o2h_service_new(r, "svc");
     o2h_method_new(r, "/svc/add", "i", add_handler, t, false, true);
-    for (int i = 0; i < PER_THREAD; i++) o2h_send(r, "/svc/add", 0, "i", 1);
+    for (int i = 0; i < PER_THREAD; i++)
+        o2h_send(r, "/svc/add", 0, "i", 1);
     o2h_router_free(r);
     return NULL;
 }
@@ -112,12 +113,12 @@ Test(router, config_error_on_line_7_is_located) {
     char path[256];
     snprintf(path, sizeof path, "%s/bad.json", dir);
     FILE *f = fopen(path, "w");
-    fputs("{\n"                           /* 1 */
-          "  \"ensemble\": \"demo\",\n"   /* 2 */
-          "  \"log_level\": \"info\",\n"  /* 3 */
-          "  \"clock\": {\n"              /* 4 */
-          "    \"reference\": false\n"    /* 5 */
-          "  },\n"                        /* 6 */
+    fputs("{\n"                               /* 1 */
+          "  \"ensemble\": \"demo\",\n"       /* 2 */
+          "  \"log_level\": \"info\",\n"      /* 3 */
+          "  \"clock\": {\n"                  /* 4 */
+          "    \"reference\": false\n"        /* 5 */
+          "  },\n"                            /* 6 */
           "  \"services\": [{\"name\": 5}]\n" /* 7: name must be a string */
           "}\n",
           f);

@@ -93,17 +93,17 @@ typedef struct o2h_vector {
 
 /** One decoded argument. Which member is valid depends on the type code. */
 typedef union o2h_arg {
-    int32_t i;      /**< 'i', also 'c' (char code) and 'B' (0 or 1) */
-    int64_t h;      /**< 'h' */
-    float f;        /**< 'f' */
-    double d;       /**< 'd' */
-    double t;       /**< 't': O2 time in seconds */
-    const char *s;  /**< 's' and 'S': points into the message */
-    o2h_blob b;     /**< 'b' */
-    uint32_t m;     /**< 'm': port, status, data1, data2 from most to least significant byte */
-    int32_t c;      /**< 'c' */
-    int32_t B;      /**< 'B' */
-    o2h_vector v;   /**< 'v' */
+    int32_t i;     /**< 'i', also 'c' (char code) and 'B' (0 or 1) */
+    int64_t h;     /**< 'h' */
+    float f;       /**< 'f' */
+    double d;      /**< 'd' */
+    double t;      /**< 't': O2 time in seconds */
+    const char *s; /**< 's' and 'S': points into the message */
+    o2h_blob b;    /**< 'b' */
+    uint32_t m;    /**< 'm': port, status, data1, data2 from most to least significant byte */
+    int32_t c;     /**< 'c' */
+    int32_t B;     /**< 'B' */
+    o2h_vector v;  /**< 'v' */
 } o2h_arg;
 
 /* ---- Reading the fixed header of a message (pure functions) -------------- */
@@ -129,7 +129,9 @@ static inline void o2h_wr_u64(uint8_t *p, uint64_t v) {
 }
 
 /** The misc field (flags | ttl << 8). */
-static inline uint32_t o2h_msg_misc(const o2h_msg *m) { return o2h_rd_u32(m->data); }
+static inline uint32_t o2h_msg_misc(const o2h_msg *m) {
+    return o2h_rd_u32(m->data);
+}
 
 /** True when the message asks for reliable delivery (O2's TCP flag). */
 static inline bool o2h_msg_reliable(const o2h_msg *m) {
@@ -204,8 +206,8 @@ O2H_EXPORT o2h_msg *o2h_msg_alloc(o2h_pool *pool, size_t size);
  * A new message holding a copy of `len` untrusted bytes, validated first.
  * Returns NULL and sets *code (O2H_INVALID_MSG, O2H_TOO_LARGE, O2H_NO_MEMORY).
  */
-O2H_EXPORT o2h_msg *o2h_msg_from_bytes(o2h_pool *pool, const uint8_t *data, size_t len,
-                                       int *code, o2h_msg_error *err);
+O2H_EXPORT o2h_msg *o2h_msg_from_bytes(o2h_pool *pool, const uint8_t *data, size_t len, int *code,
+                                       o2h_msg_error *err);
 
 /** Add a reference. Thread-safe (atomic). */
 O2H_EXPORT o2h_msg *o2h_msg_ref(o2h_msg *msg);

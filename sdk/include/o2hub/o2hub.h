@@ -32,10 +32,10 @@ typedef void (*o2h_log_fn)(void *ctx, int level, const char *origin, const char 
 
 /** Options for o2h_router_new(); zero-initialise, then set what you need. */
 typedef struct o2h_router_options {
-    uint32_t struct_size;     /**< sizeof(o2h_router_options) */
-    const char *ensemble;     /**< ensemble name (required unless a config gives one) */
-    int log_level;            /**< enum o2h_log_level; 0 means ERROR only */
-    o2h_log_fn log;           /**< NULL: lines go to stderr */
+    uint32_t struct_size; /**< sizeof(o2h_router_options) */
+    const char *ensemble; /**< ensemble name (required unless a config gives one) */
+    int log_level;        /**< enum o2h_log_level; 0 means ERROR only */
+    o2h_log_fn log;       /**< NULL: lines go to stderr */
     void *log_ctx;
     uint32_t post_queue_limit; /**< bound on o2h_router_post's queue; 0 = 4096 */
     bool log_level_fixed;      /**< true: a config file's "log_level" does not override log_level */

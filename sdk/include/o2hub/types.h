@@ -58,15 +58,15 @@ enum o2h_err {
     O2H_NO_NETWORK = -20,
     O2H_INTERRUPTED = -21,
     /* o2hub's own codes */
-    O2H_CONFIG_ERROR = -100,    /**< configuration file or value is wrong */
-    O2H_PLUGIN_NOT_FOUND = -101,/**< no shared object by that name in the search path */
-    O2H_PLUGIN_INVALID = -102,  /**< dlopen failed or the entry symbol is missing */
-    O2H_PLUGIN_ABI = -103,      /**< ABI version or struct size not acceptable */
-    O2H_PLUGIN_FAILED = -104,   /**< the plugin's create() or start() failed */
-    O2H_QUEUE_FULL = -105,      /**< a bounded queue is full; the item was not queued */
-    O2H_TOO_LARGE = -106,       /**< a message or value exceeds a limit */
-    O2H_NOT_FOUND = -107,       /**< no such method, plugin, key ... */
-    O2H_WRONG_THREAD = -108,    /**< called from a thread that does not own the router */
+    O2H_CONFIG_ERROR = -100,     /**< configuration file or value is wrong */
+    O2H_PLUGIN_NOT_FOUND = -101, /**< no shared object by that name in the search path */
+    O2H_PLUGIN_INVALID = -102,   /**< dlopen failed or the entry symbol is missing */
+    O2H_PLUGIN_ABI = -103,       /**< ABI version or struct size not acceptable */
+    O2H_PLUGIN_FAILED = -104,    /**< the plugin's create() or start() failed */
+    O2H_QUEUE_FULL = -105,       /**< a bounded queue is full; the item was not queued */
+    O2H_TOO_LARGE = -106,        /**< a message or value exceeds a limit */
+    O2H_NOT_FOUND = -107,        /**< no such method, plugin, key ... */
+    O2H_WRONG_THREAD = -108,     /**< called from a thread that does not own the router */
 };
 
 /**
@@ -115,12 +115,12 @@ typedef struct o2h_timer o2h_timer;
  * `column` and `key_path` are empty/zero when they do not apply.
  */
 typedef struct o2h_error {
-    int code;              /**< one of enum o2h_err */
-    int line;              /**< 1-based line in `file`, 0 if unknown */
-    int column;            /**< 1-based column in `file`, 0 if unknown */
-    char file[256];        /**< the configuration file or plugin path */
-    char key_path[128];    /**< e.g. "transports[1].port" */
-    char message[512];     /**< human-readable, complete sentence */
+    int code;           /**< one of enum o2h_err */
+    int line;           /**< 1-based line in `file`, 0 if unknown */
+    int column;         /**< 1-based column in `file`, 0 if unknown */
+    char file[256];     /**< the configuration file or plugin path */
+    char key_path[128]; /**< e.g. "transports[1].port" */
+    char message[512];  /**< human-readable, complete sentence */
 } o2h_error;
 
 /** A short English name for an error code ("O2H_NO_SERVICE: no such service"). */
