@@ -174,7 +174,8 @@ Test(daemon, message_goes_in_and_out_through_the_skeleton_plugin) {
     o2h_msg_unref(m);
 
     /* Garbage is dropped and counted; the router keeps serving. */
-    send_to(sink, port, "\xff\xff\xff\xff not an O2 message", 24);
+    static const char garbage[] = "\xff\xff\xff\xff not an O2 message";
+    send_to(sink, port, garbage, sizeof garbage - 1);
     m = build_msg("/out/again", 7, "still alive");
     send_to(sink, port, m->data, m->length);
     cr_assert_eq(poll(&p, 1, 5000), 1, "router stopped serving after garbage");

@@ -218,8 +218,11 @@ O2H_EXPORT void o2h_msg_unref(o2h_msg *msg);
 /** Current reference count (for tests and assertions). */
 O2H_EXPORT uint32_t o2h_msg_refcount(const o2h_msg *msg);
 
-/** Set or clear flag bits in misc (only when the caller holds the only reference). */
-O2H_EXPORT void o2h_msg_set_flags(o2h_msg *msg, uint32_t flags);
+/**
+ * Replace the misc field (flags | ttl << 8); read it with o2h_msg_misc. Only
+ * while the caller holds the only reference.
+ */
+O2H_EXPORT void o2h_msg_set_flags(o2h_msg *msg, uint32_t misc);
 
 /** The type string without its leading ',' ("" for bundles or no arguments). */
 O2H_EXPORT const char *o2h_msg_types(const o2h_msg *msg);
