@@ -378,18 +378,24 @@ int config_cfg_error(const o2h_cfg *cfg, const char *key, const char *fmt, ...) 
     return rc;
 }
 
+/* The first key of this object (not its children) that nobody read is an unknown key. */
+static int check_own_keys(const o2h_cfg *cfg) {
+    if (!json_is_object(cfg->value)) return O2H_OK;
+    const char *k;
+    json_t *v;
+    json_object_foreach(cfg->value, k, v) {
+        bool read = false;
+        for (int i = 0; i < cfg->n_read && !read; i++)
+            read = strcmp(cfg->read_keys[i], k) == 0;
+        if (!read) return cfg_record(cfg, k, true, "unknown key \"%s\"", k);
+    }
+    return O2H_OK;
+}
+
 int config_cfg_check_unread(const o2h_cfg *cfg) {
     if (!cfg) return O2H_OK;
-    if (json_is_object(cfg->value)) {
-        const char *k;
-        json_t *v;
-        json_object_foreach(cfg->value, k, v) {
-            bool read = false;
-            for (int i = 0; i < cfg->n_read && !read; i++)
-                read = strcmp(cfg->read_keys[i], k) == 0;
-            if (!read) return cfg_record(cfg, k, true, "unknown key \"%s\"", k);
-        }
-    }
+    int own = check_own_keys(cfg);
+    if (own != O2H_OK) return own;
     for (int i = 0; i < cfg->n_children; i++) {
         int rc = config_cfg_check_unread(cfg->children[i]);
         if (rc != O2H_OK) return rc;
@@ -566,19 +572,6 @@ static int parse_services(const o2h_cfg *root, router_config *out) {
     return O2H_OK;
 }
 
-/* Unknown top-level keys; plugin objects are checked by the core after each create(). */
-static int check_top_level_keys(const o2h_cfg *root) {
-    const char *k;
-    json_t *v;
-    json_object_foreach(root->value, k, v) {
-        bool read = false;
-        for (int i = 0; i < root->n_read && !read; i++)
-            read = strcmp(root->read_keys[i], k) == 0;
-        if (!read) return cfg_record(root, k, true, "unknown key \"%s\"", k);
-    }
-    return O2H_OK;
-}
-
 static int parse_router(config_doc *doc, router_config *out) {
     o2h_cfg *root = cfg_new(doc, doc->root, "", 0);
     if (!root) return O2H_NO_MEMORY;
@@ -598,7 +591,8 @@ static int parse_router(config_doc *doc, router_config *out) {
     if ((rc = parse_plugin_path(root, out)) != O2H_OK) return rc;
     if ((rc = parse_plugins(root, out)) != O2H_OK) return rc;
     if ((rc = parse_services(root, out)) != O2H_OK) return rc;
-    return check_top_level_keys(root);
+    /* Only the top level's own keys: plugin objects are checked after each create(). */
+    return check_own_keys(root);
 }
 
 int config_parse_router(config_doc *doc, router_config *out, o2h_error *err) {
