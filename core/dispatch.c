@@ -110,7 +110,8 @@ static int dispatch_pattern(o2h_router *r, service *svc, const o2h_msg *msg, con
 int dispatch_local(o2h_router *r, service *svc, const o2h_msg *msg) {
     if (svc->whole) return call_method(r, svc->whole, msg);
     const char *addr = o2h_msg_address(msg);
-    const char *rest = addr + 1 + strlen(svc->name);
+    /* From the address, not svc->name: "@our-name/x" reaches "_o2" too. */
+    const char *rest = addr + 1 + strcspn(addr + 1, "/");
     /* '!' promises no pattern characters: skip the scan. */
     if (addr[0] == '/' && names_has_pattern(rest)) return dispatch_pattern(r, svc, msg, rest);
     method *m = strmap_get(&svc->methods, rest);
@@ -141,7 +142,7 @@ static int route_bundle(o2h_router *r, const o2h_msg *bundle) {
     return rc;
 }
 
-static int send_to_link(o2h_router *r, o2h_link *link, o2h_msg *msg) {
+int router_send_on_link(o2h_router *r, o2h_link *link, o2h_msg *msg) {
     o2h_plugin *p = link->plugin;
     int rc = p->transport.send ? p->transport.send(p->instance, link->ctx, msg) : O2H_SEND_FAIL;
     if (rc == O2H_OK)
@@ -155,7 +156,8 @@ static int send_to_link(o2h_router *r, o2h_link *link, o2h_msg *msg) {
 
 static int route_to_provider(o2h_router *r, service *svc, o2h_msg *msg) {
     provider *p = &svc->providers[0];
-    if (p->kind == PROVIDER_LINK) return send_to_link(r, p->link, msg);
+    if (p->kind == PROVIDER_LINK) return router_send_on_link(r, p->link, msg);
+    if (p->kind == PROVIDER_PEER) return proto_send_to_peer(r, p->peer, msg);
     /* Timed local delivery needs the scheduler and a synchronised clock. */
     if (o2h_msg_time(msg) > 0) {
         r->stats.dropped_no_clock++;
@@ -175,6 +177,9 @@ int router_route(o2h_router *r, o2h_msg *msg) {
         rc = O2H_BAD_NAME;
     } else {
         service *svc = services_find(&r->services, name, len);
+        /* Our own process name stands for "_o2", as in O2. */
+        if (!svc && len == strlen(r->process_name) && memcmp(name, r->process_name, len) == 0)
+            svc = services_find(&r->services, "_o2", 3);
         if (!svc) {
             r->stats.dropped_no_service++;
             router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: no service", o2h_msg_address(msg));

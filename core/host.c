@@ -41,7 +41,12 @@ static int host_deliver(o2h_plugin *self, o2h_link *from, o2h_msg *msg) {
         o2h_msg_unref(msg);
         return O2H_INVALID_MSG;
     }
-    return o2h_send_msg(r, msg);
+    /* Handlers of system messages need to know which link (which peer) it came from. */
+    o2h_link *outer = r->current_link;
+    r->current_link = from;
+    int rc = o2h_send_msg(r, msg);
+    r->current_link = outer;
+    return rc;
 }
 
 static void host_count_invalid(o2h_plugin *self, const char *reason) {
@@ -79,7 +84,10 @@ static o2h_link *host_link_new(o2h_plugin *self, void *link_ctx, const char *des
 
 static void host_link_free(o2h_link *link) {
     if (!link) return;
-    services_remove_link_everywhere(link->plugin->router, link);
+    o2h_router *r = link->plugin->router;
+    proto_link_closed(r, link);
+    services_remove_link_everywhere(r, link);
+    if (r->current_link == link) r->current_link = NULL;
     free(link->description);
     free(link);
 }
@@ -95,6 +103,18 @@ static int host_service_remove_link(o2h_plugin *self, const char *name, o2h_link
 
 static const char *host_ensemble(o2h_plugin *self) {
     return self->router->ensemble;
+}
+
+static int host_net_register(o2h_plugin *self, int proto, uint32_t ip, int port) {
+    return proto_net_register(self->router, self, proto, ip, port);
+}
+
+static o2h_msg *host_dy_message(o2h_plugin *self, int flag) {
+    return proto_dy_message(self->router, flag);
+}
+
+static const char *host_process_name(o2h_plugin *self) {
+    return o2h_router_process_name(self->router);
 }
 
 static const o2h_host the_host = {
@@ -154,6 +174,9 @@ static const o2h_host the_host = {
     .service_add_link = host_service_add_link,
     .service_remove_link = host_service_remove_link,
     .ensemble = host_ensemble,
+    .net_register = host_net_register,
+    .dy_message = host_dy_message,
+    .process_name = host_process_name,
 };
 
 const o2h_host *host_table(void) {

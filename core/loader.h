@@ -26,6 +26,7 @@ struct o2h_link {
     o2h_plugin *plugin;
     void *ctx;
     char *description;
+    struct peer *peer; /* the O2 process this link leads to, if any */
 };
 
 /**

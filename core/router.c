@@ -40,8 +40,10 @@ o2h_router *o2h_router_new(const o2h_router_options *opts, o2h_error *err) {
     r->pool = o2h_pool_new();
     r->builder = o2h_builder_new(r->pool);
     r->vbuilder = o2h_builder_new(r->pool);
+    r->pbuilder = o2h_builder_new(r->pool);
     bool loop_ok = loop_init(&r->lp) == 0;
-    if (!r->pool || !r->builder || !r->vbuilder || !loop_ok) {
+    if (!r->pool || !r->builder || !r->vbuilder || !r->pbuilder || !loop_ok ||
+        proto_init(r) != O2H_OK) {
         error_set(err, loop_ok ? O2H_NO_MEMORY : O2H_FAIL,
                   loop_ok ? "out of memory" : "cannot create epoll/eventfd/timerfd");
         if (!loop_ok) r->lp.epfd = r->lp.wakefd = r->lp.timerfd = -1;
@@ -222,6 +224,7 @@ int o2h_router_add_plugin(o2h_router *r, const char *kind_key, const char *type,
         while (p && p->next)
             p = p->next;
         if (p) rc = start_plugin(r, p);
+        if (rc == O2H_OK && p && p->desc->kind == O2H_PLUGIN_DISCOVERY) proto_announce(r);
     }
     return rc;
 }
@@ -233,6 +236,7 @@ int o2h_router_start(o2h_router *r) {
     }
     r->started = true;
     router_log(r, O2H_LOG_INFO, "core", "router started in ensemble \"%s\"", r->ensemble);
+    proto_announce(r); /* discovery plugins started after the transports named us */
     return O2H_OK;
 }
 
@@ -292,6 +296,7 @@ static void stop_plugins_reversed(o2h_plugin *p) {
 
 void o2h_router_free(o2h_router *r) {
     if (!r) return;
+    r->closing = true;
     /* Stop everything first, last started first, then destroy. */
     stop_plugins_reversed(r->plugins);
     while (r->plugins) {
@@ -306,10 +311,12 @@ void o2h_router_free(o2h_router *r) {
         o2h_msg_unref(m);
     }
     services_fini(&r->services);
+    proto_fini(r);
     dispatch_fini(r);
     loop_fini(&r->lp);
     o2h_builder_free(r->builder);
     o2h_builder_free(r->vbuilder);
+    o2h_builder_free(r->pbuilder);
     o2h_pool_free(r->pool);
     for (int i = 0; i < r->n_plugin_dirs; i++)
         free(r->plugin_dirs[i]);
@@ -365,8 +372,9 @@ int o2h_method_free(o2h_router *r, const char *path) {
 
 int o2h_status(o2h_router *r, const char *name) {
     service *s = services_find(&r->services, name, strlen(name));
-    if (!s) return O2H_STATUS_UNKNOWN;
-    /* No clock synchronisation yet: every provider here is "NOTIME". */
-    return s->providers[0].kind == PROVIDER_LOCAL ? O2H_STATUS_LOCAL_NOTIME
-                                                  : O2H_STATUS_BRIDGE_NOTIME;
+    return s ? service_status(r, s) : O2H_STATUS_UNKNOWN;
+}
+
+const char *o2h_router_process_name(const o2h_router *r) {
+    return r->process_name[0] == '@' ? r->process_name : NULL;
 }

@@ -9,6 +9,7 @@
 #include "loop.h"
 #include "o2hub/o2hub.h"
 #include "post_queue.h"
+#include "proto.h"
 #include "services.h"
 
 /* Messages queued while a handler runs: a bound so a handler that sends in a
@@ -26,6 +27,9 @@ struct o2h_router {
     o2h_pool *pool;
     o2h_builder *builder;  /* o2h_send_start's builder */
     o2h_builder *vbuilder; /* o2h_send's, so it never clobbers a message being built */
+    o2h_builder *pbuilder; /* the process protocol's own messages */
+    net_state net;
+    o2h_link *current_link; /* the link the message being dispatched came from */
     loop lp;
     post_queue posts;
     atomic_bool stop_requested;
@@ -51,6 +55,7 @@ struct o2h_router {
     config_doc **extra_docs; /* one per o2h_router_add_plugin */
     int n_extra_docs;
     bool started;
+    bool closing; /* o2h_router_free is running: no notifications */
 };
 
 /** Log one line through the router's sink. `origin` is "core" or a plugin name. */
@@ -60,6 +65,9 @@ void router_vlog(const o2h_router *r, int level, const char *origin, const char 
 
 /** Route one message (takes the reference): local methods, a link, or a counted drop. */
 int router_route(o2h_router *r, o2h_msg *msg);
+
+/** Send on one link (borrows the message); counts forwarded or dropped. */
+int router_send_on_link(o2h_router *r, o2h_link *link, o2h_msg *msg);
 
 /** Deliver a message to the local provider of `svc` (borrows the message). */
 int dispatch_local(o2h_router *r, service *svc, const o2h_msg *msg);

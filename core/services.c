@@ -1,10 +1,12 @@
 #include "services.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "msg_internal.h"
 #include "names.h"
+#include "proto.h"
 #include "router.h"
 
 void services_init(service_table *t) {
@@ -52,9 +54,22 @@ service *services_find(const service_table *t, const char *name, size_t len) {
 }
 
 const char *provider_process(const o2h_router *r, const provider *p) {
-    /* Until remote processes exist, every provider is the local process's. */
-    (void)p;
-    return r->process_name;
+    return p->kind == PROVIDER_PEER ? p->peer->name : r->process_name;
+}
+
+bool service_is_ours(const o2h_router *r, const service *s) {
+    (void)r;
+    return s->n_providers > 0 && s->providers[0].kind != PROVIDER_PEER;
+}
+
+int service_status(const o2h_router *r, const service *s) {
+    (void)r;
+    /* No clock synchronisation yet (issue #4): every status is a NOTIME one. */
+    switch (s->providers[0].kind) {
+    case PROVIDER_LOCAL: return O2H_STATUS_LOCAL_NOTIME;
+    case PROVIDER_PEER: return O2H_STATUS_REMOTE_NOTIME;
+    default: return O2H_STATUS_BRIDGE_NOTIME;
+    }
 }
 
 static service *service_get_or_create(o2h_router *r, const char *name) {
@@ -73,10 +88,17 @@ static service *service_get_or_create(o2h_router *r, const char *name) {
     return s;
 }
 
-static bool has_local_process_provider(const o2h_router *r, const service *s) {
+static bool has_local_process_provider(const service *s) {
     for (uint32_t i = 0; i < s->n_providers; i++)
-        if (strcmp(provider_process(r, &s->providers[i]), r->process_name) == 0) return true;
+        if (s->providers[i].kind != PROVIDER_PEER) return true;
     return false;
+}
+
+static bool same_provider(const provider *p, provider_kind kind, const void *link_or_peer) {
+    if (p->kind != kind) return false;
+    if (kind == PROVIDER_PEER) return p->peer == link_or_peer;
+    if (kind == PROVIDER_LINK) return p->link == link_or_peer;
+    return true;
 }
 
 /* O2's tie rule: the provider whose process name is greatest is active (index 0). */
@@ -106,34 +128,63 @@ static int insert_provider(o2h_router *r, service *s, provider p) {
     return O2H_OK;
 }
 
-static int add_provider(o2h_router *r, const char *name, provider p) {
-    if (!names_valid_service(name)) return O2H_BAD_NAME;
+static int add_provider(o2h_router *r, const char *name, provider p, bool check_name) {
+    if (check_name && !names_valid_service(name)) return O2H_BAD_NAME;
     bool existed = strmap_get(&r->services.by_name, name) != NULL;
     service *s = service_get_or_create(r, name);
     if (!s) return O2H_NO_MEMORY;
-    if (has_local_process_provider(r, s)) return O2H_SERVICE_EXISTS;
+    for (uint32_t i = 0; i < s->n_providers; i++)
+        if (p.kind == PROVIDER_PEER && same_provider(&s->providers[i], PROVIDER_PEER, p.peer)) {
+            /* A peer announcing again: keep one entry, take the new properties. */
+            free(s->providers[i].properties);
+            s->providers[i].properties = p.properties;
+            return O2H_OK;
+        }
+    if (p.kind != PROVIDER_PEER && has_local_process_provider(s)) return O2H_SERVICE_EXISTS;
     int rc = insert_provider(r, s, p);
     if (rc != O2H_OK && !existed) {
         strmap_remove(&r->services.by_name, name);
         service_destroy(s);
     }
+    if (rc == O2H_OK && check_name) proto_service_changed(r, name, p.kind, true);
     return rc;
 }
 
 int services_add_local(o2h_router *r, const char *name, const char *properties) {
     provider p = {.kind = PROVIDER_LOCAL};
     if (properties && !(p.properties = strdup(properties))) return O2H_NO_MEMORY;
-    int rc = add_provider(r, name, p);
+    int rc = add_provider(r, name, p, true);
     if (rc != O2H_OK) free(p.properties);
     return rc;
 }
 
 int services_add_link(o2h_router *r, const char *name, o2h_link *link) {
-    return add_provider(r, name, (provider){.kind = PROVIDER_LINK, .link = link});
+    return add_provider(r, name, (provider){.kind = PROVIDER_LINK, .link = link}, true);
+}
+
+int services_add_internal(o2h_router *r, const char *name) {
+    return add_provider(r, name, (provider){.kind = PROVIDER_LOCAL}, false);
+}
+
+int services_add_peer(o2h_router *r, const char *name, struct peer *who, const char *properties) {
+    provider p = {.kind = PROVIDER_PEER, .peer = who};
+    if (properties && properties[0] && !(p.properties = strdup(properties))) return O2H_NO_MEMORY;
+    /* Peers may announce any name, "@..." process names included; dispatch checks addresses. */
+    if (!name[0] || strlen(name) > 127 || strchr(name, '/')) {
+        free(p.properties);
+        return O2H_BAD_NAME;
+    }
+    int rc = add_provider(r, name, p, false);
+    if (rc != O2H_OK) free(p.properties);
+    if (rc == O2H_OK) proto_service_changed(r, name, PROVIDER_PEER, true);
+    return rc;
 }
 
 static void remove_provider_at(o2h_router *r, service *s, uint32_t i) {
-    if (s->providers[i].kind == PROVIDER_LOCAL) free_methods(s);
+    provider_kind kind = s->providers[i].kind;
+    char name[128];
+    snprintf(name, sizeof name, "%s", s->name);
+    if (kind == PROVIDER_LOCAL) free_methods(s);
     free(s->providers[i].properties);
     s->providers[i] = s->providers[--s->n_providers];
     /* If the active provider left, the greatest remaining takes over. */
@@ -142,13 +193,14 @@ static void remove_provider_at(o2h_router *r, service *s, uint32_t i) {
         strmap_remove(&r->services.by_name, s->name);
         service_destroy(s);
     }
+    proto_service_changed(r, name, kind, false);
 }
 
-int services_remove(o2h_router *r, const char *name, provider_kind kind, o2h_link *link) {
+int services_remove(o2h_router *r, const char *name, provider_kind kind, const void *link_or_peer) {
     service *s = strmap_get(&r->services.by_name, name);
     if (!s) return O2H_NO_SERVICE;
     for (uint32_t i = 0; i < s->n_providers; i++) {
-        if (s->providers[i].kind == kind && s->providers[i].link == link) {
+        if (same_provider(&s->providers[i], kind, link_or_peer)) {
             remove_provider_at(r, s, i);
             return O2H_OK;
         }
@@ -156,7 +208,17 @@ int services_remove(o2h_router *r, const char *name, provider_kind kind, o2h_lin
     return O2H_NO_SERVICE;
 }
 
+static void remove_everywhere(o2h_router *r, provider_kind kind, const void *link_or_peer);
+
 void services_remove_link_everywhere(o2h_router *r, o2h_link *link) {
+    remove_everywhere(r, PROVIDER_LINK, link);
+}
+
+void services_remove_peer_everywhere(o2h_router *r, struct peer *who) {
+    remove_everywhere(r, PROVIDER_PEER, who);
+}
+
+static void remove_everywhere(o2h_router *r, provider_kind kind, const void *link_or_peer) {
     /* Collect first: removing may delete services and rehash the table. */
     uint32_t pos = 0, n = 0;
     const char *key;
@@ -166,11 +228,10 @@ void services_remove_link_everywhere(o2h_router *r, o2h_link *link) {
     while (strmap_next(&r->services.by_name, &pos, &key, &value)) {
         service *s = value;
         for (uint32_t i = 0; i < s->n_providers; i++)
-            if (s->providers[i].kind == PROVIDER_LINK && s->providers[i].link == link)
-                names[n++] = strdup(s->name);
+            if (same_provider(&s->providers[i], kind, link_or_peer)) names[n++] = strdup(s->name);
     }
     for (uint32_t i = 0; i < n; i++) {
-        if (names[i]) services_remove(r, names[i], PROVIDER_LINK, link);
+        if (names[i]) services_remove(r, names[i], kind, link_or_peer);
         free(names[i]);
     }
     free(names);

@@ -13,13 +13,17 @@
 
 typedef enum provider_kind {
     PROVIDER_LOCAL = 1, /* methods in this router */
-    PROVIDER_LINK = 2,  /* a transport link (peer process, bridge client, delegate) */
+    PROVIDER_LINK = 2,  /* a transport link of this process (bridge client, delegate) */
+    PROVIDER_PEER = 3,  /* another O2 process */
 } provider_kind;
+
+struct peer;
 
 typedef struct provider {
     provider_kind kind;
-    o2h_link *link;   /* PROVIDER_LINK only */
-    char *properties; /* ";key:value;..." or NULL */
+    o2h_link *link;    /* PROVIDER_LINK only */
+    struct peer *peer; /* PROVIDER_PEER only */
+    char *properties;  /* ";key:value;..." or NULL */
 } provider;
 
 typedef struct method {
@@ -56,8 +60,26 @@ int services_add_local(o2h_router *r, const char *name, const char *properties);
 /** Add a link as a provider (the local process's, for ties). */
 int services_add_link(o2h_router *r, const char *name, o2h_link *link);
 
-/** Remove a provider; the service disappears with its last provider. */
-int services_remove(o2h_router *r, const char *name, provider_kind kind, o2h_link *link);
+/** Add another process as a provider of `name` (any name, "@..." included). */
+int services_add_peer(o2h_router *r, const char *name, struct peer *who, const char *properties);
+
+/** A local service the core itself uses ("_o2"): no name checks, no announcement. */
+int services_add_internal(o2h_router *r, const char *name);
+
+/**
+ * Remove a provider (matched by kind and link or peer); the service
+ * disappears with its last provider.
+ */
+int services_remove(o2h_router *r, const char *name, provider_kind kind, const void *link_or_peer);
+
+/** Remove `peer` from every service it provides. */
+void services_remove_peer_everywhere(o2h_router *r, struct peer *who);
+
+/** True when `s` is offered by this process (locally or by one of its links). */
+bool service_is_ours(const o2h_router *r, const service *s);
+
+/** Status of the service's active provider (enum o2h_status). */
+int service_status(const o2h_router *r, const service *s);
 
 /** Remove `link` from every service it provides. */
 void services_remove_link_everywhere(o2h_router *r, o2h_link *link);

@@ -112,6 +112,12 @@ O2H_EXPORT void o2h_router_free(o2h_router *r);
 /** The router's ensemble name. */
 O2H_EXPORT const char *o2h_router_ensemble(const o2h_router *r);
 
+/**
+ * The process name, "@pppppppp:iiiiiiii:tttt" (public IP, internal IP, TCP
+ * port in hex), once TCP and UDP transports have started; NULL before.
+ */
+O2H_EXPORT const char *o2h_router_process_name(const o2h_router *r);
+
 /** The router's message pool (for builders and o2h_msg_alloc on its thread). */
 O2H_EXPORT o2h_pool *o2h_router_pool(o2h_router *r);
 

@@ -107,8 +107,16 @@ typedef struct o2h_process_info {
     int32_t version;  /**< O2 protocol version, e.g. 0x020001 */
     int tcp_port;
     int udp_port;
+    uint32_t internal_ip; /**< IPv4, host byte order */
 } o2h_process_info;
 
+/**
+ * A discovery backend. The core calls announce() when the process has its
+ * name (TCP and UDP transports started) and again whenever a peer process is
+ * lost, so that backends with a backoff start over; withdraw() when the
+ * router stops. Backends make peers known by getting a `!_o2/dy` message
+ * (host->dy_message) to them; the core does the rest of the handshake.
+ */
 typedef struct o2h_discovery_ops {
     int (*announce)(void *instance, const o2h_process_info *self_info);
     int (*withdraw)(void *instance);
@@ -226,7 +234,32 @@ struct o2h_host {
 
     /** The router's ensemble name. */
     const char *(*ensemble)(o2h_plugin *self);
+
+    /* O2 process networking */
+    /**
+     * A transport that carries the O2 process protocol declares where it is
+     * bound: `proto` is O2H_NET_TCP (the reliable transport, whose connect()
+     * the core uses to reach peer processes) or O2H_NET_UDP (best effort, whose
+     * connect() makes a destination). Once both are known the router has its
+     * process name and announces itself through the discovery plugins.
+     */
+    int (*net_register)(o2h_plugin *self, int proto, uint32_t internal_ip, int port);
+    /** A new `!_o2/dy` message describing this process with `flag` (O2H_DY_*), or
+     * NULL before the process has a name. The caller owns the reference. */
+    o2h_msg *(*dy_message)(o2h_plugin *self, int flag);
+    /** This router's process name ("@pppppppp:iiiiiiii:tttt"), or NULL before it has one. */
+    const char *(*process_name)(o2h_plugin *self);
 };
+
+#define O2H_NET_TCP 1
+#define O2H_NET_UDP 2
+
+/* The `flag` of O2's discovery message !_o2/dy. */
+#define O2H_DY_INFO 50
+#define O2H_DY_HUB 51
+#define O2H_DY_REPLY 52
+#define O2H_DY_CALLBACK 53
+#define O2H_DY_CONNECT 54
 
 #ifdef __cplusplus
 }

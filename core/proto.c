@@ -1,0 +1,406 @@
+/*
+ * The O2 process protocol (O2-REFERENCE §3.3): naming, the !_o2/dy
+ * handshake, !_o2/sv service lists, /_o2/si notifications.
+ *
+ * Roles: of two processes, the one with the lesser name connects (client);
+ * the greater one (server), when it discovers the lesser first, asks it to
+ * connect with a short-lived TCP connection carrying dy CALLBACK.
+ */
+#include "proto.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loader.h"
+#include "msg_internal.h"
+#include "router.h"
+
+#define O2_MAJOR(v) ((v)&0xff0000)
+
+/* ---- helpers ---- */
+
+static bool named(const o2h_router *r) {
+    return r->process_name[0] == '@';
+}
+
+static peer *find_peer(o2h_router *r, const char *name) {
+    for (peer *p = r->net.peers; p; p = p->next)
+        if (strcmp(p->name, name) == 0) return p;
+    return NULL;
+}
+
+static void dotted(uint32_t ip, char *out, size_t size) {
+    struct in_addr a = {.s_addr = htonl(ip)};
+    inet_ntop(AF_INET, &a, out, (socklen_t)size);
+}
+
+/* Open a link with a transport's connect() to ip:port. */
+static o2h_link *connect_to(o2h_plugin *p, uint32_t ip, int port) {
+    if (!p || !p->transport.connect) return NULL;
+    char addr[32], ipbuf[INET_ADDRSTRLEN];
+    dotted(ip, ipbuf, sizeof ipbuf);
+    snprintf(addr, sizeof addr, "%s:%d", ipbuf, port);
+    o2h_link *link = NULL;
+    return p->transport.connect(p->instance, addr, &link) == O2H_OK ? link : NULL;
+}
+
+static void close_link(o2h_link *link) {
+    if (!link) return;
+    o2h_plugin *p = link->plugin;
+    if (p->transport.close) p->transport.close(p->instance, link->ctx);
+}
+
+/* Send a message the core made on one link, then release it. */
+static void send_and_release(o2h_router *r, o2h_link *link, o2h_msg *msg) {
+    if (!msg) return;
+    if (link) router_send_on_link(r, link, msg);
+    o2h_msg_unref(msg);
+}
+
+void proto_announce(o2h_router *r) {
+    if (!named(r) || r->closing) return;
+    o2h_process_info info = {.ensemble = r->ensemble,
+                             .name = r->process_name,
+                             .version = O2H_O2_PROTOCOL_VERSION,
+                             .tcp_port = r->net.tcp_port,
+                             .udp_port = r->net.udp_port,
+                             .internal_ip = r->net.internal_ip};
+    for (o2h_plugin *p = r->plugins; p; p = p->next)
+        if (p->started && p->desc->kind == O2H_PLUGIN_DISCOVERY && p->discovery.announce)
+            p->discovery.announce(p->instance, &info);
+    r->net.announcing = true;
+}
+
+/* ---- messages this process sends ---- */
+
+o2h_msg *proto_dy_message(o2h_router *r, int flag) {
+    if (!named(r)) return NULL;
+    char iip[16];
+    snprintf(iip, sizeof iip, "%08x", r->net.internal_ip);
+    o2h_builder *b = r->pbuilder;
+    o2h_builder_start(b);
+    o2h_add_string(b, r->ensemble);
+    o2h_add_int32(b, O2H_O2_PROTOCOL_VERSION);
+    o2h_add_string(b, "00000000"); /* public IP: no STUN, as O2 offline */
+    o2h_add_string(b, iip);
+    o2h_add_int32(b, r->net.tcp_port);
+    o2h_add_int32(b, r->net.udp_port);
+    o2h_add_int32(b, flag);
+    return o2h_builder_finish(b, 0, "!_o2/dy", O2H_FLAG_RELIABLE);
+}
+
+static bool announced_name(const char *name) {
+    return name[0] != '_' && name[0] != '@';
+}
+
+/* The properties as O2 sends them in !_o2/sv: with the leading ';', ";" for none. */
+static const char *sv_properties(const provider *p) {
+    return p->properties && p->properties[0] ? p->properties : ";";
+}
+
+/* !_o2/sv with every service this process offers. */
+static o2h_msg *full_service_list(o2h_router *r) {
+    o2h_builder *b = r->pbuilder;
+    o2h_builder_start(b);
+    o2h_add_string(b, r->process_name);
+    uint32_t pos = 0;
+    const char *key;
+    void *value;
+    while (strmap_next(&r->services.by_name, &pos, &key, &value)) {
+        service *s = value;
+        for (uint32_t i = 0; i < s->n_providers; i++) {
+            if (s->providers[i].kind == PROVIDER_PEER || !announced_name(s->name)) continue;
+            o2h_add_string(b, s->name);
+            o2h_add_true(b);
+            o2h_add_true(b);
+            o2h_add_string(b, sv_properties(&s->providers[i]));
+            o2h_add_int32(b, 0);
+        }
+    }
+    return o2h_builder_finish(b, 0, "!_o2/sv", O2H_FLAG_RELIABLE);
+}
+
+static o2h_msg *one_service_item(o2h_router *r, const char *name, bool added,
+                                 const char *properties) {
+    o2h_builder *b = r->pbuilder;
+    o2h_builder_start(b);
+    o2h_add_string(b, r->process_name);
+    o2h_add_string(b, name);
+    o2h_add_tf(b, added);
+    o2h_add_true(b); /* a service, not a tap */
+    o2h_add_string(b, added ? properties : "");
+    o2h_add_int32(b, 0);
+    return o2h_builder_finish(b, 0, "!_o2/sv", O2H_FLAG_RELIABLE);
+}
+
+/* ---- /_o2/si ---- */
+
+static bool si_wanted(o2h_router *r) {
+    service *o2 = services_find(&r->services, "_o2", 3);
+    return o2 && strmap_getn(&o2->methods, "/si", 3);
+}
+
+static void notify_si(o2h_router *r, const char *name) {
+    if (!si_wanted(r)) return;
+    service *s = services_find(&r->services, name, strlen(name));
+    const char *process = "", *props = "";
+    int status = O2H_STATUS_UNKNOWN;
+    if (s) {
+        status = service_status(r, s);
+        process = s->providers[0].kind == PROVIDER_PEER ? s->providers[0].peer->name : "_o2";
+        const char *p = s->providers[0].properties;
+        props = p ? (p[0] == ';' ? p + 1 : p) : "";
+    }
+    o2h_builder *b = o2h_builder_new(r->pool);
+    if (!b) return;
+    o2h_add_string(b, name);
+    o2h_add_int32(b, status);
+    o2h_add_string(b, process);
+    o2h_add_string(b, props);
+    o2h_msg *m = o2h_builder_finish(b, 0, "!_o2/si", 0);
+    o2h_builder_free(b);
+    if (m) o2h_send_msg(r, m); /* queued if a handler is running */
+}
+
+void proto_service_changed(o2h_router *r, const char *name, provider_kind kind, bool added) {
+    if (r->closing) return;
+    notify_si(r, name);
+    if (kind == PROVIDER_PEER || !announced_name(name) || !named(r)) return;
+    const char *props = "";
+    service *s = added ? services_find(&r->services, name, strlen(name)) : NULL;
+    if (s)
+        for (uint32_t i = 0; i < s->n_providers; i++)
+            if (s->providers[i].kind != PROVIDER_PEER && s->providers[i].properties)
+                props = s->providers[i].properties;
+    for (peer *p = r->net.peers; p; p = p->next) {
+        if (!p->tcp) continue;
+        send_and_release(r, p->tcp, one_service_item(r, name, added && s, props));
+    }
+}
+
+/* ---- peers ---- */
+
+static peer *peer_new(o2h_router *r, const char *name, uint32_t ip, int tcp_port, int udp_port) {
+    peer *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->ip = ip;
+    p->tcp_port = tcp_port;
+    p->udp_port = udp_port;
+    p->next = r->net.peers;
+    r->net.peers = p;
+    return p;
+}
+
+static void peer_unlink(o2h_router *r, peer *gone) {
+    for (peer **pp = &r->net.peers; *pp; pp = &(*pp)->next)
+        if (*pp == gone) {
+            *pp = gone->next;
+            return;
+        }
+}
+
+/* The peer is gone: its services everywhere, its links, and tell discovery. */
+static void peer_lost(o2h_router *r, peer *p) {
+    router_log(r, O2H_LOG_INFO, "core", "lost process %s", p->name);
+    peer_unlink(r, p);
+    services_remove_peer_everywhere(r, p);
+    if (p->tcp) p->tcp->peer = NULL;
+    if (p->udp) {
+        p->udp->peer = NULL;
+        close_link(p->udp);
+    }
+    free(p);
+    proto_announce(r); /* start the discovery backoff over, to find it again */
+}
+
+void proto_link_closed(o2h_router *r, o2h_link *link) {
+    peer *p = link->peer;
+    if (!p) return;
+    link->peer = NULL;
+    if (p->udp == link) {
+        p->udp = NULL;
+        return;
+    }
+    if (p->tcp == link) {
+        p->tcp = NULL;
+        peer_lost(r, p);
+    }
+}
+
+static void attach_udp(o2h_router *r, peer *p) {
+    p->udp = connect_to(r->net.udp_plugin, p->ip, p->udp_port);
+    if (p->udp) p->udp->peer = p;
+}
+
+/* We are the lesser name: connect, then send dy CONNECT and our service list. */
+static void connect_as_client(o2h_router *r, const char *name, uint32_t ip, int tcp, int udp) {
+    o2h_link *link = connect_to(r->net.tcp_plugin, ip, tcp);
+    if (!link) {
+        router_log(r, O2H_LOG_WARN, "core", "cannot connect to %s", name);
+        return;
+    }
+    peer *p = peer_new(r, name, ip, tcp, udp);
+    if (!p) {
+        close_link(link);
+        return;
+    }
+    p->tcp = link;
+    link->peer = p;
+    attach_udp(r, p);
+    router_log(r, O2H_LOG_INFO, "core", "connecting to process %s", name);
+    send_and_release(r, link, proto_dy_message(r, O2H_DY_CONNECT));
+    send_and_release(r, link, full_service_list(r));
+    services_add_peer(r, name, p, NULL);
+}
+
+/* We are the greater name: ask the peer to connect to us. */
+static void send_callback(o2h_router *r, uint32_t ip, int tcp) {
+    o2h_link *link = connect_to(r->net.tcp_plugin, ip, tcp);
+    if (!link) return;
+    send_and_release(r, link, proto_dy_message(r, O2H_DY_CALLBACK));
+    close_link(link); /* the transport flushes, then closes */
+}
+
+/* A lesser process connected to us and named itself. */
+static void accept_client(o2h_router *r, o2h_link *from, const char *name, uint32_t ip, int tcp,
+                          int udp) {
+    peer *old = find_peer(r, name);
+    if (old && old->tcp == from) return;
+    if (old) peer_lost(r, old); /* a restarted process with the same name */
+    peer *p = peer_new(r, name, ip, tcp, udp);
+    if (!p) return;
+    p->tcp = from;
+    from->peer = p;
+    attach_udp(r, p);
+    router_log(r, O2H_LOG_INFO, "core", "accepted process %s", name);
+    send_and_release(r, from, full_service_list(r));
+    services_add_peer(r, name, p, NULL);
+}
+
+/* ---- handlers of system messages ---- */
+
+static void handle_dy(o2h_router *r, const o2h_msg *msg, const char *types,
+                      const o2h_arg *const *argv, int argc, void *user_data) {
+    const char *ensemble = argv[0]->s, *iip = argv[3]->s;
+    int32_t version = argv[1]->i, tcp = argv[4]->i, udp = argv[5]->i, flag = argv[6]->i;
+    if (strcmp(ensemble, r->ensemble) != 0 ||
+        O2_MAJOR(version) != O2_MAJOR(O2H_O2_PROTOCOL_VERSION))
+        return;
+    if (!named(r) || tcp <= 0 || tcp > 65535 || udp < 0 || udp > 65535 || strlen(iip) != 8) return;
+    char name[32];
+    snprintf(name, sizeof name, "@%.8s:%.8s:%04x", argv[2]->s, iip, (unsigned)tcp);
+    if (strcmp(name, r->process_name) == 0) return;
+    uint32_t ip = (uint32_t)strtoul(iip, NULL, 16);
+    o2h_link *from = r->current_link;
+    switch (flag) {
+    case O2H_DY_CONNECT:
+        if (from) accept_client(r, from, name, ip, tcp, udp);
+        return;
+    case O2H_DY_CALLBACK:
+        if (from) close_link(from);
+        if (!find_peer(r, name) && strcmp(r->process_name, name) < 0)
+            connect_as_client(r, name, ip, tcp, udp);
+        return;
+    default: /* INFO and the rest: discovery */
+        if (find_peer(r, name)) return;
+        if (strcmp(r->process_name, name) < 0)
+            connect_as_client(r, name, ip, tcp, udp);
+        else
+            send_callback(r, ip, tcp);
+    }
+}
+
+/* One item of !_o2/sv: name, added, is-service, properties or tappee, send mode. */
+static int read_sv_item(o2h_reader *rd, const char **name, bool *added, bool *is_service,
+                        const char **props) {
+    o2h_arg a;
+    if (o2h_reader_next(rd, 's', &a) != O2H_OK) return O2H_BAD_TYPE;
+    *name = a.s;
+    if (o2h_reader_next(rd, 'B', &a) != O2H_OK) return O2H_BAD_TYPE;
+    *added = a.B;
+    if (o2h_reader_next(rd, 'B', &a) != O2H_OK) return O2H_BAD_TYPE;
+    *is_service = a.B;
+    if (o2h_reader_next(rd, 's', &a) != O2H_OK) return O2H_BAD_TYPE;
+    *props = a.s;
+    return o2h_reader_next(rd, 'i', &a);
+}
+
+static void handle_sv(o2h_router *r, const o2h_msg *msg, const char *types,
+                      const o2h_arg *const *argv, int argc, void *user_data) {
+    o2h_link *from = r->current_link;
+    peer *p = from ? from->peer : NULL;
+    o2h_reader rd;
+    o2h_arg a;
+    if (!p || o2h_reader_init(&rd, msg, NULL, 0) != O2H_OK || o2h_reader_next(&rd, 's', &a) != 0 ||
+        strcmp(a.s, p->name) != 0) {
+        router_log(r, O2H_LOG_DEBUG, "core", "ignored !_o2/sv from an unknown process");
+        return;
+    }
+    const char *name, *props;
+    bool added, is_service;
+    while (o2h_reader_peek(&rd) &&
+           read_sv_item(&rd, &name, &added, &is_service, &props) == O2H_OK) {
+        if (!name[0] || strcmp(name, "_o2") == 0) continue;
+        if (added && is_service)
+            services_add_peer(r, name, p, props);
+        else if (!added && (is_service || !props[0]))
+            /* O2 2.0.1 announces removal as (F, F, ""): accept both forms. */
+            services_remove(r, name, PROVIDER_PEER, p);
+        /* Taps (is_service false with a tappee) arrive with issue #4. */
+    }
+}
+
+/* ---- setup ---- */
+
+int proto_init(o2h_router *r) {
+    int rc = services_add_internal(r, "_o2");
+    if (rc == O2H_OK)
+        rc = services_add_method(r, "/_o2/dy", "sissiii", handle_dy, NULL, true, true);
+    if (rc == O2H_OK) rc = services_add_method(r, "/_o2/sv", NULL, handle_sv, NULL, false, false);
+    return rc;
+}
+
+void proto_fini(o2h_router *r) {
+    while (r->net.peers) {
+        peer *p = r->net.peers;
+        r->net.peers = p->next;
+        if (p->tcp) p->tcp->peer = NULL;
+        if (p->udp) p->udp->peer = NULL;
+        free(p);
+    }
+}
+
+int proto_net_register(o2h_router *r, o2h_plugin *p, int proto, uint32_t ip, int port) {
+    if (port <= 0 || port > 65535) return O2H_BAD_ARGS;
+    if (proto == O2H_NET_TCP) {
+        if (r->net.tcp_plugin && r->net.tcp_plugin != p) return O2H_ALREADY_RUNNING;
+        r->net.tcp_plugin = p;
+        r->net.tcp_port = port;
+        r->net.internal_ip = ip;
+    } else if (proto == O2H_NET_UDP) {
+        if (r->net.udp_plugin && r->net.udp_plugin != p) return O2H_ALREADY_RUNNING;
+        r->net.udp_plugin = p;
+        r->net.udp_port = port;
+    } else {
+        return O2H_BAD_ARGS;
+    }
+    if (r->net.tcp_plugin && r->net.udp_plugin && !named(r)) {
+        snprintf(r->process_name, sizeof r->process_name, "@00000000:%08x:%04x", r->net.internal_ip,
+                 (unsigned)r->net.tcp_port);
+        router_log(r, O2H_LOG_INFO, "core", "process name %s", r->process_name);
+        proto_announce(r);
+    }
+    return O2H_OK;
+}
+
+int proto_send_to_peer(o2h_router *r, peer *p, o2h_msg *msg) {
+    o2h_link *link = (o2h_msg_reliable(msg) || !p->udp) ? p->tcp : p->udp;
+    if (!link) {
+        r->stats.dropped_send_error++;
+        return O2H_SEND_FAIL;
+    }
+    return router_send_on_link(r, link, msg);
+}

@@ -1,0 +1,59 @@
+/*
+ * The O2 process protocol: process names, the discovery handshake
+ * (!_o2/dy), service announcements (!_o2/sv), /_o2/si notifications, and
+ * the peers (other O2 processes) this router is connected to.
+ */
+#ifndef O2H_PROTO_H
+#define O2H_PROTO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "o2hub/o2hub.h"
+#include "services.h"
+
+typedef struct peer {
+    char name[32]; /* "@pppppppp:iiiiiiii:tttt" */
+    o2h_link *tcp; /* reliable path; NULL once lost */
+    o2h_link *udp; /* best-effort destination, or NULL */
+    uint32_t ip;   /* internal IPv4, host order */
+    int tcp_port;
+    int udp_port;
+    struct peer *next;
+} peer;
+
+typedef struct net_state {
+    o2h_plugin *tcp_plugin;
+    o2h_plugin *udp_plugin;
+    uint32_t internal_ip;
+    int tcp_port;
+    int udp_port;
+    peer *peers;
+    bool announcing; /* discovery plugins have been told our name */
+} net_state;
+
+/** Create the "_o2" service and the handlers for O2's system messages. */
+int proto_init(o2h_router *r);
+void proto_fini(o2h_router *r);
+
+int proto_net_register(o2h_router *r, o2h_plugin *p, int proto, uint32_t ip, int port);
+
+/** Tell the started discovery plugins this process's name and ports (once named). */
+void proto_announce(o2h_router *r);
+
+/** A `!_o2/dy` message for this process, or NULL before it has a name. */
+o2h_msg *proto_dy_message(o2h_router *r, int flag);
+
+/** A link is gone (closed by its transport): forget the peer it led to. */
+void proto_link_closed(o2h_router *r, o2h_link *link);
+
+/**
+ * A provider of `name` was added or removed: tell the local /_o2/si handler,
+ * and tell every peer when the provider is this process's.
+ */
+void proto_service_changed(o2h_router *r, const char *name, provider_kind kind, bool added);
+
+/** Send to a peer: reliable messages over TCP, others over UDP when possible. */
+int proto_send_to_peer(o2h_router *r, peer *p, o2h_msg *msg);
+
+#endif
