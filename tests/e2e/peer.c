@@ -1,0 +1,149 @@
+/*
+ * A test peer: an O2 process embedding libo2hub, configured from a JSON file
+ * and driven by line commands on stdin; it reports on stdout, one line per
+ * event. It also shows the embedding pattern of polling the router's fd
+ * beside one's own (here stdin).
+ *
+ *   name                      -> "name @..."
+ *   offer SVC                 offers SVC with /SVC/ping "si" (reply-to, n)
+ *                             -> "offered SVC"; replies "is" (n + 1, our name)
+ *   status SVC                -> "status SVC N"
+ *   ping ADDRESS tcp|udp N    sends (our reply address, N) -> later "pong M FROM"
+ *   stats                     -> "stats delivered D forwarded F no_service S invalid I"
+ *   quit
+ * and, unasked:  "si SERVICE STATUS PROCESS"  for every /_o2/si notification.
+ */
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <o2hub/o2hub.h>
+
+typedef struct peer_app {
+    o2h_router *r;
+    char reply_service[32];
+    bool quit;
+} peer_app;
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+    fflush(stdout);
+}
+
+static void on_si(o2h_router *r, const o2h_msg *msg, const char *types, const o2h_arg *const *argv,
+                  int argc, void *user_data) {
+    say("si %s %d %s", argv[0]->s, argv[1]->i, argv[2]->s);
+}
+
+static void on_ping(o2h_router *r, const o2h_msg *msg, const char *types,
+                    const o2h_arg *const *argv, int argc, void *user_data) {
+    const char *name = o2h_router_process_name(r);
+    int rc = o2h_msg_reliable(msg)
+                 ? o2h_send_cmd(r, argv[0]->s, 0, "is", argv[1]->i + 1, name ? name : "_o2")
+                 : o2h_send(r, argv[0]->s, 0, "is", argv[1]->i + 1, name ? name : "_o2");
+    if (rc != O2H_OK) say("reply failed %s", o2h_strerror(rc));
+}
+
+static void on_pong(o2h_router *r, const o2h_msg *msg, const char *types,
+                    const o2h_arg *const *argv, int argc, void *user_data) {
+    say("pong %d %s", argv[0]->i, argv[1]->s);
+}
+
+static void command(peer_app *app, char *line) {
+    char verb[16] = "", a[128] = "", b[16] = "";
+    int n = 0;
+    sscanf(line, "%15s %127s %15s %d", verb, a, b, &n);
+    o2h_router *r = app->r;
+    if (strcmp(verb, "name") == 0) {
+        const char *name = o2h_router_process_name(r);
+        say("name %s", name ? name : "-");
+    } else if (strcmp(verb, "offer") == 0) {
+        char path[160];
+        snprintf(path, sizeof path, "/%s/ping", a);
+        int rc = o2h_service_new(r, a);
+        if (rc == O2H_OK) rc = o2h_method_new(r, path, "si", on_ping, app, true, true);
+        say(rc == O2H_OK ? "offered %s" : "offer %s failed", a);
+    } else if (strcmp(verb, "status") == 0) {
+        say("status %s %d", a, o2h_status(r, a));
+    } else if (strcmp(verb, "ping") == 0) {
+        char reply[64];
+        snprintf(reply, sizeof reply, "/%s/pong", app->reply_service);
+        int rc = strcmp(b, "tcp") == 0 ? o2h_send_cmd(r, a, 0, "si", reply, n)
+                                       : o2h_send(r, a, 0, "si", reply, n);
+        if (rc != O2H_OK) say("ping failed %s", o2h_strerror(rc));
+    } else if (strcmp(verb, "stats") == 0) {
+        o2h_stats st = {.struct_size = sizeof st};
+        o2h_router_get_stats(r, &st);
+        say("stats delivered %llu forwarded %llu no_service %llu invalid %llu queue_full %llu",
+            (unsigned long long)st.delivered, (unsigned long long)st.forwarded,
+            (unsigned long long)st.dropped_no_service, (unsigned long long)st.dropped_invalid,
+            (unsigned long long)st.dropped_queue_full);
+    } else if (strcmp(verb, "quit") == 0) {
+        app->quit = true;
+    } else if (verb[0]) {
+        say("unknown command %s", verb);
+    }
+}
+
+/* Read whatever stdin has; run each complete line. */
+static void read_commands(peer_app *app, char *buf, size_t *used, size_t size) {
+    ssize_t n = read(0, buf + *used, size - 1 - *used);
+    if (n <= 0) {
+        app->quit = true;
+        return;
+    }
+    *used += (size_t)n;
+    buf[*used] = '\0';
+    char *start = buf, *nl;
+    while ((nl = strchr(start, '\n'))) {
+        *nl = '\0';
+        command(app, start);
+        start = nl + 1;
+    }
+    *used = strlen(start);
+    memmove(buf, start, *used + 1);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: peer CONFIG.json\n");
+        return 2;
+    }
+    o2h_router_options opts = {.struct_size = sizeof opts, .log_level = O2H_LOG_WARN};
+    o2h_error err;
+    peer_app app = {0};
+    app.r = o2h_router_new_from_file(argv[1], &opts, &err);
+    if (!app.r) {
+        char line[1024];
+        fprintf(stderr, "peer: %s\n", o2h_error_format(&err, line, sizeof line));
+        return 1;
+    }
+    snprintf(app.reply_service, sizeof app.reply_service, "r%d", (int)getpid());
+    o2h_service_new(app.r, app.reply_service);
+    char path[64];
+    snprintf(path, sizeof path, "/%s/pong", app.reply_service);
+    o2h_method_new(app.r, path, "is", on_pong, &app, false, true);
+    o2h_method_new(app.r, "/_o2/si", "siss", on_si, &app, false, true);
+    if (o2h_router_start(app.r) != O2H_OK) return 1;
+    say("ready");
+
+    char buf[4096];
+    size_t used = 0;
+    while (!app.quit) {
+        struct pollfd fds[2] = {{.fd = 0, .events = POLLIN},
+                                {.fd = o2h_router_fd(app.r), .events = POLLIN}};
+        poll(fds, 2, 1000); /* the router fd also wakes for its timers (timerfd) */
+        if (fds[0].revents) read_commands(&app, buf, &used, sizeof buf);
+        o2h_router_poll(app.r, 0);
+    }
+    o2h_router_free(app.r);
+    return 0;
+}

@@ -1,0 +1,43 @@
+#include "netaddr.h"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <stdlib.h>
+#include <string.h>
+
+int netaddr_parse_ipv4(const char *host, int port, struct sockaddr_in *out) {
+    memset(out, 0, sizeof *out);
+    out->sin_family = AF_INET;
+    out->sin_port = htons((uint16_t)port);
+    return port >= 0 && port <= 65535 && inet_pton(AF_INET, host, &out->sin_addr) == 1 ? 0 : -1;
+}
+
+int netaddr_parse_endpoint(const char *text, struct sockaddr_in *out) {
+    char host[64];
+    const char *colon = strrchr(text, ':');
+    if (!colon || colon == text || (size_t)(colon - text) >= sizeof host) return -1;
+    memcpy(host, text, (size_t)(colon - text));
+    host[colon - text] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port <= 0 || port > 65535) return -1;
+    return netaddr_parse_ipv4(host, (int)port, out);
+}
+
+uint32_t netaddr_internal_ip(const struct sockaddr_in *bound) {
+    uint32_t ip = ntohl(bound->sin_addr.s_addr);
+    if (ip != INADDR_ANY) return ip;
+    ip = INADDR_LOOPBACK;
+    struct ifaddrs *list;
+    if (getifaddrs(&list) != 0) return ip;
+    for (struct ifaddrs *i = list; i; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || !(i->ifa_flags & IFF_UP) ||
+            (i->ifa_flags & IFF_LOOPBACK))
+            continue;
+        ip = ntohl(((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr);
+        break;
+    }
+    freeifaddrs(list);
+    return ip;
+}
