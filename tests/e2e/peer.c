@@ -9,6 +9,9 @@
  *                             -> "offered SVC"; replies "is" (n + 1, our name)
  *   status SVC                -> "status SVC N"
  *   ping ADDRESS tcp|udp N    sends (our reply address, N) -> later "pong M FROM"
+ *   flood ADDRESS COUNT SIZE  sends COUNT reliable messages with a SIZE-byte blob
+ *                             -> "flood ok K full F other E"
+ *   rss                       -> "rss KB" (this process's resident memory)
  *   stats                     -> "stats delivered D forwarded F no_service S invalid I"
  *   quit
  * and, unasked:  "si SERVICE STATUS PROCESS"  for every /_o2/si notification.
@@ -57,6 +60,34 @@ static void on_pong(o2h_router *r, const o2h_msg *msg, const char *types,
     say("pong %d %s", argv[0]->i, argv[1]->s);
 }
 
+static long rss_kb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb;
+}
+
+static void flood(o2h_router *r, const char *address, int count, int size) {
+    uint8_t *payload = calloc(1, (size_t)size + 1);
+    o2h_blob blob = {.size = (uint32_t)size, .data = payload};
+    int ok = 0, full = 0, other = 0;
+    for (int i = 0; i < count; i++) {
+        int rc = o2h_send_cmd(r, address, 0, "ib", i, &blob);
+        if (rc == O2H_OK)
+            ok++;
+        else if (rc == O2H_QUEUE_FULL)
+            full++;
+        else
+            other++;
+        if (i % 64 == 0) o2h_router_poll(r, 0); /* let the socket drain what it can */
+    }
+    free(payload);
+    say("flood ok %d full %d other %d", ok, full, other);
+}
+
 static void command(peer_app *app, char *line) {
     char verb[16] = "", a[128] = "", b[16] = "";
     int n = 0;
@@ -79,6 +110,10 @@ static void command(peer_app *app, char *line) {
         int rc = strcmp(b, "tcp") == 0 ? o2h_send_cmd(r, a, 0, "si", reply, n)
                                        : o2h_send(r, a, 0, "si", reply, n);
         if (rc != O2H_OK) say("ping failed %s", o2h_strerror(rc));
+    } else if (strcmp(verb, "flood") == 0) {
+        flood(r, a, atoi(b), n);
+    } else if (strcmp(verb, "rss") == 0) {
+        say("rss %ld", rss_kb());
     } else if (strcmp(verb, "stats") == 0) {
         o2h_stats st = {.struct_size = sizeof st};
         o2h_router_get_stats(r, &st);

@@ -1,0 +1,401 @@
+/*
+ * O2 processes on 127.0.0.1, each a separate `peer` process (tests/e2e/peer.c)
+ * with the tcp, udp and static plugins: discovery, echo over TCP and UDP,
+ * loss and reconnection, service ties, garbage on raw sockets, a receiver
+ * that stops reading.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <o2hub/o2hub.h>
+
+typedef struct proc {
+    pid_t pid;
+    FILE *in;   /* its stdin */
+    int out_fd; /* its stdout and stderr */
+    char out[65536];
+    size_t used;
+    size_t seen; /* output before this offset has been matched already */
+    int port;
+    char config[128];
+} proc;
+
+static char tmpdir[64];
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* A port that is free for TCP and UDP now (the kernel picks it). */
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* A config with tcp+udp on `port` and static discovery of `peers` (-1 ended). */
+static void write_config(proc *p, const char *name, int port, const int *peers, const char *extra) {
+    char list[256] = "";
+    for (int i = 0; peers[i] > 0; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s\"127.0.0.1:%d\"",
+                 i ? ", " : "", peers[i]);
+    snprintf(p->config, sizeof p->config, "%s/%s.json", tmpdir, name);
+    FILE *f = fopen(p->config, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "{\"ensemble\": \"e2e\", \"plugin_path\": [\"%s\", \"%s\"],\n"
+            " \"transports\": [{\"type\": \"tcp\", \"host\": \"127.0.0.1\", \"port\": %d%s},\n"
+            "                {\"type\": \"udp\", \"host\": \"127.0.0.1\", \"port\": %d}],\n"
+            " \"discovery\": [{\"type\": \"static\", \"peers\": [%s], \"interval_max\": 1.0}]}\n",
+            TRANSPORT_DIR, DISCOVERY_DIR, port, extra ? extra : "", port, list);
+    fclose(f);
+    p->port = port;
+}
+
+static void start(proc *p) {
+    int in[2], out[2];
+    cr_assert_eq(pipe(in), 0);
+    cr_assert_eq(pipe(out), 0);
+    p->pid = fork();
+    if (p->pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        dup2(out[1], 2);
+        close(in[1]);
+        close(out[0]);
+        execl(PEER_EXE, "peer", p->config, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    p->in = fdopen(in[1], "w");
+    p->out_fd = out[0];
+    p->used = p->seen = 0;
+    p->out[0] = '\0';
+}
+
+static void tell(proc *p, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(p->in, fmt, ap);
+    va_end(ap);
+    fputc('\n', p->in);
+    fflush(p->in);
+}
+
+/* Wait (bounded) for a line containing `needle` after what was already matched. */
+static const char *expect(proc *p, const char *needle, double limit_s) {
+    double end = now_s() + limit_s;
+    for (;;) {
+        const char *at = strstr(p->out + p->seen, needle);
+        if (at) {
+            const char *eol = strchr(at, '\n');
+            p->seen = (size_t)((eol ? eol + 1 : at + strlen(at)) - p->out);
+            return at;
+        }
+        double left = end - now_s();
+        if (left <= 0) return NULL;
+        struct pollfd pfd = {.fd = p->out_fd, .events = POLLIN};
+        if (poll(&pfd, 1, (int)(left * 1000) + 1) <= 0) continue;
+        ssize_t n = read(p->out_fd, p->out + p->used, sizeof p->out - 1 - p->used);
+        if (n <= 0) return NULL;
+        p->used += (size_t)n;
+        p->out[p->used] = '\0';
+    }
+}
+
+static void must(proc *p, const char *needle, double limit_s) {
+    cr_assert_not_null(expect(p, needle, limit_s), "no \"%s\" from %s; output:\n%s", needle,
+                       p->config, p->out);
+}
+
+static void stop(proc *p, int sig) {
+    if (p->pid <= 0) return;
+    kill(p->pid, sig);
+    int status;
+    waitpid(p->pid, &status, 0);
+    fclose(p->in);
+    close(p->out_fd);
+    p->pid = 0;
+}
+
+static void process_name(proc *p, char *name, size_t size) {
+    tell(p, "name");
+    const char *at = expect(p, "name @", 5);
+    cr_assert_not_null(at);
+    sscanf(at, "name %31s", name);
+    (void)size;
+}
+
+static void make_tmpdir(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/o2hub-proc-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void remove_tmpdir(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    (void)!system(cmd);
+}
+
+TestSuite(processes, .init = make_tmpdir, .fini = remove_tmpdir, .timeout = 60);
+
+Test(processes, echo_over_tcp_and_udp_loss_and_reconnection) {
+    proc a = {0}, b = {0};
+    int pa = free_port(), pb = free_port();
+    write_config(&a, "a", pa, (int[]){pb, -1}, NULL);
+    write_config(&b, "b", pb, (int[]){pa, -1}, NULL);
+    start(&a);
+    start(&b);
+    must(&a, "ready", 5);
+    must(&b, "ready", 5);
+    tell(&a, "offer echo");
+    must(&a, "offered echo", 5);
+    must(&b, "si echo 1 @", 10); /* REMOTE_NOTIME, provided by A */
+    char name_a[32];
+    process_name(&a, name_a, sizeof name_a);
+
+    tell(&b, "ping /echo/ping tcp 42");
+    must(&b, "pong 43 @", 5);
+    tell(&b, "ping /echo/ping udp 7");
+    must(&b, "pong 8 @", 5);
+
+    /* A dies: B learns it from the TCP connection, its status and /_o2/si say so. */
+    stop(&a, SIGKILL);
+    must(&b, "si echo -1", 10);
+    tell(&b, "status echo");
+    must(&b, "status echo -1", 5);
+
+    /* A comes back on the same port: B's discovery finds it without help. */
+    start(&a);
+    must(&a, "ready", 5);
+    tell(&a, "offer echo");
+    must(&b, "si echo 1 @", 10);
+    tell(&b, "ping /echo/ping tcp 99");
+    must(&b, "pong 100 @", 5);
+    tell(&a, "quit");
+    tell(&b, "quit");
+    stop(&a, SIGTERM);
+    stop(&b, SIGTERM);
+}
+
+Test(processes, three_providers_the_highest_process_name_wins) {
+    proc p[3] = {{0}};
+    int ports[3] = {free_port(), free_port(), free_port()};
+    char names[3][32];
+    for (int i = 0; i < 3; i++) {
+        int others[3] = {ports[(i + 1) % 3], ports[(i + 2) % 3], -1};
+        char file[8];
+        snprintf(file, sizeof file, "p%d", i);
+        write_config(&p[i], file, ports[i], others, NULL);
+        start(&p[i]);
+        must(&p[i], "ready", 5);
+        process_name(&p[i], names[i], sizeof names[i]);
+    }
+    /* p0 and p1 offer "svc"; p2 sends to it. */
+    tell(&p[0], "offer svc");
+    tell(&p[1], "offer svc");
+    must(&p[2], "si svc 1", 10);
+    const char *winner = strcmp(names[0], names[1]) > 0 ? names[0] : names[1];
+    char want[64];
+    snprintf(want, sizeof want, "si svc 1 %s", winner);
+    /* Both announcements reach p2 in some order; the last word is the winner's. */
+    double end = now_s() + 10;
+    bool settled = false;
+    while (!settled && now_s() < end) {
+        tell(&p[2], "ping /svc/ping tcp 1");
+        const char *at = expect(&p[2], "pong 2 ", 5);
+        cr_assert_not_null(at, "%s", p[2].out);
+        settled = strncmp(at + 7, winner, strlen(winner)) == 0;
+    }
+    cr_assert(settled, "messages never went to the highest name %s:\n%s", winner, p[2].out);
+    for (int i = 0; i < 5; i++) {
+        tell(&p[2], "ping /svc/ping udp %d", 10 + i);
+        char pong[64];
+        snprintf(pong, sizeof pong, "pong %d %s", 11 + i, winner);
+        must(&p[2], pong, 5);
+    }
+    for (int i = 0; i < 3; i++)
+        stop(&p[i], SIGTERM);
+}
+
+/* ---- raw sockets ---- */
+
+static int tcp_to(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+static void udp_to(int port, const void *data, size_t len) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    sendto(fd, data, len, 0, (struct sockaddr *)&a, sizeof a);
+    close(fd);
+}
+
+static void send_frame(int fd, const void *data, uint32_t len, uint32_t claimed) {
+    uint8_t hdr[4];
+    o2h_wr_u32(hdr, claimed);
+    (void)!write(fd, hdr, 4);
+    (void)!write(fd, data, len);
+}
+
+static long stat_field(proc *p, const char *field) {
+    tell(p, "stats");
+    const char *at = expect(p, "stats delivered", 5);
+    cr_assert_not_null(at);
+    const char *f = strstr(at, field);
+    cr_assert_not_null(f);
+    return atol(f + strlen(field) + 1);
+}
+
+Test(processes, garbage_is_dropped_and_counted_and_service_goes_on) {
+    proc a = {0}, b = {0};
+    int pa = free_port(), pb = free_port();
+    write_config(&a, "a", pa, (int[]){pb, -1}, NULL);
+    write_config(&b, "b", pb, (int[]){pa, -1}, NULL);
+    start(&a);
+    start(&b);
+    must(&a, "ready", 5);
+    tell(&a, "offer echo");
+    must(&b, "si echo 1", 10);
+
+    /* A valid message to build broken ones from. */
+    o2h_builder *bld = o2h_builder_new(NULL);
+    o2h_add_string(bld, "/x/y");
+    o2h_add_int32(bld, 1);
+    o2h_msg *good = o2h_builder_finish(bld, 0, "/echo/ping", O2H_FLAG_RELIABLE);
+    uint8_t bad[256];
+
+    /* Well framed but malformed: each is dropped, the connection stays. */
+    int fd = tcp_to(pa);
+    memcpy(bad, good->data, good->length);
+    bad[good->length - 9] = 'Q'; /* inside the string argument's padding */
+    send_frame(fd, bad, good->length, good->length);
+    memcpy(bad, good->data, good->length);
+    bad[21] = '#'; /* a bad type code in ",si" */
+    send_frame(fd, bad, good->length, good->length);
+    send_frame(fd, good->data, 16, 16); /* truncated: a header and no address end */
+    /* A length that is not a multiple of 4: framing is lost, the connection closes. */
+    send_frame(fd, good->data, good->length, 5);
+    close(fd);
+    /* A 1 GB length prefix: refused before any allocation. */
+    fd = tcp_to(pa);
+    send_frame(fd, good->data, good->length, 1u << 30);
+    close(fd);
+    /* Random bytes on TCP and UDP. */
+    srand(99);
+    fd = tcp_to(pa);
+    for (int i = 0; i < 64; i++)
+        bad[i] = (uint8_t)rand();
+    (void)!write(fd, bad, 64);
+    close(fd);
+    for (int i = 0; i < 50; i++) {
+        size_t len = (size_t)(rand() % 128);
+        for (size_t k = 0; k < len; k++)
+            bad[k] = (uint8_t)rand();
+        udp_to(pa, bad, len);
+    }
+    udp_to(pa, good->data, 17); /* a truncated datagram */
+
+    /* A still serves B. */
+    tell(&b, "ping /echo/ping tcp 5");
+    must(&b, "pong 6", 5);
+    tell(&b, "ping /echo/ping udp 6");
+    must(&b, "pong 7", 5);
+    long invalid = stat_field(&a, "invalid");
+    /* 3 framed + 2 bad prefixes + random TCP (1 bad prefix) + 51 datagrams. */
+    cr_assert_geq(invalid, 50, "only %ld drops counted:\n%s", invalid, a.out);
+    o2h_msg_unref(good);
+    o2h_builder_free(bld);
+    stop(&a, SIGTERM);
+    stop(&b, SIGTERM);
+}
+
+/* A fake O2 process that connects, introduces itself, offers "sink", then never reads. */
+static int fake_stalled_peer(int port_of_a, int fake_port) {
+    int fd = tcp_to(port_of_a);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    o2h_builder *b = o2h_builder_new(NULL);
+    o2h_add_string(b, "e2e");
+    o2h_add_int32(b, 0x020001);
+    o2h_add_string(b, "00000000");
+    o2h_add_string(b, "7f000001");
+    o2h_add_int32(b, fake_port);
+    o2h_add_int32(b, fake_port);
+    o2h_add_int32(b, 54); /* CONNECT */
+    o2h_msg *dy = o2h_builder_finish(b, 0, "!_o2/dy", 1);
+    char name[32];
+    snprintf(name, sizeof name, "@00000000:7f000001:%04x", fake_port);
+    o2h_builder_start(b);
+    o2h_add_string(b, name);
+    o2h_add_string(b, "sink");
+    o2h_add_true(b);
+    o2h_add_true(b);
+    o2h_add_string(b, ";");
+    o2h_add_int32(b, 0);
+    o2h_msg *sv = o2h_builder_finish(b, 0, "!_o2/sv", 1);
+    send_frame(fd, dy->data, dy->length, dy->length);
+    send_frame(fd, sv->data, sv->length, sv->length);
+    o2h_msg_unref(dy);
+    o2h_msg_unref(sv);
+    o2h_builder_free(b);
+    return fd;
+}
+
+Test(processes, a_receiver_that_stops_reading_never_grows_the_senders_memory) {
+    proc a = {0};
+    int pa = free_port();
+    /* A 1 MB bound on each link's send queue. */
+    write_config(&a, "a", pa, (int[]){-1}, ", \"send_queue_bytes\": 1048576");
+    start(&a);
+    must(&a, "ready", 5);
+    int fake = fake_stalled_peer(pa, 1); /* @...:0001: lower than A, a plausible client */
+    must(&a, "si sink 1", 5);
+    tell(&a, "rss");
+    const char *at = expect(&a, "rss ", 5);
+    long before = atol(at + 4);
+    /* 20 000 reliable 4 KB messages = 80 MB offered to a peer that reads nothing. */
+    tell(&a, "flood /sink/x 20000 4096");
+    at = expect(&a, "flood ok", 30);
+    cr_assert_not_null(at, "%s", a.out);
+    int ok = 0, full = 0, other = 0;
+    sscanf(at, "flood ok %d full %d other %d", &ok, &full, &other);
+    tell(&a, "rss");
+    at = expect(&a, "rss ", 5);
+    long after = atol(at + 4);
+    printf("stalled receiver: %d queued, %d refused with O2H_QUEUE_FULL; RSS %ld -> %ld kB\n", ok,
+           full, before, after);
+    /* What was accepted fits in the kernel's socket buffers plus the 1 MB queue. */
+    cr_assert_gt(full, 15000, "the bounded queue must refuse: ok %d full %d", ok, full);
+    cr_assert_eq(other, 0);
+    cr_assert_lt(after - before, 8 * 1024, "RSS grew by %ld kB", after - before);
+    long counted = stat_field(&a, "queue_full");
+    cr_assert_eq(counted, full, "every refusal is counted");
+    close(fake);
+    stop(&a, SIGTERM);
+}
