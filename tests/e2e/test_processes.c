@@ -388,8 +388,9 @@ Test(processes, a_receiver_that_stops_reading_never_grows_the_senders_memory) {
     tell(&a, "rss");
     at = expect(&a, "rss ", 5);
     long after = atol(at + 4);
-    printf("stalled receiver: %d queued, %d refused with O2H_QUEUE_FULL; RSS %ld -> %ld kB\n", ok,
-           full, before, after);
+    fprintf(stderr,
+            "stalled receiver: %d queued, %d refused with O2H_QUEUE_FULL; RSS %ld -> %ld kB\n", ok,
+            full, before, after);
     /* What was accepted fits in the kernel's socket buffers plus the 1 MB queue. */
     cr_assert_gt(full, 15000, "the bounded queue must refuse: ok %d full %d", ok, full);
     cr_assert_eq(other, 0);
