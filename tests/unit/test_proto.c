@@ -1,0 +1,88 @@
+/* The O2 process protocol's messages, byte for byte as O2 2.x encodes them. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "router.h"
+
+static void assert_hex(const o2h_msg *m, const char *hex) {
+    char got[1024] = "";
+    for (uint32_t i = 0; i < m->length; i++)
+        sprintf(got + 2 * i, "%02x", m->data[i]);
+    char want[1024];
+    size_t n = 0;
+    for (const char *p = hex; *p; p++)
+        if (*p != ' ') want[n++] = *p;
+    want[n] = '\0';
+    cr_assert_str_eq(got, want);
+}
+
+static o2h_router *named_router(const char *ensemble, int tcp, int udp) {
+    o2h_router_options o = {.struct_size = sizeof o, .ensemble = ensemble};
+    o2h_router *r = o2h_router_new(&o, NULL);
+    /* What the tcp and udp plugins report when bound to 127.0.0.1. */
+    cr_assert_eq(proto_net_register(r, (o2h_plugin *)1, O2H_NET_TCP, 0x7f000001, tcp), O2H_OK);
+    cr_assert_eq(proto_net_register(r, (o2h_plugin *)2, O2H_NET_UDP, 0x7f000001, udp), O2H_OK);
+    return r;
+}
+
+Test(proto, process_name_is_public_internal_and_tcp_port_in_hex) {
+    o2h_router *r = named_router("test", 0xa32b, 0xdb33);
+    cr_assert_str_eq(o2h_router_process_name(r), "@00000000:7f000001:a32b");
+    r->net.tcp_plugin = r->net.udp_plugin = NULL; /* fake plugins: nothing to close */
+    o2h_router_free(r);
+}
+
+Test(proto, dy_matches_o2s_own_encoding) {
+    /* O2-REFERENCE §1.4: the 80-byte discovery message O2 2.0.1 produced. */
+    o2h_router *r = named_router("test", 0xa32b, 0xdb33);
+    o2h_msg *dy = proto_dy_message(r, O2H_DY_CONNECT);
+    assert_hex(dy, "00000001 0000000000000000 215f6f322f647900 2c7369737369696900000000"
+                   "7465737400000000 00020001 303030303030303000000000"
+                   "376630303030303100000000 0000a32b 0000db33 00000036");
+    cr_assert_eq(dy->length, 80);
+    o2h_msg_unref(dy);
+    r->net.tcp_plugin = r->net.udp_plugin = NULL;
+    o2h_router_free(r);
+}
+
+Test(proto, no_dy_before_the_process_has_a_name) {
+    o2h_router_options o = {.struct_size = sizeof o, .ensemble = "test"};
+    o2h_router *r = o2h_router_new(&o, NULL);
+    cr_assert_null(proto_dy_message(r, O2H_DY_INFO));
+    cr_assert_null(o2h_router_process_name(r));
+    o2h_router_free(r);
+}
+
+Test(proto, user_message_as_o2_encodes_it) {
+    /* What o2_send_cmd("/s/a", 2.0, "ifs", 1, 1.5f, "hi") puts on the wire after the length. */
+    o2h_router_options o = {.struct_size = sizeof o, .ensemble = "test"};
+    o2h_router *r = o2h_router_new(&o, NULL);
+    o2h_builder *b = o2h_send_start(r);
+    o2h_add_int32(b, 1);
+    o2h_add_float(b, 1.5f);
+    o2h_add_string(b, "hi");
+    o2h_msg *m = o2h_builder_finish(b, 2.0, "/s/a", O2H_FLAG_RELIABLE);
+    assert_hex(m, "00000001 4000000000000000 2f732f6100000000 2c69667300000000"
+                  "00000001 3fc00000 68690000");
+    o2h_msg_unref(m);
+    o2h_router_free(r);
+}
+
+Test(proto, sv_item_forms) {
+    /* !_o2/sv "s" + (name, added, is-service, properties, mode): a service added with a
+     * property, as O2's send_one_sv_msg writes it (T/F type codes, leading ';'). */
+    o2h_builder *b = o2h_builder_new(NULL);
+    o2h_add_string(b, "@00000000:7f000001:a32b");
+    o2h_add_string(b, "synth");
+    o2h_add_true(b);
+    o2h_add_true(b);
+    o2h_add_string(b, ";x:1;");
+    o2h_add_int32(b, 0);
+    o2h_msg *m = o2h_builder_finish(b, 0, "!_o2/sv", O2H_FLAG_RELIABLE);
+    assert_hex(m, "00000001 0000000000000000 215f6f322f737600 2c73735454736900"
+                  "4030303030303030303a3766303030303031 3a61333262 00"
+                  "73796e7468000000 3b783a313b000000 00000000");
+    o2h_msg_unref(m);
+    o2h_builder_free(b);
+}
