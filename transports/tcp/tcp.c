@@ -37,7 +37,8 @@ typedef struct conn {
     bool connecting;
     bool close_when_flushed; /* the core is done with it */
     bool dead;
-    int busy; /* inside one of our callbacks: free later */
+    unsigned events; /* what the watch asks for now */
+    int busy;        /* inside one of our callbacks: free later */
     /* receiving: a length prefix, then the message */
     uint8_t hdr[4];
     uint32_t hdr_got;
@@ -109,7 +110,10 @@ static int want_events(const conn *c) {
 }
 
 static void update_interest(conn *c) {
-    if (!c->dead) c->tr->host->watch_modify(c->watch, (unsigned)want_events(c));
+    unsigned want = (unsigned)want_events(c);
+    if (c->dead || want == c->events) return; /* skip the epoll_ctl when nothing changes */
+    c->events = want;
+    c->tr->host->watch_modify(c->watch, want);
 }
 
 /* ---- sending ---- */
@@ -246,6 +250,7 @@ static void on_readable(conn *c) {
             conn_close(c);
             return;
         }
+        if ((size_t)n < sizeof tr->buf) return; /* drained: no need for an EAGAIN read */
     }
 }
 
@@ -287,7 +292,8 @@ static conn *conn_new(tcp_transport *tr, int fd, const struct sockaddr_in *addr,
     snprintf(c->peer_text, sizeof c->peer_text, "%s:%d", ip, ntohs(addr->sin_port));
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    c->watch = tr->host->watch_fd(tr->self, fd, (unsigned)want_events(c), on_conn_event, c);
+    c->events = (unsigned)want_events(c);
+    c->watch = tr->host->watch_fd(tr->self, fd, c->events, on_conn_event, c);
     char desc[64];
     snprintf(desc, sizeof desc, "tcp %s", c->peer_text);
     c->link = c->watch ? tr->host->link_new(tr->self, c, desc) : NULL;

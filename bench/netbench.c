@@ -1,0 +1,119 @@
+/*
+ * Shared parts of the network benchmarks: two o2hub processes (this one and
+ * a forked child) on 127.0.0.1 with the tcp, udp and static plugins, and raw
+ * socket baselines that carry the same bytes with no router at all.
+ */
+#include "netbench.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+double nb_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int nb_free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+o2h_router *nb_router(int port, int peer_port) {
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"ensemble\": \"bench\", \"plugin_path\": [\"%s\", \"%s\"],"
+             " \"transports\": [{\"type\": \"tcp\", \"host\": \"127.0.0.1\", \"port\": %d},"
+             "  {\"type\": \"udp\", \"host\": \"127.0.0.1\", \"port\": %d}],"
+             " \"discovery\": [{\"type\": \"static\", \"peers\": [\"127.0.0.1:%d\"]}]}",
+             NB_TRANSPORT_DIR, NB_DISCOVERY_DIR, port, port, peer_port);
+    o2h_router_options o = {.struct_size = sizeof o, .log_level = O2H_LOG_WARN};
+    o2h_error err;
+    o2h_router *r = o2h_router_new_from_json(json, "bench", &o, &err);
+    if (!r) {
+        fprintf(stderr, "bench: %s\n", err.message);
+        exit(1);
+    }
+    if (o2h_router_start(r) != O2H_OK) exit(1);
+    return r;
+}
+
+bool nb_wait_service(o2h_router *r, const char *service, double limit_s) {
+    double end = nb_now() + limit_s;
+    while (o2h_status(r, service) < 0 && nb_now() < end)
+        o2h_router_poll(r, 10);
+    return o2h_status(r, service) >= 0;
+}
+
+/* ---- raw sockets ---- */
+
+int nb_tcp_listen(int *port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    listen(fd, 4);
+    socklen_t len = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+int nb_tcp_connect(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    while (connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
+        usleep(1000);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+int nb_udp_bind(int *port) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+bool nb_read_full(int fd, void *buf, size_t len) {
+    uint8_t *p = buf;
+    while (len) {
+        ssize_t n = read(fd, p, len);
+        if (n <= 0) return false;
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+/* ---- statistics ---- */
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double nb_percentile(double *values, int n, double q) {
+    qsort(values, (size_t)n, sizeof *values, cmp_double);
+    int i = (int)(q * (n - 1) + 0.5);
+    return values[i];
+}

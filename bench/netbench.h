@@ -1,0 +1,27 @@
+/* Shared parts of the network benchmarks (see netbench.c). */
+#ifndef O2H_NETBENCH_H
+#define O2H_NETBENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <o2hub/o2hub.h>
+
+double nb_now(void);
+int nb_free_port(void);
+
+/** A started router with tcp+udp on `port` and static discovery of `peer_port`. */
+o2h_router *nb_router(int port, int peer_port);
+
+/** Poll until `service` is known (status >= 0) or `limit_s` passes. */
+bool nb_wait_service(o2h_router *r, const char *service, double limit_s);
+
+int nb_tcp_listen(int *port);
+int nb_tcp_connect(int port);
+int nb_udp_bind(int *port);
+bool nb_read_full(int fd, void *buf, size_t len);
+
+/** The q-quantile (0..1) of `values` (sorts them). */
+double nb_percentile(double *values, int n, double q);
+
+#endif
