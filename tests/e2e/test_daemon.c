@@ -232,13 +232,16 @@ Test(daemon, check_reports_line_7_with_the_key_path) {
     cr_assert(strstr(d.log, want), "want %s in:\n%s", want, d.log);
 }
 
-Test(daemon, check_accepts_the_example_config) {
-    const char *args[] = {"o2hub",   "--config",     EXAMPLES_DIR "/router.json",
-                          "--check", "--plugin-dir", SKELETON_PLUGIN_DIR,
-                          NULL};
-    daemon_proc d;
-    spawn(&d, args);
-    cr_assert_eq(wait_exit(&d, 10), 0, "log:\n%s", d.log);
+Test(daemon, check_accepts_every_example_config) {
+    const char *configs[] = {EXAMPLES_DIR "/router.json", EXAMPLES_DIR "/network-a.json",
+                             EXAMPLES_DIR "/network-b.json"};
+    for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
+        const char *args[] = {"o2hub",        "--config",  configs[i], "--check",
+                              "--plugin-dir", PLUGIN_DIRS, NULL};
+        daemon_proc d;
+        spawn(&d, args);
+        cr_assert_eq(wait_exit(&d, 10), 0, "%s:\n%s", configs[i], d.log);
+    }
 }
 
 Test(daemon, usage_errors_and_version) {
