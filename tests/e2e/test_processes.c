@@ -50,12 +50,9 @@ static int free_port(void) {
     return ntohs(a.sin_port);
 }
 
-/* A config with tcp+udp on `port` and static discovery of `peers` (-1 ended). */
-static void write_config(proc *p, const char *name, int port, const int *peers, const char *extra) {
-    char list[256] = "";
-    for (int i = 0; peers[i] > 0; i++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s\"127.0.0.1:%d\"",
-                 i ? ", " : "", peers[i]);
+/* A config with tcp+udp on `port` and the discovery entry `discovery` (JSON). */
+static void write_config_with(proc *p, const char *name, int port, const char *discovery,
+                              const char *extra) {
     snprintf(p->config, sizeof p->config, "%s/%s.json", tmpdir, name);
     FILE *f = fopen(p->config, "w");
     cr_assert_not_null(f);
@@ -63,10 +60,21 @@ static void write_config(proc *p, const char *name, int port, const int *peers, 
             "{\"ensemble\": \"e2e\", \"plugin_path\": [\"%s\", \"%s\"],\n"
             " \"transports\": [{\"type\": \"tcp\", \"host\": \"127.0.0.1\", \"port\": %d%s},\n"
             "                {\"type\": \"udp\", \"host\": \"127.0.0.1\", \"port\": %d}],\n"
-            " \"discovery\": [{\"type\": \"static\", \"peers\": [%s], \"interval_max\": 1.0}]}\n",
-            TRANSPORT_DIR, DISCOVERY_DIR, port, extra ? extra : "", port, list);
+            " \"discovery\": [%s]}\n",
+            TRANSPORT_DIR, DISCOVERY_DIR, port, extra ? extra : "", port, discovery);
     fclose(f);
     p->port = port;
+}
+
+/* Static discovery of `peers` (ended by -1). */
+static void write_config(proc *p, const char *name, int port, const int *peers, const char *extra) {
+    char list[256] = "", discovery[400];
+    for (int i = 0; peers[i] > 0; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s\"127.0.0.1:%d\"",
+                 i ? ", " : "", peers[i]);
+    snprintf(discovery, sizeof discovery,
+             "{\"type\": \"static\", \"peers\": [%s], \"interval_max\": 1.0}", list);
+    write_config_with(p, name, port, discovery, extra);
 }
 
 static void start(proc *p) {
@@ -399,4 +407,21 @@ Test(processes, a_receiver_that_stops_reading_never_grows_the_senders_memory) {
     cr_assert_eq(counted, full, "every refusal is counted");
     close(fake);
     stop(&a, SIGTERM);
+}
+
+Test(processes, broadcast_discovery_on_o2s_ports_finds_a_peer) {
+    proc a = {0}, b = {0};
+    const char *bc = "{\"type\": \"broadcast\", \"interval_max\": 1.0}";
+    write_config_with(&a, "a", free_port(), bc, NULL);
+    write_config_with(&b, "b", free_port(), bc, NULL);
+    start(&a);
+    start(&b);
+    must(&a, "ready", 5);
+    must(&b, "ready", 5);
+    tell(&a, "offer found");
+    must(&b, "si found 1 @", 10);
+    tell(&b, "ping /found/ping tcp 1");
+    must(&b, "pong 2 @", 5);
+    stop(&a, SIGTERM);
+    stop(&b, SIGTERM);
 }

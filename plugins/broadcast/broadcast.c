@@ -1,0 +1,180 @@
+/*
+ * Broadcast discovery, as O2 does it when Bonjour is off (O2-REFERENCE §3.4):
+ * a UDP socket on the first free of O2's 16 discovery ports receives other
+ * processes' !_o2/dy; this process's !_o2/dy goes to every discovery port
+ * on 127.0.0.1 (broadcasts are not looped back) and, with "broadcast": true,
+ * to 255.255.255.255 too. The interval grows from "interval_min" (0.33 s)
+ * by 1.125x per round up to "interval_max" (4 s), and starts over when a
+ * peer is lost.
+ *
+ * Broadcasting is off by default so that nothing leaves this machine unless
+ * the config asks for it.
+ *
+ * Config: { "type": "broadcast", "broadcast": false,
+ *           "interval_min": 0.33, "interval_max": 4.0 }
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <o2hub/plugin.h>
+
+#define GROWTH 1.125
+#define N_PORTS 16
+
+static const int discovery_ports[N_PORTS] = {64541, 60238, 57143, 55764, 56975, 62711,
+                                             57571, 53472, 51779, 63714, 53304, 61696,
+                                             50665, 49404, 64828, 54859};
+
+typedef struct broadcast_discovery {
+    const o2h_host *host;
+    o2h_plugin *self;
+    bool broadcast;
+    double interval_min, interval_max, interval;
+    int fd;
+    int my_port;
+    o2h_watch *watch;
+    o2h_timer *timer;
+    uint8_t buf[65536];
+} broadcast_discovery;
+
+static void send_to(broadcast_discovery *bd, const o2h_msg *dy, uint32_t ip, int port) {
+    struct sockaddr_in to = {
+        .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(ip)};
+    sendto(bd->fd, dy->data, dy->length, MSG_DONTWAIT, (struct sockaddr *)&to, sizeof to);
+}
+
+static void send_round(broadcast_discovery *bd) {
+    o2h_msg *dy = bd->host->dy_message(bd->self, O2H_DY_INFO);
+    if (!dy) return;
+    for (int i = 0; i < N_PORTS; i++) {
+        if (discovery_ports[i] != bd->my_port) send_to(bd, dy, INADDR_LOOPBACK, discovery_ports[i]);
+        if (bd->broadcast) send_to(bd, dy, INADDR_BROADCAST, discovery_ports[i]);
+    }
+    bd->host->msg_unref(dy);
+}
+
+static void schedule(broadcast_discovery *bd, double delay);
+
+static void on_tick(void *ctx) {
+    broadcast_discovery *bd = ctx;
+    send_round(bd);
+    bd->interval *= GROWTH;
+    if (bd->interval > bd->interval_max) bd->interval = bd->interval_max;
+    schedule(bd, bd->interval);
+}
+
+static void schedule(broadcast_discovery *bd, double delay) {
+    bd->host->timer_stop(bd->timer);
+    bd->timer = bd->host->timer_start(bd->self, delay, 0, on_tick, bd);
+}
+
+static void on_readable(void *ctx, int fd, unsigned events) {
+    broadcast_discovery *bd = ctx;
+    (void)events;
+    for (int i = 0; i < 32; i++) {
+        ssize_t n = recv(fd, bd->buf, sizeof bd->buf, 0);
+        if (n < 0) return;
+        o2h_msg *m = bd->host->msg_alloc(bd->self, (size_t)n);
+        if (!m) return;
+        memcpy(m->data, bd->buf, (size_t)n);
+        m->length = (uint32_t)n;
+        bd->host->deliver(bd->self, NULL, m); /* the core validates and handles !_o2/dy */
+    }
+}
+
+static int bind_first_free(broadcast_discovery *bd) {
+    for (int i = 0; i < N_PORTS; i++) {
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)discovery_ports[i]),
+                                .sin_addr.s_addr = htonl(INADDR_ANY)};
+        if (bind(bd->fd, (struct sockaddr *)&a, sizeof a) == 0) {
+            bd->my_port = discovery_ports[i];
+            return O2H_OK;
+        }
+    }
+    return O2H_NO_PORT;
+}
+
+static int bc_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg, void **instance) {
+    broadcast_discovery *bd = calloc(1, sizeof *bd);
+    if (!bd) return O2H_NO_MEMORY;
+    *bd = (broadcast_discovery){.host = host, .self = self, .fd = -1};
+    if (host->cfg_bool(cfg, "broadcast", false, &bd->broadcast) == O2H_CONFIG_ERROR ||
+        host->cfg_double(cfg, "interval_min", 0.33, &bd->interval_min) == O2H_CONFIG_ERROR ||
+        host->cfg_double(cfg, "interval_max", 4.0, &bd->interval_max) == O2H_CONFIG_ERROR ||
+        ((bd->interval_min <= 0 || bd->interval_max < bd->interval_min) &&
+         host->cfg_error(cfg, NULL, "need 0 < interval_min <= interval_max"))) {
+        free(bd);
+        return O2H_CONFIG_ERROR;
+    }
+    *instance = bd;
+    return O2H_OK;
+}
+
+static int bc_start(void *instance) {
+    broadcast_discovery *bd = instance;
+    bd->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (bd->fd < 0) return O2H_SOCKET_ERROR;
+    int one = 1;
+    if (bd->broadcast) setsockopt(bd->fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one);
+    if (bind_first_free(bd) != O2H_OK) {
+        bd->host->log(bd->self, O2H_LOG_ERROR, "all 16 O2 discovery ports are taken");
+        close(bd->fd);
+        bd->fd = -1;
+        return O2H_NO_PORT;
+    }
+    bd->host->log(bd->self, O2H_LOG_INFO, "discovery port %d%s", bd->my_port,
+                  bd->broadcast ? ", broadcasting" : ", localhost only");
+    bd->watch = bd->host->watch_fd(bd->self, bd->fd, O2H_EV_READ, on_readable, bd);
+    return bd->watch ? O2H_OK : O2H_NO_MEMORY;
+}
+
+static int bc_announce(void *instance, const o2h_process_info *info) {
+    broadcast_discovery *bd = instance;
+    (void)info;
+    bd->interval = bd->interval_min;
+    send_round(bd);
+    schedule(bd, bd->interval);
+    return O2H_OK;
+}
+
+static int bc_withdraw(void *instance) {
+    broadcast_discovery *bd = instance;
+    bd->host->timer_stop(bd->timer);
+    bd->timer = NULL;
+    return O2H_OK;
+}
+
+static void bc_stop(void *instance) {
+    broadcast_discovery *bd = instance;
+    bc_withdraw(bd);
+    bd->host->watch_remove(bd->watch);
+    bd->watch = NULL;
+    if (bd->fd >= 0) close(bd->fd);
+    bd->fd = -1;
+}
+
+static void bc_destroy(void *instance) {
+    free(instance);
+}
+
+static const o2h_discovery_ops bc_ops = {.announce = bc_announce, .withdraw = bc_withdraw};
+
+static const o2h_plugin_desc bc_desc = {
+    O2H_PLUGIN_DESC_HEADER(o2h_discovery_ops),
+    .kind = O2H_PLUGIN_DISCOVERY,
+    .name = "broadcast",
+    .version = "1.0.0",
+    .description = "O2's UDP discovery on its 16 discovery ports (localhost, optional broadcast)",
+    .lifecycle = {bc_create, bc_start, bc_stop, bc_destroy},
+    .ops = &bc_ops,
+};
+
+O2H_PLUGIN_EXPORT const o2h_plugin_desc *o2hub_plugin_entry(void);
+O2H_PLUGIN_EXPORT const o2h_plugin_desc *o2hub_plugin_entry(void) {
+    return &bc_desc;
+}
