@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -40,7 +41,8 @@ static void spawn(daemon_proc *d, const char *const *args) {
     d->pid = fork();
     cr_assert_geq(d->pid, 0);
     if (d->pid == 0) {
-        dup2(pipefd[1], 1); /* keep the TAP stream on our stdout clean */
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
+        dup2(pipefd[1], 1);               /* keep the TAP stream on our stdout clean */
         dup2(pipefd[1], 2);
         close(pipefd[0]);
         close(pipefd[1]);
