@@ -158,13 +158,15 @@ static int route_to_provider(o2h_router *r, service *svc, o2h_msg *msg) {
     provider *p = &svc->providers[0];
     if (p->kind == PROVIDER_LINK) return router_send_on_link(r, p->link, msg);
     if (p->kind == PROVIDER_PEER) return proto_send_to_peer(r, p->peer, msg);
-    /* Timed local delivery needs the scheduler and a synchronised clock. */
-    if (o2h_msg_time(msg) > 0) {
+    /* A future time waits in the scheduler; that needs a synchronised clock. */
+    double when = o2h_msg_time(msg);
+    if (when > 0 && !r->clock_synced) {
         r->stats.dropped_no_clock++;
         router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: timed message and no clock",
                    o2h_msg_address(msg));
         return O2H_NO_CLOCK;
     }
+    if (when > 0 && when > o2h_time_get(r)) return sched_insert(r, o2h_msg_ref(msg));
     return dispatch_local(r, svc, msg);
 }
 

@@ -125,6 +125,7 @@ static int apply_config(o2h_router *r, config_doc *doc, const router_config *rc_
         if (o2h_router_add_plugin_dir(r, rc_->plugin_path[i]) != O2H_OK)
             return error_set(err, O2H_NO_MEMORY, "out of memory");
     add_env_plugin_dirs(r);
+    if (rc_->clock_reference) o2h_clock_set(r);
     for (int i = 0; i < rc_->n_services; i++) {
         int rc = services_add_local(r, rc_->services[i].name, rc_->services[i].properties);
         if (rc != O2H_OK)
@@ -304,6 +305,7 @@ void o2h_router_free(o2h_router *r) {
         r->plugins = p->next;
         loader_close(p);
     }
+    sched_fini(r);
     post_queue_fini(&r->posts);
     while (r->pending_head) {
         o2h_msg *m = r->pending_head;
@@ -340,6 +342,17 @@ void o2h_router_set_log_level(o2h_router *r, int level) {
 
 double o2h_local_time(const o2h_router *r) {
     return (double)(loop_now_ns() - r->t0_ns) * 1e-9;
+}
+
+double o2h_time_get(const o2h_router *r) {
+    return r->clock_synced ? o2h_local_time(r) + r->clock_offset : -1.0;
+}
+
+int o2h_clock_set(o2h_router *r) {
+    /* The reference's global time is its local time. */
+    r->clock_offset = 0;
+    r->clock_synced = true;
+    return O2H_OK;
 }
 
 void o2h_router_get_stats(const o2h_router *r, o2h_stats *stats) {

@@ -10,6 +10,7 @@
 #include "o2hub/o2hub.h"
 #include "post_queue.h"
 #include "proto.h"
+#include "scheduler.h"
 #include "services.h"
 
 /* Messages queued while a handler runs: a bound so a handler that sends in a
@@ -36,6 +37,9 @@ struct o2h_router {
 
     service_table services;
     o2h_stats stats;
+    sched sched;
+    bool clock_synced;   /* global time is known: reference, or synchronised */
+    double clock_offset; /* global time = local time + offset */
 
     /* dispatch state */
     int dispatch_depth;

@@ -63,10 +63,10 @@ bool service_is_ours(const o2h_router *r, const service *s) {
 }
 
 int service_status(const o2h_router *r, const service *s) {
-    (void)r;
-    /* No clock synchronisation yet (issue #4): every status is a NOTIME one. */
+    /* Remote and bridged services need the other side's sync too (issue #4's /_o2/cs/cs):
+     * until then they report the NOTIME codes. */
     switch (s->providers[0].kind) {
-    case PROVIDER_LOCAL: return O2H_STATUS_LOCAL_NOTIME;
+    case PROVIDER_LOCAL: return r->clock_synced ? O2H_STATUS_LOCAL : O2H_STATUS_LOCAL_NOTIME;
     case PROVIDER_PEER: return O2H_STATUS_REMOTE_NOTIME;
     default: return O2H_STATUS_BRIDGE_NOTIME;
     }

@@ -200,6 +200,20 @@ O2H_EXPORT int o2h_send_finish(o2h_router *r, double time, const char *address, 
 /** Seconds since the router was created, from a monotonic clock. */
 O2H_EXPORT double o2h_local_time(const o2h_router *r);
 
+/**
+ * O2 global time in seconds, or -1 while this router's clock is not
+ * synchronised. Messages stamped with a later time are held by the
+ * scheduler and delivered at that time; without a clock they are dropped
+ * (O2H_NO_CLOCK, counted in dropped_no_clock).
+ */
+O2H_EXPORT double o2h_time_get(const o2h_router *r);
+
+/**
+ * Make this router the ensemble's reference clock (config: "clock":
+ * {"reference": true}); its global time is then its local time.
+ */
+O2H_EXPORT int o2h_clock_set(o2h_router *r);
+
 /* ---- Counters ------------------------------------------------------------ */
 
 /** Message counters of a router. Grows only at the end. */
