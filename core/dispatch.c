@@ -160,7 +160,7 @@ static int route_to_provider(o2h_router *r, service *svc, o2h_msg *msg) {
     if (p->kind == PROVIDER_PEER) return proto_send_to_peer(r, p->peer, msg);
     /* A future time waits in the scheduler; that needs a synchronised clock. */
     double when = o2h_msg_time(msg);
-    if (when > 0 && !r->clock_synced) {
+    if (when > 0 && !r->clock.synced) {
         r->stats.dropped_no_clock++;
         router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: timed message and no clock",
                    o2h_msg_address(msg));

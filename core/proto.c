@@ -91,8 +91,9 @@ o2h_msg *proto_dy_message(o2h_router *r, int flag) {
     return o2h_builder_finish(b, 0, "!_o2/dy", O2H_FLAG_RELIABLE);
 }
 
+/* Every service but the local process's own names ("_o2", "@...") is announced. */
 static bool announced_name(const char *name) {
-    return name[0] != '_' && name[0] != '@';
+    return strcmp(name, "_o2") != 0 && name[0] != '@';
 }
 
 /* The properties as O2 sends them in !_o2/sv: with the leading ';', ";" for none. */
@@ -167,6 +168,7 @@ static void notify_si(o2h_router *r, const char *name) {
 void proto_service_changed(o2h_router *r, const char *name, provider_kind kind, bool added) {
     if (r->closing) return;
     notify_si(r, name);
+    if (strcmp(name, "_cs") == 0) clock_reference_changed(r);
     if (kind == PROVIDER_PEER || !announced_name(name) || !named(r)) return;
     const char *props = "";
     service *s = added ? services_find(&r->services, name, strlen(name)) : NULL;
@@ -252,6 +254,7 @@ static void connect_as_client(o2h_router *r, const char *name, uint32_t ip, int 
     attach_udp(r, p);
     router_log(r, O2H_LOG_INFO, "core", "connecting to process %s", name);
     send_and_release(r, link, proto_dy_message(r, O2H_DY_CONNECT));
+    clock_announce_sync_on(r, link);
     send_and_release(r, link, full_service_list(r));
     services_add_peer(r, name, p, NULL);
 }
@@ -276,6 +279,7 @@ static void accept_client(o2h_router *r, o2h_link *from, const char *name, uint3
     from->peer = p;
     attach_udp(r, p);
     router_log(r, O2H_LOG_INFO, "core", "accepted process %s", name);
+    clock_announce_sync_on(r, from);
     send_and_release(r, from, full_service_list(r));
     services_add_peer(r, name, p, NULL);
 }

@@ -19,6 +19,7 @@ typedef struct peer {
     uint32_t ip;   /* internal IPv4, host order */
     int tcp_port;
     int udp_port;
+    bool synced; /* it sent !_o2/cs/cs */
     struct peer *next;
 } peer;
 

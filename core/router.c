@@ -43,7 +43,7 @@ o2h_router *o2h_router_new(const o2h_router_options *opts, o2h_error *err) {
     r->pbuilder = o2h_builder_new(r->pool);
     bool loop_ok = loop_init(&r->lp) == 0;
     if (!r->pool || !r->builder || !r->vbuilder || !r->pbuilder || !loop_ok ||
-        proto_init(r) != O2H_OK) {
+        proto_init(r) != O2H_OK || clock_init(r) != O2H_OK) {
         error_set(err, loop_ok ? O2H_NO_MEMORY : O2H_FAIL,
                   loop_ok ? "out of memory" : "cannot create epoll/eventfd/timerfd");
         if (!loop_ok) r->lp.epfd = r->lp.wakefd = r->lp.timerfd = -1;
@@ -306,6 +306,7 @@ void o2h_router_free(o2h_router *r) {
         loader_close(p);
     }
     sched_fini(r);
+    clock_fini(r);
     post_queue_fini(&r->posts);
     while (r->pending_head) {
         o2h_msg *m = r->pending_head;
@@ -345,14 +346,11 @@ double o2h_local_time(const o2h_router *r) {
 }
 
 double o2h_time_get(const o2h_router *r) {
-    return r->clock_synced ? o2h_local_time(r) + r->clock_offset : -1.0;
+    return clock_global(r);
 }
 
 int o2h_clock_set(o2h_router *r) {
-    /* The reference's global time is its local time. */
-    r->clock_offset = 0;
-    r->clock_synced = true;
-    return O2H_OK;
+    return clock_become_reference(r);
 }
 
 void o2h_router_get_stats(const o2h_router *r, o2h_stats *stats) {

@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 
+#include "clock.h"
 #include "config.h"
 #include "loader.h"
 #include "loop.h"
@@ -38,8 +39,7 @@ struct o2h_router {
     service_table services;
     o2h_stats stats;
     sched sched;
-    bool clock_synced;   /* global time is known: reference, or synchronised */
-    double clock_offset; /* global time = local time + offset */
+    clock_state clock;
 
     /* dispatch state */
     int dispatch_depth;

@@ -66,8 +66,10 @@ int service_status(const o2h_router *r, const service *s) {
     /* Remote and bridged services need the other side's sync too (issue #4's /_o2/cs/cs):
      * until then they report the NOTIME codes. */
     switch (s->providers[0].kind) {
-    case PROVIDER_LOCAL: return r->clock_synced ? O2H_STATUS_LOCAL : O2H_STATUS_LOCAL_NOTIME;
-    case PROVIDER_PEER: return O2H_STATUS_REMOTE_NOTIME;
+    case PROVIDER_LOCAL: return r->clock.synced ? O2H_STATUS_LOCAL : O2H_STATUS_LOCAL_NOTIME;
+    case PROVIDER_PEER:
+        return r->clock.synced && s->providers[0].peer->synced ? O2H_STATUS_REMOTE
+                                                               : O2H_STATUS_REMOTE_NOTIME;
     default: return O2H_STATUS_BRIDGE_NOTIME;
     }
 }

@@ -8,6 +8,9 @@
  *   offer SVC                 offers SVC with /SVC/ping "si" (reply-to, n)
  *                             -> "offered SVC"; replies "is" (n + 1, our name)
  *   status SVC                -> "status SVC N"
+ *   time                      -> "time T" (O2 global time, -1 before clock sync)
+ *   timecheck SVC             asks SVC's process for its time -> "timecheck ERR_US RTT_US",
+ *                             ERR = its time minus ours at the midpoint of the round trip
  *   ping ADDRESS tcp|udp N    sends (our reply address, N) -> later "pong M FROM"
  *   flood ADDRESS COUNT SIZE  sends COUNT reliable messages with a SIZE-byte blob
  *                             -> "flood ok K full F other E"
@@ -29,6 +32,7 @@ typedef struct peer_app {
     o2h_router *r;
     char reply_service[32];
     bool quit;
+    double asked_at; /* our global time when timecheck asked */
 } peer_app;
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -53,6 +57,19 @@ static void on_ping(o2h_router *r, const o2h_msg *msg, const char *types,
                  ? o2h_send_cmd(r, argv[0]->s, 0, "is", argv[1]->i + 1, name ? name : "_o2")
                  : o2h_send(r, argv[0]->s, 0, "is", argv[1]->i + 1, name ? name : "_o2");
     if (rc != O2H_OK) say("reply failed %s", o2h_strerror(rc));
+}
+
+static void on_time_request(o2h_router *r, const o2h_msg *msg, const char *types,
+                            const o2h_arg *const *argv, int argc, void *user_data) {
+    o2h_send_cmd(r, argv[0]->s, 0, "d", o2h_time_get(r));
+}
+
+static void on_time_reply(o2h_router *r, const o2h_msg *msg, const char *types,
+                          const o2h_arg *const *argv, int argc, void *user_data) {
+    peer_app *app = user_data;
+    double now = o2h_time_get(r);
+    double err = argv[0]->d - (app->asked_at + now) / 2;
+    say("timecheck %.0f %.0f", err * 1e6, (now - app->asked_at) * 1e6);
 }
 
 static void on_pong(o2h_router *r, const o2h_msg *msg, const char *types,
@@ -101,7 +118,17 @@ static void command(peer_app *app, char *line) {
         snprintf(path, sizeof path, "/%s/ping", a);
         int rc = o2h_service_new(r, a);
         if (rc == O2H_OK) rc = o2h_method_new(r, path, "si", on_ping, app, true, true);
+        snprintf(path, sizeof path, "/%s/time", a);
+        if (rc == O2H_OK) rc = o2h_method_new(r, path, "s", on_time_request, app, false, true);
         say(rc == O2H_OK ? "offered %s" : "offer %s failed", a);
+    } else if (strcmp(verb, "time") == 0) {
+        say("time %.6f", o2h_time_get(r));
+    } else if (strcmp(verb, "timecheck") == 0) {
+        char address[160], reply[64];
+        snprintf(address, sizeof address, "/%s/time", a);
+        snprintf(reply, sizeof reply, "/%s/time", app->reply_service);
+        app->asked_at = o2h_time_get(r);
+        o2h_send_cmd(r, address, 0, "s", reply);
     } else if (strcmp(verb, "status") == 0) {
         say("status %s %d", a, o2h_status(r, a));
     } else if (strcmp(verb, "ping") == 0) {
@@ -166,6 +193,8 @@ int main(int argc, char **argv) {
     char path[64];
     snprintf(path, sizeof path, "/%s/pong", app.reply_service);
     o2h_method_new(app.r, path, "is", on_pong, &app, false, true);
+    snprintf(path, sizeof path, "/%s/time", app.reply_service);
+    o2h_method_new(app.r, path, "d", on_time_reply, &app, false, true);
     o2h_method_new(app.r, "/_o2/si", "siss", on_si, &app, false, true);
     if (o2h_router_start(app.r) != O2H_OK) return 1;
     say("ready");

@@ -53,7 +53,7 @@ static int free_port(void) {
 
 /* A config with tcp+udp on `port` and the discovery entry `discovery` (JSON). */
 static void write_config_with(proc *p, const char *name, int port, const char *discovery,
-                              const char *extra) {
+                              const char *extra, const char *top) {
     snprintf(p->config, sizeof p->config, "%s/%s.json", tmpdir, name);
     FILE *f = fopen(p->config, "w");
     cr_assert_not_null(f);
@@ -61,8 +61,9 @@ static void write_config_with(proc *p, const char *name, int port, const char *d
             "{\"ensemble\": \"e2e\", \"plugin_path\": [\"%s\", \"%s\"],\n"
             " \"transports\": [{\"type\": \"tcp\", \"host\": \"127.0.0.1\", \"port\": %d%s},\n"
             "                {\"type\": \"udp\", \"host\": \"127.0.0.1\", \"port\": %d}],\n"
-            " \"discovery\": [%s]}\n",
-            TRANSPORT_DIR, DISCOVERY_DIR, port, extra ? extra : "", port, discovery);
+            " \"discovery\": [%s]%s}\n",
+            TRANSPORT_DIR, DISCOVERY_DIR, port, extra ? extra : "", port, discovery,
+            top ? top : "");
     fclose(f);
     p->port = port;
 }
@@ -75,7 +76,7 @@ static void write_config(proc *p, const char *name, int port, const int *peers, 
                  i ? ", " : "", peers[i]);
     snprintf(discovery, sizeof discovery,
              "{\"type\": \"static\", \"peers\": [%s], \"interval_max\": 1.0}", list);
-    write_config_with(p, name, port, discovery, extra);
+    write_config_with(p, name, port, discovery, extra, NULL);
 }
 
 static void start(proc *p) {
@@ -414,8 +415,8 @@ Test(processes, a_receiver_that_stops_reading_never_grows_the_senders_memory) {
 Test(processes, broadcast_discovery_on_o2s_ports_finds_a_peer) {
     proc a = {0}, b = {0};
     const char *bc = "{\"type\": \"broadcast\", \"interval_max\": 1.0}";
-    write_config_with(&a, "a", free_port(), bc, NULL);
-    write_config_with(&b, "b", free_port(), bc, NULL);
+    write_config_with(&a, "a", free_port(), bc, NULL, NULL);
+    write_config_with(&b, "b", free_port(), bc, NULL, NULL);
     start(&a);
     start(&b);
     must(&a, "ready", 5);
@@ -424,6 +425,38 @@ Test(processes, broadcast_discovery_on_o2s_ports_finds_a_peer) {
     must(&b, "si found 1 @", 10);
     tell(&b, "ping /found/ping tcp 1");
     must(&b, "pong 2 @", 5);
+    stop(&a, SIGTERM);
+    stop(&b, SIGTERM);
+}
+
+Test(processes, clock_sync_to_a_reference_within_a_millisecond) {
+    proc a = {0}, b = {0};
+    int pa = free_port(), pb = free_port();
+    char disc_a[128], disc_b[128];
+    snprintf(disc_a, sizeof disc_a, "{\"type\": \"static\", \"peers\": [\"127.0.0.1:%d\"]}", pb);
+    snprintf(disc_b, sizeof disc_b, "{\"type\": \"static\", \"peers\": [\"127.0.0.1:%d\"]}", pa);
+    write_config_with(&a, "a", pa, disc_a, NULL, ", \"clock\": {\"reference\": true}");
+    write_config_with(&b, "b", pb, disc_b, NULL, NULL);
+    start(&a);
+    start(&b);
+    must(&a, "ready", 5);
+    must(&b, "ready", 5);
+    tell(&b, "time");
+    must(&b, "time -1", 5); /* no clock yet */
+    tell(&a, "offer echo");
+    must(&b, "si echo 1 @", 10); /* REMOTE_NOTIME before sync */
+    must(&b, "si echo 5 @", 10); /* REMOTE once both are synchronised */
+    tell(&b, "status echo");
+    must(&b, "status echo 5", 5);
+    for (int i = 0; i < 5; i++) {
+        tell(&b, "timecheck echo");
+        const char *at = expect(&b, "timecheck ", 5);
+        cr_assert_not_null(at, "%s", b.out);
+        long err_us = 0, rtt_us = 0;
+        sscanf(at, "timecheck %ld %ld", &err_us, &rtt_us);
+        fprintf(stderr, "clock: error %ld us, round trip %ld us\n", err_us, rtt_us);
+        cr_assert_lt(labs(err_us), 1000, "clocks differ by %ld us", err_us);
+    }
     stop(&a, SIGTERM);
     stop(&b, SIGTERM);
 }
