@@ -33,7 +33,7 @@ static void notify_services(o2h_router *r, const peer *only_peer) {
     char **names = calloc(r->services.by_name.count + 1, sizeof *names);
     while (names && strmap_next(&r->services.by_name, &pos, &key, &value)) {
         const service *s = value;
-        if (strcmp(key, "_o2") == 0) continue; /* O2 never reports its own "_o2" */
+        if (strcmp(key, "_o2") == 0 || s->n_providers == 0) continue; /* no "_o2", no tap-only */
         if (only_peer &&
             !(s->providers[0].kind == PROVIDER_PEER && s->providers[0].peer == only_peer))
             continue;

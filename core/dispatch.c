@@ -154,6 +154,73 @@ int router_send_on_link(o2h_router *r, o2h_link *link, o2h_msg *msg) {
     return rc;
 }
 
+#define MAX_TAP_TTL 3 /* O2_MAX_TAP_FORWARDING: copies of copies stop here */
+
+static const provider *local_provider(const service *svc) {
+    for (uint32_t i = 0; i < svc->n_providers; i++)
+        if (svc->providers[i].kind == PROVIDER_LOCAL) return &svc->providers[i];
+    return NULL;
+}
+
+/* A copy of `msg` addressed to `tapper` (same path after the service), TAP flag, TTL + 1. */
+static o2h_msg *tap_copy(o2h_router *r, const o2h_msg *msg, const tap *t) {
+    const char *addr = o2h_msg_address(msg);
+    const char *rest = addr + 1 + strcspn(addr + 1, "/");
+    uint32_t old_alen = pad4((uint32_t)strlen(addr) + 1);
+    uint32_t body = msg->length - O2H_MSG_ADDRESS_OFFSET - old_alen;
+    size_t tlen = strlen(t->tapper), rlen = strlen(rest);
+    uint32_t new_alen = pad4((uint32_t)(1 + tlen + rlen) + 1);
+    o2h_msg *copy = o2h_msg_alloc(r->pool, O2H_MSG_ADDRESS_OFFSET + new_alen + body);
+    if (!copy) return NULL;
+    uint32_t misc = o2h_msg_misc(msg);
+    bool reliable =
+        t->mode == O2H_TAP_KEEP ? (misc & O2H_FLAG_RELIABLE) != 0 : t->mode == O2H_TAP_RELIABLE;
+    uint32_t ttl = (misc >> 8) + 1;
+    uint8_t *p = copy->data;
+    memcpy(p + 4, msg->data + 4, 8); /* timestamp */
+    o2h_wr_u32(p, (ttl << 8) | O2H_FLAG_TAP | (reliable ? O2H_FLAG_RELIABLE : 0));
+    p += O2H_MSG_ADDRESS_OFFSET;
+    memset(p + new_alen - 4, 0, 4);
+    p[0] = (uint8_t)addr[0];
+    memcpy(p + 1, t->tapper, tlen);
+    memcpy(p + 1 + tlen, rest, rlen);
+    memcpy(p + new_alen, msg->data + O2H_MSG_ADDRESS_OFFSET + old_alen, body);
+    copy->length = O2H_MSG_ADDRESS_OFFSET + new_alen + body;
+    return copy;
+}
+
+static void deliver_tapped_locally(o2h_router *r, o2h_msg *copy);
+
+/* After a delivery to the active local provider: a copy to every tapper. */
+static void forward_to_taps(o2h_router *r, const service *svc, const o2h_msg *msg) {
+    if (svc->n_taps == 0 || (o2h_msg_misc(msg) >> 8) >= MAX_TAP_TTL) return;
+    /* Taps may change while copies are delivered: walk a snapshot of the count. */
+    for (uint32_t i = 0; i < svc->n_taps; i++) {
+        o2h_msg *copy = tap_copy(r, msg, &svc->taps[i]);
+        if (!copy) continue;
+        if (svc->taps[i].owner)
+            proto_send_to_peer(r, svc->taps[i].owner, copy);
+        else
+            deliver_tapped_locally(r, copy);
+        o2h_msg_unref(copy);
+        r->stats.tapped++;
+    }
+}
+
+/* A tap copy goes to this process's own provider even when another process is active. */
+static void deliver_tapped_locally(o2h_router *r, o2h_msg *copy) {
+    const char *name;
+    size_t len;
+    if (!names_service_of(o2h_msg_address(copy), &name, &len)) return;
+    service *svc = services_find(&r->services, name, len);
+    if (!svc || !local_provider(svc)) {
+        r->stats.dropped_no_service++;
+        return;
+    }
+    dispatch_local(r, svc, copy);
+    forward_to_taps(r, svc, copy);
+}
+
 static int route_to_provider(o2h_router *r, service *svc, o2h_msg *msg) {
     provider *p = &svc->providers[0];
     if (p->kind == PROVIDER_LINK) return router_send_on_link(r, p->link, msg);
@@ -167,7 +234,9 @@ static int route_to_provider(o2h_router *r, service *svc, o2h_msg *msg) {
         return O2H_NO_CLOCK;
     }
     if (when > 0 && when > o2h_time_get(r)) return sched_insert(r, o2h_msg_ref(msg));
-    return dispatch_local(r, svc, msg);
+    int rc = dispatch_local(r, svc, msg);
+    forward_to_taps(r, svc, msg);
+    return rc;
 }
 
 int router_route(o2h_router *r, o2h_msg *msg) {
@@ -186,6 +255,9 @@ int router_route(o2h_router *r, o2h_msg *msg) {
             r->stats.dropped_no_service++;
             router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: no service", o2h_msg_address(msg));
             rc = O2H_NO_SERVICE;
+        } else if ((o2h_msg_misc(msg) & O2H_FLAG_TAP) && local_provider(svc)) {
+            deliver_tapped_locally(r, msg);
+            rc = O2H_OK;
         } else if (o2h_msg_is_bundle(msg) && svc->providers[0].kind == PROVIDER_LOCAL) {
             rc = route_bundle(r, msg);
         } else {

@@ -119,8 +119,33 @@ static o2h_msg *full_service_list(o2h_router *r) {
             o2h_add_string(b, sv_properties(&s->providers[i]));
             o2h_add_int32(b, 0);
         }
+        for (uint32_t i = 0; i < s->n_taps; i++) {
+            if (s->taps[i].owner) continue; /* only the taps this process owns */
+            o2h_add_string(b, s->taps[i].tapper);
+            o2h_add_true(b);
+            o2h_add_false(b);
+            o2h_add_string(b, s->name);
+            o2h_add_int32(b, s->taps[i].mode);
+        }
     }
     return o2h_builder_finish(b, 0, "!_o2/sv", O2H_FLAG_RELIABLE);
+}
+
+void proto_tap_changed(o2h_router *r, const char *tappee, const char *tapper, int mode,
+                       bool added) {
+    if (r->closing || !named(r)) return;
+    for (peer *p = r->net.peers; p; p = p->next) {
+        if (!p->tcp) continue;
+        o2h_builder *b = r->pbuilder;
+        o2h_builder_start(b);
+        o2h_add_string(b, r->process_name);
+        o2h_add_string(b, tapper);
+        o2h_add_tf(b, added);
+        o2h_add_false(b); /* a tap */
+        o2h_add_string(b, tappee);
+        o2h_add_int32(b, added ? mode : 0);
+        send_and_release(r, p->tcp, o2h_builder_finish(b, 0, "!_o2/sv", O2H_FLAG_RELIABLE));
+    }
 }
 
 static o2h_msg *one_service_item(o2h_router *r, const char *name, bool added,
@@ -319,7 +344,7 @@ static void handle_dy(o2h_router *r, const o2h_msg *msg, const char *types,
 
 /* One item of !_o2/sv: name, added, is-service, properties or tappee, send mode. */
 static int read_sv_item(o2h_reader *rd, const char **name, bool *added, bool *is_service,
-                        const char **props) {
+                        const char **props, int *mode) {
     o2h_arg a;
     if (o2h_reader_next(rd, 's', &a) != O2H_OK) return O2H_BAD_TYPE;
     *name = a.s;
@@ -329,7 +354,9 @@ static int read_sv_item(o2h_reader *rd, const char **name, bool *added, bool *is
     *is_service = a.B;
     if (o2h_reader_next(rd, 's', &a) != O2H_OK) return O2H_BAD_TYPE;
     *props = a.s;
-    return o2h_reader_next(rd, 'i', &a);
+    int rc = o2h_reader_next(rd, 'i', &a);
+    *mode = a.i;
+    return rc;
 }
 
 static void handle_sv(o2h_router *r, const o2h_msg *msg, const char *types,
@@ -345,15 +372,19 @@ static void handle_sv(o2h_router *r, const o2h_msg *msg, const char *types,
     }
     const char *name, *props;
     bool added, is_service;
+    int mode;
     while (o2h_reader_peek(&rd) &&
-           read_sv_item(&rd, &name, &added, &is_service, &props) == O2H_OK) {
+           read_sv_item(&rd, &name, &added, &is_service, &props, &mode) == O2H_OK) {
         if (!name[0] || strcmp(name, "_o2") == 0) continue;
         if (added && is_service)
             services_add_peer(r, name, p, props);
         else if (!added && (is_service || !props[0]))
             /* O2 2.0.1 announces removal as (F, F, ""): accept both forms. */
             services_remove(r, name, PROVIDER_PEER, p);
-        /* Taps (is_service false with a tappee) arrive with issue #4. */
+        else if (added) /* a tap: `name` taps `props` */
+            services_add_tap(r, props, name, p, mode);
+        else
+            services_remove_tap(r, props, name, p);
     }
 }
 

@@ -54,6 +54,9 @@ void proto_link_closed(o2h_router *r, o2h_link *link);
  */
 void proto_service_changed(o2h_router *r, const char *name, provider_kind kind, bool added);
 
+/** Tell every peer that this process added or removed a tap. */
+void proto_tap_changed(o2h_router *r, const char *tappee, const char *tapper, int mode, bool added);
+
 /** Send to a peer: reliable messages over TCP, others over UDP when possible. */
 int proto_send_to_peer(o2h_router *r, peer *p, o2h_msg *msg);
 

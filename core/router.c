@@ -389,3 +389,18 @@ int o2h_status(o2h_router *r, const char *name) {
 const char *o2h_router_process_name(const o2h_router *r) {
     return r->process_name[0] == '@' ? r->process_name : NULL;
 }
+
+int o2h_tap(o2h_router *r, const char *tappee, const char *tapper, int mode) {
+    if (!tappee || !tapper || strlen(tappee) > 127 || !names_valid_service(tapper))
+        return O2H_BAD_NAME;
+    int rc = services_add_tap(r, tappee, tapper, NULL, mode);
+    if (rc == O2H_OK) proto_tap_changed(r, tappee, tapper, mode, true);
+    return rc;
+}
+
+int o2h_untap(o2h_router *r, const char *tappee, const char *tapper) {
+    if (!tappee || !tapper) return O2H_BAD_ARGS;
+    int rc = services_remove_tap(r, tappee, tapper, NULL);
+    if (rc == O2H_OK) proto_tap_changed(r, tappee, tapper, 0, false);
+    return rc;
+}

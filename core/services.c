@@ -33,6 +33,9 @@ static void free_methods(service *s) {
 
 static void service_destroy(service *s) {
     free_methods(s);
+    for (uint32_t i = 0; i < s->n_taps; i++)
+        free(s->taps[i].tapper);
+    free(s->taps);
     for (uint32_t i = 0; i < s->n_providers; i++)
         free(s->providers[i].properties);
     free(s->providers);
@@ -50,7 +53,15 @@ void services_fini(service_table *t) {
 }
 
 service *services_find(const service_table *t, const char *name, size_t len) {
-    return strmap_getn(&t->by_name, name, len);
+    service *s = strmap_getn(&t->by_name, name, len);
+    return s && s->n_providers > 0 ? s : NULL;
+}
+
+/* The entry goes when it has neither providers nor taps. */
+static void drop_if_empty(o2h_router *r, service *s) {
+    if (s->n_providers > 0 || s->n_taps > 0) return;
+    strmap_remove(&r->services.by_name, s->name);
+    service_destroy(s);
 }
 
 const char *provider_process(const o2h_router *r, const provider *p) {
@@ -191,10 +202,7 @@ static void remove_provider_at(o2h_router *r, service *s, uint32_t i) {
     s->providers[i] = s->providers[--s->n_providers];
     /* If the active provider left, the greatest remaining takes over. */
     if (i == 0) promote_best(r, s);
-    if (s->n_providers == 0) {
-        strmap_remove(&r->services.by_name, s->name);
-        service_destroy(s);
-    }
+    drop_if_empty(r, s);
     proto_service_changed(r, name, kind, false);
 }
 
@@ -216,8 +224,11 @@ void services_remove_link_everywhere(o2h_router *r, o2h_link *link) {
     remove_everywhere(r, PROVIDER_LINK, link);
 }
 
+static void remove_taps_of(o2h_router *r, struct peer *owner);
+
 void services_remove_peer_everywhere(o2h_router *r, struct peer *who) {
     remove_everywhere(r, PROVIDER_PEER, who);
+    remove_taps_of(r, who); /* a process's taps leave with it */
 }
 
 static void remove_everywhere(o2h_router *r, provider_kind kind, const void *link_or_peer) {
@@ -308,4 +319,69 @@ int services_remove_method(o2h_router *r, const char *path) {
     if (!m) return O2H_NOT_FOUND;
     method_free(m);
     return O2H_OK;
+}
+
+/* ---- taps ---- */
+
+int services_add_tap(o2h_router *r, const char *tappee, const char *tapper, struct peer *owner,
+                     int mode) {
+    if (!tappee[0] || !tapper[0] || mode < O2H_TAP_KEEP || mode > O2H_TAP_BEST_EFFORT)
+        return O2H_BAD_ARGS;
+    service *s = service_get_or_create(r, tappee);
+    if (!s) return O2H_NO_MEMORY;
+    for (uint32_t i = 0; i < s->n_taps; i++)
+        if (s->taps[i].owner == owner && strcmp(s->taps[i].tapper, tapper) == 0)
+            return O2H_SERVICE_EXISTS;
+    if (s->n_taps == s->cap_taps) {
+        uint32_t cap = s->cap_taps ? s->cap_taps * 2 : 2;
+        tap *t = realloc(s->taps, cap * sizeof *t);
+        if (!t) return O2H_NO_MEMORY;
+        s->taps = t;
+        s->cap_taps = cap;
+    }
+    char *copy = strdup(tapper);
+    if (!copy) return O2H_NO_MEMORY;
+    s->taps[s->n_taps++] = (tap){.tapper = copy, .owner = owner, .mode = mode};
+    return O2H_OK;
+}
+
+int services_remove_tap(o2h_router *r, const char *tappee, const char *tapper, struct peer *owner) {
+    service *s = strmap_get(&r->services.by_name, tappee);
+    for (uint32_t i = 0; s && i < s->n_taps; i++) {
+        if (s->taps[i].owner != owner || strcmp(s->taps[i].tapper, tapper) != 0) continue;
+        free(s->taps[i].tapper);
+        s->taps[i] = s->taps[--s->n_taps];
+        drop_if_empty(r, s);
+        return O2H_OK;
+    }
+    return O2H_NOT_FOUND;
+}
+
+static void remove_taps_of(o2h_router *r, struct peer *owner) {
+    uint32_t pos = 0, n = 0;
+    const char *key;
+    void *value;
+    char **names = calloc(r->services.by_name.count + 1, sizeof *names);
+    while (names && strmap_next(&r->services.by_name, &pos, &key, &value)) {
+        service *s = value;
+        for (uint32_t i = 0; i < s->n_taps; i++) {
+            if (s->taps[i].owner != owner) continue;
+            names[n++] = strdup(s->name);
+            break;
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        service *s = names[i] ? strmap_get(&r->services.by_name, names[i]) : NULL;
+        for (uint32_t k = 0; s && k < s->n_taps;) {
+            if (s->taps[k].owner == owner) {
+                free(s->taps[k].tapper);
+                s->taps[k] = s->taps[--s->n_taps];
+            } else {
+                k++;
+            }
+        }
+        if (s) drop_if_empty(r, s);
+        free(names[i]);
+    }
+    free(names);
 }

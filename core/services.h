@@ -36,11 +36,20 @@ typedef struct method {
     bool parse;
 } method;
 
+/* A tap: copies of every message delivered to the service go to `tapper`. */
+typedef struct tap {
+    char *tapper;
+    struct peer *owner; /* the tapper's process; NULL: this one */
+    int mode;           /* O2H_TAP_KEEP, O2H_TAP_RELIABLE, O2H_TAP_BEST_EFFORT */
+} tap;
+
 typedef struct service {
     char *name;
-    provider *providers; /* providers[0] is active */
+    provider *providers; /* providers[0] is active; none: an entry kept for its taps */
     uint32_t n_providers;
     uint32_t cap_providers;
+    tap *taps;
+    uint32_t n_taps, cap_taps;
     strmap methods; /* key -> method*, only while a local provider exists */
     method *whole;  /* handler for every message to the service, or NULL */
 } service;
@@ -52,7 +61,13 @@ typedef struct service_table {
 void services_init(service_table *t);
 void services_fini(service_table *t);
 
+/** A service with at least one provider, or NULL. */
 service *services_find(const service_table *t, const char *name, size_t len);
+
+/** Add a tap on `tappee` (which need not exist yet). O2H_SERVICE_EXISTS if it is there. */
+int services_add_tap(o2h_router *r, const char *tappee, const char *tapper, struct peer *owner,
+                     int mode);
+int services_remove_tap(o2h_router *r, const char *tappee, const char *tapper, struct peer *owner);
 
 /** Offer `name` locally; O2H_SERVICE_EXISTS if a local-process provider exists. */
 int services_add_local(o2h_router *r, const char *name, const char *properties);

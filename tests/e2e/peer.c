@@ -7,6 +7,8 @@
  *   name                      -> "name @..."
  *   offer SVC                 offers SVC with /SVC/ping "si" (reply-to, n)
  *                             -> "offered SVC"; replies "is" (n + 1, our name)
+ *   subscribe TAPPEE TAPPER   offers TAPPER, taps TAPPEE with it -> "subscribed";
+ *                             each copy -> "tapped ADDRESS"
  *   status SVC                -> "status SVC N"
  *   time                      -> "time T" (O2 global time, -1 before clock sync)
  *   timecheck SVC             asks SVC's process for its time -> "timecheck ERR_US RTT_US",
@@ -72,6 +74,11 @@ static void on_time_reply(o2h_router *r, const o2h_msg *msg, const char *types,
     say("timecheck %.0f %.0f", err * 1e6, (now - app->asked_at) * 1e6);
 }
 
+static void on_tapped(o2h_router *r, const o2h_msg *msg, const char *types,
+                      const o2h_arg *const *argv, int argc, void *user_data) {
+    say("tapped %s", o2h_msg_address(msg));
+}
+
 static void on_pong(o2h_router *r, const o2h_msg *msg, const char *types,
                     const o2h_arg *const *argv, int argc, void *user_data) {
     say("pong %d %s", argv[0]->i, argv[1]->s);
@@ -121,6 +128,13 @@ static void command(peer_app *app, char *line) {
         snprintf(path, sizeof path, "/%s/time", a);
         if (rc == O2H_OK) rc = o2h_method_new(r, path, "s", on_time_request, app, false, true);
         say(rc == O2H_OK ? "offered %s" : "offer %s failed", a);
+    } else if (strcmp(verb, "subscribe") == 0) {
+        char path[64];
+        snprintf(path, sizeof path, "/%s", b);
+        int rc = o2h_service_new(r, b);
+        if (rc == O2H_OK) rc = o2h_method_new(r, path, NULL, on_tapped, app, false, false);
+        if (rc == O2H_OK) rc = o2h_tap(r, a, b, O2H_TAP_KEEP);
+        say(rc == O2H_OK ? "subscribed" : "subscribe failed");
     } else if (strcmp(verb, "time") == 0) {
         say("time %.6f", o2h_time_get(r));
     } else if (strcmp(verb, "timecheck") == 0) {

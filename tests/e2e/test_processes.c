@@ -460,3 +460,31 @@ Test(processes, clock_sync_to_a_reference_within_a_millisecond) {
     stop(&a, SIGTERM);
     stop(&b, SIGTERM);
 }
+
+Test(processes, a_subscriber_in_a_third_process_gets_a_copy_of_every_message) {
+    proc p[3] = {{0}};
+    int ports[3] = {free_port(), free_port(), free_port()};
+    for (int i = 0; i < 3; i++) {
+        int others[3] = {ports[(i + 1) % 3], ports[(i + 2) % 3], -1};
+        char file[8];
+        snprintf(file, sizeof file, "t%d", i);
+        write_config(&p[i], file, ports[i], others, NULL);
+        start(&p[i]);
+        must(&p[i], "ready", 5);
+    }
+    tell(&p[0], "offer echo");
+    tell(&p[2], "subscribe echo spy");
+    must(&p[2], "subscribed", 5);
+    must(&p[1], "si echo 1", 10);
+    must(&p[0], "si spy 1", 10); /* A knows the tapper's process: the tap is announced */
+    for (int i = 0; i < 10; i++)
+        tell(&p[1], "ping /echo/ping %s %d", i % 2 ? "udp" : "tcp", i);
+    /* Replies over UDP and TCP may overtake each other: count them, in any order. */
+    for (int i = 0; i < 10; i++)
+        must(&p[1], "pong ", 5);
+    /* Every message to echo reached the subscriber as /spy/ping. */
+    for (int i = 0; i < 10; i++)
+        must(&p[2], "tapped /spy/ping", 5);
+    for (int i = 0; i < 3; i++)
+        stop(&p[i], SIGTERM);
+}

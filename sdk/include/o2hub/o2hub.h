@@ -159,6 +159,25 @@ O2H_EXPORT int o2h_method_new(o2h_router *r, const char *path, const char *types
 /** Remove the handler at `path`. O2H_NOT_FOUND if there is none. */
 O2H_EXPORT int o2h_method_free(o2h_router *r, const char *path);
 
+/** Tap modes: how copies travel (O2's TAP_KEEP, TAP_RELIABLE, TAP_BEST_EFFORT). */
+enum o2h_tap_mode {
+    O2H_TAP_KEEP = 0,        /**< as the original message did */
+    O2H_TAP_RELIABLE = 1,    /**< always reliably */
+    O2H_TAP_BEST_EFFORT = 2, /**< always best effort */
+};
+
+/**
+ * Publish/subscribe: after every message delivered to `tappee` (by whichever
+ * process offers it), a copy addressed to `tapper` (same path after the
+ * service name, same timestamp) goes to this process. The tap is announced
+ * to every process and removed when this process goes away. Copies of
+ * copies stop after 3 hops (O2's TTL).
+ */
+O2H_EXPORT int o2h_tap(o2h_router *r, const char *tappee, const char *tapper, int mode);
+
+/** Remove a tap made with o2h_tap. */
+O2H_EXPORT int o2h_untap(o2h_router *r, const char *tappee, const char *tapper);
+
 /**
  * Status of `service` as O2 reports it (enum o2h_status), or
  * O2H_STATUS_UNKNOWN when no provider is known.
@@ -228,6 +247,7 @@ typedef struct o2h_stats {
     uint64_t dropped_no_clock;   /**< timed message and no clock */
     uint64_t dropped_queue_full; /**< a bounded queue was full */
     uint64_t dropped_send_error; /**< a transport refused the message */
+    uint64_t tapped;             /**< tap copies made */
 } o2h_stats;
 
 /** Copy the counters (as many fields as stats->struct_size allows). */
