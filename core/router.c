@@ -6,6 +6,7 @@
 
 #include "msg_internal.h"
 #include "names.h"
+#include "properties.h"
 
 #define DEFAULT_POST_LIMIT 4096u
 
@@ -403,4 +404,63 @@ int o2h_untap(o2h_router *r, const char *tappee, const char *tapper) {
     int rc = services_remove_tap(r, tappee, tapper, NULL);
     if (rc == O2H_OK) proto_tap_changed(r, tappee, tapper, 0, false);
     return rc;
+}
+
+/* ---- properties ---- */
+
+static provider *own_provider(o2h_router *r, const char *name) {
+    service *s = name ? services_find(&r->services, name, strlen(name)) : NULL;
+    for (uint32_t i = 0; s && i < s->n_providers; i++)
+        if (s->providers[i].kind != PROVIDER_PEER) return &s->providers[i];
+    return NULL;
+}
+
+static int replace_properties(o2h_router *r, const char *name, provider *p, char *props) {
+    if (!props) return O2H_NO_MEMORY;
+    free(p->properties);
+    p->properties = props;
+    proto_service_changed(r, name, PROVIDER_LOCAL, true); /* peers and /_o2/si */
+    return O2H_OK;
+}
+
+int o2h_service_set_property(o2h_router *r, const char *name, const char *attr, const char *value) {
+    provider *p = own_provider(r, name);
+    if (!p) return O2H_NO_SERVICE;
+    if (!props_valid_attr(attr) || !value) return O2H_BAD_ARGS;
+    return replace_properties(r, name, p, props_set(p->properties, attr, value));
+}
+
+int o2h_service_property_free(o2h_router *r, const char *name, const char *attr) {
+    provider *p = own_provider(r, name);
+    if (!p) return O2H_NO_SERVICE;
+    if (!props_valid_attr(attr)) return O2H_BAD_ARGS;
+    char *without = props_remove(p->properties, attr);
+    if (without && strcmp(without, p->properties ? p->properties : "") == 0) {
+        free(without);
+        return O2H_NOT_FOUND;
+    }
+    return replace_properties(r, name, p, without);
+}
+
+int o2h_service_get_property(o2h_router *r, const char *name, const char *attr, char *buf,
+                             size_t size) {
+    service *s = name ? services_find(&r->services, name, strlen(name)) : NULL;
+    if (!s) return O2H_NO_SERVICE;
+    return props_get(s->providers[0].properties, attr, buf, size) ? O2H_OK : O2H_NOT_FOUND;
+}
+
+int o2h_service_search(o2h_router *r, const char *attr, const char *pattern, const char **names,
+                       int max) {
+    uint32_t pos = 0;
+    const char *key;
+    void *value;
+    int found = 0;
+    while (strmap_next(&r->services.by_name, &pos, &key, &value)) {
+        const service *s = value;
+        if (s->n_providers == 0 || !props_match(s->providers[0].properties, attr, pattern))
+            continue;
+        if (found < max && names) names[found] = s->name;
+        found++;
+    }
+    return found;
 }

@@ -9,6 +9,9 @@
  *                             -> "offered SVC"; replies "is" (n + 1, our name)
  *   subscribe TAPPEE TAPPER   offers TAPPER, taps TAPPEE with it -> "subscribed";
  *                             each copy -> "tapped ADDRESS"
+ *   setprop SVC ATTR VALUE    -> "setprop OK" or the error
+ *   getprop SVC ATTR          -> "prop SVC ATTR VALUE" or "prop SVC ATTR -"
+ *   search ATTR PATTERN       -> "found N FIRST"
  *   status SVC                -> "status SVC N"
  *   time                      -> "time T" (O2 global time, -1 before clock sync)
  *   timecheck SVC             asks SVC's process for its time -> "timecheck ERR_US RTT_US",
@@ -135,6 +138,18 @@ static void command(peer_app *app, char *line) {
         if (rc == O2H_OK) rc = o2h_method_new(r, path, NULL, on_tapped, app, false, false);
         if (rc == O2H_OK) rc = o2h_tap(r, a, b, O2H_TAP_KEEP);
         say(rc == O2H_OK ? "subscribed" : "subscribe failed");
+    } else if (strcmp(verb, "setprop") == 0) {
+        char value[64] = "";
+        sscanf(line, "%*s %*s %*s %63s", value);
+        say("setprop %s", o2h_strerror(o2h_service_set_property(r, a, b, value)));
+    } else if (strcmp(verb, "getprop") == 0) {
+        char value[256];
+        int rc = o2h_service_get_property(r, a, b, value, sizeof value);
+        say("prop %s %s %s", a, b, rc == O2H_OK ? value : "-");
+    } else if (strcmp(verb, "search") == 0) {
+        const char *names[8];
+        int found = o2h_service_search(r, a, b, names, 8);
+        say("found %d %s", found, found > 0 ? names[0] : "-");
     } else if (strcmp(verb, "time") == 0) {
         say("time %.6f", o2h_time_get(r));
     } else if (strcmp(verb, "timecheck") == 0) {

@@ -488,3 +488,42 @@ Test(processes, a_subscriber_in_a_third_process_gets_a_copy_of_every_message) {
     for (int i = 0; i < 3; i++)
         stop(&p[i], SIGTERM);
 }
+
+/* Ask until `p` reports `want` (properties propagate asynchronously). */
+static void poll_command(proc *p, const char *command, const char *reply, const char *want) {
+    double end = now_s() + 10;
+    while (now_s() < end) {
+        tell(p, "%s", command);
+        const char *at = expect(p, reply, 5);
+        cr_assert_not_null(at, "%s", p->out);
+        if (strncmp(at, want, strlen(want)) == 0) return;
+        struct pollfd none;
+        poll(&none, 0, 50);
+    }
+    cr_assert_fail("never got \"%s\" for \"%s\":\n%s", want, command, p->out);
+}
+
+Test(processes, a_property_set_in_one_process_is_seen_and_found_in_the_others) {
+    proc p[3] = {{0}};
+    int ports[3] = {free_port(), free_port(), free_port()};
+    for (int i = 0; i < 3; i++) {
+        int others[3] = {ports[(i + 1) % 3], ports[(i + 2) % 3], -1};
+        char file[8];
+        snprintf(file, sizeof file, "q%d", i);
+        write_config(&p[i], file, ports[i], others, NULL);
+        start(&p[i]);
+        must(&p[i], "ready", 5);
+    }
+    tell(&p[0], "offer synth");
+    must(&p[1], "si synth 1", 10);
+    must(&p[2], "si synth 1", 10);
+    tell(&p[0], "setprop synth location stage:left");
+    must(&p[0], "setprop O2H_OK", 5);
+    for (int i = 1; i < 3; i++) {
+        poll_command(&p[i], "getprop synth location", "prop synth location",
+                     "prop synth location stage:left");
+        poll_command(&p[i], "search location :stage", "found ", "found 1 synth");
+    }
+    for (int i = 0; i < 3; i++)
+        stop(&p[i], SIGTERM);
+}

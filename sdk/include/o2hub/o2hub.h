@@ -159,6 +159,33 @@ O2H_EXPORT int o2h_method_new(o2h_router *r, const char *path, const char *types
 /** Remove the handler at `path`. O2H_NOT_FOUND if there is none. */
 O2H_EXPORT int o2h_method_free(o2h_router *r, const char *path);
 
+/**
+ * Properties of a service this router offers: `attr` (alphanumeric) set to
+ * `value`, sent to every process (as O2 does, escaped in the ";attr:value;"
+ * string) and reported through /_o2/si.
+ */
+O2H_EXPORT int o2h_service_set_property(o2h_router *r, const char *service, const char *attr,
+                                        const char *value);
+
+/** Remove one property of a service this router offers. */
+O2H_EXPORT int o2h_service_property_free(o2h_router *r, const char *service, const char *attr);
+
+/**
+ * The value of `attr` for the active provider of `service` (here or in any
+ * process), unescaped into `buf`. O2H_NOT_FOUND if there is none.
+ */
+O2H_EXPORT int o2h_service_get_property(o2h_router *r, const char *service, const char *attr,
+                                        char *buf, size_t size);
+
+/**
+ * Services whose `attr` matches `pattern` with O2's rules (":abc" starts
+ * with abc, "abc;" ends with it, ":abc;" equals it, else contains it).
+ * Stores up to `max` names (valid until services change) and returns how
+ * many services match.
+ */
+O2H_EXPORT int o2h_service_search(o2h_router *r, const char *attr, const char *pattern,
+                                  const char **names, int max);
+
 /** Tap modes: how copies travel (O2's TAP_KEEP, TAP_RELIABLE, TAP_BEST_EFFORT). */
 enum o2h_tap_mode {
     O2H_TAP_KEEP = 0,        /**< as the original message did */
