@@ -221,8 +221,28 @@ static void deliver_tapped_locally(o2h_router *r, o2h_msg *copy) {
     forward_to_taps(r, svc, copy);
 }
 
+/*
+ * The provider a message goes to: the active one, except that a message that
+ * came from another process is never passed on to a third: while views of
+ * who is active differ (they converge as /_o2/sv spreads), it is delivered
+ * to this process's own provider, or dropped. Two processes that each
+ * believe the other active can then never bounce a message forever.
+ */
+static const provider *choose_provider(o2h_router *r, const service *svc) {
+    const provider *active = &svc->providers[0];
+    bool from_peer = r->current_link && r->current_link->peer;
+    if (!from_peer || active->kind != PROVIDER_PEER) return active;
+    for (uint32_t i = 0; i < svc->n_providers; i++)
+        if (svc->providers[i].kind != PROVIDER_PEER) return &svc->providers[i];
+    return NULL;
+}
+
 static int route_to_provider(o2h_router *r, service *svc, o2h_msg *msg) {
-    provider *p = &svc->providers[0];
+    const provider *p = choose_provider(r, svc);
+    if (!p) {
+        r->stats.dropped_no_service++;
+        return O2H_NO_SERVICE;
+    }
     if (p->kind == PROVIDER_LINK) return router_send_on_link(r, p->link, msg);
     if (p->kind == PROVIDER_PEER) return proto_send_to_peer(r, p->peer, msg);
     /* A future time waits in the scheduler; that needs a synchronised clock. */
@@ -253,7 +273,8 @@ int router_route(o2h_router *r, o2h_msg *msg) {
             svc = services_find(&r->services, "_o2", 3);
         if (!svc) {
             r->stats.dropped_no_service++;
-            router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: no service", o2h_msg_address(msg));
+            router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: no service (came by %s)",
+                       o2h_msg_address(msg), r->current_link ? r->current_link->description : "-");
             rc = O2H_NO_SERVICE;
         } else if ((o2h_msg_misc(msg) & O2H_FLAG_TAP) && local_provider(svc)) {
             deliver_tapped_locally(r, msg);

@@ -376,6 +376,8 @@ static void handle_sv(o2h_router *r, const o2h_msg *msg, const char *types,
     while (o2h_reader_peek(&rd) &&
            read_sv_item(&rd, &name, &added, &is_service, &props, &mode) == O2H_OK) {
         if (!name[0] || strcmp(name, "_o2") == 0) continue;
+        router_log(r, O2H_LOG_DEBUG, "core", "sv from %s (%s): %s %s %s \"%s\" %d", p->name,
+                   from->description, name, added ? "T" : "F", is_service ? "T" : "F", props, mode);
         if (added && is_service)
             services_add_peer(r, name, p, props);
         else if (!added && (is_service || !props[0]))

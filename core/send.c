@@ -37,9 +37,13 @@ int o2h_send_msg(o2h_router *r, o2h_msg *msg) {
         return O2H_OK;
     }
     int rc = router_route(r, msg);
+    /* What handlers sent did not come from the link the first message came by. */
+    o2h_link *from = r->current_link;
+    r->current_link = NULL;
     o2h_msg *next;
     while ((next = pending_pop(r)))
         router_route(r, next);
+    r->current_link = from;
     return rc;
 }
 

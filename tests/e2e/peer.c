@@ -57,6 +57,9 @@ static void on_si(o2h_router *r, const o2h_msg *msg, const char *types, const o2
 
 static void on_ping(o2h_router *r, const o2h_msg *msg, const char *types,
                     const o2h_arg *const *argv, int argc, void *user_data) {
+    if (getenv("PEER_DEBUG"))
+        say("got ping %d reliable %d misc %x", argv[1]->i, o2h_msg_reliable(msg),
+            o2h_msg_misc(msg));
     const char *name = o2h_router_process_name(r);
     int rc = o2h_msg_reliable(msg)
                  ? o2h_send_cmd(r, argv[0]->s, 0, "is", argv[1]->i + 1, name ? name : "_o2")
@@ -209,6 +212,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     o2h_router_options opts = {.struct_size = sizeof opts, .log_level = O2H_LOG_WARN};
+    if (getenv("PEER_DEBUG")) { /* every router log line, for diagnosing a test */
+        opts.log_level = O2H_LOG_DEBUG;
+        opts.log_level_fixed = true;
+    }
     o2h_error err;
     peer_app app = {0};
     app.r = o2h_router_new_from_file(argv[1], &opts, &err);
