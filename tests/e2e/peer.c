@@ -23,6 +23,8 @@
  *   stats                     -> "stats delivered D forwarded F no_service S invalid I"
  *   quit
  * and, unasked:  "si SERVICE STATUS PROCESS"  for every /_o2/si notification.
+ * With PEER_DEBUG=1 in the environment it also logs every router line (debug level) and
+ * every ping it answers, for diagnosing a failing test.
  */
 #include <poll.h>
 #include <stdarg.h>
