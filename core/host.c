@@ -117,6 +117,10 @@ static const char *host_process_name(o2h_plugin *self) {
     return o2h_router_process_name(self->router);
 }
 
+static double host_time_get(o2h_plugin *self) {
+    return o2h_time_get(self->router);
+}
+
 static const o2h_host the_host = {
     .abi_major = O2H_ABI_MAJOR,
     .abi_minor = O2H_ABI_MINOR,
@@ -177,6 +181,7 @@ static const o2h_host the_host = {
     .net_register = host_net_register,
     .dy_message = host_dy_message,
     .process_name = host_process_name,
+    .time_get = host_time_get,
 };
 
 const o2h_host *host_table(void) {

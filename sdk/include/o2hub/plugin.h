@@ -249,6 +249,11 @@ struct o2h_host {
     o2h_msg *(*dy_message)(o2h_plugin *self, int flag);
     /** This router's process name ("@pppppppp:iiiiiiii:tttt"), or NULL before it has one. */
     const char *(*process_name)(o2h_plugin *self);
+
+    /* clock (ABI 1.0, appended) */
+    /** The O2 (ensemble) time in seconds, or a negative value while this
+     * process has no clock sync (see o2h_time_get). */
+    double (*time_get)(o2h_plugin *self);
 };
 
 #define O2H_NET_TCP 1
