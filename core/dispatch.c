@@ -162,16 +162,26 @@ static const provider *local_provider(const service *svc) {
     return NULL;
 }
 
-/* A copy of `msg` addressed to `tapper` (same path after the service), TAP flag, TTL + 1. */
-static o2h_msg *tap_copy(o2h_router *r, const o2h_msg *msg, const tap *t) {
+/* Bytes of a copy of `msg` addressed to `tapper` (the rest of the path unchanged). */
+static uint32_t tap_copy_length(const o2h_msg *msg, const char *tapper) {
+    const char *addr = o2h_msg_address(msg);
+    size_t rest = strlen(addr + 1 + strcspn(addr + 1, "/"));
+    uint32_t old_alen = pad4((uint32_t)strlen(addr) + 1);
+    uint32_t new_alen = pad4((uint32_t)(1 + strlen(tapper) + rest) + 1);
+    return msg->length - old_alen + new_alen;
+}
+
+/*
+ * Write into `copy` the tap copy of `msg` for `t`: the tapper's address, the
+ * TAP flag, TTL + 1, the send mode the tap asks for, and the original body.
+ */
+static void tap_rewrite(o2h_msg *copy, const o2h_msg *msg, const tap *t) {
     const char *addr = o2h_msg_address(msg);
     const char *rest = addr + 1 + strcspn(addr + 1, "/");
     uint32_t old_alen = pad4((uint32_t)strlen(addr) + 1);
     uint32_t body = msg->length - O2H_MSG_ADDRESS_OFFSET - old_alen;
     size_t tlen = strlen(t->tapper), rlen = strlen(rest);
     uint32_t new_alen = pad4((uint32_t)(1 + tlen + rlen) + 1);
-    o2h_msg *copy = o2h_msg_alloc(r->pool, O2H_MSG_ADDRESS_OFFSET + new_alen + body);
-    if (!copy) return NULL;
     uint32_t misc = o2h_msg_misc(msg);
     bool reliable =
         t->mode == O2H_TAP_KEEP ? (misc & O2H_FLAG_RELIABLE) != 0 : t->mode == O2H_TAP_RELIABLE;
@@ -186,25 +196,48 @@ static o2h_msg *tap_copy(o2h_router *r, const o2h_msg *msg, const tap *t) {
     memcpy(p + 1 + tlen, rest, rlen);
     memcpy(p + new_alen, msg->data + O2H_MSG_ADDRESS_OFFSET + old_alen, body);
     copy->length = O2H_MSG_ADDRESS_OFFSET + new_alen + body;
-    return copy;
 }
 
 static void deliver_tapped_locally(o2h_router *r, o2h_msg *copy);
 
-/* After a delivery to the active local provider: a copy to every tapper. */
+/*
+ * After a delivery to the active local provider: a copy to every tapper.
+ *
+ * The copies share one buffer: it is sized for the longest tapper address
+ * and rewritten for each tapper in turn. Delivery is synchronous, so the
+ * buffer is free again as soon as a handler or transport returns, unless
+ * one of them kept a reference (a TCP link queueing it, a handler holding
+ * on): then, and only then, the next tapper gets a fresh buffer, so nobody
+ * ever sees a copy change under them.
+ */
 static void forward_to_taps(o2h_router *r, const service *svc, const o2h_msg *msg) {
     if (svc->n_taps == 0 || (o2h_msg_misc(msg) >> 8) >= MAX_TAP_TTL) return;
-    /* Taps may change while copies are delivered: walk a snapshot of the count. */
+    uint32_t size = 0;
     for (uint32_t i = 0; i < svc->n_taps; i++) {
-        o2h_msg *copy = tap_copy(r, msg, &svc->taps[i]);
-        if (!copy) continue;
+        uint32_t n = tap_copy_length(msg, svc->taps[i].tapper);
+        if (n > size) size = n;
+    }
+    o2h_msg *copy = NULL;
+    /* Taps may change while copies are delivered: re-read the count each time. */
+    for (uint32_t i = 0; i < svc->n_taps; i++) {
+        uint32_t need = tap_copy_length(msg, svc->taps[i].tapper);
+        if (copy && (o2h_msg_refcount(copy) > 1 || need > copy->capacity)) {
+            o2h_msg_unref(copy);
+            copy = NULL;
+        }
+        if (!copy) {
+            copy = o2h_msg_alloc(r->pool, need > size ? need : size);
+            if (!copy) return;
+            r->stats.tap_buffers++;
+        }
+        tap_rewrite(copy, msg, &svc->taps[i]);
         if (svc->taps[i].owner)
             proto_send_to_peer(r, svc->taps[i].owner, copy);
         else
             deliver_tapped_locally(r, copy);
-        o2h_msg_unref(copy);
         r->stats.tapped++;
     }
+    if (copy) o2h_msg_unref(copy);
 }
 
 /* A tap copy goes to this process's own provider even when another process is active. */
