@@ -156,10 +156,24 @@ int router_send_on_link(o2h_router *r, o2h_link *link, o2h_msg *msg) {
 
 #define MAX_TAP_TTL 3 /* O2_MAX_TAP_FORWARDING: copies of copies stop here */
 
-static const provider *local_provider(const service *svc) {
+/* This process's own provider of the service (methods here, or a link of ours). */
+static const provider *own_provider(const service *svc) {
     for (uint32_t i = 0; i < svc->n_providers; i++)
-        if (svc->providers[i].kind == PROVIDER_LOCAL) return &svc->providers[i];
+        if (svc->providers[i].kind != PROVIDER_PEER) return &svc->providers[i];
     return NULL;
+}
+
+/* A bridge that asks for it gets timed messages at their time: O2 holds them
+ * for O2lite clients, which cannot schedule. */
+static bool held_for_bridge(o2h_router *r, const o2h_link *link, const o2h_msg *msg) {
+    const bridge *b = link->bridge;
+    double when = o2h_msg_time(msg);
+    return b && b->schedule_first && when > 0 && r->clock.synced && when > o2h_time_get(r);
+}
+
+/* Through a link: a bridge picks its path (reliable or best effort). */
+static int send_to_link(o2h_router *r, o2h_link *link, o2h_msg *msg) {
+    return link->bridge ? bridge_send(r, link->bridge, msg) : router_send_on_link(r, link, msg);
 }
 
 /* Bytes of a copy of `msg` addressed to `tapper` (the rest of the path unchanged). */
@@ -246,8 +260,13 @@ static void deliver_tapped_locally(o2h_router *r, o2h_msg *copy) {
     size_t len;
     if (!names_service_of(o2h_msg_address(copy), &name, &len)) return;
     service *svc = services_find(&r->services, name, len);
-    if (!svc || !local_provider(svc)) {
+    const provider *own = svc ? own_provider(svc) : NULL;
+    if (!own) {
         r->stats.dropped_no_service++;
+        return;
+    }
+    if (own->kind == PROVIDER_LINK) {
+        send_to_link(r, own->link, copy);
         return;
     }
     dispatch_local(r, svc, copy);
@@ -276,7 +295,12 @@ static int route_to_provider(o2h_router *r, service *svc, o2h_msg *msg) {
         r->stats.dropped_no_service++;
         return O2H_NO_SERVICE;
     }
-    if (p->kind == PROVIDER_LINK) return router_send_on_link(r, p->link, msg);
+    if (p->kind == PROVIDER_LINK) {
+        if (held_for_bridge(r, p->link, msg)) return sched_insert(r, o2h_msg_ref(msg));
+        int rc = send_to_link(r, p->link, msg);
+        forward_to_taps(r, svc, msg); /* served here, as the link's provider is ours */
+        return rc;
+    }
     if (p->kind == PROVIDER_PEER) return proto_send_to_peer(r, p->peer, msg);
     /* A future time waits in the scheduler; that needs a synchronised clock. */
     double when = o2h_msg_time(msg);
@@ -309,7 +333,7 @@ int router_route(o2h_router *r, o2h_msg *msg) {
             router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: no service (came by %s)",
                        o2h_msg_address(msg), r->current_link ? r->current_link->description : "-");
             rc = O2H_NO_SERVICE;
-        } else if ((o2h_msg_misc(msg) & O2H_FLAG_TAP) && local_provider(svc)) {
+        } else if ((o2h_msg_misc(msg) & O2H_FLAG_TAP) && own_provider(svc)) {
             deliver_tapped_locally(r, msg);
             rc = O2H_OK;
         } else if (o2h_msg_is_bundle(msg) && svc->providers[0].kind == PROVIDER_LOCAL) {

@@ -86,6 +86,7 @@ static void host_link_free(o2h_link *link) {
     if (!link) return;
     o2h_router *r = link->plugin->router;
     proto_link_closed(r, link);
+    bridge_link_closed(r, link);
     services_remove_link_everywhere(r, link);
     if (r->current_link == link) r->current_link = NULL;
     free(link->description);

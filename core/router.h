@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 
+#include "bridge.h"
 #include "clock.h"
 #include "config.h"
 #include "loader.h"
@@ -40,6 +41,7 @@ struct o2h_router {
     o2h_stats stats;
     sched sched;
     clock_state clock;
+    bridge_set bridges;
 
     /* dispatch state */
     int dispatch_depth;
