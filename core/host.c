@@ -122,6 +122,37 @@ static double host_time_get(o2h_plugin *self) {
     return o2h_time_get(self->router);
 }
 
+static int host_bridge_new(o2h_plugin *self, o2h_link *link, const char *protocol, unsigned flags) {
+    if (!link || link->plugin != self || !protocol || !protocol[0] || strlen(protocol) > 7)
+        return O2H_BAD_ARGS;
+    bridge *b = bridge_new(self->router, link, protocol, (flags & O2H_BRIDGE_HOLD_TIMED) != 0);
+    return b ? b->id : (link->bridge || link->peer ? O2H_ALREADY_RUNNING : O2H_NO_MEMORY);
+}
+
+static bridge *bridge_of(o2h_plugin *self, o2h_link *link) {
+    return link && link->plugin == self && link->bridge && link->bridge->link == link ? link->bridge
+                                                                                      : NULL;
+}
+
+static int host_bridge_service(o2h_plugin *self, o2h_link *link, const char *name, bool added,
+                               bool is_service, const char *props_or_tappee, int mode) {
+    bridge *b = bridge_of(self, link);
+    if (!b || !name) return O2H_BAD_ARGS;
+    return bridge_service(self->router, b, name, added, is_service,
+                          props_or_tappee ? props_or_tappee : "", mode);
+}
+
+static int host_bridge_synced(o2h_plugin *self, o2h_link *link) {
+    bridge *b = bridge_of(self, link);
+    if (!b) return O2H_BAD_ARGS;
+    bridge_set_synced(self->router, b);
+    return O2H_OK;
+}
+
+static int host_service_status(o2h_plugin *self, const char *service) {
+    return o2h_status(self->router, service);
+}
+
 static const o2h_host the_host = {
     .abi_major = O2H_ABI_MAJOR,
     .abi_minor = O2H_ABI_MINOR,
@@ -183,6 +214,10 @@ static const o2h_host the_host = {
     .dy_message = host_dy_message,
     .process_name = host_process_name,
     .time_get = host_time_get,
+    .bridge_new = host_bridge_new,
+    .bridge_service = host_bridge_service,
+    .bridge_synced = host_bridge_synced,
+    .service_status = host_service_status,
 };
 
 const o2h_host *host_table(void) {
