@@ -149,8 +149,8 @@ static int host_bridge_synced(o2h_plugin *self, o2h_link *link) {
     return O2H_OK;
 }
 
-static int host_service_status(o2h_plugin *self, const char *service) {
-    return o2h_status(self->router, service);
+static int host_service_status(o2h_plugin *self, const char *name) {
+    return o2h_status(self->router, name);
 }
 
 static const o2h_host the_host = {
