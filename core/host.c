@@ -7,6 +7,7 @@
 #include "loader.h"
 #include "router.h"
 
+static void host_log(o2h_plugin *self, int level, const char *fmt, ...) O2H_PRINTF(3, 4);
 static void host_log(o2h_plugin *self, int level, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -14,6 +15,8 @@ static void host_log(o2h_plugin *self, int level, const char *fmt, ...) {
     va_end(ap);
 }
 
+static int host_cfg_error(const o2h_cfg *cfg, const char *key, const char *fmt, ...)
+    O2H_PRINTF(3, 4);
 static int host_cfg_error(const o2h_cfg *cfg, const char *key, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

@@ -295,8 +295,10 @@ static void send_callback(o2h_router *r, uint32_t ip, int tcp) {
 /* A lesser process connected to us and named itself. */
 static void accept_client(o2h_router *r, o2h_link *from, const char *name, uint32_t ip, int tcp,
                           int udp) {
+    /* A link speaks for one process, named once: a second dy CONNECT (another
+     * name) or one from an O2lite client's link is ignored. */
+    if (from->peer || from->bridge) return;
     peer *old = find_peer(r, name);
-    if (old && old->tcp == from) return;
     if (old) peer_lost(r, old); /* a restarted process with the same name */
     peer *p = peer_new(r, name, ip, tcp, udp);
     if (!p) return;
