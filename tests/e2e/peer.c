@@ -19,6 +19,11 @@
  *   ping ADDRESS tcp|udp N    sends (our reply address, N) -> later "pong M FROM"
  *   flood ADDRESS COUNT SIZE  sends COUNT reliable messages with a SIZE-byte blob
  *                             -> "flood ok K full F other E"
+ *   burst ADDRESS COUNT SIZE  the same, best effort (UDP) -> "burst ok K full F other E"
+ *   many PREFIX N             offers services PREFIX0 .. PREFIX<N-1> -> "many ok K"
+ *   sink SVC                  offers SVC counting "ib" (seq, blob) messages -> "sink SVC"
+ *   slow US                   the sink sleeps US microseconds per message -> "slow US"
+ *   count                     -> "count N bytes B inorder 1|0" (seq = previous + 1 each time)
  *   rss                       -> "rss KB" (this process's resident memory)
  *   stats                     -> "stats delivered D forwarded F no_service S invalid I"
  *   quit
@@ -40,6 +45,11 @@ typedef struct peer_app {
     char reply_service[32];
     bool quit;
     double asked_at; /* our global time when timecheck asked */
+    /* sink */
+    long sunk, sunk_bytes;
+    int32_t last_seq;
+    bool in_order;
+    int slow_us;
 } peer_app;
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -102,12 +112,35 @@ static long rss_kb(void) {
     return kb;
 }
 
-static void flood(o2h_router *r, const char *address, int count, int size) {
+static void on_sink(o2h_router *r, const o2h_msg *msg, const char *types,
+                    const o2h_arg *const *argv, int argc, void *user_data) {
+    peer_app *app = user_data;
+    if (argc != 2 || types[0] != 'i' || types[1] != 'b') return;
+    /* Each flood counts from 0 again. */
+    if (app->sunk > 0 && argv[0]->i != 0 && argv[0]->i != app->last_seq + 1) app->in_order = false;
+    app->last_seq = argv[0]->i;
+    app->sunk++;
+    app->sunk_bytes += argv[1]->b.size;
+    if (app->slow_us) usleep((useconds_t)app->slow_us);
+}
+
+static void offer_many(o2h_router *r, const char *prefix, int n) {
+    int ok = 0;
+    for (int i = 0; i < n; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "%s%d", prefix, i);
+        if (o2h_service_new(r, name) == O2H_OK) ok++;
+    }
+    say("many ok %d", ok);
+}
+
+static void flood(o2h_router *r, const char *address, int count, int size, bool reliable) {
     uint8_t *payload = calloc(1, (size_t)size + 1);
     o2h_blob blob = {.size = (uint32_t)size, .data = payload};
     int ok = 0, full = 0, other = 0;
     for (int i = 0; i < count; i++) {
-        int rc = o2h_send_cmd(r, address, 0, "ib", i, &blob);
+        int rc = reliable ? o2h_send_cmd(r, address, 0, "ib", i, &blob)
+                          : o2h_send(r, address, 0, "ib", i, &blob);
         if (rc == O2H_OK)
             ok++;
         else if (rc == O2H_QUEUE_FULL)
@@ -117,7 +150,7 @@ static void flood(o2h_router *r, const char *address, int count, int size) {
         if (i % 64 == 0) o2h_router_poll(r, 0); /* let the socket drain what it can */
     }
     free(payload);
-    say("flood ok %d full %d other %d", ok, full, other);
+    say("%s ok %d full %d other %d", reliable ? "flood" : "burst", ok, full, other);
 }
 
 static void command(peer_app *app, char *line) {
@@ -172,7 +205,23 @@ static void command(peer_app *app, char *line) {
                                        : o2h_send(r, a, 0, "si", reply, n);
         if (rc != O2H_OK) say("ping failed %s", o2h_strerror(rc));
     } else if (strcmp(verb, "flood") == 0) {
-        flood(r, a, atoi(b), n);
+        flood(r, a, atoi(b), n, true);
+    } else if (strcmp(verb, "burst") == 0) {
+        flood(r, a, atoi(b), n, false);
+    } else if (strcmp(verb, "many") == 0) {
+        offer_many(r, a, atoi(b));
+    } else if (strcmp(verb, "sink") == 0) {
+        int rc = o2h_service_new(r, a);
+        char path[160];
+        snprintf(path, sizeof path, "/%s", a);
+        if (rc == O2H_OK) rc = o2h_method_new(r, path, NULL, on_sink, app, false, true);
+        app->in_order = true;
+        say(rc == O2H_OK ? "sink %s" : "sink %s failed", a);
+    } else if (strcmp(verb, "slow") == 0) {
+        app->slow_us = atoi(a);
+        say("slow %d", app->slow_us);
+    } else if (strcmp(verb, "count") == 0) {
+        say("count %ld bytes %ld inorder %d", app->sunk, app->sunk_bytes, app->in_order);
     } else if (strcmp(verb, "rss") == 0) {
         say("rss %ld", rss_kb());
     } else if (strcmp(verb, "stats") == 0) {

@@ -23,34 +23,6 @@
 
 #include "testproc.h"
 
-/* A config with tcp+udp on `port` and the discovery entry `discovery` (JSON). */
-static void write_config_with(proc *p, const char *name, int port, const char *discovery,
-                              const char *extra, const char *top) {
-    snprintf(p->config, sizeof p->config, "%s/%s.json", tmpdir, name);
-    FILE *f = fopen(p->config, "w");
-    cr_assert_not_null(f);
-    fprintf(f,
-            "{\"ensemble\": \"e2e\", \"plugin_path\": [\"%s\", \"%s\"],\n"
-            " \"transports\": [{\"type\": \"tcp\", \"host\": \"127.0.0.1\", \"port\": %d%s},\n"
-            "                {\"type\": \"udp\", \"host\": \"127.0.0.1\", \"port\": %d}],\n"
-            " \"discovery\": [%s]%s}\n",
-            TRANSPORT_DIR, DISCOVERY_DIR, port, extra ? extra : "", port, discovery,
-            top ? top : "");
-    fclose(f);
-    p->port = port;
-}
-
-/* Static discovery of `peers` (ended by -1). */
-static void write_config(proc *p, const char *name, int port, const int *peers, const char *extra) {
-    char list[256] = "", discovery[400];
-    for (int i = 0; peers[i] > 0; i++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s\"127.0.0.1:%d\"",
-                 i ? ", " : "", peers[i]);
-    snprintf(discovery, sizeof discovery,
-             "{\"type\": \"static\", \"peers\": [%s], \"interval_max\": 1.0}", list);
-    write_config_with(p, name, port, discovery, extra, NULL);
-}
-
 TestSuite(processes, .init = make_tmpdir, .fini = remove_tmpdir, .timeout = 60);
 
 Test(processes, echo_over_tcp_and_udp_loss_and_reconnection) {

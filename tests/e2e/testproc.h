@@ -49,4 +49,11 @@ void send_frame(int fd, const void *data, uint32_t len, uint32_t claimed);
 /** A numeric field of the peer's "stats" line. */
 long stat_field(proc *p, const char *field);
 
+/** A config with tcp+udp on `port`, the discovery entry `discovery` (JSON), `extra`
+ * keys for the tcp object and `top` keys for the root object. */
+void write_config_with(proc *p, const char *name, int port, const char *discovery,
+                       const char *extra, const char *top);
+/** Static discovery of `peers` (ended by -1). */
+void write_config(proc *p, const char *name, int port, const int *peers, const char *extra);
+
 #endif
