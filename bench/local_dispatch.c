@@ -15,6 +15,8 @@
 
 #include <o2hub/o2hub.h>
 
+#include "benchreport.h"
+
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
@@ -76,12 +78,19 @@ int main(int argc, char **argv) {
         send_one(r, i); /* warm the pool and buffers */
     unsigned long long allocs_before = atomic_load(&allocations);
     long count_before = s.count;
+    br_meter meter;
+    br_start(&meter);
     double t0 = now_s();
     for (long i = 0; i < n; i++)
         send_one(r, (int32_t)i);
     double elapsed = now_s() - t0;
     unsigned long long allocs = atomic_load(&allocations) - allocs_before;
     long delivered = s.count - count_before;
+    br_report(&meter, &(br_result){.bench = "local_dispatch",
+                                   .path = "o2hub-local",
+                                   .payload = 40,
+                                   .count = delivered,
+                                   .msgs_s = (double)delivered / elapsed});
 
     printf("bench local_dispatch: message /bench/x ,ifs (3 arguments), %ld messages\n", n);
     printf("  delivered           %ld\n", delivered);

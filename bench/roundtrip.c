@@ -15,6 +15,7 @@
 
 #include <o2hub/o2hub.h>
 
+#include "benchreport.h"
 #include "netbench.h"
 
 static void on_ping(o2h_router *r, const o2h_msg *msg, const char *types,
@@ -46,7 +47,14 @@ static void echo_process(int port, int peer_port) {
     exit(0);
 }
 
-static void report(const char *what, double *rtt, int n) {
+static void report(const br_meter *meter, const char *what, const char *path, double *rtt, int n) {
+    br_report(meter, &(br_result){.bench = "roundtrip",
+                                  .path = path,
+                                  .payload = 40,
+                                  .count = n,
+                                  .rate_from_elapsed = false,
+                                  .lat_s = rtt,
+                                  .n_lat = n});
     double p50 = nb_percentile(rtt, n, 0.50), p99 = nb_percentile(rtt, n, 0.99);
     printf("  %-22s p50 %7.1f us   p99 %7.1f us\n", what, p50 * 1e6, p99 * 1e6);
 }
@@ -64,6 +72,8 @@ static void o2hub_roundtrips(int n) {
     for (int mode = 0; mode < 2; mode++) {
         bool reliable = mode == 0;
         int done = 0, lost = 0;
+        br_meter meter;
+        br_start(&meter);
         for (int i = 0; i < n + 100; i++) { /* the first 100 warm up */
             double t0 = nb_now();
             if (reliable)
@@ -78,7 +88,8 @@ static void o2hub_roundtrips(int n) {
             }
             if (i >= 100) rtt[done++] = nb_now() - t0;
         }
-        report(reliable ? "o2hub TCP" : "o2hub UDP", rtt, done);
+        report(&meter, reliable ? "o2hub TCP" : "o2hub UDP", reliable ? "o2hub-tcp" : "o2hub-udp",
+               rtt, done);
         if (lost) printf("  (%d lost)\n", lost);
     }
     o2h_send_cmd(r, "/echo/ping", 0, "i", -1);
@@ -91,6 +102,8 @@ static void o2hub_roundtrips(int n) {
 }
 
 static void raw_tcp_roundtrips(int n) {
+    br_meter meter;
+    br_start(&meter);
     int port;
     int lfd = nb_tcp_listen(&port);
     uint8_t frame[44] = {0};
@@ -111,7 +124,7 @@ static void raw_tcp_roundtrips(int n) {
         nb_read_full(fd, frame, sizeof frame);
         if (i >= 100) rtt[i - 100] = nb_now() - t0;
     }
-    report("raw TCP (floor)", rtt, n);
+    report(&meter, "raw TCP (floor)", "raw-tcp", rtt, n);
     close(fd);
     close(lfd);
     waitpid(child, NULL, 0);
@@ -119,6 +132,8 @@ static void raw_tcp_roundtrips(int n) {
 }
 
 static void raw_udp_roundtrips(int n) {
+    br_meter meter;
+    br_start(&meter);
     int port_a, port_b;
     int a = nb_udp_bind(&port_a);
     int b = nb_udp_bind(&port_b);
@@ -145,7 +160,7 @@ static void raw_udp_roundtrips(int n) {
         recv(a, msg, sizeof msg, 0);
         if (i >= 100) rtt[i - 100] = nb_now() - t0;
     }
-    report("raw UDP (floor)", rtt, n);
+    report(&meter, "raw UDP (floor)", "raw-udp", rtt, n);
     sendto(a, "x", 1, 0, (struct sockaddr *)&to, sizeof to);
     waitpid(child, NULL, 0);
     close(a);

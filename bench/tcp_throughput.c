@@ -12,6 +12,7 @@
 
 #include <o2hub/o2hub.h>
 
+#include "benchreport.h"
 #include "netbench.h"
 
 typedef struct counter {
@@ -46,6 +47,8 @@ static void receiver(int port, int peer_port, long n) {
 }
 
 static double o2hub_rate(long n) {
+    br_meter meter;
+    br_start(&meter);
     int pa = nb_free_port(), pb = nb_free_port();
     pid_t child = fork();
     if (child == 0) receiver(pb, pa, n);
@@ -80,11 +83,18 @@ static double o2hub_rate(long n) {
     o2h_router_free(r);
     printf("  o2hub tcp transport   %10.0f msgs/s  (%ld retries after O2H_QUEUE_FULL)\n",
            n / elapsed, refused);
+    br_report(&meter, &(br_result){.bench = "tcp_throughput",
+                                   .path = "o2hub-tcp",
+                                   .payload = 40,
+                                   .count = n,
+                                   .msgs_s = n / elapsed});
     return n / elapsed;
 }
 
 /* The floor: a minimal framed sender and a receiver that parses 64 KB reads. */
 static double raw_rate(long n) {
+    br_meter meter;
+    br_start(&meter);
     int port;
     int lfd = nb_tcp_listen(&port);
     pid_t child = fork();
@@ -132,6 +142,11 @@ static double raw_rate(long n) {
     o2h_msg_unref(m);
     o2h_builder_free(b);
     printf("  raw TCP (floor)       %10.0f msgs/s\n", n / elapsed);
+    br_report(&meter, &(br_result){.bench = "tcp_throughput",
+                                   .path = "raw-tcp",
+                                   .payload = 40,
+                                   .count = n,
+                                   .msgs_s = n / elapsed});
     return n / elapsed;
 }
 

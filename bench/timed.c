@@ -9,6 +9,7 @@
 
 #include <o2hub/o2hub.h>
 
+#include "benchreport.h"
 #include "netbench.h"
 
 #define COUNT 1000
@@ -30,6 +31,8 @@ static void on_msg(o2h_router *r, const o2h_msg *msg, const char *types, const o
 }
 
 int main(void) {
+    br_meter meter;
+    br_start(&meter);
     o2h_router_options o = {.struct_size = sizeof o, .ensemble = "timed"};
     o2h_router *r = o2h_router_new(&o, NULL);
     o2h_clock_set(r);
@@ -41,6 +44,12 @@ int main(void) {
         o2h_send(r, "/t/x", start + i * 0.001, "i", i);
     while (l.n < COUNT && o2h_time_get(r) < start + 10)
         o2h_router_poll(r, 100);
+    br_report(&meter, &(br_result){.bench = "timed",
+                                   .path = "scheduler",
+                                   .payload = 40,
+                                   .count = l.n,
+                                   .lat_s = l.late,
+                                   .n_lat = l.n});
     printf("bench timed: %d messages stamped 200 ms ahead, 1 ms apart (scheduler, timerfd)\n", l.n);
     printf("  lateness p50 %6.1f us   p99 %6.1f us   max %6.1f us\n",
            nb_percentile(l.late, l.n, 0.5) * 1e6, nb_percentile(l.late, l.n, 0.99) * 1e6,

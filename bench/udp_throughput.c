@@ -16,6 +16,7 @@
 
 #include <o2hub/o2hub.h>
 
+#include "benchreport.h"
 #include "netbench.h"
 
 typedef struct tally {
@@ -70,6 +71,8 @@ static void on_ack(o2h_router *r, const o2h_msg *msg, const char *types, const o
 }
 
 static void o2hub_rate(long n) {
+    br_meter meter;
+    br_start(&meter);
     int pa = nb_free_port(), pb = nb_free_port();
     pid_t child = fork();
     if (child == 0) receiver(pb, pa);
@@ -96,9 +99,16 @@ static void o2hub_rate(long n) {
     printf("  o2hub udp transport   %10.0f msgs/s received, %ld of %ld arrived (%ld refused "
            "by a full socket)\n",
            res.span > 0 ? res.n / res.span : 0, res.n, n, refused);
+    br_report(&meter, &(br_result){.bench = "udp_throughput",
+                                   .path = "o2hub-udp",
+                                   .payload = 40,
+                                   .count = res.n,
+                                   .msgs_s = res.span > 0 ? res.n / res.span : 0});
 }
 
 static void raw_rate(long n) {
+    br_meter meter;
+    br_start(&meter);
     int port, rport;
     int rfd = nb_udp_bind(&port);
     int pipefd[2];
@@ -133,6 +143,11 @@ static void raw_rate(long n) {
     waitpid(child, NULL, 0);
     printf("  raw UDP (floor)       %10.0f msgs/s received, %ld of %ld arrived\n",
            span > 0 ? got / span : 0, got, n);
+    br_report(&meter, &(br_result){.bench = "udp_throughput",
+                                   .path = "raw-udp",
+                                   .payload = 40,
+                                   .count = got,
+                                   .msgs_s = span > 0 ? got / span : 0});
 }
 
 int main(int argc, char **argv) {
