@@ -15,6 +15,7 @@
 
 typedef struct delivery {
     osc_port *port;
+    bool have_clock; /* read the clocks only for timetags (most packets have none) */
     osc_clock clock;
 } delivery;
 
@@ -22,6 +23,10 @@ static int deliver_one(void *ctx, const osc_view *m, uint64_t tag) {
     delivery *dv = ctx;
     osc_plugin *pl = dv->port->pl;
     double ts = 0;
+    if (!dv->have_clock && (tag > OSC_IMMEDIATELY || strchr(m->types, 't'))) {
+        dv->clock = osc_plugin_clock(pl);
+        dv->have_clock = true;
+    }
     if (tag > OSC_IMMEDIATELY && dv->clock.synced) {
         ts = osc_ntp_to_o2(&dv->clock, tag);
         if (ts <= dv->clock.o2_now) ts = 0; /* already due */
@@ -54,7 +59,7 @@ void osc_port_packet(osc_port *p, const uint8_t *data, size_t len) {
                       p->bound_port, err.reason, err.offset);
         return;
     }
-    delivery dv = {.port = p, .clock = osc_plugin_clock(pl)};
+    delivery dv = {.port = p};
     osc_parse(data, len, deliver_one, &dv, NULL);
 }
 
