@@ -114,7 +114,7 @@ Test(osc, oscsend_every_type_reaches_an_o2_handler) {
         cr_assert_str_eq(g.S, "sym");
         cr_assert_eq(g.c, 'x');
         cr_assert_eq(g.m, 0x01903c64u);
-        printf("oscsend %s -> O2 handler: %s ,%s exact\n", url, g.address, g.types);
+        fprintf(stderr, "oscsend %s -> O2 handler: %s ,%s exact\n", url, g.address, g.types);
     }
     o2h_router_free(r);
 }
@@ -143,7 +143,7 @@ Test(osc, liblo_blob_and_timetags_reach_an_o2_handler) {
     cr_assert_eq(g.blob_size, 5u);
     cr_assert_eq(memcmp(g.blob, bytes, 5), 0);
     double err = g.t[0] - (o2_at_send + 2.0);
-    printf("timetag argument now+2 s -> O2 time now+2 s %+.3f ms\n", err * 1e3);
+    fprintf(stderr, "timetag argument now+2 s -> O2 time now+2 s %+.3f ms\n", err * 1e3);
     cr_assert_lt(fabs(err), 0.005);
     cr_assert_eq(g.t[1], 0.0, "the immediate timetag is O2 time 0");
     lo_message_free(m);
@@ -175,14 +175,15 @@ Test(osc, bundle_100ms_ahead_is_delivered_on_time) {
         cr_assert_gt(lo_send_bundle(to, b), 0);
         cr_assert(poll_until(r, &g.n, k + 1, 5));
         double late = g.at - due;
-        printf("bundle %d stamped 100 ms ahead: delivered %+.3f ms from its time\n", k, late * 1e3);
+        fprintf(stderr, "bundle %d stamped 100 ms ahead: delivered %+.3f ms from its time\n", k,
+                late * 1e3);
         cr_assert_str_eq(g.address, "/fromosc/timed");
         cr_assert_eq(g.i, k);
         cr_assert_lt(fabs(late), 0.005, "%.3f ms off", late * 1e3);
         if (fabs(late) > worst) worst = fabs(late);
         lo_bundle_free_recursive(b);
     }
-    printf("timed OSC bundles: worst %.3f ms from their time (limit 5 ms)\n", worst * 1e3);
+    fprintf(stderr, "timed OSC bundles: worst %.3f ms from their time (limit 5 ms)\n", worst * 1e3);
     lo_address_free(to);
     o2h_router_free(r);
 }
@@ -286,7 +287,7 @@ Test(osc, o2_messages_reach_oscdump_over_udp_tcp_and_slip) {
         cr_assert(child_line(&dump, r, " /all ", 5, line, sizeof line), "%s: nothing: %s",
                   services[k], dump.buf);
         check_oscdump_line(line, wall + 1.0);
-        printf("O2 /%s/all -> oscdump (%s): %s\n", services[k], url, line);
+        fprintf(stderr, "O2 /%s/all -> oscdump (%s): %s\n", services[k], url, line);
         child_kill(&dump);
     }
     o2h_router_free(r);
@@ -310,9 +311,10 @@ Test(osc, timed_o2_message_leaves_as_a_bundle_with_its_timetag) {
     cr_assert(child_line(&dump, r, "/timed", 5, line, sizeof line));
     double arrived = now_mono() - mono;
     double err = timetag_unix(line) - (wall + 0.1);
-    printf("O2 message stamped 100 ms ahead -> OSC bundle timetag %+.3f ms from its time; "
-           "oscdump printed it after %.1f ms\n",
-           err * 1e3, arrived * 1e3);
+    fprintf(stderr,
+            "O2 message stamped 100 ms ahead -> OSC bundle timetag %+.3f ms from its time; "
+            "oscdump printed it after %.1f ms\n",
+            err * 1e3, arrived * 1e3);
     cr_assert_lt(fabs(err), 0.005);
     cr_assert(strstr(line, "/timed i 5"));
     child_kill(&dump);

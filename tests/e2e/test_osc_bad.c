@@ -115,7 +115,8 @@ Test(osc, malformed_osc_is_dropped_and_counted, .timeout = 60) {
     cr_assert_eq(send(fd, valid, sizeof valid, 0), (ssize_t)sizeof valid);
     cr_assert(poll_until(r, &ok, 2, 2), "the UDP port stopped delivering");
     cr_assert_eq(invalid_count(r), count, "valid packets were counted as invalid");
-    printf("UDP: %d malformed packets dropped and counted, then 2 valid ones delivered\n", n_bad);
+    fprintf(stderr, "UDP: %d malformed packets dropped and counted, then 2 valid ones delivered\n",
+            n_bad);
     close(fd);
 
     /* TCP, length framing: a bad packet in a good frame leaves the stream usable. */
@@ -148,8 +149,9 @@ Test(osc, malformed_osc_is_dropped_and_counted, .timeout = 60) {
     cr_assert_eq(send(fd, frame, 4 + sizeof valid, 0), (ssize_t)(4 + sizeof valid));
     cr_assert(poll_until(r, &ok, 4, 2));
     close(fd);
-    printf("TCP: %d malformed packets and a bad length prefix counted; port still delivers\n",
-           n_bad);
+    fprintf(stderr,
+            "TCP: %d malformed packets and a bad length prefix counted; port still delivers\n",
+            n_bad);
 
     /* SLIP: a bad escape drops one packet; the next one arrives. */
     fd = tcp_to(slip);
@@ -164,8 +166,9 @@ Test(osc, malformed_osc_is_dropped_and_counted, .timeout = 60) {
     cr_assert(poll_until(r, &ok, 5, 2));
     cr_assert_eq(invalid_count(r), count);
     close(fd);
-    printf("SLIP: a bad escape counted; the next packet delivered. Invalid counter: %llu\n",
-           (unsigned long long)count);
+    fprintf(stderr,
+            "SLIP: a bad escape counted; the next packet delivered. Invalid counter: %llu\n",
+            (unsigned long long)count);
     o2h_router_free(r);
 }
 
