@@ -320,3 +320,29 @@ Test(osc, timed_o2_message_leaves_as_a_bundle_with_its_timetag) {
     child_kill(&dump);
     o2h_router_free(r);
 }
+
+Test(osc, tcp_delegate_reconnects_after_losing_its_server) {
+    int port = free_port(SOCK_STREAM);
+    char cfg[256], url[32];
+    snprintf(cfg, sizeof cfg,
+             "\"delegates\": [{\"service\": \"synth\", \"address\": \"127.0.0.1:%d\", "
+             "\"protocol\": \"tcp\"}]",
+             port);
+    snprintf(url, sizeof url, "osc.tcp://:%d", port);
+    o2h_router *r = osc_router(cfg);
+    cr_assert_not_null(r);
+    char *argv[] = {"oscdump", "-L", url, NULL};
+    for (int round = 0; round < 2; round++) {
+        child dump;
+        child_spawn(&dump, argv);
+        wait_for_oscdump(r, &dump, "synth");
+        cr_assert_eq(o2h_send_cmd(r, "/synth/round", 0, "i", round), O2H_OK);
+        char line[256], want[32];
+        snprintf(want, sizeof want, "/round i %d", round);
+        cr_assert(child_line(&dump, r, want, 5, line, sizeof line), "round %d: %s", round,
+                  dump.buf);
+        child_kill(&dump); /* the server goes away; the delegate must find the next one */
+        fprintf(stderr, "TCP delegate, server %d: %s\n", round, line);
+    }
+    o2h_router_free(r);
+}

@@ -22,6 +22,7 @@ static void tcp_connect_now(osc_delegate *d);
 
 static void on_retry(void *ctx) {
     osc_delegate *d = ctx;
+    d->pl->host->timer_stop(d->retry); /* one-shot timers are freed by stopping them */
     d->retry = NULL;
     tcp_connect_now(d);
 }
