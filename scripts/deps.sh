@@ -9,6 +9,7 @@ O2HUB_DEBIAN_PACKAGES=(
   libcriterion-dev                      # tests: unit test framework
   clang-format                          # tests: formatting check
   python3                               # CI: summary line from meson's test log
+  liblo-dev liblo-tools                 # OSC: e2e tests and bench against liblo, oscsend/oscdump
 )
 
 o2hub_install_deps() {

@@ -1,0 +1,147 @@
+/*
+ * bench/osc_throughput — OSC messages per second into o2hub's OSC port (UDP
+ * and TCP) delivered to an O2 handler, beside liblo's own server receiving
+ * the same messages, in the same run. The sender is the same for both: a
+ * child process using liblo's client (lo_send_message, "/x ,ifs 1 0.5 note").
+ * Each receiver times the span from its first message to its last; UDP
+ * losses are reported, not hidden.
+ */
+#include <lo/lo.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <o2hub/o2hub.h>
+
+#include "netbench.h"
+
+typedef struct tally {
+    long n;
+    double first, last;
+} tally;
+
+static void count(tally *t) {
+    double now = nb_now();
+    if (t->n++ == 0) t->first = now;
+    t->last = now;
+}
+
+/* The sender: waits for the go byte, then sends `n` messages with liblo. */
+static pid_t start_sender(int proto, int port, long n, int *go_fd) {
+    int fds[2];
+    if (pipe(fds) != 0) exit(1);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[1]);
+        char go;
+        if (read(fds[0], &go, 1) != 1) _exit(1);
+        char p[16];
+        snprintf(p, sizeof p, "%d", port);
+        lo_address to = lo_address_new_with_proto(proto, "127.0.0.1", p);
+        lo_message m = lo_message_new();
+        lo_message_add_int32(m, 1);
+        lo_message_add_float(m, 0.5f);
+        lo_message_add_string(m, "note");
+        for (long i = 0; i < n; i++)
+            if (lo_send_message(to, "/x", m) < 0) _exit(2);
+        lo_message_free(m);
+        lo_address_free(to);
+        _exit(0);
+    }
+    close(fds[0]);
+    *go_fd = fds[1];
+    return pid;
+}
+
+/* Receive until all `n` arrived, or nothing came for 0.5 s. */
+static bool done(const tally *t, long n, double started) {
+    double idle_since = t->n ? t->last : started;
+    return t->n >= n || nb_now() - idle_since > (t->n ? 0.5 : 10);
+}
+
+static void report(const char *what, const tally *t, long n) {
+    double span = t->last - t->first;
+    printf("  %-26s %10.0f msgs/s received, %ld of %ld arrived\n", what,
+           span > 0 ? (double)(t->n - 1) / span : 0, t->n, n);
+}
+
+static void on_sink(o2h_router *r, const o2h_msg *msg, const char *types,
+                    const o2h_arg *const *argv, int argc, void *user_data) {
+    count(user_data);
+}
+
+static double o2hub_rate(int proto, long n) {
+    int port = nb_free_port();
+    int go;
+    pid_t sender = start_sender(proto, port, n, &go);
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"ensemble\": \"bench\", \"plugin_path\": [\"%s\"], \"transports\": [{\"type\": "
+             "\"osc\", \"ports\": [{\"port\": %d, \"host\": \"127.0.0.1\", \"protocol\": \"%s\", "
+             "\"service\": \"sink\"}]}]}",
+             NB_TRANSPORT_DIR, port, proto == LO_TCP ? "tcp" : "udp");
+    o2h_router_options o = {.struct_size = sizeof o, .log_level = O2H_LOG_WARN};
+    o2h_error err;
+    o2h_router *r = o2h_router_new_from_json(json, "bench", &o, &err);
+    if (!r || o2h_router_start(r) != O2H_OK) {
+        fprintf(stderr, "bench: %s\n", r ? "cannot start" : err.message);
+        exit(1);
+    }
+    tally t = {0};
+    o2h_service_new(r, "sink");
+    o2h_method_new(r, "/sink/x", "ifs", on_sink, &t, false, true);
+    (void)!write(go, "g", 1);
+    double started = nb_now();
+    while (!done(&t, n, started))
+        o2h_router_poll(r, 50);
+    waitpid(sender, NULL, 0);
+    close(go);
+    o2h_router_free(r);
+    report(proto == LO_TCP ? "o2hub OSC port, TCP" : "o2hub OSC port, UDP", &t, n);
+    return t.last > t.first ? (double)(t.n - 1) / (t.last - t.first) : 0;
+}
+
+static int on_lo(const char *path, const char *types, lo_arg **argv, int argc, lo_message msg,
+                 void *user_data) {
+    count(user_data);
+    return 0;
+}
+
+static double liblo_rate(int proto, long n) {
+    int port = nb_free_port();
+    int go;
+    pid_t sender = start_sender(proto, port, n, &go);
+    char p[16];
+    snprintf(p, sizeof p, "%d", port);
+    lo_server s = lo_server_new_with_proto(p, proto, NULL);
+    if (!s) exit(1);
+    tally t = {0};
+    lo_server_add_method(s, "/x", "ifs", on_lo, &t);
+    (void)!write(go, "g", 1);
+    double started = nb_now();
+    while (!done(&t, n, started))
+        lo_server_recv_noblock(s, 50);
+    waitpid(sender, NULL, 0);
+    close(go);
+    lo_server_free(s);
+    report(proto == LO_TCP ? "liblo server, TCP" : "liblo server, UDP", &t, n);
+    return t.last > t.first ? (double)(t.n - 1) / (t.last - t.first) : 0;
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* forked children must not repeat buffered lines */
+    long n = argc > 1 ? atol(argv[1]) : 200000;
+    printf("bench osc_throughput: %ld OSC messages (/x ,ifs, 28 bytes) from a liblo client, "
+           "127.0.0.1\n",
+           n);
+    for (int k = 0; k < 2; k++) {
+        int proto = k ? LO_TCP : LO_UDP;
+        double lo = liblo_rate(proto, n);
+        double o2 = o2hub_rate(proto, n);
+        printf("  %s: o2hub / liblo = %.2f\n", k ? "TCP" : "UDP", lo > 0 ? o2 / lo : 0);
+    }
+    return 0;
+}
