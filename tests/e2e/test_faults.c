@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <o2hub/o2hub.h>
@@ -58,7 +59,12 @@ Test(faults, a_receiver_killed_mid_stream_leaves_the_sender_well) {
     usleep(100 * 1000); /* let the stream start; the kill is what is tested */
     stop(&b, SIGKILL);
     const char *done = expect(&a, "flood ok", 60);
-    cr_assert_not_null(done, "the sender hung or died:\n%s", a.out);
+    int status = 0;
+    pid_t gone = done ? 0 : waitpid(a.pid, &status, WNOHANG);
+    cr_assert_not_null(
+        done, "the sender hung or died (%s %d):\n%s",
+        gone > 0 ? (WIFSIGNALED(status) ? "signal" : "exit") : "running",
+        gone > 0 ? (WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status)) : 0, a.out);
     tell(&a, "status sink");
     must(&a, "status sink -1", 5);
     tell(&a, "name");

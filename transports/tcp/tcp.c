@@ -119,8 +119,9 @@ static void update_interest(conn *c) {
 /* ---- sending ---- */
 
 static void queue_pop(conn *c) {
-    c->tr->host->msg_unref(c->queue[c->q_head]);
-    c->q_bytes -= 4 + c->queue[c->q_head]->length;
+    o2h_msg *done = c->queue[c->q_head];
+    c->q_bytes -= 4 + done->length; /* before the unref: it may free the message */
+    c->tr->host->msg_unref(done);
     c->q_head = (c->q_head + 1) % c->q_cap;
     c->q_count--;
     c->sent = 0;
