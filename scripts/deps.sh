@@ -9,6 +9,8 @@ O2HUB_DEBIAN_PACKAGES=(
   libcriterion-dev                      # tests: unit test framework
   clang-format                          # tests: formatting check
   python3                               # CI: summary line from meson's test log
+  libavahi-compat-libdnssd-dev          # plugins/dnssd: the dns_sd.h API (avahi)
+  avahi-daemon dbus                     # plugins/dnssd at run time, and its e2e test
 )
 
 o2hub_install_deps() {
