@@ -238,6 +238,13 @@ static void on_retry(void *ctx) {
 static void fail(dnssd *d, const char *what, int err) {
     bool was_up = d->up;
     teardown(d);
+    if (err == kDNSServiceErr_BadParam) { /* e.g. an ensemble name that is no DNS label */
+        d->host->log(d->self, O2H_LOG_ERROR,
+                     "%s (DNS-SD error %d): ensemble '%s' cannot be registered; no DNS-SD "
+                     "discovery",
+                     what, err, d->ensemble);
+        return;
+    }
     if (err == kDNSServiceErr_NameConflict && d->rename_n < 1000) {
         /* Another process of the ensemble registered with this daemon first:
          * avahi's compat layer does not rename local conflicts, so do it as
@@ -599,14 +606,13 @@ static int dnssd_announce(void *inst, const o2h_process_info *info) {
         connect_avahi(d);
         return O2H_OK;
     }
-    /* A peer was lost: contact every known instance again (a restarted peer
-     * re-registers and is resolved anew anyway). */
+    /* A peer was lost: resolve every known instance again (a peer that came
+     * back under the same instance name may have a new name and ports) and
+     * contact it. */
     double t = now(d);
     for (entry *in = d->instances; in; in = in->next) {
-        if (in->resolved) {
-            in->resolved_at = t;
-            in->sends = 0;
-        } else if (!in->resolve && strcmp(in->name, d->registered_as) != 0) {
+        if (!in->resolve && strcmp(in->name, d->registered_as) != 0) {
+            in->resolved = false;
             in->attempts = 0;
             in->waiting = true;
             in->deadline = t;

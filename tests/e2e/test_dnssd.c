@@ -485,6 +485,16 @@ Test(dnssd, processes_find_each_other_other_ensembles_and_versions_ignored) {
     /* The bad TXT name was dropped and counted. */
     cr_assert_geq(invalid_count(&a), 1);
 
+    /* B goes away and comes back on the same ports: A finds it again. */
+    stop(&b);
+    must(&a, "si echo2 -1", 10);
+    start(&b);
+    must(&b, "ready", 5);
+    tell(&b, "offer echo2");
+    must(&a, "si echo2 1 @", 20);
+    tell(&a, "ping /echo2/ping tcp 300");
+    must(&a, "pong 301 @", 5);
+
     for (proc *p = &a; p; p = p == &a ? &b : p == &b ? &c : NULL) {
         tell(p, "quit");
         stop(p);
