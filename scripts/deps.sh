@@ -10,6 +10,8 @@ O2HUB_DEBIAN_PACKAGES=(
   clang-format                          # tests: formatting check
   python3                               # CI: summary line from meson's test log
   liblo-dev liblo-tools                 # OSC: e2e tests and bench against liblo, oscsend/oscdump
+  libavahi-compat-libdnssd-dev          # plugins/dnssd: the dns_sd.h API (avahi)
+  avahi-daemon dbus                     # plugins/dnssd at run time, and its e2e test
 )
 
 o2hub_install_deps() {
