@@ -89,6 +89,8 @@ static void join_path(char *out, size_t size, const char *parent, const char *ke
 
 /* Record the doc's first error at `path` (displayed), located at `locate_path`. */
 static int record_verror(config_doc *doc, const char *path, const char *locate_path, bool at_key,
+                         const char *fmt, va_list ap) O2H_PRINTF(5, 0);
+static int record_verror(config_doc *doc, const char *path, const char *locate_path, bool at_key,
                          const char *fmt, va_list ap) {
     if (doc->has_error) return O2H_CONFIG_ERROR;
     o2h_error *e = &doc->error;

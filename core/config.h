@@ -91,7 +91,8 @@ const o2h_cfg *config_cfg_object(const o2h_cfg *cfg, const char *key);
 int config_cfg_array_len(const o2h_cfg *cfg, const char *key);
 const o2h_cfg *config_cfg_array_item(const o2h_cfg *cfg, const char *key, int index);
 const char *config_cfg_as_string(const o2h_cfg *cfg);
-int config_cfg_verror(const o2h_cfg *cfg, const char *key, const char *fmt, va_list ap);
+int config_cfg_verror(const o2h_cfg *cfg, const char *key, const char *fmt, va_list ap)
+    O2H_PRINTF(3, 0);
 int config_cfg_error(const o2h_cfg *cfg, const char *key, const char *fmt, ...) O2H_PRINTF(3, 4);
 
 /**

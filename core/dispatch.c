@@ -156,22 +156,46 @@ int router_send_on_link(o2h_router *r, o2h_link *link, o2h_msg *msg) {
 
 #define MAX_TAP_TTL 3 /* O2_MAX_TAP_FORWARDING: copies of copies stop here */
 
-static const provider *local_provider(const service *svc) {
+/* This process's own provider of the service (methods here, or a link of ours). */
+static const provider *own_provider(const service *svc) {
     for (uint32_t i = 0; i < svc->n_providers; i++)
-        if (svc->providers[i].kind == PROVIDER_LOCAL) return &svc->providers[i];
+        if (svc->providers[i].kind != PROVIDER_PEER) return &svc->providers[i];
     return NULL;
 }
 
-/* A copy of `msg` addressed to `tapper` (same path after the service), TAP flag, TTL + 1. */
-static o2h_msg *tap_copy(o2h_router *r, const o2h_msg *msg, const tap *t) {
+/* A bridge that asks for it gets timed messages at their time: O2 holds them
+ * for O2lite clients, which cannot schedule. */
+static bool held_for_bridge(o2h_router *r, const o2h_link *link, const o2h_msg *msg) {
+    const bridge *b = link->bridge;
+    double when = o2h_msg_time(msg);
+    return b && b->schedule_first && when > 0 && r->clock.synced && when > o2h_time_get(r);
+}
+
+/* Through a link: a bridge picks its path (reliable or best effort). */
+static int send_to_link(o2h_router *r, o2h_link *link, o2h_msg *msg) {
+    return link->bridge ? bridge_send(r, link->bridge, msg) : router_send_on_link(r, link, msg);
+}
+
+/* Bytes of a copy of `msg` addressed to `tapper` (the rest of the path unchanged). */
+static uint32_t tap_copy_length(const o2h_msg *msg, const char *tapper) {
+    const char *addr = o2h_msg_address(msg);
+    size_t rest = strlen(addr + 1 + strcspn(addr + 1, "/"));
+    uint32_t old_alen = pad4((uint32_t)strlen(addr) + 1);
+    uint32_t new_alen = pad4((uint32_t)(1 + strlen(tapper) + rest) + 1);
+    return msg->length - old_alen + new_alen;
+}
+
+/*
+ * Write into `copy` the tap copy of `msg` for `t`: the tapper's address, the
+ * TAP flag, TTL + 1, the send mode the tap asks for, and the original body.
+ */
+static void tap_rewrite(o2h_msg *copy, const o2h_msg *msg, const tap *t) {
     const char *addr = o2h_msg_address(msg);
     const char *rest = addr + 1 + strcspn(addr + 1, "/");
     uint32_t old_alen = pad4((uint32_t)strlen(addr) + 1);
     uint32_t body = msg->length - O2H_MSG_ADDRESS_OFFSET - old_alen;
     size_t tlen = strlen(t->tapper), rlen = strlen(rest);
     uint32_t new_alen = pad4((uint32_t)(1 + tlen + rlen) + 1);
-    o2h_msg *copy = o2h_msg_alloc(r->pool, O2H_MSG_ADDRESS_OFFSET + new_alen + body);
-    if (!copy) return NULL;
     uint32_t misc = o2h_msg_misc(msg);
     bool reliable =
         t->mode == O2H_TAP_KEEP ? (misc & O2H_FLAG_RELIABLE) != 0 : t->mode == O2H_TAP_RELIABLE;
@@ -186,25 +210,48 @@ static o2h_msg *tap_copy(o2h_router *r, const o2h_msg *msg, const tap *t) {
     memcpy(p + 1 + tlen, rest, rlen);
     memcpy(p + new_alen, msg->data + O2H_MSG_ADDRESS_OFFSET + old_alen, body);
     copy->length = O2H_MSG_ADDRESS_OFFSET + new_alen + body;
-    return copy;
 }
 
 static void deliver_tapped_locally(o2h_router *r, o2h_msg *copy);
 
-/* After a delivery to the active local provider: a copy to every tapper. */
+/*
+ * After a delivery to the active local provider: a copy to every tapper.
+ *
+ * The copies share one buffer: it is sized for the longest tapper address
+ * and rewritten for each tapper in turn. Delivery is synchronous, so the
+ * buffer is free again as soon as a handler or transport returns, unless
+ * one of them kept a reference (a TCP link queueing it, a handler holding
+ * on): then, and only then, the next tapper gets a fresh buffer, so nobody
+ * ever sees a copy change under them.
+ */
 static void forward_to_taps(o2h_router *r, const service *svc, const o2h_msg *msg) {
     if (svc->n_taps == 0 || (o2h_msg_misc(msg) >> 8) >= MAX_TAP_TTL) return;
-    /* Taps may change while copies are delivered: walk a snapshot of the count. */
+    uint32_t size = 0;
     for (uint32_t i = 0; i < svc->n_taps; i++) {
-        o2h_msg *copy = tap_copy(r, msg, &svc->taps[i]);
-        if (!copy) continue;
+        uint32_t n = tap_copy_length(msg, svc->taps[i].tapper);
+        if (n > size) size = n;
+    }
+    o2h_msg *copy = NULL;
+    /* Taps may change while copies are delivered: re-read the count each time. */
+    for (uint32_t i = 0; i < svc->n_taps; i++) {
+        uint32_t need = tap_copy_length(msg, svc->taps[i].tapper);
+        if (copy && (o2h_msg_refcount(copy) > 1 || need > copy->capacity)) {
+            o2h_msg_unref(copy);
+            copy = NULL;
+        }
+        if (!copy) {
+            copy = o2h_msg_alloc(r->pool, need > size ? need : size);
+            if (!copy) return;
+            r->stats.tap_buffers++;
+        }
+        tap_rewrite(copy, msg, &svc->taps[i]);
         if (svc->taps[i].owner)
             proto_send_to_peer(r, svc->taps[i].owner, copy);
         else
             deliver_tapped_locally(r, copy);
-        o2h_msg_unref(copy);
         r->stats.tapped++;
     }
+    if (copy) o2h_msg_unref(copy);
 }
 
 /* A tap copy goes to this process's own provider even when another process is active. */
@@ -213,8 +260,13 @@ static void deliver_tapped_locally(o2h_router *r, o2h_msg *copy) {
     size_t len;
     if (!names_service_of(o2h_msg_address(copy), &name, &len)) return;
     service *svc = services_find(&r->services, name, len);
-    if (!svc || !local_provider(svc)) {
+    const provider *own = svc ? own_provider(svc) : NULL;
+    if (!own) {
         r->stats.dropped_no_service++;
+        return;
+    }
+    if (own->kind == PROVIDER_LINK) {
+        send_to_link(r, own->link, copy);
         return;
     }
     dispatch_local(r, svc, copy);
@@ -243,7 +295,12 @@ static int route_to_provider(o2h_router *r, service *svc, o2h_msg *msg) {
         r->stats.dropped_no_service++;
         return O2H_NO_SERVICE;
     }
-    if (p->kind == PROVIDER_LINK) return router_send_on_link(r, p->link, msg);
+    if (p->kind == PROVIDER_LINK) {
+        if (held_for_bridge(r, p->link, msg)) return sched_insert(r, o2h_msg_ref(msg));
+        int rc = send_to_link(r, p->link, msg);
+        forward_to_taps(r, svc, msg); /* served here, as the link's provider is ours */
+        return rc;
+    }
     if (p->kind == PROVIDER_PEER) return proto_send_to_peer(r, p->peer, msg);
     /* A future time waits in the scheduler; that needs a synchronised clock. */
     double when = o2h_msg_time(msg);
@@ -276,7 +333,7 @@ int router_route(o2h_router *r, o2h_msg *msg) {
             router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: no service (came by %s)",
                        o2h_msg_address(msg), r->current_link ? r->current_link->description : "-");
             rc = O2H_NO_SERVICE;
-        } else if ((o2h_msg_misc(msg) & O2H_FLAG_TAP) && local_provider(svc)) {
+        } else if ((o2h_msg_misc(msg) & O2H_FLAG_TAP) && own_provider(svc)) {
             deliver_tapped_locally(r, msg);
             rc = O2H_OK;
         } else if (o2h_msg_is_bundle(msg) && svc->providers[0].kind == PROVIDER_LOCAL) {

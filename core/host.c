@@ -7,6 +7,7 @@
 #include "loader.h"
 #include "router.h"
 
+static void host_log(o2h_plugin *self, int level, const char *fmt, ...) O2H_PRINTF(3, 4);
 static void host_log(o2h_plugin *self, int level, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -14,6 +15,8 @@ static void host_log(o2h_plugin *self, int level, const char *fmt, ...) {
     va_end(ap);
 }
 
+static int host_cfg_error(const o2h_cfg *cfg, const char *key, const char *fmt, ...)
+    O2H_PRINTF(3, 4);
 static int host_cfg_error(const o2h_cfg *cfg, const char *key, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -86,6 +89,7 @@ static void host_link_free(o2h_link *link) {
     if (!link) return;
     o2h_router *r = link->plugin->router;
     proto_link_closed(r, link);
+    bridge_link_closed(r, link);
     services_remove_link_everywhere(r, link);
     if (r->current_link == link) r->current_link = NULL;
     free(link->description);
@@ -119,6 +123,37 @@ static const char *host_process_name(o2h_plugin *self) {
 
 static double host_time_get(o2h_plugin *self) {
     return o2h_time_get(self->router);
+}
+
+static int host_bridge_new(o2h_plugin *self, o2h_link *link, const char *protocol, unsigned flags) {
+    if (!link || link->plugin != self || !protocol || !protocol[0] || strlen(protocol) > 7)
+        return O2H_BAD_ARGS;
+    bridge *b = bridge_new(self->router, link, protocol, (flags & O2H_BRIDGE_HOLD_TIMED) != 0);
+    return b ? b->id : (link->bridge || link->peer ? O2H_ALREADY_RUNNING : O2H_NO_MEMORY);
+}
+
+static bridge *bridge_of(o2h_plugin *self, o2h_link *link) {
+    return link && link->plugin == self && link->bridge && link->bridge->link == link ? link->bridge
+                                                                                      : NULL;
+}
+
+static int host_bridge_service(o2h_plugin *self, o2h_link *link, const char *name, bool added,
+                               bool is_service, const char *props_or_tappee, int mode) {
+    bridge *b = bridge_of(self, link);
+    if (!b || !name) return O2H_BAD_ARGS;
+    return bridge_service(self->router, b, name, added, is_service,
+                          props_or_tappee ? props_or_tappee : "", mode);
+}
+
+static int host_bridge_synced(o2h_plugin *self, o2h_link *link) {
+    bridge *b = bridge_of(self, link);
+    if (!b) return O2H_BAD_ARGS;
+    bridge_set_synced(self->router, b);
+    return O2H_OK;
+}
+
+static int host_service_status(o2h_plugin *self, const char *name) {
+    return o2h_status(self->router, name);
 }
 
 static const o2h_host the_host = {
@@ -182,6 +217,10 @@ static const o2h_host the_host = {
     .dy_message = host_dy_message,
     .process_name = host_process_name,
     .time_get = host_time_get,
+    .bridge_new = host_bridge_new,
+    .bridge_service = host_bridge_service,
+    .bridge_synced = host_bridge_synced,
+    .service_status = host_service_status,
 };
 
 const o2h_host *host_table(void) {

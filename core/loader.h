@@ -26,7 +26,8 @@ struct o2h_link {
     o2h_plugin *plugin;
     void *ctx;
     char *description;
-    struct peer *peer; /* the O2 process this link leads to, if any */
+    struct peer *peer;     /* the O2 process this link leads to, if any */
+    struct bridge *bridge; /* the light client this link carries, if any */
 };
 
 /**

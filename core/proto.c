@@ -15,6 +15,7 @@
 
 #include "loader.h"
 #include "msg_internal.h"
+#include "o2lite_host.h"
 #include "router.h"
 
 #define O2_MAJOR(v) ((v)&0xff0000)
@@ -36,8 +37,7 @@ static void dotted(uint32_t ip, char *out, size_t size) {
     inet_ntop(AF_INET, &a, out, (socklen_t)size);
 }
 
-/* Open a link with a transport's connect() to ip:port. */
-static o2h_link *connect_to(o2h_plugin *p, uint32_t ip, int port) {
+o2h_link *proto_connect(o2h_plugin *p, uint32_t ip, int port) {
     if (!p || !p->transport.connect) return NULL;
     char addr[32], ipbuf[INET_ADDRSTRLEN];
     dotted(ip, ipbuf, sizeof ipbuf);
@@ -168,7 +168,7 @@ static bool si_wanted(o2h_router *r) {
     return o2 && strmap_getn(&o2->methods, "/si", 3);
 }
 
-static void notify_si(o2h_router *r, const char *name) {
+void proto_notify_si(o2h_router *r, const char *name) {
     if (!si_wanted(r)) return;
     service *s = services_find(&r->services, name, strlen(name));
     const char *process = "", *props = "";
@@ -192,7 +192,7 @@ static void notify_si(o2h_router *r, const char *name) {
 
 void proto_service_changed(o2h_router *r, const char *name, provider_kind kind, bool added) {
     if (r->closing) return;
-    notify_si(r, name);
+    proto_notify_si(r, name);
     if (strcmp(name, "_cs") == 0) clock_reference_changed(r);
     if (kind == PROVIDER_PEER || !announced_name(name) || !named(r)) return;
     const char *props = "";
@@ -258,13 +258,13 @@ void proto_link_closed(o2h_router *r, o2h_link *link) {
 }
 
 static void attach_udp(o2h_router *r, peer *p) {
-    p->udp = connect_to(r->net.udp_plugin, p->ip, p->udp_port);
+    p->udp = proto_connect(r->net.udp_plugin, p->ip, p->udp_port);
     if (p->udp) p->udp->peer = p;
 }
 
 /* We are the lesser name: connect, then send dy CONNECT and our service list. */
 static void connect_as_client(o2h_router *r, const char *name, uint32_t ip, int tcp, int udp) {
-    o2h_link *link = connect_to(r->net.tcp_plugin, ip, tcp);
+    o2h_link *link = proto_connect(r->net.tcp_plugin, ip, tcp);
     if (!link) {
         router_log(r, O2H_LOG_WARN, "core", "cannot connect to %s", name);
         return;
@@ -286,7 +286,7 @@ static void connect_as_client(o2h_router *r, const char *name, uint32_t ip, int 
 
 /* We are the greater name: ask the peer to connect to us. */
 static void send_callback(o2h_router *r, uint32_t ip, int tcp) {
-    o2h_link *link = connect_to(r->net.tcp_plugin, ip, tcp);
+    o2h_link *link = proto_connect(r->net.tcp_plugin, ip, tcp);
     if (!link) return;
     send_and_release(r, link, proto_dy_message(r, O2H_DY_CALLBACK));
     close_link(link); /* the transport flushes, then closes */
@@ -295,8 +295,10 @@ static void send_callback(o2h_router *r, uint32_t ip, int tcp) {
 /* A lesser process connected to us and named itself. */
 static void accept_client(o2h_router *r, o2h_link *from, const char *name, uint32_t ip, int tcp,
                           int udp) {
+    /* A link speaks for one process, named once: a second dy CONNECT (another
+     * name) or one from an O2lite client's link is ignored. */
+    if (from->peer || from->bridge) return;
     peer *old = find_peer(r, name);
-    if (old && old->tcp == from) return;
     if (old) peer_lost(r, old); /* a restarted process with the same name */
     peer *p = peer_new(r, name, ip, tcp, udp);
     if (!p) return;
@@ -397,6 +399,7 @@ int proto_init(o2h_router *r) {
     if (rc == O2H_OK)
         rc = services_add_method(r, "/_o2/dy", "sissiii", handle_dy, NULL, true, true);
     if (rc == O2H_OK) rc = services_add_method(r, "/_o2/sv", NULL, handle_sv, NULL, false, false);
+    if (rc == O2H_OK) rc = o2lite_host_init(r);
     return rc;
 }
 

@@ -54,8 +54,14 @@ void proto_link_closed(o2h_router *r, o2h_link *link);
  */
 void proto_service_changed(o2h_router *r, const char *name, provider_kind kind, bool added);
 
+/** Tell the local /_o2/si handler (if any) the service's current state. */
+void proto_notify_si(o2h_router *r, const char *name);
+
 /** Tell every peer that this process added or removed a tap. */
 void proto_tap_changed(o2h_router *r, const char *tappee, const char *tapper, int mode, bool added);
+
+/** Open a link with a transport's connect() to ip:port (host order); NULL on failure. */
+o2h_link *proto_connect(o2h_plugin *p, uint32_t ip, int port);
 
 /** Send to a peer: reliable messages over TCP, others over UDP when possible. */
 int proto_send_to_peer(o2h_router *r, peer *p, o2h_msg *msg);

@@ -316,6 +316,7 @@ void o2h_router_free(o2h_router *r) {
     }
     services_fini(&r->services);
     proto_fini(r);
+    bridge_fini(r);
     dispatch_fini(r);
     loop_fini(&r->lp);
     o2h_builder_free(r->builder);

@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 
+#include "bridge.h"
 #include "clock.h"
 #include "config.h"
 #include "loader.h"
@@ -40,6 +41,7 @@ struct o2h_router {
     o2h_stats stats;
     sched sched;
     clock_state clock;
+    bridge_set bridges;
 
     /* dispatch state */
     int dispatch_depth;
@@ -65,7 +67,8 @@ struct o2h_router {
 /** Log one line through the router's sink. `origin` is "core" or a plugin name. */
 void router_log(const o2h_router *r, int level, const char *origin, const char *fmt, ...)
     O2H_PRINTF(4, 5);
-void router_vlog(const o2h_router *r, int level, const char *origin, const char *fmt, va_list ap);
+void router_vlog(const o2h_router *r, int level, const char *origin, const char *fmt, va_list ap)
+    O2H_PRINTF(4, 0);
 
 /** Route one message (takes the reference): local methods, a link, or a counted drop. */
 int router_route(o2h_router *r, o2h_msg *msg);

@@ -81,7 +81,12 @@ int service_status(const o2h_router *r, const service *s) {
     case PROVIDER_PEER:
         return r->clock.synced && s->providers[0].peer->synced ? O2H_STATUS_REMOTE
                                                                : O2H_STATUS_REMOTE_NOTIME;
-    default: return O2H_STATUS_BRIDGE_NOTIME;
+    default: {
+        /* A link without a bridge is a delegation (OSC). */
+        const struct bridge *b = s->providers[0].link->bridge;
+        if (!b) return r->clock.synced ? O2H_STATUS_TO_OSC : O2H_STATUS_TO_OSC_NOTIME;
+        return r->clock.synced && b->synced ? O2H_STATUS_BRIDGE : O2H_STATUS_BRIDGE_NOTIME;
+    }
     }
 }
 
@@ -172,7 +177,27 @@ int services_add_local(o2h_router *r, const char *name, const char *properties) 
 }
 
 int services_add_link(o2h_router *r, const char *name, o2h_link *link) {
-    return add_provider(r, name, (provider){.kind = PROVIDER_LINK, .link = link}, true);
+    return services_add_link_props(r, name, link, NULL);
+}
+
+int services_add_link_props(o2h_router *r, const char *name, o2h_link *link, const char *props) {
+    provider p = {.kind = PROVIDER_LINK, .link = link};
+    if (props && !(p.properties = strdup(props))) return O2H_NO_MEMORY;
+    int rc = add_provider(r, name, p, true);
+    if (rc != O2H_OK) free(p.properties);
+    return rc;
+}
+
+void services_link_status_changed(o2h_router *r, o2h_link *link) {
+    uint32_t pos = 0;
+    const char *key;
+    void *value;
+    /* Notifications are queued (o2h_send_msg), so the table does not change meanwhile. */
+    while (strmap_next(&r->services.by_name, &pos, &key, &value)) {
+        service *s = value;
+        if (s->n_providers && s->providers[0].kind == PROVIDER_LINK && s->providers[0].link == link)
+            proto_notify_si(r, s->name);
+    }
 }
 
 int services_add_internal(o2h_router *r, const char *name) {

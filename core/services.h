@@ -78,6 +78,12 @@ int services_add_link(o2h_router *r, const char *name, o2h_link *link);
 /** Add another process as a provider of `name` (any name, "@..." included). */
 int services_add_peer(o2h_router *r, const char *name, struct peer *who, const char *properties);
 
+/** Add a link as a provider with properties (";key:value;..." or NULL). */
+int services_add_link_props(o2h_router *r, const char *name, o2h_link *link, const char *props);
+
+/** The status of the services `link` provides changed: tell /_o2/si. */
+void services_link_status_changed(o2h_router *r, o2h_link *link);
+
 /** A local service the core itself uses ("_o2"): no name checks, no announcement. */
 int services_add_internal(o2h_router *r, const char *name);
 

@@ -21,35 +21,7 @@
 
 #include <o2hub/o2hub.h>
 
-typedef struct proc {
-    pid_t pid;
-    FILE *in;   /* its stdin */
-    int out_fd; /* its stdout and stderr */
-    char out[65536];
-    size_t used;
-    size_t seen; /* output before this offset has been matched already */
-    int port;
-    char config[128];
-} proc;
-
-static char tmpdir[64];
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* A port that is free for TCP and UDP now (the kernel picks it). */
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    socklen_t len = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
+#include "testproc.h"
 
 /* A config with tcp+udp on `port` and the discovery entry `discovery` (JSON). */
 static void write_config_with(proc *p, const char *name, int port, const char *discovery,
@@ -77,93 +49,6 @@ static void write_config(proc *p, const char *name, int port, const int *peers, 
     snprintf(discovery, sizeof discovery,
              "{\"type\": \"static\", \"peers\": [%s], \"interval_max\": 1.0}", list);
     write_config_with(p, name, port, discovery, extra, NULL);
-}
-
-static void start(proc *p) {
-    int in[2], out[2];
-    cr_assert_eq(pipe(in), 0);
-    cr_assert_eq(pipe(out), 0);
-    p->pid = fork();
-    if (p->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        dup2(out[1], 2);
-        close(in[1]);
-        close(out[0]);
-        execl(PEER_EXE, "peer", p->config, (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    p->in = fdopen(in[1], "w");
-    p->out_fd = out[0];
-    p->used = p->seen = 0;
-    p->out[0] = '\0';
-}
-
-static void tell(proc *p, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(p->in, fmt, ap);
-    va_end(ap);
-    fputc('\n', p->in);
-    fflush(p->in);
-}
-
-/* Wait (bounded) for a line containing `needle` after what was already matched. */
-static const char *expect(proc *p, const char *needle, double limit_s) {
-    double end = now_s() + limit_s;
-    for (;;) {
-        const char *at = strstr(p->out + p->seen, needle);
-        if (at) {
-            const char *eol = strchr(at, '\n');
-            p->seen = (size_t)((eol ? eol + 1 : at + strlen(at)) - p->out);
-            return at;
-        }
-        double left = end - now_s();
-        if (left <= 0) return NULL;
-        struct pollfd pfd = {.fd = p->out_fd, .events = POLLIN};
-        if (poll(&pfd, 1, (int)(left * 1000) + 1) <= 0) continue;
-        ssize_t n = read(p->out_fd, p->out + p->used, sizeof p->out - 1 - p->used);
-        if (n <= 0) return NULL;
-        p->used += (size_t)n;
-        p->out[p->used] = '\0';
-    }
-}
-
-static void must(proc *p, const char *needle, double limit_s) {
-    cr_assert_not_null(expect(p, needle, limit_s), "no \"%s\" from %s; output:\n%s", needle,
-                       p->config, p->out);
-}
-
-static void stop(proc *p, int sig) {
-    if (p->pid <= 0) return;
-    kill(p->pid, sig);
-    int status;
-    waitpid(p->pid, &status, 0);
-    fclose(p->in);
-    close(p->out_fd);
-    p->pid = 0;
-}
-
-static void process_name(proc *p, char *name, size_t size) {
-    tell(p, "name");
-    const char *at = expect(p, "name @", 5);
-    cr_assert_not_null(at);
-    sscanf(at, "name %31s", name);
-    (void)size;
-}
-
-static void make_tmpdir(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/o2hub-proc-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
-
-static void remove_tmpdir(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    (void)!system(cmd);
 }
 
 TestSuite(processes, .init = make_tmpdir, .fini = remove_tmpdir, .timeout = 60);
@@ -253,40 +138,6 @@ Test(processes, three_providers_the_highest_process_name_wins) {
 }
 
 /* ---- raw sockets ---- */
-
-static int tcp_to(int port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    return fd;
-}
-
-static void udp_to(int port, const void *data, size_t len) {
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    sendto(fd, data, len, 0, (struct sockaddr *)&a, sizeof a);
-    close(fd);
-}
-
-static void send_frame(int fd, const void *data, uint32_t len, uint32_t claimed) {
-    uint8_t hdr[4];
-    o2h_wr_u32(hdr, claimed);
-    (void)!write(fd, hdr, 4);
-    (void)!write(fd, data, len);
-}
-
-static long stat_field(proc *p, const char *field) {
-    tell(p, "stats");
-    const char *at = expect(p, "stats delivered", 5);
-    cr_assert_not_null(at);
-    const char *f = strstr(at, field);
-    cr_assert_not_null(f);
-    return atol(f + strlen(field) + 1);
-}
 
 Test(processes, garbage_is_dropped_and_counted_and_service_goes_on) {
     proc a = {0}, b = {0};

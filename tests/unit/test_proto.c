@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "loader.h"
 #include "router.h"
 
 static void assert_hex(const o2h_msg *m, const char *hex) {
@@ -85,4 +86,38 @@ Test(proto, sv_item_forms) {
                   "73796e7468000000 3b783a313b000000 00000000");
     o2h_msg_unref(m);
     o2h_builder_free(b);
+}
+
+static o2h_msg *dy_connect_from(int port) {
+    o2h_builder *b = o2h_builder_new(NULL);
+    o2h_add_string(b, "test");
+    o2h_add_int32(b, O2H_O2_PROTOCOL_VERSION);
+    o2h_add_string(b, "00000000");
+    o2h_add_string(b, "7f000001");
+    o2h_add_int32(b, port);
+    o2h_add_int32(b, port);
+    o2h_add_int32(b, O2H_DY_CONNECT);
+    o2h_msg *m = o2h_builder_finish(b, 0, "!_o2/dy", O2H_FLAG_RELIABLE);
+    o2h_builder_free(b);
+    return m;
+}
+
+/* Found by fuzz_proto: a second dy CONNECT with another name on a link that
+ * already speaks for a process left the first process pointing at the link
+ * after it was freed. A link names its process once. */
+Test(proto, a_link_names_its_process_once) {
+    o2h_router_options o = {.struct_size = sizeof o, .ensemble = "test"};
+    o2h_router *r = o2h_router_new(&o, NULL);
+    const o2h_host *h = host_table();
+    o2h_plugin tcp = {.router = r, .type = "tcp"}, udp = {.router = r, .type = "udp"};
+    proto_net_register(r, &tcp, O2H_NET_TCP, 0x7f000001, 0x1000);
+    proto_net_register(r, &udp, O2H_NET_UDP, 0x7f000001, 0x1000);
+    o2h_link *link = h->link_new(&tcp, NULL, "peer");
+    h->deliver(&tcp, link, dy_connect_from(0x2000));
+    cr_assert_eq(o2h_status(r, "@00000000:7f000001:2000"), O2H_STATUS_REMOTE_NOTIME);
+    h->deliver(&tcp, link, dy_connect_from(0x3000));
+    cr_assert_eq(o2h_status(r, "@00000000:7f000001:3000"), O2H_STATUS_UNKNOWN, "not renamed");
+    h->link_free(link);
+    cr_assert_eq(o2h_status(r, "@00000000:7f000001:2000"), O2H_STATUS_UNKNOWN, "gone with it");
+    o2h_router_free(r);
 }

@@ -108,3 +108,65 @@ Test(taps, untap_stops_the_copies_and_taps_wait_for_their_tappee) {
     cr_assert_eq(a.n, 2);
     o2h_router_free(r);
 }
+
+/* Buffers handed out by the router's pool so far (from the heap or its cache). */
+static uint64_t pool_buffers(o2h_router *r) {
+    o2h_pool_stats ps;
+    o2h_pool_get_stats(o2h_router_pool(r), &ps);
+    return ps.heap_allocs + ps.reuses;
+}
+
+Test(taps, three_taps_in_one_process_share_one_buffer) {
+    o2h_router *r = router();
+    seen a = {0}, t[3] = {{0}};
+    const char *tappers[3] = {"t1", "tapper-two", "t3"};
+    offer(r, "a", &a);
+    for (int i = 0; i < 3; i++) {
+        offer(r, tappers[i], &t[i]);
+        cr_assert_eq(o2h_tap(r, "a", tappers[i], O2H_TAP_KEEP), O2H_OK);
+    }
+    o2h_send(r, "/a/x", 0, "i", 1); /* warm the pool */
+    uint64_t before = pool_buffers(r);
+    o2h_send(r, "/a/x", 0, "i", 2);
+    uint64_t used = pool_buffers(r) - before;
+    cr_assert_eq(used, 2, "one buffer for the message and one shared by its three copies, got %llu",
+                 (unsigned long long)used);
+    for (int i = 0; i < 3; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "/%s/x", tappers[i]);
+        cr_assert_eq(t[i].n, 2);
+        cr_assert_str_eq(t[i].address[1], want);
+        cr_assert_eq(t[i].value[1], 2);
+    }
+    o2h_stats st = {.struct_size = sizeof st};
+    o2h_router_get_stats(r, &st);
+    cr_assert_eq(st.tapped, 6);
+    cr_assert_eq(st.tap_buffers, 2, "one buffer per tapped message");
+    o2h_router_free(r);
+}
+
+static void keep(o2h_router *r, const o2h_msg *msg, const char *types, const o2h_arg *const *argv,
+                 int argc, void *user_data) {
+    *(o2h_msg **)user_data = o2h_msg_ref((o2h_msg *)msg);
+}
+
+Test(taps, a_copy_kept_by_a_handler_never_changes) {
+    o2h_router *r = router();
+    seen a = {0}, later = {0};
+    o2h_msg *kept = NULL;
+    offer(r, "a", &a);
+    cr_assert_eq(o2h_service_new(r, "keeper"), O2H_OK);
+    cr_assert_eq(o2h_method_new(r, "/keeper", NULL, keep, &kept, false, false), O2H_OK);
+    offer(r, "later", &later);
+    o2h_tap(r, "a", "keeper", O2H_TAP_KEEP);
+    o2h_tap(r, "a", "later", O2H_TAP_KEEP);
+    o2h_send(r, "/a/x", 0, "i", 5);
+    cr_assert_not_null(kept);
+    cr_assert_str_eq(o2h_msg_address(kept), "/keeper/x", "not rewritten for the next tapper");
+    cr_assert_str_eq(later.address[0], "/later/x");
+    o2h_stats st = {.struct_size = sizeof st};
+    o2h_router_get_stats(r, &st);
+    cr_assert_eq(st.tap_buffers, 2, "a kept buffer is not reused");
+    o2h_msg_unref(kept);
+    o2h_router_free(r);
+}

@@ -275,6 +275,7 @@ typedef struct o2h_stats {
     uint64_t dropped_queue_full; /**< a bounded queue was full */
     uint64_t dropped_send_error; /**< a transport refused the message */
     uint64_t tapped;             /**< tap copies made */
+    uint64_t tap_buffers;        /**< buffers those copies used (shared when possible) */
 } o2h_stats;
 
 /** Copy the counters (as many fields as stats->struct_size allows). */

@@ -254,7 +254,32 @@ struct o2h_host {
     /** The O2 (ensemble) time in seconds, or a negative value while this
      * process has no clock sync (see o2h_time_get). */
     double (*time_get)(o2h_plugin *self);
+
+    /* bridges (ABI 1.0, appended): light clients reached through a link */
+    /**
+     * Make `link` carry one bridge client of `protocol` ("O2ws", "O2sm", at
+     * most 7 characters). Returns the client's id (> 0, unique in this
+     * router) or an error code. With O2H_BRIDGE_HOLD_TIMED the core keeps
+     * timed messages for the client until their time (for clients that
+     * cannot schedule). The bridge ends with link_free.
+     */
+    int (*bridge_new)(o2h_plugin *self, o2h_link *link, const char *protocol, unsigned flags);
+    /**
+     * A service item from the client, as O2's .../sv "siisi" carries it:
+     * `name` added or removed; or, when !is_service, a tap of
+     * `props_or_tappee` by `name` with send `mode`. Properties are
+     * ";key:value;..." or "". Returns O2H_OK or an error code.
+     */
+    int (*bridge_service)(o2h_plugin *self, o2h_link *link, const char *name, bool added,
+                          bool is_service, const char *props_or_tappee, int mode);
+    /** The client reported clock sync: its services become BRIDGE (from BRIDGE_NOTIME). */
+    int (*bridge_synced)(o2h_plugin *self, o2h_link *link);
+    /** o2h_status() of a service, for clients' status queries. */
+    int (*service_status)(o2h_plugin *self, const char *service);
 };
+
+/* bridge_new flags */
+#define O2H_BRIDGE_HOLD_TIMED 1u
 
 #define O2H_NET_TCP 1
 #define O2H_NET_UDP 2

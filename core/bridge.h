@@ -1,0 +1,66 @@
+/*
+ * Bridges (O2's bridge model, O2-REFERENCE §5.1): a light client — an
+ * O2lite device, a browser, a shared-memory thread — reaches the ensemble
+ * through this process. Each connected client is one bridge, carried by one
+ * transport link; the services it offers are offered by this process, so
+ * other processes see them under our name.
+ *
+ * The O2lite protocol over the TCP and UDP transports is handled here in the
+ * core (o2lite_host.c); other bridge transports (WebSocket, shared memory)
+ * speak their own framing and call the same functions through the host table.
+ */
+#ifndef O2H_BRIDGE_H
+#define O2H_BRIDGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "o2hub/o2hub.h"
+
+typedef struct bridge_tap {
+    char *tappee, *tapper;
+} bridge_tap;
+
+typedef struct bridge {
+    int id;              /* unique in this router, from 1 */
+    char protocol[8];    /* "O2lite", "O2ws", "O2sm" */
+    o2h_link *link;      /* the client's link (reliable path) */
+    o2h_link *udp;       /* best-effort path (O2lite over UDP), or NULL */
+    bool synced;         /* the client reported clock sync (…/cs/cs) */
+    bool schedule_first; /* hold timed messages here and send them at their time */
+    bridge_tap *taps;    /* taps the client asked for, removed when it leaves */
+    uint32_t n_taps;
+    struct bridge *next;
+} bridge;
+
+typedef struct bridge_set {
+    bridge *list;
+    int next_id;
+} bridge_set;
+
+/** Make `link` a bridge of `protocol`; NULL if out of memory or already one. */
+bridge *bridge_new(o2h_router *r, o2h_link *link, const char *protocol, bool schedule_first);
+
+/** The bridge with this id, or NULL. */
+bridge *bridge_find(o2h_router *r, int id);
+
+/** The link is going away: forget its bridge (its services are removed by the caller). */
+void bridge_link_closed(o2h_router *r, o2h_link *link);
+
+/** Free every bridge (router shutdown). */
+void bridge_fini(o2h_router *r);
+
+/**
+ * A service item from the client, as in O2's …/sv "siisi": a service added
+ * or removed, or (is_service false) a tap of `props_or_tappee` by `name`.
+ */
+int bridge_service(o2h_router *r, bridge *b, const char *name, bool added, bool is_service,
+                   const char *props_or_tappee, int mode);
+
+/** The client has clock sync: its services' status changes (BRIDGE_NOTIME -> BRIDGE). */
+void bridge_set_synced(o2h_router *r, bridge *b);
+
+/** Send to the client: reliable messages on its link, others by UDP when it has that path. */
+int bridge_send(o2h_router *r, bridge *b, o2h_msg *msg);
+
+#endif

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Write the fuzz targets' seed corpora (tests/fuzz/corpus/NAME/*).
+
+Seeds are valid inputs that reach deep: O2 messages of every type, bundles,
+the process and O2lite protocol messages, and config files. Run it again
+after changing it; the files are committed.
+"""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def pad(b):
+    b += b"\0"
+    return b + b"\0" * (-len(b) % 4)
+
+
+def msg(address, types, args, t=0.0, misc=1):
+    body = b""
+    args = iter(args)
+    for ty in types:
+        if ty in "TFNI[]":
+            continue
+        v = next(args)
+        if ty == "i":
+            body += struct.pack(">i", v)
+        elif ty == "f":
+            body += struct.pack(">f", v)
+        elif ty in "dt":
+            body += struct.pack(">d", v)
+        elif ty == "h":
+            body += struct.pack(">q", v)
+        elif ty in "sS":
+            body += pad(v.encode())
+        elif ty == "b":
+            body += struct.pack(">I", len(v)) + v + b"\0" * (-len(v) % 4)
+        elif ty in "cm":
+            body += struct.pack(">I", v)
+        elif ty == "B":
+            body += struct.pack(">i", 1 if v else 0)
+    return struct.pack(">Id", misc, t) + pad(address.encode()) + pad(("," + types).encode()) + body
+
+
+def bundle(elements, t=0.0):
+    out = struct.pack(">Id", 1, t) + pad(b"#bundle") + pad(b",")
+    for e in elements:
+        out += struct.pack(">I", len(e)) + e
+    return out
+
+
+def write(name, seeds):
+    d = os.path.join(HERE, "corpus", name)
+    os.makedirs(d, exist_ok=True)
+    for i, s in enumerate(seeds):
+        with open(os.path.join(d, "seed-%02d" % i), "wb") as f:
+            f.write(s)
+
+
+def framed(seq):
+    """fuzz_proto's input: a flag byte, then (link, 2-byte length, bytes) per message."""
+    out = b"\x01"
+    for link, m in seq:
+        out += bytes([link]) + struct.pack(">H", len(m)) + m
+    return out
+
+
+user = [
+    msg("/s/a", "ifs", [1, 1.5, "hi"]),
+    msg("!s/a/b", "hdtSc", [1 << 40, 2.5, 3.0, "sym", 65]),
+    msg("/s/*/x{a,b}[0-9]", "bmB", [b"\x01\x02\x03", 0x903c40, True]),
+    msg("/s/none", "", []),
+    msg("/s/t", "TFNI", []),
+    msg("/s/v", "", [])[:-4] + pad(b",vi") + struct.pack(">iii", 8, 1, 2),
+    msg("/s/arr", "[if]", [3, 0.5]),
+    bundle([msg("/s/a", "i", [1]), msg("/s/b", "s", ["x"])], t=1.0),
+    bundle([bundle([msg("/s/a", "i", [1])])]),
+]
+write("msg", user)
+
+peer = "@00000000:7f000001:2000"
+proto = [
+    framed([(0, msg("!_o2/sv", "sSTTsi".replace("S", "s"), [peer, "svc", ";k:v;", 0]))]),
+    framed([(0, msg("!_o2/sv", "ssTFsisFFsi", [peer, "spy", "svc", 1, "svc", "", 0]))]),
+    framed([(0, msg("!_o2/cs/cs", "s", [peer]))]),
+    framed([(0, msg("!_cs/get", "is", [1, "!" + peer + "/cs/put"])),
+            (0, msg("!_o2/si", "siss", ["svc", 4, "_o2", ""]))]),
+    framed([(1, msg("!_o2/dy", "sissiii", ["fuzz", 0x020001, "00000000", "7f000001", 0x3000, 0x3000, 54]))]),
+    framed([(1, msg("!_o2/o2lite/con", "si", ["7f000001", 0x4000])),
+            (1, msg("!_o2/o2lite/sv", "siisi", ["imu", 1, 1, "", 0])),
+            (1, msg("!_o2/o2lite/sv", "siisi", ["imu", 1, 0, "svc", 2])),
+            (0, msg("!_o2/o2lite/cs/get", "iis", [1, 7, "!_o2/cs/put"], misc=0)),
+            (1, msg("!_o2/o2lite/cs/cs", "", [])),
+            (1, msg("!_o2/o2lite/st", "s", ["imu"])),
+            (1, msg("!_o2/o2lite/ls", "", [])),
+            (1, msg("/imu/x", "fffffff", [0.1] * 7, t=5.0)),
+            (1, msg("!_o2/o2lite/sv", "siisi", ["imu", 0, 1, "", 0]))]),
+    framed([(0, msg("/svc/x", "i", [1], misc=0x301)), (0, bundle([msg("/svc/y", "i", [2])]))]),
+]
+write("proto", proto)
+
+configs = [
+    b'{"ensemble": "demo", "log_level": "info", "plugin_path": ["../build/transports"],\n'
+    b' "transports": [{"type": "tcp", "host": "127.0.0.1", "port": 50001},\n'
+    b'                {"type": "udp", "host": "127.0.0.1", "port": 50001}],\n'
+    b' "discovery": [{"type": "static", "peers": ["127.0.0.1:50002"]}],\n'
+    b' "services": [{"name": "alpha", "properties": {"role": "a", "x": "1;2"}}],\n'
+    b' "clock": {"reference": true}}\n',
+    b'{"ensemble": "e", "plugins": [{"type": "skeleton", "required": false, "file": "x.so"}]}',
+    b'{"ensemble": "e", "ensemble": "dup"}',
+    b'{"ensemble": 5, "unknown": [1, 2, {"a": null}]}',
+]
+write("config", configs)
