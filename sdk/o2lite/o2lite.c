@@ -178,7 +178,7 @@ static bool parse_layout(const uint8_t *p, size_t len, size_t *types, size_t *ar
     size_t a = str_size(p, 12, len);
     if (!a || 12 + a >= len || p[12 + a] != ',') return false;
     size_t t = 12 + a, ts = str_size(p, t, len);
-    if (!ts) return false;
+    if (!ts || t + ts > len) return false; /* the padded type string must fit too */
     size_t pos = t + ts;
     for (const uint8_t *c = p + t + 1; *c; c++) {
         if (*c == 'v') { /* vector: 'v' + element type, int32 byte count, elements */

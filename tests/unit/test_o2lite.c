@@ -295,6 +295,8 @@ Test(o2lite, malformed_messages_are_dropped) {
         "00000000 0000000000000000 2f732f61 2f612f61",
         /* type string not terminated */
         "00000000 0000000000000000 2f730000 2c696969",
+        /* type string terminated, but its padding cut off */
+        "00000000 0000000000000000 2f730000 2c5400",
         /* no ',' */
         "00000000 0000000000000000 2f730000 69000000 00000001",
         /* address not starting with / or ! (a bundle is not for o2lite) */
