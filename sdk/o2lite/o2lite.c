@@ -43,8 +43,7 @@ static const uint16_t discovery_ports[16] = {64541, 60238, 57143, 55764, 56975, 
  * handler), then the message from misc on. 8-byte aligned for o2l_msg. */
 typedef union msgbuf {
     uint8_t b[O2L_MAX_MSG_LEN + 4];
-    o2l_msg m;
-    double align;
+    double align; /* for the o2l_msg view handlers get */
 } msgbuf;
 
 typedef struct method {
@@ -701,7 +700,7 @@ static void dispatch_buf(msgbuf *buf, size_t len) {
     for (int i = L.n_methods - 1; i >= 0 && !done; i--) {
         method *m = &L.methods[i];
         if (matches(m, addr, types)) {
-            m->handler(&buf->m, types, buf->b + 4 + a, m->info);
+            m->handler((o2l_msg_ptr)(void *)buf->b, types, buf->b + 4 + a, m->info);
             done = true;
         }
     }
