@@ -111,3 +111,15 @@ configs = [
     b'{"ensemble": 5, "unknown": [1, 2, {"a": null}]}',
 ]
 write("config", configs)
+
+# The O2lite client (sdk/o2lite): messages a host sends a client.
+o2lite = [
+    msg("!_o2/id", "i", [1], misc=0x103),
+    msg("!_o2/cs/put", "it", [1, 12.5], misc=0x102),
+    msg("!_o2/dy", "sissiii", ["ens", 0x020001, "00000000", "7f000001", 4000, 4001, 50], misc=0),
+    msg("/s/all", "ifsdhtBTFbcmS",
+        [-2, 1.5, "hi", 1.5, -2, 3.25, True, b"\1\2\3\4\5", 65, 0x903C7F, "sym"], misc=0x103),
+    struct.pack(">Id", 0x102, 0.0) + pad(b"!s/v") + pad(b",vi") + struct.pack(">Iii", 8, 1, 2),
+    msg("/s", "", [], misc=0x102),
+]
+write("o2lite", o2lite)
