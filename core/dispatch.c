@@ -142,6 +142,18 @@ static int route_bundle(o2h_router *r, const o2h_msg *bundle) {
     return rc;
 }
 
+/* A bundle stamped in the future waits in the scheduler as a whole, then its
+ * elements are routed at its time (each one's own stamp still applies). */
+static int route_or_hold_bundle(o2h_router *r, o2h_msg *bundle) {
+    double when = o2h_msg_time(bundle);
+    if (when > 0 && !r->clock.synced) {
+        r->stats.dropped_no_clock++;
+        return O2H_NO_CLOCK;
+    }
+    if (when > 0 && when > o2h_time_get(r)) return sched_insert(r, o2h_msg_ref(bundle));
+    return route_bundle(r, bundle);
+}
+
 int router_send_on_link(o2h_router *r, o2h_link *link, o2h_msg *msg) {
     o2h_plugin *p = link->plugin;
     int rc = p->transport.send ? p->transport.send(p->instance, link->ctx, msg) : O2H_SEND_FAIL;
@@ -337,7 +349,7 @@ int router_route(o2h_router *r, o2h_msg *msg) {
             deliver_tapped_locally(r, msg);
             rc = O2H_OK;
         } else if (o2h_msg_is_bundle(msg) && svc->providers[0].kind == PROVIDER_LOCAL) {
-            rc = route_bundle(r, msg);
+            rc = route_or_hold_bundle(r, msg);
         } else {
             rc = route_to_provider(r, svc, msg);
         }

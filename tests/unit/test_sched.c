@@ -95,3 +95,31 @@ Test(sched, clock_from_config) {
     cr_assert_eq(o2h_status(r, "s"), O2H_STATUS_LOCAL, "a reference clock is synchronised");
     o2h_router_free(r);
 }
+
+Test(sched, a_bundle_stamped_ahead_waits_as_a_whole) {
+    arrivals a = {0};
+    o2h_router *r = reference_router(&a);
+    o2h_builder *b = o2h_builder_new(o2h_router_pool(r));
+    o2h_msg *elems[2];
+    for (int i = 0; i < 2; i++) {
+        o2h_builder_start(b);
+        o2h_add_int32(b, i + 1);
+        elems[i] = o2h_builder_finish(b, 0, "/s/x", 0);
+    }
+    o2h_builder_start(b);
+    o2h_add_message(b, elems[0]);
+    o2h_add_message(b, elems[1]);
+    double at = o2h_time_get(r) + 0.05;
+    o2h_msg *bundle = o2h_builder_finish(b, at, "#s", 0);
+    cr_assert_eq(o2h_send_msg(r, bundle), O2H_OK);
+    cr_assert_eq(a.n, 0, "held until its time");
+    poll_until(r, &a, 2, 5.0);
+    cr_assert_eq(a.n, 2);
+    cr_assert_eq(a.order[0], 1);
+    cr_assert_eq(a.order[1], 2);
+    cr_assert_geq(o2h_time_get(r), at);
+    for (int i = 0; i < 2; i++)
+        o2h_msg_unref(elems[i]);
+    o2h_builder_free(b);
+    o2h_router_free(r);
+}
