@@ -123,3 +123,45 @@ o2lite = [
     msg("/s", "", [], misc=0x102),
 ]
 write("o2lite", o2lite)
+
+
+def osc_msg(address, types, args):
+    body = b""
+    for ty, v in zip(types, args):
+        if ty == "i":
+            body += struct.pack(">i", v)
+        elif ty == "f":
+            body += struct.pack(">f", v)
+        elif ty in "s":
+            body += pad(v.encode())
+        elif ty == "b":
+            body += struct.pack(">I", len(v)) + v + b"\0" * (-len(v) % 4)
+        elif ty == "h":
+            body += struct.pack(">q", v)
+        elif ty == "t":
+            body += struct.pack(">Q", v)
+        elif ty == "d":
+            body += struct.pack(">d", v)
+    return pad(address.encode()) + pad(("," + types).encode()) + body
+
+
+def osc_bundle(tag, elements):
+    out = pad(b"#bundle") + struct.pack(">Q", tag)
+    for e in elements:
+        out += struct.pack(">I", len(e)) + e
+    return out
+
+
+def slip(p):
+    return b"\xc0" + p.replace(b"\xdb", b"\xdb\xdd").replace(b"\xc0", b"\xdb\xdc") + b"\xc0"
+
+
+m1 = osc_msg("/freq", "fs", [440.5, "hello"])
+m2 = osc_msg("/all", "ihfdsbt", [1, 1 << 40, 0.5, 2.5, "x", b"\x01\x02", (3900000000 << 32)])
+m3 = osc_msg("/flags", "TFNI", [])
+b1 = osc_bundle(1, [m1, osc_bundle((3900000001 << 32), [m2, m3])])
+write("osc", [
+    b"\x00" + m1, b"\x00" + m2, b"\x00" + m3, b"\x00" + b1,
+    b"\x01" + struct.pack(">I", len(m1)) + m1 + struct.pack(">I", len(b1)) + b1,
+    b"\x02" + slip(m2) + slip(b1),
+])
