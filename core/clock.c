@@ -158,11 +158,31 @@ static void handle_cs(o2h_router *r, const o2h_msg *msg, const char *types,
         }
 }
 
+/* /_o2/cs/rt "s": reply-to; answered with "sff" (our name, mean and least round trip). */
+static void handle_rt(o2h_router *r, const o2h_msg *msg, const char *types,
+                      const o2h_arg *const *argv, int argc, void *user_data) {
+    const char *reply_to = argv[0]->s;
+    if (reply_to[0] != '/' && reply_to[0] != '!') return;
+    double mean = 0, least = 0;
+    o2h_roundtrip(r, &mean, &least);
+    o2h_send_cmd(r, reply_to, 0, "sff", r->process_name[0] ? r->process_name : "_o2", (float)mean,
+                 (float)least);
+}
+
 int clock_init(o2h_router *r) {
     r->clock.rate = 1.0;
     int rc = services_add_method(r, "/_o2/cs/put", "it", handle_put, NULL, true, true);
     if (rc == O2H_OK) rc = services_add_method(r, "/_o2/cs/cs", "s", handle_cs, NULL, false, true);
+    if (rc == O2H_OK) rc = services_add_method(r, "/_o2/cs/rt", "s", handle_rt, NULL, false, true);
     return rc;
+}
+
+int o2h_roundtrip(const o2h_router *r, double *mean, double *least) {
+    const clock_state *c = &r->clock;
+    bool known = !c->reference && c->replies >= CLOCK_HISTORY;
+    if (mean) *mean = known ? c->mean_rtt : 0;
+    if (least) *least = known ? c->min_rtt : 0;
+    return known ? O2H_OK : O2H_NO_CLOCK;
 }
 
 void clock_fini(o2h_router *r) {

@@ -24,6 +24,9 @@
  *   sink SVC                  offers SVC counting "ib" (seq, blob) messages -> "sink SVC"
  *   slow US                   the sink sleeps US microseconds per message -> "slow US"
  *   count                     -> "count N bytes B inorder 1|0" (seq = previous + 1 each time)
+ *   rt PROCESS                asks PROCESS (@name) for its clock round trips
+ *                             -> "rt NAME MEAN_US LEAST_US"
+ *   roundtrip                 -> "roundtrip MEAN_US LEAST_US" or "roundtrip none"
  *   rss                       -> "rss KB" (this process's resident memory)
  *   stats                     -> "stats delivered D forwarded F no_service S invalid I"
  *   quit
@@ -100,6 +103,11 @@ static void on_tapped(o2h_router *r, const o2h_msg *msg, const char *types,
 static void on_pong(o2h_router *r, const o2h_msg *msg, const char *types,
                     const o2h_arg *const *argv, int argc, void *user_data) {
     say("pong %d %s", argv[0]->i, argv[1]->s);
+}
+
+static void on_rt(o2h_router *r, const o2h_msg *msg, const char *types, const o2h_arg *const *argv,
+                  int argc, void *user_data) {
+    say("rt %s %.0f %.0f", argv[0]->s, argv[1]->f * 1e6, argv[2]->f * 1e6);
 }
 
 static long rss_kb(void) {
@@ -222,6 +230,17 @@ static void command(peer_app *app, char *line) {
         say("slow %d", app->slow_us);
     } else if (strcmp(verb, "count") == 0) {
         say("count %ld bytes %ld inorder %d", app->sunk, app->sunk_bytes, app->in_order);
+    } else if (strcmp(verb, "rt") == 0) {
+        char address[64], reply[64];
+        snprintf(address, sizeof address, "!%s/cs/rt", a);
+        snprintf(reply, sizeof reply, "/%s/rt", app->reply_service);
+        o2h_send_cmd(r, address, 0, "s", reply);
+    } else if (strcmp(verb, "roundtrip") == 0) {
+        double mean, least;
+        if (o2h_roundtrip(r, &mean, &least) == O2H_OK)
+            say("roundtrip %.0f %.0f", mean * 1e6, least * 1e6);
+        else
+            say("roundtrip none");
     } else if (strcmp(verb, "rss") == 0) {
         say("rss %ld", rss_kb());
     } else if (strcmp(verb, "stats") == 0) {
@@ -282,6 +301,8 @@ int main(int argc, char **argv) {
     o2h_method_new(app.r, path, "is", on_pong, &app, false, true);
     snprintf(path, sizeof path, "/%s/time", app.reply_service);
     o2h_method_new(app.r, path, "d", on_time_reply, &app, false, true);
+    snprintf(path, sizeof path, "/%s/rt", app.reply_service);
+    o2h_method_new(app.r, path, "sff", on_rt, &app, false, true);
     o2h_method_new(app.r, "/_o2/si", "siss", on_si, &app, false, true);
     if (o2h_router_start(app.r) != O2H_OK) return 1;
     say("ready");

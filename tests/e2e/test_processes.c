@@ -285,6 +285,22 @@ Test(processes, clock_sync_to_a_reference_within_a_millisecond) {
         fprintf(stderr, "clock: error %ld us, round trip %ld us\n", err_us, rtt_us);
         cr_assert_lt(labs(err_us), 1000, "clocks differ by %ld us", err_us);
     }
+    /* The round trips of B's pings, asked locally and by A over the network. */
+    tell(&b, "roundtrip");
+    const char *rt = expect(&b, "roundtrip ", 5);
+    long mean_us = -1, least_us = -1;
+    cr_assert_not_null(rt);
+    cr_assert_eq(sscanf(rt, "roundtrip %ld %ld", &mean_us, &least_us), 2, "%s", rt);
+    cr_assert(least_us > 0 && least_us <= mean_us && mean_us < 100000, "%ld %ld", mean_us,
+              least_us);
+    tell(&a, "roundtrip");
+    must(&a, "roundtrip none", 5); /* the reference does not ping */
+    char name_b[32];
+    process_name(&b, name_b, sizeof name_b);
+    tell(&a, "rt %s", name_b);
+    char want[64];
+    snprintf(want, sizeof want, "rt %s ", name_b);
+    must(&a, want, 5);
     stop(&a, SIGTERM);
     stop(&b, SIGTERM);
 }

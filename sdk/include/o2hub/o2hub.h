@@ -260,6 +260,15 @@ O2H_EXPORT double o2h_time_get(const o2h_router *r);
  */
 O2H_EXPORT int o2h_clock_set(o2h_router *r);
 
+/**
+ * The mean and the least round-trip time (seconds) of this router's recent
+ * clock pings to the reference (O2's o2_roundtrip). O2H_NO_CLOCK until five
+ * replies have come (and always for the reference itself). Other processes
+ * ask for the same figures with a message to "!@process/cs/rt" carrying a
+ * reply address; the reply is "sff": process name, mean, least.
+ */
+O2H_EXPORT int o2h_roundtrip(const o2h_router *r, double *mean, double *least);
+
 /* ---- Counters ------------------------------------------------------------ */
 
 /** Message counters of a router. Grows only at the end. */
