@@ -175,8 +175,11 @@ static void heap_remove(loop *lp, o2h_timer *t) {
     heap_down(lp, (uint32_t)last->heap_index);
 }
 
+/* Delays come from message timestamps too (any double): beyond ~31 years
+ * they are capped, as a cast out of range would be undefined. NaN gives 0. */
 static uint64_t seconds_to_ns(double s) {
-    return s <= 0 ? 0 : (uint64_t)(s * 1e9 + 0.5);
+    if (!(s > 0)) return 0;
+    return s >= 1e9 ? 1000000000000000000ull : (uint64_t)(s * 1e9 + 0.5);
 }
 
 o2h_timer *loop_timer_start(loop *lp, double delay_s, double period_s, o2h_timer_cb cb, void *ctx) {

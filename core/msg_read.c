@@ -3,6 +3,9 @@
  * network byte order; values are converted as they are read. The message
  * must have passed o2h_msg_validate, so sizes are trusted here.
  */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "msg_internal.h"
@@ -94,14 +97,34 @@ static scalar load_number(char t, const uint8_t *p) {
     return v;
 }
 
+/* Float to integer, saturating: out-of-range casts are undefined in C, and
+ * the number comes from the network. NaN gives 0. */
+static int64_t saturate_i64(double d) {
+    if (d != d) return 0;
+    if (d >= 9223372036854775807.0) return INT64_MAX;
+    if (d <= -9223372036854775808.0) return INT64_MIN;
+    return (int64_t)d;
+}
+
+static int32_t saturate_i32(int64_t i) {
+    return i > INT32_MAX ? INT32_MAX : i < INT32_MIN ? INT32_MIN : (int32_t)i;
+}
+
+/* Double to float: beyond float's range gives an infinity (a cast would be undefined). */
+static float to_float(double d) {
+    if (d > FLT_MAX) return INFINITY;
+    if (d < -FLT_MAX) return -INFINITY;
+    return (float)d;
+}
+
 static void store_number(scalar v, char want, o2h_arg *out) {
     double d = v.is_float ? v.d : (double)v.i;
-    int64_t i = v.is_float ? (int64_t)v.d : v.i;
+    int64_t i = v.is_float ? saturate_i64(v.d) : v.i;
     bool truth = v.is_float ? v.d != 0 : v.i != 0;
     switch (want) {
-    case O2H_INT32: out->i = (int32_t)i; break;
+    case O2H_INT32: out->i = v.is_float ? saturate_i32(i) : (int32_t)i; break;
     case O2H_INT64: out->h = i; break;
-    case O2H_FLOAT: out->f = (float)d; break;
+    case O2H_FLOAT: out->f = to_float(d); break;
     case O2H_DOUBLE: out->d = d; break;
     case O2H_TIME: out->t = d; break;
     default: out->B = truth; break; /* B, and T/F give the truth value */

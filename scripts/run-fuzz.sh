@@ -14,4 +14,5 @@ if [ "$rc" -ne 0 ]; then
     [ -f "$f" ] && { echo "finding: $f"; od -A x -t x1z "$f" | head -n 40; }
   done
 fi
-exit "$rc"
+# libFuzzer reports a finding with exit code 77, which meson reads as "skipped".
+[ "$rc" -eq 0 ] || exit 1

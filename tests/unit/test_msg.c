@@ -1,5 +1,7 @@
 /* Messages: every type code, byte-exact encodings, coercion, validation, pool. */
 #include <criterion/criterion.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -562,6 +564,30 @@ Test(msg, format_is_readable) {
     char tiny[8];
     cr_assert_eq(o2h_msg_format(m, tiny, sizeof tiny), n, "returns the size it needs");
     cr_assert_eq(strlen(tiny), 7);
+    o2h_msg_unref(m);
+    o2h_builder_free(b);
+}
+
+/* Found by fuzz_msg (UBSan): coercing a float out of range to an integer
+ * was an undefined cast. It saturates now; NaN reads as 0. */
+Test(msg, out_of_range_floats_saturate_when_coerced) {
+    o2h_builder *b = o2h_builder_new(NULL);
+    o2h_add_double(b, 1e300);
+    o2h_add_double(b, -1e300);
+    o2h_add_double(b, 0.0 / 0.0);
+    o2h_add_double(b, 1e300);
+    o2h_msg *m = o2h_builder_finish(b, 0, "/s/x", 0);
+    o2h_reader rd;
+    o2h_arg a;
+    cr_assert_eq(o2h_reader_init(&rd, m, NULL, 0), O2H_OK);
+    cr_assert_eq(o2h_reader_next(&rd, 'i', &a), O2H_OK);
+    cr_assert_eq(a.i, INT32_MAX);
+    cr_assert_eq(o2h_reader_next(&rd, 'h', &a), O2H_OK);
+    cr_assert_eq(a.h, INT64_MIN);
+    cr_assert_eq(o2h_reader_next(&rd, 'i', &a), O2H_OK);
+    cr_assert_eq(a.i, 0);
+    cr_assert_eq(o2h_reader_next(&rd, 'f', &a), O2H_OK);
+    cr_assert(isinf(a.f) && a.f > 0);
     o2h_msg_unref(m);
     o2h_builder_free(b);
 }

@@ -573,3 +573,17 @@ Test(osc_codec, mutated_packets_never_crash_and_valid_ones_convert) {
     }
     cr_assert_gt(valid, 0, "some mutations stay valid");
 }
+
+/* Found by fuzz_osc (UBSan): a zero length prefix before any packet used the
+ * unallocated buffer. It is skipped; the next packet still arrives. */
+Test(osc_codec, a_zero_length_frame_is_skipped) {
+    osc_deframer d;
+    frames f = {0};
+    osc_deframer_cb cb = {on_packet, on_invalid, &f};
+    osc_deframer_init(&d, OSC_FRAMING_LENGTH, 64);
+    uint8_t wire[] = {0, 0, 0, 0, 0, 0, 0, 8, '/', 'a', 0, 0, ',', 0, 0, 0};
+    cr_assert_eq(osc_deframer_feed(&d, wire, sizeof wire, &cb), 0);
+    cr_assert_eq(f.packets, 1);
+    cr_assert_eq(f.last_len, 8);
+    osc_deframer_free(&d);
+}

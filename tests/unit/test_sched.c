@@ -123,3 +123,15 @@ Test(sched, a_bundle_stamped_ahead_waits_as_a_whole) {
     o2h_builder_free(b);
     o2h_router_free(r);
 }
+
+/* Found by fuzz_proto (UBSan): a stamp far in the future overflowed the
+ * timer's nanosecond conversion. It is held (capped), never delivered early. */
+Test(sched, a_stamp_far_in_the_future_is_held_safely) {
+    arrivals a = {0};
+    o2h_router *r = reference_router(&a);
+    cr_assert_eq(o2h_send(r, "/s/x", 1e188, "i", 1), O2H_OK);
+    for (int i = 0; i < 5; i++)
+        o2h_router_poll(r, 1);
+    cr_assert_eq(a.n, 0);
+    o2h_router_free(r);
+}

@@ -78,10 +78,12 @@ static int feed_length(osc_deframer *d, const uint8_t *p, size_t n, const osc_de
             d->len = 0;
         }
         size_t k = d->want - d->len < n ? d->want - d->len : n;
-        memcpy(d->buf + d->len, p, k);
-        d->len += k;
-        p += k;
-        n -= k;
+        if (k > 0) { /* a zero-length packet has no buffer yet */
+            memcpy(d->buf + d->len, p, k);
+            d->len += k;
+            p += k;
+            n -= k;
+        }
         if (d->len == d->want) {
             d->hdr_got = 0;
             if (d->want > 0) cb->packet(cb->ctx, d->buf, d->len);
