@@ -1,11 +1,15 @@
 /*
  * bench/tcp_throughput — reliable messages per second from one o2hub process
  * to another over the tcp transport, beside a raw TCP sender/receiver that
- * moves the same framed bytes (one write per message, as the router does).
+ * moves the same framed bytes (one write per message, as the router does,
+ * with TCP_NODELAY as the router sets it: the floor), and the same with
+ * Nagle's coalescing on (what batching small writes could reach).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -92,7 +96,7 @@ static double o2hub_rate(long n) {
 }
 
 /* The floor: a minimal framed sender and a receiver that parses 64 KB reads. */
-static double raw_rate(long n) {
+static double raw_rate(long n, bool nodelay) {
     br_meter meter;
     br_start(&meter);
     int port;
@@ -121,6 +125,10 @@ static double raw_rate(long n) {
         exit(0);
     }
     int fd = accept(lfd, NULL, NULL);
+    /* As the tcp transport: no Nagle, each message leaves at once. Without
+     * TCP_NODELAY the kernel coalesces small writes: what batching could reach. */
+    int one = nodelay ? 1 : 0;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     o2h_builder *b = o2h_builder_new(NULL);
     o2h_add_int32(b, 1);
     o2h_add_float(b, 0.5f);
@@ -141,9 +149,9 @@ static double raw_rate(long n) {
     close(lfd);
     o2h_msg_unref(m);
     o2h_builder_free(b);
-    printf("  raw TCP (floor)       %10.0f msgs/s\n", n / elapsed);
+    printf("  raw TCP %-13s %10.0f msgs/s\n", nodelay ? "(floor)" : "(Nagle)", n / elapsed);
     br_report(&meter, &(br_result){.bench = "tcp_throughput",
-                                   .path = "raw-tcp",
+                                   .path = nodelay ? "raw-tcp" : "raw-tcp-nagle",
                                    .payload = 40,
                                    .count = n,
                                    .msgs_s = n / elapsed});
@@ -154,7 +162,8 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0); /* forked children must not repeat buffered lines */
     long n = argc > 1 ? atol(argv[1]) : 200000;
     printf("bench tcp_throughput: %ld messages of 40 bytes (/sink/x ,ifs), 127.0.0.1\n", n);
-    double raw = raw_rate(n);
+    double raw = raw_rate(n, true);
+    raw_rate(n, false);
     double hub = o2hub_rate(n);
     printf("  ratio raw/o2hub       %10.2f\n", raw / hub);
     return 0;
