@@ -7,14 +7,18 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 
 export const ETX = '\x03';
-export const env = (name) => {
-  const v = process.env[name];
-  if (!v) {
-    console.error(`SKIP: ${name} is not set (run through meson test)`);
-    process.exit(77);
-  }
-  return v;
+// Paths come from meson (tests/ws/meson.build); run by hand, they default
+// to the build folder `build/` of this checkout.
+const repo = new URL('../../', import.meta.url).pathname;
+const defaults = {
+  O2HUB_EXE: `${repo}build/tools/o2hub`,
+  WS_PLUGIN_DIR: `${repo}build/transports/websocket`,
+  TRANSPORT_DIR: `${repo}build/transports`,
+  DISCOVERY_DIR: `${repo}build/plugins`,
+  PEER_EXE: `${repo}build/tests/e2e/peer`,
+  SOURCE_ROOT: repo,
 };
+export const env = (name) => process.env[name] || defaults[name];
 
 // The test's node_modules are in tests/; exit 77 (skip) when they are missing.
 export function requireDep(name) {
