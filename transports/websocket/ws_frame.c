@@ -27,7 +27,8 @@ ws_parse_result ws_frame_parse(const uint8_t *buf, size_t len, uint64_t max_payl
         *close_code = WS_CLOSE_PROTOCOL;
         return WS_PARSE_ERROR;
     }
-    if (len < hlen) return WS_PARSE_MORE;
+    /* The length comes before the mask key: check it as soon as it is in. */
+    if (len < hlen - (f.masked ? 4 : 0)) return WS_PARSE_MORE;
     if (plen == 126) {
         plen = (uint64_t)buf[2] << 8 | buf[3];
     } else if (plen == 127) {
@@ -43,6 +44,7 @@ ws_parse_result ws_frame_parse(const uint8_t *buf, size_t len, uint64_t max_payl
         *close_code = WS_CLOSE_TOO_BIG;
         return WS_PARSE_ERROR;
     }
+    if (len < hlen) return WS_PARSE_MORE;
     if (f.masked) memcpy(f.mask, buf + hlen - 4, 4);
     f.payload_len = plen;
     f.header_len = hlen;
