@@ -29,7 +29,7 @@ int http_resolve_path(const char *url, char *out, size_t size) {
     out[0] = '\0';
     if (url[0] != '/') return 400;
     size_t used = 0;
-    char seg[256];
+    char seg[256] = "";
     size_t seg_len = 0;
     bool ends_with_slash = true;
     for (const char *p = url; *p && *p != '?' && *p != '#'; p++) {
