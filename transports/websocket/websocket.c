@@ -683,15 +683,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     ws_transport *tr = cls;
     (void)version;
     (void)upload_data;
-    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
-        if (*upload_data_size) { /* discard a request body */
-            *upload_data_size = 0;
-            return MHD_YES;
-        }
+    /* Answer once the whole request is in (the first call has only the headers):
+     * an answer given earlier makes MHD close the connection after it. */
+    if (!*req_cls) {
+        *req_cls = tr; /* any non-NULL marker */
+        return MHD_YES;
+    }
+    if (*upload_data_size) { /* discard a request body */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "GET or HEAD only.\n", "Allow",
                             "GET, HEAD");
-    }
-    (void)req_cls;
     if (strcmp(url, WS_PATH) == 0) return upgrade(tr, conn);
     return serve_file(tr, conn, url);
 }
