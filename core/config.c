@@ -221,6 +221,10 @@ const char *config_doc_name(const config_doc *doc) {
     return doc->name;
 }
 
+const char *config_cfg_dir(const o2h_cfg *cfg) {
+    return cfg && cfg->doc && cfg->doc->dir ? cfg->doc->dir : ".";
+}
+
 int config_doc_take_error(config_doc *doc, o2h_error *err) {
     if (!doc->has_error) return O2H_OK;
     if (err) *err = doc->error;

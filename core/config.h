@@ -30,6 +30,9 @@ void config_doc_free(config_doc *doc);
 /** The file name as given (used to resolve relative plugin_path entries). */
 const char *config_doc_name(const config_doc *doc);
 
+/** The folder of the file a cfg comes from ("." for text), for plugins' relative paths. */
+const char *config_cfg_dir(const o2h_cfg *cfg);
+
 /** One plugin entry: an object of "transports", "discovery" or "plugins". */
 typedef struct config_plugin {
     const char *kind_key; /* "transports" | "discovery" | "plugins" */

@@ -221,6 +221,7 @@ static const o2h_host the_host = {
     .bridge_service = host_bridge_service,
     .bridge_synced = host_bridge_synced,
     .service_status = host_service_status,
+    .cfg_dir = config_cfg_dir,
 };
 
 const o2h_host *host_table(void) {

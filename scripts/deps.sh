@@ -12,6 +12,10 @@ O2HUB_DEBIAN_PACKAGES=(
   liblo-dev liblo-tools                 # OSC: e2e tests and bench against liblo, oscsend/oscdump
   libavahi-compat-libdnssd-dev          # plugins/dnssd: the dns_sd.h API (avahi)
   avahi-daemon dbus                     # plugins/dnssd at run time, and its e2e test
+  libmicrohttpd-dev                     # transports/websocket: HTTP server and upgrade
+  nettle-dev                            # transports/websocket: SHA-1 and base64 (handshake)
+  nodejs                                # tests/ws, bench/ws_throughput: Node clients
+  chromium                              # tests/ws/test_browser.mjs: headless browser e2e
 )
 
 o2hub_install_deps() {
@@ -29,4 +33,26 @@ o2hub_install_deps() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-if [ "${BASH_SOURCE[0]}" = "$0" ]; then o2hub_install_deps; fi
+# The Node packages of the WebSocket tests (tests/package-lock.json: ws,
+# playwright-core, which drives Debian's chromium and downloads no browser).
+o2hub_install_node_deps() {
+  local here
+  here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  if ! command -v npm >/dev/null 2>&1; then
+    # Debian's nodejs ships npm separately (a NodeSource nodejs includes it and conflicts).
+    if [ "$(id -u)" -eq 0 ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null || true
+    fi
+    command -v npm >/dev/null 2>&1 || { echo "o2hub: npm missing: WebSocket tests will skip" >&2; return 0; }
+  fi
+  if [ ! -d "$here/tests/node_modules/ws" ] || [ ! -d "$here/tests/node_modules/playwright-core" ] ||
+     [ "$here/tests/package-lock.json" -nt "$here/tests/node_modules/.package-lock.json" ]; then
+    echo "o2hub: npm ci in tests/" >&2
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$here/tests" --no-audit --no-fund >/dev/null
+  fi
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  o2hub_install_deps
+  o2hub_install_node_deps
+fi

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 o2hub_install_deps
+o2hub_install_node_deps
 
 build=${1:-build}
 if [ ! -f "$build/build.ninja" ]; then

@@ -276,6 +276,11 @@ struct o2h_host {
     int (*bridge_synced)(o2h_plugin *self, o2h_link *link);
     /** o2h_status() of a service, for clients' status queries. */
     int (*service_status)(o2h_plugin *self, const char *service);
+
+    /* configuration (ABI 1.0, appended) */
+    /** The folder of the config file `cfg` comes from ("." for config given as
+     * text): plugins resolve relative paths in their config against it. */
+    const char *(*cfg_dir)(const o2h_cfg *cfg);
 };
 
 /* bridge_new flags */

@@ -1,0 +1,139 @@
+// Helpers for the WebSocket tests: start an o2hub daemon with the websocket
+// transport, speak O2ws text, wait for events with deadlines.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+
+export const ETX = '\x03';
+// Paths come from meson (tests/ws/meson.build); run by hand, they default
+// to the build folder `build/` of this checkout.
+const repo = new URL('../../', import.meta.url).pathname;
+const defaults = {
+  O2HUB_EXE: `${repo}build/tools/o2hub`,
+  WS_PLUGIN_DIR: `${repo}build/transports/websocket`,
+  TRANSPORT_DIR: `${repo}build/transports`,
+  DISCOVERY_DIR: `${repo}build/plugins`,
+  PEER_EXE: `${repo}build/tests/e2e/peer`,
+  SOURCE_ROOT: repo,
+};
+export const env = (name) => process.env[name] || defaults[name];
+
+// The test's node_modules are in tests/; exit 77 (skip) when they are missing.
+export function requireDep(name) {
+  const require = createRequire(new URL('../package.json', import.meta.url));
+  try {
+    return require(name);
+  } catch {
+    console.error(`SKIP: npm package ${name} is missing (run: npm ci --prefix tests)`);
+    process.exit(77);
+  }
+}
+
+export function encode(address, types, time, reliable, ...values) {
+  return [address, types, String(time), reliable ? 'T' : 'F', ...values.map(String)].join(ETX) + ETX;
+}
+
+export function decode(text) {
+  const f = String(text).split(ETX);
+  if (f.length < 5 || f[f.length - 1] !== '') throw new Error(`bad O2ws text ${JSON.stringify(text)}`);
+  f.pop();
+  return { address: f[0], types: f[1], time: Number(f[2]), reliable: f[3] === 'T', args: f.slice(4) };
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Resolve when `pred()` is truthy (polled every 5 ms); reject after `ms`.
+export async function until(pred, ms, what) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = pred();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+// A daemon on 127.0.0.1 with the websocket transport on an ephemeral port.
+// `extra` adds transports/discovery/keys to the config.
+export async function startDaemon({ root, wsKeys = {}, transports = [], discovery = [],
+                                    ensemble = 'wstest', clockReference = true, mounts } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'o2hub-ws-'));
+  const ws = { type: 'websocket', host: '127.0.0.1', port: 0, ...wsKeys };
+  if (root) ws.root = root;
+  if (mounts) ws.mounts = mounts;
+  const cfg = {
+    ensemble,
+    log_level: 'info',
+    plugin_path: [env('WS_PLUGIN_DIR'), env('TRANSPORT_DIR'), env('DISCOVERY_DIR')],
+    transports: [ws, ...transports],
+    discovery,
+  };
+  if (clockReference) cfg.clock = { reference: true };
+  const file = join(dir, 'o2hub.json');
+  writeFileSync(file, JSON.stringify(cfg, null, 1));
+  const child = spawn(env('O2HUB_EXE'), ['--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  const onData = (d) => {
+    log += d;
+    if (process.env.WS_TEST_DEBUG) process.stderr.write(d);
+  };
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  let exited = null;
+  child.on('exit', (code, sig) => { exited = { code, sig }; });
+  const m = await until(() => exited || /http:\/\/127\.0\.0\.1:(\d+)\//.exec(log), 10000, 'the daemon to listen');
+  if (exited) throw new Error(`o2hub exited (${JSON.stringify(exited)}):\n${log}`);
+  const daemon = {
+    port: Number(m[1]),
+    child,
+    log: () => log,
+    alive: () => exited === null,
+    async stop() {
+      if (exited === null) {
+        child.kill('SIGTERM');
+        await until(() => exited, 5000, 'the daemon to stop').catch(() => child.kill('SIGKILL'));
+      }
+      rmSync(dir, { recursive: true, force: true });
+      return exited;
+    },
+  };
+  return daemon;
+}
+
+// An O2ws client on the `ws` package: joins, keeps every message it gets.
+export async function connect(port, { ensemble = 'wstest', join = true } = {}) {
+  const WebSocket = requireDep('ws');
+  const sock = new WebSocket(`ws://127.0.0.1:${port}/o2ws`);
+  const c = {
+    sock,
+    msgs: [],
+    closed: null,
+    send(address, types, time, reliable, ...values) {
+      sock.send(encode(address, types, time, reliable, ...values));
+    },
+    // the first received message matching `pred` (removed from c.msgs)
+    async next(pred, ms = 5000, what = 'a message') {
+      let found;
+      await until(() => {
+        const i = c.msgs.findIndex(pred);
+        if (i >= 0) [found] = c.msgs.splice(i, 1);
+        return i >= 0 || c.closed;
+      }, ms, what);
+      if (!found) throw new Error(`connection closed (${JSON.stringify(c.closed)}) waiting for ${what}`);
+      return found;
+    },
+    close() { sock.close(); },
+  };
+  sock.on('message', (data) => c.msgs.push(decode(data.toString())));
+  sock.on('close', (code, reason) => { c.closed = { code, reason: reason.toString() }; });
+  sock.on('error', () => {});
+  await new Promise((res, rej) => { sock.once('open', res); sock.once('error', rej); });
+  if (join) {
+    c.send('/_o2/ws/dy', 's', 0, true, ensemble);
+    const id = await c.next((m) => m.address === '!_o2/id', 5000, '!_o2/id');
+    c.id = Number(id.args[0]);
+  }
+  return c;
+}

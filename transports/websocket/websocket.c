@@ -1,0 +1,960 @@
+/*
+ * The WebSocket transport: an HTTP server (libmicrohttpd) that serves static
+ * files from a root folder and upgrades GET /o2ws to a WebSocket carrying
+ * O2's O2ws text protocol (O2-REFERENCE §5.4). Each WebSocket client that
+ * joins with /_o2/ws/dy becomes a bridge (host->bridge_new): its services
+ * are offered by this process, and messages the router sends them arrive
+ * at ws_send() as O2 messages, converted to O2ws text.
+ *
+ * Loop integration: MHD runs in "external epoll" mode on the router's loop
+ * thread. MHD's epoll descriptor is watched with host->watch_fd, MHD_run()
+ * is called when it is readable and when the timer armed from
+ * MHD_get_timeout() fires. An upgraded connection's socket is then watched
+ * directly by this plugin, so WebSocket traffic never goes through MHD (see
+ * README, "WebSocket transport", for why no MHD thread).
+ *
+ * Config: { "type": "websocket", "host": "127.0.0.1", "port": 8080,
+ *           "root": "www", "mounts": [{"url": "/sdk/", "root": "../sdk/js"}],
+ *           "max_frame": 65536, "max_clients": 256,
+ *           "send_queue_bytes": 4194304 }
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include <nettle/base64.h>
+#include <nettle/sha1.h>
+
+#include <o2hub/plugin.h>
+
+#include "http_path.h"
+#include "o2ws_codec.h"
+#include "ws_frame.h"
+
+#define WS_PATH "/o2ws"
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define READ_CHUNK 16384
+#define MAX_READS_PER_EVENT 16
+#define CLOSE_LINGER_S 2.0 /* after our close frame, how long we wait for the client's */
+#define MAX_MOUNTS 8
+
+typedef struct ws_transport ws_transport;
+
+typedef struct ws_conn {
+    ws_transport *tr;
+    int fd;
+    struct MHD_UpgradeResponseHandle *urh;
+    o2h_watch *watch;
+    o2h_link *link;
+    int bridge_id; /* > 0 once joined with /_o2/ws/dy */
+    ws_decoder dec;
+    uint8_t *in;
+    size_t in_len, in_cap;
+    o2ws_buf out; /* frames not yet written */
+    size_t out_off;
+    bool closing; /* our close frame is queued: read and discard until EOF */
+    bool dead;
+    int busy;
+    unsigned events;
+    o2h_timer *linger;
+    o2h_timer *kick; /* bytes that came with the upgrade request wait for it */
+    char peer[48];
+    struct ws_conn *next;
+} ws_conn;
+
+typedef struct mount {
+    char url[64]; /* normalised prefix without slashes, e.g. "sdk" */
+    char *dir;
+    int fd;
+} mount;
+
+struct ws_transport {
+    const o2h_host *host;
+    o2h_plugin *self;
+    struct sockaddr_in bind_addr;
+    char *root; /* NULL: no files, only the WebSocket */
+    int root_fd;
+    mount mounts[MAX_MOUNTS];
+    int n_mounts;
+    int64_t max_frame, max_clients, queue_limit;
+    struct MHD_Daemon *mhd;
+    o2h_watch *mhd_watch;
+    o2h_timer *mhd_timer;
+    bool in_mhd, mhd_again;
+    int port;
+    ws_conn *conns;
+    int n_conns;
+    o2h_builder *builder;
+    o2ws_buf text; /* scratch for formatting one message */
+};
+
+/* ---- small helpers ---- */
+
+static char *join_path(const char *dir, const char *path) {
+    size_t n = strlen(dir) + strlen(path) + 2;
+    char *s = malloc(n);
+    if (s) snprintf(s, n, "%s/%s", dir, path);
+    return s;
+}
+
+static char *resolve_cfg_path(ws_transport *tr, const o2h_cfg *cfg, const char *path) {
+    if (path[0] == '/') return strdup(path);
+    const char *dir = tr->host->struct_size > offsetof(o2h_host, cfg_dir) && tr->host->cfg_dir
+                          ? tr->host->cfg_dir(cfg)
+                          : ".";
+    return join_path(dir, path);
+}
+
+/* ---- connections ---- */
+
+static void conn_free_memory(ws_conn *c) {
+    ws_decoder_free(&c->dec);
+    free(c->in);
+    o2ws_buf_free(&c->out);
+    free(c);
+}
+
+static void mhd_run_soon(ws_transport *tr);
+
+static void conn_unlink(ws_transport *tr, ws_conn *c) {
+    for (ws_conn **pp = &tr->conns; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            tr->n_conns--;
+            return;
+        }
+}
+
+/* The core is told first, so it stops sending here. */
+static void conn_drop_link(ws_conn *c) {
+    o2h_link *link = c->link;
+    c->link = NULL;
+    if (link) c->tr->host->link_free(link); /* may re-enter ws_close: link is NULL by now */
+}
+
+/* Gone for good: the socket is handed back to MHD, which closes it. */
+static void conn_destroy(ws_conn *c) {
+    if (c->dead) return;
+    ws_transport *tr = c->tr;
+    c->dead = true;
+    conn_drop_link(c);
+    tr->host->watch_remove(c->watch);
+    c->watch = NULL;
+    if (c->linger) tr->host->timer_stop(c->linger);
+    c->linger = NULL;
+    if (c->kick) tr->host->timer_stop(c->kick);
+    c->kick = NULL;
+    conn_unlink(tr, c);
+    MHD_upgrade_action(c->urh, MHD_UPGRADE_ACTION_CLOSE);
+    mhd_run_soon(tr);
+    if (!c->busy) conn_free_memory(c);
+}
+
+static void update_interest(ws_conn *c) {
+    if (c->dead) return;
+    unsigned want = O2H_EV_READ | (c->out.len > c->out_off ? O2H_EV_WRITE : 0);
+    if (want == c->events) return;
+    c->events = want;
+    c->tr->host->watch_modify(c->watch, want);
+}
+
+/* Write what the socket takes; false on a broken connection. */
+static bool flush(ws_conn *c) {
+    while (c->out.len > c->out_off) {
+        ssize_t w = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+        c->out_off += (size_t)w;
+    }
+    c->out.len = c->out_off = 0;
+    return true;
+}
+
+static void compact_out(ws_conn *c) {
+    if (c->out_off == 0) return;
+    memmove(c->out.data, c->out.data + c->out_off, c->out.len - c->out_off);
+    c->out.len -= c->out_off;
+    c->out_off = 0;
+}
+
+/* Queue one frame (and write it at once if nothing is waiting). */
+static int queue_frame(ws_conn *c, uint8_t opcode, const void *payload, size_t n, bool control) {
+    size_t queued = c->out.len - c->out_off;
+    if (!control && (int64_t)(queued + n + 10) > c->tr->queue_limit) return O2H_QUEUE_FULL;
+    if (c->out_off > 0 && c->out_off >= c->out.len / 2) compact_out(c);
+    uint8_t hdr[10];
+    size_t h = ws_frame_header(hdr, opcode, n);
+    if (o2ws_buf_reserve(&c->out, h + n) != O2H_OK) return O2H_NO_MEMORY;
+    o2ws_buf_append(&c->out, hdr, h);
+    o2ws_buf_append(&c->out, payload, n);
+    if (queued == 0 && !flush(c)) return O2H_SEND_FAIL;
+    update_interest(c);
+    return O2H_OK;
+}
+
+static void on_linger_timeout(void *ctx) {
+    conn_destroy(ctx);
+}
+
+/* Start the closing handshake with `code`: the link goes at once, the socket
+ * once the client answers (or after CLOSE_LINGER_S). */
+static void conn_fail(ws_conn *c, uint16_t code, const char *reason) {
+    if (c->dead || c->closing) return;
+    ws_transport *tr = c->tr;
+    if (code != WS_CLOSE_NORMAL && code != WS_CLOSE_GOING_AWAY)
+        tr->host->log(tr->self, O2H_LOG_INFO, "closing WebSocket %s: %u %s", c->peer, code, reason);
+    conn_drop_link(c);
+    if (c->dead) return;
+    c->closing = true;
+    uint8_t body[125];
+    size_t rlen = strlen(reason);
+    if (rlen > sizeof body - 2) rlen = sizeof body - 2;
+    body[0] = (uint8_t)(code >> 8);
+    body[1] = (uint8_t)code;
+    memcpy(body + 2, reason, rlen);
+    if (queue_frame(c, WS_OP_CLOSE, body, 2 + rlen, true) != O2H_OK) {
+        conn_destroy(c);
+        return;
+    }
+    c->linger = tr->host->timer_start(tr->self, CLOSE_LINGER_S, 0, on_linger_timeout, c);
+    if (c->out.len == c->out_off) shutdown(c->fd, SHUT_WR);
+}
+
+static void send_text(ws_conn *c, const o2ws_buf *text) {
+    int rc = queue_frame(c, WS_OP_TEXT, text->data, text->len, false);
+    if (rc == O2H_SEND_FAIL || rc == O2H_NO_MEMORY) conn_destroy(c);
+}
+
+/* A reply of our own to the client, typed "s" "i" "t" from the varargs. */
+static void reply(ws_conn *c, const char *address, const char *types, ...) {
+    ws_transport *tr = c->tr;
+    o2ws_buf *b = &tr->text;
+    b->len = 0;
+    char num[48];
+    va_list ap;
+    va_start(ap, types);
+    int n =
+        snprintf(num, sizeof num, "%c%s%c0%cT%c", O2WS_ETX, types, O2WS_ETX, O2WS_ETX, O2WS_ETX);
+    o2ws_buf_append(b, address, strlen(address));
+    o2ws_buf_append(b, num, (size_t)n);
+    for (const char *t = types; *t; t++) {
+        if (*t == 's') {
+            const char *s = va_arg(ap, const char *);
+            o2ws_buf_append(b, s, strlen(s));
+            n = 0;
+        } else if (*t == 'i') {
+            n = snprintf(num, sizeof num, "%d", va_arg(ap, int));
+        } else {
+            n = snprintf(num, sizeof num, "%.6f", va_arg(ap, double));
+        }
+        num[n++] = O2WS_ETX;
+        o2ws_buf_append(b, num, (size_t)n);
+    }
+    va_end(ap);
+    send_text(c, b);
+}
+
+/* ---- the O2ws protocol ---- */
+
+static bool is_system(const char *address, const char *name) {
+    return (address[0] == '/' || address[0] == '!') && strncmp(address + 1, "_o2/ws/", 7) == 0 &&
+           strcmp(address + 8, name) == 0;
+}
+
+static bool types_are(char *const *f, int n, const char *types) {
+    return strcmp(f[1], types) == 0 && n == 4 + (int)strlen(types);
+}
+
+static bool parse_i(const char *s, int *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < INT_MIN || v > INT_MAX) return false;
+    *out = (int)v;
+    return true;
+}
+
+static void on_dy(ws_conn *c, char *const *f, int n) {
+    ws_transport *tr = c->tr;
+    if (!types_are(f, n, "s")) {
+        conn_fail(c, WS_CLOSE_POLICY, "bad /_o2/ws/dy");
+        return;
+    }
+    if (strcmp(f[4], tr->host->ensemble(tr->self)) != 0) {
+        tr->host->log(tr->self, O2H_LOG_WARN, "WebSocket %s gave ensemble \"%s\": dropped", c->peer,
+                      f[4]);
+        conn_fail(c, WS_CLOSE_POLICY, "wrong ensemble");
+        return;
+    }
+    if (c->bridge_id <= 0) {
+        int id = tr->host->bridge_new(tr->self, c->link, "O2ws", 0);
+        if (id <= 0) {
+            conn_fail(c, WS_CLOSE_INTERNAL, "cannot make a bridge");
+            return;
+        }
+        c->bridge_id = id;
+    }
+    reply(c, "!_o2/id", "i", c->bridge_id);
+}
+
+static void on_system(ws_conn *c, char *const *f, int n, const char *name) {
+    ws_transport *tr = c->tr;
+    const o2h_host *h = tr->host;
+    int a, b, mode, id, seq;
+    if (strcmp(name, "sv") == 0 && types_are(f, n, "siisi") && parse_i(f[5], &a) &&
+        parse_i(f[6], &b) && parse_i(f[8], &mode)) {
+        int rc = h->bridge_service(tr->self, c->link, f[4], a != 0, b != 0, f[7], mode);
+        if (rc != O2H_OK)
+            h->log(tr->self, O2H_LOG_INFO, "WebSocket client %d: service %s: error %d",
+                   c->bridge_id, f[4], rc);
+    } else if (strcmp(name, "cs/get") == 0 && types_are(f, n, "iis") && parse_i(f[4], &id) &&
+               parse_i(f[5], &seq) && (f[6][0] == '/' || f[6][0] == '!')) {
+        double now = h->time_get(tr->self);
+        if (now >= 0) reply(c, f[6], "it", seq, now); /* no answer before we have a clock */
+    } else if (strcmp(name, "cs/cs") == 0 && types_are(f, n, "")) {
+        h->bridge_synced(tr->self, c->link);
+    } else if (strcmp(name, "st") == 0 && types_are(f, n, "s")) {
+        reply(c, "!_o2/st", "si", f[4], h->service_status(tr->self, f[4]));
+    } else if (strcmp(name, "ls") == 0 && types_are(f, n, "")) {
+        /* The core lists services for O2lite clients of any bridge: ask it for us. */
+        h->builder_start(tr->builder);
+        o2h_msg *m = h->builder_finish(tr->builder, 0, "!_o2/o2lite/ls", O2H_FLAG_RELIABLE);
+        if (m) h->deliver(tr->self, c->link, m);
+    } else if (strcmp(name, "dy") == 0) {
+        on_dy(c, f, n);
+    } else {
+        h->count_invalid(tr->self, "bad O2ws system message");
+    }
+}
+
+static void on_text(ws_conn *c, uint8_t *data, size_t len) {
+    ws_transport *tr = c->tr;
+    char *fields[O2WS_MAX_FIELDS];
+    int n = o2ws_split((char *)data, len, fields, O2WS_MAX_FIELDS);
+    if (n < 4) {
+        tr->host->count_invalid(tr->self, "O2ws text is not ETX-separated fields");
+        return;
+    }
+    const char *address = fields[0];
+    if (c->bridge_id <= 0 && !is_system(address, "dy")) {
+        conn_fail(c, WS_CLOSE_POLICY, "the first message must be /_o2/ws/dy");
+        return;
+    }
+    if ((address[0] == '/' || address[0] == '!') && strncmp(address + 1, "_o2/ws/", 7) == 0) {
+        on_system(c, fields, n, address + 8);
+        return;
+    }
+    const char *why;
+    o2h_msg *m = o2ws_to_msg(tr->host, tr->builder, fields, n, &why);
+    if (!m) {
+        tr->host->count_invalid(tr->self, why);
+        return;
+    }
+    tr->host->deliver(tr->self, c->link, m);
+}
+
+/* Run the decoder over what we have; false when the connection is gone. */
+static bool process_input(ws_conn *c) {
+    size_t off = 0;
+    while (!c->dead && !c->closing) {
+        size_t used;
+        ws_event ev = ws_decoder_next(&c->dec, c->in + off, c->in_len - off, &used);
+        off += used;
+        if (ev.kind == WS_EV_NONE) break;
+        switch (ev.kind) {
+        case WS_EV_MESSAGE:
+            if (ev.opcode == WS_OP_TEXT)
+                on_text(c, (uint8_t *)ev.data, ev.len);
+            else
+                conn_fail(c, WS_CLOSE_UNSUPPORTED, "O2ws uses text messages");
+            break;
+        case WS_EV_PING:
+            if (queue_frame(c, WS_OP_PONG, ev.data, ev.len, true) != O2H_OK) conn_destroy(c);
+            break;
+        case WS_EV_PONG: break;
+        case WS_EV_CLOSE: {
+            uint16_t code = ev.code == WS_CLOSE_NO_STATUS ? WS_CLOSE_NORMAL : ev.code;
+            conn_fail(c, code, "");
+            break;
+        }
+        case WS_EV_ERROR:
+            c->tr->host->count_invalid(c->tr->self, "bad WebSocket frame");
+            conn_fail(c, ev.code,
+                      ev.code == WS_CLOSE_TOO_BIG    ? "frame too big"
+                      : ev.code == WS_CLOSE_BAD_DATA ? "invalid UTF-8"
+                                                     : "protocol error");
+            break;
+        default: break;
+        }
+    }
+    if (c->dead) return false;
+    if (c->closing) {
+        c->in_len = 0;
+        return true;
+    }
+    memmove(c->in, c->in + off, c->in_len - off);
+    c->in_len -= off;
+    return true;
+}
+
+static void on_readable(ws_conn *c) {
+    for (int i = 0; i < MAX_READS_PER_EVENT && !c->dead; i++) {
+        if (c->in_cap - c->in_len < READ_CHUNK) {
+            size_t cap = c->in_cap * 2;
+            uint8_t *p = realloc(c->in, cap);
+            if (!p) {
+                conn_destroy(c);
+                return;
+            }
+            c->in = p;
+            c->in_cap = cap;
+        }
+        ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            conn_destroy(c);
+            return;
+        }
+        if (n < 0) return;
+        if (c->closing) continue; /* discard until the client closes */
+        c->in_len += (size_t)n;
+        if (!process_input(c)) return;
+        /* Never hold more than one largest frame and a read's worth. */
+        size_t limit = (size_t)c->tr->max_frame + 14 + READ_CHUNK;
+        if (c->in_cap > 2 * limit && c->in_len < limit) {
+            uint8_t *p = realloc(c->in, limit);
+            if (p) {
+                c->in = p;
+                c->in_cap = limit;
+            }
+        }
+        if ((size_t)n < READ_CHUNK) return;
+    }
+}
+
+static void on_conn_event(void *ctx, int fd, unsigned events) {
+    ws_conn *c = ctx;
+    (void)fd;
+    c->busy++;
+    if (events & (O2H_EV_READ | O2H_EV_HUP | O2H_EV_ERROR)) on_readable(c);
+    if (!c->dead && c->out.len > c->out_off && !flush(c)) conn_destroy(c);
+    if (!c->dead && c->closing && c->out.len == c->out_off) shutdown(c->fd, SHUT_WR);
+    update_interest(c);
+    c->busy--;
+    if (c->dead && !c->busy) conn_free_memory(c);
+}
+
+static void on_kick(void *ctx) {
+    ws_conn *c = ctx;
+    c->tr->host->timer_stop(c->kick);
+    c->kick = NULL;
+    c->busy++;
+    if (!c->dead) process_input(c);
+    if (!c->dead && c->closing && c->out.len == c->out_off) shutdown(c->fd, SHUT_WR);
+    update_interest(c);
+    c->busy--;
+    if (c->dead && !c->busy) conn_free_memory(c);
+}
+
+/* MHD hands us the upgraded socket (on our loop thread, inside MHD_run). */
+static void on_upgraded(void *cls, struct MHD_Connection *connection, void *req_cls,
+                        const char *extra_in, size_t extra_in_size, MHD_socket sock,
+                        struct MHD_UpgradeResponseHandle *urh) {
+    ws_transport *tr = cls;
+    (void)connection;
+    (void)req_cls;
+    ws_conn *c = calloc(1, sizeof *c);
+    if (c) {
+        c->in_cap = READ_CHUNK * 2 + (extra_in_size > READ_CHUNK ? extra_in_size : 0);
+        c->in = malloc(c->in_cap);
+    }
+    if (!c || !c->in) {
+        if (c) free(c);
+        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        return;
+    }
+    c->tr = tr;
+    c->fd = sock;
+    c->urh = urh;
+    ws_decoder_init(&c->dec, (uint64_t)tr->max_frame, true);
+    struct sockaddr_in peer;
+    socklen_t plen = sizeof peer;
+    if (getpeername(sock, (struct sockaddr *)&peer, &plen) == 0) {
+        char ip[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof ip);
+        snprintf(c->peer, sizeof c->peer, "%s:%d", ip, ntohs(peer.sin_port));
+    } else {
+        snprintf(c->peer, sizeof c->peer, "?");
+    }
+    int one = 1;
+    setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int fl = fcntl(sock, F_GETFL);
+    if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(sock, F_SETFL, fl | O_NONBLOCK);
+    char desc[80];
+    snprintf(desc, sizeof desc, "websocket %s", c->peer);
+    c->events = O2H_EV_READ;
+    c->watch = tr->host->watch_fd(tr->self, sock, c->events, on_conn_event, c);
+    c->link = c->watch ? tr->host->link_new(tr->self, c, desc) : NULL;
+    if (!c->link) {
+        if (c->watch) tr->host->watch_remove(c->watch);
+        conn_free_memory(c);
+        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        return;
+    }
+    c->next = tr->conns;
+    tr->conns = c;
+    tr->n_conns++;
+    tr->host->log(tr->self, O2H_LOG_DEBUG, "WebSocket client %s connected", c->peer);
+    if (extra_in_size > 0) { /* decoded from the loop, not inside MHD_run */
+        memcpy(c->in, extra_in, extra_in_size);
+        c->in_len = extra_in_size;
+        c->kick = tr->host->timer_start(tr->self, 0, 0, on_kick, c);
+    }
+}
+
+/* ---- HTTP ---- */
+
+static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned status, const char *text,
+                                    const char *hname, const char *hvalue) {
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    if (hname) MHD_add_response_header(r, hname, hvalue);
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* Whether a comma-separated header value has `token` (case-insensitive). */
+static bool has_token(const char *value, const char *token) {
+    size_t tl = strlen(token);
+    for (const char *p = value; p && *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *end = p;
+        while (*end && *end != ',')
+            end++;
+        const char *e = end;
+        while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if ((size_t)(e - p) == tl && strncasecmp(p, token, tl) == 0) return true;
+        p = end;
+    }
+    return false;
+}
+
+static void accept_key(const char *key, char out[29]) {
+    struct sha1_ctx ctx;
+    uint8_t digest[SHA1_DIGEST_SIZE];
+    sha1_init(&ctx);
+    sha1_update(&ctx, strlen(key), (const uint8_t *)key);
+    sha1_update(&ctx, strlen(WS_GUID), (const uint8_t *)WS_GUID);
+    sha1_digest(&ctx, SHA1_DIGEST_SIZE, digest);
+    base64_encode_raw(out, SHA1_DIGEST_SIZE, digest);
+    out[BASE64_ENCODE_RAW_LENGTH(SHA1_DIGEST_SIZE)] = '\0';
+}
+
+static enum MHD_Result upgrade(ws_transport *tr, struct MHD_Connection *conn) {
+    const char *upgrade_h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Upgrade");
+    const char *connection = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Connection");
+    const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-WebSocket-Key");
+    const char *version =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-WebSocket-Version");
+    if (!upgrade_h || !has_token(upgrade_h, "websocket") || !connection ||
+        !has_token(connection, "upgrade"))
+        return respond_text(conn, MHD_HTTP_UPGRADE_REQUIRED, "This is a WebSocket endpoint.\n",
+                            "Upgrade", "websocket");
+    if (!version || strcmp(version, "13") != 0)
+        return respond_text(conn, MHD_HTTP_UPGRADE_REQUIRED, "WebSocket version 13 only.\n",
+                            "Sec-WebSocket-Version", "13");
+    uint8_t raw[BASE64_DECODE_LENGTH(24) + 1];
+    size_t raw_len = sizeof raw;
+    struct base64_decode_ctx dctx;
+    base64_decode_init(&dctx);
+    if (!key || strlen(key) != 24 || !base64_decode_update(&dctx, &raw_len, raw, 24, key) ||
+        !base64_decode_final(&dctx) || raw_len != 16)
+        return respond_text(conn, MHD_HTTP_BAD_REQUEST, "Bad Sec-WebSocket-Key.\n", NULL, NULL);
+    if (tr->n_conns >= tr->max_clients)
+        return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "Too many WebSocket clients.\n",
+                            NULL, NULL);
+    char accept[29];
+    accept_key(key, accept);
+    struct MHD_Response *r = MHD_create_response_for_upgrade(on_upgraded, tr);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_UPGRADE, "websocket");
+    MHD_add_response_header(r, "Sec-WebSocket-Accept", accept);
+    enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_SWITCHING_PROTOCOLS, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* Open `rel` below `dirfd`, one component at a time, never following a
+ * symbolic link. Returns the fd or -HTTP status. */
+static int open_beneath(int dirfd, const char *rel, struct stat *st) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", rel);
+    int cur = dup(dirfd);
+    if (cur < 0) return -500;
+    char *save = NULL;
+    char *part = strtok_r(path, "/", &save);
+    while (part) {
+        char *next = strtok_r(NULL, "/", &save);
+        int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (next ? O_DIRECTORY : 0);
+        int fd = openat(cur, part, flags);
+        int err = errno;
+        close(cur);
+        if (fd < 0) return err == ENOENT || err == ENOTDIR ? -404 : -403;
+        cur = fd;
+        part = next;
+    }
+    if (fstat(cur, st) != 0) {
+        close(cur);
+        return -500;
+    }
+    return cur;
+}
+
+static enum MHD_Result serve_file(ws_transport *tr, struct MHD_Connection *conn, const char *url) {
+    char rel[1024];
+    int status = http_resolve_path(url, rel, sizeof rel);
+    if (status != 200) {
+        tr->host->log(tr->self, O2H_LOG_DEBUG, "HTTP %d for %s", status, url);
+        return respond_text(conn, (unsigned)status,
+                            status == 403   ? "Forbidden.\n"
+                            : status == 414 ? "URI too long.\n"
+                                            : "Bad request.\n",
+                            NULL, NULL);
+    }
+    int dirfd = tr->root_fd;
+    const char *inner = rel;
+    for (int i = 0; i < tr->n_mounts; i++) {
+        size_t n = strlen(tr->mounts[i].url);
+        if (strncmp(rel, tr->mounts[i].url, n) == 0 && (rel[n] == '/' || rel[n] == '\0')) {
+            dirfd = tr->mounts[i].fd;
+            inner = rel[n] ? rel + n + 1 : HTTP_INDEX_FILE;
+            break;
+        }
+    }
+    if (dirfd < 0) return respond_text(conn, MHD_HTTP_NOT_FOUND, "Not found.\n", NULL, NULL);
+    struct stat st;
+    int fd = open_beneath(dirfd, inner, &st);
+    if (fd >= 0 && S_ISDIR(st.st_mode)) {
+        close(fd);
+        char loc[1100];
+        snprintf(loc, sizeof loc, "%s/", url);
+        return respond_text(conn, MHD_HTTP_MOVED_PERMANENTLY, "Moved.\n", "Location", loc);
+    }
+    if (fd >= 0 && !S_ISREG(st.st_mode)) {
+        close(fd);
+        fd = -403;
+    }
+    if (fd < 0) {
+        tr->host->log(tr->self, O2H_LOG_DEBUG, "HTTP %d for %s", -fd, url);
+        return respond_text(conn, (unsigned)-fd, fd == -404 ? "Not found.\n" : "Forbidden.\n", NULL,
+                            NULL);
+    }
+    struct MHD_Response *r = MHD_create_response_from_fd64((uint64_t)st.st_size, fd);
+    if (!r) {
+        close(fd);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, http_mime_type(inner));
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls) {
+    ws_transport *tr = cls;
+    (void)version;
+    (void)upload_data;
+    /* Answer once the whole request is in (the first call has only the headers):
+     * an answer given earlier makes MHD close the connection after it. */
+    if (!*req_cls) {
+        *req_cls = tr; /* any non-NULL marker */
+        return MHD_YES;
+    }
+    if (*upload_data_size) { /* discard a request body */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+        return respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "GET or HEAD only.\n", "Allow",
+                            "GET, HEAD");
+    if (strcmp(url, WS_PATH) == 0) return upgrade(tr, conn);
+    return serve_file(tr, conn, url);
+}
+
+/* No unescaping by MHD: http_resolve_path decodes the path exactly once. */
+static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s) {
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    ws_transport *tr = cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && line[n - 1] == '\n')
+        line[--n] = '\0';
+    tr->host->log(tr->self, O2H_LOG_DEBUG, "libmicrohttpd: %s", line);
+}
+
+static void on_mhd_timer(void *ctx);
+
+/* Let MHD do its work, then arm the timer for its next timeout. */
+static void mhd_run(ws_transport *tr) {
+    if (!tr->mhd) return;
+    if (tr->in_mhd) {
+        tr->mhd_again = true;
+        return;
+    }
+    tr->in_mhd = true;
+    do {
+        tr->mhd_again = false;
+        MHD_run(tr->mhd);
+    } while (tr->mhd_again);
+    tr->in_mhd = false;
+    MHD_UNSIGNED_LONG_LONG ms;
+    if (tr->mhd_timer) tr->host->timer_stop(tr->mhd_timer);
+    tr->mhd_timer = NULL;
+    if (MHD_get_timeout(tr->mhd, &ms) == MHD_YES)
+        tr->mhd_timer = tr->host->timer_start(tr->self, (double)ms / 1000.0, 0, on_mhd_timer, tr);
+}
+
+static void on_mhd_timer(void *ctx) {
+    mhd_run(ctx);
+}
+
+static void mhd_run_soon(ws_transport *tr) {
+    if (!tr->mhd) return;
+    if (tr->in_mhd) {
+        tr->mhd_again = true;
+        return;
+    }
+    if (tr->mhd_timer) tr->host->timer_stop(tr->mhd_timer);
+    tr->mhd_timer = tr->host->timer_start(tr->self, 0, 0, on_mhd_timer, tr);
+}
+
+static void on_mhd_event(void *ctx, int fd, unsigned events) {
+    (void)fd;
+    (void)events;
+    mhd_run(ctx);
+}
+
+/* ---- ops ---- */
+
+static int ws_send(void *instance, void *link_ctx, o2h_msg *msg) {
+    ws_transport *tr = instance;
+    ws_conn *c = link_ctx;
+    if (c->dead || c->closing) return O2H_SEND_FAIL;
+    tr->text.len = 0;
+    int rc = o2ws_from_msg(tr->host, msg, &tr->text);
+    if (rc == O2H_BAD_TYPE) {
+        tr->host->log(tr->self, O2H_LOG_DEBUG, "WebSocket client %d: bundle not sent",
+                      c->bridge_id);
+        return rc;
+    }
+    if (rc != O2H_OK) return rc;
+    rc = queue_frame(c, WS_OP_TEXT, tr->text.data, tr->text.len, false);
+    if (rc == O2H_SEND_FAIL) conn_destroy(c);
+    return rc;
+}
+
+static void ws_close(void *instance, void *link_ctx) {
+    ws_conn *c = link_ctx;
+    (void)instance;
+    if (c->dead || !c->link) return; /* we are closing it ourselves */
+    conn_fail(c, WS_CLOSE_GOING_AWAY, "closed by the router");
+}
+
+/* ---- lifecycle ---- */
+
+static void free_config(ws_transport *tr) {
+    free(tr->root);
+    for (int i = 0; i < tr->n_mounts; i++)
+        free(tr->mounts[i].dir);
+}
+
+static int read_mounts(ws_transport *tr, const o2h_cfg *cfg) {
+    const o2h_host *h = tr->host;
+    int n = h->cfg_array_len(cfg, "mounts");
+    if (n < 0) return O2H_CONFIG_ERROR;
+    if (n > MAX_MOUNTS) return h->cfg_error(cfg, "mounts", "at most %d mounts", MAX_MOUNTS);
+    for (int i = 0; i < n; i++) {
+        const o2h_cfg *m = h->cfg_array_item(cfg, "mounts", i);
+        const char *url, *dir;
+        if (!m || h->cfg_string(m, "url", NULL, &url) != O2H_OK ||
+            h->cfg_string(m, "root", NULL, &dir) != O2H_OK)
+            return h->cfg_error(m ? m : cfg, m ? NULL : "mounts",
+                                "a mount is {\"url\": \"/prefix/\", \"root\": \"folder\"}");
+        char norm[sizeof tr->mounts[0].url + 16];
+        char probe[sizeof norm + 8];
+        snprintf(probe, sizeof probe, "%s/x", url);
+        if (http_resolve_path(probe, norm, sizeof norm) != 200 || strlen(norm) < 3 ||
+            strlen(norm) - 2 >= sizeof tr->mounts[0].url)
+            return h->cfg_error(m, "url", "\"%s\" is not a URL path prefix such as \"/sdk/\"", url);
+        norm[strlen(norm) - 2] = '\0'; /* drop "/x" */
+        snprintf(tr->mounts[i].url, sizeof tr->mounts[i].url, "%s", norm);
+        tr->mounts[i].dir = resolve_cfg_path(tr, cfg, dir);
+        tr->mounts[i].fd = -1;
+        tr->n_mounts = i + 1;
+        if (!tr->mounts[i].dir) return O2H_NO_MEMORY;
+    }
+    return O2H_OK;
+}
+
+static int ws_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg, void **instance) {
+    ws_transport *tr = calloc(1, sizeof *tr);
+    if (!tr) return O2H_NO_MEMORY;
+    tr->host = host;
+    tr->self = self;
+    tr->root_fd = -1;
+    const char *bind_host, *root;
+    int64_t port;
+    int rc = O2H_OK;
+    if (host->cfg_string(cfg, "host", "127.0.0.1", &bind_host) == O2H_CONFIG_ERROR ||
+        host->cfg_int(cfg, "port", 8080, 0, 65535, &port) == O2H_CONFIG_ERROR ||
+        host->cfg_string(cfg, "root", NULL, &root) == O2H_CONFIG_ERROR ||
+        host->cfg_int(cfg, "max_frame", 65536, 125, 16 << 20, &tr->max_frame) == O2H_CONFIG_ERROR ||
+        host->cfg_int(cfg, "max_clients", 256, 1, 65536, &tr->max_clients) == O2H_CONFIG_ERROR ||
+        host->cfg_int(cfg, "send_queue_bytes", 4 << 20, 1024, (int64_t)1 << 32, &tr->queue_limit) ==
+            O2H_CONFIG_ERROR)
+        rc = O2H_CONFIG_ERROR;
+    if (rc == O2H_OK) rc = read_mounts(tr, cfg);
+    if (rc == O2H_OK) {
+        memset(&tr->bind_addr, 0, sizeof tr->bind_addr);
+        tr->bind_addr.sin_family = AF_INET;
+        tr->bind_addr.sin_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET, bind_host, &tr->bind_addr.sin_addr) != 1)
+            rc = host->cfg_error(cfg, "host", "\"%s\" is not an IPv4 address", bind_host);
+    }
+    if (rc == O2H_OK && root && !(tr->root = resolve_cfg_path(tr, cfg, root))) rc = O2H_NO_MEMORY;
+    if (rc == O2H_OK && !(tr->builder = host->builder_new(self))) rc = O2H_NO_MEMORY;
+    if (rc != O2H_OK) {
+        free_config(tr);
+        free(tr);
+        return rc;
+    }
+    *instance = tr;
+    return O2H_OK;
+}
+
+static int open_dir(ws_transport *tr, const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        tr->host->log(tr->self, O2H_LOG_ERROR, "cannot open folder %s: %s", dir, strerror(errno));
+    return fd;
+}
+
+static int ws_start(void *instance) {
+    ws_transport *tr = instance;
+    if (tr->root && (tr->root_fd = open_dir(tr, tr->root)) < 0) return O2H_BAD_ARGS;
+    for (int i = 0; i < tr->n_mounts; i++)
+        if ((tr->mounts[i].fd = open_dir(tr, tr->mounts[i].dir)) < 0) return O2H_BAD_ARGS;
+    tr->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                               on_request, tr, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, tr,
+                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&tr->bind_addr,
+                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)(tr->max_clients + 64),
+                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+                               MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+                               MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, tr, MHD_OPTION_END);
+    if (!tr->mhd) {
+        tr->host->log(tr->self, O2H_LOG_ERROR, "cannot start the HTTP server on port %d",
+                      ntohs(tr->bind_addr.sin_port));
+        return O2H_NO_PORT;
+    }
+    const union MHD_DaemonInfo *pi = MHD_get_daemon_info(tr->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    const union MHD_DaemonInfo *ei = MHD_get_daemon_info(tr->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    tr->port = pi ? pi->port : ntohs(tr->bind_addr.sin_port);
+    tr->mhd_watch =
+        ei ? tr->host->watch_fd(tr->self, ei->epoll_fd, O2H_EV_READ, on_mhd_event, tr) : NULL;
+    if (!tr->mhd_watch) {
+        MHD_stop_daemon(tr->mhd);
+        tr->mhd = NULL;
+        return O2H_SOCKET_ERROR;
+    }
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &tr->bind_addr.sin_addr, ip, sizeof ip);
+    tr->host->log(tr->self, O2H_LOG_INFO, "serving %s at http://%s:%d/ (WebSocket at %s)",
+                  tr->root ? tr->root : "no files", ip, tr->port, WS_PATH);
+    mhd_run(tr);
+    return O2H_OK;
+}
+
+static void ws_stop(void *instance) {
+    ws_transport *tr = instance;
+    while (tr->conns) {
+        ws_conn *c = tr->conns;
+        /* a last word if the socket takes it at once (no waiting): 1001 going away */
+        if (!c->closing && c->out.len == c->out_off) {
+            static const char reason[] = "o2hub shutdown";
+            uint8_t bye[2 + 2 + sizeof reason];
+            size_t h = ws_frame_header(bye, WS_OP_CLOSE, 2 + sizeof reason - 1);
+            bye[h] = WS_CLOSE_GOING_AWAY >> 8;
+            bye[h + 1] = WS_CLOSE_GOING_AWAY & 0xff;
+            memcpy(bye + h + 2, reason, sizeof reason - 1);
+            send(c->fd, bye, h + 2 + sizeof reason - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
+        conn_destroy(c);
+    }
+    if (tr->mhd_timer) tr->host->timer_stop(tr->mhd_timer);
+    tr->mhd_timer = NULL;
+    tr->host->watch_remove(tr->mhd_watch);
+    tr->mhd_watch = NULL;
+    if (tr->mhd) MHD_stop_daemon(tr->mhd);
+    tr->mhd = NULL;
+    if (tr->root_fd >= 0) close(tr->root_fd);
+    tr->root_fd = -1;
+    for (int i = 0; i < tr->n_mounts; i++) {
+        if (tr->mounts[i].fd >= 0) close(tr->mounts[i].fd);
+        tr->mounts[i].fd = -1;
+    }
+}
+
+static void ws_destroy(void *instance) {
+    ws_transport *tr = instance;
+    ws_stop(tr);
+    tr->host->builder_free(tr->builder);
+    o2ws_buf_free(&tr->text);
+    free_config(tr);
+    free(tr);
+}
+
+static const o2h_transport_ops ws_ops = {
+    .connect = NULL,
+    .send = ws_send,
+    .close = ws_close,
+};
+
+static const o2h_plugin_desc ws_desc = {
+    O2H_PLUGIN_DESC_HEADER(o2h_transport_ops),
+    .kind = O2H_PLUGIN_TRANSPORT,
+    .name = "websocket",
+    .version = "1.0.0",
+    .description = "HTTP static files and the O2ws WebSocket bridge (browsers)",
+    .lifecycle = {ws_create, ws_start, ws_stop, ws_destroy},
+    .ops = &ws_ops,
+};
+
+O2H_PLUGIN_EXPORT const o2h_plugin_desc *o2hub_plugin_entry(void);
+O2H_PLUGIN_EXPORT const o2h_plugin_desc *o2hub_plugin_entry(void) {
+    return &ws_desc;
+}
