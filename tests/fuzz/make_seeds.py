@@ -165,3 +165,28 @@ write("osc", [
     b"\x01" + struct.pack(">I", len(m1)) + m1 + struct.pack(">I", len(b1)) + b1,
     b"\x02" + slip(m2) + slip(b1),
 ])
+
+
+def ws_frame(opcode, payload, mask=b"\x11\x22\x33\x44", fin=True):
+    head = bytes([(0x80 if fin else 0) | opcode])
+    n = len(payload)
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + struct.pack(">H", n)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack(">Q", n)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return head + mask + masked
+
+
+ETX = b"\x03"
+dy = ETX.join([b"/_o2/ws/dy", b"s", b"0", b"T", b"demo"]) + ETX
+msg = ETX.join([b"/svc/x", b"ifdsBTt", b"1.5", b"F", b"7", b"2.5", b"3.25", b"hi", b"1", b"", b"4"]) + ETX
+sv = ETX.join([b"/_o2/ws/sv", b"siisi", b"0", b"T", b"browser", b"1", b"1", b"", b"0"]) + ETX
+write("ws", [
+    b"\x00" + ws_frame(1, dy) + ws_frame(1, sv) + ws_frame(1, msg),
+    b"\x00" + ws_frame(1, msg[:10], fin=False) + ws_frame(9, b"p") + ws_frame(0, msg[10:]),
+    b"\x00" + ws_frame(8, struct.pack(">H", 1000) + b"bye"),
+    b"\x01/index.html", b"\x01/a/b%20c.js?x=1", b"\x01/%2e%2e/etc/passwd", b"\x01/sdk/",
+])

@@ -122,6 +122,26 @@ Test(ws_decoder, fragments_with_a_ping_between_and_utf8_split) {
     ws_decoder_free(&d);
 }
 
+/* Found by fuzz_ws (UBSan): an empty first fragment used the unallocated
+ * assembly buffer. The message is still assembled from the later ones. */
+Test(ws_decoder, an_empty_first_fragment) {
+    uint8_t buf[64];
+    size_t n = client_frame(buf, 0, WS_OP_TEXT, "", 0);
+    n += client_frame(buf + n, 1, WS_OP_CONT, "ok", 2);
+    ws_decoder d;
+    ws_decoder_init(&d, 1024, true);
+    size_t used, off = 0;
+    ws_event ev;
+    do {
+        ev = ws_decoder_next(&d, buf + off, n - off, &used);
+        off += used;
+    } while (ev.kind == WS_EV_NONE && used > 0);
+    cr_assert_eq(ev.kind, WS_EV_MESSAGE);
+    cr_assert_eq(ev.len, 2);
+    cr_assert(memcmp(ev.data, "ok", 2) == 0);
+    ws_decoder_free(&d);
+}
+
 static uint16_t decode_error(const uint8_t *frames, size_t n, uint64_t max) {
     uint8_t copy[512];
     memcpy(copy, frames, n);

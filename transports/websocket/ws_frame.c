@@ -132,6 +132,7 @@ static ws_event fail(ws_decoder *d, uint16_t code) {
 }
 
 static bool frag_append(ws_decoder *d, const uint8_t *p, size_t n) {
+    if (n == 0) return true; /* an empty fragment: the buffer may not exist yet */
     if (d->frag_len + n > d->frag_cap) {
         size_t cap = d->frag_cap ? d->frag_cap : 256;
         while (cap < d->frag_len + n)
