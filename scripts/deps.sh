@@ -9,6 +9,8 @@ O2HUB_DEBIAN_PACKAGES=(
   libcriterion-dev                      # tests: unit test framework
   clang-format                          # tests: formatting check
   python3                               # CI: summary line from meson's test log
+  libmosquitto-dev                      # transports/mqtt: MQTT client library
+  mosquitto                             # tests: the MQTT broker the e2e tests start
 )
 
 o2hub_install_deps() {
