@@ -84,6 +84,7 @@ typedef struct mqtt_transport {
     int64_t queue_bytes_max;
 
     /* this process */
+    bool stopping; /* stop() has begun: no announcements, no reconnection */
     bool named;
     char name[NAME_LEN + 1];
     char pip[9], iip[9];
@@ -663,6 +664,7 @@ static void mqtt_close(void *instance, void *link_ctx) {
 
 static int mqtt_announce(void *instance, const o2h_process_info *info) {
     mqtt_transport *tr = instance;
+    if (tr->stopping || !tr->mosq) return O2H_OK;
     if (!tr->named) {
         if (!info->name || strlen(info->name) != NAME_LEN) return O2H_BAD_NAME;
         snprintf(tr->name, sizeof tr->name, "%s", info->name);
@@ -808,6 +810,7 @@ static int mqtt_start(void *instance) {
 static void mqtt_stop(void *instance) {
     mqtt_transport *tr = instance;
     const o2h_host *h = tr->host;
+    tr->stopping = true;
     bool say_bye = tr->connected && tr->named;
     tr->named = tr->connected = false; /* nothing more to announce; no reconnect */
     if (say_bye) {
