@@ -205,8 +205,14 @@ static void publish_raw(const raw_pub *pubs, int n) {
 
 /* ---- peers ---- */
 
-/* tcp+udp on 127.0.0.1:port, and the mqtt transport as the only discovery. */
+/* tcp+udp on 127.0.0.1:port, and the mqtt transport as the only discovery; `broker` is
+ * the broker's address or, starting with '"', the JSON of the broker keys. */
 static void write_config(proc *p, const char *name, int port, const char *broker, bool direct) {
+    char keys[400];
+    if (broker[0] == '"')
+        snprintf(keys, sizeof keys, "%s", broker);
+    else
+        snprintf(keys, sizeof keys, "\"broker\": \"%s\"", broker);
     snprintf(p->config, sizeof p->config, "%s/%s.json", tmpdir, name);
     FILE *f = fopen(p->config, "w");
     cr_assert_not_null(f);
@@ -214,9 +220,9 @@ static void write_config(proc *p, const char *name, int port, const char *broker
             "{\"ensemble\": \"e2e\", \"plugin_path\": [\"%s\"],\n"
             " \"transports\": [{\"type\": \"tcp\", \"host\": \"127.0.0.1\", \"port\": %d},\n"
             "                {\"type\": \"udp\", \"host\": \"127.0.0.1\", \"port\": %d},\n"
-            "                {\"type\": \"mqtt\", \"broker\": \"%s\", \"keepalive\": 5,\n"
+            "                {\"type\": \"mqtt\", %s, \"keepalive\": 5,\n"
             "                 \"direct\": %s, \"reconnect_max\": 0.5}]}\n",
-            TRANSPORT_DIR, port, port, broker, direct ? "true" : "false");
+            TRANSPORT_DIR, port, port, keys, direct ? "true" : "false");
     fclose(f);
     p->port = port;
 }
@@ -506,16 +512,19 @@ Test(mqtt, garbage_on_the_o2hub_topics_is_dropped_and_counted) {
     stop(&b);
 }
 
-Test(mqtt, direct_peers_found_through_the_broker_talk_tcp_and_udp_without_it) {
+Test(mqtt, a_failover_broker_finds_direct_peers_that_then_talk_without_it) {
     /* O2's rule for two processes behind the same public address (o2hub has
      * no STUN: every process says 00000000): found on /disc, connected directly. */
-    char broker[64];
+    char broker[64], with_failover[200];
     snprintf(broker, sizeof broker, "127.0.0.1:%d", broker_port);
     proc a = {0}, b = {0};
-    int pa = free_port(), pb = free_port();
+    int pa = free_port(), pb = free_port(), dead = free_port();
     while (pb == pa)
         pb = free_port();
-    write_config(&a, "a", pa, broker, true);
+    /* A's first broker does not answer: it goes on to the next in its list. */
+    snprintf(with_failover, sizeof with_failover,
+             "\"broker\": \"127.0.0.1:%d\", \"failover\": [\"127.0.0.1:%d\"]", dead, broker_port);
+    write_config(&a, "a", pa, with_failover, true);
     write_config(&b, "b", pb, broker, true);
     start(&a);
     start(&b);

@@ -142,6 +142,15 @@ static mqtt_peer *find_peer(mqtt_transport *tr, const char *name) {
     return NULL;
 }
 
+/* "host:port" or "unix:/path", for logs. */
+static const char *broker_text(const broker *b, char *buf, size_t size) {
+    if (b->port)
+        snprintf(buf, size, "%s:%d", b->host, b->port);
+    else
+        snprintf(buf, size, "unix:%s", b->host);
+    return buf;
+}
+
 static double now(mqtt_transport *tr) {
     return tr->host->local_time(tr->self);
 }
@@ -491,18 +500,18 @@ static void on_inbox(mqtt_transport *tr, const uint8_t *payload, size_t len) {
 
 static void on_connect(struct mosquitto *mosq, void *ctx, int rc) {
     mqtt_transport *tr = ctx;
-    broker *b = &tr->brokers[tr->current];
+    char where[300];
+    broker_text(&tr->brokers[tr->current], where, sizeof where);
     if (rc != 0) {
-        tr->host->log(tr->self, O2H_LOG_WARN, "broker %s:%d refused the connection: %s", b->host,
-                      b->port, mosquitto_connack_string(rc));
+        tr->host->log(tr->self, O2H_LOG_WARN, "broker %s refused the connection: %s", where,
+                      mosquitto_connack_string(rc));
         return; /* libmosquitto closes the socket: on_disconnect follows */
     }
     tr->connecting = false;
     tr->connected = true;
     tr->backoff = tr->reconnect_min;
     tr->retry_same = true;
-    tr->host->log(tr->self, O2H_LOG_INFO, "connected to broker %s%s%d", b->host,
-                  b->port ? ":" : " port ", b->port);
+    tr->host->log(tr->self, O2H_LOG_INFO, "connected to broker %s", where);
     mosquitto_subscribe(mosq, NULL, tr->topic_disc, 1);
     mosquitto_subscribe(mosq, NULL, tr->topic_self, 1);
     /* Peers kept through an outage get a full timeout to announce themselves again. */
@@ -592,8 +601,10 @@ static void connect_broker(mqtt_transport *tr) {
     int fd = rc == MOSQ_ERR_SUCCESS ? mosquitto_socket(tr->mosq) : -1;
     if (fd < 0) {
         tr->connecting = false;
-        tr->host->log(tr->self, O2H_LOG_DEBUG, "cannot connect to broker %s:%d: %s", b->host,
-                      b->port, rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+        char where[300];
+        tr->host->log(tr->self, O2H_LOG_DEBUG, "cannot connect to broker %s: %s",
+                      broker_text(b, where, sizeof where),
+                      rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
         tr->retry_same = false;
         schedule_retry(tr);
         return;
@@ -625,8 +636,10 @@ static void on_tick(void *ctx) {
     mqtt_transport *tr = ctx;
     double t = now(tr);
     if (tr->connecting && t - tr->connect_started > tr->connect_timeout) {
+        char where[300];
         tr->host->log(tr->self, O2H_LOG_WARN, "broker %s: no answer in %.0f s",
-                      tr->brokers[tr->current].host, tr->connect_timeout);
+                      broker_text(&tr->brokers[tr->current], where, sizeof where),
+                      tr->connect_timeout);
         tr->connecting = false;
         tr->retry_same = false;
         schedule_retry(tr);
