@@ -30,7 +30,7 @@
  * Config: { "type": "mqtt", "broker": "127.0.0.1:1883", "failover": [],
  *           "keepalive": 15, "peer_timeout": 20, "direct": true,
  *           "reconnect_min": 0.1, "reconnect_max": 2.0, "connect_timeout": 5,
- *           "send_queue": 4096, "send_queue_bytes": 4194304 }
+ *           "send_queue": 4096, "send_queue_bytes": 4194304, "inflight": 256 }
  * A broker is "host:port", "host" (port 1883) or "unix:/path/to/socket".
  */
 #include <errno.h>
@@ -81,6 +81,7 @@ typedef struct mqtt_transport {
     double peer_timeout, reconnect_min, reconnect_max, connect_timeout;
     bool direct;
     int queue_max;
+    int inflight;
     int64_t queue_bytes_max;
 
     /* this process */
@@ -748,7 +749,7 @@ static int read_config(mqtt_transport *tr, const o2h_cfg *cfg) {
     const o2h_host *h = tr->host;
     int rc = read_brokers(tr, cfg);
     if (rc != O2H_OK) return rc;
-    int64_t keepalive, queue, max_message;
+    int64_t keepalive, queue, max_message, inflight;
     if (h->cfg_int(cfg, "keepalive", 15, 5, 3600, &keepalive) == O2H_CONFIG_ERROR ||
         h->cfg_double(cfg, "peer_timeout", (double)keepalive + 5, &tr->peer_timeout) ==
             O2H_CONFIG_ERROR ||
@@ -757,6 +758,7 @@ static int read_config(mqtt_transport *tr, const o2h_cfg *cfg) {
         h->cfg_double(cfg, "reconnect_max", 2.0, &tr->reconnect_max) == O2H_CONFIG_ERROR ||
         h->cfg_double(cfg, "connect_timeout", 5.0, &tr->connect_timeout) == O2H_CONFIG_ERROR ||
         h->cfg_int(cfg, "send_queue", 4096, 16, 1 << 20, &queue) == O2H_CONFIG_ERROR ||
+        h->cfg_int(cfg, "inflight", 256, 1, 65535, &inflight) == O2H_CONFIG_ERROR ||
         h->cfg_int(cfg, "send_queue_bytes", 4 << 20, 4096, INT64_C(1) << 32,
                    &tr->queue_bytes_max) == O2H_CONFIG_ERROR ||
         h->cfg_int(cfg, "max_message", O2H_MSG_MAX_SIZE, 64, O2H_MSG_MAX_SIZE, &max_message) ==
@@ -764,6 +766,7 @@ static int read_config(mqtt_transport *tr, const o2h_cfg *cfg) {
         return O2H_CONFIG_ERROR;
     tr->keepalive = (int)keepalive;
     tr->queue_max = (int)queue;
+    tr->inflight = (int)inflight;
     tr->max_message = max_message;
     if (tr->peer_timeout <= keepalive)
         return h->cfg_error(cfg, "peer_timeout", "must be longer than keepalive (%d s)",
@@ -810,6 +813,9 @@ static int mqtt_start(void *instance) {
     tr->mosq = mosquitto_new(NULL, true, tr); /* clean session, id from the broker */
     if (!tr->mosq) return O2H_NO_MEMORY;
     mosquitto_int_option(tr->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    /* QoS 1 publishes on the wire before their PUBACK (libmosquitto's default is 20,
+     * which caps a far broker at 20 messages per round trip). */
+    mosquitto_int_option(tr->mosq, MOSQ_OPT_SEND_MAXIMUM, tr->inflight);
     mosquitto_connect_callback_set(tr->mosq, on_connect);
     mosquitto_disconnect_callback_set(tr->mosq, on_disconnect);
     mosquitto_message_callback_set(tr->mosq, on_message);
