@@ -508,6 +508,11 @@ Test(mqtt, garbage_on_the_o2hub_topics_is_dropped_and_counted) {
     must(&b, "pong 43 ", 5);
     cr_assert_eq(stat_field(&a, "invalid"), n_disc + n_inbox);
     cr_assert_eq(stat_field(&b, "invalid"), n_disc);
+
+    /* A dies without a word: its will ("@A/bye" on /disc) tells B at once, long
+     * before B's peer_timeout (10 s) would. */
+    kill(a.pid, SIGKILL);
+    must(&b, "si echoa -1", 5);
     stop(&a);
     stop(&b);
 }
