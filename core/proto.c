@@ -322,14 +322,18 @@ int proto_process_link(o2h_router *r, o2h_link *link, const char *name) {
         sscanf(name, "@%8[0-9a-f]:%8[0-9a-f]:%4x%c", pip, iip, &tcp, &tail) != 3 ||
         strlen(pip) != 8 || strlen(iip) != 8 || strcmp(name, r->process_name) == 0)
         return O2H_BAD_NAME;
-    peer *old = find_peer(r, name);
-    if (old) return old->tcp == link ? O2H_OK : O2H_ALREADY_RUNNING;
-    if (link->peer || link->bridge) return O2H_ALREADY_RUNNING;
-    peer *p = peer_new(r, name, (uint32_t)strtoul(iip, NULL, 16), (int)tcp, 0);
-    if (!p) return O2H_NO_MEMORY;
-    p->tcp = link; /* no p->udp: best-effort messages take the same link */
-    link->peer = p;
-    router_log(r, O2H_LOG_INFO, "core", "process %s reached through %s", name, link->description);
+    peer *p = find_peer(r, name);
+    if (p && p->tcp != link) return O2H_ALREADY_RUNNING;
+    if (!p && (link->peer || link->bridge)) return O2H_ALREADY_RUNNING;
+    if (!p) {
+        p = peer_new(r, name, (uint32_t)strtoul(iip, NULL, 16), (int)tcp, 0);
+        if (!p) return O2H_NO_MEMORY;
+        p->tcp = link; /* no p->udp: best-effort messages take the same link */
+        link->peer = p;
+        router_log(r, O2H_LOG_INFO, "core", "process %s reached through %s", name,
+                   link->description);
+    }
+    /* Also again for a known process: it lost us and asks for our state anew. */
     clock_announce_sync_on(r, link);
     send_and_release(r, link, full_service_list(r));
     services_add_peer(r, name, p, NULL);

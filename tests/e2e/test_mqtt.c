@@ -549,3 +549,41 @@ Test(mqtt, a_failover_broker_finds_direct_peers_that_then_talk_without_it) {
     stop(&a);
     stop(&b);
 }
+
+Test(mqtt, a_process_cut_off_from_the_broker_is_dropped_by_its_will_and_found_again) {
+    char broker[64];
+    snprintf(broker, sizeof broker, "127.0.0.1:%d", broker_port);
+    proc a = {0}, b = {0};
+    int pa = free_port(), pb = free_port();
+    while (pb == pa)
+        pb = free_port();
+    /* A keeps B through its freeze (a long peer_timeout): only B drops the other. */
+    char a_keys[200];
+    snprintf(a_keys, sizeof a_keys, "\"broker\": \"%s\", \"peer_timeout\": 60", broker);
+    write_config(&a, "a", pa, a_keys, false);
+    write_config(&b, "b", pb, broker, false);
+    start(&a);
+    start(&b);
+    must(&a, "ready", 5);
+    must(&b, "ready", 5);
+    tell(&a, "offer echoa");
+    tell(&b, "offer echob");
+    must(&b, "si echoa ", 15);
+    must(&a, "si echob ", 15);
+
+    /* A freezes: the broker stops hearing its keep-alives (1.5 x 5 s) and
+     * publishes its will; B drops A and its services. */
+    kill(a.pid, SIGSTOP);
+    must(&b, "si echoa -1", 15);
+
+    /* A wakes up, reconnects and announces itself; B makes a new link to it and
+     * A sends its services again on B's request (!_o2/mqtt/dy). */
+    kill(a.pid, SIGCONT);
+    must(&b, "si echoa ", 15);
+    tell(&b, "ping /echoa/ping tcp 1");
+    must(&b, "pong 2 ", 5);
+    tell(&a, "ping /echob/ping tcp 3");
+    must(&a, "pong 4 ", 5);
+    stop(&a);
+    stop(&b);
+}

@@ -277,6 +277,16 @@ static void peer_free(mqtt_transport *tr, mqtt_peer *gone) {
  */
 static mqtt_peer *via_broker(mqtt_transport *tr, const char *name, bool from_disc) {
     mqtt_peer *p = find_peer(tr, name);
+    if (p && !from_disc) {
+        /* It made a new proxy for us (it had lost us, e.g. to our will after a
+         * network blip): it needs our clock state and services again. */
+        p->last_heard = now(tr);
+        if (tr->host->process_link(tr->self, p->link, name) == O2H_ALREADY_RUNNING) {
+            peer_free(tr, p); /* the core reaches it another way now */
+            return NULL;
+        }
+        return p;
+    }
     if (p) {
         p->last_heard = now(tr);
         return p;
@@ -404,11 +414,7 @@ static void on_disc(mqtt_transport *tr, const uint8_t *payload, size_t len) {
     if ((d.version & 0xff0000) != (O2H_O2_PROTOCOL_VERSION & 0xff0000)) return;
     if (known) {
         known->last_heard = now(tr);
-        /* Still its path? (The core may have replaced it by a TCP connection.) */
-        if (tr->host->process_link(tr->self, known->link, d.name) == O2H_ALREADY_RUNNING)
-            peer_free(tr, known);
-        else if (d.cs)
-            peer_synced(tr, d.name);
+        if (d.cs) peer_synced(tr, d.name);
         return;
     }
     if (tr->host->service_status(tr->self, d.name) >= 0) return; /* connected another way */

@@ -293,7 +293,9 @@ struct o2h_host {
      * !_o2/cs/cs (when synchronised) and !_o2/sv, and takes the peer's !_o2/sv
      * from messages delivered with `from` = this link. The peer is lost (its
      * services withdrawn everywhere) when the link is freed (link_free).
-     * Returns O2H_OK (also when the link already leads there),
+     * Called again with the same link, the core sends !_o2/cs/cs and !_o2/sv
+     * again (the process lost us and asks for our state: O2's !_o2/mqtt/dy).
+     * Returns O2H_OK,
      * O2H_ALREADY_RUNNING when the process is already reached another way
      * (e.g. by TCP), O2H_BAD_NAME for a malformed or our own name,
      * O2H_NOT_INITIALIZED before this process has a name.
