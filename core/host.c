@@ -156,6 +156,11 @@ static int host_service_status(o2h_plugin *self, const char *name) {
     return o2h_status(self->router, name);
 }
 
+static int host_process_link(o2h_plugin *self, o2h_link *link, const char *process_name) {
+    if (!link || link->plugin != self) return O2H_BAD_ARGS;
+    return proto_process_link(self->router, link, process_name);
+}
+
 static const o2h_host the_host = {
     .abi_major = O2H_ABI_MAJOR,
     .abi_minor = O2H_ABI_MINOR,
@@ -222,6 +227,7 @@ static const o2h_host the_host = {
     .bridge_synced = host_bridge_synced,
     .service_status = host_service_status,
     .cfg_dir = config_cfg_dir,
+    .process_link = host_process_link,
 };
 
 const o2h_host *host_table(void) {

@@ -18,7 +18,7 @@
 
 /* Sizes of ABI 1.0's structs: a plugin's may be larger (newer minor), never smaller. */
 #define DESC_SIZE_1_0 sizeof(o2h_plugin_desc)
-#define TRANSPORT_OPS_SIZE_1_0 sizeof(o2h_transport_ops)
+#define TRANSPORT_OPS_SIZE_1_0 offsetof(o2h_transport_ops, announce) /* announce: appended */
 #define DISCOVERY_OPS_SIZE_1_0 sizeof(o2h_discovery_ops)
 
 static bool is_file(const char *path) {

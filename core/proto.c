@@ -67,9 +67,13 @@ void proto_announce(o2h_router *r) {
                              .tcp_port = r->net.tcp_port,
                              .udp_port = r->net.udp_port,
                              .internal_ip = r->net.internal_ip};
-    for (o2h_plugin *p = r->plugins; p; p = p->next)
-        if (p->started && p->desc->kind == O2H_PLUGIN_DISCOVERY && p->discovery.announce)
+    for (o2h_plugin *p = r->plugins; p; p = p->next) {
+        if (!p->started) continue;
+        if (p->desc->kind == O2H_PLUGIN_DISCOVERY && p->discovery.announce)
             p->discovery.announce(p->instance, &info);
+        else if (p->desc->kind == O2H_PLUGIN_TRANSPORT && p->transport.announce)
+            p->transport.announce(p->instance, &info); /* a transport that also discovers */
+    }
     r->net.announcing = true;
 }
 
@@ -309,6 +313,33 @@ static void accept_client(o2h_router *r, o2h_link *from, const char *name, uint3
     clock_announce_sync_on(r, from);
     send_and_release(r, from, full_service_list(r));
     services_add_peer(r, name, p, NULL);
+}
+
+/* A transport's link is the only path to a process (O2's MQTT "process via broker"). */
+int proto_process_link(o2h_router *r, o2h_link *link, const char *name) {
+    if (!named(r)) return O2H_NOT_INITIALIZED;
+    unsigned tcp;
+    char pip[9], iip[9], tail;
+    if (!link || !name || strlen(name) != 23 ||
+        sscanf(name, "@%8[0-9a-f]:%8[0-9a-f]:%4x%c", pip, iip, &tcp, &tail) != 3 ||
+        strlen(pip) != 8 || strlen(iip) != 8 || strcmp(name, r->process_name) == 0)
+        return O2H_BAD_NAME;
+    peer *p = find_peer(r, name);
+    if (p && p->tcp != link) return O2H_ALREADY_RUNNING;
+    if (!p && (link->peer || link->bridge)) return O2H_ALREADY_RUNNING;
+    if (!p) {
+        p = peer_new(r, name, (uint32_t)strtoul(iip, NULL, 16), (int)tcp, 0);
+        if (!p) return O2H_NO_MEMORY;
+        p->tcp = link; /* no p->udp: best-effort messages take the same link */
+        link->peer = p;
+        router_log(r, O2H_LOG_INFO, "core", "process %s reached through %s", name,
+                   link->description);
+    }
+    /* Also again for a known process: it lost us and asks for our state anew. */
+    clock_announce_sync_on(r, link);
+    send_and_release(r, link, full_service_list(r));
+    services_add_peer(r, name, p, NULL);
+    return O2H_OK;
 }
 
 /* ---- handlers of system messages ---- */

@@ -63,6 +63,9 @@ void proto_tap_changed(o2h_router *r, const char *tappee, const char *tapper, in
 /** Open a link with a transport's connect() to ip:port (host order); NULL on failure. */
 o2h_link *proto_connect(o2h_plugin *p, uint32_t ip, int port);
 
+/** Make `link` the path to process `name` (host->process_link). */
+int proto_process_link(o2h_router *r, o2h_link *link, const char *name);
+
 /** Send to a peer: reliable messages over TCP, others over UDP when possible. */
 int proto_send_to_peer(o2h_router *r, peer *p, o2h_msg *msg);
 

@@ -226,7 +226,8 @@ int o2h_router_add_plugin(o2h_router *r, const char *kind_key, const char *type,
         while (p && p->next)
             p = p->next;
         if (p) rc = start_plugin(r, p);
-        if (rc == O2H_OK && p && p->desc->kind == O2H_PLUGIN_DISCOVERY) proto_announce(r);
+        if (rc == O2H_OK && p && (p->discovery.announce || p->transport.announce))
+            proto_announce(r);
     }
     return rc;
 }

@@ -16,6 +16,8 @@ O2HUB_DEBIAN_PACKAGES=(
   nettle-dev                            # transports/websocket: SHA-1 and base64 (handshake)
   nodejs                                # tests/ws, bench/ws_throughput: Node clients
   chromium                              # tests/ws/test_browser.mjs: headless browser e2e
+  libmosquitto-dev                      # transports/mqtt: MQTT client library
+  mosquitto                             # tests: the MQTT broker the e2e tests start
 )
 
 o2hub_install_deps() {

@@ -17,6 +17,9 @@
  *   timecheck SVC             asks SVC's process for its time -> "timecheck ERR_US RTT_US",
  *                             ERR = its time minus ours at the midpoint of the round trip
  *   ping ADDRESS tcp|udp N    sends (our reply address, N) -> later "pong M FROM"
+ *   pings ADDRESS tcp|udp N FIRST  sends N pings numbered FIRST.. -> "pings sent K"
+ *   quiet on|off              stop (start) printing each pong; pongs are counted anyway
+ *   pongs FIRST LAST          -> "pongs K": distinct pongs received with FIRST <= M <= LAST
  *   flood ADDRESS COUNT SIZE  sends COUNT reliable messages with a SIZE-byte blob
  *                             -> "flood ok K full F other E"
  *   burst ADDRESS COUNT SIZE  the same, best effort (UDP) -> "burst ok K full F other E"
@@ -53,7 +56,12 @@ typedef struct peer_app {
     int32_t last_seq;
     bool in_order;
     int slow_us;
+    double asked_at;    /* our global time when timecheck asked */
+    bool quiet;         /* count pongs without printing them */
+    uint8_t *pong_seen; /* one byte per pong value below PONG_VALUES */
 } peer_app;
+
+#define PONG_VALUES (1 << 20)
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...) {
@@ -102,7 +110,10 @@ static void on_tapped(o2h_router *r, const o2h_msg *msg, const char *types,
 
 static void on_pong(o2h_router *r, const o2h_msg *msg, const char *types,
                     const o2h_arg *const *argv, int argc, void *user_data) {
-    say("pong %d %s", argv[0]->i, argv[1]->s);
+    peer_app *app = user_data;
+    int v = argv[0]->i;
+    if (v >= 0 && v < PONG_VALUES) app->pong_seen[v] = 1;
+    if (!app->quiet) say("pong %d %s", v, argv[1]->s);
 }
 
 static void on_rt(o2h_router *r, const o2h_msg *msg, const char *types, const o2h_arg *const *argv,
@@ -212,6 +223,26 @@ static void command(peer_app *app, char *line) {
         int rc = strcmp(b, "tcp") == 0 ? o2h_send_cmd(r, a, 0, "si", reply, n)
                                        : o2h_send(r, a, 0, "si", reply, n);
         if (rc != O2H_OK) say("ping failed %s", o2h_strerror(rc));
+    } else if (strcmp(verb, "pings") == 0) {
+        char reply[64];
+        int first = 0, sent = 0;
+        sscanf(line, "%*s %*s %*s %*d %d", &first);
+        snprintf(reply, sizeof reply, "/%s/pong", app->reply_service);
+        for (int i = 0; i < n; i++) {
+            int rc = strcmp(b, "tcp") == 0 ? o2h_send_cmd(r, a, 0, "si", reply, first + i)
+                                           : o2h_send(r, a, 0, "si", reply, first + i);
+            sent += rc == O2H_OK;
+            if (i % 64 == 0) o2h_router_poll(r, 0); /* let the transport drain what it can */
+        }
+        say("pings sent %d", sent);
+    } else if (strcmp(verb, "quiet") == 0) {
+        app->quiet = strcmp(a, "on") == 0;
+        say("quiet %s", app->quiet ? "on" : "off");
+    } else if (strcmp(verb, "pongs") == 0) {
+        int first = atoi(a), last = atoi(b), count = 0;
+        for (int v = first < 0 ? 0 : first; v <= last && v < PONG_VALUES; v++)
+            count += app->pong_seen[v];
+        say("pongs %d", count);
     } else if (strcmp(verb, "flood") == 0) {
         flood(r, a, atoi(b), n, true);
     } else if (strcmp(verb, "burst") == 0) {
@@ -294,6 +325,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "peer: %s\n", o2h_error_format(&err, line, sizeof line));
         return 1;
     }
+    app.pong_seen = calloc(PONG_VALUES, 1);
     snprintf(app.reply_service, sizeof app.reply_service, "r%d", (int)getpid());
     o2h_service_new(app.r, app.reply_service);
     char path[64];
@@ -317,5 +349,6 @@ int main(int argc, char **argv) {
         o2h_router_poll(app.r, 0);
     }
     o2h_router_free(app.r);
+    free(app.pong_seen);
     return 0;
 }

@@ -236,7 +236,11 @@ Test(daemon, check_reports_line_7_with_the_key_path) {
 
 Test(daemon, check_accepts_every_example_config) {
     const char *configs[] = {EXAMPLES_DIR "/router.json", EXAMPLES_DIR "/network-a.json",
-                             EXAMPLES_DIR "/network-b.json"};
+                             EXAMPLES_DIR "/network-b.json",
+#ifdef HAVE_MQTT
+                             EXAMPLES_DIR "/mqtt.json"
+#endif
+    };
     for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
         const char *args[] = {"o2hub",        "--config",  configs[i], "--check",
                               "--plugin-dir", PLUGIN_DIRS, NULL};

@@ -84,6 +84,16 @@ typedef struct o2h_plugin_lifecycle {
     void (*destroy)(void *instance);
 } o2h_plugin_lifecycle;
 
+/** Process information announced by a discovery backend. */
+typedef struct o2h_process_info {
+    const char *ensemble;
+    const char *name; /**< "@pppppppp:iiiiiiii:pppp" */
+    int32_t version;  /**< O2 protocol version, e.g. 0x020001 */
+    int tcp_port;
+    int udp_port;
+    uint32_t internal_ip; /**< IPv4, host byte order */
+} o2h_process_info;
+
 /**
  * A transport moves messages over some medium. Links are its connections
  * (host->link_new). send() borrows `msg`: take a reference with
@@ -98,17 +108,14 @@ typedef struct o2h_transport_ops {
     int (*send)(void *instance, void *link_ctx, o2h_msg *msg);
     /** The core no longer uses this link (service withdrawn, router stopping). */
     void (*close)(void *instance, void *link_ctx);
+    /* ABI 1.0, appended (optional; a plugin's ops_size tells whether it is there) */
+    /**
+     * A transport that also finds peers (MQTT: one broker connection both
+     * announces this process and carries messages) gets the same announce()
+     * calls as discovery plugins; see o2h_discovery_ops. NULL if it does not.
+     */
+    int (*announce)(void *instance, const o2h_process_info *self_info);
 } o2h_transport_ops;
-
-/** Process information announced by a discovery backend. */
-typedef struct o2h_process_info {
-    const char *ensemble;
-    const char *name; /**< "@pppppppp:iiiiiiii:pppp" */
-    int32_t version;  /**< O2 protocol version, e.g. 0x020001 */
-    int tcp_port;
-    int udp_port;
-    uint32_t internal_ip; /**< IPv4, host byte order */
-} o2h_process_info;
 
 /**
  * A discovery backend. The core calls announce() when the process has its
@@ -281,6 +288,24 @@ struct o2h_host {
     /** The folder of the config file `cfg` comes from ("." for config given as
      * text): plugins resolve relative paths in their config against it. */
     const char *(*cfg_dir)(const o2h_cfg *cfg);
+
+    /* processes reached through a transport's link (ABI 1.0, appended) */
+    /**
+     * Make `link` the path to the O2 process `process_name`
+     * ("@pppppppp:iiiiiiii:tttt"), for both reliable and best-effort
+     * messages, as O2 does for a process it reaches only through an MQTT
+     * broker. The core creates the peer, sends on the link this process's
+     * !_o2/cs/cs (when synchronised) and !_o2/sv, and takes the peer's !_o2/sv
+     * from messages delivered with `from` = this link. The peer is lost (its
+     * services withdrawn everywhere) when the link is freed (link_free).
+     * Called again with the same link, the core sends !_o2/cs/cs and !_o2/sv
+     * again (the process lost us and asks for our state: O2's !_o2/mqtt/dy).
+     * Returns O2H_OK,
+     * O2H_ALREADY_RUNNING when the process is already reached another way
+     * (e.g. by TCP), O2H_BAD_NAME for a malformed or our own name,
+     * O2H_NOT_INITIALIZED before this process has a name.
+     */
+    int (*process_link)(o2h_plugin *self, o2h_link *link, const char *process_name);
 };
 
 /* bridge_new flags */

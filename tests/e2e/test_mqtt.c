@@ -1,0 +1,589 @@
+/*
+ * MQTT discovery and forwarding with a real mosquitto started here on
+ * 127.0.0.1 and an ephemeral port (plus a unix socket listener), and `peer`
+ * processes (tests/e2e/peer.c) whose only discovery is the mqtt transport.
+ *
+ * The main test puts one peer in a network namespace of its own: its
+ * 127.0.0.1 is not the other's, so neither can reach the other's TCP or UDP
+ * port (the test checks this from both networks); that peer reaches the
+ * broker through the unix socket. Everything between them goes through the
+ * broker, which is killed and restarted in the middle.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <mosquitto.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <o2hub/o2hub.h>
+
+typedef struct proc {
+    pid_t pid;
+    FILE *in;   /* its stdin */
+    int out_fd; /* its stdout and stderr */
+    char out[65536];
+    size_t used;
+    size_t seen; /* output before this offset has been matched already */
+    int port;
+    bool netns; /* run in a network namespace of its own */
+    char config[160];
+} proc;
+
+static char tmpdir[64];
+static int broker_port;
+static pid_t broker_pid;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* A port that is free for TCP and UDP now (the kernel picks it). */
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* 0 if a TCP connection to 127.0.0.1:port succeeds from here, else errno. */
+static int tcp_probe(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int rc = connect(fd, (struct sockaddr *)&a, sizeof a) == 0 ? 0 : errno;
+    close(fd);
+    return rc;
+}
+
+/* The same probe from inside the network namespace of process `pid`. */
+static int tcp_probe_from(pid_t pid, int port) {
+    pid_t c = fork();
+    if (c == 0) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/ns/net", (int)pid);
+        int fd = open(path, O_RDONLY);
+        if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) _exit(255);
+        _exit(tcp_probe(port) & 0x7f);
+    }
+    int status;
+    waitpid(c, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 255;
+}
+
+static void net_ns_of(pid_t pid, char *out, size_t size) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/net", (int)pid);
+    ssize_t n = readlink(path, out, size - 1);
+    out[n > 0 ? n : 0] = '\0';
+}
+
+/* Bring up lo in a fresh network namespace (it starts down). */
+static int loopback_up(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct ifreq ifr = {0};
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+    int rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    if (rc == 0) rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
+    close(fd);
+    return rc;
+}
+
+/* Can this process make network namespaces (root, or CAP_SYS_ADMIN)? */
+static bool netns_available(void) {
+    pid_t c = fork();
+    if (c == 0) _exit(unshare(CLONE_NEWNET) == 0 && loopback_up() == 0 ? 0 : 1);
+    int status;
+    waitpid(c, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* ---- the broker ---- */
+
+static void socket_path(char *out, size_t size) {
+    snprintf(out, size, "%s/mqtt.sock", tmpdir);
+}
+
+static bool broker_ready(void) {
+    char sock[128];
+    socket_path(sock, sizeof sock);
+    struct stat st;
+    return tcp_probe(broker_port) == 0 && stat(sock, &st) == 0;
+}
+
+static void broker_start(void) {
+    char conf[128], log[128], sock[128];
+    snprintf(conf, sizeof conf, "%s/mosquitto.conf", tmpdir);
+    snprintf(log, sizeof log, "%s/mosquitto.log", tmpdir);
+    socket_path(sock, sizeof sock);
+    unlink(sock); /* left behind by a killed broker */
+    FILE *f = fopen(conf, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "per_listener_settings false\n"
+            "listener %d 127.0.0.1\n"
+            "listener 0 %s\n"
+            "allow_anonymous true\n"
+            "persistence false\n"
+            "user root\n" /* keep the user that owns tmpdir (no effect when not root) */
+            "log_dest stderr\n",
+            broker_port, sock);
+    fclose(f);
+    broker_pid = fork();
+    if (broker_pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(MOSQUITTO_EXE, "mosquitto", "-c", conf, (char *)NULL);
+        _exit(127);
+    }
+    double end = now_s() + 10;
+    while (!broker_ready() && now_s() < end)
+        usleep(20000);
+    cr_assert(broker_ready(), "mosquitto did not listen on 127.0.0.1:%d and %s", broker_port, sock);
+}
+
+static void broker_kill(void) {
+    if (broker_pid <= 0) return;
+    kill(broker_pid, SIGKILL);
+    waitpid(broker_pid, NULL, 0);
+    broker_pid = 0;
+}
+
+/* Publish raw payloads (a test's garbage) with libmosquitto, QoS 1, and wait for the acks. */
+typedef struct raw_pub {
+    const char *topic;
+    const void *data;
+    int len;
+} raw_pub;
+
+static void on_raw_published(struct mosquitto *m, void *ctx, int mid) {
+    ++*(int *)ctx;
+}
+
+static void publish_raw(const raw_pub *pubs, int n) {
+    int acked = 0;
+    mosquitto_lib_init();
+    struct mosquitto *m = mosquitto_new(NULL, true, &acked);
+    cr_assert_not_null(m);
+    mosquitto_publish_callback_set(m, on_raw_published);
+    cr_assert_eq(mosquitto_connect(m, "127.0.0.1", broker_port, 10), MOSQ_ERR_SUCCESS);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(mosquitto_publish(m, NULL, pubs[i].topic, pubs[i].len, pubs[i].data, 1, false),
+                     MOSQ_ERR_SUCCESS);
+    double end = now_s() + 10;
+    while (acked < n && now_s() < end)
+        mosquitto_loop(m, 100, 1);
+    cr_assert_eq(acked, n, "the broker acknowledged %d of %d garbage publishes", acked, n);
+    mosquitto_disconnect(m);
+    mosquitto_destroy(m);
+    mosquitto_lib_cleanup();
+}
+
+/* ---- peers ---- */
+
+/* tcp+udp on 127.0.0.1:port, and the mqtt transport as the only discovery; `broker` is
+ * the broker's address or, starting with '"', the JSON of the broker keys. */
+static void write_config(proc *p, const char *name, int port, const char *broker, bool direct) {
+    char keys[400];
+    if (broker[0] == '"')
+        snprintf(keys, sizeof keys, "%s", broker);
+    else
+        snprintf(keys, sizeof keys, "\"broker\": \"%s\"", broker);
+    snprintf(p->config, sizeof p->config, "%s/%s.json", tmpdir, name);
+    FILE *f = fopen(p->config, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "{\"ensemble\": \"e2e\", \"plugin_path\": [\"%s\"],\n"
+            " \"transports\": [{\"type\": \"tcp\", \"host\": \"127.0.0.1\", \"port\": %d},\n"
+            "                {\"type\": \"udp\", \"host\": \"127.0.0.1\", \"port\": %d},\n"
+            "                {\"type\": \"mqtt\", %s, \"keepalive\": 5,\n"
+            "                 \"direct\": %s, \"reconnect_max\": 0.5}]}\n",
+            TRANSPORT_DIR, port, port, keys, direct ? "true" : "false");
+    fclose(f);
+    p->port = port;
+}
+
+static void start(proc *p) {
+    int in[2], out[2];
+    cr_assert_eq(pipe(in), 0);
+    cr_assert_eq(pipe(out), 0);
+    p->pid = fork();
+    if (p->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
+        if (p->netns && (unshare(CLONE_NEWNET) != 0 || loopback_up() != 0)) _exit(126);
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        dup2(out[1], 2);
+        close(in[1]);
+        close(out[0]);
+        execl(PEER_EXE, "peer", p->config, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    p->in = fdopen(in[1], "w");
+    p->out_fd = out[0];
+    p->used = p->seen = 0;
+    p->out[0] = '\0';
+}
+
+static void tell(proc *p, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(p->in, fmt, ap);
+    va_end(ap);
+    fputc('\n', p->in);
+    fflush(p->in);
+}
+
+/* Wait (bounded) for a line containing `needle` after what was already matched. */
+static const char *expect(proc *p, const char *needle, double limit_s) {
+    double end = now_s() + limit_s;
+    for (;;) {
+        const char *at = strstr(p->out + p->seen, needle);
+        if (at) {
+            const char *eol = strchr(at, '\n');
+            p->seen = (size_t)((eol ? eol + 1 : at + strlen(at)) - p->out);
+            return at;
+        }
+        double left = end - now_s();
+        if (left <= 0) return NULL;
+        struct pollfd pfd = {.fd = p->out_fd, .events = POLLIN};
+        if (poll(&pfd, 1, (int)(left * 1000) + 1) <= 0) continue;
+        ssize_t n = read(p->out_fd, p->out + p->used, sizeof p->out - 1 - p->used);
+        if (n <= 0) return NULL;
+        p->used += (size_t)n;
+        p->out[p->used] = '\0';
+    }
+}
+
+static void must(proc *p, const char *needle, double limit_s) {
+    cr_assert_not_null(expect(p, needle, limit_s), "no \"%s\" from %s; output:\n%s", needle,
+                       p->config, p->out);
+}
+
+static void stop(proc *p) {
+    if (p->pid <= 0) return;
+    kill(p->pid, SIGTERM);
+    waitpid(p->pid, NULL, 0);
+    fclose(p->in);
+    close(p->out_fd);
+    p->pid = 0;
+}
+
+static void process_name(proc *p, char *name) {
+    tell(p, "name");
+    const char *at = expect(p, "name @", 5);
+    cr_assert_not_null(at);
+    sscanf(at, "name %31s", name);
+}
+
+static long stat_field(proc *p, const char *field) {
+    tell(p, "stats");
+    const char *at = expect(p, "stats delivered", 5);
+    cr_assert_not_null(at);
+    const char *f = strstr(at, field);
+    cr_assert_not_null(f);
+    return atol(f + strlen(field) + 1);
+}
+
+/* Poll "pongs FIRST LAST" until it says `want` (or the time is up); returns the last count. */
+static int pongs_within(proc *p, int first, int last, int want, double limit_s) {
+    double end = now_s() + limit_s;
+    int got = -1;
+    do {
+        tell(p, "pongs %d %d", first, last);
+        const char *at = expect(p, "pongs ", 5);
+        cr_assert_not_null(at);
+        got = atoi(at + 6);
+        if (got >= want) break;
+        usleep(100000);
+    } while (now_s() < end);
+    return got;
+}
+
+/* Reliable pings from p to `address` every 0.3 s until one is answered: the path works. */
+static void until_answered(proc *p, const char *address, int base, double limit_s) {
+    double end = now_s() + limit_s;
+    for (int i = 0; now_s() < end; i++) {
+        tell(p, "ping %s tcp %d", address, base + i);
+        if (pongs_within(p, base + 1, base + 1000, 1, 0.3) > 0) return;
+    }
+    cr_assert_fail("%s never answered after the broker came back; output:\n%s", address, p->out);
+}
+
+static void make_tmpdir(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/o2hub-mqtt-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+    broker_port = free_port();
+    broker_start();
+}
+
+static void cleanup(void) {
+    broker_kill();
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    (void)!system(cmd);
+}
+
+TestSuite(mqtt, .init = make_tmpdir, .fini = cleanup, .timeout = 120);
+
+Test(mqtt, only_through_the_broker_both_ways_and_after_a_broker_restart) {
+    if (!netns_available()) cr_skip_test("needs a network namespace (root or CAP_SYS_ADMIN)");
+    char tcp_broker[64], unix_broker[160], sock[128];
+    snprintf(tcp_broker, sizeof tcp_broker, "127.0.0.1:%d", broker_port);
+    socket_path(sock, sizeof sock);
+    snprintf(unix_broker, sizeof unix_broker, "unix:%s", sock);
+
+    /* A in this network, B in a network namespace of its own. */
+    proc a = {0}, b = {.netns = true};
+    int pa = free_port(), pb = free_port();
+    while (pb == pa)
+        pb = free_port();
+    write_config(&a, "a", pa, tcp_broker, false);
+    write_config(&b, "b", pb, unix_broker, false);
+    start(&a);
+    start(&b);
+    must(&a, "ready", 5);
+    must(&b, "ready", 5);
+
+    /* Proof that the only path is the broker: other networks, and each one's
+     * TCP port is unreachable from the other's network. */
+    char ns_a[64], ns_b[64], ns_self[64];
+    net_ns_of(a.pid, ns_a, sizeof ns_a);
+    net_ns_of(b.pid, ns_b, sizeof ns_b);
+    net_ns_of(getpid(), ns_self, sizeof ns_self);
+    cr_assert_str_eq(ns_a, ns_self);
+    cr_assert_str_neq(ns_a, ns_b, "B must run in another network namespace");
+    cr_assert_eq(tcp_probe(pa), 0, "A's TCP port is reachable in A's network");
+    cr_assert_eq(tcp_probe_from(b.pid, pb), 0, "B's TCP port is reachable in B's network");
+    cr_assert_eq(tcp_probe(pb), ECONNREFUSED,
+                 "B's TCP port must not be reachable from A's network");
+    cr_assert_eq(tcp_probe_from(b.pid, pa), ECONNREFUSED,
+                 "A's TCP port must not be reachable from B's network");
+    cr_assert_eq(tcp_probe_from(b.pid, broker_port), ECONNREFUSED,
+                 "B reaches the broker only through its unix socket");
+
+    char name_a[32], name_b[32];
+    process_name(&a, name_a);
+    process_name(&b, name_b);
+    tell(&a, "offer echoa");
+    tell(&b, "offer echob");
+    must(&a, "si echob ", 15);
+    must(&b, "si echoa ", 15);
+
+    /* Both ways, reliable (QoS 1) and best effort (QoS 0). */
+    tell(&a, "ping /echob/ping tcp 1");
+    must(&a, "pong 2 ", 5);
+    tell(&a, "ping /echob/ping udp 3");
+    must(&a, "pong 4 ", 5);
+    tell(&b, "ping /echoa/ping tcp 5");
+    must(&b, "pong 6 ", 5);
+    tell(&b, "ping /echoa/ping udp 7");
+    must(&b, "pong 8 ", 5);
+
+    /* The broker dies: nothing gets through. */
+    broker_kill();
+    usleep(300000);
+    tell(&a, "ping /echob/ping udp 9");
+    cr_assert_null(expect(&a, "pong 10 ", 1.0), "a message passed while the broker was down");
+
+    /* It comes back on the same port and socket: both reconnect by themselves. */
+    broker_start();
+    until_answered(&a, "/echob/ping", 5000, 20);
+    until_answered(&b, "/echoa/ping", 6000, 20);
+
+    /* Every reliable message sent after the recovery arrives, both ways. */
+    enum { N = 500 };
+    tell(&a, "quiet on");
+    tell(&b, "quiet on");
+    tell(&a, "pings /echob/ping tcp %d 10000", N);
+    tell(&b, "pings /echoa/ping tcp %d 20000", N);
+    must(&a, "pings sent 500", 10);
+    must(&b, "pings sent 500", 10);
+    cr_assert_eq(pongs_within(&a, 10001, 10000 + N, N, 30), N, "A: answers from B via the broker");
+    cr_assert_eq(pongs_within(&b, 20001, 20000 + N, N, 30), N, "B: answers from A via the broker");
+    cr_assert_eq(stat_field(&a, "invalid"), 0);
+    cr_assert_eq(stat_field(&b, "invalid"), 0);
+
+    tell(&a, "quit");
+    tell(&b, "quit");
+    stop(&a);
+    stop(&b);
+}
+
+Test(mqtt, garbage_on_the_o2hub_topics_is_dropped_and_counted) {
+    char broker[64];
+    snprintf(broker, sizeof broker, "127.0.0.1:%d", broker_port);
+    proc a = {0}, b = {0};
+    int pa = free_port(), pb = free_port();
+    while (pb == pa)
+        pb = free_port();
+    write_config(&a, "a", pa, broker, false);
+    write_config(&b, "b", pb, broker, false);
+    start(&a);
+    start(&b);
+    must(&a, "ready", 5);
+    must(&b, "ready", 5);
+    tell(&a, "offer echoa");
+    must(&b, "si echoa ", 15);
+    char name_a[32], inbox_a[64];
+    process_name(&a, name_a);
+    snprintf(inbox_a, sizeof inbox_a, "O2-e2e/%s", name_a);
+
+    /* An O2 message whose bytes the garbage is cut from. */
+    o2h_builder *bld = o2h_builder_new(NULL);
+    o2h_add_string(bld, "not a process name");
+    o2h_msg *m = o2h_builder_finish(bld, 0, "!_o2/mqtt/dy", O2H_FLAG_RELIABLE);
+    uint8_t whole[256] = {0}, noise[42] = {0};
+    memcpy(whole + 2, m->data, m->length); /* 2 bytes that carry nothing, as O2 sends */
+    int whole_len = (int)m->length + 2;
+    for (int i = 2; i < (int)sizeof noise; i++)
+        noise[i] = (uint8_t)(i * 37 + 11);
+    const char bad_port[] = "\0\0@00000000:7f000001:zzzz:1/dy/2.0.1";
+    const char bad_vers[] = "\0\0@00000000:7f000001:9999:1/dy/2.x";
+    raw_pub disc[] = {
+        {"O2-e2e/disc", "", 0},
+        {"O2-e2e/disc", "x", 1},
+        {"O2-e2e/disc", "\0\0hello, o2hub", 14},
+        {"O2-e2e/disc", bad_port, (int)sizeof bad_port - 1},
+        {"O2-e2e/disc", bad_vers, (int)sizeof bad_vers - 1},
+    };
+    raw_pub inbox[] = {
+        {inbox_a, "", 0},
+        {inbox_a, "\0", 1},
+        {inbox_a, noise, (int)sizeof noise},
+        {inbox_a, whole, whole_len - 5},     /* truncated */
+        {inbox_a, whole, whole_len},         /* well formed, but names no process */
+        {inbox_a, whole + 2, whole_len - 2}, /* no 2-byte prefix: misaligned */
+    };
+    int n_disc = (int)(sizeof disc / sizeof disc[0]),
+        n_inbox = (int)(sizeof inbox / sizeof inbox[0]);
+    cr_assert_eq(stat_field(&a, "invalid"), 0);
+    cr_assert_eq(stat_field(&b, "invalid"), 0);
+    publish_raw(disc, n_disc);
+    publish_raw(inbox, n_inbox);
+    o2h_msg_unref(m);
+    o2h_builder_free(bld);
+
+    /* A counts every one; B (which gets /disc only) the /disc ones. */
+    double end = now_s() + 10;
+    long got_a = 0, got_b = 0;
+    while (now_s() < end && (got_a < n_disc + n_inbox || got_b < n_disc)) {
+        got_a = stat_field(&a, "invalid");
+        got_b = stat_field(&b, "invalid");
+        if (got_a < n_disc + n_inbox || got_b < n_disc) usleep(100000);
+    }
+    cr_assert_eq(got_a, n_disc + n_inbox);
+    cr_assert_eq(got_b, n_disc);
+
+    /* Both go on working through the broker, and count nothing more. */
+    tell(&b, "ping /echoa/ping tcp 40");
+    must(&b, "pong 41 ", 5);
+    tell(&b, "ping /echoa/ping udp 42");
+    must(&b, "pong 43 ", 5);
+    cr_assert_eq(stat_field(&a, "invalid"), n_disc + n_inbox);
+    cr_assert_eq(stat_field(&b, "invalid"), n_disc);
+
+    /* A dies without a word: its will ("@A/bye" on /disc) tells B at once, long
+     * before B's peer_timeout (10 s) would. */
+    kill(a.pid, SIGKILL);
+    must(&b, "si echoa -1", 5);
+    stop(&a);
+    stop(&b);
+}
+
+Test(mqtt, a_failover_broker_finds_direct_peers_that_then_talk_without_it) {
+    /* O2's rule for two processes behind the same public address (o2hub has
+     * no STUN: every process says 00000000): found on /disc, connected directly. */
+    char broker[64], with_failover[200];
+    snprintf(broker, sizeof broker, "127.0.0.1:%d", broker_port);
+    proc a = {0}, b = {0};
+    int pa = free_port(), pb = free_port(), dead = free_port();
+    while (pb == pa)
+        pb = free_port();
+    /* A's first broker does not answer: it goes on to the next in its list. */
+    snprintf(with_failover, sizeof with_failover,
+             "\"broker\": \"127.0.0.1:%d\", \"failover\": [\"127.0.0.1:%d\"]", dead, broker_port);
+    write_config(&a, "a", pa, with_failover, true);
+    write_config(&b, "b", pb, broker, true);
+    start(&a);
+    start(&b);
+    must(&a, "ready", 5);
+    must(&b, "ready", 5);
+    tell(&a, "offer echoa");
+    must(&b, "si echoa ", 15);
+    tell(&b, "ping /echoa/ping tcp 1");
+    must(&b, "pong 2 ", 5);
+
+    /* Without the broker they still talk: the path is their own TCP and UDP. */
+    broker_kill();
+    tell(&b, "ping /echoa/ping tcp 3");
+    must(&b, "pong 4 ", 5);
+    tell(&b, "ping /echoa/ping udp 5");
+    must(&b, "pong 6 ", 5);
+    stop(&a);
+    stop(&b);
+}
+
+Test(mqtt, a_process_cut_off_from_the_broker_is_dropped_by_its_will_and_found_again) {
+    char broker[64];
+    snprintf(broker, sizeof broker, "127.0.0.1:%d", broker_port);
+    proc a = {0}, b = {0};
+    int pa = free_port(), pb = free_port();
+    while (pb == pa)
+        pb = free_port();
+    /* A keeps B through its freeze (a long peer_timeout): only B drops the other. */
+    char a_keys[200];
+    snprintf(a_keys, sizeof a_keys, "\"broker\": \"%s\", \"peer_timeout\": 60", broker);
+    write_config(&a, "a", pa, a_keys, false);
+    write_config(&b, "b", pb, broker, false);
+    start(&a);
+    start(&b);
+    must(&a, "ready", 5);
+    must(&b, "ready", 5);
+    tell(&a, "offer echoa");
+    tell(&b, "offer echob");
+    must(&b, "si echoa ", 15);
+    must(&a, "si echob ", 15);
+
+    /* A freezes: the broker stops hearing its keep-alives (1.5 x 5 s) and
+     * publishes its will; B drops A and its services. */
+    kill(a.pid, SIGSTOP);
+    must(&b, "si echoa -1", 15);
+
+    /* A wakes up, reconnects and announces itself; B makes a new link to it and
+     * A sends its services again on B's request (!_o2/mqtt/dy). */
+    kill(a.pid, SIGCONT);
+    must(&b, "si echoa ", 15);
+    tell(&b, "ping /echoa/ping tcp 1");
+    must(&b, "pong 2 ", 5);
+    tell(&a, "ping /echob/ping tcp 3");
+    must(&a, "pong 4 ", 5);
+    stop(&a);
+    stop(&b);
+}
