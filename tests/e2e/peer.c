@@ -56,7 +56,6 @@ typedef struct peer_app {
     int32_t last_seq;
     bool in_order;
     int slow_us;
-    double asked_at;    /* our global time when timecheck asked */
     bool quiet;         /* count pongs without printing them */
     uint8_t *pong_seen; /* one byte per pong value below PONG_VALUES */
 } peer_app;
