@@ -340,6 +340,7 @@ int router_route(o2h_router *r, o2h_msg *msg) {
         /* Our own process name stands for "_o2", as in O2. */
         if (!svc && len == strlen(r->process_name) && memcmp(name, r->process_name, len) == 0)
             svc = services_find(&r->services, "_o2", 3);
+        if (svc) svc->routed++;
         if (!svc) {
             r->stats.dropped_no_service++;
             router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: no service (came by %s)",

@@ -15,6 +15,7 @@
 
 #include "loader.h"
 #include "msg_internal.h"
+#include "monitor.h"
 #include "o2lite_host.h"
 #include "router.h"
 
@@ -431,6 +432,7 @@ int proto_init(o2h_router *r) {
         rc = services_add_method(r, "/_o2/dy", "sissiii", handle_dy, NULL, true, true);
     if (rc == O2H_OK) rc = services_add_method(r, "/_o2/sv", NULL, handle_sv, NULL, false, false);
     if (rc == O2H_OK) rc = o2lite_host_init(r);
+    if (rc == O2H_OK) rc = monitor_init(r);
     return rc;
 }
 

@@ -50,8 +50,9 @@ typedef struct service {
     uint32_t cap_providers;
     tap *taps;
     uint32_t n_taps, cap_taps;
-    strmap methods; /* key -> method*, only while a local provider exists */
-    method *whole;  /* handler for every message to the service, or NULL */
+    strmap methods;  /* key -> method*, only while a local provider exists */
+    method *whole;   /* handler for every message to the service, or NULL */
+    uint64_t routed; /* messages this router routed to the service (for monitors) */
 } service;
 
 typedef struct service_table {

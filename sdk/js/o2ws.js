@@ -233,6 +233,12 @@ export class O2ws {
     if (this.connected) this.sendCmd('!_o2/ws/sv', 0, 'siisi', tapper, 1, 0, tappee, mode);
   }
 
+  /** Stop tapping `tappee` with `tapper`. */
+  untap(tappee, tapper) {
+    this._taps = this._taps.filter(([a, b]) => a !== tappee || b !== tapper);
+    if (this.connected) this.sendCmd('!_o2/ws/sv', 0, 'siisi', tapper, 0, 0, tappee, 0);
+  }
+
   /** The status of a service (STATUS.*), asked of the host. */
   status(name) {
     return new Promise((resolve) => {
