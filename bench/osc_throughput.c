@@ -16,6 +16,7 @@
 
 #include <o2hub/o2hub.h>
 
+#include "benchreport.h"
 #include "netbench.h"
 
 typedef struct tally {
@@ -62,10 +63,15 @@ static bool done(const tally *t, long n, double started) {
     return t->n >= n || nb_now() - idle_since > (t->n ? 0.5 : 10);
 }
 
-static void report(const char *what, const tally *t, long n) {
+static void report(const br_meter *meter, const char *what, const char *path, const tally *t,
+                   long n) {
     double span = t->last - t->first;
-    printf("  %-26s %10.0f msgs/s received, %ld of %ld arrived\n", what,
-           span > 0 ? (double)(t->n - 1) / span : 0, t->n, n);
+    double rate = span > 0 ? (double)(t->n - 1) / span : 0;
+    printf("  %-26s %10.0f msgs/s received, %ld of %ld arrived\n", what, rate, t->n, n);
+    br_report(
+        meter,
+        &(br_result){
+            .bench = "osc_throughput", .path = path, .payload = 28, .count = t->n, .msgs_s = rate});
 }
 
 static void on_sink(o2h_router *r, const o2h_msg *msg, const char *types,
@@ -74,6 +80,8 @@ static void on_sink(o2h_router *r, const o2h_msg *msg, const char *types,
 }
 
 static double o2hub_rate(int proto, long n) {
+    br_meter meter;
+    br_start(&meter);
     int port = nb_free_port();
     int go;
     pid_t sender = start_sender(proto, port, n, &go);
@@ -100,7 +108,8 @@ static double o2hub_rate(int proto, long n) {
     waitpid(sender, NULL, 0);
     close(go);
     o2h_router_free(r);
-    report(proto == LO_TCP ? "o2hub OSC port, TCP" : "o2hub OSC port, UDP", &t, n);
+    report(&meter, proto == LO_TCP ? "o2hub OSC port, TCP" : "o2hub OSC port, UDP",
+           proto == LO_TCP ? "o2hub-osc-tcp" : "o2hub-osc-udp", &t, n);
     return t.last > t.first ? (double)(t.n - 1) / (t.last - t.first) : 0;
 }
 
@@ -111,6 +120,8 @@ static int on_lo(const char *path, const char *types, lo_arg **argv, int argc, l
 }
 
 static double liblo_rate(int proto, long n) {
+    br_meter meter;
+    br_start(&meter);
     int port = nb_free_port();
     int go;
     pid_t sender = start_sender(proto, port, n, &go);
@@ -127,7 +138,8 @@ static double liblo_rate(int proto, long n) {
     waitpid(sender, NULL, 0);
     close(go);
     lo_server_free(s);
-    report(proto == LO_TCP ? "liblo server, TCP" : "liblo server, UDP", &t, n);
+    report(&meter, proto == LO_TCP ? "liblo server, TCP" : "liblo server, UDP",
+           proto == LO_TCP ? "liblo-tcp" : "liblo-udp", &t, n);
     return t.last > t.first ? (double)(t.n - 1) / (t.last - t.first) : 0;
 }
 
