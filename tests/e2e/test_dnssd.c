@@ -647,3 +647,51 @@ Test(dnssd, routers_survive_avahi_down_at_start_and_later) {
     o2h_router_free(b.r);
     o2h_router_free(a.r);
 }
+
+/* ---- the websocket transport publishes its HTTP server as _http._tcp ---- */
+
+static void capture_log(void *ctx, int level, const char *origin, const char *text) {
+    char *log = ctx;
+    size_t used = strlen(log);
+    snprintf(log + used, 8192 - used, "%s: %s\n", origin, text);
+}
+
+Test(dnssd, the_http_server_is_published_as_http_tcp) {
+    SKIP_WITHOUT_AVAHI();
+    static char log[8192];
+    char instance[64], json[1024];
+    snprintf(instance, sizeof instance, "o2hub-http-%d", (int)getpid());
+    snprintf(json, sizeof json,
+             "{\"ensemble\": \"webdnssd\", \"plugin_path\": [\"%s\"],"
+             " \"transports\": [{\"type\": \"websocket\", \"host\": \"127.0.0.1\", \"port\": 0,"
+             "                   \"dnssd\": true, \"dnssd_name\": \"%s\"}]}",
+             WS_DIR, instance);
+    o2h_router_options o = {.struct_size = sizeof o,
+                            .log_level = O2H_LOG_INFO,
+                            .log = capture_log,
+                            .log_ctx = log,
+                            .log_level_fixed = true};
+    o2h_error err;
+    o2h_router *r = o2h_router_new_from_json(json, "web.json", &o, &err);
+    cr_assert_not_null(r, "%s", err.message);
+    cr_assert_eq(o2h_router_start(r), O2H_OK, "%s", log);
+    const char *at = strstr(log, "http://127.0.0.1:");
+    cr_assert_not_null(at, "%s", log);
+    int port = atoi(at + strlen("http://127.0.0.1:"));
+    DNSServiceRef browse;
+    cr_assert_eq(DNSServiceBrowse(&browse, 0, 0, "_http._tcp", "local.", on_test_browse, NULL), 0);
+    add_ref(browse);
+    const seen *found = NULL;
+    /* Until our browse resolves it and the router has seen avahi confirm it. */
+    for (double end = now_s() + 15; (!found || !strstr(log, "published")) && now_s() < end;) {
+        o2h_router_poll(r, 5);
+        pump(-1, 5);
+        for (int i = 0; i < n_seen; i++)
+            if (seen_list[i].resolved && strcmp(seen_list[i].instance, instance) == 0)
+                found = &seen_list[i];
+    }
+    cr_assert_not_null(found, "%s not found by browsing _http._tcp; log:\n%s", instance, log);
+    cr_assert_eq(found->port, port, "published port %d, serving on %d", found->port, port);
+    cr_assert_not_null(strstr(log, "published"), "%s", log);
+    o2h_router_free(r);
+}

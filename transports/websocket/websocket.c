@@ -39,6 +39,7 @@
 
 #include <o2hub/plugin.h>
 
+#include "http_dnssd.h"
 #include "http_path.h"
 #include "o2ws_codec.h"
 #include "ws_frame.h"
@@ -98,6 +99,9 @@ struct ws_transport {
     int n_conns;
     o2h_builder *builder;
     o2ws_buf text; /* scratch for formatting one message */
+    bool dnssd;    /* publish as _http._tcp */
+    char *dnssd_name;
+    http_dnssd *published;
 };
 
 /* ---- small helpers ---- */
@@ -790,6 +794,7 @@ static void ws_close(void *instance, void *link_ctx) {
 
 static void free_config(ws_transport *tr) {
     free(tr->root);
+    free(tr->dnssd_name);
     for (int i = 0; i < tr->n_mounts; i++)
         free(tr->mounts[i].dir);
 }
@@ -828,7 +833,7 @@ static int ws_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg,
     tr->host = host;
     tr->self = self;
     tr->root_fd = -1;
-    const char *bind_host, *root;
+    const char *bind_host, *root, *dnssd_name = NULL;
     int64_t port;
     int rc = O2H_OK;
     if (host->cfg_string(cfg, "host", "127.0.0.1", &bind_host) == O2H_CONFIG_ERROR ||
@@ -837,8 +842,15 @@ static int ws_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg,
         host->cfg_int(cfg, "max_frame", 65536, 125, 16 << 20, &tr->max_frame) == O2H_CONFIG_ERROR ||
         host->cfg_int(cfg, "max_clients", 256, 1, 65536, &tr->max_clients) == O2H_CONFIG_ERROR ||
         host->cfg_int(cfg, "send_queue_bytes", 4 << 20, 1024, (int64_t)1 << 32, &tr->queue_limit) ==
-            O2H_CONFIG_ERROR)
+            O2H_CONFIG_ERROR ||
+        host->cfg_bool(cfg, "dnssd", false, &tr->dnssd) == O2H_CONFIG_ERROR ||
+        host->cfg_string(cfg, "dnssd_name", host->ensemble(self), &dnssd_name) == O2H_CONFIG_ERROR)
         rc = O2H_CONFIG_ERROR;
+    if (rc == O2H_OK && tr->dnssd && !http_dnssd_available())
+        rc = host->cfg_error(cfg, "dnssd",
+                             "this build has no DNS-SD (avahi's dns_sd.h was not found)");
+    if (rc == O2H_OK && !(tr->dnssd_name = strdup(dnssd_name ? dnssd_name : "o2hub")))
+        rc = O2H_NO_MEMORY;
     if (rc == O2H_OK) rc = read_mounts(tr, cfg);
     if (rc == O2H_OK) {
         memset(&tr->bind_addr, 0, sizeof tr->bind_addr);
@@ -896,12 +908,15 @@ static int ws_start(void *instance) {
     inet_ntop(AF_INET, &tr->bind_addr.sin_addr, ip, sizeof ip);
     tr->host->log(tr->self, O2H_LOG_INFO, "serving %s at http://%s:%d/ (WebSocket at %s)",
                   tr->root ? tr->root : "no files", ip, tr->port, WS_PATH);
+    if (tr->dnssd) tr->published = http_dnssd_start(tr->host, tr->self, tr->dnssd_name, tr->port);
     mhd_run(tr);
     return O2H_OK;
 }
 
 static void ws_stop(void *instance) {
     ws_transport *tr = instance;
+    http_dnssd_stop(tr->published);
+    tr->published = NULL;
     while (tr->conns) {
         ws_conn *c = tr->conns;
         /* a last word if the socket takes it at once (no waiting): 1001 going away */
