@@ -173,10 +173,11 @@ static bool si_wanted(o2h_router *r) {
     return o2 && strmap_getn(&o2->methods, "/si", 3);
 }
 
-void proto_notify_si(o2h_router *r, const char *name) {
+/* `gone`: the process whose provider just left, named when the service is gone. */
+static void notify_si(o2h_router *r, const char *name, const char *gone) {
     if (!si_wanted(r)) return;
     service *s = services_find(&r->services, name, strlen(name));
-    const char *process = "", *props = "";
+    const char *process = gone ? gone : "", *props = "";
     int status = O2H_STATUS_UNKNOWN;
     if (s) {
         status = service_status(r, s);
@@ -195,9 +196,14 @@ void proto_notify_si(o2h_router *r, const char *name) {
     if (m) o2h_send_msg(r, m); /* queued if a handler is running */
 }
 
-void proto_service_changed(o2h_router *r, const char *name, provider_kind kind, bool added) {
+void proto_notify_si(o2h_router *r, const char *name) {
+    notify_si(r, name, NULL);
+}
+
+static void service_changed(o2h_router *r, const char *name, provider_kind kind, bool added,
+                            const char *gone) {
     if (r->closing) return;
-    proto_notify_si(r, name);
+    notify_si(r, name, gone);
     if (strcmp(name, "_cs") == 0) clock_reference_changed(r);
     if (kind == PROVIDER_PEER || !announced_name(name) || !named(r)) return;
     const char *props = "";
@@ -210,6 +216,15 @@ void proto_service_changed(o2h_router *r, const char *name, provider_kind kind, 
         if (!p->tcp) continue;
         send_and_release(r, p->tcp, one_service_item(r, name, added && s, props));
     }
+}
+
+void proto_service_changed(o2h_router *r, const char *name, provider_kind kind, bool added) {
+    service_changed(r, name, kind, added, NULL);
+}
+
+void proto_service_removed(o2h_router *r, const char *name, provider_kind kind,
+                           const char *process) {
+    service_changed(r, name, kind, false, process);
 }
 
 /* ---- peers ---- */

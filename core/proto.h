@@ -54,6 +54,14 @@ void proto_link_closed(o2h_router *r, o2h_link *link);
  */
 void proto_service_changed(o2h_router *r, const char *name, provider_kind kind, bool added);
 
+/**
+ * A provider of `name` left: as proto_service_changed(.., false), and if the
+ * service is gone, /_o2/si names `process` (the one that left: "_o2" for
+ * this process) with status -1, as O2 does.
+ */
+void proto_service_removed(o2h_router *r, const char *name, provider_kind kind,
+                           const char *process);
+
 /** Tell the local /_o2/si handler (if any) the service's current state. */
 void proto_notify_si(o2h_router *r, const char *name);
 

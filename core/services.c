@@ -220,15 +220,17 @@ int services_add_peer(o2h_router *r, const char *name, struct peer *who, const c
 
 static void remove_provider_at(o2h_router *r, service *s, uint32_t i) {
     provider_kind kind = s->providers[i].kind;
-    char name[128];
+    char name[128], process[32];
     snprintf(name, sizeof name, "%s", s->name);
+    snprintf(process, sizeof process, "%s",
+             kind == PROVIDER_PEER ? s->providers[i].peer->name : "_o2");
     if (kind == PROVIDER_LOCAL) free_methods(s);
     free(s->providers[i].properties);
     s->providers[i] = s->providers[--s->n_providers];
     /* If the active provider left, the greatest remaining takes over. */
     if (i == 0) promote_best(r, s);
     drop_if_empty(r, s);
-    proto_service_changed(r, name, kind, false);
+    proto_service_removed(r, name, kind, process);
 }
 
 int services_remove(o2h_router *r, const char *name, provider_kind kind, const void *link_or_peer) {

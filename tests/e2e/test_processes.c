@@ -47,7 +47,9 @@ Test(processes, echo_over_tcp_and_udp_loss_and_reconnection) {
 
     /* A dies: B learns it from the TCP connection, its status and /_o2/si say so. */
     stop(&a, SIGKILL);
-    must(&b, "si echo -1", 10);
+    char gone[64];
+    snprintf(gone, sizeof gone, "si echo -1 %s", name_a); /* names the process that left */
+    must(&b, gone, 10);
     tell(&b, "status echo");
     must(&b, "status echo -1", 5);
 
