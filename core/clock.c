@@ -71,7 +71,7 @@ static void became_synced(o2h_router *r) {
 }
 
 /* A new estimate of global time at local time `l`: set, slew or jump. */
-static void set_clock(o2h_router *r, double estimate, double l) {
+void clock_estimate(o2h_router *r, double estimate, double l) {
     clock_state *c = &r->clock;
     if (!c->synced) {
         c->synced = true;
@@ -85,7 +85,10 @@ static void set_clock(o2h_router *r, double estimate, double l) {
     double error = estimate - now;
     c->g_base = now;
     c->l_base = l;
-    if (error > 1.0) {
+    if ((error > 1.0 || error < -1.0) && c->jump_fn && c->jump_fn(c->jump_ctx, l, now, estimate)) {
+        c->g_base = estimate; /* the application asked for the jump */
+        c->rate = 1.0;
+    } else if (error > 1.0) {
         c->g_base = estimate; /* far behind: jump forward */
         c->rate = 1.0;
     } else if (error >= -1.0) {
@@ -138,7 +141,7 @@ static void handle_put(o2h_router *r, const o2h_msg *msg, const char *types,
     }
     c->mean_rtt = sum / CLOCK_HISTORY;
     c->min_rtt = c->rtt[best];
-    set_clock(r, now + c->offset[best], now);
+    clock_estimate(r, now + c->offset[best], now);
 }
 
 /* !_cs/get "is" at the reference: serial, reply-to. */
@@ -175,6 +178,11 @@ int clock_init(o2h_router *r) {
     if (rc == O2H_OK) rc = services_add_method(r, "/_o2/cs/cs", "s", handle_cs, NULL, false, true);
     if (rc == O2H_OK) rc = services_add_method(r, "/_o2/cs/rt", "s", handle_rt, NULL, false, true);
     return rc;
+}
+
+void o2h_time_jump_callback_set(o2h_router *r, o2h_time_jump_fn fn, void *ctx) {
+    r->clock.jump_fn = fn;
+    r->clock.jump_ctx = ctx;
 }
 
 int o2h_roundtrip(const o2h_router *r, double *mean, double *least) {

@@ -29,6 +29,8 @@ typedef struct clock_state {
     int replies;
     double rtt[CLOCK_HISTORY], offset[CLOCK_HISTORY];
     double mean_rtt, min_rtt;
+    o2h_time_jump_fn jump_fn;
+    void *jump_ctx;
 } clock_state;
 
 /** Install the handlers for /_o2/cs/put and /_o2/cs/cs. */
@@ -37,6 +39,13 @@ void clock_fini(o2h_router *r);
 
 /** Global time now (-1 if not synchronised). */
 double clock_global(const o2h_router *r);
+
+/**
+ * A new estimate of O2 time at local time `l` (from the pings, or a test):
+ * the first sets the clock; later ones slew it, or jump (see
+ * o2h_time_jump_callback_set).
+ */
+void clock_estimate(o2h_router *r, double estimate, double l);
 
 /** Become the reference: offer "_cs", synchronised at once. */
 int clock_become_reference(o2h_router *r);

@@ -4,6 +4,8 @@
 
 #include <o2hub/o2hub.h>
 
+#include "router.h"
+
 typedef struct arrivals {
     int n;
     int32_t order[16];
@@ -133,5 +135,54 @@ Test(sched, a_stamp_far_in_the_future_is_held_safely) {
     for (int i = 0; i < 5; i++)
         o2h_router_poll(r, 1);
     cr_assert_eq(a.n, 0);
+    o2h_router_free(r);
+}
+
+/* ---- clock jumps (O2's time jump callback) ---- */
+
+typedef struct jumps {
+    int calls;
+    double old_global, new_global;
+    bool answer;
+} jumps;
+
+static bool on_jump(void *ctx, double local_time, double old_global, double new_global) {
+    jumps *j = ctx;
+    j->calls++;
+    j->old_global = old_global;
+    j->new_global = new_global;
+    return j->answer;
+}
+
+Test(sched, a_jump_callback_decides_big_clock_changes) {
+    o2h_router_options o = {.struct_size = sizeof o, .ensemble = "jump"};
+    o2h_router *r = o2h_router_new(&o, NULL);
+    jumps j = {.answer = true};
+    o2h_time_jump_callback_set(r, on_jump, &j);
+    double l = o2h_local_time(r);
+    clock_estimate(r, 100.0, l); /* the first estimate sets the clock: no callback */
+    cr_assert_eq(j.calls, 0);
+    cr_assert_float_eq(o2h_time_get(r), 100.0 + (o2h_local_time(r) - l), 1e-3);
+
+    l = o2h_local_time(r);
+    clock_estimate(r, 50.0, l); /* 50 s back: the callback says jump */
+    cr_assert_eq(j.calls, 1);
+    cr_assert_float_eq(j.new_global, 50.0, 1e-9);
+    cr_assert_gt(j.old_global, 99.9);
+    cr_assert_lt(o2h_time_get(r), 51.0, "jumped back at once");
+
+    j.answer = false;
+    l = o2h_local_time(r);
+    clock_estimate(r, 40.0, l); /* 10 s back, declined: the clock stops, never runs back */
+    cr_assert_eq(j.calls, 2);
+    double t1 = o2h_time_get(r);
+    cr_assert_geq(t1, 50.0);
+    for (int i = 0; i < 3; i++)
+        o2h_router_poll(r, 5);
+    cr_assert_float_eq(o2h_time_get(r), t1, 1e-9, "stopped until local time catches up");
+
+    l = o2h_local_time(r);
+    clock_estimate(r, t1 + 0.5, l); /* small errors slew: no callback */
+    cr_assert_eq(j.calls, 2);
     o2h_router_free(r);
 }

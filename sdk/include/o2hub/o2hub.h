@@ -269,6 +269,19 @@ O2H_EXPORT int o2h_clock_set(o2h_router *r);
  */
 O2H_EXPORT int o2h_roundtrip(const o2h_router *r, double *mean, double *least);
 
+/**
+ * Called when a new estimate of O2 time differs from this router's clock by
+ * more than a second (O2's time jump callback). Return true to jump to
+ * `new_global` at once, backwards too; false keeps O2's default: a forward
+ * jump is taken, a backward one stops the clock until local time catches up
+ * (so O2 time never runs backwards).
+ */
+typedef bool (*o2h_time_jump_fn)(void *ctx, double local_time, double old_global,
+                                 double new_global);
+
+/** Set (or clear, with NULL) the time jump callback. */
+O2H_EXPORT void o2h_time_jump_callback_set(o2h_router *r, o2h_time_jump_fn fn, void *ctx);
+
 /* ---- Counters ------------------------------------------------------------ */
 
 /** Message counters of a router. Grows only at the end. */
