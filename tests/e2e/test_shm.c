@@ -437,7 +437,6 @@ Test(shm, full_rings_refuse_and_count_both_ways) {
     o2sm_stats cs;
     o2sm_get_stats(c, &cs);
     cr_assert_eq(cs.send_full, (uint64_t)refused);
-    /* With send_wait_ms the send waits, but only that long. */
     o2sm_finish(c);
     double deadline = now_s() + WAIT_S;
     while (sink_count < sent && now_s() < deadline)
@@ -445,6 +444,7 @@ Test(shm, full_rings_refuse_and_count_both_ways) {
     cr_assert_eq(sink_count, sent, "what was accepted is delivered, even after the client left");
     cr_assert_eq(sink_errors, 0);
 
+    /* With send_wait_ms a send waits for room, but only that long. */
     c = connect_polling(h.r, h.socket, 50, NULL);
     cr_assert_not_null(c);
     int rc = O2H_OK;
@@ -458,6 +458,64 @@ Test(shm, full_rings_refuse_and_count_both_ways) {
     cr_assert(waited >= 0.045 && waited < 1.0, "waited %.3f s", waited);
     o2sm_finish(c);
     o2h_router_free(h.r);
+}
+
+/* ---- wake-ups are never lost ---- */
+
+typedef struct flood {
+    o2sm_client *c;
+    int n, sent, failed;
+} flood;
+
+static void *flood_thread(void *arg) {
+    flood *f = arg;
+    for (int i = 0; i < f->n; i++) {
+        int rc = o2sm_send(f->c, "/main/x", 0, "i", i);
+        if (rc == O2H_OK)
+            f->sent++;
+        else
+            f->failed++;
+        /* Vary the pace, so the host is sometimes ahead, sometimes behind. */
+        double until = now_s() + (double)((i >> 10) % 4) * 1e-7;
+        while (now_s() < until)
+            ;
+    }
+    return NULL;
+}
+
+/*
+ * A tiny batch (and, second time round, a host that spins for records)
+ * makes the host leave and re-enter its ring callback all the time: every
+ * message must still arrive, in order, without a stall.
+ */
+static void flood_with(const char *extra) {
+    host h;
+    start_host(&h, extra);
+    sink_count = sink_errors = 0;
+    cr_assert_eq(o2h_service_new(h.r, "main"), O2H_OK);
+    cr_assert_eq(o2h_method_new(h.r, "/main/x", "i", on_sink, NULL, false, true), O2H_OK);
+    flood f = {.n = 200000};
+    f.c = connect_polling(h.r, h.socket, 2000, NULL);
+    cr_assert_not_null(f.c);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, flood_thread, &f), 0);
+    double deadline = now_s() + 60;
+    while (sink_count < f.n && now_s() < deadline)
+        o2h_router_poll(h.r, 100); /* long waits: only the client's wake-ups end them early */
+    pthread_join(t, NULL);
+    cr_assert_eq(f.failed, 0);
+    cr_assert_eq(sink_count, f.n, "%s: %d of %d arrived", extra, sink_count, f.n);
+    cr_assert_eq(sink_errors, 0, "in order");
+    o2sm_finish(f.c);
+    o2h_router_free(h.r);
+}
+
+Test(shm, no_lost_wakeups_with_a_batch_of_one) {
+    flood_with(", \"batch\": 2");
+}
+
+Test(shm, no_lost_wakeups_when_the_host_spins) {
+    flood_with(", \"batch\": 3, \"spin_ns\": 2000");
 }
 
 /* ---- bad input ---- */
@@ -601,6 +659,8 @@ Test(shm, bad_config_values_name_the_key) {
     expect_config_error("\"name\": \"a b\"", "name");
     expect_config_error("\"name\": \"\"", "name");
     expect_config_error("\"batch\": 0", "batch");
+    expect_config_error("\"spin_ns\": -1", "spin_ns");
+    expect_config_error("\"socket\": \"\"", "socket");
     expect_config_error("\"ringbytes\": 4096", "ringbytes");
 }
 

@@ -29,7 +29,7 @@
  * a stale socket file (nobody accepting on it) is replaced.
  *
  * Config: { "type": "shm", "name": "o2hub", "socket": "/tmp/o2sm-<name>.sock",
- *           "ring_bytes": 1048576, "max_clients": 64, "batch": 1024 }
+ *           "ring_bytes": 1048576, "max_clients": 64, "batch": 1024, "spin_ns": 0 }
  */
 #include <dirent.h>
 #include <errno.h>
@@ -77,6 +77,7 @@ typedef struct shm_client {
     o2h_link *link;
     int id;
     int pid;
+    int64_t spin_ns; /* adaptive: how long the next spin for more records lasts */
     char label[32];
     struct shm_client *next;
 } shm_client;
@@ -89,6 +90,7 @@ struct shm_transport {
     int64_t ring_bytes;
     int64_t max_clients;
     int64_t batch;
+    int64_t spin_ns; /* 0: never spin; else the most a ring callback spins for more records */
     int listen_fd;
     bool own_socket_file; /* we bound it: unlink at stop */
     o2h_watch *listen_watch;
@@ -230,8 +232,9 @@ static void control(shm_client *c, const o2h_msg *m) {
 
 /* ---- receiving ---- */
 
-/* Deliver up to `budget` records; returns how many were taken. */
-static int drain(shm_client *c, int budget, bool *corrupt) {
+/* Deliver up to `budget` records; returns how many were taken. *stuck is set
+ * when records remain that could not be taken now (out of memory). */
+static int drain(shm_client *c, int budget, bool *corrupt, bool *stuck) {
     shm_transport *tr = c->tr;
     const o2h_host *h = tr->host;
     int done = 0;
@@ -244,7 +247,10 @@ static int drain(shm_client *c, int budget, bool *corrupt) {
             break;
         }
         o2h_msg *m = h->msg_alloc(tr->self, n ? n : 4);
-        if (!m) break; /* out of memory: try again on the next wake-up */
+        if (!m) {
+            *stuck = true;
+            break;
+        }
         o2sm_ring_take(&c->rx, m->data, n);
         m->length = n;
         if (++done % RELEASE_EVERY == 0) o2sm_ring_release(&c->rx);
@@ -265,29 +271,70 @@ static int drain(shm_client *c, int budget, bool *corrupt) {
     return done;
 }
 
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/*
+ * With "spin_ns": before going back to epoll, watch the ring for a while: a
+ * record that comes within the spin costs neither the client a write() nor
+ * the router an epoll wake-up. Adaptive: a spin that caught a record doubles
+ * the next one (up to spin_ns), one that did not halves it (down to 1/64).
+ */
+static bool spin_for_more(shm_client *c) {
+    int64_t max = c->tr->spin_ns, min = max / 64 > 0 ? max / 64 : 1;
+    if (c->spin_ns <= 0) c->spin_ns = max;
+    int64_t end = mono_ns() + c->spin_ns;
+    do {
+        for (int i = 0; i < 64; i++) {
+            if (atomic_load_explicit(&c->rx.ctl->head, memory_order_acquire) != c->rx.pos) {
+                c->spin_ns = c->spin_ns * 2 < max ? c->spin_ns * 2 : max;
+                return true;
+            }
+            cpu_relax();
+        }
+    } while (mono_ns() < end);
+    c->spin_ns = c->spin_ns / 2 > min ? c->spin_ns / 2 : min;
+    return false;
+}
+
+/*
+ * The client's eventfd fired. Deliver at most `batch` records, so that one
+ * busy client cannot starve the others or the router's own work; if more
+ * remain the eventfd is made readable and the loop calls again. Once the
+ * ring is empty: clear the eventfd, raise consumer_sleeping, and look once
+ * more (o2sm_ring_prepare_sleep). So the callback always ends either asleep
+ * with the flag raised after a last look, or with the eventfd readable: a
+ * record is never left without a wake-up.
+ */
 static void on_ring_event(void *ctx, int fd, unsigned events) {
     shm_client *c = ctx;
     (void)fd;
     (void)events;
     c->busy++;
     int budget = (int)c->tr->batch;
-    bool corrupt = false;
+    bool corrupt = false, stuck = false;
     while (!c->dead) {
-        budget -= drain(c, budget, &corrupt);
+        budget -= drain(c, budget, &corrupt, &stuck);
         if (corrupt) {
             c->tr->host->count_invalid(c->tr->self, "corrupt shm ring");
             client_close(c, "corrupt ring");
             break;
         }
         if (c->dead) break;
-        if (budget <= 0) break; /* more next iteration: the eventfd stays readable */
-        efd_clear(c->efd_in);
-        if (o2sm_ring_prepare_sleep(&c->rx)) break; /* asleep: the client wakes us */
-        /* a record arrived while we were clearing: keep going */
-        if (budget <= 0) {
+        if (budget <= 0 || stuck) {
+            /* Come back on the next loop iteration. The eventfd may have been
+             * cleared by an earlier round of this loop: make sure it is not. */
             efd_signal(c->efd_in);
             break;
         }
+        if (c->tr->spin_ns > 0 && spin_for_more(c)) continue;
+        efd_clear(c->efd_in);
+        if (o2sm_ring_prepare_sleep(&c->rx)) break; /* asleep: the client wakes us */
     }
     c->busy--;
     if (c->dead && !c->busy) free(c);
@@ -475,8 +522,8 @@ static void on_sock_event(void *ctx, int fd, unsigned events) {
         } else if (n == 0 || (errno != EAGAIN && errno != EINTR) ||
                    (events & (O2H_EV_HUP | O2H_EV_ERROR))) {
             /* What it sent before dying is still delivered. */
-            bool corrupt = false;
-            drain(c, 1 << 30, &corrupt);
+            bool corrupt = false, stuck = false;
+            drain(c, 1 << 30, &corrupt, &stuck);
             client_close(c, "connection closed");
         }
     }
@@ -622,7 +669,8 @@ static int shm_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg
         goto fail;
     }
     if (host->cfg_int(cfg, "max_clients", 64, 1, 4096, &tr->max_clients) == O2H_CONFIG_ERROR ||
-        host->cfg_int(cfg, "batch", 1024, 1, 1 << 20, &tr->batch) == O2H_CONFIG_ERROR)
+        host->cfg_int(cfg, "batch", 1024, 1, 1 << 20, &tr->batch) == O2H_CONFIG_ERROR ||
+        host->cfg_int(cfg, "spin_ns", 0, 0, 1000000, &tr->spin_ns) == O2H_CONFIG_ERROR)
         goto fail;
     *instance = tr;
     return O2H_OK;
