@@ -664,6 +664,23 @@ Test(shm, bad_config_values_name_the_key) {
     expect_config_error("\"ringbytes\": 4096", "ringbytes");
 }
 
+Test(shm, client_learns_at_once_when_the_host_goes) {
+    host h;
+    start_host(&h, NULL);
+    o2sm_client *c = connect_polling(h.r, h.socket, 0, NULL);
+    cr_assert_not_null(c);
+    cr_assert(o2sm_connected(c));
+    o2h_router_free(h.r);
+    double t0 = now_s();
+    int rc = o2sm_wait(c, 2000); /* the closed socket ends the wait */
+    cr_assert_eq(rc, O2H_TCP_HUP);
+    cr_assert_lt(now_s() - t0, 1.0);
+    cr_assert_eq(o2sm_poll(c), O2H_TCP_HUP);
+    cr_assert(!o2sm_connected(c));
+    cr_assert_eq(o2sm_send(c, "/svc/x", 0, "i", 1), O2H_TCP_HUP);
+    cr_assert_eq(o2sm_finish(c), O2H_OK);
+}
+
 Test(shm, no_host_and_bad_names) {
     int err = 0;
     char path[128];
