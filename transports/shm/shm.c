@@ -279,11 +279,21 @@ static inline void cpu_relax(void) {
 #endif
 }
 
+/* Records waiting in another client's ring (its callback will run next). */
+static bool others_waiting(const shm_client *c) {
+    for (const shm_client *o = c->tr->clients; o; o = o->next)
+        if (o != c && o->state == CL_ACTIVE && !o->dead &&
+            atomic_load_explicit(&o->rx.ctl->head, memory_order_relaxed) != o->rx.pos)
+            return true;
+    return false;
+}
+
 /*
  * With "spin_ns": before going back to epoll, watch the ring for a while: a
  * record that comes within the spin costs neither the client a write() nor
- * the router an epoll wake-up. Adaptive: a spin that caught a record doubles
- * the next one (up to spin_ns), one that did not halves it (down to 1/64).
+ * the router an epoll wake-up. The spin ends early when another client has
+ * records. Adaptive: a spin that caught a record doubles the next one (up to
+ * spin_ns), one that did not halves it (down to 1/64 of it).
  */
 static bool spin_for_more(shm_client *c) {
     int64_t max = c->tr->spin_ns, min = max / 64 > 0 ? max / 64 : 1;
@@ -297,6 +307,7 @@ static bool spin_for_more(shm_client *c) {
             }
             cpu_relax();
         }
+        if (others_waiting(c)) return false;
     } while (mono_ns() < end);
     c->spin_ns = c->spin_ns / 2 > min ? c->spin_ns / 2 : min;
     return false;
