@@ -58,6 +58,10 @@ struct o2sm_client {
     timed *heap;
     uint32_t heap_len, heap_cap, max_timed;
     uint64_t timed_seq;
+    /* the answer to o2sm_status */
+    char status_of[64];
+    int status_value;
+    bool status_got;
     /* decoding */
     o2h_arg *args;
     const o2h_arg **argv;
@@ -605,9 +609,26 @@ static void dispatch_bundle(o2sm_client *c, const o2h_msg *bundle) {
     }
 }
 
+/* The host's answer to !_o2/o2sm/st: "!_o2/st" "si". */
+static void take_status(o2sm_client *c, const o2h_msg *msg) {
+    o2h_reader rd;
+    o2h_arg name, status;
+    if (strcmp(o2h_msg_types(msg), "si") != 0 || o2h_reader_init(&rd, msg, NULL, 0) != O2H_OK ||
+        o2h_reader_next(&rd, 's', &name) != O2H_OK || o2h_reader_next(&rd, 'i', &status) != O2H_OK)
+        return;
+    if (strcmp(name.s, c->status_of) == 0) {
+        c->status_value = status.i;
+        c->status_got = true;
+    }
+}
+
 static void dispatch_now(o2sm_client *c, const o2h_msg *msg) {
     if (o2h_msg_is_bundle(msg)) {
         dispatch_bundle(c, msg);
+        return;
+    }
+    if (strcmp(o2h_msg_address(msg), "!_o2/st") == 0) {
+        take_status(c, msg);
         return;
     }
     const char *key = o2h_msg_address(msg) + 1;
@@ -804,6 +825,29 @@ int o2sm_wait(o2sm_client *c, int timeout_ms) {
             return O2H_TCP_HUP;
         if (has_input(c)) return 1;
     }
+}
+
+int o2sm_status(o2sm_client *c, const char *service, int timeout_ms) {
+    if (!service || strlen(service) >= sizeof c->status_of || timeout_ms < 0) return O2H_BAD_ARGS;
+    snprintf(c->status_of, sizeof c->status_of, "%s", service);
+    c->status_got = false;
+    int rc = o2sm_send_cmd(c, "!_o2/o2sm/st", 0, "s", service);
+    if (rc != O2H_OK) return rc;
+    int64_t deadline = mono_ns() + (int64_t)timeout_ms * 1000000;
+    for (;;) {
+        rc = o2sm_poll(c);
+        if (rc < 0) return rc;
+        if (c->status_got) {
+            c->status_of[0] = '\0';
+            return c->status_value;
+        }
+        int64_t left = deadline - mono_ns();
+        if (left <= 0) break;
+        rc = o2sm_wait(c, (int)((left + 999999) / 1000000));
+        if (rc < 0) return rc;
+    }
+    c->status_of[0] = '\0';
+    return O2H_BLOCKED;
 }
 
 int o2sm_finish(o2sm_client *c) {

@@ -139,6 +139,13 @@ int o2sm_poll(o2sm_client *c);
  */
 int o2sm_wait(o2sm_client *c, int timeout_ms);
 
+/**
+ * Ask the host for the status of `service` (enum o2h_status; O2H_STATUS_UNKNOWN
+ * when nobody offers it) and wait up to `timeout_ms` for the answer. Messages
+ * that arrive meanwhile are delivered as by o2sm_poll. O2H_BLOCKED on timeout.
+ */
+int o2sm_status(o2sm_client *c, const char *service, int timeout_ms);
+
 /** A descriptor readable when the host wrote to this client (for a poll loop of your own). */
 int o2sm_fd(const o2sm_client *c);
 

@@ -207,6 +207,7 @@ typedef struct thread_client {
     int rc;
     int pings;
     double at_stamp, at_seen; /* a timed message: its time and when it was handled */
+    int status_main, status_proc, status_none; /* o2sm_status after the exchange */
     o2sm_stats stats;
 } thread_client;
 
@@ -246,6 +247,9 @@ static void *thread_main(void *arg) {
     atomic_store(&t->synced, 1);
     t->rc = t->x.go ? exchange_run(&t->x, 120) : -2;
     o2sm_get_stats(c, &t->stats);
+    t->status_main = o2sm_status(c, "main", 2000);
+    t->status_proc = o2sm_status(c, "proc", 2000);
+    t->status_none = o2sm_status(c, "nobody", 2000);
     atomic_store(&t->done, 1);
     while (!atomic_load(&t->stop) && o2sm_poll(c) >= 0)
         o2sm_wait(c, 5);
@@ -299,6 +303,10 @@ Test(shm, thread_and_process_exchange_a_million_each_way_then_kill) {
     double elapsed = now_s() - t0;
     cr_assert_eq(t.rc, 0, "thread exchange: sent %u received %u acked %u errors %u", t.x.sent,
                  t.x.received, t.x.acked, t.x.errors);
+    /* Status queries through the bridge: the host's own service, a bridged one, none. */
+    cr_assert_eq(t.status_main, O2H_STATUS_LOCAL);
+    cr_assert_eq(t.status_proc, O2H_STATUS_BRIDGE);
+    cr_assert_eq(t.status_none, O2H_STATUS_UNKNOWN);
 
     unsigned p_sent, p_received, p_errors;
     uint64_t p_send_sum, p_recv_sum;
