@@ -576,6 +576,61 @@ Test(shm, corrupt_ring_drops_the_client_and_is_counted) {
     o2h_router_free(h.r);
 }
 
+static int raw_connect(const char *path) {
+    int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    cr_assert_eq(connect(s, (struct sockaddr *)&a, sizeof a), 0);
+    return s;
+}
+
+/* Poll the router until the host closes `s` (recv returns 0); the seconds it took, or -1. */
+static double until_closed(o2h_router *r, int s, double limit_s, o2sm_welcome *w, bool *got_w) {
+    double t0 = now_s();
+    while (now_s() - t0 < limit_s) {
+        o2h_router_poll(r, 5);
+        uint8_t buf[sizeof(o2sm_welcome)];
+        ssize_t n = recv(s, buf, sizeof buf, 0);
+        if (n == (ssize_t)sizeof *w) {
+            memcpy(w, buf, sizeof *w);
+            *got_w = true;
+        } else if (n == 0) {
+            return now_s() - t0;
+        }
+    }
+    return -1;
+}
+
+Test(shm, garbage_and_silent_registrations_are_closed) {
+    host h;
+    start_host(&h, NULL);
+    /* Garbage instead of a hello: refused with a reason, counted, closed. */
+    int s = raw_connect(h.socket);
+    cr_assert_eq(send(s, "hello?", 6, 0), 6);
+    o2sm_welcome w;
+    bool got = false;
+    cr_assert_geq(until_closed(h.r, s, WAIT_S, &w, &got), 0);
+    cr_assert(got, "no answer before closing");
+    cr_assert_eq(w.magic, O2SM_MAGIC);
+    cr_assert_eq(w.status, O2H_INVALID_MSG);
+    close(s);
+    o2h_stats st = {.struct_size = sizeof st};
+    o2h_router_get_stats(h.r, &st);
+    cr_assert_eq(st.dropped_invalid, 1);
+    /* Connected but silent: closed after the hello timeout (2 s). */
+    s = raw_connect(h.socket);
+    got = false;
+    double took = until_closed(h.r, s, WAIT_S, &w, &got);
+    cr_assert(took > 1.5 && took < 3.0, "closed after %.2f s", took);
+    cr_assert(!got);
+    close(s);
+    /* The host still registers real clients. */
+    o2sm_client *c = connect_polling(h.r, h.socket, 0, NULL);
+    cr_assert_not_null(c);
+    o2sm_finish(c);
+    o2h_router_free(h.r);
+}
+
 Test(shm, max_clients_refuses_the_next_one) {
     host h;
     start_host(&h, ", \"max_clients\": 1");
