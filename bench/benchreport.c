@@ -70,7 +70,7 @@ void br_report(const br_meter *m, const br_result *r) {
     fmt(s50, sizeof s50, p50, 2);
     fmt(s99, sizeof s99, p99, 2);
     fmt(s999, sizeof s999, p999, 2);
-    fmt(s_cpu, sizeof s_cpu, r->count > 0 ? cpu * 1e9 / (double)r->count : -1, 0);
+    fmt(s_cpu, sizeof s_cpu, r->count > 0 && !r->no_cpu ? cpu * 1e9 / (double)r->count : -1, 0);
     printf("RESULT bench=%s path=%s payload=%d count=%ld msgs_s=%s p50_us=%s p99_us=%s "
            "p999_us=%s cpu_ns_per_msg=%s peak_rss_kb=%ld\n",
            r->bench, r->path, r->payload, r->count, s_rate, s50, s99, s999, s_cpu, rss);

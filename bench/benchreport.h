@@ -20,6 +20,7 @@ typedef struct br_result {
     bool rate_from_elapsed; /**< count / elapsed time since br_start */
     double *lat_s;          /**< latency samples in seconds, or NULL */
     int n_lat;
+    bool no_cpu; /**< the meter did not span the work (threads): print "-" for CPU */
 } br_result;
 
 void br_start(br_meter *m);

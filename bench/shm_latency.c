@@ -23,19 +23,50 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "benchreport.h"
 #include "shmbench.h"
 
 #define WARMUP 1000
 
 static long n_msgs = 200000;
 
+/* "client <-> router, epoll" -> "client-router-epoll": a path name for bench/run. */
+static void slug(const char *what, char *out, size_t size) {
+    size_t j = 0;
+    bool dash = false;
+    for (const char *p = what; *p && j + 1 < size; p++) {
+        bool word = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9');
+        if (word && dash && j) out[j++] = '-';
+        if (word) out[j++] = *p;
+        dash = !word;
+    }
+    out[j] = '\0';
+}
+
 static void report(const char *what, double *one_way, double *rtt, long n) {
     long k = n - WARMUP;
+    /* One-way latencies (ns) as seconds for the RESULT line and the plot. */
+    double *lat_s = malloc((size_t)k * sizeof *lat_s);
+    if (lat_s) {
+        for (long i = 0; i < k; i++)
+            lat_s[i] = one_way[WARMUP + i] * 1e-9;
+        char path[64];
+        slug(what, path, sizeof path);
+        br_meter none = {0};
+        br_start(&none);
+        br_report(&none, &(br_result){.bench = "shm_latency",
+                                      .path = path,
+                                      .payload = 36,
+                                      .count = k,
+                                      .lat_s = lat_s,
+                                      .n_lat = (int)k});
+        free(lat_s);
+    }
     double ow50 = sb_percentile(one_way + WARMUP, (int)k, 0.5);
     double ow99 = sb_percentile(one_way + WARMUP, (int)k, 0.99);
     double rt50 = sb_percentile(rtt + WARMUP, (int)k, 0.5);
     double rt99 = sb_percentile(rtt + WARMUP, (int)k, 0.99);
-    printf("%-28s one-way p50 %7.3f us  p99 %8.3f us   round trip p50 %7.3f us  p99 %8.3f us\n",
+    printf("%-36s one-way p50 %7.3f us  p99 %8.3f us   round trip p50 %7.3f us  p99 %8.3f us\n",
            what, ow50 / 1e3, ow99 / 1e3, rt50 / 1e3, rt99 / 1e3);
 }
 
@@ -193,7 +224,7 @@ static void bench_router(const char *what, bool to_client, bool spin, double *on
     o2sm_stats sa;
     o2sm_get_stats(a.c, &sa);
     report(what, one_way, rtt, n_msgs);
-    printf("%-28s (client A: %llu sleeps, %llu wake-ups of the router in %ld round trips)\n", "",
+    printf("%-36s (client A: %llu sleeps, %llu wake-ups of the router in %ld round trips)\n", "",
            (unsigned long long)sa.sleeps, (unsigned long long)sa.wakeups_sent, n_msgs);
     o2sm_finish(a.c);
     if (to_client) o2sm_finish(b.c);
@@ -212,7 +243,7 @@ int main(int argc, char **argv) {
     bench_router("client <-> router, epoll", false, false, one_way, rtt);
     bench_router("client <-> router, spinning", false, true, one_way, rtt);
     bench_router("client -> router -> client", true, false, one_way, rtt);
-    bench_router("  ... spinning", true, true, one_way, rtt);
+    bench_router("client -> router -> client, spinning", true, true, one_way, rtt);
     free(one_way);
     free(rtt);
     return 0;

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "benchreport.h"
 #include "shmbench.h"
 
 static long n_msgs = 5000000;
@@ -50,6 +51,17 @@ static void *raw_producer(void *arg) {
             sb_relax();
     }
     return NULL;
+}
+
+/* A RESULT line for bench/run (rates only: the threads share the process). */
+static void result(const char *path, double rate) {
+    br_meter none;
+    br_start(&none);
+    br_report(&none, &(br_result){.bench = "shm_throughput",
+                                  .path = path,
+                                  .payload = 36,
+                                  .count = n_msgs,
+                                  .msgs_s = rate});
 }
 
 static void bench_raw(void) {
@@ -84,6 +96,7 @@ static void bench_raw(void) {
     pthread_join(t, NULL);
     printf("raw ring, thread -> thread          %8.2f M msgs/s  %6.1f ns/msg  (%ld out of order)\n",
            n_msgs / dt / 1e6, dt / n_msgs * 1e9, errors);
+    result("raw-ring", n_msgs / dt);
     sb_rings_free(&x.rings);
     o2h_msg_unref(x.msg);
 }
@@ -166,6 +179,7 @@ static void bench_client_to_router(void) {
            " %llu wake-ups, %llu waits for room)\n",
            n_msgs / dt / 1e6, dt / n_msgs * 1e9, k.errors, (unsigned long long)st.wakeups_sent,
            (unsigned long long)st.sleeps);
+    result("o2sm-to-router", n_msgs / dt);
     o2sm_finish(s.c);
     o2h_router_free(r);
 }
@@ -228,6 +242,7 @@ static void bench_client_to_client(void) {
            " %llu dropped by the router)\n",
            n_msgs / dt / 1e6, dt / n_msgs * 1e9, k.errors,
            (unsigned long long)rs.dropped_queue_full);
+    result("o2sm-router-o2sm", n_msgs / dt);
     o2sm_finish(s.c);
     o2sm_finish(k.c);
     o2h_router_free(r);
