@@ -59,7 +59,8 @@ static void report(const char *what, double *one_way, double *rtt, long n) {
                                       .payload = 36,
                                       .count = k,
                                       .lat_s = lat_s,
-                                      .n_lat = (int)k});
+                                      .n_lat = (int)k,
+                                      .no_cpu = true});
         free(lat_s);
     }
     double ow50 = sb_percentile(one_way + WARMUP, (int)k, 0.5);

@@ -61,7 +61,8 @@ static void result(const char *path, double rate) {
                                   .path = path,
                                   .payload = 36,
                                   .count = n_msgs,
-                                  .msgs_s = rate});
+                                  .msgs_s = rate,
+                                  .no_cpu = true});
 }
 
 static void bench_raw(void) {
