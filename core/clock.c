@@ -158,10 +158,19 @@ static void handle_cs(o2h_router *r, const o2h_msg *msg, const char *types,
         }
 }
 
+/* !@us/cs/rt "s": reply-to; answer "sff" (our name, mean and minimum ping round trip), as O2. */
+static void handle_rt(o2h_router *r, const o2h_msg *msg, const char *types,
+                      const o2h_arg *const *argv, int argc, void *user_data) {
+    double mean, min;
+    if (o2h_clock_roundtrip(r, &mean, &min) != O2H_OK) mean = min = 0; /* O2's initial values */
+    o2h_send(r, argv[0]->s, 0, "sff", r->process_name, mean, min);
+}
+
 int clock_init(o2h_router *r) {
     r->clock.rate = 1.0;
     int rc = services_add_method(r, "/_o2/cs/put", "it", handle_put, NULL, true, true);
     if (rc == O2H_OK) rc = services_add_method(r, "/_o2/cs/cs", "s", handle_cs, NULL, false, true);
+    if (rc == O2H_OK) rc = services_add_method(r, "/_o2/cs/rt", "s", handle_rt, NULL, false, true);
     return rc;
 }
 

@@ -334,7 +334,9 @@ static void trampoline(o2h_router *r, const o2h_msg *msg, const char *types,
     c->cur_data = (O2msg_data_ptr)(void *)w;
     c->cur_msg = msg;
     c->depth++;
-    m->handler(c->cur_data, types, o2argv, m->parse ? argc : 0, m->user_data);
+    /* As O2: parsed handlers see the typespec, the others the message's own types. */
+    m->handler(c->cur_data, m->parse ? types : o2h_msg_types(msg), o2argv, m->parse ? argc : 0,
+               m->user_data);
     c->depth--;
     c->cur_data = saved_data;
     c->cur_msg = saved_msg;
@@ -811,7 +813,9 @@ static void collect_service(void *vctx, const o2h_service_info *info) {
                   ? info->status + O2_LOCAL
                   : info->status;
     e->name = strdup(info->name);
-    e->process = strdup(strcmp(info->process, "_o2") == 0 ? "local" : info->process);
+    /* O2 2.0.1 names this process "_o2" in the list (not its @name). */
+    const char *me = o2h_router_process_name(c->r);
+    e->process = strdup(me && strcmp(info->process, me) == 0 ? "_o2" : info->process);
     e->properties = dup_or_null(info->properties);
     e->tapper = dup_or_null(info->tapper);
 }

@@ -33,6 +33,8 @@ static int types_ok = -1;
 static double server_time = -1, timed_late = -100;
 static int copies = 0;
 static int si_server_seen = 0;
+static char server_process[O2_MAX_PROCNAME_LEN];
+static float rt_mean = -1, rt_min = -1;
 
 static void client_test(O2msg_data_ptr msg, const char *types, O2arg_ptr *argv, int argc,
                         const void *user_data) {
@@ -75,7 +77,18 @@ static void on_copy(O2msg_data_ptr msg, const char *types, O2arg_ptr *argv, int 
 
 static void on_si(O2msg_data_ptr msg, const char *types, O2arg_ptr *argv, int argc,
                   const void *user_data) {
-    if (strcmp(argv[0]->s, "server") == 0) si_server_seen = argv[1]->i32;
+    if (strcmp(argv[0]->s, "server") == 0) {
+        si_server_seen = argv[1]->i32;
+        snprintf(server_process, sizeof server_process, "%s", argv[2]->s);
+    }
+}
+
+/* The server process's answer to !@server/cs/rt. */
+static void on_rt(O2msg_data_ptr msg, const char *types, O2arg_ptr *argv, int argc,
+                  const void *user_data) {
+    check(strcmp(argv[0]->s, server_process) == 0);
+    rt_mean = argv[1]->f;
+    rt_min = argv[2]->f;
 }
 
 /* Poll until `done` holds, at most `limit` seconds. */
@@ -115,6 +128,13 @@ static void clock_test(void) {
     check(fabs(err) < 0.005);
     double mean, min;
     check(o2_roundtrip(&mean, &min) == O2_SUCCESS && min >= 0 && min <= mean && mean < 1);
+    /* O2's round-trip query to a process: !@name/cs/rt "s" -> "sff" */
+    check(server_process[0] == '@');
+    char address[64];
+    snprintf(address, sizeof address, "!%s/cs/rt", server_process);
+    check(o2_send_cmd(address, 0, "s", "!client/rt") == O2_SUCCESS);
+    poll_until(rt_mean >= 0, 5);
+    check(rt_mean == 0 && rt_min == 0); /* the server is the reference */
     printf("CLOCK OK\n");
 }
 
@@ -224,6 +244,7 @@ int main(int argc, char **argv) {
     check(o2_method_new("/client/time", "t", &on_time, NULL, false, true) == O2_SUCCESS);
     check(o2_method_new("/client/timed_ok", "d", &on_timed_ok, NULL, false, true) == O2_SUCCESS);
     check(o2_method_new("/_o2/si", "siss", &on_si, NULL, false, true) == O2_SUCCESS);
+    check(o2_method_new("/client/rt", "sff", &on_rt, NULL, false, true) == O2_SUCCESS);
     check(o2_service_new("spy") == O2_SUCCESS);
     check(o2_method_new("/spy/i", "i", &on_copy, &cookie, false, true) == O2_SUCCESS);
     check(o2_tap("publish", "spy", TAP_RELIABLE) == O2_SUCCESS);

@@ -55,6 +55,13 @@ extern "C" {
 
 /** The O2 version this layer presents (and speaks on the wire). */
 #define O2_VERSION 0x020001
+/* Features O2 programs test for: like O2's default build, no legacy hub; no shared memory. */
+#ifndef O2_NO_HUB
+#define O2_NO_HUB 1
+#endif
+#ifndef O2_NO_SHAREDMEM
+#define O2_NO_SHAREDMEM 1
+#endif
 
 /* ---- Helpers that O2's o2base.h gives applications ------------------------ */
 
