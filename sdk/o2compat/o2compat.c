@@ -249,16 +249,24 @@ static O2message_ptr o2message_from_msg(const o2h_msg *msg) {
 
 /* ---- Arguments: o2h_arg -> O2arg --------------------------------------------- */
 
-/* Space an argument may need in an arena: the O2arg, or a blob's size and bytes. */
+/* Space the arguments may need in an arena: an O2arg each, or a string's or blob's
+ * bytes (which the message holds too), each 8-byte aligned. */
 static size_t arena_bound(size_t n_args, uint32_t msg_length) {
-    return (n_args + 1) * (sizeof(O2arg) + 8) + msg_length + 64;
+    return (n_args + 1) * (sizeof(O2arg) + 16) + msg_length + 64;
 }
 
 static O2arg_ptr convert_arg(uint8_t *arena, size_t cap, size_t *used, char type,
                              const o2h_arg *a) {
     switch (type) {
     case O2_STRING:
-    case O2_SYMBOL: return (O2arg_ptr)(uintptr_t)a->s; /* inline characters, as O2 */
+    case O2_SYMBOL: {
+        /* Inline characters, as O2; copied so that the O2arg_ptr is 8-byte aligned. */
+        size_t n = strlen(a->s) + 1;
+        char *s = arena_take(arena, cap, used, n < sizeof(O2arg) ? sizeof(O2arg) : n);
+        if (!s) return NULL;
+        memcpy(s, a->s, n);
+        return (O2arg_ptr)(void *)s;
+    }
     case O2_ARRAY_START: return o2_got_start_array;
     case O2_ARRAY_END: return o2_got_end_array;
     case O2_BLOB: {
