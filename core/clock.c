@@ -161,15 +161,12 @@ static void handle_cs(o2h_router *r, const o2h_msg *msg, const char *types,
         }
 }
 
-/* /_o2/cs/rt "s": reply-to; answered with "sff" (our name, mean and least round trip). */
+/* !@us/cs/rt "s": reply-to; answer "sff" (our name, mean and minimum ping round trip), as O2. */
 static void handle_rt(o2h_router *r, const o2h_msg *msg, const char *types,
                       const o2h_arg *const *argv, int argc, void *user_data) {
-    const char *reply_to = argv[0]->s;
-    if (reply_to[0] != '/' && reply_to[0] != '!') return;
-    double mean = 0, least = 0;
-    o2h_roundtrip(r, &mean, &least);
-    o2h_send_cmd(r, reply_to, 0, "sff", r->process_name[0] ? r->process_name : "_o2", (float)mean,
-                 (float)least);
+    double mean, min;
+    if (o2h_clock_roundtrip(r, &mean, &min) != O2H_OK) mean = min = 0; /* O2's initial values */
+    o2h_send(r, argv[0]->s, 0, "sff", r->process_name, mean, min);
 }
 
 int clock_init(o2h_router *r) {
@@ -183,14 +180,6 @@ int clock_init(o2h_router *r) {
 void o2h_time_jump_callback_set(o2h_router *r, o2h_time_jump_fn fn, void *ctx) {
     r->clock.jump_fn = fn;
     r->clock.jump_ctx = ctx;
-}
-
-int o2h_roundtrip(const o2h_router *r, double *mean, double *least) {
-    const clock_state *c = &r->clock;
-    bool known = !c->reference && c->replies >= CLOCK_HISTORY;
-    if (mean) *mean = known ? c->mean_rtt : 0;
-    if (least) *least = known ? c->min_rtt : 0;
-    return known ? O2H_OK : O2H_NO_CLOCK;
 }
 
 void clock_fini(o2h_router *r) {

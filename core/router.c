@@ -356,6 +356,23 @@ int o2h_clock_set(o2h_router *r) {
     return clock_become_reference(r);
 }
 
+int o2h_clock_roundtrip(const o2h_router *r, double *mean, double *min) {
+    const clock_state *c = &r->clock;
+    double m = -1, n = -1;
+    int rc = O2H_NO_CLOCK;
+    if (c->reference) {
+        m = n = 0;
+        rc = O2H_OK;
+    } else if (c->replies >= CLOCK_HISTORY) {
+        m = c->mean_rtt;
+        n = c->min_rtt;
+        rc = O2H_OK;
+    }
+    if (mean) *mean = m;
+    if (min) *min = n;
+    return rc;
+}
+
 void o2h_router_get_stats(const o2h_router *r, o2h_stats *stats) {
     o2h_stats s = r->stats;
     s.dropped_queue_full += atomic_load(&r->posts.dropped);
@@ -406,6 +423,41 @@ int o2h_untap(o2h_router *r, const char *tappee, const char *tapper) {
     int rc = services_remove_tap(r, tappee, tapper, NULL);
     if (rc == O2H_OK) proto_tap_changed(r, tappee, tapper, 0, false);
     return rc;
+}
+
+/* ---- service directory ---- */
+
+int o2h_services_list(o2h_router *r, o2h_service_visit visit, void *ctx) {
+    uint32_t pos = 0;
+    const char *key;
+    void *value;
+    int n = 0;
+    while (strmap_next(&r->services.by_name, &pos, &key, &value)) {
+        const service *s = value;
+        if (s->n_providers) {
+            const provider *p = &s->providers[0];
+            o2h_service_info info = {
+                .name = s->name,
+                .status = service_status(r, s),
+                .process = provider_process(r, p),
+                .properties = p->properties ? p->properties + (p->properties[0] == ';') : "",
+                .providers = (int)s->n_providers,
+            };
+            if (visit) visit(ctx, &info);
+            n++;
+        }
+        for (uint32_t i = 0; i < s->n_taps; i++) {
+            o2h_service_info info = {
+                .name = s->name,
+                .status = O2H_STATUS_TAP,
+                .process = s->taps[i].owner ? s->taps[i].owner->name : r->process_name,
+                .tapper = s->taps[i].tapper,
+            };
+            if (visit) visit(ctx, &info);
+            n++;
+        }
+    }
+    return n;
 }
 
 /* ---- properties ---- */

@@ -267,7 +267,7 @@ static void command(peer_app *app, char *line) {
         o2h_send_cmd(r, address, 0, "s", reply);
     } else if (strcmp(verb, "roundtrip") == 0) {
         double mean, least;
-        if (o2h_roundtrip(r, &mean, &least) == O2H_OK)
+        if (o2h_clock_roundtrip(r, &mean, &least) == O2H_OK && mean > 0)
             say("roundtrip %.0f %.0f", mean * 1e6, least * 1e6);
         else
             say("roundtrip none");

@@ -211,6 +211,30 @@ O2H_EXPORT int o2h_untap(o2h_router *r, const char *tappee, const char *tapper);
  */
 O2H_EXPORT int o2h_status(o2h_router *r, const char *service);
 
+/** One entry of o2h_services_list: a known service, or a tap on one. */
+typedef struct o2h_service_info {
+    const char *name;       /**< the service (for a tap: the tapped service) */
+    int status;             /**< o2h_status() of the service; O2H_STATUS_TAP for a tap */
+    const char *process;    /**< the active provider's process name ("@pip:iip:port", or "_o2"
+                                 for this router before it has a name); for a tap: the
+                                 tapper's process */
+    const char *properties; /**< the active provider's "attr:value;..." (escaped as O2 sends
+                                 them, "" if none); NULL for a tap */
+    const char *tapper;     /**< for a tap: the service copies go to; NULL otherwise */
+    int providers;          /**< how many processes offer the service (ties); 0 for a tap */
+} o2h_service_info;
+
+typedef void (*o2h_service_visit)(void *ctx, const o2h_service_info *info);
+
+/**
+ * A snapshot of the service directory, as O2's o2_services_list reports it:
+ * `visit` is called once per service that has a provider (its active one)
+ * and once per tap. Order is unspecified; strings are valid only during
+ * the call, and `visit` must not change services. Returns the number of
+ * calls. Added with issue #10 (O2 API layer, o2ctl list).
+ */
+O2H_EXPORT int o2h_services_list(o2h_router *r, o2h_service_visit visit, void *ctx);
+
 /* ---- Sending ------------------------------------------------------------- */
 
 /**
@@ -261,13 +285,12 @@ O2H_EXPORT double o2h_time_get(const o2h_router *r);
 O2H_EXPORT int o2h_clock_set(o2h_router *r);
 
 /**
- * The mean and the least round-trip time (seconds) of this router's recent
- * clock pings to the reference (O2's o2_roundtrip). O2H_NO_CLOCK until five
- * replies have come (and always for the reference itself). Other processes
- * ask for the same figures with a message to "!@process/cs/rt" carrying a
- * reply address; the reply is "sff": process name, mean, least.
+ * Round-trip times of the clock-sync pings to the reference, in seconds:
+ * mean and minimum of the last 5. O2H_NO_CLOCK (both set to -1) until 5
+ * replies have come; the reference itself reports 0 and 0. Added with
+ * issue #10 (O2's o2_roundtrip).
  */
-O2H_EXPORT int o2h_roundtrip(const o2h_router *r, double *mean, double *least);
+O2H_EXPORT int o2h_clock_roundtrip(const o2h_router *r, double *mean, double *min);
 
 /**
  * Called when a new estimate of O2 time differs from this router's clock by
