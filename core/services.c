@@ -151,13 +151,20 @@ static int add_provider(o2h_router *r, const char *name, provider p, bool check_
     bool existed = strmap_get(&r->services.by_name, name) != NULL;
     service *s = service_get_or_create(r, name);
     if (!s) return O2H_NO_MEMORY;
-    for (uint32_t i = 0; i < s->n_providers; i++)
-        if (p.kind == PROVIDER_PEER && same_provider(&s->providers[i], PROVIDER_PEER, p.peer)) {
-            /* A peer announcing again: keep one entry, take the new properties. */
+    for (uint32_t i = 0; i < s->n_providers; i++) {
+        bool again =
+            p.kind == PROVIDER_PEER
+                ? same_provider(&s->providers[i], PROVIDER_PEER, p.peer)
+                : p.kind == PROVIDER_LINK && same_provider(&s->providers[i], PROVIDER_LINK, p.link);
+        if (again) {
+            /* A peer or a bridge client offering it again (O2lite clients re-send
+             * their whole list): keep one entry, take the new properties. */
             free(s->providers[i].properties);
             s->providers[i].properties = p.properties;
+            if (p.kind == PROVIDER_LINK) proto_service_changed(r, name, p.kind, true);
             return O2H_OK;
         }
+    }
     if (p.kind != PROVIDER_PEER && has_local_process_provider(s)) return O2H_SERVICE_EXISTS;
     int rc = insert_provider(r, s, p);
     if (rc != O2H_OK && !existed) {

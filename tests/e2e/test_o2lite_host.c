@@ -320,3 +320,23 @@ Test(o2lite_host, con_from_udp_or_twice_is_ignored) {
     close_client(&c);
     o2h_router_free(host);
 }
+
+Test(o2lite_host, a_client_offering_its_service_again_keeps_it) {
+    int port = free_port();
+    o2h_router *host = start_host(port);
+    client c;
+    connect_client(&c, host, port);
+    /* O2's o2lite client re-sends its whole list when the list changes. */
+    send_tcp(&c, build("!_o2/o2lite/sv", true, "siisi", "dev", 1, 1, "", 0));
+    send_tcp(&c, build("!_o2/o2lite/sv", true, "siisi", "dev", 1, 1, ";k:v;", 0));
+    cr_assert(poll_until_status(host, "dev", O2H_STATUS_BRIDGE_NOTIME));
+    for (int i = 0; i < 20; i++)
+        o2h_router_poll(host, 1);
+    char value[16] = "";
+    cr_assert_eq(o2h_service_get_property(host, "dev", "k", value, sizeof value), O2H_OK);
+    cr_assert_str_eq(value, "v", "the second offer's properties are taken");
+    send_tcp(&c, build("!_o2/o2lite/sv", true, "siisi", "dev", 0, 1, "", 0));
+    cr_assert(poll_until_status(host, "dev", O2H_STATUS_UNKNOWN), "one removal removes it");
+    close_client(&c);
+    o2h_router_free(host);
+}
