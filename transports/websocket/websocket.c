@@ -33,6 +33,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1114,13 +1115,25 @@ static int ws_start(void *instance) {
         if (rc != O2H_OK) return rc;
         flags |= MHD_USE_INTERNAL_POLLING_THREAD;
     }
-    tr->mhd =
-        MHD_start_daemon(flags, 0, NULL, NULL, on_request, tr, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-                         tr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, tr, MHD_OPTION_SOCK_ADDR,
-                         (struct sockaddr *)&tr->bind_addr, MHD_OPTION_CONNECTION_LIMIT,
-                         (unsigned)(tr->max_clients + 64), MHD_OPTION_CONNECTION_TIMEOUT,
-                         (unsigned)30, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-                         MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, tr, MHD_OPTION_END);
+    /* MHD sends files with sendfile() only where SIGPIPE cannot kill the
+     * process: on its own thread (it blocks the signal there), or when told
+     * that the process ignores it, as the o2hub daemon does; else it uses
+     * pread() and send(). */
+    struct sigaction pipe_action;
+    int sigpipe_ignored =
+        sigaction(SIGPIPE, NULL, &pipe_action) == 0 && pipe_action.sa_handler == SIG_IGN;
+    /* clang-format off */
+    tr->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, tr,
+                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log, tr,
+                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, tr,
+                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&tr->bind_addr,
+                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)(tr->max_clients + 64),
+                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+                               MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+                               MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, tr,
+                               MHD_OPTION_SIGPIPE_HANDLED_BY_APP, sigpipe_ignored,
+                               MHD_OPTION_END);
+    /* clang-format on */
     if (!tr->mhd) {
         tr->host->log(tr->self, O2H_LOG_ERROR, "cannot start the HTTP server on port %d",
                       ntohs(tr->bind_addr.sin_port));
