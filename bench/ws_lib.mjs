@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const tests = new URL('../tests/ws/', import.meta.url);
-const { startDaemon, requireDep, encode, decode, env } = await import(new URL('lib.mjs', tests));
+const { startDaemon, requireDep, encode, decode, env, connect } = await import(new URL('lib.mjs', tests));
 const { runThroughput } = await import(new URL('throughput.mjs', tests));
 export { requireDep };
 
@@ -113,6 +113,26 @@ export async function joinLatency(d, n) {
     const q = (a) => { a.sort((x, y) => x - y); return { p50: pct(a, 0.5), p99: pct(a, 0.99) }; };
     return { n, handshake: q(hs), join: q(join), total: q(total) };
   });
+}
+
+// `n` round trips through the router's loop, one after the other, on one
+// joined client: /_o2/ws/st "s" -> !_o2/st (after 200 not counted). µs, p50/p99.
+export async function statusRtt(d, n) {
+  const c = await connect(d.port);
+  const rtt = [];
+  let waiting = null;
+  c.sock.removeAllListeners('message');
+  c.sock.on('message', (m) => { if (waiting && m.toString().startsWith('!_o2/st')) waiting(); });
+  const query = encode('/_o2/ws/st', 's', 0, true, 'nobody');
+  const warmUp = Math.min(200, n);
+  for (let i = 0; i < warmUp + n; i++) {
+    const t0 = process.hrtime.bigint();
+    await new Promise((res) => { waiting = res; c.sock.send(query); });
+    if (i >= warmUp) rtt.push(Number(process.hrtime.bigint() - t0) / 1e3);
+  }
+  c.close();
+  rtt.sort((x, y) => x - y);
+  return { n, p50: pct(rtt, 0.5), p99: pct(rtt, 0.99) };
 }
 
 // One line in bench/run's RESULT format (report.py).
