@@ -660,10 +660,13 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **re
                          enum MHD_RequestTerminationCode toe) {
     ws_transport *tr = cls;
     (void)connection;
-    (void)toe;
     if (!*req_cls || *req_cls == tr) return; /* not an upgrade_req */
     upgrade_req *u = *req_cls;
-    if (!u->handed) release_reservation(tr);
+    if (!u->handed) {
+        http_log(tr, O2H_LOG_DEBUG, "WebSocket upgrade ended before the 101 (%d): slot given back",
+                 (int)toe);
+        release_reservation(tr);
+    }
     free(u);
     *req_cls = NULL;
 }
