@@ -106,11 +106,11 @@ typedef struct mount {
  *    queue_limit, mhd_thread, handoff_cap, handoff_efd, loop_thread;
  *  - loop thread only: conns, n_conns, builder, text, mhd, mhd_watch,
  *    mhd_timer, in_mhd, mhd_again, port, handoff_watch, refused_seen,
- *    dropped_seen, dnssd*, published, and every ws_conn;
+ *    dropped_seen, notable_seen, dnssd*, published, and every ws_conn;
  *  - MHD's thread only: each request's upgrade_req (in MHD's req_cls);
  *  - shared, atomics only: the rings `upgrades` (ws_handoff items, MHD's
  *    thread pushes, the loop pops) and `logs` (same, log lines), pending,
- *    clients, stopping, refused_full, logs_dropped.
+ *    clients, stopping, refused_full, logs_dropped, logs_dropped_notable.
  * MHD's thread never calls the host table: its log lines go through `logs`.
  * MHD_upgrade_action() is called on the loop; libmicrohttpd allows that from
  * any thread (it takes its own lock and wakes its thread).
@@ -143,12 +143,13 @@ struct ws_transport {
     o2h_watch *handoff_watch;
     pthread_t loop_thread;
     handoff_ring upgrades, logs;
-    atomic_int pending;       /* upgrades accepted (101 promised) and not yet taken */
-    atomic_int clients;       /* n_conns, for MHD's thread's max_clients check */
-    atomic_bool stopping;     /* no more upgrades */
-    atomic_uint refused_full; /* upgrades refused with 503: hand-off queue full */
-    atomic_uint logs_dropped; /* log lines lost: log ring full */
-    unsigned refused_seen, dropped_seen;
+    atomic_int pending;               /* upgrades accepted (101 promised) and not yet taken */
+    atomic_int clients;               /* n_conns, for MHD's thread's max_clients check */
+    atomic_bool stopping;             /* no more upgrades */
+    atomic_uint refused_full;         /* upgrades refused with 503: hand-off queue full */
+    atomic_uint logs_dropped;         /* log lines lost: log ring full */
+    atomic_uint logs_dropped_notable; /* of which warnings and errors */
+    unsigned refused_seen, dropped_seen, notable_seen;
 };
 
 /* One upgrade request in "mhd_thread" mode (MHD's req_cls; MHD's thread). */
@@ -211,6 +212,7 @@ static void http_log(ws_transport *tr, int level, const char *fmt, ...) {
     if (!copy || !handoff_push(&tr->logs, copy)) {
         free(copy);
         atomic_fetch_add(&tr->logs_dropped, 1);
+        if (level <= O2H_LOG_WARN) atomic_fetch_add(&tr->logs_dropped_notable, 1);
     }
     handoff_signal(tr);
 }
@@ -635,8 +637,8 @@ static void on_upgraded(void *cls, struct MHD_Connection *connection, void *req_
         adopt(tr, sock, urh, extra_in, extra_in_size);
         return;
     }
-    upgrade_req *u = req_cls;
-    u->handed = true;
+    upgrade_req *u = req_cls; /* set by upgrade() before the 101 was queued */
+    if (u) u->handed = true;
     ws_handoff *h = malloc(sizeof *h + extra_in_size);
     if (h) {
         h->sock = sock;
@@ -701,11 +703,17 @@ static void take_handoffs(ws_transport *tr, enum handoff_fate fate) {
                       refused - tr->refused_seen, (long long)tr->handoff_cap, refused);
         tr->refused_seen = refused;
     }
+    /* Only lost warnings and errors are worth a warning: under a flood of bad
+     * requests the lost lines are mostly "HTTP 404" debug lines. */
     unsigned dropped = atomic_load(&tr->logs_dropped);
+    unsigned notable = atomic_load(&tr->logs_dropped_notable);
     if (dropped != tr->dropped_seen) {
-        tr->host->log(tr->self, O2H_LOG_WARN, "%u log line(s) of the HTTP thread lost",
-                      dropped - tr->dropped_seen);
+        tr->host->log(tr->self, notable != tr->notable_seen ? O2H_LOG_WARN : O2H_LOG_DEBUG,
+                      "%u log line(s) of the HTTP thread lost (%u warnings or errors): its queue "
+                      "to the loop was full",
+                      dropped - tr->dropped_seen, notable - tr->notable_seen);
         tr->dropped_seen = dropped;
+        tr->notable_seen = notable;
     }
 }
 
