@@ -55,17 +55,23 @@ export async function until(pred, ms, what) {
   }
 }
 
+// WS_MHD_THREAD=1 (the ws-*-thread tests) runs libmicrohttpd on its own
+// thread ("mhd_thread": true) instead of the router's loop.
+export const mhdThread = ['1', 'true', 'yes'].includes(process.env.WS_MHD_THREAD || '');
+
 // A daemon on 127.0.0.1 with the websocket transport on an ephemeral port.
 // `extra` adds transports/discovery/keys to the config.
 export async function startDaemon({ root, wsKeys = {}, transports = [], discovery = [],
-                                    ensemble = 'wstest', clockReference = true, mounts } = {}) {
+                                    ensemble = 'wstest', clockReference = true, mounts,
+                                    logLevel = 'info' } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'o2hub-ws-'));
-  const ws = { type: 'websocket', host: '127.0.0.1', port: 0, ...wsKeys };
+  const ws = { type: 'websocket', host: '127.0.0.1', port: 0,
+               ...(mhdThread ? { mhd_thread: true } : {}), ...wsKeys };
   if (root) ws.root = root;
   if (mounts) ws.mounts = mounts;
   const cfg = {
     ensemble,
-    log_level: 'info',
+    log_level: logLevel,
     plugin_path: [env('WS_PLUGIN_DIR'), env('TRANSPORT_DIR'), env('DISCOVERY_DIR')],
     transports: [ws, ...transports],
     discovery,
@@ -85,6 +91,8 @@ export async function startDaemon({ root, wsKeys = {}, transports = [], discover
   child.on('exit', (code, sig) => { exited = { code, sig }; });
   const m = await until(() => exited || /http:\/\/127\.0\.0\.1:(\d+)\//.exec(log), 10000, 'the daemon to listen');
   if (exited) throw new Error(`o2hub exited (${JSON.stringify(exited)}):\n${log}`);
+  const mode = ws.mhd_thread ? 'HTTP on its own thread' : 'HTTP on the loop';
+  if (!log.includes(mode)) throw new Error(`the daemon does not say "${mode}":\n${log}`);
   const daemon = {
     port: Number(m[1]),
     child,

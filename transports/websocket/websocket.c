@@ -6,17 +6,23 @@
  * are offered by this process, and messages the router sends them arrive
  * at ws_send() as O2 messages, converted to O2ws text.
  *
- * Loop integration: MHD runs in "external epoll" mode on the router's loop
- * thread. MHD's epoll descriptor is watched with host->watch_fd, MHD_run()
- * is called when it is readable and when the timer armed from
- * MHD_get_timeout() fires. An upgraded connection's socket is then watched
- * directly by this plugin, so WebSocket traffic never goes through MHD (see
- * README, "WebSocket transport", for why no MHD thread).
+ * Loop integration, two modes (README, "WebSocket transport", compares them):
+ *  - default: MHD runs in "external epoll" mode on the router's loop thread.
+ *    MHD's epoll descriptor is watched with host->watch_fd, MHD_run() is
+ *    called when it is readable and when the timer armed from
+ *    MHD_get_timeout() fires.
+ *  - "mhd_thread": true: MHD runs its own polling thread (epoll). Static
+ *    files are answered there entirely; an upgraded socket, and log lines,
+ *    are handed to the loop through lock-free rings (handoff.h) and an
+ *    eventfd the loop watches, so every call into the core still happens on
+ *    the loop thread. See "Threads" at struct ws_transport.
+ * Either way an upgraded connection's socket is then watched directly by
+ * this plugin on the loop, so WebSocket traffic never goes through MHD.
  *
  * Config: { "type": "websocket", "host": "127.0.0.1", "port": 8080,
  *           "root": "www", "mounts": [{"url": "/sdk/", "root": "../sdk/js"}],
  *           "max_frame": 65536, "max_clients": 256,
- *           "send_queue_bytes": 4194304 }
+ *           "send_queue_bytes": 4194304, "mhd_thread": false, "mhd_queue": 64 }
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,10 +31,16 @@
 #include <stddef.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -39,6 +51,7 @@
 
 #include <o2hub/plugin.h>
 
+#include "handoff.h"
 #include "http_dnssd.h"
 #include "http_path.h"
 #include "o2ws_codec.h"
@@ -50,6 +63,8 @@
 #define MAX_READS_PER_EVENT 16
 #define CLOSE_LINGER_S 2.0 /* after our close frame, how long we wait for the client's */
 #define MAX_MOUNTS 8
+#define LOG_QUEUE 256     /* log lines from MHD's thread waiting for the loop */
+#define STOP_WAIT_MS 2000 /* at stop, how long we wait for upgrades in flight */
 
 typedef struct ws_transport ws_transport;
 
@@ -81,6 +96,25 @@ typedef struct mount {
     int fd;
 } mount;
 
+/*
+ * Threads. With "mhd_thread": false (the default) everything below runs on
+ * the router's loop thread, MHD's callbacks included. With "mhd_thread":
+ * true MHD's callbacks (on_request, serve_file, upgrade, on_upgraded,
+ * on_completed, mhd_log) run on MHD's own thread, and the fields are owned:
+ *  - set before MHD starts, then only read (both threads): host, self,
+ *    bind_addr, root, root_fd, mounts, n_mounts, max_frame, max_clients,
+ *    queue_limit, mhd_thread, handoff_cap, handoff_efd, loop_thread;
+ *  - loop thread only: conns, n_conns, builder, text, mhd, mhd_watch,
+ *    mhd_timer, in_mhd, mhd_again, port, handoff_watch, refused_seen,
+ *    dropped_seen, notable_seen, dnssd*, published, and every ws_conn;
+ *  - MHD's thread only: each request's upgrade_req (in MHD's req_cls);
+ *  - shared, atomics only: the rings `upgrades` (ws_handoff items, MHD's
+ *    thread pushes, the loop pops) and `logs` (same, log lines), pending,
+ *    clients, stopping, refused_full, logs_dropped, logs_dropped_notable.
+ * MHD's thread never calls the host table: its log lines go through `logs`.
+ * MHD_upgrade_action() is called on the loop; libmicrohttpd allows that from
+ * any thread (it takes its own lock and wakes its thread).
+ */
 struct ws_transport {
     const o2h_host *host;
     o2h_plugin *self;
@@ -102,7 +136,34 @@ struct ws_transport {
     bool dnssd;    /* publish as _http._tcp */
     char *dnssd_name;
     http_dnssd *published;
+    /* "mhd_thread": true */
+    bool mhd_thread;
+    int64_t handoff_cap; /* "mhd_queue": upgrades handed over and not yet taken */
+    int handoff_efd;     /* eventfd: MHD's thread -> loop */
+    o2h_watch *handoff_watch;
+    pthread_t loop_thread;
+    handoff_ring upgrades, logs;
+    atomic_int pending;               /* upgrades accepted (101 promised) and not yet taken */
+    atomic_int clients;               /* n_conns, for MHD's thread's max_clients check */
+    atomic_bool stopping;             /* no more upgrades */
+    atomic_uint refused_full;         /* upgrades refused with 503: hand-off queue full */
+    atomic_uint logs_dropped;         /* log lines lost: log ring full */
+    atomic_uint logs_dropped_notable; /* of which warnings and errors */
+    unsigned refused_seen, dropped_seen, notable_seen;
 };
+
+/* One upgrade request in "mhd_thread" mode (MHD's req_cls; MHD's thread). */
+typedef struct upgrade_req {
+    bool handed; /* on_upgraded took its reservation */
+} upgrade_req;
+
+/* An upgraded socket on its way from MHD's thread to the loop. */
+typedef struct ws_handoff {
+    MHD_socket sock;
+    struct MHD_UpgradeResponseHandle *urh;
+    size_t extra_len;
+    char extra[]; /* bytes that came after the upgrade request */
+} ws_handoff;
 
 /* ---- small helpers ---- */
 
@@ -121,6 +182,41 @@ static char *resolve_cfg_path(ws_transport *tr, const o2h_cfg *cfg, const char *
     return join_path(dir, path);
 }
 
+/* Wake the loop: something is in a ring (or a counter moved). */
+static void handoff_signal(ws_transport *tr) {
+    uint64_t one = 1;
+    ssize_t w = write(tr->handoff_efd, &one, sizeof one);
+    (void)w; /* EAGAIN only when the counter is saturated: the loop is awake anyway */
+}
+
+static bool on_loop_thread(const ws_transport *tr) {
+    return !tr->mhd_thread || pthread_equal(pthread_self(), tr->loop_thread);
+}
+
+/* host->log from whichever thread runs MHD's callbacks: on MHD's own thread
+ * the line goes to the loop through the `logs` ring (lost and counted when
+ * it is full). The first byte of a queued line is the level. */
+static void http_log(ws_transport *tr, int level, const char *fmt, ...) O2H_PRINTF(3, 4);
+static void http_log(ws_transport *tr, int level, const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line + 1, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (on_loop_thread(tr)) {
+        tr->host->log(tr->self, level, "%s", line + 1);
+        return;
+    }
+    line[0] = (char)('0' + level);
+    char *copy = strdup(line);
+    if (!copy || !handoff_push(&tr->logs, copy)) {
+        free(copy);
+        atomic_fetch_add(&tr->logs_dropped, 1);
+        if (level <= O2H_LOG_WARN) atomic_fetch_add(&tr->logs_dropped_notable, 1);
+    }
+    handoff_signal(tr);
+}
+
 /* ---- connections ---- */
 
 static void conn_free_memory(ws_conn *c) {
@@ -137,6 +233,7 @@ static void conn_unlink(ws_transport *tr, ws_conn *c) {
         if (*pp == c) {
             *pp = c->next;
             tr->n_conns--;
+            atomic_store(&tr->clients, tr->n_conns);
             return;
         }
 }
@@ -470,13 +567,10 @@ static void on_kick(void *ctx) {
     if (c->dead && !c->busy) conn_free_memory(c);
 }
 
-/* MHD hands us the upgraded socket (on our loop thread, inside MHD_run). */
-static void on_upgraded(void *cls, struct MHD_Connection *connection, void *req_cls,
-                        const char *extra_in, size_t extra_in_size, MHD_socket sock,
-                        struct MHD_UpgradeResponseHandle *urh) {
-    ws_transport *tr = cls;
-    (void)connection;
-    (void)req_cls;
+/* An upgraded socket becomes a connection of ours, watched by the loop (on
+ * the loop thread: inside MHD_run, or taking it from the hand-off ring). */
+static void adopt(ws_transport *tr, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh,
+                  const char *extra_in, size_t extra_in_size) {
     ws_conn *c = calloc(1, sizeof *c);
     if (c) {
         c->in_cap = READ_CHUNK * 2 + (extra_in_size > READ_CHUNK ? extra_in_size : 0);
@@ -518,12 +612,115 @@ static void on_upgraded(void *cls, struct MHD_Connection *connection, void *req_
     c->next = tr->conns;
     tr->conns = c;
     tr->n_conns++;
+    atomic_store(&tr->clients, tr->n_conns);
     tr->host->log(tr->self, O2H_LOG_DEBUG, "WebSocket client %s connected", c->peer);
     if (extra_in_size > 0) { /* decoded from the loop, not inside MHD_run */
         memcpy(c->in, extra_in, extra_in_size);
         c->in_len = extra_in_size;
         c->kick = tr->host->timer_start(tr->self, 0, 0, on_kick, c);
     }
+}
+
+static void release_reservation(ws_transport *tr) {
+    atomic_fetch_sub(&tr->pending, 1);
+    handoff_signal(tr); /* ws_stop may be waiting for pending to reach 0 */
+}
+
+/* MHD hands us the upgraded socket: on the loop thread inside MHD_run, or on
+ * MHD's thread, which queues it for the loop in the slot upgrade() reserved. */
+static void on_upgraded(void *cls, struct MHD_Connection *connection, void *req_cls,
+                        const char *extra_in, size_t extra_in_size, MHD_socket sock,
+                        struct MHD_UpgradeResponseHandle *urh) {
+    ws_transport *tr = cls;
+    (void)connection;
+    if (!tr->mhd_thread) {
+        adopt(tr, sock, urh, extra_in, extra_in_size);
+        return;
+    }
+    upgrade_req *u = req_cls; /* set by upgrade() before the 101 was queued */
+    if (u) u->handed = true;
+    ws_handoff *h = malloc(sizeof *h + extra_in_size);
+    if (h) {
+        h->sock = sock;
+        h->urh = urh;
+        h->extra_len = extra_in_size;
+        if (extra_in_size) memcpy(h->extra, extra_in, extra_in_size);
+    }
+    /* The push cannot fail: pending <= handoff_cap <= the ring's capacity. */
+    if (!h || !handoff_push(&tr->upgrades, h)) {
+        free(h);
+        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        release_reservation(tr);
+        return;
+    }
+    handoff_signal(tr);
+}
+
+/* MHD is done with a request (on MHD's thread in "mhd_thread" mode): an
+ * upgrade that never reached on_upgraded gives its reservation back. */
+static void on_completed(void *cls, struct MHD_Connection *connection, void **req_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    ws_transport *tr = cls;
+    (void)connection;
+    if (!*req_cls || *req_cls == tr) return; /* not an upgrade_req */
+    upgrade_req *u = *req_cls;
+    if (!u->handed) {
+        http_log(tr, O2H_LOG_DEBUG, "WebSocket upgrade ended before the 101 (%d): slot given back",
+                 (int)toe);
+        release_reservation(tr);
+    }
+    free(u);
+    *req_cls = NULL;
+}
+
+/* What take_handoffs does with an upgraded socket. */
+enum handoff_fate { HANDOFF_ADOPT, HANDOFF_CLOSE, HANDOFF_FORGET /* MHD has stopped */ };
+
+/* The loop takes what MHD's thread queued (the eventfd is readable). */
+static void take_handoffs(ws_transport *tr, enum handoff_fate fate) {
+    uint64_t n;
+    ssize_t r = read(tr->handoff_efd, &n, sizeof n);
+    (void)r;
+    char *line;
+    while ((line = handoff_pop(&tr->logs))) {
+        tr->host->log(tr->self, line[0] - '0', "%s", line + 1);
+        free(line);
+    }
+    ws_handoff *h;
+    while ((h = handoff_pop(&tr->upgrades))) {
+        atomic_fetch_sub(&tr->pending, 1);
+        if (fate == HANDOFF_ADOPT)
+            adopt(tr, h->sock, h->urh, h->extra, h->extra_len);
+        else if (fate == HANDOFF_CLOSE)
+            MHD_upgrade_action(h->urh, MHD_UPGRADE_ACTION_CLOSE);
+        free(h);
+    }
+    unsigned refused = atomic_load(&tr->refused_full);
+    if (refused != tr->refused_seen) {
+        tr->host->log(tr->self, O2H_LOG_WARN,
+                      "%u WebSocket upgrade(s) refused with HTTP 503: the hand-off queue to the "
+                      "loop was full (mhd_queue %lld; %u refused in all)",
+                      refused - tr->refused_seen, (long long)tr->handoff_cap, refused);
+        tr->refused_seen = refused;
+    }
+    /* Only lost warnings and errors are worth a warning: under a flood of bad
+     * requests the lost lines are mostly "HTTP 404" debug lines. */
+    unsigned dropped = atomic_load(&tr->logs_dropped);
+    unsigned notable = atomic_load(&tr->logs_dropped_notable);
+    if (dropped != tr->dropped_seen) {
+        tr->host->log(tr->self, notable != tr->notable_seen ? O2H_LOG_WARN : O2H_LOG_DEBUG,
+                      "%u log line(s) of the HTTP thread lost (%u warnings or errors): its queue "
+                      "to the loop was full",
+                      dropped - tr->dropped_seen, notable - tr->notable_seen);
+        tr->dropped_seen = dropped;
+        tr->notable_seen = notable;
+    }
+}
+
+static void on_handoff_event(void *ctx, int fd, unsigned events) {
+    (void)fd;
+    (void)events;
+    take_handoffs(ctx, HANDOFF_ADOPT);
 }
 
 /* ---- HTTP ---- */
@@ -569,7 +766,7 @@ static void accept_key(const char *key, char out[29]) {
     out[BASE64_ENCODE_RAW_LENGTH(SHA1_DIGEST_SIZE)] = '\0';
 }
 
-static enum MHD_Result upgrade(ws_transport *tr, struct MHD_Connection *conn) {
+static enum MHD_Result upgrade(ws_transport *tr, struct MHD_Connection *conn, void **req_cls) {
     const char *upgrade_h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Upgrade");
     const char *connection = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Connection");
     const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-WebSocket-Key");
@@ -589,9 +786,30 @@ static enum MHD_Result upgrade(ws_transport *tr, struct MHD_Connection *conn) {
     if (!key || strlen(key) != 24 || !base64_decode_update(&dctx, &raw_len, raw, 24, key) ||
         !base64_decode_final(&dctx) || raw_len != 16)
         return respond_text(conn, MHD_HTTP_BAD_REQUEST, "Bad Sec-WebSocket-Key.\n", NULL, NULL);
-    if (tr->n_conns >= tr->max_clients)
+    if (!tr->mhd_thread && tr->n_conns >= tr->max_clients)
         return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "Too many WebSocket clients.\n",
                             NULL, NULL);
+    if (tr->mhd_thread) {
+        /* Reserve a slot in the hand-off queue now, while a 503 can still be
+         * answered: on_upgraded (after the 101) must not find it full. */
+        if (atomic_load(&tr->clients) + atomic_load(&tr->pending) >= tr->max_clients)
+            return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "Too many WebSocket clients.\n",
+                                NULL, NULL);
+        if (atomic_fetch_add(&tr->pending, 1) >= tr->handoff_cap) {
+            atomic_fetch_sub(&tr->pending, 1);
+            atomic_fetch_add(&tr->refused_full, 1);
+            handoff_signal(tr);
+            return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                "Busy: too many WebSocket upgrades at once, try again.\n",
+                                "Retry-After", "1");
+        }
+        upgrade_req *u = atomic_load(&tr->stopping) ? NULL : calloc(1, sizeof *u);
+        if (!u) {
+            release_reservation(tr);
+            return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "Shutting down.\n", NULL, NULL);
+        }
+        *req_cls = u; /* on_completed gives the slot back if on_upgraded never runs */
+    }
     char accept[29];
     accept_key(key, accept);
     struct MHD_Response *r = MHD_create_response_for_upgrade(on_upgraded, tr);
@@ -633,7 +851,7 @@ static enum MHD_Result serve_file(ws_transport *tr, struct MHD_Connection *conn,
     char rel[1024];
     int status = http_resolve_path(url, rel, sizeof rel);
     if (status != 200) {
-        tr->host->log(tr->self, O2H_LOG_DEBUG, "HTTP %d for %s", status, url);
+        http_log(tr, O2H_LOG_DEBUG, "HTTP %d for %s", status, url);
         return respond_text(conn, (unsigned)status,
                             status == 403   ? "Forbidden.\n"
                             : status == 414 ? "URI too long.\n"
@@ -664,7 +882,7 @@ static enum MHD_Result serve_file(ws_transport *tr, struct MHD_Connection *conn,
         fd = -403;
     }
     if (fd < 0) {
-        tr->host->log(tr->self, O2H_LOG_DEBUG, "HTTP %d for %s", -fd, url);
+        http_log(tr, O2H_LOG_DEBUG, "HTTP %d for %s", -fd, url);
         return respond_text(conn, (unsigned)-fd, fd == -404 ? "Not found.\n" : "Forbidden.\n", NULL,
                             NULL);
     }
@@ -700,7 +918,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "GET or HEAD only.\n", "Allow",
                             "GET, HEAD");
-    if (strcmp(url, WS_PATH) == 0) return upgrade(tr, conn);
+    if (strcmp(url, WS_PATH) == 0) return upgrade(tr, conn, req_cls);
     return serve_file(tr, conn, url);
 }
 
@@ -719,14 +937,14 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     size_t n = strlen(line);
     while (n && line[n - 1] == '\n')
         line[--n] = '\0';
-    tr->host->log(tr->self, O2H_LOG_DEBUG, "libmicrohttpd: %s", line);
+    http_log(tr, O2H_LOG_DEBUG, "libmicrohttpd: %s", line);
 }
 
 static void on_mhd_timer(void *ctx);
 
 /* Let MHD do its work, then arm the timer for its next timeout. */
 static void mhd_run(ws_transport *tr) {
-    if (!tr->mhd) return;
+    if (!tr->mhd || tr->mhd_thread) return;
     if (tr->in_mhd) {
         tr->mhd_again = true;
         return;
@@ -749,7 +967,7 @@ static void on_mhd_timer(void *ctx) {
 }
 
 static void mhd_run_soon(ws_transport *tr) {
-    if (!tr->mhd) return;
+    if (!tr->mhd || tr->mhd_thread) return; /* MHD's own thread needs no nudge */
     if (tr->in_mhd) {
         tr->mhd_again = true;
         return;
@@ -833,6 +1051,7 @@ static int ws_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg,
     tr->host = host;
     tr->self = self;
     tr->root_fd = -1;
+    tr->handoff_efd = -1;
     const char *bind_host, *root, *dnssd_name = NULL;
     int64_t port;
     int rc = O2H_OK;
@@ -844,7 +1063,10 @@ static int ws_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg,
         host->cfg_int(cfg, "send_queue_bytes", 4 << 20, 1024, (int64_t)1 << 32, &tr->queue_limit) ==
             O2H_CONFIG_ERROR ||
         host->cfg_bool(cfg, "dnssd", false, &tr->dnssd) == O2H_CONFIG_ERROR ||
-        host->cfg_string(cfg, "dnssd_name", host->ensemble(self), &dnssd_name) == O2H_CONFIG_ERROR)
+        host->cfg_string(cfg, "dnssd_name", host->ensemble(self), &dnssd_name) ==
+            O2H_CONFIG_ERROR ||
+        host->cfg_bool(cfg, "mhd_thread", false, &tr->mhd_thread) == O2H_CONFIG_ERROR ||
+        host->cfg_int(cfg, "mhd_queue", 64, 1, 65536, &tr->handoff_cap) == O2H_CONFIG_ERROR)
         rc = O2H_CONFIG_ERROR;
     if (rc == O2H_OK && tr->dnssd && !http_dnssd_available())
         rc = host->cfg_error(cfg, "dnssd",
@@ -877,46 +1099,120 @@ static int open_dir(ws_transport *tr, const char *dir) {
     return fd;
 }
 
+/* "mhd_thread": the eventfd and the rings, before MHD's thread starts. */
+static int handoff_start(ws_transport *tr) {
+    atomic_store(&tr->pending, 0);
+    atomic_store(&tr->clients, 0);
+    atomic_store(&tr->stopping, false);
+    tr->loop_thread = pthread_self();
+    if (handoff_init(&tr->upgrades, (size_t)tr->handoff_cap) != 0 ||
+        handoff_init(&tr->logs, LOG_QUEUE) != 0)
+        return O2H_NO_MEMORY;
+    tr->handoff_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (tr->handoff_efd < 0) return O2H_SOCKET_ERROR;
+    tr->handoff_watch =
+        tr->host->watch_fd(tr->self, tr->handoff_efd, O2H_EV_READ, on_handoff_event, tr);
+    return tr->handoff_watch ? O2H_OK : O2H_SOCKET_ERROR;
+}
+
 static int ws_start(void *instance) {
     ws_transport *tr = instance;
     if (tr->root && (tr->root_fd = open_dir(tr, tr->root)) < 0) return O2H_BAD_ARGS;
     for (int i = 0; i < tr->n_mounts; i++)
         if ((tr->mounts[i].fd = open_dir(tr, tr->mounts[i].dir)) < 0) return O2H_BAD_ARGS;
-    tr->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                               on_request, tr, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, tr,
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
+    if (tr->mhd_thread) {
+        int rc = handoff_start(tr);
+        if (rc != O2H_OK) return rc;
+        flags |= MHD_USE_INTERNAL_POLLING_THREAD;
+    }
+    /* MHD sends files with sendfile() only where SIGPIPE cannot kill the
+     * process: on its own thread (it blocks the signal there), or when told
+     * that the process ignores it, as the o2hub daemon does; else it uses
+     * pread() and send(). */
+    struct sigaction pipe_action;
+    int sigpipe_ignored =
+        sigaction(SIGPIPE, NULL, &pipe_action) == 0 && pipe_action.sa_handler == SIG_IGN;
+    /* clang-format off */
+    tr->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, tr,
+                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log, tr,
+                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, tr,
                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&tr->bind_addr,
                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)(tr->max_clients + 64),
                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
                                MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-                               MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, tr, MHD_OPTION_END);
+                               MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, tr,
+                               MHD_OPTION_SIGPIPE_HANDLED_BY_APP, sigpipe_ignored,
+                               MHD_OPTION_END);
+    /* clang-format on */
     if (!tr->mhd) {
         tr->host->log(tr->self, O2H_LOG_ERROR, "cannot start the HTTP server on port %d",
                       ntohs(tr->bind_addr.sin_port));
         return O2H_NO_PORT;
     }
     const union MHD_DaemonInfo *pi = MHD_get_daemon_info(tr->mhd, MHD_DAEMON_INFO_BIND_PORT);
-    const union MHD_DaemonInfo *ei = MHD_get_daemon_info(tr->mhd, MHD_DAEMON_INFO_EPOLL_FD);
     tr->port = pi ? pi->port : ntohs(tr->bind_addr.sin_port);
-    tr->mhd_watch =
-        ei ? tr->host->watch_fd(tr->self, ei->epoll_fd, O2H_EV_READ, on_mhd_event, tr) : NULL;
-    if (!tr->mhd_watch) {
-        MHD_stop_daemon(tr->mhd);
-        tr->mhd = NULL;
-        return O2H_SOCKET_ERROR;
+    if (!tr->mhd_thread) {
+        const union MHD_DaemonInfo *ei = MHD_get_daemon_info(tr->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+        tr->mhd_watch =
+            ei ? tr->host->watch_fd(tr->self, ei->epoll_fd, O2H_EV_READ, on_mhd_event, tr) : NULL;
+        if (!tr->mhd_watch) {
+            MHD_stop_daemon(tr->mhd);
+            tr->mhd = NULL;
+            return O2H_SOCKET_ERROR;
+        }
     }
     char ip[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &tr->bind_addr.sin_addr, ip, sizeof ip);
-    tr->host->log(tr->self, O2H_LOG_INFO, "serving %s at http://%s:%d/ (WebSocket at %s)",
-                  tr->root ? tr->root : "no files", ip, tr->port, WS_PATH);
+    tr->host->log(tr->self, O2H_LOG_INFO, "serving %s at http://%s:%d/ (WebSocket at %s; %s)",
+                  tr->root ? tr->root : "no files", ip, tr->port, WS_PATH,
+                  tr->mhd_thread ? "HTTP on its own thread" : "HTTP on the loop");
     if (tr->dnssd) tr->published = http_dnssd_start(tr->host, tr->self, tr->dnssd_name, tr->port);
     mhd_run(tr);
     return O2H_OK;
+}
+
+/* "mhd_thread": no more upgrades; close those handed over and not taken,
+ * and wait (bounded) until MHD's thread has handed over or given back every
+ * slot it reserved, so that none arrives once we stop looking. */
+static void handoff_quiesce(ws_transport *tr) {
+    atomic_store(&tr->stopping, true);
+    if (tr->handoff_watch) tr->host->watch_remove(tr->handoff_watch);
+    tr->handoff_watch = NULL;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        take_handoffs(tr, HANDOFF_CLOSE);
+        if (atomic_load(&tr->pending) <= 0) return;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long waited = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+        if (waited >= STOP_WAIT_MS) {
+            tr->host->log(tr->self, O2H_LOG_WARN,
+                          "%d WebSocket upgrade(s) still in flight at stop: MHD closes them",
+                          atomic_load(&tr->pending));
+            return;
+        }
+        struct pollfd p = {.fd = tr->handoff_efd, .events = POLLIN};
+        poll(&p, 1, (int)(STOP_WAIT_MS - waited)); /* woken by handoff_signal */
+    }
+}
+
+/* After MHD's thread has ended: the last log lines, then the rings go. */
+static void handoff_stop(ws_transport *tr) {
+    if (tr->handoff_efd >= 0) {
+        take_handoffs(tr, HANDOFF_FORGET);
+        close(tr->handoff_efd);
+    }
+    tr->handoff_efd = -1;
+    handoff_free(&tr->upgrades);
+    handoff_free(&tr->logs);
 }
 
 static void ws_stop(void *instance) {
     ws_transport *tr = instance;
     http_dnssd_stop(tr->published);
     tr->published = NULL;
+    if (tr->mhd_thread) atomic_store(&tr->stopping, true);
     while (tr->conns) {
         ws_conn *c = tr->conns;
         /* a last word if the socket takes it at once (no waiting): 1001 going away */
@@ -931,12 +1227,18 @@ static void ws_stop(void *instance) {
         }
         conn_destroy(c);
     }
+    if (tr->mhd_thread && tr->mhd) handoff_quiesce(tr);
     if (tr->mhd_timer) tr->host->timer_stop(tr->mhd_timer);
     tr->mhd_timer = NULL;
     tr->host->watch_remove(tr->mhd_watch);
     tr->mhd_watch = NULL;
-    if (tr->mhd) MHD_stop_daemon(tr->mhd);
+    if (tr->mhd) MHD_stop_daemon(tr->mhd); /* joins MHD's thread */
     tr->mhd = NULL;
+    if (tr->mhd_thread) {
+        if (tr->handoff_watch) tr->host->watch_remove(tr->handoff_watch);
+        tr->handoff_watch = NULL;
+        handoff_stop(tr);
+    }
     if (tr->root_fd >= 0) close(tr->root_fd);
     tr->root_fd = -1;
     for (int i = 0; i < tr->n_mounts; i++) {
