@@ -73,8 +73,15 @@ def plot(outdir):
         "set title 'o2hub latency distributions (CDF)'",
         "set xlabel 'latency (µs, log scale)'", "set ylabel 'fraction of messages'",
         "set logscale x", "set key right bottom", "set grid",
-        "plot " + ", ".join("'%s' using 1:2 with lines lw 2 title '%s'" % (c, t.replace("_", "-"))
-                            for c, t in series),
+    ] + [
+        # one distinct color per series (gnuplot's default cycle has only 8)
+        "set linetype %d lc rgb '%s' dt %d" % (i + 1, c, 1 + i // 8)
+        for i, c in enumerate(["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",
+                               "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+                               "#000000", "#aec7e8", "#98df8a", "#ff9896"])
+    ] + [
+        "plot " + ", ".join("'%s' using 1:2 with lines lt %d lw 2 title '%s'" %
+                            (c, i + 1, t.replace("_", "-")) for i, (c, t) in enumerate(series)),
     ]
     subprocess.run(["gnuplot"], input="\n".join(script), text=True, check=True)
     return True
