@@ -22,6 +22,7 @@
 typedef struct tally {
     long n;
     double first, last;
+    double go; /* when the sender was told to start */
 } tally;
 
 static void count(tally *t) {
@@ -67,7 +68,8 @@ static void report(const br_meter *meter, const char *what, const char *path, co
                    long n) {
     double span = t->last - t->first;
     double rate = span > 0 ? (double)(t->n - 1) / span : 0;
-    printf("  %-26s %10.0f msgs/s received, %ld of %ld arrived\n", what, rate, t->n, n);
+    printf("  %-26s %10.0f msgs/s received, %ld of %ld arrived; %10.0f msgs/s from the start\n",
+           what, rate, t->n, n, t->last > t->go ? (double)t->n / (t->last - t->go) : 0);
     br_report(
         meter,
         &(br_result){
@@ -101,6 +103,7 @@ static double o2hub_rate(int proto, long n) {
     tally t = {0};
     o2h_service_new(r, "sink");
     o2h_method_new(r, "/sink/x", "ifs", on_sink, &t, false, true);
+    t.go = nb_now();
     (void)!write(go, "g", 1);
     double started = nb_now();
     while (!done(&t, n, started))
@@ -131,6 +134,7 @@ static double liblo_rate(int proto, long n) {
     if (!s) exit(1);
     tally t = {0};
     lo_server_add_method(s, "/x", "ifs", on_lo, &t);
+    t.go = nb_now();
     (void)!write(go, "g", 1);
     double started = nb_now();
     while (!done(&t, n, started))
