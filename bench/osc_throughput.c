@@ -31,8 +31,12 @@ static void count(tally *t) {
     t->last = now;
 }
 
-/* The sender: waits for the go byte, then sends `n` messages with liblo. */
-static pid_t start_sender(int proto, int port, long n, int *go_fd) {
+#define LAT_COUNT 2000      /* paced messages for the latency runs */
+#define LAT_INTERVAL_US 500 /* 2000 messages a second: a live controller, not a flood */
+
+/* The sender: waits for the go byte, then sends `n` messages with liblo: as
+ * fast as it can (/x ,ifs), or `paced` (/x ,d carrying the send time). */
+static pid_t start_sender(int proto, int port, long n, int *go_fd, bool paced) {
     int fds[2];
     if (pipe(fds) != 0) exit(1);
     pid_t pid = fork();
@@ -47,8 +51,15 @@ static pid_t start_sender(int proto, int port, long n, int *go_fd) {
         lo_message_add_int32(m, 1);
         lo_message_add_float(m, 0.5f);
         lo_message_add_string(m, "note");
-        for (long i = 0; i < n; i++)
+        for (long i = 0; i < n && !paced; i++)
             if (lo_send_message(to, "/x", m) < 0) _exit(2);
+        for (long i = 0; i < n && paced; i++) {
+            lo_message t = lo_message_new();
+            lo_message_add_double(t, nb_now()); /* CLOCK_MONOTONIC: shared by the processes */
+            if (lo_send_message(to, "/x", t) < 0) _exit(2);
+            lo_message_free(t);
+            usleep(LAT_INTERVAL_US);
+        }
         lo_message_free(m);
         lo_address_free(to);
         _exit(0);
@@ -81,12 +92,44 @@ static void on_sink(o2h_router *r, const o2h_msg *msg, const char *types,
     count(user_data);
 }
 
+/* TCP segments this machine has sent (Linux: /proc/net/snmp), to compare how
+ * the sender's data was packed with each receiver. -1 if unknown. */
+static long tcp_out_segments(void) {
+    FILE *f = fopen("/proc/net/snmp", "r");
+    char line[1024];
+    long segs = -1;
+    bool header_seen = false;
+    while (f && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "Tcp:", 4) != 0) continue;
+        if (!header_seen) {
+            header_seen = true; /* the first Tcp: line names the fields */
+            continue;
+        }
+        /* Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails
+         *      EstabResets CurrEstab InSegs OutSegs ... */
+        long v[11];
+        if (sscanf(line, "Tcp: %ld %ld %ld %ld %ld %ld %ld %ld %ld %ld %ld", &v[0], &v[1], &v[2],
+                   &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10]) == 11)
+            segs = v[10];
+    }
+    if (f) fclose(f);
+    return segs;
+}
+
+static void report_segments(long before, long n) {
+    long after = tcp_out_segments();
+    if (before >= 0 && after >= 0)
+        printf("  %-26s %10.2f TCP segments per message (both directions)\n", "",
+               (double)(after - before) / (double)n);
+}
+
 static double o2hub_rate(int proto, long n) {
+    long segs = tcp_out_segments();
     br_meter meter;
     br_start(&meter);
     int port = nb_free_port();
     int go;
-    pid_t sender = start_sender(proto, port, n, &go);
+    pid_t sender = start_sender(proto, port, n, &go, false);
     char json[512];
     snprintf(json, sizeof json,
              "{\"ensemble\": \"bench\", \"plugin_path\": [\"%s\"], \"transports\": [{\"type\": "
@@ -113,6 +156,7 @@ static double o2hub_rate(int proto, long n) {
     o2h_router_free(r);
     report(&meter, proto == LO_TCP ? "o2hub OSC port, TCP" : "o2hub OSC port, UDP",
            proto == LO_TCP ? "o2hub-osc-tcp" : "o2hub-osc-udp", &t, n);
+    if (proto == LO_TCP) report_segments(segs, n);
     return t.last > t.first ? (double)(t.n - 1) / (t.last - t.first) : 0;
 }
 
@@ -123,11 +167,12 @@ static int on_lo(const char *path, const char *types, lo_arg **argv, int argc, l
 }
 
 static double liblo_rate(int proto, long n) {
+    long segs = tcp_out_segments();
     br_meter meter;
     br_start(&meter);
     int port = nb_free_port();
     int go;
-    pid_t sender = start_sender(proto, port, n, &go);
+    pid_t sender = start_sender(proto, port, n, &go, false);
     char p[16];
     snprintf(p, sizeof p, "%d", port);
     lo_server s = lo_server_new_with_proto(p, proto, NULL);
@@ -144,7 +189,90 @@ static double liblo_rate(int proto, long n) {
     lo_server_free(s);
     report(&meter, proto == LO_TCP ? "liblo server, TCP" : "liblo server, UDP",
            proto == LO_TCP ? "liblo-tcp" : "liblo-udp", &t, n);
+    if (proto == LO_TCP) report_segments(segs, n);
     return t.last > t.first ? (double)(t.n - 1) / (t.last - t.first) : 0;
+}
+
+/* ---- latency of paced messages: what a live controller sees ---- */
+
+typedef struct lat {
+    double s[LAT_COUNT];
+    int n;
+} lat;
+
+static void on_sink_lat(o2h_router *r, const o2h_msg *msg, const char *types,
+                        const o2h_arg *const *argv, int argc, void *user_data) {
+    lat *l = user_data;
+    if (l->n < LAT_COUNT) l->s[l->n++] = nb_now() - argv[0]->d;
+}
+
+static int on_lo_lat(const char *path, const char *types, lo_arg **argv, int argc, lo_message msg,
+                     void *user_data) {
+    lat *l = user_data;
+    if (l->n < LAT_COUNT) l->s[l->n++] = nb_now() - argv[0]->d;
+    return 0;
+}
+
+static void report_latency(const char *what, const char *path, lat *l) {
+    br_meter none;
+    br_start(&none);
+    br_report(&none, &(br_result){.bench = "osc_latency",
+                                  .path = path,
+                                  .payload = 20,
+                                  .count = l->n,
+                                  .lat_s = l->s,
+                                  .n_lat = l->n,
+                                  .no_cpu = true});
+    double p50 = nb_percentile(l->s, l->n, 0.5), p99 = nb_percentile(l->s, l->n, 0.99);
+    printf("  %-26s one-way p50 %7.1f us  p99 %7.1f us  (%d of %d, paced)\n", what, p50 * 1e6,
+           p99 * 1e6, l->n, LAT_COUNT);
+}
+
+static void o2hub_latency(int proto) {
+    int port = nb_free_port(), go;
+    pid_t sender = start_sender(proto, port, LAT_COUNT, &go, true);
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"ensemble\": \"bench\", \"plugin_path\": [\"%s\"], \"transports\": [{\"type\": "
+             "\"osc\", \"ports\": [{\"port\": %d, \"host\": \"127.0.0.1\", \"protocol\": \"%s\", "
+             "\"service\": \"sink\"}]}]}",
+             NB_TRANSPORT_DIR, port, proto == LO_TCP ? "tcp" : "udp");
+    o2h_router_options o = {.struct_size = sizeof o, .log_level = O2H_LOG_WARN};
+    o2h_error err;
+    o2h_router *r = o2h_router_new_from_json(json, "bench", &o, &err);
+    if (!r || o2h_router_start(r) != O2H_OK) exit(1);
+    static lat l;
+    l.n = 0;
+    o2h_service_new(r, "sink");
+    o2h_method_new(r, "/sink/x", "d", on_sink_lat, &l, false, true);
+    (void)!write(go, "g", 1);
+    for (double end = nb_now() + 10; l.n < LAT_COUNT && nb_now() < end;)
+        o2h_router_poll(r, 50);
+    waitpid(sender, NULL, 0);
+    close(go);
+    o2h_router_free(r);
+    report_latency(proto == LO_TCP ? "o2hub OSC port, TCP" : "o2hub OSC port, UDP",
+                   proto == LO_TCP ? "o2hub-osc-tcp" : "o2hub-osc-udp", &l);
+}
+
+static void liblo_latency(int proto) {
+    int port = nb_free_port(), go;
+    pid_t sender = start_sender(proto, port, LAT_COUNT, &go, true);
+    char p[16];
+    snprintf(p, sizeof p, "%d", port);
+    lo_server s = lo_server_new_with_proto(p, proto, NULL);
+    if (!s) exit(1);
+    static lat l;
+    l.n = 0;
+    lo_server_add_method(s, "/x", "d", on_lo_lat, &l);
+    (void)!write(go, "g", 1);
+    for (double end = nb_now() + 10; l.n < LAT_COUNT && nb_now() < end;)
+        lo_server_recv_noblock(s, 50);
+    waitpid(sender, NULL, 0);
+    close(go);
+    lo_server_free(s);
+    report_latency(proto == LO_TCP ? "liblo server, TCP" : "liblo server, UDP",
+                   proto == LO_TCP ? "liblo-tcp" : "liblo-udp", &l);
 }
 
 int main(int argc, char **argv) {
@@ -158,6 +286,12 @@ int main(int argc, char **argv) {
         double lo = liblo_rate(proto, n);
         double o2 = o2hub_rate(proto, n);
         printf("  %s: o2hub / liblo = %.2f\n", k ? "TCP" : "UDP", lo > 0 ? o2 / lo : 0);
+    }
+    printf("latency: %d messages, one every %d us, from the same liblo client\n", LAT_COUNT,
+           LAT_INTERVAL_US);
+    for (int k = 0; k < 2; k++) {
+        liblo_latency(k ? LO_TCP : LO_UDP);
+        o2hub_latency(k ? LO_TCP : LO_UDP);
     }
     return 0;
 }
