@@ -36,12 +36,19 @@ int free_port(int type) {
 }
 
 o2h_router *osc_router(const char *osc_json) {
+    return osc_router_logged(osc_json, NULL, NULL);
+}
+
+o2h_router *osc_router_logged(const char *osc_json, o2h_log_fn log, void *log_ctx) {
     char json[4096];
     snprintf(json, sizeof json,
              "{\"ensemble\": \"osctest\", \"clock\": {\"reference\": true},"
              " \"plugin_path\": [\"%s\"], \"transports\": [{\"type\": \"osc\", %s}]}",
              TRANSPORT_DIR, osc_json);
-    o2h_router_options o = {.struct_size = sizeof o, .log_level = O2H_LOG_WARN};
+    o2h_router_options o = {.struct_size = sizeof o,
+                            .log_level = log ? O2H_LOG_DEBUG : O2H_LOG_WARN,
+                            .log = log,
+                            .log_ctx = log_ctx};
     o2h_error err;
     o2h_router *r = o2h_router_new_from_json(json, "osc-test", &o, &err);
     if (!r) {

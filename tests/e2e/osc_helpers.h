@@ -16,6 +16,8 @@ int free_port(int type);
 
 /** A started router: reference clock, the osc plugin with `osc_json` (its object body). */
 o2h_router *osc_router(const char *osc_json);
+/** The same, with every log line (debug and up) given to `log`. */
+o2h_router *osc_router_logged(const char *osc_json, o2h_log_fn log, void *log_ctx);
 
 /** Poll `r` until *counter >= want or `limit_s` passes. */
 bool poll_until(o2h_router *r, const int *counter, int want, double limit_s);

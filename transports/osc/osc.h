@@ -15,11 +15,13 @@
 
 #include "osc_codec.h"
 #include "osc_frame.h"
+#include "osc_pace.h"
 
 #define OSC_SERVICE_MAX 64
 #define OSC_UDP_MAX 65507 /* the largest UDP payload over IPv4 */
 #define OSC_RX_BATCH 16   /* datagrams per recvmmsg */
 #define OSC_RX_SIZE 65536
+#define OSC_PACE_US_DEFAULT 50 /* a port's "pace_us" */
 
 typedef struct osc_plugin osc_plugin;
 
@@ -51,6 +53,7 @@ typedef struct osc_conn {
     int fd;
     o2h_watch *watch;
     osc_deframer df;
+    osc_pacer pacer;
     bool dead;
     int busy;
     struct osc_conn *next;
@@ -66,6 +69,8 @@ struct osc_port {
     int fd;
     o2h_watch *watch;
     int bound_port;
+    double pace;     /* seconds between reads during a flood (osc_pace.h); 0 never paces */
+    osc_pacer pacer; /* UDP */
     osc_conn *conns;
 };
 

@@ -6,7 +6,7 @@
  *     "delegates": [ { "service": "synth", "address": "127.0.0.1:9000",
  *                      "protocol": "udp" | "tcp", "framing": "length" | "slip" } ],
  *     "ports": [ { "port": 9001, "host": "0.0.0.0", "protocol": "udp" | "tcp",
- *                  "framing": "length" | "slip", "service": "fromosc" } ] }
+ *                  "framing": "length" | "slip", "service": "fromosc", "pace_us": 50 } ] }
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -124,6 +124,10 @@ static int read_port(osc_plugin *pl, const o2h_cfg *item, osc_port *p) {
     int rc = h->cfg_int(item, "port", 0, 0, 65535, &port);
     if (rc == O2H_NOT_FOUND) return h->cfg_error(item, NULL, "missing required key \"port\"");
     if (rc != O2H_OK) return rc;
+    int64_t pace_us;
+    if (h->cfg_int(item, "pace_us", OSC_PACE_US_DEFAULT, 0, 100000, &pace_us) == O2H_CONFIG_ERROR)
+        return O2H_CONFIG_ERROR;
+    p->pace = (double)pace_us * 1e-6;
     if (netaddr_parse_ipv4(host, (int)port, &p->bind_addr) != 0)
         return h->cfg_error(item, "host", "\"%s\" is not an IPv4 address", host);
     return O2H_OK;

@@ -7,6 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -65,17 +66,18 @@ void osc_port_packet(osc_port *p, const uint8_t *data, size_t len) {
 
 /* ---- UDP ---- */
 
-static void on_udp(void *ctx, int fd, unsigned events) {
+static osc_read_result udp_read(void *ctx) {
     osc_port *p = ctx;
     osc_plugin *pl = p->pl;
-    (void)events;
+    osc_read_result got = OSC_READ_NOTHING;
     for (int round = 0; round < 4; round++) {
         for (int i = 0; i < OSC_RX_BATCH; i++) {
             pl->rx_iovs[i] = (struct iovec){pl->rx + (size_t)i * OSC_RX_SIZE, OSC_RX_SIZE};
             pl->rx_msgs[i].msg_hdr = (struct msghdr){.msg_iov = &pl->rx_iovs[i], .msg_iovlen = 1};
         }
-        int n = recvmmsg(fd, pl->rx_msgs, OSC_RX_BATCH, MSG_DONTWAIT, NULL);
-        if (n <= 0) return;
+        int n = recvmmsg(p->fd, pl->rx_msgs, OSC_RX_BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0) break;
+        got = OSC_READ_SOME;
         for (int i = 0; i < n; i++) {
             if (pl->rx_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
                 pl->host->count_invalid(pl->self, "truncated UDP datagram");
@@ -83,8 +85,15 @@ static void on_udp(void *ctx, int fd, unsigned events) {
             }
             osc_port_packet(p, pl->rx_iovs[i].iov_base, pl->rx_msgs[i].msg_len);
         }
-        if (n < OSC_RX_BATCH) return;
+        if (n < OSC_RX_BATCH) break;
     }
+    return got;
+}
+
+static void on_udp(void *ctx, int fd, unsigned events) {
+    osc_port *p = ctx;
+    (void)fd, (void)events;
+    osc_pacer_wake(&p->pacer);
 }
 
 /* ---- TCP ---- */
@@ -98,6 +107,7 @@ static void conn_close(osc_conn *c) {
     if (c->dead) return;
     osc_port *p = c->port;
     c->dead = true;
+    osc_pacer_stop(&c->pacer);
     p->pl->host->watch_remove(c->watch);
     close(c->fd);
     for (osc_conn **pp = &p->conns; *pp; pp = &(*pp)->next)
@@ -118,19 +128,20 @@ static void frame_invalid(void *ctx, const char *reason) {
     c->port->pl->host->count_invalid(c->port->pl->self, reason);
 }
 
-static void on_conn(void *ctx, int fd, unsigned events) {
+static osc_read_result conn_read(void *ctx) {
     osc_conn *c = ctx;
     osc_plugin *pl = c->port->pl;
-    (void)events;
     osc_deframer_cb cb = {frame_packet, frame_invalid, c};
+    osc_read_result got = OSC_READ_NOTHING;
     c->busy++;
     for (int i = 0; i < 16 && !c->dead; i++) {
-        ssize_t n = recv(fd, pl->rx, OSC_RX_SIZE, 0);
+        ssize_t n = recv(c->fd, pl->rx, OSC_RX_SIZE, 0);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
             conn_close(c);
             break;
         }
         if (n < 0) break;
+        got = OSC_READ_SOME;
         if (osc_deframer_feed(&c->df, pl->rx, (size_t)n, &cb) != 0) {
             pl->host->log(pl->self, O2H_LOG_WARN, "port %d: closing a connection: bad framing",
                           c->port->bound_port);
@@ -140,7 +151,15 @@ static void on_conn(void *ctx, int fd, unsigned events) {
         if ((size_t)n < OSC_RX_SIZE) break;
     }
     c->busy--;
-    if (c->dead && !c->busy) conn_free(c);
+    if (!c->dead) return got;
+    if (!c->busy) conn_free(c);
+    return OSC_READ_CLOSED;
+}
+
+static void on_conn(void *ctx, int fd, unsigned events) {
+    osc_conn *c = ctx;
+    (void)fd, (void)events;
+    osc_pacer_wake(&c->pacer);
 }
 
 static void on_accept(void *ctx, int fd, unsigned events) {
@@ -164,6 +183,9 @@ static void on_accept(void *ctx, int fd, unsigned events) {
             free(c);
             continue;
         }
+        char name[48];
+        snprintf(name, sizeof name, "OSC TCP port %d", p->bound_port);
+        osc_pacer_init(&c->pacer, pl->host, pl->self, c->watch, p->pace, conn_read, c, name);
         c->next = p->conns;
         p->conns = c;
     }
@@ -188,6 +210,8 @@ int osc_port_start(osc_port *p) {
     getsockname(p->fd, (struct sockaddr *)&bound, &len);
     p->bound_port = ntohs(bound.sin_port);
     p->watch = pl->host->watch_fd(pl->self, p->fd, O2H_EV_READ, p->tcp ? on_accept : on_udp, p);
+    osc_pacer_init(&p->pacer, pl->host, pl->self, p->watch, p->pace, udp_read, p, "");
+    snprintf(p->pacer.name, sizeof p->pacer.name, "OSC UDP port %d", p->bound_port);
     pl->host->log(pl->self, O2H_LOG_INFO, "OSC %s port %d delivers to service %s",
                   p->tcp ? "TCP" : "UDP", p->bound_port, p->service);
     return p->watch ? O2H_OK : O2H_NO_MEMORY;
@@ -196,6 +220,7 @@ int osc_port_start(osc_port *p) {
 void osc_port_stop(osc_port *p) {
     while (p->conns)
         conn_close(p->conns);
+    osc_pacer_stop(&p->pacer);
     if (p->watch) p->pl->host->watch_remove(p->watch);
     p->watch = NULL;
     if (p->fd >= 0) close(p->fd);
