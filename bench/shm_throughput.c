@@ -11,6 +11,9 @@
  *                     B's dispatch); B acknowledges every 4096 messages and A
  *                     keeps at most 16384 in flight, so the router never finds
  *                     B's ring full
+ *   each side alone   the client fills the ring while the router does not
+ *                     look, then the router drains it: each side's cost per
+ *                     message without the other core touching the same lines
  *
  * Every receiver checks that the numbers arrive in order.
  */
@@ -173,6 +176,7 @@ static void bench_client_to_router(void) {
     while (k.count < n_msgs)
         o2h_router_poll(r, 10);
     double dt = sb_now() - t0;
+
     pthread_join(t, NULL);
     o2sm_stats st;
     o2sm_get_stats(s.c, &st);
@@ -249,6 +253,43 @@ static void bench_client_to_client(void) {
     o2h_router_free(r);
 }
 
+/* Each side alone: the client fills the ring while the router does not look,
+ * then the router drains it while the client does not write. Per-message CPU
+ * of each side with no cross-core traffic. */
+static void bench_sides_alone(void) {
+    char path[128];
+    o2h_router *r = sb_router(path, sizeof path, NULL);
+    sink k = {0};
+    o2h_service_new(r, "bench");
+    o2h_method_new(r, "/bench/x", "h", on_router_msg, &k, false, true);
+    o2sm_client *c = sb_connect(r, path, 0, 0);
+    double fill = 0, drain = 0;
+    long i = 0;
+    while (i < n_msgs) {
+        long start = i;
+        double t0 = sb_now();
+        for (; i < n_msgs; i++) {
+            o2h_builder *b = o2sm_send_start(c);
+            o2h_add_int64(b, i);
+            if (o2sm_send_finish(c, 0, "/bench/x", false) != O2H_OK) break;
+        }
+        double t1 = sb_now();
+        while (k.count < i)
+            o2h_router_poll(r, 0);
+        double t2 = sb_now();
+        fill += t1 - t0;
+        drain += t2 - t1;
+        if (i == start) break;
+    }
+    printf("each side alone: client %.1f ns/msg, router %.1f ns/msg (%ld messages, %ld out of "
+           "order)\n",
+           fill / (double)i * 1e9, drain / (double)i * 1e9, i, k.errors);
+    result("o2sm-client-alone", (double)i / fill);
+    result("router-alone", (double)i / drain);
+    o2sm_finish(c);
+    o2h_router_free(r);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) n_msgs = atol(argv[1]);
     bool raw_only = argc > 2 && strcmp(argv[2], "raw") == 0;
@@ -260,5 +301,6 @@ int main(int argc, char **argv) {
     if (raw_only) return 0;
     bench_client_to_router();
     bench_client_to_client();
+    bench_sides_alone();
     return 0;
 }

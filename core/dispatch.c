@@ -67,7 +67,7 @@ static int decode_args(o2h_router *r, const o2h_msg *msg, const char *want, int 
 static int call_method(o2h_router *r, const method *m, const o2h_msg *msg) {
     const char *types = o2h_msg_types(msg);
     const char *want = m->typespec ? m->typespec : types;
-    bool exact = !m->typespec || strcmp(types, m->typespec) == 0;
+    bool exact = !m->typespec || names_equal(types, m->typespec);
     if (!exact && !m->coerce) {
         r->stats.dropped_bad_types++;
         return O2H_BAD_TYPE;
@@ -107,14 +107,14 @@ static int dispatch_pattern(o2h_router *r, service *svc, const o2h_msg *msg, con
     return rc;
 }
 
-int dispatch_local(o2h_router *r, service *svc, const o2h_msg *msg) {
+int dispatch_local(o2h_router *r, service *svc, const o2h_msg *msg, const char *rest) {
     if (svc->whole) return call_method(r, svc->whole, msg);
     const char *addr = o2h_msg_address(msg);
-    /* From the address, not svc->name: "@our-name/x" reaches "_o2" too. */
-    const char *rest = addr + 1 + strcspn(addr + 1, "/");
     /* '!' promises no pattern characters: skip the scan. */
     if (addr[0] == '/' && names_has_pattern(rest)) return dispatch_pattern(r, svc, msg, rest);
-    method *m = strmap_get(&svc->methods, rest);
+    method *m =
+        svc->hot && names_equal(svc->hot->key, rest) ? svc->hot : strmap_get(&svc->methods, rest);
+    if (m) svc->hot = m;
     if (!m) {
         r->stats.dropped_no_handler++;
         router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: no handler", addr);
@@ -271,6 +271,7 @@ static void deliver_tapped_locally(o2h_router *r, o2h_msg *copy) {
     const char *name;
     size_t len;
     if (!names_service_of(o2h_msg_address(copy), &name, &len)) return;
+    const char *rest = name + len; /* after the service: "/x" of "/svc/x" */
     service *svc = services_find(&r->services, name, len);
     const provider *own = svc ? own_provider(svc) : NULL;
     if (!own) {
@@ -281,7 +282,7 @@ static void deliver_tapped_locally(o2h_router *r, o2h_msg *copy) {
         send_to_link(r, own->link, copy);
         return;
     }
-    dispatch_local(r, svc, copy);
+    dispatch_local(r, svc, copy, rest);
     forward_to_taps(r, svc, copy);
 }
 
@@ -301,7 +302,9 @@ static const provider *choose_provider(o2h_router *r, const service *svc) {
     return NULL;
 }
 
-static int route_to_provider(o2h_router *r, service *svc, o2h_msg *msg) {
+/* `rest`: the address after the service name, from the address itself, so
+ * that "@our-name/x" reaches "_o2" too. */
+static int route_to_provider(o2h_router *r, service *svc, o2h_msg *msg, const char *rest) {
     const provider *p = choose_provider(r, svc);
     if (!p) {
         r->stats.dropped_no_service++;
@@ -323,20 +326,37 @@ static int route_to_provider(o2h_router *r, service *svc, o2h_msg *msg) {
         return O2H_NO_CLOCK;
     }
     if (when > 0 && when > o2h_time_get(r)) return sched_insert(r, o2h_msg_ref(msg));
-    int rc = dispatch_local(r, svc, msg);
+    int rc = dispatch_local(r, svc, msg, rest);
     forward_to_taps(r, svc, msg);
     return rc;
+}
+
+/* The service routed to last, if `addr` names it too: a stream of messages
+ * to one service skips the name scan and the hash lookup. */
+static service *hot_service(const o2h_router *r, const char *addr) {
+    service *hot = r->services.hot;
+    if (!hot || hot->n_providers == 0) return NULL;
+    if (addr[0] != '/' && addr[0] != '!' && addr[0] != '#') return NULL;
+    if (!names_starts_with(addr + 1, hot->name, hot->name_len)) return NULL;
+    char after = addr[1 + hot->name_len];
+    return after == '/' || after == '\0' ? hot : NULL;
 }
 
 int router_route(o2h_router *r, o2h_msg *msg) {
     const char *name;
     size_t len;
     int rc;
-    if (!names_service_of(o2h_msg_address(msg), &name, &len)) {
+    service *svc = hot_service(r, o2h_msg_address(msg));
+    if (svc) {
+        name = o2h_msg_address(msg) + 1;
+        len = svc->name_len;
+    }
+    if (!svc && !names_service_of(o2h_msg_address(msg), &name, &len)) {
         r->stats.dropped_no_service++;
         rc = O2H_BAD_NAME;
     } else {
-        service *svc = services_find(&r->services, name, len);
+        if (!svc) svc = services_find(&r->services, name, len);
+        if (svc) r->services.hot = svc;
         /* Our own process name stands for "_o2", as in O2. */
         if (!svc && len == strlen(r->process_name) && memcmp(name, r->process_name, len) == 0)
             svc = services_find(&r->services, "_o2", 3);
@@ -352,7 +372,7 @@ int router_route(o2h_router *r, o2h_msg *msg) {
         } else if (o2h_msg_is_bundle(msg) && svc->providers[0].kind == PROVIDER_LOCAL) {
             rc = route_or_hold_bundle(r, msg);
         } else {
-            rc = route_to_provider(r, svc, msg);
+            rc = route_to_provider(r, svc, msg, name + len);
         }
     }
     o2h_msg_unref(msg);

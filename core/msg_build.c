@@ -264,25 +264,28 @@ static bool valid_address(const o2h_builder *b, const char *address) {
     return address[0] == '/' || address[0] == '!' || (address[0] == '#' && b->types_len == 0);
 }
 
-o2h_msg *o2h_builder_finish(o2h_builder *b, double time, const char *address, uint32_t flags) {
+/* Bytes of the finished message, or 0 after a sticky error or a bad address. */
+static size_t finished_size(o2h_builder *b, const char *address, size_t *alen) {
     if (b->error == O2H_OK && b->array_depth != 0) fail(b, O2H_BAD_ARGS);
     if (b->error == O2H_OK && !valid_address(b, address)) fail(b, O2H_BAD_NAME);
-    if (b->error != O2H_OK) return NULL;
+    if (b->error != O2H_OK) return 0;
     bool bundle = address[0] == '#';
-    size_t alen = strlen(address);
-    uint32_t addr_bytes = pad4((uint32_t)alen + 1);
+    *alen = strlen(address);
     uint32_t type_bytes = bundle ? 0 : pad4(b->types_len + 2);
-    size_t size = O2H_MSG_ADDRESS_OFFSET + (size_t)addr_bytes + type_bytes + b->args_len;
+    size_t size =
+        O2H_MSG_ADDRESS_OFFSET + (size_t)pad4((uint32_t)*alen + 1) + type_bytes + b->args_len;
     if (size > O2H_MSG_MAX_SIZE) {
         fail(b, O2H_TOO_LARGE);
-        return NULL;
+        return 0;
     }
-    o2h_msg *m = o2h_msg_alloc(b->pool, size);
-    if (!m) {
-        fail(b, O2H_NO_MEMORY);
-        return NULL;
-    }
-    uint8_t *p = m->data;
+    return size;
+}
+
+static void write_message(o2h_builder *b, double time, const char *address, size_t alen,
+                          uint32_t flags, uint8_t *p) {
+    bool bundle = address[0] == '#';
+    uint32_t addr_bytes = pad4((uint32_t)alen + 1);
+    uint32_t type_bytes = bundle ? 0 : pad4(b->types_len + 2);
     o2h_wr_u32(p, flags);
     o2h_wr_u64(p + 4, double_bits(time));
     p += O2H_MSG_ADDRESS_OFFSET;
@@ -296,8 +299,28 @@ o2h_msg *o2h_builder_finish(o2h_builder *b, double time, const char *address, ui
         p += type_bytes;
     }
     memcpy(p, b->args, b->args_len);
-    m->length = (uint32_t)size;
     /* Ready for the next message at once, as O2's builder is. */
     o2h_builder_start(b);
+}
+
+o2h_msg *o2h_builder_finish(o2h_builder *b, double time, const char *address, uint32_t flags) {
+    size_t alen;
+    size_t size = finished_size(b, address, &alen);
+    if (size == 0) return NULL;
+    o2h_msg *m = o2h_msg_alloc(b->pool, size);
+    if (!m) {
+        fail(b, O2H_NO_MEMORY);
+        return NULL;
+    }
+    write_message(b, time, address, alen, flags, m->data);
+    m->length = (uint32_t)size;
     return m;
+}
+
+size_t o2h_builder_encode(o2h_builder *b, double time, const char *address, uint32_t flags,
+                          uint8_t *out, size_t cap) {
+    size_t alen;
+    size_t size = finished_size(b, address, &alen);
+    if (size != 0 && size <= cap) write_message(b, time, address, alen, flags, out);
+    return size;
 }

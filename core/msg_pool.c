@@ -124,7 +124,13 @@ static void release_block(msg_block *b) {
 void o2h_msg_unref(o2h_msg *msg) {
     if (!msg) return;
     msg_block *b = msg_block_of(msg);
-    if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) release_block(b);
+    /* The only reference cannot be shared with another thread at the same
+     * time, so it needs no read-modify-write (the common case: a message
+     * routed once and dropped). The acquire pairs with the release of the
+     * thread that dropped the other references. */
+    if (atomic_load_explicit(&b->refs, memory_order_acquire) == 1 ||
+        atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
+        release_block(b);
 }
 
 o2h_msg *o2h_msg_from_bytes(o2h_pool *pool, const uint8_t *data, size_t len, int *code,

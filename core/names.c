@@ -14,7 +14,18 @@ bool names_valid_ensemble(const char *name) {
 }
 
 bool names_has_pattern(const char *s) {
-    return strpbrk(s, "*?[]{}") != NULL;
+    for (; *s; s++) {
+        switch (*s) {
+        case '*':
+        case '?':
+        case '[':
+        case ']':
+        case '{':
+        case '}': return true;
+        default: break;
+        }
+    }
+    return false;
 }
 
 bool names_valid_service(const char *name) {

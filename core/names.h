@@ -23,4 +23,21 @@ bool names_has_pattern(const char *s);
  */
 bool names_service_of(const char *address, const char **start, size_t *len);
 
+/* Names, paths and type strings are short: on the routing path an inline
+ * loop costs less than a call into libc's vectorised string functions. */
+
+/** a and b are equal strings. */
+static inline bool names_equal(const char *a, const char *b) {
+    while (*a && *a == *b)
+        a++, b++;
+    return *a == *b;
+}
+
+/** s starts with the `n` characters of `prefix` (which has no NUL in them). */
+static inline bool names_starts_with(const char *s, const char *prefix, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != prefix[i]) return false; /* also stops at the end of s */
+    return true;
+}
+
 #endif

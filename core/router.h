@@ -77,7 +77,7 @@ int router_route(o2h_router *r, o2h_msg *msg);
 int router_send_on_link(o2h_router *r, o2h_link *link, o2h_msg *msg);
 
 /** Deliver a message to the local provider of `svc` (borrows the message). */
-int dispatch_local(o2h_router *r, service *svc, const o2h_msg *msg);
+int dispatch_local(o2h_router *r, service *svc, const o2h_msg *msg, const char *rest);
 
 /** Release dispatch scratch memory. */
 void dispatch_fini(o2h_router *r);

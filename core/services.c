@@ -29,6 +29,7 @@ static void free_methods(service *s) {
     strmap_fini(&s->methods);
     method_free(s->whole);
     s->whole = NULL;
+    s->hot = NULL;
 }
 
 static void service_destroy(service *s) {
@@ -57,11 +58,16 @@ service *services_find(const service_table *t, const char *name, size_t len) {
     return s && s->n_providers > 0 ? s : NULL;
 }
 
+static void service_drop(service_table *t, service *s) {
+    if (t->hot == s) t->hot = NULL;
+    strmap_remove(&t->by_name, s->name);
+    service_destroy(s);
+}
+
 /* The entry goes when it has neither providers nor taps. */
 static void drop_if_empty(o2h_router *r, service *s) {
     if (s->n_providers > 0 || s->n_taps > 0) return;
-    strmap_remove(&r->services.by_name, s->name);
-    service_destroy(s);
+    service_drop(&r->services, s);
 }
 
 const char *provider_process(const o2h_router *r, const provider *p) {
@@ -98,6 +104,7 @@ static service *service_get_or_create(o2h_router *r, const char *name) {
         free(s);
         return NULL;
     }
+    s->name_len = (uint32_t)strlen(name);
     strmap_init(&s->methods);
     if (strmap_put(&r->services.by_name, name, s) != 0) {
         service_destroy(s);
@@ -167,10 +174,7 @@ static int add_provider(o2h_router *r, const char *name, provider p, bool check_
     }
     if (p.kind != PROVIDER_PEER && has_local_process_provider(s)) return O2H_SERVICE_EXISTS;
     int rc = insert_provider(r, s, p);
-    if (rc != O2H_OK && !existed) {
-        strmap_remove(&r->services.by_name, name);
-        service_destroy(s);
-    }
+    if (rc != O2H_OK && !existed) service_drop(&r->services, s);
     if (rc == O2H_OK && check_name) proto_service_changed(r, name, p.kind, true);
     return rc;
 }
@@ -325,6 +329,7 @@ int services_add_method(o2h_router *r, const char *path, const char *typespec, o
         method_free(m);
         return O2H_NO_MEMORY;
     }
+    s->hot = NULL;
     if (rest[0] == '\0') {
         method_free(s->whole);
         s->whole = m;
@@ -343,6 +348,7 @@ int services_remove_method(o2h_router *r, const char *path) {
     const char *rest;
     service *s = local_service_of_path(r, path, &rest);
     if (!s) return O2H_NO_SERVICE;
+    s->hot = NULL;
     if (rest[0] == '\0') {
         if (!s->whole) return O2H_NOT_FOUND;
         method_free(s->whole);

@@ -45,6 +45,7 @@ typedef struct tap {
 
 typedef struct service {
     char *name;
+    uint32_t name_len;
     provider *providers; /* providers[0] is active; none: an entry kept for its taps */
     uint32_t n_providers;
     uint32_t cap_providers;
@@ -52,11 +53,13 @@ typedef struct service {
     uint32_t n_taps, cap_taps;
     strmap methods;  /* key -> method*, only while a local provider exists */
     method *whole;   /* handler for every message to the service, or NULL */
+    method *hot;     /* the method found last (a stream to one address skips the lookup) */
     uint64_t routed; /* messages this router routed to the service (for monitors) */
 } service;
 
 typedef struct service_table {
     strmap by_name;
+    service *hot; /* the service routed to last (a stream skips the lookup), or NULL */
 } service_table;
 
 void services_init(service_table *t);

@@ -43,6 +43,7 @@ typedef struct app {
     const char *service; /* dump/tap: the service named on the command line */
     char tapper[64];
     long printed;
+    double known_at; /* --until: when the service and peers were first all known */
 } app;
 
 /* Set by SIGINT/SIGTERM; the router is woken so that its poll returns. */
@@ -609,12 +610,20 @@ static bool peers_connected(app *a) {
     return true;
 }
 
+/* A peer's services may come a moment after the peer itself: the clock
+ * reference's "_cs" among them. */
+#define REFERENCE_GRACE_S 0.5
+
 /* --until: the peers are connected, the service is known and, when the
- * ensemble has a reference clock, in sync. */
+ * ensemble has a reference clock, in sync. No reference yet: wait a little
+ * for one before deciding there is none. */
 static bool until_known(app *a) {
     int status = o2h_status(a->r, a->o.until);
     if (status < 0 || !peers_connected(a)) return false;
-    return o2h_status(a->r, "_cs") < 0 || status >= O2H_STATUS_LOCAL;
+    double now = o2h_local_time(a->r);
+    if (a->known_at == 0) a->known_at = now;
+    if (o2h_status(a->r, "_cs") < 0) return now - a->known_at > REFERENCE_GRACE_S;
+    return status >= O2H_STATUS_LOCAL;
 }
 
 static int cmd_list(app *a) {

@@ -321,6 +321,15 @@ static int wait_room(o2sm_client *c, uint64_t need) {
     }
 }
 
+/* After a record was published: wake the host if it sleeps. */
+static void pushed(o2sm_client *c) {
+    c->stats.sent++;
+    if (o2sm_ring_should_wake_consumer(&c->tx)) {
+        c->stats.wakeups_sent++;
+        efd_signal(c->efd_to_host);
+    }
+}
+
 static int push(o2sm_client *c, const uint8_t *data, uint32_t n) {
     if (c->hup) return O2H_TCP_HUP;
     uint64_t need = o2sm_record_size(n);
@@ -340,11 +349,7 @@ static int push(o2sm_client *c, const uint8_t *data, uint32_t n) {
         return O2H_QUEUE_FULL;
     }
     if (rc != O2SM_RING_OK) return O2H_SEND_FAIL;
-    c->stats.sent++;
-    if (o2sm_ring_should_wake_consumer(&c->tx)) {
-        c->stats.wakeups_sent++;
-        efd_signal(c->efd_to_host);
-    }
+    pushed(c);
     return O2H_OK;
 }
 
@@ -360,7 +365,17 @@ o2h_builder *o2sm_send_start(o2sm_client *c) {
 
 static int finish_and_push(o2sm_client *c, o2h_builder *b, double time, const char *address,
                            bool reliable) {
-    o2h_msg *m = o2h_builder_finish(b, time, address, reliable ? O2H_FLAG_RELIABLE : 0);
+    uint32_t flags = reliable ? O2H_FLAG_RELIABLE : 0;
+    /* Straight into the ring when there is room in one piece: no copy. */
+    size_t size = c->hup ? 0 : o2h_builder_encode(b, time, address, flags, NULL, 0);
+    uint8_t *in_place = size ? o2sm_ring_reserve(&c->tx, (uint32_t)size) : NULL;
+    if (in_place) {
+        o2h_builder_encode(b, time, address, flags, in_place, size);
+        o2sm_ring_commit(&c->tx, (uint32_t)size);
+        pushed(c);
+        return O2H_OK;
+    }
+    o2h_msg *m = o2h_builder_finish(b, time, address, flags);
     if (!m) {
         int rc = o2h_builder_error(b);
         return rc != O2H_OK ? rc : O2H_BAD_NAME;

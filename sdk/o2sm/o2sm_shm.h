@@ -170,6 +170,26 @@ static inline int o2sm_ring_push(o2sm_ring *r, const void *data, uint32_t n) {
 }
 
 /**
+ * Producer: where a record of an `n`-byte message can be written in place
+ * (its bytes contiguous, not wrapping past the end of the buffer), or NULL
+ * (full, wrapping or corrupt: push a copy instead). Publish it with commit().
+ */
+static inline uint8_t *o2sm_ring_reserve(o2sm_ring *r, uint32_t n) {
+    uint64_t off = r->pos & (r->cap - 1);
+    if (off + o2sm_record_size(n) > r->cap) return NULL;
+    if (o2sm_ring_room(r, o2sm_record_size(n)) != O2SM_RING_OK) return NULL;
+    return r->buf + off + 4;
+}
+
+/** Producer: publish the `n`-byte message written where reserve() said. */
+static inline void o2sm_ring_commit(o2sm_ring *r, uint32_t n) {
+    uint32_t len = n;
+    memcpy(r->buf + (r->pos & (r->cap - 1)), &len, 4);
+    r->pos += o2sm_record_size(n);
+    atomic_store_explicit(&r->ctl->head, r->pos, memory_order_release);
+}
+
+/**
  * Producer, after pushing: true when the consumer sleeps and must be woken
  * (the flag is cleared here; the caller writes the consumer's eventfd).
  */

@@ -353,3 +353,59 @@ Test(dispatch, every_vararg_type_round_trips) {
     cr_assert_eq(o2h_send(r, "/s/all", 0, "v", 1), O2H_BAD_TYPE, "vectors need the builder");
     o2h_router_free(r);
 }
+
+/* The router remembers the service and method it routed to last (a stream
+ * to one address skips the lookups): every change must be seen at once. */
+Test(dispatch, a_stream_sees_every_change_to_its_route) {
+    o2h_router *r = make_router();
+    recorder a = {0}, b = {0}, other = {0};
+    o2h_service_new(r, "s");
+    o2h_service_new(r, "ss");
+    o2h_method_new(r, "/s/x", NULL, record, &a, false, false);
+    o2h_method_new(r, "/ss/x", NULL, record, &other, false, false);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(o2h_send(r, "/s/x", 0, ""), O2H_OK);
+    cr_assert_eq(a.calls, 3);
+    /* A name that starts with the remembered one is another service. */
+    cr_assert_eq(o2h_send(r, "/ss/x", 0, ""), O2H_OK);
+    cr_assert_eq(other.calls, 1);
+    cr_assert_eq(o2h_send(r, "/s/y", 0, ""), O2H_NO_HANDLER);
+    cr_assert_eq(o2h_send(r, "/s/xy", 0, ""), O2H_NO_HANDLER, "a longer path is not /x");
+    /* Replaced, removed, service gone and back: each one takes effect. */
+    o2h_send(r, "/s/x", 0, "");
+    o2h_method_new(r, "/s/x", NULL, record, &b, false, false);
+    cr_assert_eq(o2h_send(r, "/s/x", 0, ""), O2H_OK);
+    cr_assert_eq(a.calls, 4);
+    cr_assert_eq(b.calls, 1);
+    o2h_method_free(r, "/s/x");
+    cr_assert_eq(o2h_send(r, "/s/x", 0, ""), O2H_NO_HANDLER);
+    o2h_method_new(r, "/s/x", NULL, record, &a, false, false);
+    cr_assert_eq(o2h_send(r, "/s/x", 0, ""), O2H_OK);
+    cr_assert_eq(o2h_service_free(r, "s"), O2H_OK);
+    cr_assert_eq(o2h_send(r, "/s/x", 0, ""), O2H_NO_SERVICE);
+    o2h_service_new(r, "s");
+    cr_assert_eq(o2h_send(r, "/s/x", 0, ""), O2H_NO_HANDLER, "old methods are gone");
+    o2h_method_new(r, "/s", NULL, record, &b, false, false); /* the whole service */
+    cr_assert_eq(o2h_send(r, "/s/x", 0, ""), O2H_OK);
+    cr_assert_eq(b.calls, 2);
+    cr_assert_eq(a.calls, 5);
+    o2h_router_free(r);
+}
+
+static void free_own_method(o2h_router *r, const o2h_msg *msg, const char *types,
+                            const o2h_arg *const *argv, int argc, void *user_data) {
+    (void)msg, (void)types, (void)argv, (void)argc;
+    (*(int *)user_data)++;
+    o2h_method_free(r, "/s/x");
+}
+
+Test(dispatch, a_handler_that_removes_its_own_method_is_not_called_again) {
+    o2h_router *r = make_router();
+    int calls = 0;
+    o2h_service_new(r, "s");
+    o2h_method_new(r, "/s/x", NULL, free_own_method, &calls, false, false);
+    cr_assert_eq(o2h_send(r, "/s/x", 0, ""), O2H_OK);
+    cr_assert_eq(o2h_send(r, "/s/x", 0, ""), O2H_NO_HANDLER);
+    cr_assert_eq(calls, 1);
+    o2h_router_free(r);
+}

@@ -591,3 +591,46 @@ Test(msg, out_of_range_floats_saturate_when_coerced) {
     o2h_msg_unref(m);
     o2h_builder_free(b);
 }
+
+Test(msg, encode_writes_what_finish_would) {
+    o2h_builder *b = builder();
+    o2h_add_int32(b, 7);
+    o2h_add_string(b, "hello");
+    o2h_msg *want = o2h_builder_finish(b, 1.5, "/svc/a", O2H_FLAG_RELIABLE);
+    cr_assert_not_null(want);
+    uint8_t out[128];
+    memset(out, 0xee, sizeof out);
+    o2h_add_int32(b, 7);
+    o2h_add_string(b, "hello");
+    /* Too little room: the size, nothing written, the arguments kept. */
+    cr_assert_eq(o2h_builder_encode(b, 1.5, "/svc/a", O2H_FLAG_RELIABLE, out, 8), want->length);
+    cr_assert_eq(out[0], 0xee);
+    cr_assert_eq(o2h_builder_encode(b, 1.5, "/svc/a", O2H_FLAG_RELIABLE, out, sizeof out),
+                 want->length);
+    cr_assert_eq(memcmp(out, want->data, want->length), 0);
+    cr_assert_eq(out[want->length], 0xee, "nothing past the message");
+    /* Written: the builder started again. */
+    /* header 12, "/svc/b" padded to 8, "," padded to 4 */
+    cr_assert_eq(o2h_builder_encode(b, 0, "/svc/b", 0, out, sizeof out), 24);
+    /* A bad address: 0, and the error says why. */
+    cr_assert_eq(o2h_builder_encode(b, 0, "svc", 0, out, sizeof out), 0);
+    cr_assert_eq(o2h_builder_error(b), O2H_BAD_NAME);
+    o2h_msg_unref(want);
+    o2h_builder_free(b);
+}
+
+Test(msg, a_zero_inside_a_string_word_is_caught) {
+    /* "/a" then ",s" then "ab\0x" "yz\0\0": the string ends in its first word
+     * and a nonzero byte follows the NUL, so the padding is wrong, even
+     * though the next word ends in zeros. */
+    uint8_t m[] = {0, 0, 0,   0,   0, 0, 0,   0,   0, 0,   0,   0,   '/', 'a',
+                   0, 0, ',', 's', 0, 0, 'a', 'b', 0, 'x', 'y', 'z', 0,   0};
+    o2h_msg_error err;
+    cr_assert_eq(o2h_msg_validate(m, sizeof m, &err), O2H_INVALID_MSG);
+    cr_assert(strstr(err.reason, "nonzero padding"), "%s", err.reason);
+    m[23] = 0; /* "ab\0\0", then "yz\0\0" is a trailing word */
+    cr_assert_eq(o2h_msg_validate(m, sizeof m, &err), O2H_INVALID_MSG);
+    cr_assert(strstr(err.reason, "trailing"), "%s", err.reason);
+    m[24] = m[25] = 0; /* zeros after the string: still trailing bytes */
+    cr_assert_eq(o2h_msg_validate(m, sizeof m - 4, &err), O2H_OK);
+}

@@ -182,7 +182,7 @@ static void on_clock_timer(void *ctx) {
 
 static bool is_control(const o2h_msg *m) {
     const char *a = o2h_msg_address(m);
-    return (a[0] == '!' || a[0] == '/') && strncmp(a + 1, "_o2/o2sm/", 9) == 0;
+    return (a[0] == '!' || a[0] == '/') && a[1] == '_' && strncmp(a + 1, "_o2/o2sm/", 9) == 0;
 }
 
 static void reply_status(shm_client *c, const char *service) {

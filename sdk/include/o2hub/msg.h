@@ -293,6 +293,16 @@ O2H_EXPORT o2h_msg *o2h_builder_finish(o2h_builder *b, double time, const char *
 /** The first error since start(), or O2H_OK. */
 O2H_EXPORT int o2h_builder_error(const o2h_builder *b);
 
+/**
+ * Finish into the caller's memory (a ring, a socket buffer) instead of a new
+ * message: returns the message's size in bytes and, only when it fits in
+ * `cap`, writes it to `out` and starts the builder again; with less room the
+ * builder keeps its arguments, so the caller can make room or call finish().
+ * Returns 0 as finish() returns NULL.
+ */
+O2H_EXPORT size_t o2h_builder_encode(o2h_builder *b, double time, const char *address,
+                                     uint32_t flags, uint8_t *out, size_t cap);
+
 /* ---- Reader ------------------------------------------------------------- */
 
 /**
