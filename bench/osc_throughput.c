@@ -12,8 +12,9 @@
  *  - paced: liblo's client, one "/x ,d" message every 500 µs, as a live
  *    controller sends: the one-way latency when nothing queues.
  *
- * Each receiver times the span from its first message to its last; UDP
- * losses are reported, not hidden.
+ * The rate is messages delivered per second from the moment the sender is
+ * told to start to the last arrival, so UDP losses count against the
+ * receiver that lost them; they are also printed.
  */
 
 #include <arpa/inet.h>
@@ -42,14 +43,15 @@ static const int kind_payload[] = {32, 28, 20}; /* OSC bytes per message */
 
 typedef struct tally {
     long n;
-    double first, last;
+    double last;
+    double go;   /* when the sender was told to start */
     double *lat; /* one-way latency of each timestamped message */
     long n_lat, cap_lat;
 } tally;
 
 static void count(tally *t, const double *sent) {
     double now = nb_now();
-    if (t->n++ == 0) t->first = now;
+    t->n++;
     t->last = now;
     if (sent && t->n_lat < t->cap_lat) t->lat[t->n_lat++] = now - *sent;
 }
@@ -169,6 +171,7 @@ static void receive_o2hub(int proto, int port, long n, int go, tally *t, int pac
     }
     o2h_service_new(r, "sink");
     o2h_method_new(r, "/sink/x", NULL, on_sink, t, false, true);
+    t->go = nb_now();
     (void)!write(go, "g", 1);
     double started = nb_now();
     while (!done(t, n, started))
@@ -188,6 +191,7 @@ static void receive_liblo(int proto, int port, long n, int go, tally *t) {
     lo_server s = lo_server_new_with_proto(p, proto, NULL);
     if (!s) exit(1);
     lo_server_add_method(s, "/x", NULL, on_lo, t);
+    t->go = nb_now();
     (void)!write(go, "g", 1);
     double started = nb_now();
     while (!done(t, n, started))
@@ -242,8 +246,9 @@ static double run(bool o2hub, int pace_us, int proto, sender_kind kind, long n) 
     char path[48];
     snprintf(path, sizeof path, "%s-%s%s", o2hub ? "o2hub-osc" : "liblo", tcp ? "tcp" : "udp",
              pace_us == 0 ? "-unpaced" : "");
-    double span = t.last - t.first;
-    double rate = kind != PACED && span > 0 ? (double)(t.n - 1) / span : 0;
+    /* Delivered messages per second from the sender's start: UDP losses count against it. */
+    double span = t.last - t.go;
+    double rate = kind != PACED && t.n > 0 && span > 0 ? (double)t.n / span : 0;
     double p50 = t.n_lat ? nb_percentile(t.lat, (int)t.n_lat, 0.5) : 0;
     double p99 = t.n_lat ? nb_percentile(t.lat, (int)t.n_lat, 0.99) : 0;
     printf("  %-16s %s  ",
