@@ -2,6 +2,9 @@
 """Turn the RESULT lines of bench/run's log into a table, a CSV and a plot.
 
 Usage: report.py RESULTS.txt OUTPUT_DIR
+A benchmark that ran several times (bench/run's BENCH_RUNS) gets one row:
+the run with the median rate (latency rows: the median p50), with the range
+over the runs beside it; results.csv keeps every run.
 Writes OUTPUT_DIR/results.csv, OUTPUT_DIR/table.md and, when gnuplot is
 installed, OUTPUT_DIR/latency.png (the latency distributions, from the
 *.lat sample files the benchmarks wrote). Prints the table.
@@ -30,21 +33,58 @@ def parse(path):
     return header, rows
 
 
+def number(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def short(v):
+    return "%.2f M" % (v / 1e6) if v >= 1e6 else "%.0f k" % (v / 1e3)
+
+
+def medians(rows):
+    """One row per (bench, path): the run with the median rate (or, for
+    latency rows, the median p50), and the range over the runs."""
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["bench"], r["path"]), []).append(r)
+    out = []
+    for runs in groups.values():
+        field = "msgs_s" if number(runs[0].get("msgs_s")) else "p50_us"
+        scored = sorted((r for r in runs if number(r.get(field)) is not None),
+                        key=lambda r: number(r[field]))
+        if not scored:
+            out.append(dict(runs[0], spread="-"))
+            continue
+        mid = dict(scored[(len(scored) - 1) // 2])
+        lo, hi = number(scored[0][field]), number(scored[-1][field])
+        if len(scored) == 1:
+            mid["spread"] = "-"
+        elif field == "msgs_s":
+            mid["spread"] = "%s–%s" % (short(lo), short(hi))
+        else:
+            mid["spread"] = "p50 %g–%g" % (lo, hi)
+        out.append(mid)
+    return out
+
+
 def table(header, rows):
     out = []
     for h in header:
         out.append("_" + h + "_  ")
     out.append("")
     out.append("| benchmark | path | payload B | msgs/s | p50 µs | p99 µs | p99.9 µs "
-               "| CPU ns/msg | peak RSS KB |")
-    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+               "| CPU ns/msg | peak RSS KB | range over runs |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         rate = r.get("msgs_s", "-")
         if rate != "-":
             rate = "{:,}".format(int(float(rate)))
-        out.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+        out.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
             r["bench"], r["path"], r["payload"], rate, r["p50_us"], r["p99_us"], r["p999_us"],
-            r["cpu_ns_per_msg"], r["peak_rss_kb"]))
+            r["cpu_ns_per_msg"], r["peak_rss_kb"], r.get("spread", "-")))
     return "\n".join(out) + "\n"
 
 
@@ -93,9 +133,9 @@ def main():
     with open(os.path.join(outdir, "results.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
         w.writeheader()
-        for r in rows:
+        for r in rows:  # every run
             w.writerow(r)
-    text = table(header, rows)
+    text = table(header, medians(rows))
     with open(os.path.join(outdir, "table.md"), "w") as f:
         f.write(text)
     print()

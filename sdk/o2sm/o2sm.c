@@ -296,10 +296,12 @@ bool o2sm_connected(o2sm_client *c) {
 
 /* ---- sending ---- */
 
-/* Wait (bounded) for room for `need` bytes in the ring to the host. */
+/* Wait (bounded) for room in the ring to the host: a refill's worth, see
+ * O2SM_REFILL_DIVISOR, at least `need` bytes. */
 static int wait_room(o2sm_client *c, uint64_t need) {
     int64_t deadline = mono_ns() + (int64_t)c->send_wait_ms * 1000000;
     int64_t spin_end = mono_ns() + c->spin_ns;
+    need = o2sm_ring_refill_room(&c->tx, need);
     for (;;) {
         int rc = o2sm_ring_room(&c->tx, need);
         if (rc != O2SM_RING_FULL) return rc == O2SM_RING_OK ? O2H_OK : O2H_SEND_FAIL;

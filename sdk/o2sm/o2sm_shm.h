@@ -199,10 +199,29 @@ static inline bool o2sm_ring_should_wake_consumer(o2sm_ring *r) {
     return atomic_exchange_explicit(&r->ctl->consumer_sleeping, 0, memory_order_acq_rel) != 0;
 }
 
-/** Consumer, after taking records: true when a producer waits for room (flag cleared). */
+/*
+ * A producer that found the ring full waits until this fraction of it is
+ * free again, not just room for one message: producer and consumer then take
+ * turns on separate stretches of the ring instead of handing every freed
+ * cache line straight back and forth.
+ */
+#define O2SM_REFILL_DIVISOR 4
+
+/** Producer: the room to wait for after finding no room for `need` bytes. */
+static inline uint64_t o2sm_ring_refill_room(const o2sm_ring *r, uint64_t need) {
+    return need > r->cap / O2SM_REFILL_DIVISOR ? need : r->cap / O2SM_REFILL_DIVISOR;
+}
+
+/**
+ * Consumer, after taking and releasing records: true when a producer waits
+ * for room and a refill's worth is free (or the ring is empty); the flag is
+ * cleared then.
+ */
 static inline bool o2sm_ring_should_wake_producer(o2sm_ring *r) {
     atomic_thread_fence(memory_order_seq_cst);
     if (!atomic_load_explicit(&r->ctl->producer_sleeping, memory_order_relaxed)) return false;
+    uint64_t used = atomic_load_explicit(&r->ctl->head, memory_order_acquire) - r->pos;
+    if (used != 0 && r->cap - used < r->cap / O2SM_REFILL_DIVISOR) return false;
     return atomic_exchange_explicit(&r->ctl->producer_sleeping, 0, memory_order_acq_rel) != 0;
 }
 
