@@ -297,6 +297,10 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("shm_throughput: %ld messages of 36 bytes, one way (%ld cores)\n", n_msgs,
            sysconf(_SC_NPROCESSORS_ONLN));
+    if (argc > 2 && strcmp(argv[2], "alone") == 0) {
+        bench_sides_alone();
+        return 0;
+    }
     bench_raw();
     if (raw_only) return 0;
     bench_client_to_router();
