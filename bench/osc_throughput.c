@@ -274,12 +274,15 @@ static double run(bool o2hub, int pace_us, int proto, sender_kind kind, long n) 
     return rate;
 }
 
+/* OSC_BENCH_PACE_US: the o2hub rows' pace_us instead of the port's default (for tuning it). */
+static int default_pace_us = -1;
+
 static void compare(sender_kind kind, long n, const char *title) {
     printf("%s\n", title);
     for (int k = 0; k < 2; k++) {
         int proto = k ? LO_TCP : LO_UDP;
         double lo = run(false, -1, proto, kind, n);
-        double o2 = run(true, -1, proto, kind, n);
+        double o2 = run(true, default_pace_us, proto, kind, n);
         if (kind != PACED)
             printf("  %s: o2hub / liblo = %.2f\n", k ? "TCP" : "UDP", lo > 0 ? o2 / lo : 0);
         if (kind == FLOOD) run(true, 0, proto, kind, n); /* what pacing trades */
@@ -289,6 +292,8 @@ static void compare(sender_kind kind, long n, const char *title) {
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0); /* forked children must not repeat buffered lines */
     long n = argc > 1 ? atol(argv[1]) : 200000;
+    const char *pace = getenv("OSC_BENCH_PACE_US");
+    if (pace && *pace) default_pace_us = atoi(pace);
     printf("bench osc_throughput: OSC into o2hub's OSC port and into liblo's server, 127.0.0.1\n");
     compare(FLOOD, n,
             "flood: liblo's client as fast as it can, /x ,dfs (32 bytes) with its send time");

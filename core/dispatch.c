@@ -43,8 +43,8 @@ void dispatch_fini(o2h_router *r) {
  * with O2H_BAD_TYPE when an argument cannot be read as asked or the numbers
  * of arguments differ.
  */
-static int decode_args(o2h_router *r, const o2h_msg *msg, const char *want, int *argc) {
-    size_t nwant = strlen(want);
+static int decode_args(o2h_router *r, const o2h_msg *msg, const char *want, size_t nwant,
+                       int *argc) {
     /* Coercion at most doubles an element (int32 -> double): 2x covers every vector. */
     int rc = grow_dispatch_buffers(r, (uint32_t)nwant, 2u * msg->length + 64u);
     if (rc != O2H_OK) return rc;
@@ -74,7 +74,8 @@ static int call_method(o2h_router *r, const method *m, const o2h_msg *msg) {
     }
     int argc = 0;
     if (m->parse || !exact) {
-        int rc = decode_args(r, msg, want, &argc);
+        size_t nwant = m->typespec ? m->n_types : strlen(want);
+        int rc = decode_args(r, msg, want, nwant, &argc);
         if (rc != O2H_OK) {
             r->stats.dropped_bad_types++;
             router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: types ,%s do not fit ,%s",
@@ -222,6 +223,7 @@ static void tap_rewrite(o2h_msg *copy, const o2h_msg *msg, const tap *t) {
     memcpy(p + 1 + tlen, rest, rlen);
     memcpy(p + new_alen, msg->data + O2H_MSG_ADDRESS_OFFSET + old_alen, body);
     copy->length = O2H_MSG_ADDRESS_OFFSET + new_alen + body;
+    msg_set_layout(copy, 0, 0); /* a reused copy: its address length changed */
 }
 
 static void deliver_tapped_locally(o2h_router *r, o2h_msg *copy);
@@ -236,8 +238,8 @@ static void deliver_tapped_locally(o2h_router *r, o2h_msg *copy);
  * on): then, and only then, the next tapper gets a fresh buffer, so nobody
  * ever sees a copy change under them.
  */
-static void forward_to_taps(o2h_router *r, const service *svc, const o2h_msg *msg) {
-    if (svc->n_taps == 0 || (o2h_msg_misc(msg) >> 8) >= MAX_TAP_TTL) return;
+static void copy_to_taps(o2h_router *r, const service *svc, const o2h_msg *msg) {
+    if ((o2h_msg_misc(msg) >> 8) >= MAX_TAP_TTL) return;
     uint32_t size = 0;
     for (uint32_t i = 0; i < svc->n_taps; i++) {
         uint32_t n = tap_copy_length(msg, svc->taps[i].tapper);
@@ -264,6 +266,11 @@ static void forward_to_taps(o2h_router *r, const service *svc, const o2h_msg *ms
         r->stats.tapped++;
     }
     if (copy) o2h_msg_unref(copy);
+}
+
+/* Inline: most services have no taps, and every message passes here. */
+static inline void forward_to_taps(o2h_router *r, const service *svc, const o2h_msg *msg) {
+    if (svc->n_taps != 0) copy_to_taps(r, svc, msg);
 }
 
 /* A tap copy goes to this process's own provider even when another process is active. */

@@ -5,6 +5,7 @@
 
 #include "config.h"
 #include "loader.h"
+#include "msg_internal.h"
 #include "router.h"
 
 static void host_log(o2h_plugin *self, int level, const char *fmt, ...) O2H_PRINTF(3, 4);
@@ -37,7 +38,7 @@ static int host_deliver(o2h_plugin *self, o2h_link *from, o2h_msg *msg) {
     (void)from;
     o2h_router *r = self->router;
     o2h_msg_error why;
-    if (o2h_msg_validate(msg->data, msg->length, &why) != O2H_OK) {
+    if (msg_validate_in_place(msg, &why) != O2H_OK) {
         r->stats.dropped_invalid++;
         router_log(r, O2H_LOG_DEBUG, self->type, "dropped malformed message: %s at byte %u",
                    why.reason, why.offset);

@@ -312,6 +312,10 @@ o2h_msg *o2h_builder_finish(o2h_builder *b, double time, const char *address, ui
         fail(b, O2H_NO_MEMORY);
         return NULL;
     }
+    if (address[0] != '#') {
+        uint32_t types_at = O2H_MSG_ADDRESS_OFFSET + pad4((uint32_t)alen + 1);
+        msg_set_layout(m, types_at, types_at + pad4(b->types_len + 2));
+    }
     write_message(b, time, address, alen, flags, m->data);
     m->length = (uint32_t)size;
     return m;

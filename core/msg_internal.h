@@ -18,6 +18,12 @@ typedef struct msg_block {
     atomic_uint refs;
     uint8_t size_class; /* index into the pool's classes, MSG_CLASS_HEAP if none */
     uint8_t pad_[3];
+    /* Where the type string (its ',') and the arguments start, when known,
+     * else 0: set where the bytes are final and known good (a builder wrote
+     * them, or validation walked them) so that dispatch need not scan the
+     * address again. Nothing edits an address or types in place afterwards;
+     * only misc and the timestamp change. */
+    uint32_t types_at, args_at;
     o2h_pool *pool;         /* NULL: heap message, freed with free() */
     struct msg_block *next; /* free list, or one core queue at a time */
     _Alignas(8) uint8_t bytes[];
@@ -37,6 +43,25 @@ static inline o2h_msg *msg_next(const o2h_msg *m) {
 static inline void msg_set_next(o2h_msg *m, o2h_msg *next) {
     msg_block_of(m)->next = next ? msg_block_of(next) : NULL;
 }
+
+static inline void msg_set_layout(o2h_msg *m, uint32_t types_at, uint32_t args_at) {
+    msg_block_of(m)->types_at = types_at;
+    msg_block_of(m)->args_at = args_at;
+}
+
+/* The known layout of a message with arguments' type string, if any. The
+ * checks keep a stale hint from ever reading outside the message. */
+static inline bool msg_layout(const o2h_msg *m, uint32_t *types_at, uint32_t *args_at) {
+    const msg_block *b = msg_block_of(m);
+    if (b->types_at == 0 || b->args_at <= b->types_at || b->args_at > m->length) return false;
+    if (m->data[b->types_at] != ',') return false;
+    *types_at = b->types_at;
+    *args_at = b->args_at;
+    return true;
+}
+
+/* Validate a message's bytes and remember its layout (see msg_block). */
+int msg_validate_in_place(o2h_msg *m, o2h_msg_error *err);
 
 /* Round up to a multiple of 4 (O2 padding). */
 static inline uint32_t pad4(uint32_t n) {

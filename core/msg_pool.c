@@ -89,6 +89,7 @@ o2h_msg *o2h_msg_alloc(o2h_pool *pool, size_t size) {
     b->pool = pool;
     b->size_class = (c >= 0 && pool) ? (uint8_t)c : MSG_CLASS_HEAP;
     atomic_init(&b->refs, 1);
+    b->types_at = b->args_at = 0;
     b->pub.length = 0;
     if (pool) pool->in_use++;
     return &b->pub;
@@ -141,7 +142,8 @@ o2h_msg *o2h_msg_from_bytes(o2h_pool *pool, const uint8_t *data, size_t len, int
         *code = O2H_TOO_LARGE;
         return NULL;
     }
-    if (o2h_msg_validate(data, len, err) != O2H_OK) {
+    if (!data) {
+        o2h_msg_validate(data, len, err); /* says why */
         *code = O2H_INVALID_MSG;
         return NULL;
     }
@@ -152,6 +154,11 @@ o2h_msg *o2h_msg_from_bytes(o2h_pool *pool, const uint8_t *data, size_t len, int
     }
     memcpy(m->data, data, len);
     m->length = (uint32_t)len;
+    if (msg_validate_in_place(m, err) != O2H_OK) {
+        o2h_msg_unref(m);
+        *code = O2H_INVALID_MSG;
+        return NULL;
+    }
     *code = O2H_OK;
     return m;
 }
@@ -161,6 +168,8 @@ void o2h_msg_set_flags(o2h_msg *msg, uint32_t misc) {
 }
 
 const char *o2h_msg_types(const o2h_msg *msg) {
+    uint32_t types_at, args_at;
+    if (msg_layout(msg, &types_at, &args_at)) return (const char *)msg->data + types_at + 1;
     const char *addr = o2h_msg_address(msg);
     if (addr[0] == '#') return "";
     size_t alen = pad4((uint32_t)strlen(addr) + 1);

@@ -27,12 +27,18 @@ bool o2h_type_coercible(char have, char want) {
 
 int o2h_reader_init(o2h_reader *rd, const o2h_msg *msg, void *scratch, size_t scratch_size) {
     memset(rd, 0, sizeof *rd);
-    const char *addr = o2h_msg_address(msg);
-    if (addr[0] == '#') return O2H_BAD_ARGS;
-    const uint8_t *types = (const uint8_t *)addr + pad4((uint32_t)strlen(addr) + 1);
-    size_t tlen = strlen((const char *)types);
-    rd->types = types + 1; /* skip ',' */
-    rd->args = types + pad4((uint32_t)tlen + 1);
+    uint32_t types_at, args_at;
+    if (msg_layout(msg, &types_at, &args_at)) {
+        rd->types = msg->data + types_at + 1; /* skip ',' */
+        rd->args = msg->data + args_at;
+    } else {
+        const char *addr = o2h_msg_address(msg);
+        if (addr[0] == '#') return O2H_BAD_ARGS;
+        const uint8_t *types = (const uint8_t *)addr + pad4((uint32_t)strlen(addr) + 1);
+        size_t tlen = strlen((const char *)types);
+        rd->types = types + 1; /* skip ',' */
+        rd->args = types + pad4((uint32_t)tlen + 1);
+    }
     rd->end = msg->data + msg->length;
     rd->scratch = scratch;
     rd->scratch_size = scratch_size;
@@ -131,7 +137,28 @@ static void store_number(scalar v, char want, o2h_arg *out) {
     }
 }
 
+/* The common case, a number read as its own type, without the coercion path. */
+static bool read_same_number(char t, const uint8_t *p, o2h_arg *out) {
+    uint32_t u32;
+    uint64_t u64;
+    switch (t) {
+    case O2H_INT32: out->i = (int32_t)o2h_rd_u32(p); return true;
+    case O2H_INT64: out->h = (int64_t)o2h_rd_u64(p); return true;
+    case O2H_FLOAT:
+        u32 = o2h_rd_u32(p);
+        memcpy(&out->f, &u32, 4);
+        return true;
+    case O2H_DOUBLE:
+    case O2H_TIME:
+        u64 = o2h_rd_u64(p);
+        memcpy(&out->d, &u64, 8);
+        return true;
+    default: return false;
+    }
+}
+
 static int read_scalar(char have, const uint8_t *p, char want, o2h_arg *out) {
+    if (have == want && read_same_number(have, p, out)) return O2H_OK;
     if (!o2h_type_coercible(have, want)) return O2H_BAD_TYPE;
     switch (have) {
     case O2H_STRING:

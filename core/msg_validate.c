@@ -11,6 +11,7 @@ typedef struct checker {
     const uint8_t *base;
     const uint8_t *end;
     o2h_msg_error *err;
+    uint32_t types_at, args_at; /* of the outermost message, when it has types */
 } checker;
 
 static int reject(const checker *c, const uint8_t *at, const char *reason) {
@@ -136,9 +137,9 @@ static int check_args(const checker *c, const uint8_t *types, const uint8_t *p,
     return O2H_OK;
 }
 
-static int check_message(const checker *c, const uint8_t *data, size_t len, int depth);
+static int check_message(checker *c, const uint8_t *data, size_t len, int depth);
 
-static int check_bundle(const checker *c, const uint8_t *p, const uint8_t *end, int depth) {
+static int check_bundle(checker *c, const uint8_t *p, const uint8_t *end, int depth) {
     if (depth >= O2H_MAX_BUNDLE_DEPTH) return reject(c, p, "bundles nested too deeply");
     while (p < end) {
         if (end - p < 4) return reject(c, p, "bundle element length past the end");
@@ -151,7 +152,7 @@ static int check_bundle(const checker *c, const uint8_t *p, const uint8_t *end, 
     return O2H_OK;
 }
 
-static int check_message(const checker *c, const uint8_t *data, size_t len, int depth) {
+static int check_message(checker *c, const uint8_t *data, size_t len, int depth) {
     if (len < O2H_MSG_ADDRESS_OFFSET + 4) return reject(c, data, "shorter than a message header");
     if (len % 4) return reject(c, data, "length not a multiple of 4");
     if (len > O2H_MSG_MAX_SIZE) return reject(c, data, "longer than the size limit");
@@ -167,6 +168,10 @@ static int check_message(const checker *c, const uint8_t *data, size_t len, int 
     const uint8_t *types = p + 1;
     rc = check_padded_string(c, &p, end, "unterminated type string");
     if (rc != O2H_OK) return rc;
+    if (depth == 0) {
+        c->types_at = (uint32_t)(types - 1 - data);
+        c->args_at = (uint32_t)(p - data);
+    }
     return check_args(c, types, p, end);
 }
 
@@ -174,6 +179,13 @@ int o2h_msg_validate(const uint8_t *data, size_t len, o2h_msg_error *err) {
     checker c = {.base = data, .end = data + len, .err = err};
     if (!data) return reject(&c, data, "no data");
     return check_message(&c, data, len, 0);
+}
+
+int msg_validate_in_place(o2h_msg *m, o2h_msg_error *err) {
+    checker c = {.base = m->data, .end = m->data + m->length, .err = err};
+    int rc = check_message(&c, m->data, m->length, 0);
+    msg_set_layout(m, rc == O2H_OK ? c.types_at : 0, rc == O2H_OK ? c.args_at : 0);
+    return rc;
 }
 
 bool o2h_bundle_next(const o2h_msg *bundle, uint32_t *pos, const uint8_t **elem,

@@ -634,3 +634,45 @@ Test(msg, a_zero_inside_a_string_word_is_caught) {
     m[24] = m[25] = 0; /* zeros after the string: still trailing bytes */
     cr_assert_eq(o2h_msg_validate(m, sizeof m - 4, &err), O2H_OK);
 }
+
+/* Builders and validation remember where the types and arguments start; a
+ * message whose bytes were only copied in does not. All three must read alike. */
+static void assert_reads_ihs(const o2h_msg *m, const char *how) {
+    cr_assert_str_eq(o2h_msg_types(m), "ihs", "%s", how);
+    uint8_t scratch[64];
+    o2h_reader rd;
+    cr_assert_eq(o2h_reader_init(&rd, m, scratch, sizeof scratch), O2H_OK);
+    o2h_arg a;
+    cr_assert_eq(o2h_reader_next(&rd, 'i', &a), O2H_OK);
+    cr_assert_eq(a.i, -5, "%s", how);
+    cr_assert_eq(o2h_reader_next(&rd, 'h', &a), O2H_OK);
+    cr_assert_eq(a.h, INT64_C(1) << 40, "%s", how);
+    cr_assert_eq(o2h_reader_next(&rd, 's', &a), O2H_OK);
+    cr_assert_str_eq(a.s, "tail", "%s", how);
+    cr_assert_eq(o2h_reader_peek(&rd), 0, "%s", how);
+}
+
+Test(msg, types_read_alike_however_the_message_was_made) {
+    o2h_builder *b = builder();
+    const char *addresses[] = {"/a", "/ab", "/abc", "/abcd", "/svc/longer/path"};
+    for (size_t k = 0; k < sizeof addresses / sizeof *addresses; k++) {
+        o2h_add_int32(b, -5);
+        o2h_add_int64(b, INT64_C(1) << 40);
+        o2h_add_string(b, "tail");
+        o2h_msg *built = o2h_builder_finish(b, 0, addresses[k], 0);
+        cr_assert_not_null(built);
+        assert_reads_ihs(built, "built");
+        int code;
+        o2h_msg *parsed = o2h_msg_from_bytes(NULL, built->data, built->length, &code, NULL);
+        cr_assert_not_null(parsed);
+        assert_reads_ihs(parsed, "from bytes");
+        o2h_msg *copied = o2h_msg_alloc(NULL, built->length);
+        memcpy(copied->data, built->data, built->length);
+        copied->length = built->length;
+        assert_reads_ihs(copied, "copied in");
+        o2h_msg_unref(built);
+        o2h_msg_unref(parsed);
+        o2h_msg_unref(copied);
+    }
+    o2h_builder_free(b);
+}
