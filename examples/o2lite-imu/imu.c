@@ -1,11 +1,12 @@
 /*
- * imu — an O2lite device: finds a host (O2's UDP discovery, or --host), offers
+ * imu — an O2lite device: finds a host (O2's UDP discovery, DNS-SD with
+ * --dnssd, or --host), offers
  * a service, sends simulated IMU readings to /imu/imu "fffffff" (ax ay az gx
  * gy gz temperature) at 20 Hz over UDP, and prints every message its service
  * receives.
  *
  *   imu [--ensemble NAME] [--service NAME] [--to ADDRESS]
- *       [--host IP TCP-PORT UDP-PORT] [--seconds N]
+ *       [--host IP TCP-PORT UDP-PORT] [--dnssd] [--seconds N]
  *
  * With the defaults the device offers "imu" and sends to /imu/imu, so once a
  * host routes the service back to it, it prints its own readings.
@@ -17,6 +18,9 @@
 #include <time.h>
 
 #include "o2lite.h"
+#ifdef O2L_HAVE_DNSSD
+#include "o2l_dnssd.h"
+#endif
 
 static void print_message(o2l_msg_ptr msg, const char *types, void *data, void *info) {
     (void)data;
@@ -48,6 +52,7 @@ int main(int argc, char **argv) {
     const char *ensemble = "o2hub", *service = "imu", *to = "/imu/imu", *host = NULL;
     int tcp_port = 0, udp_port = 0;
     double seconds = 0;
+    bool dnssd = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--ensemble") && i + 1 < argc) {
             ensemble = argv[++i];
@@ -59,11 +64,18 @@ int main(int argc, char **argv) {
             host = argv[++i];
             tcp_port = atoi(argv[++i]);
             udp_port = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--dnssd")) {
+#ifdef O2L_HAVE_DNSSD
+            dnssd = true;
+#else
+            fprintf(stderr, "imu: built without DNS-SD (avahi-compat-libdns_sd)\n");
+            return 2;
+#endif
         } else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
             seconds = atof(argv[++i]);
         } else {
             fprintf(stderr, "usage: imu [--ensemble NAME] [--service NAME] [--to ADDRESS]\n"
-                            "           [--host IP TCP-PORT UDP-PORT] [--seconds N]\n");
+                            "           [--host IP TCP-PORT UDP-PORT] [--dnssd] [--seconds N]\n");
             return 2;
         }
     }
@@ -72,12 +84,20 @@ int main(int argc, char **argv) {
         fprintf(stderr, "imu: cannot start the O2lite client\n");
         return 1;
     }
+#ifdef O2L_HAVE_DNSSD
+    if (dnssd && o2l_dnssd_enable() != O2L_SUCCESS) {
+        fprintf(stderr, "imu: cannot start DNS-SD discovery\n");
+        return 1;
+    }
+#endif
     o2l_set_services(service);
     char path[80];
     snprintf(path, sizeof path, "/%s", service);
     o2l_method_new(path, NULL, false, print_message, NULL); /* everything to the service */
     printf("imu: ensemble \"%s\", service \"%s\", %s\n", ensemble, service,
-           host ? "connecting to the given host" : "discovering a host");
+           host    ? "connecting to the given host"
+           : dnssd ? "discovering a host (UDP and DNS-SD)"
+                   : "discovering a host");
     fflush(stdout);
 
     int last_status = -1;

@@ -62,6 +62,7 @@ static struct o2lite {
     bool tcp_open;              /* the TCP connect completed */
     double connect_deadline;    /* when a connection still without an id is given up */
     bool fixed_host;            /* o2l_set_host() was called */
+    o2l_discovery discovery;    /* a backend besides UDP discovery (poll == NULL: none) */
     double next_connect;        /* fixed host: when to try again */
     uint32_t host_ip, avoid_ip; /* avoid_*: a discovered host that failed */
     int host_tcp, host_udp, avoid_port;
@@ -637,6 +638,19 @@ static void on_id(void) {
     L.sync_start = L.next_ping;
 }
 
+int o2l_offer_host(uint32_t ip, int tcp_port, int udp_port) {
+    double now = o2l_local_time();
+    if (!L.initialized || L.tcp != O2L_NO_SOCK || L.fixed_host || !ip || tcp_port <= 0 ||
+        tcp_port > 0xffff || udp_port <= 0 || udp_port > 0xffff ||
+        (ip == L.avoid_ip && tcp_port == L.avoid_port && now < L.avoid_until))
+        return O2L_FAIL;
+    L.host_ip = ip;
+    L.host_tcp = tcp_port;
+    L.host_udp = udp_port;
+    start_connect(now);
+    return L.tcp != O2L_NO_SOCK ? O2L_SUCCESS : O2L_FAIL;
+}
+
 /* !_o2/dy "sissiii": ensemble, version, public ip, internal ip, tcp, udp, flag */
 static void on_dy(void) {
     const char *ens = o2l_get_string();
@@ -644,16 +658,21 @@ static void on_dy(void) {
     o2l_get_string();
     uint32_t ip = parse_hex_ip(o2l_get_string());
     int32_t tcp = o2l_get_int32(), udp = o2l_get_int32();
-    double now = o2l_local_time();
-    if (L.rd_error || L.tcp != O2L_NO_SOCK || L.fixed_host || strcmp(ens, L.ensemble) ||
-        (version & 0xff0000) != (O2L_VERSION & 0xff0000) || !ip || tcp <= 0 || tcp > 0xffff ||
-        udp <= 0 || udp > 0xffff ||
-        (ip == L.avoid_ip && tcp == L.avoid_port && now < L.avoid_until))
+    if (L.rd_error || strcmp(ens, L.ensemble) || (version & 0xff0000) != (O2L_VERSION & 0xff0000))
         return;
-    L.host_ip = ip;
-    L.host_tcp = tcp;
-    L.host_udp = udp;
-    start_connect(now);
+    o2l_offer_host(ip, tcp, udp);
+}
+
+int o2l_set_discovery(const o2l_discovery *backend) {
+    if (!L.initialized) return O2L_FAIL;
+    if (L.discovery.finish) L.discovery.finish(L.discovery.ctx);
+    memset(&L.discovery, 0, sizeof L.discovery);
+    if (backend) L.discovery = *backend;
+    return O2L_SUCCESS;
+}
+
+const char *o2l_ensemble_name(void) {
+    return L.ensemble;
 }
 
 /* ------------------------------------------------------------------ */
@@ -802,6 +821,7 @@ void o2l_poll(void) {
     }
     if (L.tcp != O2L_NO_SOCK && L.tcp_open) read_tcp();
     read_udp(&L.udp);
+    if (L.discovery.poll) L.discovery.poll(L.tcp == O2L_NO_SOCK && !L.fixed_host, L.discovery.ctx);
     if (L.bridge_id >= 0 && o2l_local_time() >= L.next_ping) clock_ping(o2l_local_time());
 }
 
@@ -837,6 +857,7 @@ int o2l_set_host(const char *ip, int tcp_port, int udp_port) {
 
 int o2l_finish(void) {
     if (!L.initialized) return O2L_FAIL;
+    o2l_set_discovery(NULL);
     close_socket(&L.tcp);
     close_socket(&L.udp);
     close_socket(&L.disc);

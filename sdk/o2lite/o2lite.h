@@ -201,6 +201,35 @@ int o2l_status(void);
 /** Incoming messages dropped so far: malformed, too long, or no handler. */
 unsigned long o2l_dropped(void);
 
+/* ---- Discovery backends -------------------------------------------------- */
+
+/**
+ * A way to find hosts besides the built-in UDP discovery: DNS-SD
+ * (o2l_dnssd.h), or a device's own mDNS stack. o2l_poll() calls `poll` every
+ * time, `want_host` true while the client has no host (not connected, not
+ * connecting, no o2l_set_host()); o2l_finish() calls `finish`. The backend
+ * proposes what it finds with o2l_offer_host().
+ */
+typedef struct o2l_discovery {
+    void (*poll)(bool want_host, void *ctx);
+    void (*finish)(void *ctx);
+    void *ctx;
+} o2l_discovery;
+
+/** Install (copied) or remove (NULL) the discovery backend; one at a time. */
+int o2l_set_discovery(const o2l_discovery *backend);
+
+/**
+ * A host a backend found: IPv4 address in host byte order, TCP and UDP ports.
+ * Starts a connection unless the client already has a host or a fixed one,
+ * or this host recently failed to answer as an O2lite host would. O2L_SUCCESS
+ * if a connection was started, else O2L_FAIL.
+ */
+int o2l_offer_host(uint32_t ip, int tcp_port, int udp_port);
+
+/** The ensemble given to o2l_initialize(), "" before. */
+const char *o2l_ensemble_name(void);
+
 /* ---- lower level: for tests and for custom transports ---------------- */
 
 /** The message built since o2l_send_start(), from misc on, finished as o2l_send would. */

@@ -6,10 +6,14 @@
  * o2l_message_bytes, and fed in with o2l_dispatch. Criterion runs each test
  * in its own process, so the library's static state starts fresh each time.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "o2lite.h"
 
@@ -372,4 +376,63 @@ Test(o2lite, random_mutations_never_crash) {
     cr_assert_eq((unsigned long)calls + o2l_dropped(), 20000ul);
     cr_assert_gt(o2l_dropped(), 0ul);
     cr_assert_geq(accepted, (unsigned long)calls);
+}
+
+/* ---- discovery backends ---- */
+
+typedef struct fake_backend {
+    int polls, wanted, finished;
+    bool last_want;
+} fake_backend;
+
+static void fake_poll(bool want_host, void *ctx) {
+    fake_backend *f = ctx;
+    f->polls++;
+    f->wanted += want_host;
+    f->last_want = want_host;
+}
+
+static void fake_finish(void *ctx) {
+    ((fake_backend *)ctx)->finished++;
+}
+
+Test(o2lite, a_discovery_backend_is_polled_offers_hosts_and_is_finished) {
+    fake_backend f = {0};
+    o2l_discovery d = {.poll = fake_poll, .finish = fake_finish, .ctx = &f};
+    cr_assert_eq(o2l_set_discovery(&d), O2L_FAIL, "not initialized");
+    cr_assert_eq(o2l_offer_host(0x7f000001, 9, 9), O2L_FAIL, "not initialized");
+    cr_assert_str_eq(o2l_ensemble_name(), "");
+    cr_assert_eq(o2l_initialize("backend"), O2L_SUCCESS);
+    cr_assert_str_eq(o2l_ensemble_name(), "backend");
+    cr_assert_eq(o2l_set_discovery(&d), O2L_SUCCESS);
+    o2l_poll();
+    cr_assert_eq(f.polls, 1);
+    cr_assert(f.last_want, "no host yet: the backend should look for one");
+    /* Offers are checked like a !_o2/dy. */
+    cr_assert_eq(o2l_offer_host(0, 9, 9), O2L_FAIL);
+    cr_assert_eq(o2l_offer_host(0x7f000001, 0, 9), O2L_FAIL);
+    cr_assert_eq(o2l_offer_host(0x7f000001, 9, 70000), O2L_FAIL);
+    /* A good offer (a listening socket) starts connecting. */
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(l, 1), 0);
+    socklen_t alen = sizeof a;
+    getsockname(l, (struct sockaddr *)&a, &alen);
+    int port = ntohs(a.sin_port);
+    cr_assert_eq(o2l_offer_host(0x7f000001, port, port), O2L_SUCCESS);
+    cr_assert_eq(o2l_offer_host(0x7f000001, port, port), O2L_FAIL, "already has a host");
+    o2l_poll();
+    cr_assert_eq(f.polls, 2);
+    cr_assert_eq(o2l_status(), O2L_CONNECTING);
+    cr_assert_not(f.last_want, "connecting: nothing to look for");
+    /* Replacing the backend finishes the old one; o2l_finish finishes the current one. */
+    fake_backend g = {0};
+    o2l_discovery e = {.poll = fake_poll, .finish = fake_finish, .ctx = &g};
+    cr_assert_eq(o2l_set_discovery(&e), O2L_SUCCESS);
+    cr_assert_eq(f.finished, 1);
+    cr_assert_eq(o2l_finish(), O2L_SUCCESS);
+    cr_assert_eq(g.finished, 1);
+    cr_assert_eq(f.finished, 1);
+    close(l);
 }
