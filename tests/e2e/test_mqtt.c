@@ -8,6 +8,11 @@
  * port (the test checks this from both networks); that peer reaches the
  * broker through the unix socket. Everything between them goes through the
  * broker, which is killed and restarted in the middle.
+ *
+ * A broker given by name is looked up off the event loop: a peer whose
+ * resolver (its own mount namespace, its own resolv.conf) asks a DNS server
+ * of this test's that holds its answer for two seconds keeps answering
+ * meanwhile, then reaches the broker.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -23,7 +28,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -41,7 +49,8 @@ typedef struct proc {
     size_t used;
     size_t seen; /* output before this offset has been matched already */
     int port;
-    bool netns; /* run in a network namespace of its own */
+    bool netns;         /* run in a network namespace of its own */
+    const char *resolv; /* bind-mounted on /etc/resolv.conf in a mount namespace of its own */
     char config[160];
 } proc;
 
@@ -235,6 +244,10 @@ static void start(proc *p) {
     if (p->pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
         if (p->netns && (unshare(CLONE_NEWNET) != 0 || loopback_up() != 0)) _exit(126);
+        if (p->resolv &&
+            (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+             mount(p->resolv, "/etc/resolv.conf", NULL, MS_BIND, NULL) != 0))
+            _exit(125);
         dup2(in[0], 0);
         dup2(out[1], 1);
         dup2(out[1], 2);
@@ -586,4 +599,120 @@ Test(mqtt, a_process_cut_off_from_the_broker_is_dropped_by_its_will_and_found_ag
     must(&a, "pong 4 ", 5);
     stop(&a);
     stop(&b);
+}
+
+/* ---- a broker name that takes long to resolve ---- */
+
+#define DNS_ADDRESS "127.53.0.1" /* any 127/8 address is on lo */
+#define DNS_HOLD_S 2.0
+
+/* A DNS server that answers "slowbroker.test" A queries with 127.0.0.1 (other
+ * types with no records), each DNS_HOLD_S after the first query came. */
+typedef struct slow_dns {
+    int fd;
+    atomic_int queries, answered;
+    atomic_bool stop;
+    pthread_t thread;
+} slow_dns;
+
+/* A response to `q` (n bytes): the question copied, one A record if `a`. */
+static size_t dns_answer(const uint8_t *q, size_t n, bool a, uint8_t *out) {
+    memcpy(out, q, n);
+    out[2] = 0x81; /* QR, RD */
+    out[3] = 0x80; /* RA, NOERROR */
+    out[6] = 0;
+    out[7] = a ? 1 : 0; /* ANCOUNT */
+    out[8] = out[9] = out[10] = out[11] = 0;
+    if (!a) return n;
+    static const uint8_t rr[] = {0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1};
+    memcpy(out + n, rr, sizeof rr);
+    return n + sizeof rr;
+}
+
+static void *slow_dns_run(void *arg) {
+    slow_dns *d = arg;
+    uint8_t held[4][512];
+    size_t held_len[4];
+    struct sockaddr_storage from[4];
+    socklen_t from_len[4];
+    int n_held = 0;
+    double first = 0;
+    while (!atomic_load(&d->stop)) {
+        struct pollfd p = {.fd = d->fd, .events = POLLIN};
+        if (poll(&p, 1, 20) > 0 && n_held < 4) {
+            from_len[n_held] = sizeof from[n_held];
+            ssize_t n = recvfrom(d->fd, held[n_held], sizeof held[n_held], 0,
+                                 (struct sockaddr *)&from[n_held], &from_len[n_held]);
+            if (n > 17) { /* header + a name + type and class */
+                held_len[n_held++] = (size_t)n;
+                if (atomic_fetch_add(&d->queries, 1) == 0) first = now_s();
+            }
+        }
+        if (n_held == 0 || now_s() - first < DNS_HOLD_S) continue;
+        for (int i = 0; i < n_held; i++) {
+            const uint8_t *q = held[i];
+            size_t n = held_len[i];
+            uint16_t qtype = (uint16_t)(q[n - 4] << 8 | q[n - 3]);
+            bool ours = n > 12 + 17 && memcmp(q + 12, "\012slowbroker\004test", 16) == 0;
+            uint8_t out[600];
+            size_t len = dns_answer(q, n, ours && qtype == 1, out);
+            if (!ours) out[3] = 0x83; /* NXDOMAIN */
+            sendto(d->fd, out, len, 0, (struct sockaddr *)&from[i], from_len[i]);
+        }
+        atomic_fetch_add(&d->answered, n_held);
+        n_held = 0;
+    }
+    return NULL;
+}
+
+Test(mqtt, a_broker_name_that_resolves_slowly_never_stalls_the_router) {
+    slow_dns dns = {.fd = socket(AF_INET, SOCK_DGRAM, 0)};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(53)};
+    inet_pton(AF_INET, DNS_ADDRESS, &a.sin_addr);
+    if (bind(dns.fd, (struct sockaddr *)&a, sizeof a) != 0)
+        cr_skip_test("cannot serve DNS on %s:53 (needs root): %s", DNS_ADDRESS, strerror(errno));
+    char resolv[128];
+    snprintf(resolv, sizeof resolv, "%s/resolv.conf", tmpdir);
+    FILE *f = fopen(resolv, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "nameserver %s\noptions timeout:10 attempts:1\n", DNS_ADDRESS);
+    fclose(f);
+    cr_assert_eq(pthread_create(&dns.thread, NULL, slow_dns_run, &dns), 0);
+
+    proc p = {.resolv = resolv}, b = {0};
+    char broker[64];
+    snprintf(broker, sizeof broker, "slowbroker.test:%d", broker_port);
+    int pa = free_port(), pb = free_port();
+    while (pb == pa)
+        pb = free_port();
+    write_config(&p, "slow", pa, broker, true);
+    start(&p);
+    must(&p, "ready", 5);
+    double end = now_s() + 5;
+    while (atomic_load(&dns.queries) == 0 && now_s() < end)
+        usleep(5000);
+    cr_assert_gt(atomic_load(&dns.queries), 0, "the peer never asked our DNS server:\n%s", p.out);
+
+    /* While its lookup waits for an answer, the router works: a local round trip. */
+    double t0 = now_s();
+    tell(&p, "offer echoa");
+    must(&p, "offered echoa", 1);
+    tell(&p, "ping /echoa/ping tcp 1");
+    must(&p, "pong 2 ", 1);
+    double round_trip = now_s() - t0;
+    cr_assert_eq(atomic_load(&dns.answered), 0, "the answer came too soon to tell");
+    cr_assert_lt(round_trip, 0.5, "the router stalled %.2f s during the lookup", round_trip);
+
+    /* The answer comes: it reaches the broker, where another peer finds its service. */
+    snprintf(broker, sizeof broker, "127.0.0.1:%d", broker_port);
+    write_config(&b, "b", pb, broker, true);
+    start(&b);
+    must(&b, "ready", 5);
+    must(&b, "si echoa ", 15);
+    cr_assert_gt(atomic_load(&dns.answered), 0);
+    stop(&p);
+    stop(&b);
+    atomic_store(&dns.stop, true);
+    pthread_join(dns.thread, NULL);
+    close(dns.fd);
 }

@@ -43,6 +43,8 @@
 #include <mosquitto.h>
 #include <o2hub/plugin.h>
 
+#include "mqtt_lookup.h"
+
 #define JUNK 2              /* bytes before every payload, as O2 sends them */
 #define PREFIX_MAX 72       /* "O2-" + ensemble (< 64) + "/" */
 #define TOPIC_MAX 128       /* prefix + name (23) */
@@ -100,9 +102,11 @@ typedef struct mqtt_transport {
     bool lib_init;
     o2h_watch *watch;
     unsigned watch_events;
-    bool connecting; /* a socket is open, no CONNACK yet */
-    bool connected;  /* CONNACK received */
-    int in_lib;      /* inside mosquitto_loop_*: its callbacks may run */
+    bool connecting;     /* looking up the broker, or a socket is open, no CONNACK yet */
+    mqtt_lookup *lookup; /* the broker's name, resolved off the loop */
+    o2h_watch *lookup_watch;
+    bool connected; /* CONNACK received */
+    int in_lib;     /* inside mosquitto_loop_*: its callbacks may run */
     double connect_started;
     int current;     /* index in brokers */
     bool retry_same; /* a lost connection retries its broker once first */
@@ -596,28 +600,71 @@ static void update_watch(mqtt_transport *tr) {
         tr->watch_events = want;
 }
 
-/* Open a connection to the current broker (non-blocking; CONNACK comes later). */
-static void connect_broker(mqtt_transport *tr) {
-    tr->host->watch_remove(tr->watch); /* connect_async closes the old socket */
-    tr->watch = NULL;
-    tr->connected = false;
+static void end_lookup(mqtt_transport *tr) {
+    tr->host->watch_remove(tr->lookup_watch);
+    tr->lookup_watch = NULL;
+    mqtt_lookup_abandon(tr->lookup);
+    tr->lookup = NULL;
+}
+
+static void connect_failed(mqtt_transport *tr, const char *why) {
+    char where[300];
+    tr->connecting = false;
+    tr->host->log(tr->self, O2H_LOG_DEBUG, "cannot connect to broker %s: %s",
+                  broker_text(&tr->brokers[tr->current], where, sizeof where), why);
+    tr->retry_same = false;
+    schedule_retry(tr);
+}
+
+/* Open the socket to `address` (numeric, or a unix socket path; CONNACK comes later). */
+static void open_connection(mqtt_transport *tr, const char *address) {
     broker *b = &tr->brokers[tr->current];
-    tr->connecting = true;
-    tr->connect_started = now(tr);
-    int rc = mosquitto_connect_async(tr->mosq, b->host, b->port, tr->keepalive);
+    int rc = mosquitto_connect_async(tr->mosq, address, b->port, tr->keepalive);
     int fd = rc == MOSQ_ERR_SUCCESS ? mosquitto_socket(tr->mosq) : -1;
     if (fd < 0) {
-        tr->connecting = false;
-        char where[300];
-        tr->host->log(tr->self, O2H_LOG_DEBUG, "cannot connect to broker %s: %s",
-                      broker_text(b, where, sizeof where),
-                      rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
-        tr->retry_same = false;
-        schedule_retry(tr);
+        connect_failed(tr, rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
         return;
     }
     tr->watch_events = O2H_EV_READ | (mosquitto_want_write(tr->mosq) ? O2H_EV_WRITE : 0);
     tr->watch = tr->host->watch_fd(tr->self, fd, tr->watch_events, on_socket, tr);
+}
+
+static void on_lookup_done(void *ctx, int fd, unsigned events) {
+    (void)fd, (void)events;
+    mqtt_transport *tr = ctx;
+    char addr[64];
+    const char *why = NULL;
+    bool found = mqtt_lookup_result(tr->lookup, addr, sizeof addr, &why);
+    if (!found && strcmp(why, "pending") == 0) return; /* not yet (a spurious wake-up) */
+    end_lookup(tr);
+    if (found)
+        open_connection(tr, addr);
+    else
+        connect_failed(tr, why);
+}
+
+/* Connect to the current broker without blocking: a host name is looked up
+ * on a thread first (mqtt_lookup.h), an address or a unix socket at once. */
+static void connect_broker(mqtt_transport *tr) {
+    tr->host->watch_remove(tr->watch); /* connect_async closes the old socket */
+    tr->watch = NULL;
+    tr->connected = false;
+    end_lookup(tr);
+    broker *b = &tr->brokers[tr->current];
+    tr->connecting = true;
+    tr->connect_started = now(tr);
+    if (b->port == 0 || mqtt_host_is_numeric(b->host)) {
+        open_connection(tr, b->host);
+        return;
+    }
+    tr->lookup = mqtt_lookup_start(b->host);
+    if (tr->lookup)
+        tr->lookup_watch = tr->host->watch_fd(tr->self, mqtt_lookup_fd(tr->lookup), O2H_EV_READ,
+                                              on_lookup_done, tr);
+    if (!tr->lookup_watch) {
+        end_lookup(tr);
+        connect_failed(tr, "cannot start a name lookup");
+    }
 }
 
 static void on_retry(void *ctx) {
@@ -647,6 +694,7 @@ static void on_tick(void *ctx) {
         tr->host->log(tr->self, O2H_LOG_WARN, "broker %s: no answer in %.0f s",
                       broker_text(&tr->brokers[tr->current], where, sizeof where),
                       tr->connect_timeout);
+        end_lookup(tr);
         tr->connecting = false;
         tr->retry_same = false;
         schedule_retry(tr);
@@ -853,6 +901,7 @@ static void mqtt_stop(void *instance) {
     tr->tick = tr->retry = NULL;
     h->watch_remove(tr->watch);
     tr->watch = NULL;
+    end_lookup(tr);
     if (tr->mosq) {
         h->log(tr->self, O2H_LOG_INFO, "published %llu, received %llu, reconnected %llu times",
                (unsigned long long)tr->published, (unsigned long long)tr->received,
