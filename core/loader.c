@@ -120,6 +120,44 @@ static void copy_ops(o2h_plugin *p) {
                d->ops_size < sizeof p->discovery ? d->ops_size : sizeof p->discovery);
 }
 
+static o2h_plugin *plugin_new(o2h_router *r, const o2h_plugin_desc *d, void *dl, const char *type,
+                              const char *path, o2h_error *err) {
+    o2h_plugin *p = calloc(1, sizeof *p);
+    if (!p) {
+        error_set(err, O2H_NO_MEMORY, "out of memory loading %s", path);
+        return NULL;
+    }
+    p->router = r;
+    p->dl = dl;
+    p->desc = d;
+    snprintf(p->type, sizeof p->type, "%s", type);
+    snprintf(p->path, sizeof p->path, "%s", path);
+    copy_ops(p);
+    return p;
+}
+
+/*
+ * The plugin linked into the program (o2h_router_options.linked_plugins)
+ * whose descriptor is named `type`. *found says whether there was one; it may
+ * still fail the checks. A descriptor of another ABI major version is passed
+ * over unread: its name field cannot be trusted to be where ours is.
+ */
+static o2h_plugin *open_linked(o2h_router *r, const char *type, bool *found, o2h_error *err) {
+    *found = false;
+    for (const o2h_plugin_entry_fn *e = r->linked_plugins; e && *e; e++) {
+        const o2h_plugin_desc *d = (*e)();
+        if (!d || d->abi_major != O2H_ABI_MAJOR || d->struct_size < DESC_SIZE_1_0 || !d->name ||
+            strcmp(d->name, type) != 0)
+            continue;
+        *found = true;
+        char what[96];
+        snprintf(what, sizeof what, "linked-in plugin \"%s\"", type);
+        if (check_abi(d, what, err) != O2H_OK || check_kind(d, what, err) != O2H_OK) return NULL;
+        return plugin_new(r, d, NULL, type, what, err);
+    }
+    return NULL;
+}
+
 o2h_plugin *loader_open(o2h_router *r, const char *type, const char *file, const char *const *dirs,
                         int n_dirs, o2h_error *err) {
     char path[PATH_MAX];
@@ -127,6 +165,11 @@ o2h_plugin *loader_open(o2h_router *r, const char *type, const char *file, const
         error_set(err, O2H_CONFIG_ERROR, "invalid plugin type \"%s\" (use [a-z0-9_])",
                   type ? type : "");
         return NULL;
+    }
+    if (!file) {
+        bool linked;
+        o2h_plugin *p = open_linked(r, type, &linked, err);
+        if (linked) return p;
     }
     if (file) {
         snprintf(path, sizeof path, "%s", file);
@@ -154,18 +197,8 @@ o2h_plugin *loader_open(o2h_router *r, const char *type, const char *file, const
         dlclose(dl);
         return NULL;
     }
-    o2h_plugin *p = calloc(1, sizeof *p);
-    if (!p) {
-        dlclose(dl);
-        error_set(err, O2H_NO_MEMORY, "out of memory loading %s", path);
-        return NULL;
-    }
-    p->router = r;
-    p->dl = dl;
-    p->desc = d;
-    snprintf(p->type, sizeof p->type, "%s", type);
-    snprintf(p->path, sizeof p->path, "%s", path);
-    copy_ops(p);
+    o2h_plugin *p = plugin_new(r, d, dl, type, path, err);
+    if (!p) dlclose(dl);
     return p;
 }
 

@@ -14,6 +14,17 @@ const char *o2h_version_string(void) {
     return O2H_VERSION_STRING;
 }
 
+static int router_copy_linked(o2h_router *r, const o2h_plugin_entry_fn *linked) {
+    size_t n = 0;
+    while (linked && linked[n])
+        n++;
+    if (n == 0) return O2H_OK;
+    r->linked_plugins = calloc(n + 1, sizeof *r->linked_plugins);
+    if (!r->linked_plugins) return O2H_NO_MEMORY;
+    memcpy(r->linked_plugins, linked, n * sizeof *linked);
+    return O2H_OK;
+}
+
 o2h_router *o2h_router_new(const o2h_router_options *opts, o2h_error *err) {
     o2h_router_options o = {0};
     if (opts) memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
@@ -30,6 +41,11 @@ o2h_router *o2h_router_new(const o2h_router_options *opts, o2h_error *err) {
     snprintf(r->ensemble, sizeof r->ensemble, "%s", o.ensemble);
     /* The local process is "_o2" until a network transport gives it its @name. */
     snprintf(r->process_name, sizeof r->process_name, "_o2");
+    if (router_copy_linked(r, o.linked_plugins) != O2H_OK) {
+        error_set(err, O2H_NO_MEMORY, "out of memory");
+        free(r);
+        return NULL;
+    }
     r->log_level = o.log_level;
     r->log = o.log;
     r->log_ctx = o.log_ctx;
@@ -327,6 +343,7 @@ void o2h_router_free(o2h_router *r) {
     for (int i = 0; i < r->n_plugin_dirs; i++)
         free(r->plugin_dirs[i]);
     free(r->plugin_dirs);
+    free(r->linked_plugins);
     config_doc_free(r->doc);
     for (int i = 0; i < r->n_extra_docs; i++)
         config_doc_free(r->extra_docs[i]);

@@ -57,8 +57,9 @@ struct o2h_router {
     o2h_plugin *plugins;
     char **plugin_dirs;
     int n_plugin_dirs;
-    config_doc *doc;         /* kept alive: plugins' cfgs point into it */
-    config_doc **extra_docs; /* one per o2h_router_add_plugin */
+    o2h_plugin_entry_fn *linked_plugins; /* NULL-terminated copy of the option */
+    config_doc *doc;                     /* kept alive: plugins' cfgs point into it */
+    config_doc **extra_docs;             /* one per o2h_router_add_plugin */
     int n_extra_docs;
     bool started;
     bool closing; /* o2h_router_free is running: no notifications */

@@ -174,7 +174,7 @@ static const o2h_plugin_desc bc_desc = {
     .ops = &bc_ops,
 };
 
-O2H_PLUGIN_EXPORT const o2h_plugin_desc *o2hub_plugin_entry(void);
-O2H_PLUGIN_EXPORT const o2h_plugin_desc *o2hub_plugin_entry(void) {
+O2H_PLUGIN_EXPORT const o2h_plugin_desc *O2H_PLUGIN_ENTRY(void);
+O2H_PLUGIN_EXPORT const o2h_plugin_desc *O2H_PLUGIN_ENTRY(void) {
     return &bc_desc;
 }

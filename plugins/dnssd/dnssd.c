@@ -657,7 +657,7 @@ static const o2h_plugin_desc dnssd_desc = {
     .ops = &dnssd_ops,
 };
 
-O2H_PLUGIN_EXPORT const o2h_plugin_desc *o2hub_plugin_entry(void);
-O2H_PLUGIN_EXPORT const o2h_plugin_desc *o2hub_plugin_entry(void) {
+O2H_PLUGIN_EXPORT const o2h_plugin_desc *O2H_PLUGIN_ENTRY(void);
+O2H_PLUGIN_EXPORT const o2h_plugin_desc *O2H_PLUGIN_ENTRY(void) {
     return &dnssd_desc;
 }

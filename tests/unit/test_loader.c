@@ -245,3 +245,118 @@ Test(loader, skeleton_forwards_and_receives) {
     o2h_router_free(r);
     close(sink);
 }
+
+/* ---- plugins linked into the program (o2h_router_options.linked_plugins) ---- */
+
+typedef struct linked_state {
+    int created, started;
+    char answer[16];
+} linked_state;
+
+static linked_state linked_seen;
+
+static int linked_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg,
+                         void **instance) {
+    linked_seen.created++;
+    const char *answer = "none";
+    int rc = host->cfg_string(cfg, "answer", "none", &answer);
+    if (rc != O2H_OK && rc != O2H_NOT_FOUND) return rc;
+    snprintf(linked_seen.answer, sizeof linked_seen.answer, "%s", answer);
+    *instance = &linked_seen;
+    return O2H_OK;
+}
+static int linked_start(void *instance) {
+    ((linked_state *)instance)->started++;
+    return O2H_OK;
+}
+static void linked_destroy(void *instance) {
+    (void)instance;
+}
+
+static const o2h_plugin_desc linked_desc = {
+    .abi_major = O2H_ABI_MAJOR,
+    .abi_minor = O2H_ABI_MINOR,
+    .struct_size = sizeof(o2h_plugin_desc),
+    .kind = O2H_PLUGIN_EXTENSION,
+    .name = "inside",
+    .version = "1",
+    .description = "a plugin linked into the test",
+    .lifecycle = {.create = linked_create, .start = linked_start, .destroy = linked_destroy},
+};
+static const o2h_plugin_desc *inside_entry(void) {
+    return &linked_desc;
+}
+
+static const o2h_plugin_desc newer_desc = {
+    .abi_major = O2H_ABI_MAJOR,
+    .abi_minor = O2H_ABI_MINOR + 1,
+    .struct_size = sizeof(o2h_plugin_desc),
+    .kind = O2H_PLUGIN_EXTENSION,
+    .name = "newer",
+    .lifecycle = {.create = linked_create, .destroy = linked_destroy},
+};
+static const o2h_plugin_desc *newer_entry(void) {
+    return &newer_desc;
+}
+
+static const o2h_plugin_desc other_major_desc = {
+    .abi_major = O2H_ABI_MAJOR + 1,
+    .struct_size = 8, /* whatever another ABI looks like: must not be read */
+};
+static const o2h_plugin_desc *other_major_entry(void) {
+    return &other_major_desc;
+}
+
+static o2h_router *router_linked(const char *json, o2h_error *err) {
+    static const o2h_plugin_entry_fn linked[] = {other_major_entry, newer_entry, inside_entry,
+                                                 NULL};
+    o2h_router_options o = {.struct_size = sizeof o, .linked_plugins = linked};
+    return o2h_router_new_from_json(json, "linked.json", &o, err);
+}
+
+Test(loader, a_linked_plugin_is_used_without_any_plugin_path) {
+    memset(&linked_seen, 0, sizeof linked_seen);
+    o2h_error err;
+    o2h_router *r = router_linked(
+        "{\"ensemble\": \"ld\", \"plugins\": [{\"type\": \"inside\", \"answer\": \"yes\"}]}", &err);
+    cr_assert_not_null(r, "%s", err.message);
+    cr_assert_eq(linked_seen.created, 1);
+    cr_assert_str_eq(linked_seen.answer, "yes");
+    cr_assert_eq(o2h_router_start(r), O2H_OK);
+    cr_assert_eq(linked_seen.started, 1);
+    /* And at run time, by name, as a loaded one would be. */
+    cr_assert_eq(o2h_router_add_plugin(r, "plugins", "inside", "{\"answer\": \"again\"}", &err),
+                 O2H_OK, "%s", err.message);
+    cr_assert_eq(linked_seen.created, 2);
+    cr_assert_str_eq(linked_seen.answer, "again");
+    o2h_router_free(r);
+}
+
+Test(loader, a_linked_plugin_is_checked_like_a_loaded_one) {
+    o2h_error err;
+    cr_assert_null(
+        router_linked("{\"ensemble\": \"ld\", \"plugins\": [{\"type\": \"newer\"}]}", &err));
+    cr_assert_eq(err.code, O2H_PLUGIN_ABI);
+    cr_assert(strstr(err.message, "linked-in plugin \"newer\""), "%s", err.message);
+    cr_assert(strstr(err.message, "newer than"), "%s", err.message);
+}
+
+Test(loader, a_type_not_linked_in_is_looked_for_as_a_shared_object) {
+    o2h_error err;
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"ensemble\": \"ld\", \"plugin_path\": [\"%s\"], \"transports\": "
+             "[{\"type\": \"probe\", \"answer\": 7}], \"plugins\": [{\"type\": \"nosuch\"}]}",
+             TEST_PLUGIN_DIR);
+    cr_assert_null(router_linked(json, &err));
+    cr_assert_eq(err.code, O2H_PLUGIN_NOT_FOUND, "%s", err.message);
+    cr_assert(strstr(err.message, "o2hub_nosuch.so"), "%s", err.message);
+    /* The linked ones and the loaded ones side by side. */
+    snprintf(json, sizeof json,
+             "{\"ensemble\": \"ld\", \"plugin_path\": [\"%s\"], \"transports\": "
+             "[{\"type\": \"probe\", \"answer\": 7}], \"plugins\": [{\"type\": \"inside\"}]}",
+             TEST_PLUGIN_DIR);
+    o2h_router *r = router_linked(json, &err);
+    cr_assert_not_null(r, "%s", err.message);
+    o2h_router_free(r);
+}

@@ -940,7 +940,7 @@ static const o2h_plugin_desc mqtt_desc = {
     .ops = &mqtt_ops,
 };
 
-O2H_PLUGIN_EXPORT const o2h_plugin_desc *o2hub_plugin_entry(void);
-O2H_PLUGIN_EXPORT const o2h_plugin_desc *o2hub_plugin_entry(void) {
+O2H_PLUGIN_EXPORT const o2h_plugin_desc *O2H_PLUGIN_ENTRY(void);
+O2H_PLUGIN_EXPORT const o2h_plugin_desc *O2H_PLUGIN_ENTRY(void) {
     return &mqtt_desc;
 }

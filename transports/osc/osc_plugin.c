@@ -253,7 +253,7 @@ static const o2h_plugin_desc osc_desc = {
     .ops = &osc_ops,
 };
 
-O2H_PLUGIN_EXPORT const o2h_plugin_desc *o2hub_plugin_entry(void);
-O2H_PLUGIN_EXPORT const o2h_plugin_desc *o2hub_plugin_entry(void) {
+O2H_PLUGIN_EXPORT const o2h_plugin_desc *O2H_PLUGIN_ENTRY(void);
+O2H_PLUGIN_EXPORT const o2h_plugin_desc *O2H_PLUGIN_ENTRY(void) {
     return &osc_desc;
 }

@@ -436,7 +436,7 @@ static const o2h_plugin_desc tcp_desc = {
     .ops = &tcp_ops,
 };
 
-O2H_PLUGIN_EXPORT const o2h_plugin_desc *o2hub_plugin_entry(void);
-O2H_PLUGIN_EXPORT const o2h_plugin_desc *o2hub_plugin_entry(void) {
+O2H_PLUGIN_EXPORT const o2h_plugin_desc *O2H_PLUGIN_ENTRY(void);
+O2H_PLUGIN_EXPORT const o2h_plugin_desc *O2H_PLUGIN_ENTRY(void) {
     return &tcp_desc;
 }

@@ -39,6 +39,15 @@ typedef struct o2h_router_options {
     void *log_ctx;
     uint32_t post_queue_limit; /**< bound on o2h_router_post's queue; 0 = 4096 */
     bool log_level_fixed;      /**< true: a config file's "log_level" does not override log_level */
+    /**
+     * Plugins linked into this program, NULL-terminated (the array is copied):
+     * each the entry function of a plugin compiled with
+     * -DO2H_PLUGIN_ENTRY=<a name of its own>, e.g. the o2hub_linked_plugins
+     * library (o2hub/linked_plugins.h). A config "type" or
+     * o2h_router_add_plugin() naming one of them (by its descriptor's name)
+     * uses it, checked as a loaded one is; no shared object is looked for.
+     */
+    const o2h_plugin_entry_fn *linked_plugins;
 } o2h_router_options;
 
 /**

@@ -6,6 +6,9 @@
  *
  *     O2H_PLUGIN_EXPORT const o2h_plugin_desc *o2hub_plugin_entry(void);
  *
+ * (or the same sources linked into a program under another name: see
+ * O2H_PLUGIN_ENTRY below).
+ *
  * The loader calls it, then checks — before anything else — that
  * desc->abi_major equals the router's O2H_ABI_MAJOR, that desc->abi_minor is
  * not newer than the router's, and that desc->struct_size and
@@ -41,6 +44,20 @@ extern "C" {
 
 /** The one symbol a plugin exports. */
 #define O2H_PLUGIN_ENTRY_NAME "o2hub_plugin_entry"
+
+/**
+ * The entry function's name in a plugin's source: define it as
+ *
+ *     O2H_PLUGIN_EXPORT const o2h_plugin_desc *O2H_PLUGIN_ENTRY(void) { ... }
+ *
+ * A shared object keeps the default name. To link plugins into a program
+ * instead (o2h_router_options.linked_plugins), compile each with a name of
+ * its own, e.g. -DO2H_PLUGIN_ENTRY=o2hub_tcp_entry, so that they can sit
+ * side by side.
+ */
+#ifndef O2H_PLUGIN_ENTRY
+#define O2H_PLUGIN_ENTRY o2hub_plugin_entry
+#endif
 
 #if defined(__GNUC__)
 #define O2H_PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -130,7 +147,7 @@ typedef struct o2h_discovery_ops {
 } o2h_discovery_ops;
 
 /** What o2hub_plugin_entry returns. Static, never freed. */
-typedef struct o2h_plugin_desc {
+struct o2h_plugin_desc {
     uint32_t abi_major;   /**< O2H_ABI_MAJOR the plugin was built with */
     uint32_t abi_minor;   /**< O2H_ABI_MINOR the plugin was built with */
     uint32_t struct_size; /**< sizeof(o2h_plugin_desc) as the plugin saw it */
@@ -141,14 +158,12 @@ typedef struct o2h_plugin_desc {
     const char *description; /**< one line for `o2hub --help` and logs */
     o2h_plugin_lifecycle lifecycle;
     const void *ops; /**< o2h_transport_ops / o2h_discovery_ops / NULL */
-} o2h_plugin_desc;
+};
 
 /** Fill the version fields of a descriptor. */
 #define O2H_PLUGIN_DESC_HEADER(ops_type)                                                           \
     .abi_major = O2H_ABI_MAJOR, .abi_minor = O2H_ABI_MINOR,                                        \
     .struct_size = sizeof(o2h_plugin_desc), .ops_size = sizeof(ops_type)
-
-typedef const o2h_plugin_desc *(*o2h_plugin_entry_fn)(void);
 
 /* ---- What the core provides: the host table ------------------------------ */
 

@@ -108,6 +108,9 @@ typedef struct o2h_plugin o2h_plugin;
 typedef struct o2h_cfg o2h_cfg;
 typedef struct o2h_watch o2h_watch;
 typedef struct o2h_timer o2h_timer;
+typedef struct o2h_plugin_desc o2h_plugin_desc;
+/** A plugin's entry function (see plugin.h). */
+typedef const o2h_plugin_desc *(*o2h_plugin_entry_fn)(void);
 
 /**
  * A detailed error: filled by functions that read configuration or load
