@@ -14,6 +14,8 @@ O2HUB_DEBIAN_PACKAGES=(
   avahi-daemon dbus                     # plugins/dnssd at run time, and its e2e test
   libmicrohttpd-dev                     # transports/websocket: HTTP server and upgrade
   nettle-dev                            # transports/websocket: SHA-1 and base64 (handshake)
+  libgnutls28-dev                       # transports/websocket: TLS for https:// and wss://
+  openssl                               # tests/ws: makes the certificate of the TLS tests
   nodejs                                # tests/ws, bench/ws_throughput: Node clients
   chromium                              # tests/ws/test_browser.mjs: headless browser e2e
   libmosquitto-dev                      # transports/mqtt: MQTT client library

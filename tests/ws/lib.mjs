@@ -1,7 +1,9 @@
 // Helpers for the WebSocket tests: start an o2hub daemon with the websocket
 // transport, speak O2ws text, wait for events with deadlines.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
@@ -59,6 +61,43 @@ export async function until(pred, ms, what) {
 // thread ("mhd_thread": true) instead of the router's loop.
 export const mhdThread = ['1', 'true', 'yes'].includes(process.env.WS_MHD_THREAD || '');
 
+// WS_TLS=1 (the ws-*-tls tests) serves HTTPS and wss:// with a certificate
+// for 127.0.0.1 made here by openssl; clients trust exactly that certificate.
+export const useTls = ['1', 'true', 'yes'].includes(process.env.WS_TLS || '');
+let tlsFiles = null;
+function certificate() {
+  if (tlsFiles) return tlsFiles;
+  const dir = mkdtempSync(join(tmpdir(), 'o2hub-tls-'));
+  const cert = join(dir, 'cert.pem'), key = join(dir, 'key.pem');
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt',
+    'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '2',
+    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'pipe' });
+  if (r.error || r.status !== 0) {
+    console.error(`SKIP: openssl could not make a certificate: ${r.error || r.stderr}`);
+    process.exit(77);
+  }
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  tlsFiles = { cert, key, ca: readFileSync(cert) };
+  return tlsFiles;
+}
+
+// The daemon's base URL, and a raw byte stream to it (TLS when useTls):
+// wait for `ready` before counting on the connection.
+export const origin = (port) => `${useTls ? 'https' : 'http'}://127.0.0.1:${port}`;
+export function certificateFiles() {
+  return certificate();
+}
+export function rawConnect(port) {
+  const sock = useTls
+    ? tls.connect({ port, host: '127.0.0.1', ca: certificate().ca })
+    : net.connect(port, '127.0.0.1');
+  sock.ready = new Promise((resolve, reject) => {
+    sock.once(useTls ? 'secureConnect' : 'connect', resolve);
+    sock.once('error', reject);
+  });
+  return sock;
+}
+
 // A daemon on 127.0.0.1 with the websocket transport on an ephemeral port.
 // `extra` adds transports/discovery/keys to the config.
 export async function startDaemon({ root, wsKeys = {}, transports = [], discovery = [],
@@ -66,7 +105,9 @@ export async function startDaemon({ root, wsKeys = {}, transports = [], discover
                                     logLevel = 'info' } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'o2hub-ws-'));
   const ws = { type: 'websocket', host: '127.0.0.1', port: 0,
-               ...(mhdThread ? { mhd_thread: true } : {}), ...wsKeys };
+               ...(mhdThread ? { mhd_thread: true } : {}),
+               ...(useTls ? { tls_cert: certificate().cert, tls_key: certificate().key } : {}),
+               ...wsKeys };
   if (root) ws.root = root;
   if (mounts) ws.mounts = mounts;
   const cfg = {
@@ -89,10 +130,11 @@ export async function startDaemon({ root, wsKeys = {}, transports = [], discover
   child.stderr.on('data', onData);
   let exited = null;
   child.on('exit', (code, sig) => { exited = { code, sig }; });
-  const m = await until(() => exited || /http:\/\/127\.0\.0\.1:(\d+)\//.exec(log), 10000, 'the daemon to listen');
+  const m = await until(() => exited || /https?:\/\/127\.0\.0\.1:(\d+)\//.exec(log), 10000, 'the daemon to listen');
   if (exited) throw new Error(`o2hub exited (${JSON.stringify(exited)}):\n${log}`);
   const mode = ws.mhd_thread ? 'HTTP on its own thread' : 'HTTP on the loop';
   if (!log.includes(mode)) throw new Error(`the daemon does not say "${mode}":\n${log}`);
+  if (!log.includes(`${origin(m[1])}/`)) throw new Error(`the daemon does not serve ${origin(m[1])}:\n${log}`);
   const daemon = {
     port: Number(m[1]),
     child,
@@ -113,7 +155,9 @@ export async function startDaemon({ root, wsKeys = {}, transports = [], discover
 // An O2ws client on the `ws` package: joins, keeps every message it gets.
 export async function connect(port, { ensemble = 'wstest', join = true } = {}) {
   const WebSocket = requireDep('ws');
-  const sock = new WebSocket(`ws://127.0.0.1:${port}/o2ws`);
+  const sock = useTls
+    ? new WebSocket(`wss://127.0.0.1:${port}/o2ws`, { ca: certificate().ca })
+    : new WebSocket(`ws://127.0.0.1:${port}/o2ws`);
   const c = {
     sock,
     msgs: [],

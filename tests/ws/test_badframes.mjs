@@ -1,10 +1,9 @@
-// Bad frames from a raw TCP client (node:net, frames built by hand) close
+// Bad frames from a raw TCP client (node:net, or node:tls with WS_TLS; frames built by hand) close
 // that connection with the right code; another client and the router go on.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { startDaemon, connect, until, encode, requireDep } from './lib.mjs';
+import { startDaemon, connect, until, encode, requireDep, rawConnect } from './lib.mjs';
 
 requireDep('ws');
 const MAX_FRAME = 1024;
@@ -23,13 +22,13 @@ after(async () => {
 
 // A raw client after the HTTP upgrade; collects the bytes the server sends.
 async function rawClient() {
-  const sock = net.connect(d.port, '127.0.0.1');
+  const sock = rawConnect(d.port);
   const c = { sock, buf: Buffer.alloc(0), ended: false };
   sock.on('data', (b) => { c.buf = Buffer.concat([c.buf, b]); });
   sock.on('end', () => { c.ended = true; });
   sock.on('close', () => { c.ended = true; });
   sock.on('error', () => { c.ended = true; });
-  await new Promise((r) => sock.once('connect', r));
+  await sock.ready;
   sock.write('GET /o2ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
              `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n` +
              'Sec-WebSocket-Version: 13\r\n\r\n');

@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon, until, env, requireDep } from './lib.mjs';
+import { startDaemon, until, env, requireDep, origin, useTls } from './lib.mjs';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 if (!existsSync(CHROMIUM)) {
@@ -81,6 +81,7 @@ before(async () => {
   ctx = await chromium.launchPersistentContext(join(dir, 'profile'), {
     executablePath: CHROMIUM,
     headless: true,
+    ignoreHTTPSErrors: useTls, /* WS_TLS: the test's own self-signed certificate */
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
            '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
@@ -101,7 +102,7 @@ test('the example page joins, its service reaches another process, messages roun
     const page = await ctx.newPage();
     const errors = [];
     page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`http://127.0.0.1:${d.port}/?ensemble=${ENSEMBLE}&service=browser`);
+    await page.goto(`${origin(d.port)}/?ensemble=${ENSEMBLE}&service=browser`);
     await page.waitForFunction(() => document.getElementById('state').textContent === 'connected',
                                null, { timeout: 10000 });
     const id = Number(await page.textContent('#bridge'));

@@ -1,13 +1,12 @@
-// Static files with a raw HTTP client (node:net, the request line sent as
+// Static files with a raw HTTP client (node:net, or node:tls with WS_TLS, the request line sent as
 // written, nothing normalised): MIME types, index.html, and every way out of
 // the root refused with 403/404 — never the file outside the root.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { mkdtempSync, mkdirSync, writeFileSync, symlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon, until } from './lib.mjs';
+import { startDaemon, until, rawConnect } from './lib.mjs';
 
 const SECRET = 'TOP-SECRET-OUTSIDE-ROOT';
 let d, dir;
@@ -39,7 +38,7 @@ after(async () => {
 // One request exactly as written; resolves with {status, headers, body}.
 function get(path, method = 'GET') {
   return new Promise((resolve, reject) => {
-    const sock = net.connect(d.port, '127.0.0.1');
+    const sock = rawConnect(d.port);
     let buf = Buffer.alloc(0);
     sock.on('data', (b) => { buf = Buffer.concat([buf, b]); });
     sock.on('error', reject);

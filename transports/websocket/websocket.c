@@ -55,6 +55,8 @@
 #include "http_dnssd.h"
 #include "http_path.h"
 #include "o2ws_codec.h"
+#include "tls_files.h"
+#include "tls_proxy.h"
 #include "ws_frame.h"
 
 #define WS_PATH "/o2ws"
@@ -86,7 +88,7 @@ typedef struct ws_conn {
     unsigned events;
     o2h_timer *linger;
     o2h_timer *kick; /* bytes that came with the upgrade request wait for it */
-    char peer[48];
+    char peer[64];
     struct ws_conn *next;
 } ws_conn;
 
@@ -135,6 +137,8 @@ struct ws_transport {
     o2ws_buf text; /* scratch for formatting one message */
     bool dnssd;    /* publish as _http._tcp */
     char *dnssd_name;
+    char *tls_cert, *tls_key; /* PEM text: HTTPS and wss:// when set */
+    tls_proxy *tls;           /* listens instead of MHD when tls_cert is set */
     http_dnssd *published;
     /* "mhd_thread": true */
     bool mhd_thread;
@@ -161,6 +165,7 @@ typedef struct upgrade_req {
 typedef struct ws_handoff {
     MHD_socket sock;
     struct MHD_UpgradeResponseHandle *urh;
+    char peer[64]; /* the client's address, as adopt() logs it */
     size_t extra_len;
     char extra[]; /* bytes that came after the upgrade request */
 } ws_handoff;
@@ -569,8 +574,28 @@ static void on_kick(void *ctx) {
 
 /* An upgraded socket becomes a connection of ours, watched by the loop (on
  * the loop thread: inside MHD_run, or taking it from the hand-off ring). */
+/* "ip:port" of the client: from MHD, because with TLS the upgraded socket
+ * is a socket pair's end, not the client's connection. */
+static void client_address(struct MHD_Connection *connection, char *out, size_t size) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    char ip[INET6_ADDRSTRLEN];
+    if (sa && sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+        snprintf(out, size, "%s:%d", ip, ntohs(in->sin_port));
+    } else if (sa && sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+        snprintf(out, size, "[%s]:%d", ip, ntohs(in6->sin6_port));
+    } else {
+        snprintf(out, size, "?");
+    }
+}
+
 static void adopt(ws_transport *tr, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh,
-                  const char *extra_in, size_t extra_in_size) {
+                  const char *peer, const char *extra_in, size_t extra_in_size) {
     ws_conn *c = calloc(1, sizeof *c);
     if (c) {
         c->in_cap = READ_CHUNK * 2 + (extra_in_size > READ_CHUNK ? extra_in_size : 0);
@@ -585,16 +610,8 @@ static void adopt(ws_transport *tr, MHD_socket sock, struct MHD_UpgradeResponseH
     c->fd = sock;
     c->urh = urh;
     ws_decoder_init(&c->dec, (uint64_t)tr->max_frame, true);
-    struct sockaddr_in peer;
-    socklen_t plen = sizeof peer;
-    if (getpeername(sock, (struct sockaddr *)&peer, &plen) == 0) {
-        char ip[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof ip);
-        snprintf(c->peer, sizeof c->peer, "%s:%d", ip, ntohs(peer.sin_port));
-    } else {
-        snprintf(c->peer, sizeof c->peer, "?");
-    }
-    int one = 1;
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    int one = 1; /* fails harmlessly on a socket pair (TLS) */
     setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     int fl = fcntl(sock, F_GETFL);
     if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(sock, F_SETFL, fl | O_NONBLOCK);
@@ -632,9 +649,10 @@ static void on_upgraded(void *cls, struct MHD_Connection *connection, void *req_
                         const char *extra_in, size_t extra_in_size, MHD_socket sock,
                         struct MHD_UpgradeResponseHandle *urh) {
     ws_transport *tr = cls;
-    (void)connection;
+    char peer[64];
+    client_address(connection, peer, sizeof peer);
     if (!tr->mhd_thread) {
-        adopt(tr, sock, urh, extra_in, extra_in_size);
+        adopt(tr, sock, urh, peer, extra_in, extra_in_size);
         return;
     }
     upgrade_req *u = req_cls; /* set by upgrade() before the 101 was queued */
@@ -643,6 +661,7 @@ static void on_upgraded(void *cls, struct MHD_Connection *connection, void *req_
     if (h) {
         h->sock = sock;
         h->urh = urh;
+        snprintf(h->peer, sizeof h->peer, "%s", peer);
         h->extra_len = extra_in_size;
         if (extra_in_size) memcpy(h->extra, extra_in, extra_in_size);
     }
@@ -690,7 +709,7 @@ static void take_handoffs(ws_transport *tr, enum handoff_fate fate) {
     while ((h = handoff_pop(&tr->upgrades))) {
         atomic_fetch_sub(&tr->pending, 1);
         if (fate == HANDOFF_ADOPT)
-            adopt(tr, h->sock, h->urh, h->extra, h->extra_len);
+            adopt(tr, h->sock, h->urh, h->peer, h->extra, h->extra_len);
         else if (fate == HANDOFF_CLOSE)
             MHD_upgrade_action(h->urh, MHD_UPGRADE_ACTION_CLOSE);
         free(h);
@@ -1013,6 +1032,8 @@ static void ws_close(void *instance, void *link_ctx) {
 static void free_config(ws_transport *tr) {
     free(tr->root);
     free(tr->dnssd_name);
+    ws_tls_free(tr->tls_cert);
+    ws_tls_free(tr->tls_key);
     for (int i = 0; i < tr->n_mounts; i++)
         free(tr->mounts[i].dir);
 }
@@ -1041,6 +1062,30 @@ static int read_mounts(ws_transport *tr, const o2h_cfg *cfg) {
         tr->mounts[i].fd = -1;
         tr->n_mounts = i + 1;
         if (!tr->mounts[i].dir) return O2H_NO_MEMORY;
+    }
+    return O2H_OK;
+}
+
+/* "tls_cert" and "tls_key": both or neither; each file read now (tls_files.h). */
+static int read_tls(ws_transport *tr, const o2h_cfg *cfg) {
+    const o2h_host *h = tr->host;
+    const char *cert = NULL, *key = NULL;
+    if (h->cfg_string(cfg, "tls_cert", NULL, &cert) == O2H_CONFIG_ERROR ||
+        h->cfg_string(cfg, "tls_key", NULL, &key) == O2H_CONFIG_ERROR)
+        return O2H_CONFIG_ERROR;
+    if (!cert && !key) return O2H_OK;
+    if (!cert || !key)
+        return h->cfg_error(cfg, cert ? "tls_cert" : "tls_key",
+                            "HTTPS needs both \"tls_cert\" and \"tls_key\" (PEM files)");
+    const char *keys[2] = {"tls_cert", "tls_key"}, *paths[2] = {cert, key};
+    char **out[2] = {&tr->tls_cert, &tr->tls_key};
+    for (int i = 0; i < 2; i++) {
+        char *path = resolve_cfg_path(tr, cfg, paths[i]);
+        if (!path) return O2H_NO_MEMORY;
+        char why[PATH_MAX + 80];
+        *out[i] = ws_tls_read_pem(path, why, sizeof why);
+        free(path);
+        if (!*out[i]) return h->cfg_error(cfg, keys[i], "%s", why);
     }
     return O2H_OK;
 }
@@ -1074,6 +1119,7 @@ static int ws_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg,
     if (rc == O2H_OK && !(tr->dnssd_name = strdup(dnssd_name ? dnssd_name : "o2hub")))
         rc = O2H_NO_MEMORY;
     if (rc == O2H_OK) rc = read_mounts(tr, cfg);
+    if (rc == O2H_OK) rc = read_tls(tr, cfg);
     if (rc == O2H_OK) {
         memset(&tr->bind_addr, 0, sizeof tr->bind_addr);
         tr->bind_addr.sin_family = AF_INET;
@@ -1115,12 +1161,50 @@ static int handoff_start(ws_transport *tr) {
     return tr->handoff_watch ? O2H_OK : O2H_SOCKET_ERROR;
 }
 
+/* A TLS connection whose handshake is done: MHD serves its plain side. */
+static void on_tls_ready(void *ctx, int fd, const struct sockaddr *client, socklen_t len) {
+    ws_transport *tr = ctx;
+    if (MHD_add_connection(tr->mhd, fd, client, len) != MHD_YES) /* MHD closes fd */
+        tr->host->log(tr->self, O2H_LOG_DEBUG, "MHD refused a TLS connection: %s", strerror(errno));
+    else if (!tr->mhd_thread)
+        mhd_run_soon(tr);
+}
+
+static int start_tls(ws_transport *tr) {
+    tls_proxy_config cfg = {
+        .host = tr->host,
+        .self = tr->self,
+        .bind_addr = tr->bind_addr,
+        .cert_pem = tr->tls_cert,
+        .key_pem = tr->tls_key,
+        .max_connections = (int)tr->max_clients + 64,
+        .handshake_timeout = 10.0,
+        .hand = on_tls_ready,
+        .hand_ctx = tr,
+    };
+    char why[256];
+    tr->tls = tls_proxy_start(&cfg, why, sizeof why);
+    if (!tr->tls) {
+        tr->host->log(tr->self, O2H_LOG_ERROR, "cannot start HTTPS: %s", why);
+        return O2H_NO_PORT;
+    }
+    tr->port = tls_proxy_port(tr->tls);
+    return O2H_OK;
+}
+
 static int ws_start(void *instance) {
     ws_transport *tr = instance;
     if (tr->root && (tr->root_fd = open_dir(tr, tr->root)) < 0) return O2H_BAD_ARGS;
     for (int i = 0; i < tr->n_mounts; i++)
         if ((tr->mounts[i].fd = open_dir(tr, tr->mounts[i].dir)) < 0) return O2H_BAD_ARGS;
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
+    /* HTTPS: tls_proxy.c listens and hands MHD plain streams (see there why). */
+    struct MHD_OptionItem listen_options[] = {
+        {MHD_OPTION_SOCK_ADDR, 0, &tr->bind_addr},
+        {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (tr->tls_cert) flags |= MHD_USE_NO_LISTEN_SOCKET;
     if (tr->mhd_thread) {
         int rc = handoff_start(tr);
         if (rc != O2H_OK) return rc;
@@ -1137,12 +1221,11 @@ static int ws_start(void *instance) {
     tr->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, tr,
                                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, tr,
                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, tr,
-                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&tr->bind_addr,
                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)(tr->max_clients + 64),
                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-                               MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                                MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, tr,
                                MHD_OPTION_SIGPIPE_HANDLED_BY_APP, sigpipe_ignored,
+                               MHD_OPTION_ARRAY, tr->tls_cert ? listen_options + 2 : listen_options,
                                MHD_OPTION_END);
     /* clang-format on */
     if (!tr->mhd) {
@@ -1150,8 +1233,17 @@ static int ws_start(void *instance) {
                       ntohs(tr->bind_addr.sin_port));
         return O2H_NO_PORT;
     }
-    const union MHD_DaemonInfo *pi = MHD_get_daemon_info(tr->mhd, MHD_DAEMON_INFO_BIND_PORT);
-    tr->port = pi ? pi->port : ntohs(tr->bind_addr.sin_port);
+    if (tr->tls_cert) {
+        int rc = start_tls(tr);
+        if (rc != O2H_OK) {
+            MHD_stop_daemon(tr->mhd);
+            tr->mhd = NULL;
+            return rc;
+        }
+    } else {
+        const union MHD_DaemonInfo *pi = MHD_get_daemon_info(tr->mhd, MHD_DAEMON_INFO_BIND_PORT);
+        tr->port = pi ? pi->port : ntohs(tr->bind_addr.sin_port);
+    }
     if (!tr->mhd_thread) {
         const union MHD_DaemonInfo *ei = MHD_get_daemon_info(tr->mhd, MHD_DAEMON_INFO_EPOLL_FD);
         tr->mhd_watch =
@@ -1164,8 +1256,8 @@ static int ws_start(void *instance) {
     }
     char ip[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &tr->bind_addr.sin_addr, ip, sizeof ip);
-    tr->host->log(tr->self, O2H_LOG_INFO, "serving %s at http://%s:%d/ (WebSocket at %s; %s)",
-                  tr->root ? tr->root : "no files", ip, tr->port, WS_PATH,
+    tr->host->log(tr->self, O2H_LOG_INFO, "serving %s at http%s://%s:%d/ (WebSocket at %s; %s)",
+                  tr->root ? tr->root : "no files", tr->tls_cert ? "s" : "", ip, tr->port, WS_PATH,
                   tr->mhd_thread ? "HTTP on its own thread" : "HTTP on the loop");
     if (tr->dnssd) tr->published = http_dnssd_start(tr->host, tr->self, tr->dnssd_name, tr->port);
     mhd_run(tr);
@@ -1227,6 +1319,8 @@ static void ws_stop(void *instance) {
         }
         conn_destroy(c);
     }
+    tls_proxy_stop(tr->tls); /* passes on what was just written, if it can at once */
+    tr->tls = NULL;
     if (tr->mhd_thread && tr->mhd) handoff_quiesce(tr);
     if (tr->mhd_timer) tr->host->timer_stop(tr->mhd_timer);
     tr->mhd_timer = NULL;
