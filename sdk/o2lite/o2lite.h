@@ -43,9 +43,13 @@ extern "C" {
 #ifndef O2L_MAX_MSG_LEN
 #define O2L_MAX_MSG_LEN 1024
 #endif
-/** Handlers that o2l_method_new() can hold. */
+/**
+ * Handlers that o2l_method_new() can hold; past it, o2l_method_new returns
+ * O2L_FAIL. O2's own o2lite allocates them, so a port of an O2 program may
+ * need more (O2's o2liteserv test registers 21): 40 bytes of RAM each.
+ */
 #ifndef O2L_MAX_METHODS
-#define O2L_MAX_METHODS 16
+#define O2L_MAX_METHODS 32
 #endif
 /** Bytes for the comma-separated service list of o2l_set_services(). */
 #ifndef O2L_MAX_SERVICES_LEN
