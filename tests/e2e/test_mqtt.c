@@ -41,39 +41,10 @@
 
 #include <o2hub/o2hub.h>
 
-typedef struct proc {
-    pid_t pid;
-    FILE *in;   /* its stdin */
-    int out_fd; /* its stdout and stderr */
-    char out[65536];
-    size_t used;
-    size_t seen; /* output before this offset has been matched already */
-    int port;
-    bool netns;         /* run in a network namespace of its own */
-    const char *resolv; /* bind-mounted on /etc/resolv.conf in a mount namespace of its own */
-    char config[160];
-} proc;
+#include "testproc.h"
 
-static char tmpdir[64];
 static int broker_port;
 static pid_t broker_pid;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* A port that is free for TCP and UDP now (the kernel picks it). */
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    socklen_t len = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 /* 0 if a TCP connection to 127.0.0.1:port succeeds from here, else errno. */
 static int tcp_probe(int port) {
@@ -106,27 +77,6 @@ static void net_ns_of(pid_t pid, char *out, size_t size) {
     snprintf(path, sizeof path, "/proc/%d/ns/net", (int)pid);
     ssize_t n = readlink(path, out, size - 1);
     out[n > 0 ? n : 0] = '\0';
-}
-
-/* Bring up lo in a fresh network namespace (it starts down). */
-static int loopback_up(void) {
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct ifreq ifr = {0};
-    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
-    int rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
-    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-    if (rc == 0) rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
-    close(fd);
-    return rc;
-}
-
-/* Can this process make network namespaces (root, or CAP_SYS_ADMIN)? */
-static bool netns_available(void) {
-    pid_t c = fork();
-    if (c == 0) _exit(unshare(CLONE_NEWNET) == 0 && loopback_up() == 0 ? 0 : 1);
-    int status;
-    waitpid(c, &status, 0);
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 /* ---- the broker ---- */
@@ -216,7 +166,7 @@ static void publish_raw(const raw_pub *pubs, int n) {
 
 /* tcp+udp on 127.0.0.1:port, and the mqtt transport as the only discovery; `broker` is
  * the broker's address or, starting with '"', the JSON of the broker keys. */
-static void write_config(proc *p, const char *name, int port, const char *broker, bool direct) {
+static void mqtt_config(proc *p, const char *name, int port, const char *broker, bool direct) {
     char keys[400];
     if (broker[0] == '"')
         snprintf(keys, sizeof keys, "%s", broker);
@@ -234,94 +184,6 @@ static void write_config(proc *p, const char *name, int port, const char *broker
             TRANSPORT_DIR, port, port, keys, direct ? "true" : "false");
     fclose(f);
     p->port = port;
-}
-
-static void start(proc *p) {
-    int in[2], out[2];
-    cr_assert_eq(pipe(in), 0);
-    cr_assert_eq(pipe(out), 0);
-    p->pid = fork();
-    if (p->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
-        if (p->netns && (unshare(CLONE_NEWNET) != 0 || loopback_up() != 0)) _exit(126);
-        if (p->resolv &&
-            (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
-             mount(p->resolv, "/etc/resolv.conf", NULL, MS_BIND, NULL) != 0))
-            _exit(125);
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        dup2(out[1], 2);
-        close(in[1]);
-        close(out[0]);
-        execl(PEER_EXE, "peer", p->config, (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    p->in = fdopen(in[1], "w");
-    p->out_fd = out[0];
-    p->used = p->seen = 0;
-    p->out[0] = '\0';
-}
-
-static void tell(proc *p, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(p->in, fmt, ap);
-    va_end(ap);
-    fputc('\n', p->in);
-    fflush(p->in);
-}
-
-/* Wait (bounded) for a line containing `needle` after what was already matched. */
-static const char *expect(proc *p, const char *needle, double limit_s) {
-    double end = now_s() + limit_s;
-    for (;;) {
-        const char *at = strstr(p->out + p->seen, needle);
-        if (at) {
-            const char *eol = strchr(at, '\n');
-            p->seen = (size_t)((eol ? eol + 1 : at + strlen(at)) - p->out);
-            return at;
-        }
-        double left = end - now_s();
-        if (left <= 0) return NULL;
-        struct pollfd pfd = {.fd = p->out_fd, .events = POLLIN};
-        if (poll(&pfd, 1, (int)(left * 1000) + 1) <= 0) continue;
-        ssize_t n = read(p->out_fd, p->out + p->used, sizeof p->out - 1 - p->used);
-        if (n <= 0) return NULL;
-        p->used += (size_t)n;
-        p->out[p->used] = '\0';
-    }
-}
-
-static void must(proc *p, const char *needle, double limit_s) {
-    cr_assert_not_null(expect(p, needle, limit_s), "no \"%s\" from %s; output:\n%s", needle,
-                       p->config, p->out);
-}
-
-static void stop(proc *p) {
-    if (p->pid <= 0) return;
-    kill(p->pid, SIGTERM);
-    waitpid(p->pid, NULL, 0);
-    fclose(p->in);
-    close(p->out_fd);
-    p->pid = 0;
-}
-
-static void process_name(proc *p, char *name) {
-    tell(p, "name");
-    const char *at = expect(p, "name @", 5);
-    cr_assert_not_null(at);
-    sscanf(at, "name %31s", name);
-}
-
-static long stat_field(proc *p, const char *field) {
-    tell(p, "stats");
-    const char *at = expect(p, "stats delivered", 5);
-    cr_assert_not_null(at);
-    const char *f = strstr(at, field);
-    cr_assert_not_null(f);
-    return atol(f + strlen(field) + 1);
 }
 
 /* Poll "pongs FIRST LAST" until it says `want` (or the time is up); returns the last count. */
@@ -349,21 +211,18 @@ static void until_answered(proc *p, const char *address, int base, double limit_
     cr_assert_fail("%s never answered after the broker came back; output:\n%s", address, p->out);
 }
 
-static void make_tmpdir(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/o2hub-mqtt-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
+static void suite_init(void) {
+    make_tmpdir();
     broker_port = free_port();
     broker_start();
 }
 
-static void cleanup(void) {
+static void suite_fini(void) {
     broker_kill();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    (void)!system(cmd);
+    remove_tmpdir();
 }
 
-TestSuite(mqtt, .init = make_tmpdir, .fini = cleanup, .timeout = 120);
+TestSuite(mqtt, .init = suite_init, .fini = suite_fini, .timeout = 120);
 
 Test(mqtt, only_through_the_broker_both_ways_and_after_a_broker_restart) {
     if (!netns_available()) cr_skip_test("needs a network namespace (root or CAP_SYS_ADMIN)");
@@ -377,8 +236,8 @@ Test(mqtt, only_through_the_broker_both_ways_and_after_a_broker_restart) {
     int pa = free_port(), pb = free_port();
     while (pb == pa)
         pb = free_port();
-    write_config(&a, "a", pa, tcp_broker, false);
-    write_config(&b, "b", pb, unix_broker, false);
+    mqtt_config(&a, "a", pa, tcp_broker, false);
+    mqtt_config(&b, "b", pb, unix_broker, false);
     start(&a);
     start(&b);
     must(&a, "ready", 5);
@@ -402,8 +261,8 @@ Test(mqtt, only_through_the_broker_both_ways_and_after_a_broker_restart) {
                  "B reaches the broker only through its unix socket");
 
     char name_a[32], name_b[32];
-    process_name(&a, name_a);
-    process_name(&b, name_b);
+    process_name(&a, name_a, sizeof name_a);
+    process_name(&b, name_b, sizeof name_b);
     tell(&a, "offer echoa");
     tell(&b, "offer echob");
     must(&a, "si echob ", 15);
@@ -445,8 +304,8 @@ Test(mqtt, only_through_the_broker_both_ways_and_after_a_broker_restart) {
 
     tell(&a, "quit");
     tell(&b, "quit");
-    stop(&a);
-    stop(&b);
+    stop(&a, SIGTERM);
+    stop(&b, SIGTERM);
 }
 
 Test(mqtt, garbage_on_the_o2hub_topics_is_dropped_and_counted) {
@@ -456,8 +315,8 @@ Test(mqtt, garbage_on_the_o2hub_topics_is_dropped_and_counted) {
     int pa = free_port(), pb = free_port();
     while (pb == pa)
         pb = free_port();
-    write_config(&a, "a", pa, broker, false);
-    write_config(&b, "b", pb, broker, false);
+    mqtt_config(&a, "a", pa, broker, false);
+    mqtt_config(&b, "b", pb, broker, false);
     start(&a);
     start(&b);
     must(&a, "ready", 5);
@@ -465,7 +324,7 @@ Test(mqtt, garbage_on_the_o2hub_topics_is_dropped_and_counted) {
     tell(&a, "offer echoa");
     must(&b, "si echoa ", 15);
     char name_a[32], inbox_a[64];
-    process_name(&a, name_a);
+    process_name(&a, name_a, sizeof name_a);
     snprintf(inbox_a, sizeof inbox_a, "O2-e2e/%s", name_a);
 
     /* An O2 message whose bytes the garbage is cut from. */
@@ -526,8 +385,8 @@ Test(mqtt, garbage_on_the_o2hub_topics_is_dropped_and_counted) {
      * before B's peer_timeout (10 s) would. */
     kill(a.pid, SIGKILL);
     must(&b, "si echoa -1", 5);
-    stop(&a);
-    stop(&b);
+    stop(&a, SIGTERM);
+    stop(&b, SIGTERM);
 }
 
 Test(mqtt, a_failover_broker_finds_direct_peers_that_then_talk_without_it) {
@@ -542,8 +401,8 @@ Test(mqtt, a_failover_broker_finds_direct_peers_that_then_talk_without_it) {
     /* A's first broker does not answer: it goes on to the next in its list. */
     snprintf(with_failover, sizeof with_failover,
              "\"broker\": \"127.0.0.1:%d\", \"failover\": [\"127.0.0.1:%d\"]", dead, broker_port);
-    write_config(&a, "a", pa, with_failover, true);
-    write_config(&b, "b", pb, broker, true);
+    mqtt_config(&a, "a", pa, with_failover, true);
+    mqtt_config(&b, "b", pb, broker, true);
     start(&a);
     start(&b);
     must(&a, "ready", 5);
@@ -559,8 +418,8 @@ Test(mqtt, a_failover_broker_finds_direct_peers_that_then_talk_without_it) {
     must(&b, "pong 4 ", 5);
     tell(&b, "ping /echoa/ping udp 5");
     must(&b, "pong 6 ", 5);
-    stop(&a);
-    stop(&b);
+    stop(&a, SIGTERM);
+    stop(&b, SIGTERM);
 }
 
 Test(mqtt, a_process_cut_off_from_the_broker_is_dropped_by_its_will_and_found_again) {
@@ -573,8 +432,8 @@ Test(mqtt, a_process_cut_off_from_the_broker_is_dropped_by_its_will_and_found_ag
     /* A keeps B through its freeze (a long peer_timeout): only B drops the other. */
     char a_keys[200];
     snprintf(a_keys, sizeof a_keys, "\"broker\": \"%s\", \"peer_timeout\": 60", broker);
-    write_config(&a, "a", pa, a_keys, false);
-    write_config(&b, "b", pb, broker, false);
+    mqtt_config(&a, "a", pa, a_keys, false);
+    mqtt_config(&b, "b", pb, broker, false);
     start(&a);
     start(&b);
     must(&a, "ready", 5);
@@ -597,8 +456,8 @@ Test(mqtt, a_process_cut_off_from_the_broker_is_dropped_by_its_will_and_found_ag
     must(&b, "pong 2 ", 5);
     tell(&a, "ping /echob/ping tcp 3");
     must(&a, "pong 4 ", 5);
-    stop(&a);
-    stop(&b);
+    stop(&a, SIGTERM);
+    stop(&b, SIGTERM);
 }
 
 /* ---- a broker name that takes long to resolve ---- */
@@ -702,7 +561,7 @@ Test(mqtt, a_broker_name_that_resolves_slowly_never_stalls_the_router) {
     int pa = free_port(), pb = free_port();
     while (pb == pa)
         pb = free_port();
-    write_config(&p, "slow", pa, broker, true);
+    mqtt_config(&p, "slow", pa, broker, true);
     start(&p);
     must(&p, "ready", 5);
     double end = now_s() + 5;
@@ -722,13 +581,13 @@ Test(mqtt, a_broker_name_that_resolves_slowly_never_stalls_the_router) {
 
     /* The answer comes: it reaches the broker, where another peer finds its service. */
     snprintf(broker, sizeof broker, "127.0.0.1:%d", broker_port);
-    write_config(&b, "b", pb, broker, true);
+    mqtt_config(&b, "b", pb, broker, true);
     start(&b);
     must(&b, "ready", 5);
     must(&b, "si echoa ", 15);
     cr_assert_gt(atomic_load(&dns.answered), 0);
-    stop(&p);
-    stop(&b);
+    stop(&p, SIGTERM);
+    stop(&b, SIGTERM);
     atomic_store(&dns.stop, true);
     pthread_join(dns.thread, NULL);
     close(dns.fd);

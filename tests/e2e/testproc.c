@@ -3,12 +3,16 @@
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -36,6 +40,35 @@ int free_port(void) {
     return ntohs(a.sin_port);
 }
 
+int loopback_up(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct ifreq ifr = {0};
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+    int rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    if (rc == 0) rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
+    close(fd);
+    return rc;
+}
+
+bool netns_available(void) {
+    pid_t c = fork();
+    if (c == 0) _exit(unshare(CLONE_NEWNET) == 0 && loopback_up() == 0 ? 0 : 1);
+    int status;
+    waitpid(c, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* In the child, before exec: the namespaces `p` asks for. */
+static int enter_namespaces(const proc *p) {
+    if (p->netns && (unshare(CLONE_NEWNET) != 0 || loopback_up() != 0)) return -1;
+    if (p->resolv &&
+        (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+         mount(p->resolv, "/etc/resolv.conf", NULL, MS_BIND, NULL) != 0))
+        return -1;
+    return 0;
+}
+
 void start(proc *p) {
     int in[2], out[2];
     cr_assert_eq(pipe(in), 0);
@@ -43,6 +76,7 @@ void start(proc *p) {
     p->pid = fork();
     if (p->pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
+        if (enter_namespaces(p) != 0) _exit(126);
         dup2(in[0], 0);
         dup2(out[1], 1);
         dup2(out[1], 2);

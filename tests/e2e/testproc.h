@@ -6,6 +6,7 @@
 #ifndef O2H_TESTPROC_H
 #define O2H_TESTPROC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,8 +20,10 @@ typedef struct proc {
     size_t used;
     size_t seen; /* output before this offset has been matched already */
     int port;
-    char config[128];
-    const char *exe; /* NULL: the peer program */
+    char config[160];
+    const char *exe;    /* NULL: the peer program */
+    bool netns;         /* run in a network namespace of its own (lo up, nothing else) */
+    const char *resolv; /* bind-mounted on /etc/resolv.conf in a mount namespace of its own */
 } proc;
 
 /** The test's temporary folder (made by make_tmpdir, removed by remove_tmpdir). */
@@ -31,6 +34,10 @@ double now_s(void);
 int free_port(void);
 /** Start `peer p->config` (or p->exe when set) with pipes to its stdin and stdout. */
 void start(proc *p);
+/** Bring up lo in a fresh network namespace (it starts down). 0 or -1. */
+int loopback_up(void);
+/** Can this process make network namespaces (root, or CAP_SYS_ADMIN)? */
+bool netns_available(void);
 /** Send one command line. */
 void tell(proc *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** Wait (bounded) for a line containing `needle` after what was already matched. */
