@@ -648,7 +648,8 @@ Test(dnssd, routers_survive_avahi_down_at_start_and_later) {
     o2h_router_free(a.r);
 }
 
-/* ---- the websocket transport publishes its HTTP server as _http._tcp ---- */
+/* ---- the websocket transport publishes its HTTP server as _http._tcp (_https._tcp with TLS) ----
+ */
 
 static void capture_log(void *ctx, int level, const char *origin, const char *text) {
     char *log = ctx;
@@ -656,16 +657,17 @@ static void capture_log(void *ctx, int level, const char *origin, const char *te
     snprintf(log + used, 8192 - used, "%s: %s\n", origin, text);
 }
 
-Test(dnssd, the_http_server_is_published_as_http_tcp) {
-    SKIP_WITHOUT_AVAHI();
+/* Start a websocket transport with `tls_keys` (JSON, may be ""), browse
+ * `type`, and check the instance is published on the port it serves. */
+static void check_published(const char *type, const char *scheme, const char *tls_keys) {
     static char log[8192];
-    char instance[64], json[1024];
-    snprintf(instance, sizeof instance, "o2hub-http-%d", (int)getpid());
+    char instance[64], json[1536];
+    snprintf(instance, sizeof instance, "o2hub-%s-%d", scheme, (int)getpid());
     snprintf(json, sizeof json,
              "{\"ensemble\": \"webdnssd\", \"plugin_path\": [\"%s\"],"
              " \"transports\": [{\"type\": \"websocket\", \"host\": \"127.0.0.1\", \"port\": 0,"
-             "                   \"dnssd\": true, \"dnssd_name\": \"%s\"}]}",
-             WS_DIR, instance);
+             "                   \"dnssd\": true, \"dnssd_name\": \"%s\"%s}]}",
+             WS_DIR, instance, tls_keys);
     o2h_router_options o = {.struct_size = sizeof o,
                             .log_level = O2H_LOG_INFO,
                             .log = capture_log,
@@ -675,11 +677,13 @@ Test(dnssd, the_http_server_is_published_as_http_tcp) {
     o2h_router *r = o2h_router_new_from_json(json, "web.json", &o, &err);
     cr_assert_not_null(r, "%s", err.message);
     cr_assert_eq(o2h_router_start(r), O2H_OK, "%s", log);
-    const char *at = strstr(log, "http://127.0.0.1:");
+    char url[32];
+    snprintf(url, sizeof url, "%s://127.0.0.1:", scheme);
+    const char *at = strstr(log, url);
     cr_assert_not_null(at, "%s", log);
-    int port = atoi(at + strlen("http://127.0.0.1:"));
+    int port = atoi(at + strlen(url));
     DNSServiceRef browse;
-    cr_assert_eq(DNSServiceBrowse(&browse, 0, 0, "_http._tcp", "local.", on_test_browse, NULL), 0);
+    cr_assert_eq(DNSServiceBrowse(&browse, 0, 0, type, "local.", on_test_browse, NULL), 0);
     add_ref(browse);
     const seen *found = NULL;
     /* Until our browse resolves it and the router has seen avahi confirm it. */
@@ -690,8 +694,29 @@ Test(dnssd, the_http_server_is_published_as_http_tcp) {
             if (seen_list[i].resolved && strcmp(seen_list[i].instance, instance) == 0)
                 found = &seen_list[i];
     }
-    cr_assert_not_null(found, "%s not found by browsing _http._tcp; log:\n%s", instance, log);
+    cr_assert_not_null(found, "%s not found by browsing %s; log:\n%s", instance, type, log);
     cr_assert_eq(found->port, port, "published port %d, serving on %d", found->port, port);
     cr_assert_not_null(strstr(log, "published"), "%s", log);
     o2h_router_free(r);
+}
+
+Test(dnssd, the_http_server_is_published_as_http_tcp) {
+    SKIP_WITHOUT_AVAHI();
+    check_published("_http._tcp", "http", "");
+}
+
+Test(dnssd, the_https_server_is_published_as_https_tcp) {
+    SKIP_WITHOUT_AVAHI();
+    char cmd[512], keys[300];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout %s/key.pem -out %s/cert.pem -days 2 -subj /CN=127.0.0.1 2>/dev/null",
+             tmpdir, tmpdir);
+    if (system(cmd) != 0) {
+        teardown();
+        cr_skip_test("openssl could not make a certificate");
+    }
+    snprintf(keys, sizeof keys, ", \"tls_cert\": \"%s/cert.pem\", \"tls_key\": \"%s/key.pem\"",
+             tmpdir, tmpdir);
+    check_published("_https._tcp", "https", keys);
 }

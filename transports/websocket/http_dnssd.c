@@ -16,6 +16,7 @@ struct http_dnssd {
     o2h_plugin *self;
     char name[64];
     int port;
+    const char *type; /* "_http._tcp" or "_https._tcp" */
     DNSServiceRef ref;
     o2h_watch *watch;
     o2h_timer *retry;
@@ -75,7 +76,7 @@ static void try_register(void *ctx) {
     d->host->timer_stop(d->retry);
     d->retry = NULL;
     DNSServiceErrorType err =
-        DNSServiceRegister(&d->ref, 0, 0, d->name, "_http._tcp", NULL, NULL,
+        DNSServiceRegister(&d->ref, 0, 0, d->name, d->type, NULL, NULL,
                            htons((uint16_t)d->port), 0, NULL, on_registered, d);
     if (err != kDNSServiceErr_NoError) {
         d->ref = NULL;
@@ -90,13 +91,15 @@ bool http_dnssd_available(void) {
     return true;
 }
 
-http_dnssd *http_dnssd_start(const o2h_host *host, o2h_plugin *self, const char *name, int port) {
+http_dnssd *http_dnssd_start(const o2h_host *host, o2h_plugin *self, const char *name, int port,
+                             bool tls) {
     http_dnssd *d = calloc(1, sizeof *d);
     if (!d) return NULL;
     d->host = host;
     d->self = self;
     snprintf(d->name, sizeof d->name, "%s", name);
     d->port = port;
+    d->type = tls ? "_https._tcp" : "_http._tcp";
     d->backoff = RETRY_MIN;
     try_register(d);
     return d;
@@ -115,9 +118,11 @@ bool http_dnssd_available(void) {
     return false;
 }
 
-http_dnssd *http_dnssd_start(const o2h_host *host, o2h_plugin *self, const char *name, int port) {
+http_dnssd *http_dnssd_start(const o2h_host *host, o2h_plugin *self, const char *name, int port,
+                             bool tls) {
     (void)name;
     (void)port;
+    (void)tls;
     host->log(self, O2H_LOG_WARN, "\"dnssd\": this build has no DNS-SD (avahi's dns_sd.h)");
     return NULL;
 }
