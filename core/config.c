@@ -592,6 +592,10 @@ static int parse_router(config_doc *doc, router_config *out) {
                                 "\"%s\" is not a valid ensemble name (1 to 63 printable "
                                 "characters, no spaces or '/')",
                                 out->ensemble);
+    /* "$schema" names the JSON Schema for editors (sdk/schema); nothing to do with it. */
+    const char *schema_url;
+    if (config_cfg_string(root, "$schema", NULL, &schema_url) == O2H_CONFIG_ERROR)
+        return O2H_CONFIG_ERROR;
     if ((rc = parse_log_level(root, out)) != O2H_OK) return rc;
     if ((rc = parse_clock(root, out)) != O2H_OK) return rc;
     if ((rc = parse_plugin_path(root, out)) != O2H_OK) return rc;

@@ -9,6 +9,7 @@ O2HUB_DEBIAN_PACKAGES=(
   libcriterion-dev                      # tests: unit test framework
   clang-format                          # tests: formatting check
   python3                               # CI: summary line from meson's test log
+  python3-jsonschema                    # tests: the config schema check
   liblo-dev liblo-tools                 # OSC: e2e tests and bench against liblo, oscsend/oscdump
   libavahi-compat-libdnssd-dev          # plugins/dnssd: the dns_sd.h API (avahi)
   avahi-daemon dbus                     # plugins/dnssd at run time, and its e2e test
