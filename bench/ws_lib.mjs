@@ -7,11 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const tests = new URL('../tests/ws/', import.meta.url);
-const { startDaemon, requireDep, encode, decode, env, connect } = await import(new URL('lib.mjs', tests));
+const { startDaemon, requireDep, encode, decode, env, connect, useTls } =
+  await import(new URL('lib.mjs', tests));
 const { runThroughput } = await import(new URL('throughput.mjs', tests));
 export { requireDep };
 
-export const MODES = { loop: 'o2hub-ws', thread: 'o2hub-ws-thread' };
+// WS_TLS=1: the same over https:// and wss:// (tls_cert, tls_key; path -tls).
+const tlsSuffix = useTls ? '-tls' : '';
+export const MODES = { loop: `o2hub-ws${tlsSuffix}`, thread: `o2hub-ws-thread${tlsSuffix}` };
 const TICK_NS = 1e9 / 100; // USER_HZ, 100 on Linux
 
 // --mode loop|thread|both (default both) from argv.
