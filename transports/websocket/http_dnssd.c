@@ -76,8 +76,8 @@ static void try_register(void *ctx) {
     d->host->timer_stop(d->retry);
     d->retry = NULL;
     DNSServiceErrorType err =
-        DNSServiceRegister(&d->ref, 0, 0, d->name, d->type, NULL, NULL,
-                           htons((uint16_t)d->port), 0, NULL, on_registered, d);
+        DNSServiceRegister(&d->ref, 0, 0, d->name, d->type, NULL, NULL, htons((uint16_t)d->port), 0,
+                           NULL, on_registered, d);
     if (err != kDNSServiceErr_NoError) {
         d->ref = NULL;
         retry_later(d, "no DNS-SD daemon", err);

@@ -1259,7 +1259,9 @@ static int ws_start(void *instance) {
     tr->host->log(tr->self, O2H_LOG_INFO, "serving %s at http%s://%s:%d/ (WebSocket at %s; %s)",
                   tr->root ? tr->root : "no files", tr->tls_cert ? "s" : "", ip, tr->port, WS_PATH,
                   tr->mhd_thread ? "HTTP on its own thread" : "HTTP on the loop");
-    if (tr->dnssd) tr->published = http_dnssd_start(tr->host, tr->self, tr->dnssd_name, tr->port, tr->tls != NULL);
+    if (tr->dnssd)
+        tr->published =
+            http_dnssd_start(tr->host, tr->self, tr->dnssd_name, tr->port, tr->tls != NULL);
     mhd_run(tr);
     return O2H_OK;
 }
