@@ -18,15 +18,15 @@ if (!useTls) {
 const dir = mkdtempSync(join(tmpdir(), 'o2hub-tlsbad-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-// All the bytes a raw connection gets until it closes (or 3 s pass).
-function rawExchange(connectFn, request) {
+// All the bytes a raw connection gets until it closes (or `limitMs` pass).
+function rawExchange(connectFn, request, limitMs = 3000) {
   return new Promise((resolve) => {
     const sock = connectFn();
     let got = Buffer.alloc(0), error = null;
     sock.on('data', (b) => { got = Buffer.concat([got, b]); });
     sock.on('error', (e) => { error = e; });
     sock.on('close', () => resolve({ got: got.toString('latin1'), error }));
-    sock.setTimeout(3000, () => sock.destroy());
+    sock.setTimeout(limitMs, () => sock.destroy());
     if (request) sock.write(request);
   });
 }
@@ -88,4 +88,21 @@ test('a bad certificate or key is a clear error at start', async () => {
     'ec_paramgen_curve:prime256v1', '-out', otherKey], { stdio: 'pipe' });
   assert.equal(r.status, 0, String(r.stderr));
   await refused({ tls_key: otherKey }, /cannot start HTTPS: tls_cert and tls_key are not a matching certificate and key/s);
+});
+
+test('a client that never starts its handshake is dropped after 10 s', { timeout: 30000 }, async () => {
+  const d = await startDaemon({});
+  try {
+    const started = Date.now();
+    const silent = await rawExchange(() => net.connect(d.port, '127.0.0.1'), null, 25000);
+    const waited = (Date.now() - started) / 1000;
+    assert.equal(silent.got, '', 'the server sent something to a client that said nothing');
+    assert.ok(waited >= 9 && waited < 20, `closed after ${waited} s`);
+    // Meanwhile and after, others are served.
+    const c = await connect(d.port);
+    assert.ok(c.id > 0);
+    c.close();
+  } finally {
+    await d.stop();
+  }
 });

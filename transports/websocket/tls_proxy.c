@@ -11,8 +11,9 @@
 
 #include "tls_proxy.h"
 
-#define PUMP_BYTES 16384 /* one TLS record's worth each way */
-#define PUMP_ROUNDS 16   /* records moved per event before others get a turn */
+#define PUMP_BYTES 16384    /* one TLS record's worth each way */
+#define PUMP_ROUNDS 16      /* records moved per event before others get a turn */
+#define LINGER_SECONDS 10.0 /* after our end of stream, how long the client may take to close */
 
 /* Bytes read from one side, not yet all written to the other. */
 typedef struct pump {
@@ -30,7 +31,7 @@ typedef struct tls_conn {
     bool net_eof, app_eof;   /* the client / MHD has nothing more to send */
     bool app_shut, net_shut; /* we passed that end of stream on */
     bool send_again;         /* gnutls said AGAIN: send the same bytes again */
-    double deadline;         /* for the handshake */
+    double deadline;         /* for the handshake, then for the client to close after us */
     struct sockaddr_storage addr;
     socklen_t addr_len;
     pump to_app; /* decrypted, for MHD */
@@ -123,6 +124,7 @@ static bool write_net(tls_conn *c) {
         gnutls_bye(c->session, GNUTLS_SHUT_WR); /* close_notify, best effort */
         shutdown(c->tcp, SHUT_WR);
         c->net_shut = true;
+        c->deadline = now(c->p) + LINGER_SECONDS;
     }
     return true;
 }
@@ -264,13 +266,14 @@ static void on_accept(void *ctx, int fd, unsigned events) {
     }
 }
 
-/* Handshakes that take too long are dropped (a client that connects and says nothing). */
+/* Handshakes that take too long are dropped (a client that connects and says
+ * nothing), and so are clients that do not close once MHD's side has ended. */
 static void on_tick(void *ctx) {
     tls_proxy *p = ctx;
     double t = now(p);
     for (tls_conn *c = p->conns, *next; c; c = next) {
         next = c->next;
-        if (!c->ready && t > c->deadline) conn_close(c);
+        if ((!c->ready || c->net_shut) && t > c->deadline) conn_close(c);
     }
 }
 
