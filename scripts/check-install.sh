@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# check-install.sh BUILD_DIR SOURCE_ROOT — install the build into a temporary
+# DESTDIR and build what SDK users build, with nothing but the installed
+# files and their pkg-config names: an embedding program, a program with the
+# linked-in plugins, a plugin (then loaded by the installed daemon), an O2-API
+# program and an o2lite device with DNS-SD. Each is run or loaded.
+set -euo pipefail
+build=$(realpath "$1")
+src=$(realpath "$2")
+dest=$(mktemp -d /tmp/o2hub-install-XXXXXX)
+trap 'rm -rf "$dest"' EXIT
+
+option() {
+  meson introspect "$build" --buildoptions |
+    python3 -c 'import json, sys; print({o["name"]: o["value"] for o in json.load(sys.stdin)}[sys.argv[1]])' "$1"
+}
+prefix=$(option prefix)
+libdir=$prefix/$(option libdir)
+bindir=$prefix/$(option bindir)
+
+meson install -C "$build" --destdir "$dest" --no-rebuild >"$dest/install.log" 2>&1 ||
+  { cat "$dest/install.log"; exit 1; }
+export PKG_CONFIG_PATH="$dest$libdir/pkgconfig"
+export PKG_CONFIG_SYSROOT_DIR="$dest" # -I and -L point into the DESTDIR
+export LD_LIBRARY_PATH="$dest$libdir"
+cflags=(-std=c11 -Wall -Wextra -Wno-unused-parameter -Werror -D_GNU_SOURCE)
+failures=0
+step() { # step WHAT COMMAND...: run it, say ok or FAIL
+  local what=$1
+  shift
+  local log
+  if log=$("$@" 2>&1); then
+    echo "ok   $what"
+  else
+    echo "FAIL $what"
+    echo "$log" | sed 's/^/     /'
+    failures=$((failures + 1))
+  fi
+}
+
+out=$dest/out
+mkdir -p "$out"
+# shellcheck disable=SC2046  # pkg-config's words are meant to be split
+step "embed.c builds with pkg-config o2hub" \
+  cc "${cflags[@]}" "$src/examples/embed/embed.c" $(pkg-config --cflags --libs o2hub) -o "$out/embed"
+step "embed runs against the installed libo2hub" "$out/embed"
+
+# shellcheck disable=SC2046
+step "linked.c builds with pkg-config o2hub-linked-plugins" \
+  cc "${cflags[@]}" "$src/examples/embed-linked/linked.c" \
+  $(pkg-config --cflags --libs o2hub-linked-plugins) -o "$out/linked"
+step "linked: two routers, plugins linked in, one greeting" "$out/linked"
+
+# shellcheck disable=SC2046
+step "the plugin skeleton builds as a plugin with pkg-config o2hub" \
+  cc "${cflags[@]}" -shared -fPIC -fvisibility=hidden "$src/examples/plugin-skeleton/skeleton.c" \
+  $(pkg-config --cflags o2hub) -o "$out/o2hub_skeleton.so"
+cat >"$out/skeleton.json" <<JSON
+{ "ensemble": "install", "plugin_path": ["."],
+  "transports": [{ "type": "skeleton", "port": 0 }, { "type": "tcp" }, { "type": "udp" }] }
+JSON
+step "the installed daemon loads it and its installed plugins" \
+  env O2HUB_PLUGIN_PATH="$dest$libdir/o2hub/plugins" "$dest$bindir/o2hub" --config "$out/skeleton.json" --check
+
+cat >"$out/o2api.c" <<'C'
+#include <o2.h>
+#include <stdio.h>
+int main(void) {
+    if (o2_initialize("install") != O2_SUCCESS) return 1;
+    o2_service_new("hello");
+    printf("o2 api: status %d\n", o2_status("hello"));
+    return o2_finish() == O2_SUCCESS ? 0 : 1;
+}
+C
+# shellcheck disable=SC2046
+step "an O2-API program builds with pkg-config o2hub-o2" \
+  cc "${cflags[@]}" "$out/o2api.c" $(pkg-config --cflags --libs o2hub-o2) -o "$out/o2api"
+step "and runs with the installed plugins" env O2HUB_PLUGIN_PATH="$dest$libdir/o2hub/plugins" "$out/o2api"
+
+if pkg-config --exists o2lite-dnssd; then
+  # shellcheck disable=SC2046
+  step "the o2lite device builds with pkg-config o2lite-dnssd" \
+    cc "${cflags[@]}" -DO2L_HAVE_DNSSD "$src/examples/o2lite-imu/imu.c" \
+    $(pkg-config --cflags --libs o2lite-dnssd) -lm -o "$out/imu"
+  step "and starts (no host: gives up after 0.3 s)" \
+    "$out/imu" --dnssd --host 127.0.0.1 9 9 --seconds 0.3
+fi
+step "the config schema is installed" test -s "$dest$prefix/share/o2hub/o2hub-config.schema.json"
+
+echo "$failures failures"
+[ "$failures" -eq 0 ]
