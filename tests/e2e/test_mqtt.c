@@ -592,3 +592,113 @@ Test(mqtt, a_broker_name_that_resolves_slowly_never_stalls_the_router) {
     pthread_join(dns.thread, NULL);
     close(dns.fd);
 }
+
+/* ---- a broker that wants a user name and a password ---- */
+
+/* Another mosquitto on 127.0.0.1:port that lets in only user "o2hub", password "s3cret". */
+static pid_t auth_broker_start(int port) {
+    char conf[128], pw[128], log[128], cmd[512];
+    snprintf(conf, sizeof conf, "%s/auth.conf", tmpdir);
+    snprintf(pw, sizeof pw, "%s/passwords", tmpdir);
+    snprintf(log, sizeof log, "%s/auth.log", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s -c -b %s o2hub s3cret", MOSQUITTO_PASSWD_EXE, pw);
+    cr_assert_eq(system(cmd), 0, "%s failed", cmd);
+    chmod(pw, 0600); /* mosquitto warns about world-readable password files */
+    FILE *f = fopen(conf, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "listener %d 127.0.0.1\n"
+            "allow_anonymous false\n"
+            "password_file %s\n"
+            "persistence false\n"
+            "user root\n"
+            "log_dest stderr\n",
+            port, pw);
+    fclose(f);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(MOSQUITTO_EXE, "mosquitto", "-c", conf, (char *)NULL);
+        _exit(127);
+    }
+    double end = now_s() + 10;
+    while (tcp_probe(port) != 0 && now_s() < end)
+        usleep(20000);
+    cr_assert_eq(tcp_probe(port), 0, "the password broker did not listen on %d", port);
+    return pid;
+}
+
+static int count_in(const char *text, const char *needle) {
+    int n = 0;
+    for (const char *at = text; (at = strstr(at, needle)); at += strlen(needle))
+        n++;
+    return n;
+}
+
+Test(mqtt, a_broker_with_passwords_lets_in_who_knows_one_and_says_once_why_not) {
+    int port = free_port();
+    pid_t auth = auth_broker_start(port);
+    proc a = {0}, b = {0}, c = {0};
+    char keys[300];
+    int pa = free_port(), pb = free_port(), pc = free_port();
+    snprintf(keys, sizeof keys,
+             "\"broker\": \"127.0.0.1:%d\", \"username\": \"o2hub\", \"password\": \"s3cret\"",
+             port);
+    mqtt_config(&a, "auth-a", pa, keys, false);
+    /* B keeps its password out of the file: the environment it inherits has it. */
+    snprintf(keys, sizeof keys,
+             "\"broker\": \"127.0.0.1:%d\", \"username\": \"o2hub\", "
+             "\"password_env\": \"O2HUB_TEST_MQTT_PASSWORD\"",
+             port);
+    mqtt_config(&b, "auth-b", pb, keys, false);
+    snprintf(keys, sizeof keys,
+             "\"broker\": \"127.0.0.1:%d\", \"username\": \"o2hub\", \"password\": \"guess\"",
+             port);
+    mqtt_config(&c, "auth-c", pc, keys, false);
+    setenv("O2HUB_TEST_MQTT_PASSWORD", "s3cret", 1);
+    start(&a);
+    start(&b);
+    start(&c);
+    unsetenv("O2HUB_TEST_MQTT_PASSWORD");
+    must(&a, "ready", 5);
+    must(&b, "ready", 5);
+    must(&c, "ready", 5);
+    tell(&a, "offer echoa");
+    must(&b, "si echoa ", 15);
+    tell(&b, "ping /echoa/ping tcp 1");
+    must(&b, "pong 2 ", 5);
+
+    /* C is refused: said once, with the reason, although it keeps retrying. */
+    must(&c, "refused the connection: ", 5);
+    expect(&c, "never printed", 2.5); /* collect what it says while it retries */
+    cr_assert_eq(count_in(c.out, "refused the connection"), 1, "%s", c.out);
+    cr_assert(strstr(c.out, "not authorised") || strstr(c.out, "not authorized"), "%s", c.out);
+    tell(&c, "status echoa");
+    must(&c, "status echoa -", 5); /* negative: it never found A */
+    stop(&a, SIGTERM);
+    stop(&b, SIGTERM);
+    stop(&c, SIGTERM);
+    kill(auth, SIGKILL);
+    waitpid(auth, NULL, 0);
+}
+
+Test(mqtt, a_password_without_a_user_or_a_missing_variable_is_a_config_error) {
+    proc p = {0};
+    mqtt_config(&p, "nouser", free_port(), "\"broker\": \"127.0.0.1:1\", \"password\": \"x\"",
+                false);
+    start(&p);
+    must(&p, "needs a \"username\"", 5);
+    stop(&p, SIGTERM);
+    proc q = {0};
+    unsetenv("O2HUB_TEST_NO_SUCH_VARIABLE");
+    mqtt_config(&q, "noenv", free_port(),
+                "\"broker\": \"127.0.0.1:1\", \"username\": \"u\", "
+                "\"password_env\": \"O2HUB_TEST_NO_SUCH_VARIABLE\"",
+                false);
+    start(&q);
+    must(&q, "O2HUB_TEST_NO_SUCH_VARIABLE is not set", 5);
+    stop(&q, SIGTERM);
+}

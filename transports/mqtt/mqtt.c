@@ -84,6 +84,7 @@ typedef struct mqtt_transport {
     bool direct;
     int queue_max;
     int inflight;
+    char *username, *password; /* NULL: anonymous */
     int64_t queue_bytes_max;
 
     /* this process */
@@ -105,8 +106,9 @@ typedef struct mqtt_transport {
     bool connecting;     /* looking up the broker, or a socket is open, no CONNACK yet */
     mqtt_lookup *lookup; /* the broker's name, resolved off the loop */
     o2h_watch *lookup_watch;
-    bool connected; /* CONNACK received */
-    int in_lib;     /* inside mosquitto_loop_*: its callbacks may run */
+    bool connected;        /* CONNACK received */
+    bool refusal_reported; /* a refused CONNACK was logged: quiet until connected again */
+    int in_lib;            /* inside mosquitto_loop_*: its callbacks may run */
     double connect_started;
     int current;     /* index in brokers */
     bool retry_same; /* a lost connection retries its broker once first */
@@ -514,12 +516,16 @@ static void on_connect(struct mosquitto *mosq, void *ctx, int rc) {
     char where[300];
     broker_text(&tr->brokers[tr->current], where, sizeof where);
     if (rc != 0) {
-        tr->host->log(tr->self, O2H_LOG_WARN, "broker %s refused the connection: %s", where,
-                      mosquitto_connack_string(rc));
+        /* Wrong credentials do not get better by retrying: say it once. */
+        tr->host->log(tr->self, tr->refusal_reported ? O2H_LOG_DEBUG : O2H_LOG_WARN,
+                      "broker %s refused the connection: %s%s", where, mosquitto_connack_string(rc),
+                      tr->refusal_reported ? "" : " (check username and password; retrying)");
+        tr->refusal_reported = true;
         return; /* libmosquitto closes the socket: on_disconnect follows */
     }
     tr->connecting = false;
     tr->connected = true;
+    tr->refusal_reported = false;
     tr->backoff = tr->reconnect_min;
     tr->retry_same = true;
     tr->host->log(tr->self, O2H_LOG_INFO, "connected to broker %s", where);
@@ -799,9 +805,34 @@ static int read_brokers(mqtt_transport *tr, const o2h_cfg *cfg) {
     return O2H_OK;
 }
 
+/* "username" with "password" or "password_env" (the name of an environment
+ * variable that holds it, to keep secrets out of config files). */
+static int read_credentials(mqtt_transport *tr, const o2h_cfg *cfg) {
+    const o2h_host *h = tr->host;
+    const char *user = NULL, *pass = NULL, *env = NULL;
+    if (h->cfg_string(cfg, "username", NULL, &user) == O2H_CONFIG_ERROR ||
+        h->cfg_string(cfg, "password", NULL, &pass) == O2H_CONFIG_ERROR ||
+        h->cfg_string(cfg, "password_env", NULL, &env) == O2H_CONFIG_ERROR)
+        return O2H_CONFIG_ERROR;
+    if (pass && env)
+        return h->cfg_error(cfg, "password_env", "give \"password\" or \"password_env\", not both");
+    if ((pass || env) && !user)
+        return h->cfg_error(cfg, pass ? "password" : "password_env",
+                            "a password needs a \"username\"");
+    if (env) {
+        pass = getenv(env);
+        if (!pass)
+            return h->cfg_error(cfg, "password_env", "environment variable %s is not set", env);
+    }
+    if (user && !(tr->username = strdup(user))) return O2H_NO_MEMORY;
+    if (pass && !(tr->password = strdup(pass))) return O2H_NO_MEMORY;
+    return O2H_OK;
+}
+
 static int read_config(mqtt_transport *tr, const o2h_cfg *cfg) {
     const o2h_host *h = tr->host;
     int rc = read_brokers(tr, cfg);
+    if (rc == O2H_OK) rc = read_credentials(tr, cfg);
     if (rc != O2H_OK) return rc;
     int64_t keepalive, queue, max_message, inflight;
     if (h->cfg_int(cfg, "keepalive", 15, 5, 3600, &keepalive) == O2H_CONFIG_ERROR ||
@@ -867,6 +898,9 @@ static int mqtt_start(void *instance) {
     tr->mosq = mosquitto_new(NULL, true, tr); /* clean session, id from the broker */
     if (!tr->mosq) return O2H_NO_MEMORY;
     mosquitto_int_option(tr->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    if (tr->username &&
+        mosquitto_username_pw_set(tr->mosq, tr->username, tr->password) != MOSQ_ERR_SUCCESS)
+        return O2H_NO_MEMORY;
     /* QoS 1 publishes on the wire before their PUBACK (libmosquitto's default is 20,
      * which caps a far broker at 20 messages per round trip). */
     mosquitto_int_option(tr->mosq, MOSQ_OPT_SEND_MAXIMUM, tr->inflight);
@@ -920,6 +954,12 @@ static void mqtt_destroy(void *instance) {
     free(tr->brokers);
     free(tr->ring);
     free(tr->scratch);
+    free(tr->username);
+    if (tr->password) { /* a secret should not linger in freed memory */
+        for (volatile char *p = tr->password; *p; p++)
+            *p = 0;
+        free(tr->password);
+    }
     free(tr);
 }
 
