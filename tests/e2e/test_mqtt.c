@@ -702,3 +702,103 @@ Test(mqtt, a_password_without_a_user_or_a_missing_variable_is_a_config_error) {
     must(&q, "O2HUB_TEST_NO_SUCH_VARIABLE is not set", 5);
     stop(&q, SIGTERM);
 }
+
+/* ---- a broker that speaks TLS ---- */
+
+/* A CA, and a certificate from it for localhost (and 127.0.0.1), in tmpdir. */
+static bool make_certificates(void) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext && "
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout ca.key -out ca.pem -days 2 -subj /CN=o2hub-test-ca && "
+             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout server.key -out server.csr -subj /CN=localhost && "
+             "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+             "-out server.pem -days 2 -extfile san.ext",
+             tmpdir);
+    return system(cmd) == 0;
+}
+
+static pid_t tls_broker_start(int port) {
+    char conf[128], log[128];
+    snprintf(conf, sizeof conf, "%s/tls.conf", tmpdir);
+    snprintf(log, sizeof log, "%s/tls.log", tmpdir);
+    FILE *f = fopen(conf, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "listener %d 127.0.0.1\n"
+            "cafile %s/ca.pem\ncertfile %s/server.pem\nkeyfile %s/server.key\n"
+            "allow_anonymous true\npersistence false\nuser root\nlog_dest stderr\n",
+            port, tmpdir, tmpdir, tmpdir);
+    fclose(f);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(MOSQUITTO_EXE, "mosquitto", "-c", conf, (char *)NULL);
+        _exit(127);
+    }
+    double end = now_s() + 10;
+    while (tcp_probe(port) != 0 && now_s() < end)
+        usleep(20000);
+    cr_assert_eq(tcp_probe(port), 0, "the TLS broker did not listen on %d", port);
+    return pid;
+}
+
+Test(mqtt, over_tls_peers_that_trust_the_broker_meet_and_others_say_why_not) {
+    if (!make_certificates()) cr_skip_test("openssl could not make the test certificates");
+    int port = free_port();
+    pid_t broker = tls_broker_start(port);
+    proc a = {0}, b = {0}, c = {0};
+    char keys[400];
+    int pa = free_port(), pb = free_port(), pc = free_port();
+    /* By name, as a certificate is checked against the name. */
+    snprintf(keys, sizeof keys,
+             "\"broker\": \"localhost:%d\", \"tls\": true, \"ca_file\": \"%s/ca.pem\"", port,
+             tmpdir);
+    mqtt_config(&a, "tls-a", pa, keys, false);
+    mqtt_config(&b, "tls-b", pb, keys, false);
+    /* C trusts only the system's CAs: the test CA is not among them. */
+    snprintf(keys, sizeof keys, "\"broker\": \"localhost:%d\", \"tls\": true", port);
+    mqtt_config(&c, "tls-c", pc, keys, false);
+    start(&a);
+    start(&b);
+    start(&c);
+    must(&a, "ready", 5);
+    must(&b, "ready", 5);
+    must(&c, "ready", 5);
+    tell(&a, "offer echoa");
+    must(&b, "si echoa ", 15);
+    tell(&b, "ping /echoa/ping tcp 1");
+    must(&b, "pong 2 ", 5);
+
+    must(&c, "certificate verify failed", 10);
+    expect(&c, "never printed", 2.5); /* what it says while it retries */
+    cr_assert_eq(count_in(c.out, "(retrying)"), 1, "%s", c.out);
+    tell(&c, "status echoa");
+    must(&c, "status echoa -", 5);
+    stop(&a, SIGTERM);
+    stop(&b, SIGTERM);
+    stop(&c, SIGTERM);
+    kill(broker, SIGKILL);
+    waitpid(broker, NULL, 0);
+}
+
+Test(mqtt, tls_files_are_checked_when_the_config_is_read) {
+    proc p = {0};
+    mqtt_config(&p, "notls", free_port(), "\"broker\": \"127.0.0.1:1\", \"ca_file\": \"ca.pem\"",
+                false);
+    start(&p);
+    must(&p, "needs \"tls\": true", 5);
+    stop(&p, SIGTERM);
+    proc q = {0};
+    mqtt_config(&q, "nofile", free_port(),
+                "\"broker\": \"127.0.0.1:1\", \"tls\": true, \"ca_file\": \"no-such-ca.pem\"",
+                false);
+    start(&q);
+    must(&q, "no-such-ca.pem: No such file", 5);
+    stop(&q, SIGTERM);
+}

@@ -126,6 +126,9 @@ for name, folder in plugin_sources.items():
     read = set(KEY_CALL.findall(text))
     # arrays of objects read through a variable key (osc: delegates, ports)
     read |= {k for k in ("delegates", "ports", "mounts") if f'"{k}"' in text}
+    # keys read in a loop over a table: `const char *keys[3] = {"ca_file", ...}`
+    for table in re.findall(r'keys\[\d*\]\s*=\s*\{([^}]*)\}', text):
+        read |= set(re.findall(r'"([a-z_]+)"', table))
     listed = schema_keys(schema["$defs"][name]) - COMMON
     check(read == listed, f"{name}: schema keys match the source"
           + ("" if read == listed else f" (only in source: {sorted(read - listed)},"

@@ -34,6 +34,7 @@
  * A broker is "host:port", "host" (port 1883) or "unix:/path/to/socket".
  */
 #include <errno.h>
+#include <stddef.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,8 @@ typedef struct mqtt_transport {
     int queue_max;
     int inflight;
     char *username, *password; /* NULL: anonymous */
+    bool tls;
+    char *ca_file, *cert_file, *key_file; /* ca_file NULL: the system's CAs */
     int64_t queue_bytes_max;
 
     /* this process */
@@ -108,6 +111,7 @@ typedef struct mqtt_transport {
     o2h_watch *lookup_watch;
     bool connected;        /* CONNACK received */
     bool refusal_reported; /* a refused CONNACK was logged: quiet until connected again */
+    bool error_reported;   /* libmosquitto's error (TLS) logged: quiet until connected again */
     int in_lib;            /* inside mosquitto_loop_*: its callbacks may run */
     double connect_started;
     int current;     /* index in brokers */
@@ -525,7 +529,7 @@ static void on_connect(struct mosquitto *mosq, void *ctx, int rc) {
     }
     tr->connecting = false;
     tr->connected = true;
-    tr->refusal_reported = false;
+    tr->refusal_reported = tr->error_reported = false;
     tr->backoff = tr->reconnect_min;
     tr->retry_same = true;
     tr->host->log(tr->self, O2H_LOG_INFO, "connected to broker %s", where);
@@ -536,6 +540,19 @@ static void on_connect(struct mosquitto *mosq, void *ctx, int rc) {
     for (mqtt_peer *p = tr->peers; p; p = p->next)
         p->last_heard = t;
     announce_now(tr);
+}
+
+/* libmosquitto's own errors (a failed TLS handshake, a certificate it does
+ * not trust) would otherwise show only as silent retries: the first of a
+ * streak is a warning, the rest debug lines. */
+static void on_mosquitto_log(struct mosquitto *mosq, void *ctx, int level, const char *text) {
+    mqtt_transport *tr = ctx;
+    if (level != MOSQ_LOG_ERR) return;
+    char where[300];
+    broker_text(&tr->brokers[tr->current], where, sizeof where);
+    tr->host->log(tr->self, tr->error_reported ? O2H_LOG_DEBUG : O2H_LOG_WARN, "broker %s: %s%s",
+                  where, text, tr->error_reported ? "" : " (retrying)");
+    tr->error_reported = true;
 }
 
 static void on_disconnect(struct mosquitto *mosq, void *ctx, int rc) {
@@ -643,8 +660,11 @@ static void on_lookup_done(void *ctx, int fd, unsigned events) {
     bool found = mqtt_lookup_result(tr->lookup, addr, sizeof addr, &why);
     if (!found && strcmp(why, "pending") == 0) return; /* not yet (a spurious wake-up) */
     end_lookup(tr);
+    /* With TLS libmosquitto needs the name itself: it checks the certificate
+     * against it and sends it as SNI. It looks it up again; the lookup just
+     * made has checked it resolves (and warmed any cache on the way). */
     if (found)
-        open_connection(tr, addr);
+        open_connection(tr, tr->tls ? tr->brokers[tr->current].host : addr);
     else
         connect_failed(tr, why);
 }
@@ -805,6 +825,43 @@ static int read_brokers(mqtt_transport *tr, const o2h_cfg *cfg) {
     return O2H_OK;
 }
 
+/* A path from the config, relative to the config file's folder. */
+static char *config_path(mqtt_transport *tr, const o2h_cfg *cfg, const char *path) {
+    const o2h_host *h = tr->host;
+    if (path[0] == '/') return strdup(path);
+    const char *dir =
+        h->struct_size > offsetof(o2h_host, cfg_dir) && h->cfg_dir ? h->cfg_dir(cfg) : ".";
+    size_t n = strlen(dir) + strlen(path) + 2;
+    char *full = malloc(n);
+    if (full) snprintf(full, n, "%s/%s", dir, path);
+    return full;
+}
+
+/* "tls" (with "ca_file", else the system's CAs in /etc/ssl/certs), and a
+ * client certificate ("cert_file" and "key_file") if the broker wants one. */
+static int read_tls(mqtt_transport *tr, const o2h_cfg *cfg) {
+    const o2h_host *h = tr->host;
+    const char *keys[3] = {"ca_file", "cert_file", "key_file"}, *paths[3] = {NULL, NULL, NULL};
+    char **out[3] = {&tr->ca_file, &tr->cert_file, &tr->key_file};
+    if (h->cfg_bool(cfg, "tls", false, &tr->tls) == O2H_CONFIG_ERROR) return O2H_CONFIG_ERROR;
+    for (int i = 0; i < 3; i++)
+        if (h->cfg_string(cfg, keys[i], NULL, &paths[i]) == O2H_CONFIG_ERROR)
+            return O2H_CONFIG_ERROR;
+    for (int i = 0; i < 3; i++)
+        if (paths[i] && !tr->tls) return h->cfg_error(cfg, keys[i], "needs \"tls\": true");
+    if (!paths[1] != !paths[2])
+        return h->cfg_error(cfg, paths[1] ? "cert_file" : "key_file",
+                            "a client certificate needs both \"cert_file\" and \"key_file\"");
+    for (int i = 0; i < 3; i++) {
+        if (!paths[i]) continue;
+        if (!(*out[i] = config_path(tr, cfg, paths[i]))) return O2H_NO_MEMORY;
+        FILE *f = fopen(*out[i], "r");
+        if (!f) return h->cfg_error(cfg, keys[i], "cannot read %s: %s", *out[i], strerror(errno));
+        fclose(f);
+    }
+    return O2H_OK;
+}
+
 /* "username" with "password" or "password_env" (the name of an environment
  * variable that holds it, to keep secrets out of config files). */
 static int read_credentials(mqtt_transport *tr, const o2h_cfg *cfg) {
@@ -833,6 +890,7 @@ static int read_config(mqtt_transport *tr, const o2h_cfg *cfg) {
     const o2h_host *h = tr->host;
     int rc = read_brokers(tr, cfg);
     if (rc == O2H_OK) rc = read_credentials(tr, cfg);
+    if (rc == O2H_OK) rc = read_tls(tr, cfg);
     if (rc != O2H_OK) return rc;
     int64_t keepalive, queue, max_message, inflight;
     if (h->cfg_int(cfg, "keepalive", 15, 5, 3600, &keepalive) == O2H_CONFIG_ERROR ||
@@ -901,6 +959,15 @@ static int mqtt_start(void *instance) {
     if (tr->username &&
         mosquitto_username_pw_set(tr->mosq, tr->username, tr->password) != MOSQ_ERR_SUCCESS)
         return O2H_NO_MEMORY;
+    if (tr->tls) {
+        int rc = mosquitto_tls_set(tr->mosq, tr->ca_file, tr->ca_file ? NULL : "/etc/ssl/certs",
+                                   tr->cert_file, tr->key_file, NULL);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            h->log(tr->self, O2H_LOG_ERROR, "cannot set up TLS: %s", mosquitto_strerror(rc));
+            return O2H_FAIL;
+        }
+    }
+    mosquitto_log_callback_set(tr->mosq, on_mosquitto_log);
     /* QoS 1 publishes on the wire before their PUBACK (libmosquitto's default is 20,
      * which caps a far broker at 20 messages per round trip). */
     mosquitto_int_option(tr->mosq, MOSQ_OPT_SEND_MAXIMUM, tr->inflight);
@@ -955,6 +1022,9 @@ static void mqtt_destroy(void *instance) {
     free(tr->ring);
     free(tr->scratch);
     free(tr->username);
+    free(tr->ca_file);
+    free(tr->cert_file);
+    free(tr->key_file);
     if (tr->password) { /* a secret should not linger in freed memory */
         for (volatile char *p = tr->password; *p; p++)
             *p = 0;
