@@ -35,15 +35,9 @@
 #include <o2hub/o2hub.h>
 
 #include "avahi_env.h"
+#include "testproc.h"
 
-static char tmpdir[64];
 static avahi_env env;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void setup(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/o2hub-dnssd-XXXXXX");
@@ -252,28 +246,7 @@ static const seen *find_seen(const char *txt_prefix) {
 
 /* ---- peer processes ---- */
 
-typedef struct proc {
-    pid_t pid;
-    FILE *in;
-    int out_fd;
-    char out[65536];
-    size_t used, seen;
-    int port;
-    char config[128];
-    char name[32];
-} proc;
-
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    socklen_t len = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static void write_config(proc *p, const char *file, const char *ensemble, const char *dnssd_extra) {
+static void dnssd_config(proc *p, const char *file, const char *ensemble, const char *dnssd_extra) {
     p->port = free_port();
     snprintf(p->config, sizeof p->config, "%s/%s.json", tmpdir, file);
     FILE *f = fopen(p->config, "w");
@@ -287,38 +260,6 @@ static void write_config(proc *p, const char *file, const char *ensemble, const 
     fclose(f);
 }
 
-static void start(proc *p) {
-    int in[2], out[2];
-    cr_assert_eq(pipe(in), 0);
-    cr_assert_eq(pipe(out), 0);
-    p->pid = fork();
-    if (p->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        dup2(out[1], 2);
-        close(in[1]);
-        close(out[0]);
-        execl(PEER_EXE, "peer", p->config, (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    p->in = fdopen(in[1], "w");
-    p->out_fd = out[0];
-    p->used = p->seen = 0;
-    p->out[0] = '\0';
-}
-
-static void tell(proc *p, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(p->in, fmt, ap);
-    va_end(ap);
-    fputc('\n', p->in);
-    fflush(p->in);
-}
-
 /* Read what the process wrote, pumping DNS-SD meanwhile, for up to `ms`. */
 static bool read_some(proc *p, int ms) {
     if (!pump(p->out_fd, ms)) return true;
@@ -329,54 +270,10 @@ static bool read_some(proc *p, int ms) {
     return true;
 }
 
-static const char *expect(proc *p, const char *needle, double limit_s) {
-    double end = now_s() + limit_s;
-    for (;;) {
-        const char *at = strstr(p->out + p->seen, needle);
-        if (at) {
-            const char *eol = strchr(at, '\n');
-            p->seen = (size_t)((eol ? eol + 1 : at + strlen(at)) - p->out);
-            return at;
-        }
-        double left = end - now_s();
-        if (left <= 0 || !read_some(p, (int)(left * 1000) + 1)) return NULL;
-    }
-}
-
-static void must(proc *p, const char *needle, double limit_s) {
-    cr_assert_not_null(expect(p, needle, limit_s), "no \"%s\" from %s; output:\n%s", needle,
-                       p->config, p->out);
-}
-
 static void drain(proc *p) {
     while (read_some(p, 0) && pump(p->out_fd, 0)) {
     }
     read_some(p, 0);
-}
-
-static void stop(proc *p) {
-    if (p->pid <= 0) return;
-    kill(p->pid, SIGTERM);
-    waitpid(p->pid, NULL, 0);
-    fclose(p->in);
-    close(p->out_fd);
-    p->pid = 0;
-}
-
-static void process_name(proc *p) {
-    tell(p, "name");
-    const char *at = expect(p, "name @", 5);
-    cr_assert_not_null(at);
-    sscanf(at, "name %31s", p->name);
-}
-
-static long invalid_count(proc *p) {
-    tell(p, "stats");
-    const char *at = expect(p, "stats delivered", 5);
-    cr_assert_not_null(at);
-    const char *f = strstr(at, "invalid ");
-    cr_assert_not_null(f);
-    return atol(f + 8);
 }
 
 #define SKIP_WITHOUT_AVAHI()                                                                       \
@@ -402,19 +299,19 @@ Test(dnssd, processes_find_each_other_other_ensembles_and_versions_ignored) {
     snprintf(txt, sizeof txt, "@00000000:7f000001:%04x:%03x", bad->port, bad->port & 0xfff);
     fake_process("dnssd #92", txt, "2.0.1", bad->port);
 
-    proc a = {0}, b = {0}, c = {0};
-    write_config(&a, "a", "dnssd", "");
-    write_config(&b, "b", "dnssd", ", \"interface\": \"lo\"");
-    write_config(&c, "c", "dnssd-other", "");
+    proc a = {.wait = pump}, b = {.wait = pump}, c = {.wait = pump};
+    dnssd_config(&a, "a", "dnssd", "");
+    dnssd_config(&b, "b", "dnssd", ", \"interface\": \"lo\"");
+    dnssd_config(&c, "c", "dnssd-other", "");
     start(&a);
     start(&b);
     start(&c);
     must(&a, "ready", 5);
     must(&b, "ready", 5);
     must(&c, "ready", 5);
-    process_name(&a);
-    process_name(&b);
-    process_name(&c);
+    process_name(&a, a.name, sizeof a.name);
+    process_name(&b, b.name, sizeof b.name);
+    process_name(&c, c.name, sizeof c.name);
     tell(&a, "offer echo");
     tell(&b, "offer echo2");
     tell(&c, "offer lonely");
@@ -486,10 +383,10 @@ Test(dnssd, processes_find_each_other_other_ensembles_and_versions_ignored) {
     cr_assert_null(strstr(a.out, "si lonely"), "A saw C's service:\n%s", a.out);
     cr_assert_null(strstr(b.out, "si lonely"), "B saw C's service:\n%s", b.out);
     /* The bad TXT name was dropped and counted. */
-    cr_assert_geq(invalid_count(&a), 1);
+    cr_assert_geq(stat_field(&a, "invalid"), 1);
 
     /* B goes away and comes back on the same ports: A finds it again. */
-    stop(&b);
+    stop(&b, SIGTERM);
     must(&a, "si echo2 -1", 10);
     start(&b);
     must(&b, "ready", 5);
@@ -500,7 +397,7 @@ Test(dnssd, processes_find_each_other_other_ensembles_and_versions_ignored) {
 
     for (proc *p = &a; p; p = p == &a ? &b : p == &b ? &c : NULL) {
         tell(p, "quit");
-        stop(p);
+        stop(p, SIGTERM);
     }
     while (n_refs)
         drop_ref(refs[0]);

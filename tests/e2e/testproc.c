@@ -120,8 +120,9 @@ const char *expect(proc *p, const char *needle, double limit_s) {
             p->used -= drop;
             p->seen = 0;
         }
+        int ms = (int)(left * 1000) + 1;
         struct pollfd pfd = {.fd = p->out_fd, .events = POLLIN};
-        if (poll(&pfd, 1, (int)(left * 1000) + 1) <= 0) continue;
+        if (!(p->wait ? p->wait(p->out_fd, ms) : poll(&pfd, 1, ms) > 0)) continue;
         ssize_t n = read(p->out_fd, p->out + p->used, sizeof p->out - 1 - p->used);
         if (n <= 0) return NULL;
         p->used += (size_t)n;
@@ -148,8 +149,8 @@ void process_name(proc *p, char *name, size_t size) {
     tell(p, "name");
     const char *at = expect(p, "name @", 5);
     cr_assert_not_null(at);
-    sscanf(at, "name %31s", name);
-    (void)size;
+    sscanf(at, "name %31s", p->name);
+    if (name != p->name) snprintf(name, size, "%s", p->name);
 }
 
 void make_tmpdir(void) {

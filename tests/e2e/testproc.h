@@ -21,8 +21,12 @@ typedef struct proc {
     size_t seen; /* output before this offset has been matched already */
     int port;
     char config[160];
-    const char *exe;    /* NULL: the peer program */
-    bool netns;         /* run in a network namespace of its own (lo up, nothing else) */
+    const char *exe; /* NULL: the peer program */
+    bool netns;      /* run in a network namespace of its own (lo up, nothing else) */
+    char name[32];   /* its process name, once process_name() asked */
+    /* NULL: expect() waits with poll(). Else it calls this to wait up to
+     * timeout_ms for out_fd, doing other work meanwhile; true if readable. */
+    bool (*wait)(int fd, int timeout_ms);
     const char *resolv; /* bind-mounted on /etc/resolv.conf in a mount namespace of its own */
 } proc;
 
