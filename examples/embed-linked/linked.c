@@ -9,6 +9,7 @@
  * Exits 0 once A got the greeting, 1 if not within 5 seconds.
  */
 #include <arpa/inet.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <sys/socket.h>
@@ -20,16 +21,22 @@
 
 static const o2h_plugin_entry_fn linked[] = O2HUB_LINKED_PLUGINS;
 
-/* A free port on 127.0.0.1 for A's TCP and UDP (B's static discovery names it). */
+/* A port on 127.0.0.1 free for both TCP and UDP now, for A (B's static
+ * discovery names it). Another program may still take it before A does:
+ * main() then tries another. */
 static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-        return -1;
-    close(fd);
-    return ntohs(a.sin_port);
+    for (int tries = 0; tries < 20; tries++) {
+        int udp = socket(AF_INET, SOCK_DGRAM, 0), tcp = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof a;
+        bool ok = udp >= 0 && tcp >= 0 && bind(udp, (struct sockaddr *)&a, sizeof a) == 0 &&
+                  getsockname(udp, (struct sockaddr *)&a, &len) == 0 &&
+                  bind(tcp, (struct sockaddr *)&a, sizeof a) == 0;
+        if (udp >= 0) close(udp);
+        if (tcp >= 0) close(tcp);
+        if (ok) return ntohs(a.sin_port);
+    }
+    return -1;
 }
 
 static o2h_router *router(const char *name, int port, const char *discovery) {
@@ -67,11 +74,13 @@ static double now_s(void) {
 }
 
 int main(void) {
-    int port = free_port(), greeted = 0;
+    int port = -1, greeted = 0;
+    o2h_router *a = NULL;
+    for (int tries = 0; !a && tries < 5; tries++)
+        if ((port = free_port()) > 0) a = router("a.json", port, "");
     char discovery[128];
     snprintf(discovery, sizeof discovery, "{\"type\": \"static\", \"peers\": [\"127.0.0.1:%d\"]}",
              port);
-    o2h_router *a = port > 0 ? router("a.json", port, "") : NULL;
     o2h_router *b = a ? router("b.json", 0, discovery) : NULL;
     if (!b) return 1;
     o2h_service_new(a, "hello");
