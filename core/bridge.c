@@ -36,8 +36,7 @@ static void close_udp(bridge *b) {
     if (!udp) return;
     b->udp = NULL;
     udp->bridge = NULL;
-    o2h_plugin *p = udp->plugin;
-    if (p->transport.close) p->transport.close(p->instance, udp->ctx);
+    link_close(udp);
 }
 
 static void free_taps(bridge *b) {
@@ -158,5 +157,5 @@ void bridge_set_synced(o2h_router *r, bridge *b) {
 
 int bridge_send(o2h_router *r, bridge *b, o2h_msg *msg) {
     o2h_link *link = (o2h_msg_reliable(msg) || !b->udp) ? b->link : b->udp;
-    return router_send_on_link(r, link, msg);
+    return link_send(r, link, msg);
 }

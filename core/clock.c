@@ -57,7 +57,7 @@ void clock_announce_sync_on(o2h_router *r, o2h_link *link) {
     if (!r->clock.synced || r->process_name[0] != '@' || !link) return;
     o2h_msg *m = cs_message(r);
     if (m) {
-        router_send_on_link(r, link, m);
+        link_send(r, link, m);
         o2h_msg_unref(m);
     }
 }

@@ -137,6 +137,7 @@ static int route_bundle(o2h_router *r, const o2h_msg *bundle) {
         }
         /* As O2 does: embedded messages travel as reliable ones. */
         o2h_msg_set_flags(m, o2h_msg_misc(m) | O2H_FLAG_RELIABLE);
+        msg_set_origin(m, msg_origin(bundle)); /* its elements came the same way */
         int one = router_route(r, m);
         if (one != O2H_OK) rc = one;
     }
@@ -153,18 +154,6 @@ static int route_or_hold_bundle(o2h_router *r, o2h_msg *bundle) {
     }
     if (when > 0 && when > o2h_time_get(r)) return sched_insert(r, o2h_msg_ref(bundle));
     return route_bundle(r, bundle);
-}
-
-int router_send_on_link(o2h_router *r, o2h_link *link, o2h_msg *msg) {
-    o2h_plugin *p = link->plugin;
-    int rc = p->transport.send ? p->transport.send(p->instance, link->ctx, msg) : O2H_SEND_FAIL;
-    if (rc == O2H_OK)
-        r->stats.forwarded++;
-    else if (rc == O2H_QUEUE_FULL || rc == O2H_BLOCKED)
-        r->stats.dropped_queue_full++;
-    else
-        r->stats.dropped_send_error++;
-    return rc;
 }
 
 #define MAX_TAP_TTL 3 /* O2_MAX_TAP_FORWARDING: copies of copies stop here */
@@ -186,7 +175,7 @@ static bool held_for_bridge(o2h_router *r, const o2h_link *link, const o2h_msg *
 
 /* Through a link: a bridge picks its path (reliable or best effort). */
 static int send_to_link(o2h_router *r, o2h_link *link, o2h_msg *msg) {
-    return link->bridge ? bridge_send(r, link->bridge, msg) : router_send_on_link(r, link, msg);
+    return link->bridge ? bridge_send(r, link->bridge, msg) : link_send(r, link, msg);
 }
 
 /* Bytes of a copy of `msg` addressed to `tapper` (the rest of the path unchanged). */
@@ -300,9 +289,10 @@ static void deliver_tapped_locally(o2h_router *r, o2h_msg *copy) {
  * to this process's own provider, or dropped. Two processes that each
  * believe the other active can then never bounce a message forever.
  */
-static const provider *choose_provider(o2h_router *r, const service *svc) {
+static const provider *choose_provider(const service *svc, const o2h_msg *msg) {
     const provider *active = &svc->providers[0];
-    bool from_peer = r->current_link && r->current_link->peer;
+    const o2h_link *from = msg_origin(msg);
+    bool from_peer = from && from->peer;
     if (!from_peer || active->kind != PROVIDER_PEER) return active;
     for (uint32_t i = 0; i < svc->n_providers; i++)
         if (svc->providers[i].kind != PROVIDER_PEER) return &svc->providers[i];
@@ -312,7 +302,7 @@ static const provider *choose_provider(o2h_router *r, const service *svc) {
 /* `rest`: the address after the service name, from the address itself, so
  * that "@our-name/x" reaches "_o2" too. */
 static int route_to_provider(o2h_router *r, service *svc, o2h_msg *msg, const char *rest) {
-    const provider *p = choose_provider(r, svc);
+    const provider *p = choose_provider(svc, msg);
     if (!p) {
         r->stats.dropped_no_service++;
         return O2H_NO_SERVICE;
@@ -371,7 +361,7 @@ int router_route(o2h_router *r, o2h_msg *msg) {
         if (!svc) {
             r->stats.dropped_no_service++;
             router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: no service (came by %s)",
-                       o2h_msg_address(msg), r->current_link ? r->current_link->description : "-");
+                       o2h_msg_address(msg), msg_origin(msg) ? msg_origin(msg)->description : "-");
             rc = O2H_NO_SERVICE;
         } else if ((o2h_msg_misc(msg) & O2H_FLAG_TAP) && own_provider(svc)) {
             deliver_tapped_locally(r, msg);

@@ -8,6 +8,15 @@
 #include "msg_internal.h"
 #include "router.h"
 
+static void host_vlog(o2h_plugin *self, int level, const char *fmt, va_list ap) O2H_PRINTF(3, 0);
+static void host_vlog(o2h_plugin *self, int level, const char *fmt, va_list ap) {
+    router_vlog(self->router, level, self->type, fmt, ap);
+}
+
+static bool host_log_enabled(o2h_plugin *self, int level) {
+    return level <= self->router->log_level;
+}
+
 static void host_log(o2h_plugin *self, int level, const char *fmt, ...) O2H_PRINTF(3, 4);
 static void host_log(o2h_plugin *self, int level, const char *fmt, ...) {
     va_list ap;
@@ -30,12 +39,16 @@ static o2h_msg *host_msg_alloc(o2h_plugin *self, size_t size) {
     return o2h_msg_alloc(self->router->pool, size);
 }
 
+static o2h_msg *host_msg_from_bytes(o2h_plugin *self, const uint8_t *data, size_t len, int *code,
+                                    o2h_msg_error *err) {
+    return o2h_msg_from_bytes(self->router->pool, data, len, code, err);
+}
+
 static o2h_builder *host_builder_new(o2h_plugin *self) {
     return o2h_builder_new(self->router->pool);
 }
 
 static int host_deliver(o2h_plugin *self, o2h_link *from, o2h_msg *msg) {
-    (void)from;
     o2h_router *r = self->router;
     o2h_msg_error why;
     if (msg_validate_in_place(msg, &why) != O2H_OK) {
@@ -46,11 +59,7 @@ static int host_deliver(o2h_plugin *self, o2h_link *from, o2h_msg *msg) {
         return O2H_INVALID_MSG;
     }
     /* Handlers of system messages need to know which link (which peer) it came from. */
-    o2h_link *outer = r->current_link;
-    r->current_link = from;
-    int rc = o2h_send_msg(r, msg);
-    r->current_link = outer;
-    return rc;
+    return router_send_from(r, msg, from);
 }
 
 static void host_count_invalid(o2h_plugin *self, const char *reason) {
@@ -74,27 +83,7 @@ static double host_local_time(o2h_plugin *self) {
 }
 
 static o2h_link *host_link_new(o2h_plugin *self, void *link_ctx, const char *description) {
-    o2h_link *l = calloc(1, sizeof *l);
-    if (!l) return NULL;
-    l->plugin = self;
-    l->ctx = link_ctx;
-    l->description = strdup(description ? description : self->type);
-    if (!l->description) {
-        free(l);
-        return NULL;
-    }
-    return l;
-}
-
-static void host_link_free(o2h_link *link) {
-    if (!link) return;
-    o2h_router *r = link->plugin->router;
-    proto_link_closed(r, link);
-    bridge_link_closed(r, link);
-    services_remove_link_everywhere(r, link);
-    if (r->current_link == link) r->current_link = NULL;
-    free(link->description);
-    free(link);
+    return link_new(self, link_ctx, description);
 }
 
 static int host_service_add_link(o2h_plugin *self, const char *name, o2h_link *link) {
@@ -120,6 +109,10 @@ static o2h_msg *host_dy_message(o2h_plugin *self, int flag) {
 
 static const char *host_process_name(o2h_plugin *self) {
     return o2h_router_process_name(self->router);
+}
+
+static void host_defer(o2h_plugin *self, o2h_deferred *d, void (*fn)(void *ctx), void *ctx) {
+    loop_defer(&self->router->lp, d, fn, ctx);
 }
 
 static double host_time_get(o2h_plugin *self) {
@@ -162,73 +155,85 @@ static int host_process_link(o2h_plugin *self, o2h_link *link, const char *proce
     return proto_process_link(self->router, link, process_name);
 }
 
-static const o2h_host the_host = {
-    .abi_major = O2H_ABI_MAJOR,
-    .abi_minor = O2H_ABI_MINOR,
-    .struct_size = sizeof(o2h_host),
-    .log = host_log,
-    .cfg_string = config_cfg_string,
-    .cfg_int = config_cfg_int,
-    .cfg_double = config_cfg_double,
-    .cfg_bool = config_cfg_bool,
-    .cfg_object = config_cfg_object,
-    .cfg_array_len = config_cfg_array_len,
-    .cfg_array_item = config_cfg_array_item,
-    .cfg_as_string = config_cfg_as_string,
-    .cfg_error = host_cfg_error,
-    .msg_alloc = host_msg_alloc,
-    .msg_ref = o2h_msg_ref,
-    .msg_unref = o2h_msg_unref,
-    .msg_validate = o2h_msg_validate,
-    .builder_new = host_builder_new,
-    .builder_free = o2h_builder_free,
-    .builder_start = o2h_builder_start,
-    .add_int32 = o2h_add_int32,
-    .add_int64 = o2h_add_int64,
-    .add_float = o2h_add_float,
-    .add_double = o2h_add_double,
-    .add_time = o2h_add_time,
-    .add_string = o2h_add_string,
-    .add_symbol = o2h_add_symbol,
-    .add_blob = o2h_add_blob,
-    .add_char = o2h_add_char,
-    .add_midi = o2h_add_midi,
-    .add_bool = o2h_add_bool,
-    .add_tf = o2h_add_tf,
-    .add_nil = o2h_add_nil,
-    .add_infinitum = o2h_add_infinitum,
-    .add_start_array = o2h_add_start_array,
-    .add_end_array = o2h_add_end_array,
-    .add_vector = o2h_add_vector,
-    .add_message = o2h_add_message,
-    .builder_finish = o2h_builder_finish,
-    .reader_init = o2h_reader_init,
-    .reader_next = o2h_reader_next,
-    .msg_types = o2h_msg_types,
-    .msg_format = o2h_msg_format,
-    .deliver = host_deliver,
-    .count_invalid = host_count_invalid,
+static const o2h_host_log log_table = {
+    .size = sizeof log_table,
+    .write = host_log,
+    .vwrite = host_vlog,
+    .enabled = host_log_enabled,
+};
+
+static const o2h_host_cfg cfg_table = {
+    .size = sizeof cfg_table,
+    .get_string = config_cfg_string,
+    .get_int = config_cfg_int,
+    .get_double = config_cfg_double,
+    .get_bool = config_cfg_bool,
+    .object = config_cfg_object,
+    .array_len = config_cfg_array_len,
+    .array_item = config_cfg_array_item,
+    .as_string = config_cfg_as_string,
+    .error = host_cfg_error,
+    .dir = config_cfg_dir,
+};
+
+#define MSG_TABLE_ENTRY_(ret, name, params) .name = o2h_##name,
+
+static const o2h_host_msg msg_table = {.size = sizeof msg_table,
+                                       .msg_alloc = host_msg_alloc,
+                                       .msg_from_bytes = host_msg_from_bytes,
+                                       .builder_new = host_builder_new,
+                                       O2H_MSG_FUNCTIONS(MSG_TABLE_ENTRY_)};
+
+static const o2h_host_loop loop_table = {
+    .size = sizeof loop_table,
     .watch_fd = host_watch_fd,
     .watch_modify = loop_watch_modify,
     .watch_remove = loop_watch_remove,
     .timer_start = host_timer_start,
     .timer_stop = loop_timer_stop,
     .local_time = host_local_time,
+    .time_get = host_time_get,
+    .defer = host_defer,
+};
+
+static const o2h_host_link link_table = {
+    .size = sizeof link_table,
     .link_new = host_link_new,
-    .link_free = host_link_free,
-    .service_add_link = host_service_add_link,
-    .service_remove_link = host_service_remove_link,
+    .link_free = link_free,
+    .deliver = host_deliver,
+    .count_invalid = host_count_invalid,
+    .service_add = host_service_add_link,
+    .service_remove = host_service_remove_link,
+    .service_status = host_service_status,
+};
+
+static const o2h_host_proc proc_table = {
+    .size = sizeof proc_table,
     .ensemble = host_ensemble,
+    .process_name = host_process_name,
     .net_register = host_net_register,
     .dy_message = host_dy_message,
-    .process_name = host_process_name,
-    .time_get = host_time_get,
-    .bridge_new = host_bridge_new,
-    .bridge_service = host_bridge_service,
-    .bridge_synced = host_bridge_synced,
-    .service_status = host_service_status,
-    .cfg_dir = config_cfg_dir,
     .process_link = host_process_link,
+};
+
+static const o2h_host_bridge bridge_table = {
+    .size = sizeof bridge_table,
+    .bridge_new = host_bridge_new,
+    .service = host_bridge_service,
+    .synced = host_bridge_synced,
+};
+
+static const o2h_host the_host = {
+    .abi_major = O2H_ABI_MAJOR,
+    .abi_minor = O2H_ABI_MINOR,
+    .size = sizeof the_host,
+    .log = &log_table,
+    .cfg = &cfg_table,
+    .msg = &msg_table,
+    .loop = &loop_table,
+    .link = &link_table,
+    .proc = &proc_table,
+    .bridge = &bridge_table,
 };
 
 const o2h_host *host_table(void) {

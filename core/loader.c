@@ -208,6 +208,8 @@ void loader_close(o2h_plugin *p) {
     p->started = false;
     if (p->instance) p->lifecycle.destroy(p->instance);
     p->instance = NULL;
+    /* What the plugin deferred runs while its code is still loaded. */
+    if (p->router) loop_run_deferred(&p->router->lp);
     if (p->dl) dlclose(p->dl);
     free(p);
 }

@@ -22,14 +22,6 @@ struct o2h_plugin {
     struct o2h_plugin *next;
 };
 
-struct o2h_link {
-    o2h_plugin *plugin;
-    void *ctx;
-    char *description;
-    struct peer *peer;     /* the O2 process this link leads to, if any */
-    struct bridge *bridge; /* the light client this link carries, if any */
-};
-
 /**
  * Find the shared object for `type` (or use `file` if given) in `dirs`,
  * dlopen it and check its descriptor. On error returns NULL and fills *err

@@ -72,6 +72,7 @@ static void free_dead_watches(loop *lp) {
 }
 
 void loop_fini(loop *lp) {
+    loop_run_deferred(lp);
     for (uint32_t i = 0; i < lp->heap_len; i++)
         free(lp->heap[i]);
     free(lp->heap);
@@ -282,7 +283,31 @@ int loop_poll(loop *lp, int timeout_ms, bool *woken) {
     arm_timerfd(lp);
     free_dead_watches(lp);
     lp->in_poll = false;
+    loop_run_deferred(lp);
     return handled;
+}
+
+void loop_defer(loop *lp, o2h_deferred *d, void (*fn)(void *ctx), void *ctx) {
+    if (d->pending_) return;
+    d->pending_ = 1;
+    d->fn_ = fn;
+    d->ctx_ = ctx;
+    d->next_ = NULL;
+    if (lp->deferred_tail)
+        lp->deferred_tail->next_ = d;
+    else
+        lp->deferred_head = d;
+    lp->deferred_tail = d;
+}
+
+void loop_run_deferred(loop *lp) {
+    while (lp->deferred_head) {
+        o2h_deferred *d = lp->deferred_head;
+        lp->deferred_head = d->next_;
+        if (!lp->deferred_head) lp->deferred_tail = NULL;
+        d->pending_ = 0;
+        d->fn_(d->ctx_); /* may free d, may defer more */
+    }
 }
 
 void loop_wake(loop *lp) {

@@ -23,6 +23,7 @@ typedef struct loop {
     uint32_t n_watches;
     bool in_poll;
     atomic_bool wake_pending;
+    o2h_deferred *deferred_head, *deferred_tail; /* the deferred phase's calls, in order */
 } loop;
 
 /** Monotonic time in nanoseconds. */
@@ -52,6 +53,16 @@ void loop_timer_stop(o2h_timer *t);
  * when the wake fd fired.
  */
 int loop_poll(loop *lp, int timeout_ms, bool *woken);
+
+/**
+ * Call fn(ctx) in the deferred phase: at the end of loop_poll (and of
+ * loop_run_deferred), once no callback is on the stack. `d` is the caller's
+ * storage; a `d` already pending stays as it is. Never fails.
+ */
+void loop_defer(loop *lp, o2h_deferred *d, void (*fn)(void *ctx), void *ctx);
+
+/** Run the deferred calls, those they defer in turn included, until none is left. */
+void loop_run_deferred(loop *lp);
 
 /** Wake a waiting loop_poll (thread-safe, async-signal-safe). */
 void loop_wake(loop *lp);

@@ -328,3 +328,36 @@ size_t o2h_builder_encode(o2h_builder *b, double time, const char *address, uint
     if (size != 0 && size <= cap) write_message(b, time, address, alen, flags, out);
     return size;
 }
+
+static int add_one_vararg(o2h_builder *b, char type, va_list *ap) {
+    switch (type) {
+    case O2H_INT32: return o2h_add_int32(b, va_arg(*ap, int32_t));
+    case O2H_INT64: return o2h_add_int64(b, va_arg(*ap, int64_t));
+    case O2H_FLOAT: return o2h_add_float(b, (float)va_arg(*ap, double));
+    case O2H_DOUBLE: return o2h_add_double(b, va_arg(*ap, double));
+    case O2H_TIME: return o2h_add_time(b, va_arg(*ap, double));
+    case O2H_STRING: return o2h_add_string(b, va_arg(*ap, const char *));
+    case O2H_SYMBOL: return o2h_add_symbol(b, va_arg(*ap, const char *));
+    case O2H_CHAR: return o2h_add_char(b, (char)va_arg(*ap, int));
+    case O2H_MIDI: return o2h_add_midi(b, va_arg(*ap, uint32_t));
+    case O2H_BOOL: return o2h_add_bool(b, va_arg(*ap, int) != 0);
+    case O2H_TRUE: return o2h_add_true(b);
+    case O2H_FALSE: return o2h_add_false(b);
+    case O2H_NIL: return o2h_add_nil(b);
+    case O2H_INFINITUM: return o2h_add_infinitum(b);
+    case O2H_ARRAY_START: return o2h_add_start_array(b);
+    case O2H_ARRAY_END: return o2h_add_end_array(b);
+    case O2H_BLOB: {
+        const o2h_blob *blob = va_arg(*ap, const o2h_blob *);
+        return blob ? o2h_add_blob(b, blob->data, blob->size) : O2H_BAD_ARGS;
+    }
+    default: return O2H_BAD_TYPE; /* vectors: o2h_add_vector */
+    }
+}
+
+int o2h_builder_add_va(o2h_builder *b, const char *types, va_list *ap) {
+    int rc = O2H_OK;
+    for (const char *t = types ? types : ""; *t && rc == O2H_OK; t++)
+        rc = add_one_vararg(b, *t, ap);
+    return rc;
+}

@@ -24,7 +24,11 @@ typedef struct msg_block {
      * address again. Nothing edits an address or types in place afterwards;
      * only misc and the timestamp change. */
     uint32_t types_at, args_at;
-    o2h_pool *pool;         /* NULL: heap message, freed with free() */
+    o2h_pool *pool; /* NULL: heap message, freed with free() */
+    /* The link it came by, while a transport's deliver() dispatches it
+     * (link.h: msg_origin); NULL for messages made here. Cleared wherever a
+     * message outlives that dispatch (scheduler, handler sends, posts). */
+    struct o2h_link *origin;
     struct msg_block *next; /* free list, or one core queue at a time */
     _Alignas(8) uint8_t bytes[];
 } msg_block;

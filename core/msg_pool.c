@@ -90,6 +90,7 @@ o2h_msg *o2h_msg_alloc(o2h_pool *pool, size_t size) {
     b->size_class = (c >= 0 && pool) ? (uint8_t)c : MSG_CLASS_HEAP;
     atomic_init(&b->refs, 1);
     b->types_at = b->args_at = 0;
+    b->origin = NULL;
     b->pub.length = 0;
     if (pool) pool->in_use++;
     return &b->pub;

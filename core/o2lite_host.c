@@ -14,8 +14,8 @@
 #define LOOPBACK 0x7f000001u
 
 /* The bridge the message being handled came from, or NULL (logged). */
-static bridge *from_bridge(o2h_router *r, const char *what) {
-    o2h_link *from = r->current_link;
+static bridge *from_bridge(o2h_router *r, const o2h_msg *msg, const char *what) {
+    o2h_link *from = msg_origin(msg);
     if (from && from->bridge && from->bridge->link == from) return from->bridge;
     router_log(r, O2H_LOG_DEBUG, "core", "ignored %s: not from an O2lite client", what);
     return NULL;
@@ -29,7 +29,7 @@ static void reply(o2h_router *r, bridge *b, o2h_msg *m) {
 
 static void handle_con(o2h_router *r, const o2h_msg *msg, const char *types,
                        const o2h_arg *const *argv, int argc, void *user_data) {
-    o2h_link *from = r->current_link;
+    o2h_link *from = msg_origin(msg);
     if (!from || from->peer || from->bridge || !r->net.tcp_plugin ||
         from->plugin != r->net.tcp_plugin) {
         router_log(r, O2H_LOG_DEBUG, "core", "ignored !_o2/o2lite/con: not a new TCP client");
@@ -51,7 +51,7 @@ static void handle_con(o2h_router *r, const o2h_msg *msg, const char *types,
 
 static void handle_sv(o2h_router *r, const o2h_msg *msg, const char *types,
                       const o2h_arg *const *argv, int argc, void *user_data) {
-    bridge *b = from_bridge(r, "!_o2/o2lite/sv");
+    bridge *b = from_bridge(r, msg, "!_o2/o2lite/sv");
     if (!b) return;
     int rc =
         bridge_service(r, b, argv[0]->s, argv[1]->i != 0, argv[2]->i != 0, argv[3]->s, argv[4]->i);
@@ -76,13 +76,13 @@ static void handle_cs_get(o2h_router *r, const o2h_msg *msg, const char *types,
 
 static void handle_cs_cs(o2h_router *r, const o2h_msg *msg, const char *types,
                          const o2h_arg *const *argv, int argc, void *user_data) {
-    bridge *b = from_bridge(r, "!_o2/o2lite/cs/cs");
+    bridge *b = from_bridge(r, msg, "!_o2/o2lite/cs/cs");
     if (b) bridge_set_synced(r, b);
 }
 
 static void handle_st(o2h_router *r, const o2h_msg *msg, const char *types,
                       const o2h_arg *const *argv, int argc, void *user_data) {
-    bridge *b = from_bridge(r, "!_o2/o2lite/st");
+    bridge *b = from_bridge(r, msg, "!_o2/o2lite/st");
     if (!b) return;
     o2h_builder *bd = r->pbuilder;
     o2h_builder_start(bd);
@@ -107,7 +107,7 @@ static void send_ls_item(o2h_router *r, bridge *b, const char *name, int type, c
  * empty terminator, as O2 answers. */
 static void handle_ls(o2h_router *r, const o2h_msg *msg, const char *types,
                       const o2h_arg *const *argv, int argc, void *user_data) {
-    bridge *b = from_bridge(r, "!_o2/o2lite/ls");
+    bridge *b = from_bridge(r, msg, "!_o2/o2lite/ls");
     if (!b) return;
     uint32_t pos = 0;
     const char *key;

@@ -47,16 +47,10 @@ o2h_link *proto_connect(o2h_plugin *p, uint32_t ip, int port) {
     return p->transport.connect(p->instance, addr, &link) == O2H_OK ? link : NULL;
 }
 
-static void close_link(o2h_link *link) {
-    if (!link) return;
-    o2h_plugin *p = link->plugin;
-    if (p->transport.close) p->transport.close(p->instance, link->ctx);
-}
-
 /* Send a message the core made on one link, then release it. */
 static void send_and_release(o2h_router *r, o2h_link *link, o2h_msg *msg) {
     if (!msg) return;
-    if (link) router_send_on_link(r, link, msg);
+    if (link) link_send(r, link, msg);
     o2h_msg_unref(msg);
 }
 
@@ -257,7 +251,7 @@ static void peer_lost(o2h_router *r, peer *p) {
     if (p->tcp) p->tcp->peer = NULL;
     if (p->udp) {
         p->udp->peer = NULL;
-        close_link(p->udp);
+        link_close(p->udp);
     }
     free(p);
     proto_announce(r); /* start the discovery backoff over, to find it again */
@@ -291,7 +285,7 @@ static void connect_as_client(o2h_router *r, const char *name, uint32_t ip, int 
     }
     peer *p = peer_new(r, name, ip, tcp, udp);
     if (!p) {
-        close_link(link);
+        link_close(link);
         return;
     }
     p->tcp = link;
@@ -309,7 +303,7 @@ static void send_callback(o2h_router *r, uint32_t ip, int tcp) {
     o2h_link *link = proto_connect(r->net.tcp_plugin, ip, tcp);
     if (!link) return;
     send_and_release(r, link, proto_dy_message(r, O2H_DY_CALLBACK));
-    close_link(link); /* the transport flushes, then closes */
+    link_close(link); /* the transport flushes, then closes */
 }
 
 /* A lesser process connected to us and named itself. */
@@ -372,13 +366,13 @@ static void handle_dy(o2h_router *r, const o2h_msg *msg, const char *types,
     snprintf(name, sizeof name, "@%.8s:%.8s:%04x", argv[2]->s, iip, (unsigned)tcp);
     if (strcmp(name, r->process_name) == 0) return;
     uint32_t ip = (uint32_t)strtoul(iip, NULL, 16);
-    o2h_link *from = r->current_link;
+    o2h_link *from = msg_origin(msg);
     switch (flag) {
     case O2H_DY_CONNECT:
         if (from) accept_client(r, from, name, ip, tcp, udp);
         return;
     case O2H_DY_CALLBACK:
-        if (from) close_link(from);
+        if (from) link_close(from);
         if (!find_peer(r, name) && strcmp(r->process_name, name) < 0)
             connect_as_client(r, name, ip, tcp, udp);
         return;
@@ -410,7 +404,7 @@ static int read_sv_item(o2h_reader *rd, const char **name, bool *added, bool *is
 
 static void handle_sv(o2h_router *r, const o2h_msg *msg, const char *types,
                       const o2h_arg *const *argv, int argc, void *user_data) {
-    o2h_link *from = r->current_link;
+    o2h_link *from = msg_origin(msg);
     peer *p = from ? from->peer : NULL;
     o2h_reader rd;
     o2h_arg a;
@@ -490,5 +484,5 @@ int proto_send_to_peer(o2h_router *r, peer *p, o2h_msg *msg) {
         r->stats.dropped_send_error++;
         return O2H_SEND_FAIL;
     }
-    return router_send_on_link(r, link, msg);
+    return link_send(r, link, msg);
 }

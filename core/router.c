@@ -25,6 +25,24 @@ static int router_copy_linked(o2h_router *r, const o2h_plugin_entry_fn *linked) 
     return O2H_OK;
 }
 
+/* $O2HUB_PLUGIN_PATH as NUL-separated dirs ending with an empty one, or NULL. */
+static char *env_plugin_path(void) {
+    const char *env = getenv("O2HUB_PLUGIN_PATH");
+    if (!env || !*env) return NULL;
+    size_t len = strlen(env);
+    char *out = calloc(len + 2, 1), *w = out;
+    if (!out) return NULL;
+    for (const char *d = env; *d;) {
+        size_t k = strcspn(d, ":");
+        if (k) {
+            memcpy(w, d, k);
+            w += k + 1;
+        }
+        d += k + (d[k] == ':');
+    }
+    return out;
+}
+
 o2h_router *o2h_router_new(const o2h_router_options *opts, o2h_error *err) {
     o2h_router_options o = {0};
     if (opts) memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
@@ -46,6 +64,7 @@ o2h_router *o2h_router_new(const o2h_router_options *opts, o2h_error *err) {
         free(r);
         return NULL;
     }
+    r->env_plugin_path = env_plugin_path();
     r->log_level = o.log_level;
     r->log = o.log;
     r->log_ctx = o.log_ctx;
@@ -79,14 +98,37 @@ int o2h_router_add_plugin_dir(o2h_router *r, const char *dir) {
     return O2H_OK;
 }
 
-/* Env dirs come after the router's own, before the install dir. */
-static void add_env_plugin_dirs(o2h_router *r) {
-    const char *env = getenv("O2HUB_PLUGIN_PATH");
-    if (!env || !*env) return;
-    char *copy = strdup(env), *save = NULL;
-    for (char *d = copy ? strtok_r(copy, ":", &save) : NULL; d; d = strtok_r(NULL, ":", &save))
-        o2h_router_add_plugin_dir(r, d);
-    free(copy);
+/*
+ * The one search order, whichever constructor made the router: the
+ * router's own dirs (options, config "plugin_path", o2h_router_add_plugin_dir)
+ * in the order given, then $O2HUB_PLUGIN_PATH (read when the router is made),
+ * then the install dir (the loader adds it last).
+ */
+static char **plugin_search_dirs(const o2h_router *r, int *n) {
+    *n = 0;
+    const char *env = r->env_plugin_path;
+    size_t max = (size_t)r->n_plugin_dirs + 1 + (env ? strlen(env) : 0);
+    char **dirs = calloc(max, sizeof *dirs);
+    if (!dirs) return NULL;
+    for (int i = 0; i < r->n_plugin_dirs; i++)
+        dirs[(*n)++] = r->plugin_dirs[i];
+    for (char *d = r->env_plugin_path; d && *d; d += strlen(d) + 1)
+        dirs[(*n)++] = d;
+    return dirs;
+}
+
+static bool kind_fits(const char *kind_key, o2h_plugin_kind kind) {
+    if (strcmp(kind_key, "transports") == 0) return kind == O2H_PLUGIN_TRANSPORT;
+    if (strcmp(kind_key, "discovery") == 0) return kind == O2H_PLUGIN_DISCOVERY;
+    return true; /* "plugins" takes any kind */
+}
+
+static const char *kind_name(o2h_plugin_kind kind) {
+    switch (kind) {
+    case O2H_PLUGIN_TRANSPORT: return "transport";
+    case O2H_PLUGIN_DISCOVERY: return "discovery";
+    default: return "extension";
+    }
 }
 
 static void append_plugin(o2h_router *r, o2h_plugin *p) {
@@ -102,9 +144,19 @@ static void append_plugin(o2h_router *r, o2h_plugin *p) {
  */
 static int load_plugin(o2h_router *r, config_doc *doc, const config_plugin *cp, o2h_error *err) {
     o2h_error why = {0};
-    o2h_plugin *p = loader_open(r, cp->type, cp->file, (const char *const *)r->plugin_dirs,
-                                r->n_plugin_dirs, &why);
+    int n_dirs;
+    char **dirs = plugin_search_dirs(r, &n_dirs);
+    if (!dirs) return error_set(err, O2H_NO_MEMORY, "out of memory");
+    o2h_plugin *p = loader_open(r, cp->type, cp->file, (const char *const *)dirs, n_dirs, &why);
+    free(dirs);
     int rc = why.code;
+    if (p && !kind_fits(cp->kind_key, p->desc->kind)) {
+        /* Its ops would be read as another kind's: refused, located at its "type". */
+        config_cfg_error(cp->cfg, "type", "%s is a %s plugin, it cannot be listed in \"%s\"",
+                         p->path, kind_name(p->desc->kind), cp->kind_key);
+        loader_close(p);
+        return config_doc_take_error(doc, err);
+    }
     if (p) {
         p->required = cp->required;
         rc = p->lifecycle.create(host_table(), p, cp->cfg, &p->instance);
@@ -141,7 +193,6 @@ static int apply_config(o2h_router *r, config_doc *doc, const router_config *rc_
     for (int i = 0; i < rc_->n_plugin_path; i++)
         if (o2h_router_add_plugin_dir(r, rc_->plugin_path[i]) != O2H_OK)
             return error_set(err, O2H_NO_MEMORY, "out of memory");
-    add_env_plugin_dirs(r);
     if (rc_->clock_reference) o2h_clock_set(r);
     for (int i = 0; i < rc_->n_services; i++) {
         int rc = services_add_local(r, rc_->services[i].name, rc_->services[i].properties);
@@ -224,18 +275,20 @@ int o2h_router_add_plugin(o2h_router *r, const char *kind_key, const char *type,
         config_doc_free(doc);
         return rc;
     }
+    /* Plugins may keep strings from their cfg: the doc lives as long as the
+     * router. Room for it is made first, so that a plugin never points into a
+     * doc that could not be kept. */
+    config_doc **docs = realloc(r->extra_docs, (size_t)(r->n_extra_docs + 1) * sizeof *docs);
+    if (!docs) {
+        config_doc_free(doc);
+        return error_set(err, O2H_NO_MEMORY, "out of memory");
+    }
+    r->extra_docs = docs;
     rc = load_plugin(r, doc, &cp, err);
     if (rc != O2H_OK) {
         config_doc_free(doc);
         return rc;
     }
-    /* Plugins may keep strings from their cfg: the doc lives as long as the router. */
-    config_doc **docs = realloc(r->extra_docs, (size_t)(r->n_extra_docs + 1) * sizeof *docs);
-    if (!docs) {
-        config_doc_free(doc);
-        return O2H_NO_MEMORY;
-    }
-    r->extra_docs = docs;
     docs[r->n_extra_docs++] = doc;
     if (r->started) {
         o2h_plugin *p = r->plugins;
@@ -273,7 +326,10 @@ int o2h_router_poll(o2h_router *r, int timeout_ms) {
     bool woken = false;
     int n = loop_poll(&r->lp, timeout_ms, &woken);
     if (n < 0) return O2H_FAIL;
-    if (woken) router_drain_posts(r);
+    if (woken) {
+        router_drain_posts(r);
+        loop_run_deferred(&r->lp);
+    }
     return n;
 }
 
@@ -318,6 +374,7 @@ void o2h_router_free(o2h_router *r) {
     r->closing = true;
     /* Stop everything first, last started first, then destroy. */
     stop_plugins_reversed(r->plugins);
+    loop_run_deferred(&r->lp);
     while (r->plugins) {
         o2h_plugin *p = r->plugins;
         r->plugins = p->next;
@@ -343,6 +400,7 @@ void o2h_router_free(o2h_router *r) {
     for (int i = 0; i < r->n_plugin_dirs; i++)
         free(r->plugin_dirs[i]);
     free(r->plugin_dirs);
+    free(r->env_plugin_path);
     free(r->linked_plugins);
     config_doc_free(r->doc);
     for (int i = 0; i < r->n_extra_docs; i++)

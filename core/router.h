@@ -7,6 +7,7 @@
 #include "bridge.h"
 #include "clock.h"
 #include "config.h"
+#include "link.h"
 #include "loader.h"
 #include "loop.h"
 #include "o2hub/o2hub.h"
@@ -32,7 +33,6 @@ struct o2h_router {
     o2h_builder *vbuilder; /* o2h_send's, so it never clobbers a message being built */
     o2h_builder *pbuilder; /* the process protocol's own messages */
     net_state net;
-    o2h_link *current_link; /* the link the message being dispatched came from */
     loop lp;
     post_queue posts;
     atomic_bool stop_requested;
@@ -57,6 +57,7 @@ struct o2h_router {
     o2h_plugin *plugins;
     char **plugin_dirs;
     int n_plugin_dirs;
+    char *env_plugin_path; /* $O2HUB_PLUGIN_PATH when made: NUL-separated, "" at the end */
     o2h_plugin_entry_fn *linked_plugins; /* NULL-terminated copy of the option */
     config_doc *doc;                     /* kept alive: plugins' cfgs point into it */
     config_doc **extra_docs;             /* one per o2h_router_add_plugin */
@@ -74,8 +75,8 @@ void router_vlog(const o2h_router *r, int level, const char *origin, const char 
 /** Route one message (takes the reference): local methods, a link, or a counted drop. */
 int router_route(o2h_router *r, o2h_msg *msg);
 
-/** Send on one link (borrows the message); counts forwarded or dropped. */
-int router_send_on_link(o2h_router *r, o2h_link *link, o2h_msg *msg);
+/** Route a message that came by `from` (NULL: made here), and what handlers send meanwhile. */
+int router_send_from(o2h_router *r, o2h_msg *msg, o2h_link *from);
 
 /** Deliver a message to the local provider of `svc` (borrows the message). */
 int dispatch_local(o2h_router *r, service *svc, const o2h_msg *msg, const char *rest);

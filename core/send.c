@@ -24,8 +24,8 @@ static o2h_msg *pending_pop(o2h_router *r) {
     return m;
 }
 
-int o2h_send_msg(o2h_router *r, o2h_msg *msg) {
-    if (!msg) return O2H_BAD_ARGS;
+int router_send_from(o2h_router *r, o2h_msg *msg, o2h_link *from) {
+    msg_set_origin(msg, from);
     /* No re-entrancy: a message sent by a handler waits until the handler returns. */
     if (r->dispatch_depth > 0) {
         if (r->pending_count >= PENDING_LIMIT) {
@@ -33,42 +33,23 @@ int o2h_send_msg(o2h_router *r, o2h_msg *msg) {
             o2h_msg_unref(msg);
             return O2H_QUEUE_FULL;
         }
+        msg_set_origin(msg, NULL);
         pending_push(r, msg);
         return O2H_OK;
     }
     int rc = router_route(r, msg);
     /* What handlers sent did not come from the link the first message came by. */
-    o2h_link *from = r->current_link;
-    r->current_link = NULL;
     o2h_msg *next;
-    while ((next = pending_pop(r)))
+    while ((next = pending_pop(r))) {
+        msg_set_origin(next, NULL);
         router_route(r, next);
-    r->current_link = from;
+    }
     return rc;
 }
 
-static int add_vararg(o2h_builder *b, char type, va_list *ap) {
-    switch (type) {
-    case O2H_INT32: return o2h_add_int32(b, va_arg(*ap, int32_t));
-    case O2H_INT64: return o2h_add_int64(b, va_arg(*ap, int64_t));
-    case O2H_FLOAT: return o2h_add_float(b, (float)va_arg(*ap, double));
-    case O2H_DOUBLE: return o2h_add_double(b, va_arg(*ap, double));
-    case O2H_TIME: return o2h_add_time(b, va_arg(*ap, double));
-    case O2H_STRING: return o2h_add_string(b, va_arg(*ap, const char *));
-    case O2H_SYMBOL: return o2h_add_symbol(b, va_arg(*ap, const char *));
-    case O2H_CHAR: return o2h_add_char(b, (char)va_arg(*ap, int));
-    case O2H_MIDI: return o2h_add_midi(b, va_arg(*ap, uint32_t));
-    case O2H_BOOL: return o2h_add_bool(b, va_arg(*ap, int) != 0);
-    case O2H_TRUE: return o2h_add_true(b);
-    case O2H_FALSE: return o2h_add_false(b);
-    case O2H_NIL: return o2h_add_nil(b);
-    case O2H_INFINITUM: return o2h_add_infinitum(b);
-    case O2H_BLOB: {
-        const o2h_blob *blob = va_arg(*ap, const o2h_blob *);
-        return blob ? o2h_add_blob(b, blob->data, blob->size) : O2H_BAD_ARGS;
-    }
-    default: return O2H_BAD_TYPE; /* vectors and arrays need the builder */
-    }
+int o2h_send_msg(o2h_router *r, o2h_msg *msg) {
+    if (!msg) return O2H_BAD_ARGS;
+    return router_send_from(r, msg, NULL);
 }
 
 int o2h_sendv(o2h_router *r, const char *address, double time, uint32_t flags, const char *types,
@@ -77,9 +58,7 @@ int o2h_sendv(o2h_router *r, const char *address, double time, uint32_t flags, c
     o2h_builder_start(b);
     va_list args;
     va_copy(args, ap);
-    int rc = O2H_OK;
-    for (const char *t = types ? types : ""; *t && rc == O2H_OK; t++)
-        rc = add_vararg(b, *t, &args);
+    int rc = o2h_builder_add_va(b, types, &args);
     va_end(args);
     if (rc != O2H_OK) return rc;
     o2h_msg *msg = o2h_builder_finish(b, time, address, flags);

@@ -106,15 +106,6 @@ static const char *status_name(int status) {
 
 /* ---- Joining the ensemble --------------------------------------------------- */
 
-static void add_env_plugin_dirs(o2h_router *r) {
-    const char *env = getenv("O2HUB_PLUGIN_PATH");
-    if (!env || !*env) return;
-    char *copy = strdup(env), *save = NULL;
-    for (char *d = copy ? strtok_r(copy, ":", &save) : NULL; d; d = strtok_r(NULL, ":", &save))
-        o2h_router_add_plugin_dir(r, d);
-    free(copy);
-}
-
 static int add_plugin(o2h_router *r, const char *kind, const char *type, json_t *cfg) {
     char *text = json_dumps(cfg, JSON_COMPACT);
     json_decref(cfg);
@@ -141,7 +132,6 @@ static o2h_router *join(app *a) {
         fprintf(stderr, "o2ctl: %s\n", o2h_error_format(&err, line, sizeof line));
         return NULL;
     }
-    add_env_plugin_dirs(r);
     int rc = O2H_OK;
     for (int i = 0; i < 2 && rc == O2H_OK; i++)
         rc = add_plugin(r, "transports", i ? "udp" : "tcp",

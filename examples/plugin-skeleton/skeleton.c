@@ -13,7 +13,7 @@
  *  - export only o2hub_plugin_entry; everything else is static;
  *  - call the core only through the host table given to create();
  *  - create() reads config and allocates, start() opens sockets;
- *  - send() borrows the message; keep it with host->msg_ref if you queue it.
+ *  - send() borrows the message; keep it with host->msg->msg_ref if you queue it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -70,13 +70,13 @@ static int parse_endpoint(const char *text, struct sockaddr_in *out) {
 static int read_forward(skeleton *sk, const o2h_cfg *item, forward *f) {
     const o2h_host *h = sk->host;
     const char *service, *to;
-    if (h->cfg_string(item, "service", NULL, &service) != O2H_OK ||
-        h->cfg_string(item, "to", NULL, &to) != O2H_OK)
-        return h->cfg_error(item, NULL, "a forward needs \"service\" and \"to\"");
+    if (h->cfg->get_string(item, "service", NULL, &service) != O2H_OK ||
+        h->cfg->get_string(item, "to", NULL, &to) != O2H_OK)
+        return h->cfg->error(item, NULL, "a forward needs \"service\" and \"to\"");
     if (strlen(service) >= sizeof f->service)
-        return h->cfg_error(item, "service", "service name too long");
+        return h->cfg->error(item, "service", "service name too long");
     if (parse_endpoint(to, &f->to) != O2H_OK)
-        return h->cfg_error(item, "to", "\"%s\" is not an IPv4 address:port", to);
+        return h->cfg->error(item, "to", "\"%s\" is not an IPv4 address:port", to);
     snprintf(f->service, sizeof f->service, "%s", service);
     f->owner = sk;
     return O2H_OK;
@@ -91,20 +91,20 @@ static int skeleton_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg
     sk->fd = -1;
     const char *bind_host;
     int64_t port;
-    int rc = host->cfg_string(cfg, "host", "127.0.0.1", &bind_host);
+    int rc = host->cfg->get_string(cfg, "host", "127.0.0.1", &bind_host);
     if (rc == O2H_CONFIG_ERROR ||
-        host->cfg_int(cfg, "port", 0, 0, 65535, &port) == O2H_CONFIG_ERROR)
+        host->cfg->get_int(cfg, "port", 0, 0, 65535, &port) == O2H_CONFIG_ERROR)
         goto fail;
     if (parse_ipv4(bind_host, (int)port, &sk->bind_addr) != O2H_OK) {
-        host->cfg_error(cfg, "host", "\"%s\" is not an IPv4 address", bind_host);
+        host->cfg->error(cfg, "host", "\"%s\" is not an IPv4 address", bind_host);
         goto fail;
     }
-    int n = host->cfg_array_len(cfg, "forward");
+    int n = host->cfg->array_len(cfg, "forward");
     if (n < 0) goto fail;
     sk->forwards = calloc((size_t)n + 1, sizeof *sk->forwards);
     if (!sk->forwards) goto fail;
     for (int i = 0; i < n; i++) {
-        const o2h_cfg *item = host->cfg_array_item(cfg, "forward", i);
+        const o2h_cfg *item = host->cfg->array_item(cfg, "forward", i);
         if (!item || read_forward(sk, item, &sk->forwards[i]) != O2H_OK) goto fail;
         sk->n_forwards++;
     }
@@ -122,14 +122,14 @@ static void on_readable(void *ctx, int fd, unsigned events) {
     for (int i = 0; i < MAX_READS_PER_WAKEUP; i++) {
         ssize_t n = recv(fd, sk->buf, sizeof sk->buf, 0);
         if (n < 0) return; /* EAGAIN: drained */
-        o2h_msg *msg = sk->host->msg_alloc(sk->self, (size_t)n);
+        o2h_msg *msg = sk->host->msg->msg_alloc(sk->self, (size_t)n);
         if (!msg) {
-            sk->host->count_invalid(sk->self, "no memory for datagram");
+            sk->host->link->count_invalid(sk->self, "no memory for datagram");
             continue;
         }
         memcpy(msg->data, sk->buf, (size_t)n);
         msg->length = (uint32_t)n;
-        sk->host->deliver(sk->self, NULL, msg); /* validates, counts, routes */
+        sk->host->link->deliver(sk->self, NULL, msg); /* validates, counts, routes */
     }
 }
 
@@ -137,8 +137,8 @@ static int open_socket(skeleton *sk) {
     sk->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (sk->fd < 0) return O2H_SOCKET_ERROR;
     if (bind(sk->fd, (struct sockaddr *)&sk->bind_addr, sizeof sk->bind_addr) != 0) {
-        sk->host->log(sk->self, O2H_LOG_ERROR, "cannot bind UDP port %d: %s",
-                      ntohs(sk->bind_addr.sin_port), strerror(errno));
+        sk->host->log->write(sk->self, O2H_LOG_ERROR, "cannot bind UDP port %d: %s",
+                             ntohs(sk->bind_addr.sin_port), strerror(errno));
         return O2H_NO_PORT;
     }
     struct sockaddr_in bound;
@@ -147,8 +147,8 @@ static int open_socket(skeleton *sk) {
     char ip[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &bound.sin_addr, ip, sizeof ip);
     /* Tests and users read the port from this line when "port" is 0. */
-    sk->host->log(sk->self, O2H_LOG_INFO, "listening on %s:%d", ip, ntohs(bound.sin_port));
-    sk->watch = sk->host->watch_fd(sk->self, sk->fd, O2H_EV_READ, on_readable, sk);
+    sk->host->log->write(sk->self, O2H_LOG_INFO, "listening on %s:%d", ip, ntohs(bound.sin_port));
+    sk->watch = sk->host->loop->watch_fd(sk->self, sk->fd, O2H_EV_READ, on_readable, sk);
     return sk->watch ? O2H_OK : O2H_NO_MEMORY;
 }
 
@@ -159,10 +159,11 @@ static int skeleton_start(void *instance) {
     int rc = open_socket(sk);
     for (int i = 0; rc == O2H_OK && i < sk->n_forwards; i++) {
         forward *f = &sk->forwards[i];
-        f->link = sk->host->link_new(sk->self, f, f->service);
-        rc = f->link ? sk->host->service_add_link(sk->self, f->service, f->link) : O2H_NO_MEMORY;
+        f->link = sk->host->link->link_new(sk->self, f, f->service);
+        rc = f->link ? sk->host->link->service_add(sk->self, f->service, f->link) : O2H_NO_MEMORY;
         if (rc != O2H_OK)
-            sk->host->log(sk->self, O2H_LOG_ERROR, "cannot provide service \"%s\"", f->service);
+            sk->host->log->write(sk->self, O2H_LOG_ERROR, "cannot provide service \"%s\"",
+                                 f->service);
     }
     if (rc != O2H_OK) skeleton_stop(sk);
     return rc;
@@ -171,10 +172,10 @@ static int skeleton_start(void *instance) {
 static void skeleton_stop(void *instance) {
     skeleton *sk = instance;
     for (int i = 0; i < sk->n_forwards; i++) {
-        sk->host->link_free(sk->forwards[i].link); /* withdraws the service too */
+        sk->host->link->link_free(sk->forwards[i].link); /* withdraws the service too */
         sk->forwards[i].link = NULL;
     }
-    sk->host->watch_remove(sk->watch);
+    sk->host->loop->watch_remove(sk->watch);
     sk->watch = NULL;
     if (sk->fd >= 0) close(sk->fd);
     sk->fd = -1;

@@ -48,13 +48,13 @@ static void send_to(broadcast_discovery *bd, const o2h_msg *dy, uint32_t ip, int
 }
 
 static void send_round(broadcast_discovery *bd) {
-    o2h_msg *dy = bd->host->dy_message(bd->self, O2H_DY_INFO);
+    o2h_msg *dy = bd->host->proc->dy_message(bd->self, O2H_DY_INFO);
     if (!dy) return;
     for (int i = 0; i < N_PORTS; i++) {
         if (discovery_ports[i] != bd->my_port) send_to(bd, dy, INADDR_LOOPBACK, discovery_ports[i]);
         if (bd->broadcast) send_to(bd, dy, INADDR_BROADCAST, discovery_ports[i]);
     }
-    bd->host->msg_unref(dy);
+    bd->host->msg->msg_unref(dy);
 }
 
 static void schedule(broadcast_discovery *bd, double delay);
@@ -68,8 +68,8 @@ static void on_tick(void *ctx) {
 }
 
 static void schedule(broadcast_discovery *bd, double delay) {
-    bd->host->timer_stop(bd->timer);
-    bd->timer = bd->host->timer_start(bd->self, delay, 0, on_tick, bd);
+    bd->host->loop->timer_stop(bd->timer);
+    bd->timer = bd->host->loop->timer_start(bd->self, delay, 0, on_tick, bd);
 }
 
 static void on_readable(void *ctx, int fd, unsigned events) {
@@ -78,11 +78,11 @@ static void on_readable(void *ctx, int fd, unsigned events) {
     for (int i = 0; i < 32; i++) {
         ssize_t n = recv(fd, bd->buf, sizeof bd->buf, 0);
         if (n < 0) return;
-        o2h_msg *m = bd->host->msg_alloc(bd->self, (size_t)n);
+        o2h_msg *m = bd->host->msg->msg_alloc(bd->self, (size_t)n);
         if (!m) return;
         memcpy(m->data, bd->buf, (size_t)n);
         m->length = (uint32_t)n;
-        bd->host->deliver(bd->self, NULL, m); /* the core validates and handles !_o2/dy */
+        bd->host->link->deliver(bd->self, NULL, m); /* the core validates and handles !_o2/dy */
     }
 }
 
@@ -103,11 +103,11 @@ static int bc_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg,
     broadcast_discovery *bd = calloc(1, sizeof *bd);
     if (!bd) return O2H_NO_MEMORY;
     *bd = (broadcast_discovery){.host = host, .self = self, .fd = -1};
-    if (host->cfg_bool(cfg, "broadcast", false, &bd->broadcast) == O2H_CONFIG_ERROR ||
-        host->cfg_double(cfg, "interval_min", 0.33, &bd->interval_min) == O2H_CONFIG_ERROR ||
-        host->cfg_double(cfg, "interval_max", 4.0, &bd->interval_max) == O2H_CONFIG_ERROR ||
+    if (host->cfg->get_bool(cfg, "broadcast", false, &bd->broadcast) == O2H_CONFIG_ERROR ||
+        host->cfg->get_double(cfg, "interval_min", 0.33, &bd->interval_min) == O2H_CONFIG_ERROR ||
+        host->cfg->get_double(cfg, "interval_max", 4.0, &bd->interval_max) == O2H_CONFIG_ERROR ||
         ((bd->interval_min <= 0 || bd->interval_max < bd->interval_min) &&
-         host->cfg_error(cfg, NULL, "need 0 < interval_min <= interval_max"))) {
+         host->cfg->error(cfg, NULL, "need 0 < interval_min <= interval_max"))) {
         free(bd);
         return O2H_CONFIG_ERROR;
     }
@@ -122,14 +122,14 @@ static int bc_start(void *instance) {
     int one = 1;
     if (bd->broadcast) setsockopt(bd->fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one);
     if (bind_first_free(bd) != O2H_OK) {
-        bd->host->log(bd->self, O2H_LOG_ERROR, "all 16 O2 discovery ports are taken");
+        bd->host->log->write(bd->self, O2H_LOG_ERROR, "all 16 O2 discovery ports are taken");
         close(bd->fd);
         bd->fd = -1;
         return O2H_NO_PORT;
     }
-    bd->host->log(bd->self, O2H_LOG_INFO, "discovery port %d%s", bd->my_port,
-                  bd->broadcast ? ", broadcasting" : ", localhost only");
-    bd->watch = bd->host->watch_fd(bd->self, bd->fd, O2H_EV_READ, on_readable, bd);
+    bd->host->log->write(bd->self, O2H_LOG_INFO, "discovery port %d%s", bd->my_port,
+                         bd->broadcast ? ", broadcasting" : ", localhost only");
+    bd->watch = bd->host->loop->watch_fd(bd->self, bd->fd, O2H_EV_READ, on_readable, bd);
     return bd->watch ? O2H_OK : O2H_NO_MEMORY;
 }
 
@@ -144,7 +144,7 @@ static int bc_announce(void *instance, const o2h_process_info *info) {
 
 static int bc_withdraw(void *instance) {
     broadcast_discovery *bd = instance;
-    bd->host->timer_stop(bd->timer);
+    bd->host->loop->timer_stop(bd->timer);
     bd->timer = NULL;
     return O2H_OK;
 }
@@ -152,7 +152,7 @@ static int bc_withdraw(void *instance) {
 static void bc_stop(void *instance) {
     broadcast_discovery *bd = instance;
     bc_withdraw(bd);
-    bd->host->watch_remove(bd->watch);
+    bd->host->loop->watch_remove(bd->watch);
     bd->watch = NULL;
     if (bd->fd >= 0) close(bd->fd);
     bd->fd = -1;

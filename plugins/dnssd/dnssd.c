@@ -101,7 +101,7 @@ static void connect_avahi(dnssd *d);
 static void schedule_tick(dnssd *d);
 
 static double now(dnssd *d) {
-    return d->host->local_time(d->self);
+    return d->host->loop->local_time(d->self);
 }
 
 /* ---- TXT: what O2 registers and how it checks what it finds ---- */
@@ -199,7 +199,7 @@ static bool ensemble_instance(const dnssd *d, const char *name) {
 
 static void release_resolve(dnssd *d, entry *in) {
     if (!in->resolve) return;
-    d->host->watch_remove(in->watch);
+    d->host->loop->watch_remove(in->watch);
     in->watch = NULL;
     DNSServiceRefDeallocate(in->resolve);
     in->resolve = NULL;
@@ -217,13 +217,13 @@ static void free_instances(dnssd *d) {
 
 static void teardown(dnssd *d) {
     free_instances(d);
-    d->host->watch_remove(d->browse_watch);
-    d->host->watch_remove(d->reg_watch);
+    d->host->loop->watch_remove(d->browse_watch);
+    d->host->loop->watch_remove(d->reg_watch);
     d->browse_watch = d->reg_watch = NULL;
     if (d->browse) DNSServiceRefDeallocate(d->browse);
     if (d->reg) DNSServiceRefDeallocate(d->reg);
     d->browse = d->reg = NULL;
-    d->host->timer_stop(d->tick);
+    d->host->loop->timer_stop(d->tick);
     d->tick = NULL;
     d->up = false;
     d->failure = 0;
@@ -239,10 +239,10 @@ static void fail(dnssd *d, const char *what, int err) {
     bool was_up = d->up;
     teardown(d);
     if (err == kDNSServiceErr_BadParam) { /* e.g. an ensemble name that is no DNS label */
-        d->host->log(d->self, O2H_LOG_ERROR,
-                     "%s (DNS-SD error %d): ensemble '%s' cannot be registered; no DNS-SD "
-                     "discovery",
-                     what, err, d->ensemble);
+        d->host->log->write(d->self, O2H_LOG_ERROR,
+                            "%s (DNS-SD error %d): ensemble '%s' cannot be registered; no DNS-SD "
+                            "discovery",
+                            what, err, d->ensemble);
         return;
     }
     if (err == kDNSServiceErr_NameConflict && d->rename_n < 1000) {
@@ -254,18 +254,18 @@ static void fail(dnssd *d, const char *what, int err) {
         return;
     }
     if (!d->down_reported) {
-        d->host->log(d->self, O2H_LOG_WARN,
-                     "%s (DNS-SD error %d): is avahi-daemon (and dbus) running? no DNS-SD "
-                     "discovery until it is; retrying every %g to %g s",
-                     what, err, d->retry_min, d->retry_max);
+        d->host->log->write(d->self, O2H_LOG_WARN,
+                            "%s (DNS-SD error %d): is avahi-daemon (and dbus) running? no DNS-SD "
+                            "discovery until it is; retrying every %g to %g s",
+                            what, err, d->retry_min, d->retry_max);
         d->down_reported = true;
     } else {
-        d->host->log(d->self, O2H_LOG_DEBUG, "%s (DNS-SD error %d), retry in %g s", what, err,
-                     d->retry);
+        d->host->log->write(d->self, O2H_LOG_DEBUG, "%s (DNS-SD error %d), retry in %g s", what,
+                            err, d->retry);
     }
     if (was_up) d->retry = d->retry_min; /* it was working: come back quickly */
-    d->host->timer_stop(d->retry_timer);
-    d->retry_timer = d->host->timer_start(d->self, d->retry, 0, on_retry, d);
+    d->host->loop->timer_stop(d->retry_timer);
+    d->retry_timer = d->host->loop->timer_start(d->self, d->retry, 0, on_retry, d);
     d->retry *= 2;
     if (d->retry > d->retry_max) d->retry = d->retry_max;
 }
@@ -286,13 +286,13 @@ static bool check_failure(dnssd *d) {
 /* ---- contacting a found peer ---- */
 
 static void send_dy(dnssd *d, entry *in) {
-    o2h_msg *dy = d->host->dy_message(d->self, O2H_DY_INFO);
+    o2h_msg *dy = d->host->proc->dy_message(d->self, O2H_DY_INFO);
     if (!dy) return;
     struct sockaddr_in to = {.sin_family = AF_INET,
                              .sin_port = htons((uint16_t)in->udp_port),
                              .sin_addr.s_addr = htonl(in->ip)};
     sendto(d->fd, dy->data, dy->length, MSG_DONTWAIT, (struct sockaddr *)&to, sizeof to);
-    d->host->msg_unref(dy);
+    d->host->msg->msg_unref(dy);
 }
 
 static void start_resolves(dnssd *d);
@@ -305,7 +305,7 @@ static void DNSSD_API on_resolved(DNSServiceRef ref, DNSServiceFlags flags, uint
     dnssd *d = in->d;
     in->done = true;
     if (err) {
-        d->host->log(d->self, O2H_LOG_DEBUG, "resolving '%s' failed (%d)", in->name, err);
+        d->host->log->write(d->self, O2H_LOG_DEBUG, "resolving '%s' failed (%d)", in->name, err);
         return;
     }
     uint8_t name_len = 0, vers_len = 0;
@@ -315,16 +315,16 @@ static void DNSSD_API on_resolved(DNSServiceRef ref, DNSServiceFlags flags, uint
     uint32_t ip;
     int udp_port;
     if (!name || !vers || !parse_txt_name(name, name_len, srv_port, &ip, &udp_port)) {
-        d->host->count_invalid(d->self, "dnssd: TXT without a valid O2 process name");
-        d->host->log(d->self, O2H_LOG_DEBUG, "'%s': no valid TXT name for port %d", in->name,
-                     srv_port);
+        d->host->link->count_invalid(d->self, "dnssd: TXT without a valid O2 process name");
+        d->host->log->write(d->self, O2H_LOG_DEBUG, "'%s': no valid TXT name for port %d", in->name,
+                            srv_port);
         in->attempts = MAX_ATTEMPTS; /* it will not get better by asking again */
         return;
     }
     int32_t version = parse_version(vers, vers_len);
     if (!version || (version & 0xff0000) != (d->version & 0xff0000)) {
-        d->host->log(d->self, O2H_LOG_DEBUG, "'%s': ignored, O2 version %.*s", in->name,
-                     (int)vers_len, vers);
+        d->host->log->write(d->self, O2H_LOG_DEBUG, "'%s': ignored, O2 version %.*s", in->name,
+                            (int)vers_len, vers);
         in->attempts = MAX_ATTEMPTS;
         return;
     }
@@ -339,7 +339,7 @@ static void DNSSD_API on_resolved(DNSServiceRef ref, DNSServiceFlags flags, uint
     in->resolved = true;
     in->resolved_at = now(d);
     in->sends = 0;
-    d->host->log(d->self, O2H_LOG_INFO, "found %s ('%s')", in->proc, in->name);
+    d->host->log->write(d->self, O2H_LOG_INFO, "found %s ('%s')", in->proc, in->name);
 }
 
 static void on_resolve_readable(void *ctx, int fd, unsigned events) {
@@ -348,7 +348,7 @@ static void on_resolve_readable(void *ctx, int fd, unsigned events) {
     DNSServiceErrorType err = DNSServiceProcessResult(in->resolve);
     if (err) {
         in->done = true;
-        d->host->log(d->self, O2H_LOG_DEBUG, "resolve of '%s' ended (%d)", in->name, err);
+        d->host->log->write(d->self, O2H_LOG_DEBUG, "resolve of '%s' ended (%d)", in->name, err);
     }
     if (!in->done) return;
     release_resolve(d, in);
@@ -373,8 +373,8 @@ static void start_resolve(dnssd *d, entry *in) {
     }
     d->n_resolving++;
     in->deadline = now(d) + d->resolve_timeout;
-    in->watch = d->host->watch_fd(d->self, DNSServiceRefSockFD(in->resolve), O2H_EV_READ,
-                                  on_resolve_readable, in);
+    in->watch = d->host->loop->watch_fd(d->self, DNSServiceRefSockFD(in->resolve), O2H_EV_READ,
+                                        on_resolve_readable, in);
 }
 
 static void start_resolves(dnssd *d) {
@@ -390,7 +390,7 @@ static void on_tick(void *ctx) {
     double t = now(d);
     for (entry *in = d->instances; in; in = in->next) {
         if (in->resolve && in->deadline <= t) { /* no answer in time */
-            d->host->log(d->self, O2H_LOG_DEBUG, "resolving '%s' timed out", in->name);
+            d->host->log->write(d->self, O2H_LOG_DEBUG, "resolving '%s' timed out", in->name);
             release_resolve(d, in);
             in->waiting = in->attempts < MAX_ATTEMPTS;
             in->deadline = t;
@@ -416,11 +416,11 @@ static void schedule_tick(dnssd *d) {
             t = in->resolved_at + send_offsets[in->sends];
         if (t >= 0 && (next < 0 || t < next)) next = t;
     }
-    d->host->timer_stop(d->tick);
+    d->host->loop->timer_stop(d->tick);
     d->tick = NULL;
     if (next < 0) return;
     double delay = next - now(d);
-    d->tick = d->host->timer_start(d->self, delay > 0 ? delay : 0, 0, on_tick, d);
+    d->tick = d->host->loop->timer_start(d->self, delay > 0 ? delay : 0, 0, on_tick, d);
 }
 
 /* ---- browsing ---- */
@@ -452,13 +452,13 @@ static void DNSSD_API on_browse(DNSServiceRef ref, DNSServiceFlags flags, uint32
     if (!name || !domain) return;
     bool add = (flags & kDNSServiceFlagsAdd) != 0;
     if (!ensemble_instance(d, name)) {
-        if (add) d->host->log(d->self, O2H_LOG_DEBUG, "'%s' is not of this ensemble", name);
+        if (add) d->host->log->write(d->self, O2H_LOG_DEBUG, "'%s' is not of this ensemble", name);
         return;
     }
     entry *in = find_instance(d, name);
     if (!add) {
         if (in && --in->n_ifaces <= 0) {
-            d->host->log(d->self, O2H_LOG_DEBUG, "'%s' is gone", name);
+            d->host->log->write(d->self, O2H_LOG_DEBUG, "'%s' is gone", name);
             remove_instance(d, in);
         }
         return;
@@ -503,7 +503,7 @@ static void DNSSD_API on_registered(DNSServiceRef ref, DNSServiceFlags flags,
     }
     if (name && strcmp(name, d->registered_as) != 0) {
         snprintf(d->registered_as, sizeof d->registered_as, "%s", name);
-        d->host->log(d->self, O2H_LOG_INFO, "registered %s as '%s'", d->proc_name, name);
+        d->host->log->write(d->self, O2H_LOG_INFO, "registered %s as '%s'", d->proc_name, name);
         entry *self = find_instance(d, name);
         if (self && !self->resolve) self->waiting = false;
     }
@@ -537,19 +537,20 @@ static void connect_avahi(dnssd *d) {
         fail(d, "cannot browse with avahi-daemon", err);
         return;
     }
-    d->reg_watch =
-        d->host->watch_fd(d->self, DNSServiceRefSockFD(d->reg), O2H_EV_READ, on_reg_readable, d);
-    d->browse_watch = d->host->watch_fd(d->self, DNSServiceRefSockFD(d->browse), O2H_EV_READ,
-                                        on_browse_readable, d);
+    d->reg_watch = d->host->loop->watch_fd(d->self, DNSServiceRefSockFD(d->reg), O2H_EV_READ,
+                                           on_reg_readable, d);
+    d->browse_watch = d->host->loop->watch_fd(d->self, DNSServiceRefSockFD(d->browse), O2H_EV_READ,
+                                              on_browse_readable, d);
     if (!d->reg_watch || !d->browse_watch) {
         fail(d, "cannot watch the DNS-SD sockets", kDNSServiceErr_NoMemory);
         return;
     }
     d->up = true;
     d->retry = d->retry_min;
-    d->host->log(d->self, d->down_reported ? O2H_LOG_WARN : O2H_LOG_INFO,
-                 "DNS-SD is up: registering %s (ensemble '%s') and browsing " SERVICE_TYPE "%s%s",
-                 d->proc_name, d->ensemble, d->ifname[0] ? " on " : "", d->ifname);
+    d->host->log->write(d->self, d->down_reported ? O2H_LOG_WARN : O2H_LOG_INFO,
+                        "DNS-SD is up: registering %s (ensemble '%s') and browsing " SERVICE_TYPE
+                        "%s%s",
+                        d->proc_name, d->ensemble, d->ifname[0] ? " on " : "", d->ifname);
     d->down_reported = false;
 }
 
@@ -560,15 +561,16 @@ static int dnssd_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *c
     dnssd *d = calloc(1, sizeof *d);
     if (!d) return O2H_NO_MEMORY;
     *d = (dnssd){.host = host, .self = self, .fd = -1};
-    if (host->cfg_string(cfg, "interface", "", &d->ifname) == O2H_CONFIG_ERROR ||
-        host->cfg_double(cfg, "retry_min", 1.0, &d->retry_min) == O2H_CONFIG_ERROR ||
-        host->cfg_double(cfg, "retry_max", 30.0, &d->retry_max) == O2H_CONFIG_ERROR ||
-        host->cfg_double(cfg, "resolve_timeout", 5.0, &d->resolve_timeout) == O2H_CONFIG_ERROR ||
+    if (host->cfg->get_string(cfg, "interface", "", &d->ifname) == O2H_CONFIG_ERROR ||
+        host->cfg->get_double(cfg, "retry_min", 1.0, &d->retry_min) == O2H_CONFIG_ERROR ||
+        host->cfg->get_double(cfg, "retry_max", 30.0, &d->retry_max) == O2H_CONFIG_ERROR ||
+        host->cfg->get_double(cfg, "resolve_timeout", 5.0, &d->resolve_timeout) ==
+            O2H_CONFIG_ERROR ||
         ((d->retry_min <= 0 || d->retry_max < d->retry_min) &&
-         host->cfg_error(cfg, NULL, "need 0 < retry_min <= retry_max")) ||
-        (d->resolve_timeout <= 0 && host->cfg_error(cfg, "resolve_timeout", "must be > 0")) ||
+         host->cfg->error(cfg, NULL, "need 0 < retry_min <= retry_max")) ||
+        (d->resolve_timeout <= 0 && host->cfg->error(cfg, "resolve_timeout", "must be > 0")) ||
         (strlen(d->ifname) >= IF_NAMESIZE &&
-         host->cfg_error(cfg, "interface", "not an interface name"))) {
+         host->cfg->error(cfg, "interface", "not an interface name"))) {
         free(d);
         return O2H_CONFIG_ERROR;
     }
@@ -582,7 +584,7 @@ static int dnssd_start(void *inst) {
     if (d->ifname[0]) {
         d->ifindex = if_nametoindex(d->ifname);
         if (!d->ifindex) {
-            d->host->log(d->self, O2H_LOG_ERROR, "no network interface '%s'", d->ifname);
+            d->host->log->write(d->self, O2H_LOG_ERROR, "no network interface '%s'", d->ifname);
             return O2H_BAD_ARGS;
         }
     }
@@ -594,8 +596,8 @@ static int dnssd_announce(void *inst, const o2h_process_info *info) {
     dnssd *d = inst;
     if (!d->announced) {
         if (strlen(info->ensemble) >= sizeof d->ensemble || build_txt(d, info) != O2H_OK) {
-            d->host->log(d->self, O2H_LOG_ERROR, "cannot announce %s of ensemble '%s'", info->name,
-                         info->ensemble);
+            d->host->log->write(d->self, O2H_LOG_ERROR, "cannot announce %s of ensemble '%s'",
+                                info->name, info->ensemble);
             return O2H_BAD_NAME;
         }
         snprintf(d->ensemble, sizeof d->ensemble, "%s", info->ensemble);
@@ -628,7 +630,7 @@ static int dnssd_announce(void *inst, const o2h_process_info *info) {
 static int dnssd_withdraw(void *inst) {
     dnssd *d = inst;
     teardown(d); /* deallocating the registration withdraws it */
-    d->host->timer_stop(d->retry_timer);
+    d->host->loop->timer_stop(d->retry_timer);
     d->retry_timer = NULL;
     d->announced = false;
     return O2H_OK;

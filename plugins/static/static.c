@@ -36,12 +36,12 @@ typedef struct static_discovery {
 static void schedule(static_discovery *sd, double delay);
 
 static void send_dy(static_discovery *sd) {
-    o2h_msg *dy = sd->host->dy_message(sd->self, O2H_DY_INFO);
+    o2h_msg *dy = sd->host->proc->dy_message(sd->self, O2H_DY_INFO);
     if (!dy) return;
     for (int i = 0; i < sd->n_peers; i++)
         sendto(sd->fd, dy->data, dy->length, MSG_DONTWAIT, (struct sockaddr *)&sd->peers[i],
                sizeof sd->peers[i]);
-    sd->host->msg_unref(dy);
+    sd->host->msg->msg_unref(dy);
 }
 
 static void on_tick(void *ctx) {
@@ -53,21 +53,21 @@ static void on_tick(void *ctx) {
 }
 
 static void schedule(static_discovery *sd, double delay) {
-    sd->host->timer_stop(sd->timer); /* safe from inside the timer's own callback */
-    sd->timer = sd->host->timer_start(sd->self, delay, 0, on_tick, sd);
+    sd->host->loop->timer_stop(sd->timer); /* safe from inside the timer's own callback */
+    sd->timer = sd->host->loop->timer_start(sd->self, delay, 0, on_tick, sd);
 }
 
 static int read_peers(static_discovery *sd, const o2h_cfg *cfg) {
     const o2h_host *h = sd->host;
-    int n = h->cfg_array_len(cfg, "peers");
+    int n = h->cfg->array_len(cfg, "peers");
     if (n < 0) return O2H_CONFIG_ERROR;
     sd->peers = calloc((size_t)n + 1, sizeof *sd->peers);
     if (!sd->peers) return O2H_NO_MEMORY;
     for (int i = 0; i < n; i++) {
-        const o2h_cfg *item = h->cfg_array_item(cfg, "peers", i);
-        const char *text = h->cfg_as_string(item);
-        if (!text || netaddr_parse_endpoint(text, &sd->peers[i]) != 0)
-            return h->cfg_error(item, NULL, "expected \"IPv4:port\", as \"127.0.0.1:50000\"");
+        const o2h_cfg *item = h->cfg->array_item(cfg, "peers", i);
+        const char *text = h->cfg->as_string(item);
+        if (!text || o2h_netaddr_parse_endpoint(text, &sd->peers[i]) != 0)
+            return h->cfg->error(item, NULL, "expected \"IPv4:port\", as \"127.0.0.1:50000\"");
     }
     sd->n_peers = n;
     return O2H_OK;
@@ -82,11 +82,11 @@ static int static_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *
     sd->fd = -1;
     int rc = read_peers(sd, cfg);
     if (rc == O2H_OK &&
-        (host->cfg_double(cfg, "interval_min", 0.1, &sd->interval_min) == O2H_CONFIG_ERROR ||
-         host->cfg_double(cfg, "interval_max", 4.0, &sd->interval_max) == O2H_CONFIG_ERROR))
+        (host->cfg->get_double(cfg, "interval_min", 0.1, &sd->interval_min) == O2H_CONFIG_ERROR ||
+         host->cfg->get_double(cfg, "interval_max", 4.0, &sd->interval_max) == O2H_CONFIG_ERROR))
         rc = O2H_CONFIG_ERROR;
     if (rc == O2H_OK && (sd->interval_min <= 0 || sd->interval_max < sd->interval_min))
-        rc = host->cfg_error(cfg, NULL, "need 0 < interval_min <= interval_max");
+        rc = host->cfg->error(cfg, NULL, "need 0 < interval_min <= interval_max");
     if (rc != O2H_OK) {
         free(sd->peers);
         free(sd);
@@ -113,7 +113,7 @@ static int static_announce(void *instance, const o2h_process_info *info) {
 
 static int static_withdraw(void *instance) {
     static_discovery *sd = instance;
-    sd->host->timer_stop(sd->timer);
+    sd->host->loop->timer_stop(sd->timer);
     sd->timer = NULL;
     return O2H_OK;
 }

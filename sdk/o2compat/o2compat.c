@@ -375,15 +375,6 @@ static void forget_methods(o2c_context *c, const char *path, bool whole_service)
 
 /* ---- Lifecycle ------------------------------------------------------------------ */
 
-static void env_plugin_dirs(o2h_router *r) {
-    const char *env = getenv("O2HUB_PLUGIN_PATH");
-    if (!env || !*env) return;
-    char *copy = strdup(env), *save = NULL;
-    for (char *d = copy ? strtok_r(copy, ":", &save) : NULL; d; d = strtok_r(NULL, ":", &save))
-        o2h_router_add_plugin_dir(r, d);
-    free(copy);
-}
-
 static int add_plugin(o2h_router *r, const char *kind, const char *type, const char *json) {
     o2h_error err;
     int rc = o2h_router_add_plugin(r, kind, type, json, &err);
@@ -492,7 +483,6 @@ O2err o2_initialize(const char *ensemble_name) {
         o2c_log("%s", o2h_error_format(&err, line, sizeof line));
         return err.code == O2H_BAD_NAME ? O2_BAD_NAME : O2_FAIL;
     }
-    env_plugin_dirs(c->r);
     const char *host = getenv("O2HUB_HOST");
     if (!host || !*host) host = c->network_enabled ? "0.0.0.0" : "127.0.0.1";
     const char *port_text = getenv("O2HUB_PORT");
@@ -1003,11 +993,10 @@ O2err o2_sched_flush(void) {
 
 /* ---- Sending ------------------------------------------------------------------- */
 
+/* O2's own forms: a blob is an O2blob *, and a string may be the end marker
+ * (too few arguments); everything else as o2h_send takes it. */
 static O2err add_vararg(o2h_builder *b, char type, va_list *ap) {
     switch (type) {
-    case O2_INT32: return o2err_of(o2h_add_int32(b, va_arg(*ap, int)));
-    case O2_FLOAT: return o2err_of(o2h_add_float(b, (float)va_arg(*ap, double)));
-    case O2_SYMBOL: return o2err_of(o2h_add_symbol(b, va_arg(*ap, const char *)));
     case O2_STRING: {
         const char *s = va_arg(*ap, const char *);
         if (s == (const char *)O2_MARKER_A) return O2_BAD_ARGS;
@@ -1017,19 +1006,11 @@ static O2err add_vararg(o2h_builder *b, char type, va_list *ap) {
         const O2blob *blob = va_arg(*ap, const O2blob *);
         return blob ? o2err_of(o2h_add_blob(b, blob->data, blob->size)) : O2_BAD_ARGS;
     }
-    case O2_INT64: return o2err_of(o2h_add_int64(b, va_arg(*ap, int64_t)));
-    case O2_TIME: return o2err_of(o2h_add_time(b, va_arg(*ap, double)));
-    case O2_DOUBLE: return o2err_of(o2h_add_double(b, va_arg(*ap, double)));
-    case O2_CHAR: return o2err_of(o2h_add_char(b, (char)va_arg(*ap, int)));
-    case O2_MIDI: return o2err_of(o2h_add_midi(b, va_arg(*ap, uint32_t)));
-    case O2_BOOL: return o2err_of(o2h_add_bool(b, va_arg(*ap, int) != 0));
-    case O2_TRUE: return o2err_of(o2h_add_true(b));
-    case O2_FALSE: return o2err_of(o2h_add_false(b));
-    case O2_NIL: return o2err_of(o2h_add_nil(b));
-    case O2_INFINITUM: return o2err_of(o2h_add_infinitum(b));
-    case O2_ARRAY_START: return o2err_of(o2h_add_start_array(b));
-    case O2_ARRAY_END: return o2err_of(o2h_add_end_array(b));
-    default: return O2_BAD_TYPE; /* vectors need o2_add_vector */
+    case O2_INT32: return o2err_of(o2h_add_int32(b, va_arg(*ap, int))); /* O2 reads int */
+    default: {
+        const char one[2] = {type, 0};
+        return o2err_of(o2h_builder_add_va(b, one, ap));
+    }
     }
 }
 

@@ -391,39 +391,13 @@ int o2sm_send_finish(o2sm_client *c, double time, const char *address, bool reli
     return finish_and_push(c, c->builder, time, address, reliable);
 }
 
-static int add_vararg(o2h_builder *b, char type, va_list *ap) {
-    switch (type) {
-    case O2H_INT32: return o2h_add_int32(b, va_arg(*ap, int32_t));
-    case O2H_INT64: return o2h_add_int64(b, va_arg(*ap, int64_t));
-    case O2H_FLOAT: return o2h_add_float(b, (float)va_arg(*ap, double));
-    case O2H_DOUBLE: return o2h_add_double(b, va_arg(*ap, double));
-    case O2H_TIME: return o2h_add_time(b, va_arg(*ap, double));
-    case O2H_STRING: return o2h_add_string(b, va_arg(*ap, const char *));
-    case O2H_SYMBOL: return o2h_add_symbol(b, va_arg(*ap, const char *));
-    case O2H_CHAR: return o2h_add_char(b, (char)va_arg(*ap, int));
-    case O2H_MIDI: return o2h_add_midi(b, va_arg(*ap, uint32_t));
-    case O2H_BOOL: return o2h_add_bool(b, va_arg(*ap, int) != 0);
-    case O2H_TRUE: return o2h_add_true(b);
-    case O2H_FALSE: return o2h_add_false(b);
-    case O2H_NIL: return o2h_add_nil(b);
-    case O2H_INFINITUM: return o2h_add_infinitum(b);
-    case O2H_BLOB: {
-        const o2h_blob *blob = va_arg(*ap, const o2h_blob *);
-        return blob ? o2h_add_blob(b, blob->data, blob->size) : O2H_BAD_ARGS;
-    }
-    default: return O2H_BAD_TYPE;
-    }
-}
-
 static int sendv(o2sm_client *c, const char *address, double time, bool reliable, const char *types,
                  va_list ap) {
     o2h_builder *b = c->vbuilder;
     o2h_builder_start(b);
     va_list aq;
     va_copy(aq, ap);
-    int rc = O2H_OK;
-    for (const char *t = types ? types : ""; *t && rc == O2H_OK; t++)
-        rc = add_vararg(b, *t, &aq);
+    int rc = o2h_builder_add_va(b, types, &aq);
     va_end(aq);
     if (rc != O2H_OK) return rc;
     return finish_and_push(c, b, time, address, reliable);

@@ -20,18 +20,18 @@ static uint8_t o2buf[1 << 17], oscbuf[1 << 17];
 static int visit(void *ctx, const osc_view *m, uint64_t timetag) {
     (void)ctx;
     osc_clock clock = {.synced = true, .o2_now = 100.0, .ntp_now = (3900000000ull << 32)};
-    double when = timetag == OSC_IMMEDIATELY ? 0 : osc_ntp_to_o2(&clock, timetag);
-    size_t n = osc_to_o2(m, "svc", when < 0 ? 0 : when, 1, &clock, o2buf, sizeof o2buf);
+    double when = timetag == OSC_IMMEDIATELY ? 0 : o2h_osc_ntp_to_o2(&clock, timetag);
+    size_t n = o2h_osc_to_o2(m, "svc", when < 0 ? 0 : when, 1, &clock, o2buf, sizeof o2buf);
     if (n == 0 || n > sizeof o2buf) return 0; /* refused (too big or unconvertible) */
     o2h_msg_error err;
     if (o2h_msg_validate(o2buf, n, &err) != O2H_OK) abort(); /* conversion made bad O2 */
-    osc_from_o2(o2buf, n, &clock, oscbuf, sizeof oscbuf);
+    o2h_osc_from_o2(o2buf, n, &clock, oscbuf, sizeof oscbuf);
     return 0;
 }
 
 static void packet(void *ctx, const uint8_t *p, size_t len) {
     osc_error err;
-    osc_parse(p, len, visit, ctx, &err);
+    o2h_osc_parse(p, len, visit, ctx, &err);
 }
 
 static void invalid(void *ctx, const char *reason) {
@@ -49,15 +49,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     }
     osc_deframer d;
-    osc_deframer_init(&d, mode == 1 ? OSC_FRAMING_LENGTH : OSC_FRAMING_SLIP, 1 << 16);
+    o2h_osc_deframer_init(&d, mode == 1 ? OSC_FRAMING_LENGTH : OSC_FRAMING_SLIP, 1 << 16);
     osc_deframer_cb cb = {.packet = packet, .invalid = invalid};
     size_t at = 0, step = 1;
     while (at < size) {
         size_t n = size - at < step ? size - at : step;
-        if (osc_deframer_feed(&d, data + at, n, &cb) != 0) break;
+        if (o2h_osc_deframer_feed(&d, data + at, n, &cb) != 0) break;
         at += n;
         step = step * 3 % 61 + 1; /* uneven chunks */
     }
-    osc_deframer_free(&d);
+    o2h_osc_deframer_free(&d);
     return 0;
 }

@@ -43,24 +43,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     proto_net_register(r, &tcp, O2H_NET_TCP, 0x7f000001, 0x1000);
     proto_net_register(r, &udp, O2H_NET_UDP, 0x7f000001, 0x1000);
     if (data[0] & 1) o2h_clock_set(r); /* half the runs have a clock */
-    o2h_link *links[2] = {h->link_new(&tcp, NULL, "peer"), h->link_new(&tcp, NULL, "fresh")};
-    h->deliver(&tcp, links[0], dy_connect());
+    o2h_link *links[2] = {h->link->link_new(&tcp, NULL, "peer"),
+                          h->link->link_new(&tcp, NULL, "fresh")};
+    h->link->deliver(&tcp, links[0], dy_connect());
     size_t at = 1;
     while (at + 3 <= size) {
         int which = data[at] & 1;
         size_t len = (size_t)data[at + 1] << 8 | data[at + 2];
         at += 3;
         if (len > size - at) len = size - at;
-        o2h_msg *m = h->msg_alloc(&tcp, len);
+        o2h_msg *m = h->msg->msg_alloc(&tcp, len);
         if (!m) break;
         memcpy(m->data, data + at, len);
         m->length = (uint32_t)len;
-        h->deliver(&tcp, links[which], m);
+        h->link->deliver(&tcp, links[which], m);
         at += len;
     }
     o2h_router_poll(r, 0); /* due timers and queued notifications */
-    h->link_free(links[0]);
-    h->link_free(links[1]);
+    h->link->link_free(links[0]);
+    h->link->link_free(links[1]);
     o2h_router_free(r);
     return 0;
 }

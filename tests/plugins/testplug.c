@@ -19,14 +19,14 @@ typedef struct probe {
 static int probe_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg,
                         void **instance) {
 #ifdef VARIANT_CREATE_FAILS
-    host->log(self, O2H_LOG_ERROR, "refusing to create, as this test plugin is made to");
+    host->log->write(self, O2H_LOG_ERROR, "refusing to create, as this test plugin is made to");
     return O2H_FAIL;
 #endif
     probe *p = calloc(1, sizeof *p);
     if (!p) return O2H_NO_MEMORY;
     p->host = host;
     p->self = self;
-    if (host->cfg_int(cfg, "answer", 42, 0, 100, &p->answer) == O2H_CONFIG_ERROR) {
+    if (host->cfg->get_int(cfg, "answer", 42, 0, 100, &p->answer) == O2H_CONFIG_ERROR) {
         free(p);
         return O2H_CONFIG_ERROR;
     }
@@ -36,7 +36,7 @@ static int probe_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *c
 
 static int probe_start(void *instance) {
     probe *p = instance;
-    p->host->log(p->self, O2H_LOG_INFO, "started with answer %lld", (long long)p->answer);
+    p->host->log->write(p->self, O2H_LOG_INFO, "started with answer %lld", (long long)p->answer);
     return O2H_OK;
 }
 

@@ -5,7 +5,7 @@
 - Configs the router refuses are refused by the schema too, and the router
   really refuses them (`o2hub --check` exits non-zero): the two agree.
 - The keys of each built-in plugin in the schema are exactly the keys its
-  source reads (string literals in its cfg_* calls), so neither can drift.
+  source reads (string literals in its host->cfg calls), so neither can drift.
 
 Usage: check_schema.py SCHEMA SOURCE_ROOT O2HUB_EXE PLUGIN_DIR... (exit 77: skipped)
 """
@@ -99,7 +99,7 @@ accepted, out = router_accepts(good)
 check(accepted, f"o2hub --check accepts it {'' if accepted else out}")
 
 # 3. schema keys == the keys each plugin's source reads
-KEY_CALL = re.compile(r'cfg_[a-z_]+\(\s*[a-z_]+\s*,\s*"([a-z_$]+)"')
+KEY_CALL = re.compile(r'cfg(?:_|->)[a-z_]+\(\s*[a-z_]+\s*,\s*"([a-z_$]+)"')
 plugin_sources = {
     "tcp": "transports/tcp", "udp": "transports/udp", "osc": "transports/osc",
     "shm": "transports/shm", "mqtt": "transports/mqtt", "websocket": "transports/websocket",

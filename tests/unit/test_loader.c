@@ -259,7 +259,7 @@ static int linked_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *
                          void **instance) {
     linked_seen.created++;
     const char *answer = "none";
-    int rc = host->cfg_string(cfg, "answer", "none", &answer);
+    int rc = host->cfg->get_string(cfg, "answer", "none", &answer);
     if (rc != O2H_OK && rc != O2H_NOT_FOUND) return rc;
     snprintf(linked_seen.answer, sizeof linked_seen.answer, "%s", answer);
     *instance = &linked_seen;

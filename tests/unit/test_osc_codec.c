@@ -89,7 +89,7 @@ Test(osc_codec, every_type_tag_parses) {
     all_types(&p);
     seen s = {0};
     osc_error err = {0};
-    cr_assert_eq(osc_parse(p.b, p.n, record, &s, &err), 0, "%s", err.reason);
+    cr_assert_eq(o2h_osc_parse(p.b, p.n, record, &s, &err), 0, "%s", err.reason);
     cr_assert_eq(s.n, 1);
     cr_assert_str_eq(s.address[0], "/a/b");
     cr_assert_str_eq(s.types[0], "ihfdsSbcmtTFNI");
@@ -100,14 +100,14 @@ Test(osc_codec, message_without_type_tags_has_no_arguments) {
     pkt p = {0};
     p_str(&p, "/old");
     seen s = {0};
-    cr_assert_eq(osc_parse(p.b, p.n, record, &s, NULL), 0);
+    cr_assert_eq(o2h_osc_parse(p.b, p.n, record, &s, NULL), 0);
     cr_assert_str_eq(s.types[0], "");
 }
 
 static void expect_invalid(const pkt *p, const char *why) {
     seen s = {0};
     osc_error err = {0};
-    cr_assert_eq(osc_parse(p->b, p->n, record, &s, &err), OSC_INVALID, "%s accepted", why);
+    cr_assert_eq(o2h_osc_parse(p->b, p->n, record, &s, &err), OSC_INVALID, "%s accepted", why);
     cr_assert_eq(s.n, 0, "%s: a message was handed out", why);
     cr_assert_not_null(err.reason);
     cr_assert(err.offset <= p->n);
@@ -239,7 +239,7 @@ Test(osc_codec, bundle_depth_is_capped) {
     pkt p = {0};
     nested(&p, OSC_MAX_DEPTH, 1);
     seen s = {0};
-    cr_assert_eq(osc_parse(p.b, p.n, record, &s, NULL), 0);
+    cr_assert_eq(o2h_osc_parse(p.b, p.n, record, &s, NULL), 0);
     cr_assert_eq(s.n, 1);
     p = (pkt){0};
     nested(&p, OSC_MAX_DEPTH + 1, 1);
@@ -265,7 +265,7 @@ Test(osc_codec, nested_bundles_are_never_earlier_than_their_parent) {
     p_u32(&p, (uint32_t)inner.n);
     p_bytes(&p, inner.b, inner.n);
     seen s = {0};
-    cr_assert_eq(osc_parse(p.b, p.n, record, &s, NULL), 0);
+    cr_assert_eq(o2h_osc_parse(p.b, p.n, record, &s, NULL), 0);
     cr_assert_eq(s.n, 3);
     cr_assert_eq(s.tags[0], 5000);
     cr_assert_eq(s.tags[1], 5000);
@@ -279,13 +279,13 @@ static const osc_clock clock100 = {
     .synced = true, .o2_now = 100.0, .ntp_now = (OSC_NTP_UNIX_OFFSET + 1000) << 32};
 
 Test(osc_codec, timetags_convert_both_ways) {
-    cr_assert_eq(osc_ntp_to_o2(&clock100, OSC_IMMEDIATELY), 0);
-    cr_assert_eq(osc_ntp_to_o2(&clock100, 0), 0);
-    cr_assert_float_eq(osc_ntp_to_o2(&clock100, clock100.ntp_now + (1ull << 31)), 100.5, 1e-9);
-    cr_assert_float_eq(osc_ntp_to_o2(&clock100, clock100.ntp_now - (1ull << 32)), 99.0, 1e-9);
-    cr_assert_eq(osc_o2_to_ntp(&clock100, 0), OSC_IMMEDIATELY);
-    cr_assert_eq(osc_o2_to_ntp(&clock100, 100.25), clock100.ntp_now + (1ull << 30));
-    uint64_t now = osc_ntp_now();
+    cr_assert_eq(o2h_osc_ntp_to_o2(&clock100, OSC_IMMEDIATELY), 0);
+    cr_assert_eq(o2h_osc_ntp_to_o2(&clock100, 0), 0);
+    cr_assert_float_eq(o2h_osc_ntp_to_o2(&clock100, clock100.ntp_now + (1ull << 31)), 100.5, 1e-9);
+    cr_assert_float_eq(o2h_osc_ntp_to_o2(&clock100, clock100.ntp_now - (1ull << 32)), 99.0, 1e-9);
+    cr_assert_eq(o2h_osc_o2_to_ntp(&clock100, 0), OSC_IMMEDIATELY);
+    cr_assert_eq(o2h_osc_o2_to_ntp(&clock100, 100.25), clock100.ntp_now + (1ull << 30));
+    uint64_t now = o2h_osc_ntp_now();
     cr_assert_gt(now >> 32, OSC_NTP_UNIX_OFFSET + 1600000000ull, "after 2020");
 }
 
@@ -296,8 +296,8 @@ typedef struct conv {
 
 static int convert(void *ctx, const osc_view *m, uint64_t tag) {
     conv *c = ctx;
-    c->len = osc_to_o2(m, "svc", osc_ntp_to_o2(&clock100, tag), O2H_FLAG_RELIABLE, &clock100,
-                       c->out, sizeof c->out);
+    c->len = o2h_osc_to_o2(m, "svc", o2h_osc_ntp_to_o2(&clock100, tag), O2H_FLAG_RELIABLE,
+                           &clock100, c->out, sizeof c->out);
     return 0;
 }
 
@@ -305,7 +305,7 @@ Test(osc_codec, osc_message_becomes_a_valid_o2_message) {
     pkt p = {0};
     all_types(&p);
     conv c = {0};
-    cr_assert_eq(osc_parse(p.b, p.n, convert, &c, NULL), 0);
+    cr_assert_eq(o2h_osc_parse(p.b, p.n, convert, &c, NULL), 0);
     o2h_msg_error why;
     cr_assert_eq(o2h_msg_validate(c.out, c.len, &why), O2H_OK, "%s at %u", why.reason, why.offset);
     o2h_msg *m = o2h_msg_from_bytes(NULL, c.out, c.len, NULL, NULL);
@@ -346,7 +346,7 @@ Test(osc_codec, root_address_maps_to_the_service) {
     p_str(&p, "/");
     p_str(&p, ",");
     conv c = {0};
-    cr_assert_eq(osc_parse(p.b, p.n, convert, &c, NULL), 0);
+    cr_assert_eq(o2h_osc_parse(p.b, p.n, convert, &c, NULL), 0);
     cr_assert_eq(o2h_msg_validate(c.out, c.len, NULL), O2H_OK);
     cr_assert_str_eq((const char *)c.out + 12, "/svc");
 }
@@ -375,11 +375,11 @@ static o2h_msg *o2_all_types(double time, const char *address) {
 Test(osc_codec, o2_message_becomes_osc_without_its_service) {
     o2h_msg *m = o2_all_types(0, "/synth/osc/freq");
     uint8_t out[1024];
-    size_t n = osc_from_o2(m->data, m->length, &clock100, out, sizeof out);
+    size_t n = o2h_osc_from_o2(m->data, m->length, &clock100, out, sizeof out);
     cr_assert_gt(n, 0u);
     seen s = {0};
     osc_error err = {0};
-    cr_assert_eq(osc_parse(out, n, record, &s, &err), 0, "%s", err.reason);
+    cr_assert_eq(o2h_osc_parse(out, n, record, &s, &err), 0, "%s", err.reason);
     cr_assert_eq(s.n, 1);
     cr_assert_str_eq(s.address[0], "/osc/freq");
     cr_assert_str_eq(s.types[0], "iTF[iii]tsb[d]N");
@@ -404,9 +404,9 @@ Test(osc_codec, o2_address_forms) {
     for (int i = 0; i < 3; i++) {
         o2h_msg *m = o2_all_types(0, cases[i][0]);
         uint8_t out[1024];
-        size_t n = osc_from_o2(m->data, m->length, &clock100, out, sizeof out);
+        size_t n = o2h_osc_from_o2(m->data, m->length, &clock100, out, sizeof out);
         cr_assert_str_eq((const char *)out, cases[i][1], "%s", cases[i][0]);
-        cr_assert_eq(osc_parse(out, n, NULL, NULL, NULL), 0);
+        cr_assert_eq(o2h_osc_parse(out, n, NULL, NULL, NULL), 0);
         o2h_msg_unref(m);
     }
 }
@@ -414,24 +414,24 @@ Test(osc_codec, o2_address_forms) {
 Test(osc_codec, future_message_becomes_a_bundle_only_with_a_clock) {
     o2h_msg *m = o2_all_types(100.5, "/synth/x");
     uint8_t out[1024];
-    size_t n = osc_from_o2(m->data, m->length, &clock100, out, sizeof out);
+    size_t n = o2h_osc_from_o2(m->data, m->length, &clock100, out, sizeof out);
     seen s = {0};
-    cr_assert_eq(osc_parse(out, n, record, &s, NULL), 0);
+    cr_assert_eq(o2h_osc_parse(out, n, record, &s, NULL), 0);
     cr_assert_str_eq((const char *)out, "#bundle");
     cr_assert_eq(s.n, 1);
     cr_assert_eq(s.tags[0], clock100.ntp_now + (1ull << 31));
     osc_clock nosync = clock100;
     nosync.synced = false;
-    n = osc_from_o2(m->data, m->length, &nosync, out, sizeof out);
+    n = o2h_osc_from_o2(m->data, m->length, &nosync, out, sizeof out);
     cr_assert_str_eq((const char *)out, "/x", "no clock: a plain message, sent now");
     /* already due: a plain message too */
     osc_clock later = clock100;
     later.o2_now = 200;
-    n = osc_from_o2(m->data, m->length, &later, out, sizeof out);
+    n = o2h_osc_from_o2(m->data, m->length, &later, out, sizeof out);
     cr_assert_str_eq((const char *)out, "/x");
     /* too small a buffer: the size is reported, nothing overflows */
     uint8_t small[8] = {0};
-    size_t need = osc_from_o2(m->data, m->length, &clock100, small, sizeof small);
+    size_t need = o2h_osc_from_o2(m->data, m->length, &clock100, small, sizeof small);
     cr_assert_gt(need, sizeof small);
     o2h_msg_unref(m);
 }
@@ -446,10 +446,10 @@ Test(osc_codec, o2_bundle_becomes_osc_bundle_with_ordered_timetags) {
     o2h_msg *bundle = o2h_builder_finish(b, 100.5, "#synth", 0);
     cr_assert_not_null(bundle);
     uint8_t out[2048];
-    size_t n = osc_from_o2(bundle->data, bundle->length, &clock100, out, sizeof out);
+    size_t n = o2h_osc_from_o2(bundle->data, bundle->length, &clock100, out, sizeof out);
     seen s = {0};
     osc_error err = {0};
-    cr_assert_eq(osc_parse(out, n, record, &s, &err), 0, "%s", err.reason);
+    cr_assert_eq(o2h_osc_parse(out, n, record, &s, &err), 0, "%s", err.reason);
     cr_assert_eq(s.n, 2);
     cr_assert_str_eq(s.address[0], "/early");
     cr_assert_eq(s.tags[0], clock100.ntp_now + (1ull << 31));
@@ -465,9 +465,9 @@ Test(osc_codec, osc_to_o2_to_osc_keeps_every_byte) {
     pkt p = {0};
     all_types(&p);
     conv c = {0};
-    cr_assert_eq(osc_parse(p.b, p.n, convert, &c, NULL), 0);
+    cr_assert_eq(o2h_osc_parse(p.b, p.n, convert, &c, NULL), 0);
     uint8_t back[4096];
-    size_t n = osc_from_o2(c.out, c.len, &clock100, back, sizeof back);
+    size_t n = o2h_osc_from_o2(c.out, c.len, &clock100, back, sizeof back);
     cr_assert_eq(n, p.n);
     cr_assert_eq(memcmp(back, p.b, n), 0);
 }
@@ -497,19 +497,20 @@ Test(osc_codec, framing_round_trips_byte_by_byte) {
     uint8_t packet[12] = {'/', 'a', 0, 0, ',', 'i', 0, 0, 0xC0, 0xDB, 0xC0, 0x01};
     for (int framing = 0; framing < 2; framing++) {
         uint8_t wire[64];
-        size_t n = osc_frame_encode((osc_framing)framing, packet, sizeof packet, wire, sizeof wire);
+        size_t n =
+            o2h_osc_frame_encode((osc_framing)framing, packet, sizeof packet, wire, sizeof wire);
         cr_assert_eq(n, framing == OSC_FRAMING_LENGTH ? 16u : 12u + 2u + 3u);
         osc_deframer d;
-        osc_deframer_init(&d, (osc_framing)framing, 1024);
+        o2h_osc_deframer_init(&d, (osc_framing)framing, 1024);
         frames f = {0};
         osc_deframer_cb cb = {on_packet, on_invalid, &f};
         for (int round = 0; round < 2; round++)
             for (size_t i = 0; i < n; i++)
-                cr_assert_eq(osc_deframer_feed(&d, wire + i, 1, &cb), 0);
+                cr_assert_eq(o2h_osc_deframer_feed(&d, wire + i, 1, &cb), 0);
         cr_assert_eq(f.packets, 2);
         cr_assert_eq(f.last_len, sizeof packet);
         cr_assert_eq(memcmp(f.last, packet, sizeof packet), 0);
-        osc_deframer_free(&d);
+        o2h_osc_deframer_free(&d);
     }
 }
 
@@ -517,20 +518,20 @@ Test(osc_codec, bad_frames_are_reported) {
     osc_deframer d;
     frames f = {0};
     osc_deframer_cb cb = {on_packet, on_invalid, &f};
-    osc_deframer_init(&d, OSC_FRAMING_LENGTH, 64);
+    o2h_osc_deframer_init(&d, OSC_FRAMING_LENGTH, 64);
     uint8_t big[4] = {0, 0, 1, 0}; /* 256 > 64: the stream cannot go on */
-    cr_assert_eq(osc_deframer_feed(&d, big, 4, &cb), -1);
+    cr_assert_eq(o2h_osc_deframer_feed(&d, big, 4, &cb), -1);
     cr_assert_eq(f.invalid, 1);
-    osc_deframer_free(&d);
-    osc_deframer_init(&d, OSC_FRAMING_SLIP, 8);
+    o2h_osc_deframer_free(&d);
+    o2h_osc_deframer_init(&d, OSC_FRAMING_SLIP, 8);
     uint8_t wire[] = {0xC0, 'x', 0xDB, 'q', 0xC0,                      /* bad escape: dropped */
                       0xC0, 1,   2,    3,   4,    5, 6, 7, 8, 9, 0xC0, /* too long: dropped */
                       0xC0, 'o', 'k',  0xC0};
-    cr_assert_eq(osc_deframer_feed(&d, wire, sizeof wire, &cb), 0);
+    cr_assert_eq(o2h_osc_deframer_feed(&d, wire, sizeof wire, &cb), 0);
     cr_assert_eq(f.invalid, 3);
     cr_assert_eq(f.packets, 1);
     cr_assert_eq(f.last_len, 2u);
-    osc_deframer_free(&d);
+    o2h_osc_deframer_free(&d);
 }
 
 /* ---- mutations: the parser never reads outside its input (ASan checks the reads) ---- */
@@ -538,7 +539,7 @@ Test(osc_codec, bad_frames_are_reported) {
 static int convert_and_check(void *ctx, const osc_view *m, uint64_t tag) {
     (void)ctx;
     uint8_t out[8192];
-    size_t n = osc_to_o2(m, "svc", 0, 0, &clock100, out, sizeof out);
+    size_t n = o2h_osc_to_o2(m, "svc", 0, 0, &clock100, out, sizeof out);
     cr_assert_leq(n, sizeof out);
     o2h_msg_error why;
     cr_assert_eq(o2h_msg_validate(out, n, &why), O2H_OK, "%s", why.reason);
@@ -568,7 +569,7 @@ Test(osc_codec, mutated_packets_never_crash_and_valid_ones_convert) {
         }
         state = state * 1103515245u + 12345u;
         size_t len = (state >> 16) % 4 == 0 ? (state >> 4) % (n + 1) : n;
-        if (osc_parse(buf, len, convert_and_check, NULL, NULL) == 0) valid++;
+        if (o2h_osc_parse(buf, len, convert_and_check, NULL, NULL) == 0) valid++;
         free(buf);
     }
     cr_assert_gt(valid, 0, "some mutations stay valid");
@@ -580,10 +581,10 @@ Test(osc_codec, a_zero_length_frame_is_skipped) {
     osc_deframer d;
     frames f = {0};
     osc_deframer_cb cb = {on_packet, on_invalid, &f};
-    osc_deframer_init(&d, OSC_FRAMING_LENGTH, 64);
+    o2h_osc_deframer_init(&d, OSC_FRAMING_LENGTH, 64);
     uint8_t wire[] = {0, 0, 0, 0, 0, 0, 0, 8, '/', 'a', 0, 0, ',', 0, 0, 0};
-    cr_assert_eq(osc_deframer_feed(&d, wire, sizeof wire, &cb), 0);
+    cr_assert_eq(o2h_osc_deframer_feed(&d, wire, sizeof wire, &cb), 0);
     cr_assert_eq(f.packets, 1);
     cr_assert_eq(f.last_len, 8);
-    osc_deframer_free(&d);
+    o2h_osc_deframer_free(&d);
 }

@@ -1,5 +1,5 @@
 /*
- * A transport's link as the whole path to a process (host->process_link, what
+ * A transport's link as the whole path to a process (host->proc->process_link, what
  * the mqtt transport uses for processes reached through a broker), and
  * transports that announce (o2h_transport_ops.announce).
  */
@@ -85,18 +85,18 @@ Test(process_link, a_link_becomes_the_whole_path_to_a_process_until_it_is_freed)
     fake f = {0};
     o2h_plugin plug;
     init_plugin(&plug, r, &f);
-    o2h_link *link = h->link_new(&plug, NULL, "fake " PEER);
+    o2h_link *link = h->link->link_new(&plug, NULL, "fake " PEER);
 
-    cr_assert_eq(h->process_link(&plug, link, PEER), O2H_OK);
+    cr_assert_eq(h->proc->process_link(&plug, link, PEER), O2H_OK);
     cr_assert(was_sent(&f, "!_o2/sv"), "our service list goes to the process on its link");
     cr_assert_eq(o2h_status(r, PEER), O2H_STATUS_REMOTE_NOTIME);
     f.n_sent = 0;
-    cr_assert_eq(h->process_link(&plug, link, PEER), O2H_OK);
+    cr_assert_eq(h->proc->process_link(&plug, link, PEER), O2H_OK);
     cr_assert(was_sent(&f, "!_o2/sv"), "again: the process asks for our services anew");
     cr_assert_eq(o2h_status(r, PEER), O2H_STATUS_REMOTE_NOTIME);
 
     /* Its service list comes in on the link; then both kinds of message go out on it. */
-    cr_assert_eq(h->deliver(&plug, link, sv_from_peer("synth")), O2H_OK);
+    cr_assert_eq(h->link->deliver(&plug, link, sv_from_peer("synth")), O2H_OK);
     cr_assert_eq(o2h_status(r, "synth"), O2H_STATUS_REMOTE_NOTIME);
     f.n_sent = 0;
     cr_assert_eq(o2h_send(r, "/synth/note", 0, "i", 60), O2H_OK);
@@ -106,12 +106,12 @@ Test(process_link, a_link_becomes_the_whole_path_to_a_process_until_it_is_freed)
     cr_assert_str_eq(f.sent[1], "/synth/note");
 
     /* Another link to the same process is refused. */
-    o2h_link *other = h->link_new(&plug, NULL, "another");
-    cr_assert_eq(h->process_link(&plug, other, PEER), O2H_ALREADY_RUNNING);
-    h->link_free(other);
+    o2h_link *other = h->link->link_new(&plug, NULL, "another");
+    cr_assert_eq(h->proc->process_link(&plug, other, PEER), O2H_ALREADY_RUNNING);
+    h->link->link_free(other);
 
     /* The link goes: the process and its services go with it. */
-    h->link_free(link);
+    h->link->link_free(link);
     cr_assert_eq(o2h_status(r, "synth"), O2H_STATUS_UNKNOWN);
     cr_assert_eq(o2h_status(r, PEER), O2H_STATUS_UNKNOWN);
     free_router(r);
@@ -124,21 +124,22 @@ Test(process_link, bad_names_our_own_name_and_no_name_yet_are_refused) {
     fake f = {0};
     o2h_plugin plug;
     init_plugin(&plug, unnamed, &f);
-    o2h_link *link = h->link_new(&plug, NULL, "fake");
-    cr_assert_eq(h->process_link(&plug, link, PEER), O2H_NOT_INITIALIZED);
-    h->link_free(link);
+    o2h_link *link = h->link->link_new(&plug, NULL, "fake");
+    cr_assert_eq(h->proc->process_link(&plug, link, PEER), O2H_NOT_INITIALIZED);
+    h->link->link_free(link);
     o2h_router_free(unnamed);
 
     o2h_router *r = named_router();
     init_plugin(&plug, r, &f);
-    link = h->link_new(&plug, NULL, "fake");
-    cr_assert_eq(h->process_link(&plug, link, "@00000000:7f000001:a32b"), O2H_BAD_NAME, "ours");
-    cr_assert_eq(h->process_link(&plug, link, "@00000000:7f000001:12345"), O2H_BAD_NAME);
-    cr_assert_eq(h->process_link(&plug, link, "@0000000g:7f000001:1234"), O2H_BAD_NAME);
-    cr_assert_eq(h->process_link(&plug, link, "00000000:7f000001:12345"), O2H_BAD_NAME);
-    cr_assert_eq(h->process_link(&plug, link, NULL), O2H_BAD_NAME);
+    link = h->link->link_new(&plug, NULL, "fake");
+    cr_assert_eq(h->proc->process_link(&plug, link, "@00000000:7f000001:a32b"), O2H_BAD_NAME,
+                 "ours");
+    cr_assert_eq(h->proc->process_link(&plug, link, "@00000000:7f000001:12345"), O2H_BAD_NAME);
+    cr_assert_eq(h->proc->process_link(&plug, link, "@0000000g:7f000001:1234"), O2H_BAD_NAME);
+    cr_assert_eq(h->proc->process_link(&plug, link, "00000000:7f000001:12345"), O2H_BAD_NAME);
+    cr_assert_eq(h->proc->process_link(&plug, link, NULL), O2H_BAD_NAME);
     cr_assert_eq(o2h_status(r, PEER), O2H_STATUS_UNKNOWN);
-    h->link_free(link);
+    h->link->link_free(link);
     free_router(r);
 }
 

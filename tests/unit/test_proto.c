@@ -112,12 +112,12 @@ Test(proto, a_link_names_its_process_once) {
     o2h_plugin tcp = {.router = r, .type = "tcp"}, udp = {.router = r, .type = "udp"};
     proto_net_register(r, &tcp, O2H_NET_TCP, 0x7f000001, 0x1000);
     proto_net_register(r, &udp, O2H_NET_UDP, 0x7f000001, 0x1000);
-    o2h_link *link = h->link_new(&tcp, NULL, "peer");
-    h->deliver(&tcp, link, dy_connect_from(0x2000));
+    o2h_link *link = h->link->link_new(&tcp, NULL, "peer");
+    h->link->deliver(&tcp, link, dy_connect_from(0x2000));
     cr_assert_eq(o2h_status(r, "@00000000:7f000001:2000"), O2H_STATUS_REMOTE_NOTIME);
-    h->deliver(&tcp, link, dy_connect_from(0x3000));
+    h->link->deliver(&tcp, link, dy_connect_from(0x3000));
     cr_assert_eq(o2h_status(r, "@00000000:7f000001:3000"), O2H_STATUS_UNKNOWN, "not renamed");
-    h->link_free(link);
+    h->link->link_free(link);
     cr_assert_eq(o2h_status(r, "@00000000:7f000001:2000"), O2H_STATUS_UNKNOWN, "gone with it");
     o2h_router_free(r);
 }

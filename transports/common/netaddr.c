@@ -6,14 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-int netaddr_parse_ipv4(const char *host, int port, struct sockaddr_in *out) {
+int o2h_netaddr_parse_ipv4(const char *host, int port, struct sockaddr_in *out) {
     memset(out, 0, sizeof *out);
     out->sin_family = AF_INET;
     out->sin_port = htons((uint16_t)port);
     return port >= 0 && port <= 65535 && inet_pton(AF_INET, host, &out->sin_addr) == 1 ? 0 : -1;
 }
 
-int netaddr_parse_endpoint(const char *text, struct sockaddr_in *out) {
+int o2h_netaddr_parse_endpoint(const char *text, struct sockaddr_in *out) {
     char host[64];
     const char *colon = strrchr(text, ':');
     if (!colon || colon == text || (size_t)(colon - text) >= sizeof host) return -1;
@@ -22,10 +22,10 @@ int netaddr_parse_endpoint(const char *text, struct sockaddr_in *out) {
     char *end;
     long port = strtol(colon + 1, &end, 10);
     if (*end || port <= 0 || port > 65535) return -1;
-    return netaddr_parse_ipv4(host, (int)port, out);
+    return o2h_netaddr_parse_ipv4(host, (int)port, out);
 }
 
-uint32_t netaddr_internal_ip(const struct sockaddr_in *bound) {
+uint32_t o2h_netaddr_internal_ip(const struct sockaddr_in *bound) {
     uint32_t ip = ntohl(bound->sin_addr.s_addr);
     if (ip != INADDR_ANY) return ip;
     ip = INADDR_LOOPBACK;

@@ -6,15 +6,15 @@
 #include <stdint.h>
 
 /** Parse "a.b.c.d:port" (port 1..65535). 0 on success, -1 otherwise. */
-int netaddr_parse_endpoint(const char *text, struct sockaddr_in *out);
+int o2h_netaddr_parse_endpoint(const char *text, struct sockaddr_in *out);
 
 /** Parse "a.b.c.d" and a port (0..65535). 0 on success, -1 otherwise. */
-int netaddr_parse_ipv4(const char *host, int port, struct sockaddr_in *out);
+int o2h_netaddr_parse_ipv4(const char *host, int port, struct sockaddr_in *out);
 
 /**
  * The internal IPv4 address (host order) O2 names a process by: the bound
  * address, or for 0.0.0.0 the first up, non-loopback interface, else 127.0.0.1.
  */
-uint32_t netaddr_internal_ip(const struct sockaddr_in *bound);
+uint32_t o2h_netaddr_internal_ip(const struct sockaddr_in *bound);
 
 #endif

@@ -12,7 +12,7 @@
  *    drops it at once (published on stop, and as the connection's will);
  *  - forwarding: each process subscribes to O2-<ensemble>/<its @name>. A
  *    process that can be reached only through the broker gets a link here
- *    (host->process_link makes it the peer's path): its messages are
+ *    (host->proc->process_link makes it the peer's path): its messages are
  *    published to its topic, reliable ones at QoS 1, best effort at QoS 0.
  *
  * Which peers go through the broker follows O2's decision table (public IP,
@@ -22,7 +22,7 @@
  * bytes that carry nothing (O2-REFERENCE C8).
  *
  * libmosquitto runs inside the router's loop: its socket is watched with
- * host->watch_fd, read and written with mosquitto_loop_read/write, and a
+ * host->loop->watch_fd, read and written with mosquitto_loop_read/write, and a
  * timer calls mosquitto_loop_misc (broker keep-alive), re-announces and
  * expires peers. No thread. After a lost connection it reconnects with a
  * backoff, trying the configured brokers in turn.
@@ -163,7 +163,7 @@ static const char *broker_text(const broker *b, char *buf, size_t size) {
 }
 
 static double now(mqtt_transport *tr) {
-    return tr->host->local_time(tr->self);
+    return tr->host->loop->local_time(tr->self);
 }
 
 /* ---- the ring of unacknowledged QoS 1 publishes ---- */
@@ -219,8 +219,8 @@ static int publish(mqtt_transport *tr, const char *topic, const void *data, size
     int mid = 0;
     int rc = mosquitto_publish(tr->mosq, &mid, topic, (int)(len + JUNK), tr->scratch, qos, false);
     if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN) {
-        tr->host->log(tr->self, O2H_LOG_DEBUG, "publish to %s failed: %s", topic,
-                      mosquitto_strerror(rc));
+        tr->host->log->write(tr->self, O2H_LOG_DEBUG, "publish to %s failed: %s", topic,
+                             mosquitto_strerror(rc));
         return O2H_SEND_FAIL;
     }
     /* QoS 1 while disconnected is kept by libmosquitto and sent after reconnecting. */
@@ -234,14 +234,14 @@ static int publish(mqtt_transport *tr, const char *topic, const void *data, size
 static void publish_msg(mqtt_transport *tr, const char *topic, o2h_msg *msg, int qos) {
     if (!msg) return;
     publish(tr, topic, msg->data, msg->length, qos, false);
-    tr->host->msg_unref(msg);
+    tr->host->msg->msg_unref(msg);
 }
 
 /* "@pip:iip:tcp:udp/dy/2.0.1" (or /cs/ once synchronised) to O2-<ens>/disc. */
 static void announce_now(mqtt_transport *tr) {
     if (!tr->connected || !tr->named) return;
     char text[96];
-    bool synced = tr->host->time_get(tr->self) >= 0;
+    bool synced = tr->host->loop->time_get(tr->self) >= 0;
     int n = snprintf(text, sizeof text, "%s:%04x/%s/%s", tr->name, (unsigned)tr->udp_port,
                      synced ? "cs" : "dy", tr->version);
     publish(tr, tr->topic_disc, text, (size_t)n, 0, false);
@@ -257,7 +257,7 @@ static mqtt_peer *peer_new(mqtt_transport *tr, const char *name) {
     snprintf(p->topic, sizeof p->topic, "%s%s", tr->prefix, name);
     char desc[64];
     snprintf(desc, sizeof desc, "mqtt %s", name);
-    p->link = tr->host->link_new(tr->self, p, desc);
+    p->link = tr->host->link->link_new(tr->self, p, desc);
     if (!p->link) {
         free(p);
         return NULL;
@@ -277,7 +277,7 @@ static void peer_free(mqtt_transport *tr, mqtt_peer *gone) {
         }
     o2h_link *link = gone->link;
     free(gone);
-    tr->host->link_free(link);
+    tr->host->link->link_free(link);
 }
 
 /*
@@ -291,7 +291,7 @@ static mqtt_peer *via_broker(mqtt_transport *tr, const char *name, bool from_dis
         /* It made a new proxy for us (it had lost us, e.g. to our will after a
          * network blip): it needs our clock state and services again. */
         p->last_heard = now(tr);
-        if (tr->host->process_link(tr->self, p->link, name) == O2H_ALREADY_RUNNING) {
+        if (tr->host->proc->process_link(tr->self, p->link, name) == O2H_ALREADY_RUNNING) {
             peer_free(tr, p); /* the core reaches it another way now */
             return NULL;
         }
@@ -301,23 +301,24 @@ static mqtt_peer *via_broker(mqtt_transport *tr, const char *name, bool from_dis
         p->last_heard = now(tr);
         return p;
     }
-    if (tr->host->service_status(tr->self, name) >= 0) return NULL; /* reached another way */
+    if (tr->host->link->service_status(tr->self, name) >= 0) return NULL; /* reached another way */
     p = peer_new(tr, name);
     if (!p) return NULL;
     if (from_disc) {
         o2h_builder *b = tr->builder;
-        tr->host->builder_start(b);
-        tr->host->add_string(b, tr->name);
-        publish_msg(tr, p->topic, tr->host->builder_finish(b, 0, "!_o2/mqtt/dy", O2H_FLAG_RELIABLE),
-                    1);
+        tr->host->msg->builder_start(b);
+        tr->host->msg->add_string(b, tr->name);
+        publish_msg(tr, p->topic,
+                    tr->host->msg->builder_finish(b, 0, "!_o2/mqtt/dy", O2H_FLAG_RELIABLE), 1);
     }
-    int rc = tr->host->process_link(tr->self, p->link, name);
+    int rc = tr->host->proc->process_link(tr->self, p->link, name);
     if (rc != O2H_OK) {
-        tr->host->log(tr->self, O2H_LOG_DEBUG, "not reaching %s through the broker (%d)", name, rc);
+        tr->host->log->write(tr->self, O2H_LOG_DEBUG, "not reaching %s through the broker (%d)",
+                             name, rc);
         peer_free(tr, p);
         return NULL;
     }
-    tr->host->log(tr->self, O2H_LOG_INFO, "process %s is reached through the broker", name);
+    tr->host->log->write(tr->self, O2H_LOG_INFO, "process %s is reached through the broker", name);
     return p;
 }
 
@@ -385,38 +386,39 @@ static bool parse_disc(const char *s, size_t n, disc_info *d) {
 static void discovered_directly(mqtt_transport *tr, const disc_info *d) {
     const o2h_host *h = tr->host;
     o2h_builder *b = tr->builder;
-    h->builder_start(b);
-    h->add_string(b, h->ensemble(tr->self));
-    h->add_int32(b, d->version);
-    h->add_string(b, d->pip);
-    h->add_string(b, d->iip);
-    h->add_int32(b, (int32_t)d->tcp);
-    h->add_int32(b, (int32_t)d->udp);
-    h->add_int32(b, O2H_DY_INFO);
-    o2h_msg *m = h->builder_finish(b, 0, "!_o2/dy", O2H_FLAG_RELIABLE);
-    if (m) h->deliver(tr->self, NULL, m);
+    h->msg->builder_start(b);
+    h->msg->add_string(b, h->proc->ensemble(tr->self));
+    h->msg->add_int32(b, d->version);
+    h->msg->add_string(b, d->pip);
+    h->msg->add_string(b, d->iip);
+    h->msg->add_int32(b, (int32_t)d->tcp);
+    h->msg->add_int32(b, (int32_t)d->udp);
+    h->msg->add_int32(b, O2H_DY_INFO);
+    o2h_msg *m = h->msg->builder_finish(b, 0, "!_o2/dy", O2H_FLAG_RELIABLE);
+    if (m) h->link->deliver(tr->self, NULL, m);
 }
 
 /* Tell the core that `name` has clock sync (a /cs on /disc, as O2 does). */
 static void peer_synced(mqtt_transport *tr, const char *name) {
     o2h_builder *b = tr->builder;
-    tr->host->builder_start(b);
-    tr->host->add_string(b, name);
-    o2h_msg *m = tr->host->builder_finish(b, 0, "!_o2/cs/cs", O2H_FLAG_RELIABLE);
-    if (m) tr->host->deliver(tr->self, NULL, m);
+    tr->host->msg->builder_start(b);
+    tr->host->msg->add_string(b, name);
+    o2h_msg *m = tr->host->msg->builder_finish(b, 0, "!_o2/cs/cs", O2H_FLAG_RELIABLE);
+    if (m) tr->host->link->deliver(tr->self, NULL, m);
 }
 
 static void on_disc(mqtt_transport *tr, const uint8_t *payload, size_t len) {
     disc_info d = {0};
     if (len < JUNK || !parse_disc((const char *)payload + JUNK, len - JUNK, &d)) {
-        tr->host->count_invalid(tr->self, "MQTT /disc payload not \"@pip:iip:tcp:udp/dy/vers\"");
+        tr->host->link->count_invalid(tr->self,
+                                      "MQTT /disc payload not \"@pip:iip:tcp:udp/dy/vers\"");
         return;
     }
     if (!tr->named || strcmp(d.name, tr->name) == 0) return; /* our own */
     mqtt_peer *known = find_peer(tr, d.name);
     if (d.bye) {
         if (known) {
-            tr->host->log(tr->self, O2H_LOG_INFO, "process %s said goodbye", d.name);
+            tr->host->log->write(tr->self, O2H_LOG_INFO, "process %s said goodbye", d.name);
             peer_free(tr, known);
         }
         return;
@@ -427,7 +429,7 @@ static void on_disc(mqtt_transport *tr, const uint8_t *payload, size_t len) {
         if (d.cs) peer_synced(tr, d.name);
         return;
     }
-    if (tr->host->service_status(tr->self, d.name) >= 0) return; /* connected another way */
+    if (tr->host->link->service_status(tr->self, d.name) >= 0) return; /* connected another way */
     /* O2's decision table (doc/mqtt.txt cases 1A..2C2). */
     int cmp = strcmp(tr->name, d.name);
     bool we_public = strcmp(tr->pip, tr->iip) == 0;
@@ -447,7 +449,7 @@ static void on_disc(mqtt_transport *tr, const uint8_t *payload, size_t len) {
     case CALLBACK: {
         char topic[TOPIC_MAX];
         snprintf(topic, sizeof topic, "%s%s", tr->prefix, d.name);
-        publish_msg(tr, topic, tr->host->dy_message(tr->self, O2H_DY_CALLBACK), 1);
+        publish_msg(tr, topic, tr->host->proc->dy_message(tr->self, O2H_DY_CALLBACK), 1);
         break;
     }
     case BROKER:
@@ -462,8 +464,8 @@ static void on_disc(mqtt_transport *tr, const uint8_t *payload, size_t len) {
 static const char *first_string(mqtt_transport *tr, const o2h_msg *m) {
     o2h_reader rd;
     o2h_arg a;
-    if (tr->host->reader_init(&rd, m, NULL, 0) != O2H_OK) return NULL;
-    if (tr->host->reader_next(&rd, 's', &a) != O2H_OK) return NULL;
+    if (tr->host->msg->reader_init(&rd, m, NULL, 0) != O2H_OK) return NULL;
+    if (tr->host->msg->reader_next(&rd, 's', &a) != O2H_OK) return NULL;
     return a.s;
 }
 
@@ -475,13 +477,13 @@ static void on_inbox(mqtt_transport *tr, const uint8_t *payload, size_t len) {
     const o2h_host *h = tr->host;
     o2h_msg_error why;
     if (len < JUNK || len - JUNK > (size_t)tr->max_message ||
-        h->msg_validate(payload + JUNK, len - JUNK, &why) != O2H_OK) {
-        h->count_invalid(tr->self, len < JUNK || len - JUNK > (size_t)tr->max_message
-                                       ? "MQTT payload of a bad size"
-                                       : "MQTT payload is not an O2 message");
+        h->msg->msg_validate(payload + JUNK, len - JUNK, &why) != O2H_OK) {
+        h->link->count_invalid(tr->self, len < JUNK || len - JUNK > (size_t)tr->max_message
+                                             ? "MQTT payload of a bad size"
+                                             : "MQTT payload is not an O2 message");
         return;
     }
-    o2h_msg *m = h->msg_alloc(tr->self, len - JUNK);
+    o2h_msg *m = h->msg->msg_alloc(tr->self, len - JUNK);
     if (!m) return;
     memcpy(m->data, payload + JUNK, len - JUNK);
     m->length = (uint32_t)(len - JUNK);
@@ -494,8 +496,8 @@ static void on_inbox(mqtt_transport *tr, const uint8_t *payload, size_t len) {
         if (name && strlen(name) == NAME_LEN && name[0] == '@')
             via_broker(tr, name, false);
         else
-            h->count_invalid(tr->self, "!_o2/mqtt/dy without a process name");
-        h->msg_unref(m);
+            h->link->count_invalid(tr->self, "!_o2/mqtt/dy without a process name");
+        h->msg->msg_unref(m);
         return;
     }
     if (is_system(address, "_o2/sv")) {
@@ -510,7 +512,7 @@ static void on_inbox(mqtt_transport *tr, const uint8_t *payload, size_t len) {
          * (!_o2/dy, !_o2/cs/cs) carry their sender and come with no link. */
         from = tr->peers ? tr->peers->link : NULL;
     }
-    h->deliver(tr->self, from, m);
+    h->link->deliver(tr->self, from, m);
 }
 
 /* ---- libmosquitto callbacks (called inside mosquitto_loop_*) ---- */
@@ -521,9 +523,10 @@ static void on_connect(struct mosquitto *mosq, void *ctx, int rc) {
     broker_text(&tr->brokers[tr->current], where, sizeof where);
     if (rc != 0) {
         /* Wrong credentials do not get better by retrying: say it once. */
-        tr->host->log(tr->self, tr->refusal_reported ? O2H_LOG_DEBUG : O2H_LOG_WARN,
-                      "broker %s refused the connection: %s%s", where, mosquitto_connack_string(rc),
-                      tr->refusal_reported ? "" : " (check username and password; retrying)");
+        tr->host->log->write(
+            tr->self, tr->refusal_reported ? O2H_LOG_DEBUG : O2H_LOG_WARN,
+            "broker %s refused the connection: %s%s", where, mosquitto_connack_string(rc),
+            tr->refusal_reported ? "" : " (check username and password; retrying)");
         tr->refusal_reported = true;
         return; /* libmosquitto closes the socket: on_disconnect follows */
     }
@@ -532,7 +535,7 @@ static void on_connect(struct mosquitto *mosq, void *ctx, int rc) {
     tr->refusal_reported = tr->error_reported = false;
     tr->backoff = tr->reconnect_min;
     tr->retry_same = true;
-    tr->host->log(tr->self, O2H_LOG_INFO, "connected to broker %s", where);
+    tr->host->log->write(tr->self, O2H_LOG_INFO, "connected to broker %s", where);
     mosquitto_subscribe(mosq, NULL, tr->topic_disc, 1);
     mosquitto_subscribe(mosq, NULL, tr->topic_self, 1);
     /* Peers kept through an outage get a full timeout to announce themselves again. */
@@ -550,23 +553,24 @@ static void on_mosquitto_log(struct mosquitto *mosq, void *ctx, int level, const
     if (level != MOSQ_LOG_ERR) return;
     char where[300];
     broker_text(&tr->brokers[tr->current], where, sizeof where);
-    tr->host->log(tr->self, tr->error_reported ? O2H_LOG_DEBUG : O2H_LOG_WARN, "broker %s: %s%s",
-                  where, text, tr->error_reported ? "" : " (retrying)");
+    tr->host->log->write(tr->self, tr->error_reported ? O2H_LOG_DEBUG : O2H_LOG_WARN,
+                         "broker %s: %s%s", where, text, tr->error_reported ? "" : " (retrying)");
     tr->error_reported = true;
 }
 
 static void on_disconnect(struct mosquitto *mosq, void *ctx, int rc) {
     mqtt_transport *tr = ctx;
     /* libmosquitto has closed the socket: drop the watch before its number is reused. */
-    tr->host->watch_remove(tr->watch);
+    tr->host->loop->watch_remove(tr->watch);
     tr->watch = NULL;
     bool was_connected = tr->connected;
     tr->connected = tr->connecting = false;
     if (!tr->mosq || !tr->named) return; /* stopping */
     if (was_connected) {
         tr->reconnects++;
-        tr->host->log(tr->self, O2H_LOG_WARN, "lost the broker connection (%s); reconnecting",
-                      mosquitto_strerror(rc));
+        tr->host->log->write(tr->self, O2H_LOG_WARN,
+                             "lost the broker connection (%s); reconnecting",
+                             mosquitto_strerror(rc));
     } else {
         tr->retry_same = false;
     }
@@ -619,12 +623,12 @@ static void on_socket(void *ctx, int fd, unsigned events) {
 static void update_watch(mqtt_transport *tr) {
     if (!tr->watch) return;
     unsigned want = O2H_EV_READ | (mosquitto_want_write(tr->mosq) ? O2H_EV_WRITE : 0);
-    if (want != tr->watch_events && tr->host->watch_modify(tr->watch, want) == O2H_OK)
+    if (want != tr->watch_events && tr->host->loop->watch_modify(tr->watch, want) == O2H_OK)
         tr->watch_events = want;
 }
 
 static void end_lookup(mqtt_transport *tr) {
-    tr->host->watch_remove(tr->lookup_watch);
+    tr->host->loop->watch_remove(tr->lookup_watch);
     tr->lookup_watch = NULL;
     mqtt_lookup_abandon(tr->lookup);
     tr->lookup = NULL;
@@ -633,8 +637,8 @@ static void end_lookup(mqtt_transport *tr) {
 static void connect_failed(mqtt_transport *tr, const char *why) {
     char where[300];
     tr->connecting = false;
-    tr->host->log(tr->self, O2H_LOG_DEBUG, "cannot connect to broker %s: %s",
-                  broker_text(&tr->brokers[tr->current], where, sizeof where), why);
+    tr->host->log->write(tr->self, O2H_LOG_DEBUG, "cannot connect to broker %s: %s",
+                         broker_text(&tr->brokers[tr->current], where, sizeof where), why);
     tr->retry_same = false;
     schedule_retry(tr);
 }
@@ -649,7 +653,7 @@ static void open_connection(mqtt_transport *tr, const char *address) {
         return;
     }
     tr->watch_events = O2H_EV_READ | (mosquitto_want_write(tr->mosq) ? O2H_EV_WRITE : 0);
-    tr->watch = tr->host->watch_fd(tr->self, fd, tr->watch_events, on_socket, tr);
+    tr->watch = tr->host->loop->watch_fd(tr->self, fd, tr->watch_events, on_socket, tr);
 }
 
 static void on_lookup_done(void *ctx, int fd, unsigned events) {
@@ -672,7 +676,7 @@ static void on_lookup_done(void *ctx, int fd, unsigned events) {
 /* Connect to the current broker without blocking: a host name is looked up
  * on a thread first (mqtt_lookup.h), an address or a unix socket at once. */
 static void connect_broker(mqtt_transport *tr) {
-    tr->host->watch_remove(tr->watch); /* connect_async closes the old socket */
+    tr->host->loop->watch_remove(tr->watch); /* connect_async closes the old socket */
     tr->watch = NULL;
     tr->connected = false;
     end_lookup(tr);
@@ -685,8 +689,8 @@ static void connect_broker(mqtt_transport *tr) {
     }
     tr->lookup = mqtt_lookup_start(b->host);
     if (tr->lookup)
-        tr->lookup_watch = tr->host->watch_fd(tr->self, mqtt_lookup_fd(tr->lookup), O2H_EV_READ,
-                                              on_lookup_done, tr);
+        tr->lookup_watch = tr->host->loop->watch_fd(tr->self, mqtt_lookup_fd(tr->lookup),
+                                                    O2H_EV_READ, on_lookup_done, tr);
     if (!tr->lookup_watch) {
         end_lookup(tr);
         connect_failed(tr, "cannot start a name lookup");
@@ -695,7 +699,7 @@ static void connect_broker(mqtt_transport *tr) {
 
 static void on_retry(void *ctx) {
     mqtt_transport *tr = ctx;
-    tr->host->timer_stop(tr->retry);
+    tr->host->loop->timer_stop(tr->retry);
     tr->retry = NULL;
     if (!tr->connected) connect_broker(tr); /* a slow CONNACK may have come meanwhile */
 }
@@ -709,7 +713,7 @@ static void schedule_retry(mqtt_transport *tr) {
     double delay = tr->backoff;
     tr->backoff *= 2;
     if (tr->backoff > tr->reconnect_max) tr->backoff = tr->reconnect_max;
-    tr->retry = tr->host->timer_start(tr->self, delay, 0, on_retry, tr);
+    tr->retry = tr->host->loop->timer_start(tr->self, delay, 0, on_retry, tr);
 }
 
 static void on_tick(void *ctx) {
@@ -717,9 +721,9 @@ static void on_tick(void *ctx) {
     double t = now(tr);
     if (tr->connecting && t - tr->connect_started > tr->connect_timeout) {
         char where[300];
-        tr->host->log(tr->self, O2H_LOG_WARN, "broker %s: no answer in %.0f s",
-                      broker_text(&tr->brokers[tr->current], where, sizeof where),
-                      tr->connect_timeout);
+        tr->host->log->write(tr->self, O2H_LOG_WARN, "broker %s: no answer in %.0f s",
+                             broker_text(&tr->brokers[tr->current], where, sizeof where),
+                             tr->connect_timeout);
         end_lookup(tr);
         tr->connecting = false;
         tr->retry_same = false;
@@ -737,7 +741,7 @@ static void on_tick(void *ctx) {
     while (p) {
         mqtt_peer *next = p->next;
         if (t - p->last_heard > tr->peer_timeout) {
-            tr->host->log(tr->self, O2H_LOG_INFO, "process %s timed out", p->name);
+            tr->host->log->write(tr->self, O2H_LOG_INFO, "process %s timed out", p->name);
             peer_free(tr, p);
         }
         p = next;
@@ -807,19 +811,19 @@ static int parse_broker(const char *text, broker *b) {
 static int read_brokers(mqtt_transport *tr, const o2h_cfg *cfg) {
     const o2h_host *h = tr->host;
     const char *first;
-    if (h->cfg_string(cfg, "broker", "127.0.0.1:1883", &first) == O2H_CONFIG_ERROR)
+    if (h->cfg->get_string(cfg, "broker", "127.0.0.1:1883", &first) == O2H_CONFIG_ERROR)
         return O2H_CONFIG_ERROR;
-    int n = h->cfg_array_len(cfg, "failover");
+    int n = h->cfg->array_len(cfg, "failover");
     if (n < 0) return O2H_CONFIG_ERROR;
     tr->brokers = calloc((size_t)n + 1, sizeof *tr->brokers);
     if (!tr->brokers) return O2H_NO_MEMORY;
     if (parse_broker(first, &tr->brokers[0]) != 0)
-        return h->cfg_error(cfg, "broker", "expected \"host:port\" or \"unix:/path\"");
+        return h->cfg->error(cfg, "broker", "expected \"host:port\" or \"unix:/path\"");
     for (int i = 0; i < n; i++) {
-        const o2h_cfg *item = h->cfg_array_item(cfg, "failover", i);
-        const char *text = h->cfg_as_string(item);
+        const o2h_cfg *item = h->cfg->array_item(cfg, "failover", i);
+        const char *text = h->cfg->as_string(item);
         if (!text || parse_broker(text, &tr->brokers[i + 1]) != 0)
-            return h->cfg_error(item, NULL, "expected \"host:port\" or \"unix:/path\"");
+            return h->cfg->error(item, NULL, "expected \"host:port\" or \"unix:/path\"");
     }
     tr->n_brokers = n + 1;
     return O2H_OK;
@@ -827,10 +831,8 @@ static int read_brokers(mqtt_transport *tr, const o2h_cfg *cfg) {
 
 /* A path from the config, relative to the config file's folder. */
 static char *config_path(mqtt_transport *tr, const o2h_cfg *cfg, const char *path) {
-    const o2h_host *h = tr->host;
     if (path[0] == '/') return strdup(path);
-    const char *dir =
-        h->struct_size > offsetof(o2h_host, cfg_dir) && h->cfg_dir ? h->cfg_dir(cfg) : ".";
+    const char *dir = tr->host->cfg->dir(cfg);
     size_t n = strlen(dir) + strlen(path) + 2;
     char *full = malloc(n);
     if (full) snprintf(full, n, "%s/%s", dir, path);
@@ -843,20 +845,20 @@ static int read_tls(mqtt_transport *tr, const o2h_cfg *cfg) {
     const o2h_host *h = tr->host;
     const char *keys[3] = {"ca_file", "cert_file", "key_file"}, *paths[3] = {NULL, NULL, NULL};
     char **out[3] = {&tr->ca_file, &tr->cert_file, &tr->key_file};
-    if (h->cfg_bool(cfg, "tls", false, &tr->tls) == O2H_CONFIG_ERROR) return O2H_CONFIG_ERROR;
+    if (h->cfg->get_bool(cfg, "tls", false, &tr->tls) == O2H_CONFIG_ERROR) return O2H_CONFIG_ERROR;
     for (int i = 0; i < 3; i++)
-        if (h->cfg_string(cfg, keys[i], NULL, &paths[i]) == O2H_CONFIG_ERROR)
+        if (h->cfg->get_string(cfg, keys[i], NULL, &paths[i]) == O2H_CONFIG_ERROR)
             return O2H_CONFIG_ERROR;
     for (int i = 0; i < 3; i++)
-        if (paths[i] && !tr->tls) return h->cfg_error(cfg, keys[i], "needs \"tls\": true");
+        if (paths[i] && !tr->tls) return h->cfg->error(cfg, keys[i], "needs \"tls\": true");
     if (!paths[1] != !paths[2])
-        return h->cfg_error(cfg, paths[1] ? "cert_file" : "key_file",
-                            "a client certificate needs both \"cert_file\" and \"key_file\"");
+        return h->cfg->error(cfg, paths[1] ? "cert_file" : "key_file",
+                             "a client certificate needs both \"cert_file\" and \"key_file\"");
     for (int i = 0; i < 3; i++) {
         if (!paths[i]) continue;
         if (!(*out[i] = config_path(tr, cfg, paths[i]))) return O2H_NO_MEMORY;
         FILE *f = fopen(*out[i], "r");
-        if (!f) return h->cfg_error(cfg, keys[i], "cannot read %s: %s", *out[i], strerror(errno));
+        if (!f) return h->cfg->error(cfg, keys[i], "cannot read %s: %s", *out[i], strerror(errno));
         fclose(f);
     }
     return O2H_OK;
@@ -867,19 +869,20 @@ static int read_tls(mqtt_transport *tr, const o2h_cfg *cfg) {
 static int read_credentials(mqtt_transport *tr, const o2h_cfg *cfg) {
     const o2h_host *h = tr->host;
     const char *user = NULL, *pass = NULL, *env = NULL;
-    if (h->cfg_string(cfg, "username", NULL, &user) == O2H_CONFIG_ERROR ||
-        h->cfg_string(cfg, "password", NULL, &pass) == O2H_CONFIG_ERROR ||
-        h->cfg_string(cfg, "password_env", NULL, &env) == O2H_CONFIG_ERROR)
+    if (h->cfg->get_string(cfg, "username", NULL, &user) == O2H_CONFIG_ERROR ||
+        h->cfg->get_string(cfg, "password", NULL, &pass) == O2H_CONFIG_ERROR ||
+        h->cfg->get_string(cfg, "password_env", NULL, &env) == O2H_CONFIG_ERROR)
         return O2H_CONFIG_ERROR;
     if (pass && env)
-        return h->cfg_error(cfg, "password_env", "give \"password\" or \"password_env\", not both");
+        return h->cfg->error(cfg, "password_env",
+                             "give \"password\" or \"password_env\", not both");
     if ((pass || env) && !user)
-        return h->cfg_error(cfg, pass ? "password" : "password_env",
-                            "a password needs a \"username\"");
+        return h->cfg->error(cfg, pass ? "password" : "password_env",
+                             "a password needs a \"username\"");
     if (env) {
         pass = getenv(env);
         if (!pass)
-            return h->cfg_error(cfg, "password_env", "environment variable %s is not set", env);
+            return h->cfg->error(cfg, "password_env", "environment variable %s is not set", env);
     }
     if (user && !(tr->username = strdup(user))) return O2H_NO_MEMORY;
     if (pass && !(tr->password = strdup(pass))) return O2H_NO_MEMORY;
@@ -893,18 +896,18 @@ static int read_config(mqtt_transport *tr, const o2h_cfg *cfg) {
     if (rc == O2H_OK) rc = read_tls(tr, cfg);
     if (rc != O2H_OK) return rc;
     int64_t keepalive, queue, max_message, inflight;
-    if (h->cfg_int(cfg, "keepalive", 15, 5, 3600, &keepalive) == O2H_CONFIG_ERROR ||
-        h->cfg_double(cfg, "peer_timeout", (double)keepalive + 5, &tr->peer_timeout) ==
+    if (h->cfg->get_int(cfg, "keepalive", 15, 5, 3600, &keepalive) == O2H_CONFIG_ERROR ||
+        h->cfg->get_double(cfg, "peer_timeout", (double)keepalive + 5, &tr->peer_timeout) ==
             O2H_CONFIG_ERROR ||
-        h->cfg_bool(cfg, "direct", true, &tr->direct) == O2H_CONFIG_ERROR ||
-        h->cfg_double(cfg, "reconnect_min", 0.1, &tr->reconnect_min) == O2H_CONFIG_ERROR ||
-        h->cfg_double(cfg, "reconnect_max", 2.0, &tr->reconnect_max) == O2H_CONFIG_ERROR ||
-        h->cfg_double(cfg, "connect_timeout", 5.0, &tr->connect_timeout) == O2H_CONFIG_ERROR ||
-        h->cfg_int(cfg, "send_queue", 4096, 16, 1 << 20, &queue) == O2H_CONFIG_ERROR ||
-        h->cfg_int(cfg, "inflight", 256, 1, 65535, &inflight) == O2H_CONFIG_ERROR ||
-        h->cfg_int(cfg, "send_queue_bytes", 4 << 20, 4096, INT64_C(1) << 32,
-                   &tr->queue_bytes_max) == O2H_CONFIG_ERROR ||
-        h->cfg_int(cfg, "max_message", O2H_MSG_MAX_SIZE, 64, O2H_MSG_MAX_SIZE, &max_message) ==
+        h->cfg->get_bool(cfg, "direct", true, &tr->direct) == O2H_CONFIG_ERROR ||
+        h->cfg->get_double(cfg, "reconnect_min", 0.1, &tr->reconnect_min) == O2H_CONFIG_ERROR ||
+        h->cfg->get_double(cfg, "reconnect_max", 2.0, &tr->reconnect_max) == O2H_CONFIG_ERROR ||
+        h->cfg->get_double(cfg, "connect_timeout", 5.0, &tr->connect_timeout) == O2H_CONFIG_ERROR ||
+        h->cfg->get_int(cfg, "send_queue", 4096, 16, 1 << 20, &queue) == O2H_CONFIG_ERROR ||
+        h->cfg->get_int(cfg, "inflight", 256, 1, 65535, &inflight) == O2H_CONFIG_ERROR ||
+        h->cfg->get_int(cfg, "send_queue_bytes", 4 << 20, 4096, INT64_C(1) << 32,
+                        &tr->queue_bytes_max) == O2H_CONFIG_ERROR ||
+        h->cfg->get_int(cfg, "max_message", O2H_MSG_MAX_SIZE, 64, O2H_MSG_MAX_SIZE, &max_message) ==
             O2H_CONFIG_ERROR)
         return O2H_CONFIG_ERROR;
     tr->keepalive = (int)keepalive;
@@ -912,11 +915,11 @@ static int read_config(mqtt_transport *tr, const o2h_cfg *cfg) {
     tr->inflight = (int)inflight;
     tr->max_message = max_message;
     if (tr->peer_timeout <= keepalive)
-        return h->cfg_error(cfg, "peer_timeout", "must be longer than keepalive (%d s)",
-                            (int)keepalive);
+        return h->cfg->error(cfg, "peer_timeout", "must be longer than keepalive (%d s)",
+                             (int)keepalive);
     if (tr->reconnect_min <= 0 || tr->reconnect_max < tr->reconnect_min)
-        return h->cfg_error(cfg, NULL, "need 0 < reconnect_min <= reconnect_max");
-    if (tr->connect_timeout <= 0) return h->cfg_error(cfg, "connect_timeout", "must be positive");
+        return h->cfg->error(cfg, NULL, "need 0 < reconnect_min <= reconnect_max");
+    if (tr->connect_timeout <= 0) return h->cfg->error(cfg, "connect_timeout", "must be positive");
     return O2H_OK;
 }
 
@@ -940,16 +943,16 @@ static int mqtt_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cf
 static int mqtt_start(void *instance) {
     mqtt_transport *tr = instance;
     const o2h_host *h = tr->host;
-    const char *ens = h->ensemble(tr->self);
+    const char *ens = h->proc->ensemble(tr->self);
     if (!ens || !ens[0] || strpbrk(ens, "+#/") || strlen(ens) > 63) {
-        h->log(tr->self, O2H_LOG_ERROR, "ensemble \"%s\" cannot be an MQTT topic level",
-               ens ? ens : "");
+        h->log->write(tr->self, O2H_LOG_ERROR, "ensemble \"%s\" cannot be an MQTT topic level",
+                      ens ? ens : "");
         return O2H_BAD_NAME;
     }
     snprintf(tr->prefix, sizeof tr->prefix, "O2-%s/", ens);
     snprintf(tr->topic_disc, sizeof tr->topic_disc, "%sdisc", tr->prefix);
     tr->ring = calloc((size_t)tr->queue_max, sizeof *tr->ring);
-    tr->builder = h->builder_new(tr->self);
+    tr->builder = h->msg->builder_new(tr->self);
     if (!tr->ring || !tr->builder) return O2H_NO_MEMORY;
     if (mosquitto_lib_init() != MOSQ_ERR_SUCCESS) return O2H_FAIL;
     tr->lib_init = true;
@@ -963,7 +966,7 @@ static int mqtt_start(void *instance) {
         int rc = mosquitto_tls_set(tr->mosq, tr->ca_file, tr->ca_file ? NULL : "/etc/ssl/certs",
                                    tr->cert_file, tr->key_file, NULL);
         if (rc != MOSQ_ERR_SUCCESS) {
-            h->log(tr->self, O2H_LOG_ERROR, "cannot set up TLS: %s", mosquitto_strerror(rc));
+            h->log->write(tr->self, O2H_LOG_ERROR, "cannot set up TLS: %s", mosquitto_strerror(rc));
             return O2H_FAIL;
         }
     }
@@ -976,7 +979,7 @@ static int mqtt_start(void *instance) {
     mosquitto_message_callback_set(tr->mosq, on_message);
     mosquitto_publish_callback_set(tr->mosq, on_publish);
     tr->backoff = tr->reconnect_min;
-    tr->tick = h->timer_start(tr->self, TICK, TICK, on_tick, tr);
+    tr->tick = h->loop->timer_start(tr->self, TICK, TICK, on_tick, tr);
     /* The broker is contacted once the process has a name (announce). */
     return tr->tick ? O2H_OK : O2H_NO_MEMORY;
 }
@@ -997,16 +1000,17 @@ static void mqtt_stop(void *instance) {
     }
     while (tr->peers)
         peer_free(tr, tr->peers);
-    h->timer_stop(tr->tick);
-    h->timer_stop(tr->retry);
+    h->loop->timer_stop(tr->tick);
+    h->loop->timer_stop(tr->retry);
     tr->tick = tr->retry = NULL;
-    h->watch_remove(tr->watch);
+    h->loop->watch_remove(tr->watch);
     tr->watch = NULL;
     end_lookup(tr);
     if (tr->mosq) {
-        h->log(tr->self, O2H_LOG_INFO, "published %llu, received %llu, reconnected %llu times",
-               (unsigned long long)tr->published, (unsigned long long)tr->received,
-               (unsigned long long)tr->reconnects);
+        h->log->write(tr->self, O2H_LOG_INFO,
+                      "published %llu, received %llu, reconnected %llu times",
+                      (unsigned long long)tr->published, (unsigned long long)tr->received,
+                      (unsigned long long)tr->reconnects);
         mosquitto_destroy(tr->mosq); /* closes the socket */
         tr->mosq = NULL;
     }
@@ -1017,7 +1021,7 @@ static void mqtt_destroy(void *instance) {
     mqtt_transport *tr = instance;
     if (tr->mosq) mqtt_stop(tr);
     if (tr->lib_init) mosquitto_lib_cleanup();
-    if (tr->builder) tr->host->builder_free(tr->builder);
+    if (tr->builder) tr->host->msg->builder_free(tr->builder);
     free(tr->brokers);
     free(tr->ring);
     free(tr->scratch);

@@ -54,8 +54,8 @@ typedef struct osc_conn {
     o2h_watch *watch;
     osc_deframer df;
     osc_pacer pacer;
-    bool dead;
-    int busy;
+    bool dead; /* closed; its memory goes in the loop's deferred phase */
+    o2h_deferred free_later;
     struct osc_conn *next;
 } osc_conn;
 
@@ -93,19 +93,19 @@ struct osc_plugin {
 
 /* osc_plugin.c */
 /** NTP and O2 (or local) time now. */
-osc_clock osc_plugin_clock(const osc_plugin *pl);
+osc_clock o2h_osc_plugin_clock(const osc_plugin *pl);
 /** Make the scratch buffer hold at least `n` bytes. */
-bool osc_plugin_scratch(osc_plugin *pl, size_t n);
+bool o2h_osc_plugin_scratch(osc_plugin *pl, size_t n);
 
 /* osc_delegate.c */
-int osc_delegate_start(osc_delegate *d);
-void osc_delegate_stop(osc_delegate *d);
-int osc_delegate_send(osc_delegate *d, const o2h_msg *msg);
+int o2h_osc_delegate_start(osc_delegate *d);
+void o2h_osc_delegate_stop(osc_delegate *d);
+int o2h_osc_delegate_send(osc_delegate *d, const o2h_msg *msg);
 
 /* osc_port.c */
-int osc_port_start(osc_port *p);
-void osc_port_stop(osc_port *p);
+int o2h_osc_port_start(osc_port *p);
+void o2h_osc_port_stop(osc_port *p);
 /** Check one OSC packet and deliver its messages (drops and counts a bad one). */
-void osc_port_packet(osc_port *p, const uint8_t *data, size_t len);
+void o2h_osc_port_packet(osc_port *p, const uint8_t *data, size_t len);
 
 #endif

@@ -3,7 +3,7 @@
  *
  * Everything here is a pure function over bytes (no sockets, no host table,
  * no global state), so the parser can be driven directly by a fuzzer:
- * osc_parse never reads outside [data, data + len) and rejects what OSC 1.0
+ * o2h_osc_parse never reads outside [data, data + len) and rejects what OSC 1.0
  * does not allow (bad padding, unterminated strings, arguments or bundle
  * elements running past the end, unknown type tags, bundles nested deeper
  * than OSC_MAX_DEPTH).
@@ -22,7 +22,7 @@
 /** Seconds from 1900-01-01 (NTP epoch) to 1970-01-01 (Unix epoch). */
 #define OSC_NTP_UNIX_OFFSET 2208988800ull
 
-/** Returned by osc_parse for malformed input. */
+/** Returned by o2h_osc_parse for malformed input. */
 #define OSC_INVALID (-1)
 
 /** One OSC message inside a packet, pointing into the parsed bytes. */
@@ -51,7 +51,7 @@ typedef int (*osc_visit_fn)(void *ctx, const osc_view *msg, uint64_t timetag);
  * Returns 0, OSC_INVALID (with `err` filled when not NULL; nothing visited),
  * or the first non-zero value `visit` returned (the walk stops there).
  */
-int osc_parse(const uint8_t *data, size_t len, osc_visit_fn visit, void *ctx, osc_error *err);
+int o2h_osc_parse(const uint8_t *data, size_t len, osc_visit_fn visit, void *ctx, osc_error *err);
 
 /**
  * The mapping between NTP timetags and O2 time at one instant: `ntp_now`
@@ -67,24 +67,24 @@ typedef struct osc_clock {
 } osc_clock;
 
 /** The wall clock now as an NTP timetag. */
-uint64_t osc_ntp_now(void);
+uint64_t o2h_osc_ntp_now(void);
 
 /** A timetag in O2 time (or local time): OSC_IMMEDIATELY and 0 give 0, results <= 0 give 0. */
-double osc_ntp_to_o2(const osc_clock *c, uint64_t tag);
+double o2h_osc_ntp_to_o2(const osc_clock *c, uint64_t tag);
 
 /** O2 time (or local time) as a timetag: values <= 0 give OSC_IMMEDIATELY. */
-uint64_t osc_o2_to_ntp(const osc_clock *c, double t);
+uint64_t o2h_osc_o2_to_ntp(const osc_clock *c, double t);
 
 /**
- * Build the O2 message for OSC message `m` (from osc_parse) delivered to
+ * Build the O2 message for OSC message `m` (from o2h_osc_parse) delivered to
  * `service`: address "/service" + the OSC address ("/" alone gives
  * "/service"), misc `misc`, timestamp `timestamp`, type tags and arguments
- * copied with 't' timetags converted to O2 time (osc_ntp_to_o2). Writes at
+ * copied with 't' timetags converted to O2 time (o2h_osc_ntp_to_o2). Writes at
  * most `cap` bytes to `out` and returns the message's length: if that is
  * more than `cap`, nothing usable was written (call again with more room).
  */
-size_t osc_to_o2(const osc_view *m, const char *service, double timestamp, uint32_t misc,
-                 const osc_clock *c, uint8_t *out, size_t cap);
+size_t o2h_osc_to_o2(const osc_view *m, const char *service, double timestamp, uint32_t misc,
+                     const osc_clock *c, uint8_t *out, size_t cap);
 
 /**
  * Encode an O2 message (wire bytes from misc, `len` bytes, already checked
@@ -98,6 +98,6 @@ size_t osc_to_o2(const osc_view *m, const char *service, double timestamp, uint3
  * Returns the packet's length (bytes written only if it is <= `cap`), or 0
  * if the message cannot be encoded.
  */
-size_t osc_from_o2(const uint8_t *o2, size_t len, const osc_clock *c, uint8_t *out, size_t cap);
+size_t o2h_osc_from_o2(const uint8_t *o2, size_t len, const osc_clock *c, uint8_t *out, size_t cap);
 
 #endif

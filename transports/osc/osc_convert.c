@@ -14,21 +14,21 @@
 
 /* ---- time ---- */
 
-uint64_t osc_ntp_now(void) {
+uint64_t o2h_osc_ntp_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t frac = ((uint64_t)ts.tv_nsec << 32) / 1000000000u;
     return (((uint64_t)ts.tv_sec + OSC_NTP_UNIX_OFFSET) << 32) | frac;
 }
 
-double osc_ntp_to_o2(const osc_clock *c, uint64_t tag) {
+double o2h_osc_ntp_to_o2(const osc_clock *c, uint64_t tag) {
     if (tag <= OSC_IMMEDIATELY) return 0;
     int64_t delta = (int64_t)(tag - c->ntp_now); /* wraps into a signed difference */
     double t = c->o2_now + (double)delta / TWO32;
     return t > 0 ? t : 0;
 }
 
-uint64_t osc_o2_to_ntp(const osc_clock *c, double t) {
+uint64_t o2h_osc_o2_to_ntp(const osc_clock *c, double t) {
     if (!(t > 0)) return OSC_IMMEDIATELY;
     double delta = (t - c->o2_now) * TWO32;
     if (delta > 9.2e18) delta = 9.2e18; /* inside int64 */
@@ -113,7 +113,7 @@ static size_t pad4(size_t n) {
 
 /* ---- OSC to O2 ---- */
 
-/* Size of one OSC argument at p (the message was checked by osc_parse). */
+/* Size of one OSC argument at p (the message was checked by o2h_osc_parse). */
 static size_t osc_arg_size(char t, const uint8_t *p) {
     switch (t) {
     case 'i':
@@ -130,8 +130,8 @@ static size_t osc_arg_size(char t, const uint8_t *p) {
     }
 }
 
-size_t osc_to_o2(const osc_view *m, const char *service, double timestamp, uint32_t misc,
-                 const osc_clock *c, uint8_t *out, size_t cap) {
+size_t o2h_osc_to_o2(const osc_view *m, const char *service, double timestamp, uint32_t misc,
+                     const osc_clock *c, uint8_t *out, size_t cap) {
     writer w = {out, cap, 0};
     put_u32(&w, misc);
     put_u64(&w, double_bits(timestamp));
@@ -149,7 +149,7 @@ size_t osc_to_o2(const osc_view *m, const char *service, double timestamp, uint3
     for (const char *t = m->types; *t; t++) {
         size_t n = osc_arg_size(*t, p);
         if (*t == 't')
-            put_u64(&w, double_bits(osc_ntp_to_o2(c, rd64(p))));
+            put_u64(&w, double_bits(o2h_osc_ntp_to_o2(c, rd64(p))));
         else
             put(&w, p, n);
         p += n;
@@ -214,7 +214,7 @@ static void put_osc_args(encoder *e, const char *types, const uint8_t *p, const 
         size_t n;
         if (!o2_arg_size(*t, p, end, &n)) return;
         if (*t == 't')
-            put_u64(&e->w, osc_o2_to_ntp(e->c, rd_double(p)));
+            put_u64(&e->w, o2h_osc_o2_to_ntp(e->c, rd_double(p)));
         else if (*t == 'v')
             put(&e->w, p + 4, n - 4); /* the elements, without the byte count */
         else if (*t != 'B')
@@ -243,7 +243,7 @@ static bool encode_element(encoder *e, const uint8_t *m, size_t len, uint64_t ta
 static bool encode_bundle(encoder *e, const uint8_t *m, size_t len, size_t body, uint64_t parent,
                           int depth) {
     double ts = rd_double(m + 4);
-    uint64_t tag = e->c->synced ? osc_o2_to_ntp(e->c, ts) : OSC_IMMEDIATELY;
+    uint64_t tag = e->c->synced ? o2h_osc_o2_to_ntp(e->c, ts) : OSC_IMMEDIATELY;
     if (tag < parent) tag = parent;
     bundle_head(e, tag);
     for (size_t pos = body; pos < len;) {
@@ -283,7 +283,7 @@ static bool encode(encoder *e, const uint8_t *m, size_t len, uint64_t parent, in
     if (addr[0] == '#') return encode_bundle(e, m, len, body, parent, depth);
     double ts = rd_double(m + 4);
     if (e->c->synced && ts > e->c->o2_now) {
-        uint64_t tag = osc_o2_to_ntp(e->c, ts);
+        uint64_t tag = o2h_osc_o2_to_ntp(e->c, ts);
         if (tag > parent) { /* later than its bundle (or not in one): a bundle of its own */
             bundle_head(e, tag);
             size_t at = e->w.len;
@@ -296,7 +296,8 @@ static bool encode(encoder *e, const uint8_t *m, size_t len, uint64_t parent, in
     return encode_message(e, m, len, body);
 }
 
-size_t osc_from_o2(const uint8_t *o2, size_t len, const osc_clock *c, uint8_t *out, size_t cap) {
+size_t o2h_osc_from_o2(const uint8_t *o2, size_t len, const osc_clock *c, uint8_t *out,
+                       size_t cap) {
     encoder e = {.w = {out, cap, 0}, .c = c};
     return encode(&e, o2, len, 0, 0) ? e.w.len : 0;
 }

@@ -22,7 +22,7 @@ static void tcp_connect_now(osc_delegate *d);
 
 static void on_retry(void *ctx) {
     osc_delegate *d = ctx;
-    d->pl->host->timer_stop(d->retry); /* one-shot timers are freed by stopping them */
+    d->pl->host->loop->timer_stop(d->retry); /* one-shot timers are freed by stopping them */
     d->retry = NULL;
     tcp_connect_now(d);
 }
@@ -31,15 +31,15 @@ static void on_retry(void *ctx) {
 static void tcp_lost(osc_delegate *d, const char *why) {
     osc_plugin *pl = d->pl;
     if (d->connected || d->connecting)
-        pl->host->log(pl->self, O2H_LOG_INFO, "OSC server %s for %s: %s", d->address, d->service,
-                      why);
-    if (d->watch) pl->host->watch_remove(d->watch);
+        pl->host->log->write(pl->self, O2H_LOG_INFO, "OSC server %s for %s: %s", d->address,
+                             d->service, why);
+    if (d->watch) pl->host->loop->watch_remove(d->watch);
     d->watch = NULL;
     if (d->fd >= 0) close(d->fd);
     d->fd = -1;
     d->connected = d->connecting = false;
     d->q_head = d->q_len = 0;
-    if (!d->retry) d->retry = pl->host->timer_start(pl->self, d->backoff, 0, on_retry, d);
+    if (!d->retry) d->retry = pl->host->loop->timer_start(pl->self, d->backoff, 0, on_retry, d);
     d->backoff = d->backoff * 2 < RETRY_MAX ? d->backoff * 2 : RETRY_MAX;
 }
 
@@ -47,7 +47,7 @@ static void set_events(osc_delegate *d) {
     unsigned want = O2H_EV_READ | ((d->connecting || d->q_len > d->q_head) ? O2H_EV_WRITE : 0);
     if (d->watch && want != d->events) {
         d->events = want;
-        d->pl->host->watch_modify(d->watch, want);
+        d->pl->host->loop->watch_modify(d->watch, want);
     }
 }
 
@@ -78,8 +78,8 @@ static void on_tcp(void *ctx, int fd, unsigned events) {
         d->connecting = false;
         d->connected = true;
         d->backoff = RETRY_FIRST;
-        d->pl->host->log(d->pl->self, O2H_LOG_INFO, "connected to OSC server %s for %s", d->address,
-                         d->service);
+        d->pl->host->log->write(d->pl->self, O2H_LOG_INFO, "connected to OSC server %s for %s",
+                                d->address, d->service);
     }
     if (d->connected && (events & (O2H_EV_READ | O2H_EV_HUP | O2H_EV_ERROR))) {
         uint8_t sink[512]; /* OSC servers have nothing to say; notice them closing */
@@ -112,14 +112,14 @@ static void tcp_connect_now(osc_delegate *d) {
     }
     d->connecting = true; /* completion (or failure) is reported as writable */
     d->events = O2H_EV_READ | O2H_EV_WRITE;
-    d->watch = pl->host->watch_fd(pl->self, d->fd, d->events, on_tcp, d);
+    d->watch = pl->host->loop->watch_fd(pl->self, d->fd, d->events, on_tcp, d);
     if (!d->watch) tcp_lost(d, "no memory");
 }
 
 /* Append a framed packet to the queue (bounded by queue_bytes). */
 static int tcp_enqueue(osc_delegate *d, const uint8_t *packet, size_t len) {
     osc_plugin *pl = d->pl;
-    size_t framed = osc_frame_encode(d->framing, packet, len, NULL, 0);
+    size_t framed = o2h_osc_frame_encode(d->framing, packet, len, NULL, 0);
     if ((int64_t)(d->q_len - d->q_head + framed) > pl->queue_bytes) return O2H_QUEUE_FULL;
     if (d->q_head > 0 && d->q_len + framed > d->q_cap) {
         memmove(d->q, d->q + d->q_head, d->q_len - d->q_head);
@@ -135,20 +135,20 @@ static int tcp_enqueue(osc_delegate *d, const uint8_t *packet, size_t len) {
         d->q = q;
         d->q_cap = cap;
     }
-    d->q_len += osc_frame_encode(d->framing, packet, len, d->q + d->q_len, d->q_cap - d->q_len);
+    d->q_len += o2h_osc_frame_encode(d->framing, packet, len, d->q + d->q_len, d->q_cap - d->q_len);
     return O2H_OK;
 }
 
-int osc_delegate_send(osc_delegate *d, const o2h_msg *msg) {
+int o2h_osc_delegate_send(osc_delegate *d, const o2h_msg *msg) {
     osc_plugin *pl = d->pl;
     if (d->tcp && !d->connected && !d->connecting) return O2H_SEND_FAIL;
-    osc_clock clock = osc_plugin_clock(pl);
-    size_t n = osc_from_o2(msg->data, msg->length, &clock, pl->scratch, pl->scratch_cap);
-    if (n > pl->scratch_cap && n <= (size_t)pl->max_packet && osc_plugin_scratch(pl, n))
-        n = osc_from_o2(msg->data, msg->length, &clock, pl->scratch, pl->scratch_cap);
+    osc_clock clock = o2h_osc_plugin_clock(pl);
+    size_t n = o2h_osc_from_o2(msg->data, msg->length, &clock, pl->scratch, pl->scratch_cap);
+    if (n > pl->scratch_cap && n <= (size_t)pl->max_packet && o2h_osc_plugin_scratch(pl, n))
+        n = o2h_osc_from_o2(msg->data, msg->length, &clock, pl->scratch, pl->scratch_cap);
     if (n == 0 || n > pl->scratch_cap || (!d->tcp && n > OSC_UDP_MAX)) {
-        pl->host->log(pl->self, O2H_LOG_DEBUG, "cannot send %s as OSC (%zu bytes)",
-                      o2h_msg_address(msg), n);
+        pl->host->log->write(pl->self, O2H_LOG_DEBUG, "cannot send %s as OSC (%zu bytes)",
+                             o2h_msg_address(msg), n);
         return O2H_SEND_FAIL;
     }
     if (!d->tcp) {
@@ -169,34 +169,35 @@ int osc_delegate_send(osc_delegate *d, const o2h_msg *msg) {
     return O2H_OK;
 }
 
-int osc_delegate_start(osc_delegate *d) {
+int o2h_osc_delegate_start(osc_delegate *d) {
     osc_plugin *pl = d->pl;
     char desc[128];
     snprintf(desc, sizeof desc, "osc %s %s", d->tcp ? "tcp" : "udp", d->address);
-    d->link = pl->host->link_new(pl->self, d, desc);
+    d->link = pl->host->link->link_new(pl->self, d, desc);
     if (!d->link) return O2H_NO_MEMORY;
-    int rc = pl->host->service_add_link(pl->self, d->service, d->link);
+    int rc = pl->host->link->service_add(pl->self, d->service, d->link);
     if (rc != O2H_OK) {
-        pl->host->log(pl->self, O2H_LOG_ERROR, "cannot offer service %s: %d", d->service, rc);
+        pl->host->log->write(pl->self, O2H_LOG_ERROR, "cannot offer service %s: %d", d->service,
+                             rc);
         return rc;
     }
     d->backoff = RETRY_FIRST;
     if (d->tcp) tcp_connect_now(d);
-    pl->host->log(pl->self, O2H_LOG_INFO, "service %s goes to OSC server %s (%s)", d->service,
-                  d->address, d->tcp ? "TCP" : "UDP");
+    pl->host->log->write(pl->self, O2H_LOG_INFO, "service %s goes to OSC server %s (%s)",
+                         d->service, d->address, d->tcp ? "TCP" : "UDP");
     return O2H_OK;
 }
 
-void osc_delegate_stop(osc_delegate *d) {
+void o2h_osc_delegate_stop(osc_delegate *d) {
     osc_plugin *pl = d->pl;
-    if (d->retry) pl->host->timer_stop(d->retry);
+    if (d->retry) pl->host->loop->timer_stop(d->retry);
     d->retry = NULL;
-    if (d->watch) pl->host->watch_remove(d->watch);
+    if (d->watch) pl->host->loop->watch_remove(d->watch);
     d->watch = NULL;
     if (d->fd >= 0) close(d->fd);
     d->fd = -1;
     d->connected = d->connecting = false;
     d->q_head = d->q_len = 0;
-    if (d->link) pl->host->link_free(d->link); /* withdraws the service */
+    if (d->link) pl->host->link->link_free(d->link); /* withdraws the service */
     d->link = NULL;
 }

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-size_t osc_frame_encode(osc_framing framing, const uint8_t *packet, size_t len, uint8_t *out,
-                        size_t cap) {
+size_t o2h_osc_frame_encode(osc_framing framing, const uint8_t *packet, size_t len, uint8_t *out,
+                            size_t cap) {
     if (framing == OSC_FRAMING_LENGTH) {
         if (len + 4 <= cap) {
             out[0] = (uint8_t)(len >> 24);
@@ -37,13 +37,13 @@ size_t osc_frame_encode(osc_framing framing, const uint8_t *packet, size_t len, 
     return k;
 }
 
-void osc_deframer_init(osc_deframer *d, osc_framing framing, size_t max) {
+void o2h_osc_deframer_init(osc_deframer *d, osc_framing framing, size_t max) {
     memset(d, 0, sizeof *d);
     d->framing = framing;
     d->max = max;
 }
 
-void osc_deframer_free(osc_deframer *d) {
+void o2h_osc_deframer_free(osc_deframer *d) {
     free(d->buf);
     d->buf = NULL;
     d->cap = d->len = 0;
@@ -128,7 +128,8 @@ static int feed_slip(osc_deframer *d, const uint8_t *p, size_t n, const osc_defr
     return 0;
 }
 
-int osc_deframer_feed(osc_deframer *d, const uint8_t *data, size_t n, const osc_deframer_cb *cb) {
+int o2h_osc_deframer_feed(osc_deframer *d, const uint8_t *data, size_t n,
+                          const osc_deframer_cb *cb) {
     return d->framing == OSC_FRAMING_LENGTH ? feed_length(d, data, n, cb)
                                             : feed_slip(d, data, n, cb);
 }

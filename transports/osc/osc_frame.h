@@ -24,8 +24,8 @@ typedef enum osc_framing {
  * Frame `len` bytes of `packet` into `out` (at most `cap` bytes written).
  * Returns the framed size; if it is more than `cap` nothing usable was written.
  */
-size_t osc_frame_encode(osc_framing framing, const uint8_t *packet, size_t len, uint8_t *out,
-                        size_t cap);
+size_t o2h_osc_frame_encode(osc_framing framing, const uint8_t *packet, size_t len, uint8_t *out,
+                            size_t cap);
 
 /** What a deframer reports: whole packets, and bytes it had to throw away. */
 typedef struct osc_deframer_cb {
@@ -47,8 +47,8 @@ typedef struct osc_deframer {
     bool skipping; /* SLIP: discarding until the next END (after an error) */
 } osc_deframer;
 
-void osc_deframer_init(osc_deframer *d, osc_framing framing, size_t max);
-void osc_deframer_free(osc_deframer *d);
+void o2h_osc_deframer_init(osc_deframer *d, osc_framing framing, size_t max);
+void o2h_osc_deframer_free(osc_deframer *d);
 
 /**
  * Feed stream bytes. Complete packets go to cb->packet (valid during the
@@ -56,6 +56,7 @@ void osc_deframer_free(osc_deframer *d);
  * prefix over `max`, or no memory): the caller closes the connection.
  * SLIP errors (bad escape, oversized packet) only drop the packet at hand.
  */
-int osc_deframer_feed(osc_deframer *d, const uint8_t *data, size_t n, const osc_deframer_cb *cb);
+int o2h_osc_deframer_feed(osc_deframer *d, const uint8_t *data, size_t n,
+                          const osc_deframer_cb *cb);
 
 #endif

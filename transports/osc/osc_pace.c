@@ -15,20 +15,20 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-void osc_pacer_init(osc_pacer *pc, const o2h_host *host, o2h_plugin *self, o2h_watch *watch,
-                    double interval, osc_pace_read_fn read, void *ctx, const char *name) {
+void o2h_osc_pacer_init(osc_pacer *pc, const o2h_host *host, o2h_plugin *self, o2h_watch *watch,
+                        double interval, osc_pace_read_fn read, void *ctx, const char *name) {
     *pc = (osc_pacer){
         .host = host, .self = self, .watch = watch, .interval = interval, .read = read, .ctx = ctx};
     snprintf(pc->name, sizeof pc->name, "%s", name);
 }
 
 static void unpace(osc_pacer *pc) {
-    pc->host->timer_stop(pc->timer);
+    pc->host->loop->timer_stop(pc->timer);
     pc->timer = NULL;
     pc->quick_wakes = 0;
-    pc->host->watch_modify(pc->watch, O2H_EV_READ);
-    pc->host->log(pc->self, O2H_LOG_DEBUG, "%s: flood over after %lu paced reads", pc->name,
-                  pc->paced_reads);
+    pc->host->loop->watch_modify(pc->watch, O2H_EV_READ);
+    pc->host->log->write(pc->self, O2H_LOG_DEBUG, "%s: flood over after %lu paced reads", pc->name,
+                         pc->paced_reads);
 }
 
 static void on_tick(void *ctx) {
@@ -40,25 +40,25 @@ static void on_tick(void *ctx) {
     if (r == OSC_READ_NOTHING) unpace(pc);
 }
 
-void osc_pacer_wake(osc_pacer *pc) {
+void o2h_osc_pacer_wake(osc_pacer *pc) {
     bool quick = now_s() - pc->last_read_end < pc->interval;
     pc->quick_wakes = quick ? pc->quick_wakes + 1 : 0;
     if (pc->read(pc->ctx) != OSC_READ_SOME) return;
     pc->last_read_end = now_s();
     if (pc->interval <= 0 || pc->timer || pc->quick_wakes < QUICK_WAKES_TO_PACE) return;
-    pc->timer = pc->host->timer_start(pc->self, pc->interval, pc->interval, on_tick, pc);
+    pc->timer = pc->host->loop->timer_start(pc->self, pc->interval, pc->interval, on_tick, pc);
     if (!pc->timer) return; /* no memory: keep reading on every wake-up */
-    pc->host->watch_modify(pc->watch, 0);
+    pc->host->loop->watch_modify(pc->watch, 0);
     pc->floods++;
     pc->paced_reads = 0;
-    pc->host->log(pc->self, O2H_LOG_DEBUG, "%s: a flood: reading every %.0f us", pc->name,
-                  pc->interval * 1e6);
+    pc->host->log->write(pc->self, O2H_LOG_DEBUG, "%s: a flood: reading every %.0f us", pc->name,
+                         pc->interval * 1e6);
 }
 
-void osc_pacer_stop(osc_pacer *pc) {
+void o2h_osc_pacer_stop(osc_pacer *pc) {
     if (!pc->timer) return;
-    pc->host->timer_stop(pc->timer);
+    pc->host->loop->timer_stop(pc->timer);
     pc->timer = NULL;
-    pc->host->log(pc->self, O2H_LOG_DEBUG, "%s: flood over after %lu paced reads (closed)",
-                  pc->name, pc->paced_reads);
+    pc->host->log->write(pc->self, O2H_LOG_DEBUG, "%s: flood over after %lu paced reads (closed)",
+                         pc->name, pc->paced_reads);
 }

@@ -40,11 +40,11 @@ typedef struct osc_pacer {
     unsigned long paced_reads;
 } osc_pacer;
 
-void osc_pacer_init(osc_pacer *pc, const o2h_host *host, o2h_plugin *self, o2h_watch *watch,
-                    double interval, osc_pace_read_fn read, void *ctx, const char *name);
+void o2h_osc_pacer_init(osc_pacer *pc, const o2h_host *host, o2h_plugin *self, o2h_watch *watch,
+                        double interval, osc_pace_read_fn read, void *ctx, const char *name);
 /** The socket is readable: read it, and start pacing if wake-ups come too fast. */
-void osc_pacer_wake(osc_pacer *pc);
+void o2h_osc_pacer_wake(osc_pacer *pc);
 /** Stop the timer (the caller removes the watch). */
-void osc_pacer_stop(osc_pacer *pc);
+void o2h_osc_pacer_stop(osc_pacer *pc);
 
 #endif

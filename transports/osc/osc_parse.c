@@ -140,7 +140,7 @@ static int walk(const parser *ps, const uint8_t *p, size_t len, int depth, uint6
     return ps->visit ? ps->visit(ps->ctx, &m, tag) : 0;
 }
 
-int osc_parse(const uint8_t *data, size_t len, osc_visit_fn visit, void *ctx, osc_error *err) {
+int o2h_osc_parse(const uint8_t *data, size_t len, osc_visit_fn visit, void *ctx, osc_error *err) {
     parser ps = {.base = data, .err = err};
     if (!data) return fail(&ps, data, "no data");
     int rc = walk(&ps, data, len, 0, OSC_IMMEDIATELY);

@@ -19,20 +19,17 @@
 #include "netaddr.h"
 #include "osc.h"
 
-osc_clock osc_plugin_clock(const osc_plugin *pl) {
+osc_clock o2h_osc_plugin_clock(const osc_plugin *pl) {
     osc_clock c = {0};
     const o2h_host *h = pl->host;
-    /* time_get was appended to the host table: use it only if this router has it. */
-    double t = h->struct_size >= offsetof(o2h_host, time_get) + sizeof h->time_get
-                   ? h->time_get(pl->self)
-                   : -1;
+    double t = h->loop->time_get(pl->self);
     c.synced = t >= 0;
-    c.o2_now = c.synced ? t : h->local_time(pl->self);
-    c.ntp_now = osc_ntp_now();
+    c.o2_now = c.synced ? t : h->loop->local_time(pl->self);
+    c.ntp_now = o2h_osc_ntp_now();
     return c;
 }
 
-bool osc_plugin_scratch(osc_plugin *pl, size_t n) {
+bool o2h_osc_plugin_scratch(osc_plugin *pl, size_t n) {
     if (n <= pl->scratch_cap) return true;
     size_t cap = pl->scratch_cap ? pl->scratch_cap : 4096;
     while (cap < n)
@@ -52,8 +49,8 @@ static bool valid_service(const char *s) {
 
 static int required_string(const o2h_host *h, const o2h_cfg *item, const char *key,
                            const char **out) {
-    int rc = h->cfg_string(item, key, NULL, out);
-    if (rc == O2H_NOT_FOUND) return h->cfg_error(item, NULL, "missing required key \"%s\"", key);
+    int rc = h->cfg->get_string(item, key, NULL, out);
+    if (rc == O2H_NOT_FOUND) return h->cfg->error(item, NULL, "missing required key \"%s\"", key);
     return rc;
 }
 
@@ -62,10 +59,10 @@ static int read_service(const o2h_host *h, const o2h_cfg *item, char *out) {
     int rc = required_string(h, item, "service", &s);
     if (rc != O2H_OK) return rc;
     if (!valid_service(s))
-        return h->cfg_error(item, "service",
-                            "\"%s\" is not a service name (a letter first, no '/', at most %d "
-                            "characters)",
-                            s, OSC_SERVICE_MAX - 1);
+        return h->cfg->error(item, "service",
+                             "\"%s\" is not a service name (a letter first, no '/', at most %d "
+                             "characters)",
+                             s, OSC_SERVICE_MAX - 1);
     snprintf(out, OSC_SERVICE_MAX, "%s", s);
     return O2H_OK;
 }
@@ -73,16 +70,17 @@ static int read_service(const o2h_host *h, const o2h_cfg *item, char *out) {
 /* "protocol" ("udp" default, "tcp") and "framing" ("length" default, "slip"; TCP only). */
 static int read_protocol(const o2h_host *h, const o2h_cfg *item, bool *tcp, osc_framing *framing) {
     const char *proto, *fr;
-    if (h->cfg_string(item, "protocol", "udp", &proto) == O2H_CONFIG_ERROR) return O2H_CONFIG_ERROR;
+    if (h->cfg->get_string(item, "protocol", "udp", &proto) == O2H_CONFIG_ERROR)
+        return O2H_CONFIG_ERROR;
     if (strcmp(proto, "udp") != 0 && strcmp(proto, "tcp") != 0)
-        return h->cfg_error(item, "protocol", "\"%s\" is not \"udp\" or \"tcp\"", proto);
+        return h->cfg->error(item, "protocol", "\"%s\" is not \"udp\" or \"tcp\"", proto);
     *tcp = proto[0] == 't';
-    int rc = h->cfg_string(item, "framing", "length", &fr);
+    int rc = h->cfg->get_string(item, "framing", "length", &fr);
     if (rc == O2H_CONFIG_ERROR) return rc;
     if (strcmp(fr, "length") != 0 && strcmp(fr, "slip") != 0)
-        return h->cfg_error(item, "framing", "\"%s\" is not \"length\" or \"slip\"", fr);
+        return h->cfg->error(item, "framing", "\"%s\" is not \"length\" or \"slip\"", fr);
     if (rc == O2H_OK && !*tcp)
-        return h->cfg_error(item, "framing", "framing applies to \"protocol\": \"tcp\" only");
+        return h->cfg->error(item, "framing", "framing applies to \"protocol\": \"tcp\" only");
     *framing = fr[0] == 's' ? OSC_FRAMING_SLIP : OSC_FRAMING_LENGTH;
     return O2H_OK;
 }
@@ -102,12 +100,12 @@ static int read_delegate(osc_plugin *pl, const o2h_cfg *item, osc_delegate *d) {
         snprintf(text, sizeof text, "127.0.0.1%s", colon);
     else
         snprintf(text, sizeof text, "%s", address);
-    if (netaddr_parse_endpoint(text, &d->addr) != 0)
-        return h->cfg_error(item, "address", "\"%s\" is not \"IPv4:port\"", address);
+    if (o2h_netaddr_parse_endpoint(text, &d->addr) != 0)
+        return h->cfg->error(item, "address", "\"%s\" is not \"IPv4:port\"", address);
     snprintf(d->address, sizeof d->address, "%s", text);
     for (osc_delegate *o = pl->delegates; o < d; o++)
         if (strcmp(o->service, d->service) == 0)
-            return h->cfg_error(item, "service", "service \"%s\" is delegated twice", d->service);
+            return h->cfg->error(item, "service", "service \"%s\" is delegated twice", d->service);
     return O2H_OK;
 }
 
@@ -119,17 +117,18 @@ static int read_port(osc_plugin *pl, const o2h_cfg *item, osc_port *p) {
     int64_t port;
     if (read_service(h, item, p->service) != O2H_OK ||
         read_protocol(h, item, &p->tcp, &p->framing) != O2H_OK ||
-        h->cfg_string(item, "host", "0.0.0.0", &host) == O2H_CONFIG_ERROR)
+        h->cfg->get_string(item, "host", "0.0.0.0", &host) == O2H_CONFIG_ERROR)
         return O2H_CONFIG_ERROR;
-    int rc = h->cfg_int(item, "port", 0, 0, 65535, &port);
-    if (rc == O2H_NOT_FOUND) return h->cfg_error(item, NULL, "missing required key \"port\"");
+    int rc = h->cfg->get_int(item, "port", 0, 0, 65535, &port);
+    if (rc == O2H_NOT_FOUND) return h->cfg->error(item, NULL, "missing required key \"port\"");
     if (rc != O2H_OK) return rc;
     int64_t pace_us;
-    if (h->cfg_int(item, "pace_us", OSC_PACE_US_DEFAULT, 0, 100000, &pace_us) == O2H_CONFIG_ERROR)
+    if (h->cfg->get_int(item, "pace_us", OSC_PACE_US_DEFAULT, 0, 100000, &pace_us) ==
+        O2H_CONFIG_ERROR)
         return O2H_CONFIG_ERROR;
     p->pace = (double)pace_us * 1e-6;
-    if (netaddr_parse_ipv4(host, (int)port, &p->bind_addr) != 0)
-        return h->cfg_error(item, "host", "\"%s\" is not an IPv4 address", host);
+    if (o2h_netaddr_parse_ipv4(host, (int)port, &p->bind_addr) != 0)
+        return h->cfg->error(item, "host", "\"%s\" is not an IPv4 address", host);
     return O2H_OK;
 }
 
@@ -142,7 +141,7 @@ static void plugin_free(osc_plugin *pl) {
 }
 
 static int read_list(osc_plugin *pl, const o2h_cfg *cfg, const char *key, bool delegates) {
-    int n = pl->host->cfg_array_len(cfg, key);
+    int n = pl->host->cfg->array_len(cfg, key);
     if (n < 0) return O2H_CONFIG_ERROR;
     if (n == 0) return O2H_OK;
     void *arr = calloc((size_t)n, delegates ? sizeof(osc_delegate) : sizeof(osc_port));
@@ -152,9 +151,9 @@ static int read_list(osc_plugin *pl, const o2h_cfg *cfg, const char *key, bool d
     else
         pl->ports = arr;
     for (int i = 0; i < n; i++) {
-        const o2h_cfg *item = pl->host->cfg_array_item(cfg, key, i);
-        if (!item || pl->host->cfg_as_string(item))
-            return pl->host->cfg_error(item ? item : cfg, item ? NULL : key, "expected an object");
+        const o2h_cfg *item = pl->host->cfg->array_item(cfg, key, i);
+        if (!item || pl->host->cfg->as_string(item))
+            return pl->host->cfg->error(item ? item : cfg, item ? NULL : key, "expected an object");
         int rc = delegates ? read_delegate(pl, item, &pl->delegates[i])
                            : read_port(pl, item, &pl->ports[i]);
         if (delegates)
@@ -173,9 +172,9 @@ static int osc_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg
     pl->self = self;
     pl->udp_fd = -1;
     int rc = O2H_OK;
-    if (host->cfg_int(cfg, "max_packet", 1 << 20, 64, O2H_MSG_MAX_SIZE, &pl->max_packet) ==
+    if (host->cfg->get_int(cfg, "max_packet", 1 << 20, 64, O2H_MSG_MAX_SIZE, &pl->max_packet) ==
             O2H_CONFIG_ERROR ||
-        host->cfg_int(cfg, "queue_bytes", 1 << 20, 1024, (int64_t)1 << 32, &pl->queue_bytes) ==
+        host->cfg->get_int(cfg, "queue_bytes", 1 << 20, 1024, (int64_t)1 << 32, &pl->queue_bytes) ==
             O2H_CONFIG_ERROR)
         rc = O2H_CONFIG_ERROR;
     if (rc == O2H_OK) rc = read_list(pl, cfg, "delegates", true);
@@ -192,16 +191,16 @@ static void osc_stop(void *instance);
 
 static int osc_start(void *instance) {
     osc_plugin *pl = instance;
-    if (!osc_plugin_scratch(pl, 4096)) return O2H_NO_MEMORY;
+    if (!o2h_osc_plugin_scratch(pl, 4096)) return O2H_NO_MEMORY;
     if (pl->n_ports > 0 && !pl->rx && !(pl->rx = malloc((size_t)OSC_RX_BATCH * OSC_RX_SIZE)))
         return O2H_NO_MEMORY;
     pl->udp_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (pl->udp_fd < 0) return O2H_SOCKET_ERROR;
     int rc = O2H_OK;
     for (int i = 0; i < pl->n_ports && rc == O2H_OK; i++)
-        rc = osc_port_start(&pl->ports[i]);
+        rc = o2h_osc_port_start(&pl->ports[i]);
     for (int i = 0; i < pl->n_delegates && rc == O2H_OK; i++)
-        rc = osc_delegate_start(&pl->delegates[i]);
+        rc = o2h_osc_delegate_start(&pl->delegates[i]);
     if (rc != O2H_OK) osc_stop(pl);
     return rc;
 }
@@ -209,9 +208,9 @@ static int osc_start(void *instance) {
 static void osc_stop(void *instance) {
     osc_plugin *pl = instance;
     for (int i = 0; i < pl->n_delegates; i++)
-        osc_delegate_stop(&pl->delegates[i]);
+        o2h_osc_delegate_stop(&pl->delegates[i]);
     for (int i = 0; i < pl->n_ports; i++)
-        osc_port_stop(&pl->ports[i]);
+        o2h_osc_port_stop(&pl->ports[i]);
     if (pl->udp_fd >= 0) close(pl->udp_fd);
     pl->udp_fd = -1;
 }
@@ -228,7 +227,7 @@ static void osc_destroy(void *instance) {
 
 static int osc_send(void *instance, void *link_ctx, o2h_msg *msg) {
     (void)instance;
-    return osc_delegate_send(link_ctx, msg);
+    return o2h_osc_delegate_send(link_ctx, msg);
 }
 
 static void osc_close(void *instance, void *link_ctx) {

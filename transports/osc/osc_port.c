@@ -25,43 +25,43 @@ static int deliver_one(void *ctx, const osc_view *m, uint64_t tag) {
     osc_plugin *pl = dv->port->pl;
     double ts = 0;
     if (!dv->have_clock && (tag > OSC_IMMEDIATELY || strchr(m->types, 't'))) {
-        dv->clock = osc_plugin_clock(pl);
+        dv->clock = o2h_osc_plugin_clock(pl);
         dv->have_clock = true;
     }
     if (tag > OSC_IMMEDIATELY && dv->clock.synced) {
-        ts = osc_ntp_to_o2(&dv->clock, tag);
+        ts = o2h_osc_ntp_to_o2(&dv->clock, tag);
         if (ts <= dv->clock.o2_now) ts = 0; /* already due */
     }
     /* The O2 form is the OSC message plus "/service", a header and padding. */
     size_t bound = m->size + strlen(dv->port->service) + 24;
     if (bound > O2H_MSG_MAX_SIZE) {
-        pl->host->count_invalid(pl->self, "OSC message too large for O2");
+        pl->host->link->count_invalid(pl->self, "OSC message too large for O2");
         return 0;
     }
-    o2h_msg *msg = pl->host->msg_alloc(pl->self, bound);
+    o2h_msg *msg = pl->host->msg->msg_alloc(pl->self, bound);
     if (!msg) return 0;
     size_t len =
-        osc_to_o2(m, dv->port->service, ts, O2H_FLAG_RELIABLE, &dv->clock, msg->data, bound);
+        o2h_osc_to_o2(m, dv->port->service, ts, O2H_FLAG_RELIABLE, &dv->clock, msg->data, bound);
     if (len > bound) { /* cannot happen: the bound above is generous */
-        pl->host->msg_unref(msg);
+        pl->host->msg->msg_unref(msg);
         return 0;
     }
     msg->length = (uint32_t)len;
-    pl->host->deliver(pl->self, NULL, msg);
+    pl->host->link->deliver(pl->self, NULL, msg);
     return 0;
 }
 
-void osc_port_packet(osc_port *p, const uint8_t *data, size_t len) {
+void o2h_osc_port_packet(osc_port *p, const uint8_t *data, size_t len) {
     osc_plugin *pl = p->pl;
     osc_error err;
-    if (osc_parse(data, len, NULL, NULL, &err) != 0) {
-        pl->host->count_invalid(pl->self, err.reason);
-        pl->host->log(pl->self, O2H_LOG_DEBUG, "port %d: dropped OSC packet: %s at byte %zu",
-                      p->bound_port, err.reason, err.offset);
+    if (o2h_osc_parse(data, len, NULL, NULL, &err) != 0) {
+        pl->host->link->count_invalid(pl->self, err.reason);
+        pl->host->log->write(pl->self, O2H_LOG_DEBUG, "port %d: dropped OSC packet: %s at byte %zu",
+                             p->bound_port, err.reason, err.offset);
         return;
     }
     delivery dv = {.port = p};
-    osc_parse(data, len, deliver_one, &dv, NULL);
+    o2h_osc_parse(data, len, deliver_one, &dv, NULL);
 }
 
 /* ---- UDP ---- */
@@ -80,10 +80,10 @@ static osc_read_result udp_read(void *ctx) {
         got = OSC_READ_SOME;
         for (int i = 0; i < n; i++) {
             if (pl->rx_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
-                pl->host->count_invalid(pl->self, "truncated UDP datagram");
+                pl->host->link->count_invalid(pl->self, "truncated UDP datagram");
                 continue;
             }
-            osc_port_packet(p, pl->rx_iovs[i].iov_base, pl->rx_msgs[i].msg_len);
+            o2h_osc_port_packet(p, pl->rx_iovs[i].iov_base, pl->rx_msgs[i].msg_len);
         }
         if (n < OSC_RX_BATCH) break;
     }
@@ -93,13 +93,14 @@ static osc_read_result udp_read(void *ctx) {
 static void on_udp(void *ctx, int fd, unsigned events) {
     osc_port *p = ctx;
     (void)fd, (void)events;
-    osc_pacer_wake(&p->pacer);
+    o2h_osc_pacer_wake(&p->pacer);
 }
 
 /* ---- TCP ---- */
 
-static void conn_free(osc_conn *c) {
-    osc_deframer_free(&c->df);
+static void conn_free(void *ctx) {
+    osc_conn *c = ctx;
+    o2h_osc_deframer_free(&c->df);
     free(c);
 }
 
@@ -107,25 +108,26 @@ static void conn_close(osc_conn *c) {
     if (c->dead) return;
     osc_port *p = c->port;
     c->dead = true;
-    osc_pacer_stop(&c->pacer);
-    p->pl->host->watch_remove(c->watch);
+    o2h_osc_pacer_stop(&c->pacer);
+    p->pl->host->loop->watch_remove(c->watch);
     close(c->fd);
     for (osc_conn **pp = &p->conns; *pp; pp = &(*pp)->next)
         if (*pp == c) {
             *pp = c->next;
             break;
         }
-    if (!c->busy) conn_free(c);
+    /* conn_read, up the stack, may still look at c (c->dead). */
+    p->pl->host->loop->defer(p->pl->self, &c->free_later, conn_free, c);
 }
 
 static void frame_packet(void *ctx, const uint8_t *data, size_t len) {
     osc_conn *c = ctx;
-    if (!c->dead) osc_port_packet(c->port, data, len);
+    if (!c->dead) o2h_osc_port_packet(c->port, data, len);
 }
 
 static void frame_invalid(void *ctx, const char *reason) {
     osc_conn *c = ctx;
-    c->port->pl->host->count_invalid(c->port->pl->self, reason);
+    c->port->pl->host->link->count_invalid(c->port->pl->self, reason);
 }
 
 static osc_read_result conn_read(void *ctx) {
@@ -133,7 +135,6 @@ static osc_read_result conn_read(void *ctx) {
     osc_plugin *pl = c->port->pl;
     osc_deframer_cb cb = {frame_packet, frame_invalid, c};
     osc_read_result got = OSC_READ_NOTHING;
-    c->busy++;
     for (int i = 0; i < 16 && !c->dead; i++) {
         ssize_t n = recv(c->fd, pl->rx, OSC_RX_SIZE, 0);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
@@ -142,24 +143,21 @@ static osc_read_result conn_read(void *ctx) {
         }
         if (n < 0) break;
         got = OSC_READ_SOME;
-        if (osc_deframer_feed(&c->df, pl->rx, (size_t)n, &cb) != 0) {
-            pl->host->log(pl->self, O2H_LOG_WARN, "port %d: closing a connection: bad framing",
-                          c->port->bound_port);
+        if (o2h_osc_deframer_feed(&c->df, pl->rx, (size_t)n, &cb) != 0) {
+            pl->host->log->write(pl->self, O2H_LOG_WARN,
+                                 "port %d: closing a connection: bad framing", c->port->bound_port);
             conn_close(c);
             break;
         }
         if ((size_t)n < OSC_RX_SIZE) break;
     }
-    c->busy--;
-    if (!c->dead) return got;
-    if (!c->busy) conn_free(c);
-    return OSC_READ_CLOSED;
+    return c->dead ? OSC_READ_CLOSED : got;
 }
 
 static void on_conn(void *ctx, int fd, unsigned events) {
     osc_conn *c = ctx;
     (void)fd, (void)events;
-    osc_pacer_wake(&c->pacer);
+    o2h_osc_pacer_wake(&c->pacer);
 }
 
 static void on_accept(void *ctx, int fd, unsigned events) {
@@ -176,8 +174,8 @@ static void on_accept(void *ctx, int fd, unsigned events) {
         }
         c->port = p;
         c->fd = cfd;
-        osc_deframer_init(&c->df, p->framing, (size_t)pl->max_packet);
-        c->watch = pl->host->watch_fd(pl->self, cfd, O2H_EV_READ, on_conn, c);
+        o2h_osc_deframer_init(&c->df, p->framing, (size_t)pl->max_packet);
+        c->watch = pl->host->loop->watch_fd(pl->self, cfd, O2H_EV_READ, on_conn, c);
         if (!c->watch) {
             close(cfd);
             free(c);
@@ -185,13 +183,13 @@ static void on_accept(void *ctx, int fd, unsigned events) {
         }
         char name[48];
         snprintf(name, sizeof name, "OSC TCP port %d", p->bound_port);
-        osc_pacer_init(&c->pacer, pl->host, pl->self, c->watch, p->pace, conn_read, c, name);
+        o2h_osc_pacer_init(&c->pacer, pl->host, pl->self, c->watch, p->pace, conn_read, c, name);
         c->next = p->conns;
         p->conns = c;
     }
 }
 
-int osc_port_start(osc_port *p) {
+int o2h_osc_port_start(osc_port *p) {
     osc_plugin *pl = p->pl;
     int type = p->tcp ? SOCK_STREAM : SOCK_DGRAM;
     p->fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -199,8 +197,8 @@ int osc_port_start(osc_port *p) {
     if (p->fd >= 0 && p->tcp) setsockopt(p->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (p->fd < 0 || bind(p->fd, (struct sockaddr *)&p->bind_addr, sizeof p->bind_addr) != 0 ||
         (p->tcp && listen(p->fd, 64) != 0)) {
-        pl->host->log(pl->self, O2H_LOG_ERROR, "cannot open OSC %s port %d: %s",
-                      p->tcp ? "TCP" : "UDP", ntohs(p->bind_addr.sin_port), strerror(errno));
+        pl->host->log->write(pl->self, O2H_LOG_ERROR, "cannot open OSC %s port %d: %s",
+                             p->tcp ? "TCP" : "UDP", ntohs(p->bind_addr.sin_port), strerror(errno));
         if (p->fd >= 0) close(p->fd);
         p->fd = -1;
         return O2H_NO_PORT;
@@ -209,19 +207,20 @@ int osc_port_start(osc_port *p) {
     socklen_t len = sizeof bound;
     getsockname(p->fd, (struct sockaddr *)&bound, &len);
     p->bound_port = ntohs(bound.sin_port);
-    p->watch = pl->host->watch_fd(pl->self, p->fd, O2H_EV_READ, p->tcp ? on_accept : on_udp, p);
-    osc_pacer_init(&p->pacer, pl->host, pl->self, p->watch, p->pace, udp_read, p, "");
+    p->watch =
+        pl->host->loop->watch_fd(pl->self, p->fd, O2H_EV_READ, p->tcp ? on_accept : on_udp, p);
+    o2h_osc_pacer_init(&p->pacer, pl->host, pl->self, p->watch, p->pace, udp_read, p, "");
     snprintf(p->pacer.name, sizeof p->pacer.name, "OSC UDP port %d", p->bound_port);
-    pl->host->log(pl->self, O2H_LOG_INFO, "OSC %s port %d delivers to service %s",
-                  p->tcp ? "TCP" : "UDP", p->bound_port, p->service);
+    pl->host->log->write(pl->self, O2H_LOG_INFO, "OSC %s port %d delivers to service %s",
+                         p->tcp ? "TCP" : "UDP", p->bound_port, p->service);
     return p->watch ? O2H_OK : O2H_NO_MEMORY;
 }
 
-void osc_port_stop(osc_port *p) {
+void o2h_osc_port_stop(osc_port *p) {
     while (p->conns)
         conn_close(p->conns);
-    osc_pacer_stop(&p->pacer);
-    if (p->watch) p->pl->host->watch_remove(p->watch);
+    o2h_osc_pacer_stop(&p->pacer);
+    if (p->watch) p->pl->host->loop->watch_remove(p->watch);
     p->watch = NULL;
     if (p->fd >= 0) close(p->fd);
     p->fd = -1;

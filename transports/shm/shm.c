@@ -61,8 +61,8 @@ typedef enum { CL_HELLO, CL_ACTIVE } client_state;
 typedef struct shm_client {
     shm_transport *tr;
     client_state state;
-    bool dead;
-    int busy; /* inside one of our callbacks: free later */
+    bool dead; /* closed; its memory goes in the loop's deferred phase */
+    o2h_deferred free_later;
     int sock;
     o2h_watch *sock_watch;
     o2h_timer *hello_timer;
@@ -146,28 +146,28 @@ static void client_close(shm_client *c, const char *why) {
     c->dead = true;
     if (c->state == CL_ACTIVE) {
         tr->n_active--;
-        h->log(tr->self, O2H_LOG_INFO, "client %d (pid %d%s%s) left: %s", c->id, c->pid,
-               c->label[0] ? ", " : "", c->label, why);
+        h->log->write(tr->self, O2H_LOG_INFO, "client %d (pid %d%s%s) left: %s", c->id, c->pid,
+                      c->label[0] ? ", " : "", c->label, why);
     }
-    h->watch_remove(c->sock_watch);
-    h->watch_remove(c->efd_watch);
-    if (c->hello_timer) h->timer_stop(c->hello_timer);
+    h->loop->watch_remove(c->sock_watch);
+    h->loop->watch_remove(c->efd_watch);
+    if (c->hello_timer) h->loop->timer_stop(c->hello_timer);
     c->sock_watch = c->efd_watch = NULL;
     c->hello_timer = NULL;
     client_unlink(tr, c);
     o2h_link *link = c->link;
     c->link = NULL;
-    if (link) h->link_free(link);
+    if (link) h->link->link_free(link);
     unmap_segment(c);
     close(c->sock);
     if (c->efd_in >= 0) close(c->efd_in);
     if (c->efd_out >= 0) close(c->efd_out);
     c->efd_in = c->efd_out = -1;
-    if (!c->busy) free(c);
+    h->loop->defer(tr->self, &c->free_later, free, c); /* our callbacks may still look at c */
 }
 
 static void publish_clock(shm_transport *tr, shm_client *c) {
-    double t = tr->host->time_get(tr->self);
+    double t = tr->host->loop->time_get(tr->self);
     int64_t off = t < 0 ? O2SM_NO_CLOCK : (int64_t)(t * 1e9 + 0.5) - mono_ns();
     atomic_store_explicit(&c->seg->clock_offset_ns, off, memory_order_release);
 }
@@ -187,17 +187,17 @@ static bool is_control(const o2h_msg *m) {
 
 static void reply_status(shm_client *c, const char *service) {
     const o2h_host *h = c->tr->host;
-    o2h_builder *b = h->builder_new(c->tr->self);
+    o2h_builder *b = h->msg->builder_new(c->tr->self);
     if (!b) return;
-    h->add_string(b, service);
-    h->add_int32(b, h->service_status(c->tr->self, service));
-    o2h_msg *m = h->builder_finish(b, 0, "!_o2/st", O2H_FLAG_RELIABLE);
-    h->builder_free(b);
+    h->msg->add_string(b, service);
+    h->msg->add_int32(b, h->link->service_status(c->tr->self, service));
+    o2h_msg *m = h->msg->builder_finish(b, 0, "!_o2/st", O2H_FLAG_RELIABLE);
+    h->msg->builder_free(b);
     if (!m) return;
     if (o2sm_ring_push(&c->tx, m->data, m->length) == O2SM_RING_OK &&
         o2sm_ring_should_wake_consumer(&c->tx))
         efd_signal(c->efd_out);
-    h->msg_unref(m);
+    h->msg->msg_unref(m);
 }
 
 /* Handle one control message (borrowed). */
@@ -205,28 +205,28 @@ static void control(shm_client *c, const o2h_msg *m) {
     shm_transport *tr = c->tr;
     const o2h_host *h = tr->host;
     const char *cmd = o2h_msg_address(m) + 10;
-    const char *types = h->msg_types(m);
+    const char *types = h->msg->msg_types(m);
     o2h_reader rd;
     o2h_arg a[5];
     if (strcmp(cmd, "sv") == 0 && strcmp(types, "siisi") == 0) {
-        h->reader_init(&rd, m, NULL, 0);
+        h->msg->reader_init(&rd, m, NULL, 0);
         for (int i = 0; i < 5; i++)
-            h->reader_next(&rd, types[i], &a[i]);
+            h->msg->reader_next(&rd, types[i], &a[i]);
         int rc =
-            h->bridge_service(tr->self, c->link, a[0].s, a[1].i != 0, a[2].i != 0, a[3].s, a[4].i);
+            h->bridge->service(tr->self, c->link, a[0].s, a[1].i != 0, a[2].i != 0, a[3].s, a[4].i);
         if (rc != O2H_OK)
-            h->log(tr->self, O2H_LOG_WARN, "client %d: %s %s: error %d", c->id,
-                   a[1].i ? "adding" : "removing", a[0].s, rc);
+            h->log->write(tr->self, O2H_LOG_WARN, "client %d: %s %s: error %d", c->id,
+                          a[1].i ? "adding" : "removing", a[0].s, rc);
     } else if (strcmp(cmd, "cs/cs") == 0) {
-        h->bridge_synced(tr->self, c->link);
+        h->bridge->synced(tr->self, c->link);
     } else if (strcmp(cmd, "st") == 0 && strcmp(types, "s") == 0) {
-        h->reader_init(&rd, m, NULL, 0);
-        h->reader_next(&rd, 's', &a[0]);
+        h->msg->reader_init(&rd, m, NULL, 0);
+        h->msg->reader_next(&rd, 's', &a[0]);
         reply_status(c, a[0].s);
     } else if (strcmp(cmd, "fin") == 0) {
         client_close(c, "finished");
     } else {
-        h->count_invalid(tr->self, "unknown !_o2/o2sm message");
+        h->link->count_invalid(tr->self, "unknown !_o2/o2sm message");
     }
 }
 
@@ -246,7 +246,7 @@ static int drain(shm_client *c, int budget, bool *corrupt, bool *stuck) {
             *corrupt = true;
             break;
         }
-        o2h_msg *m = h->msg_alloc(tr->self, n ? n : 4);
+        o2h_msg *m = h->msg->msg_alloc(tr->self, n ? n : 4);
         if (!m) {
             *stuck = true;
             break;
@@ -255,13 +255,13 @@ static int drain(shm_client *c, int budget, bool *corrupt, bool *stuck) {
         m->length = n;
         if (++done % RELEASE_EVERY == 0) o2sm_ring_release(&c->rx);
         if (n >= 16 && is_control(m)) {
-            if (h->msg_validate(m->data, m->length, NULL) == O2H_OK)
+            if (h->msg->msg_validate(m->data, m->length, NULL) == O2H_OK)
                 control(c, m);
             else
-                h->count_invalid(tr->self, "malformed !_o2/o2sm message");
-            h->msg_unref(m);
+                h->link->count_invalid(tr->self, "malformed !_o2/o2sm message");
+            h->msg->msg_unref(m);
         } else {
-            h->deliver(tr->self, c->link, m); /* validates; may close c */
+            h->link->deliver(tr->self, c->link, m); /* validates; may close c */
         }
     }
     if (!c->dead) {
@@ -326,13 +326,12 @@ static void on_ring_event(void *ctx, int fd, unsigned events) {
     shm_client *c = ctx;
     (void)fd;
     (void)events;
-    c->busy++;
     int budget = (int)c->tr->batch;
     bool corrupt = false, stuck = false;
     while (!c->dead) {
         budget -= drain(c, budget, &corrupt, &stuck);
         if (corrupt) {
-            c->tr->host->count_invalid(c->tr->self, "corrupt shm ring");
+            c->tr->host->link->count_invalid(c->tr->self, "corrupt shm ring");
             client_close(c, "corrupt ring");
             break;
         }
@@ -347,8 +346,6 @@ static void on_ring_event(void *ctx, int fd, unsigned events) {
         efd_clear(c->efd_in);
         if (o2sm_ring_prepare_sleep(&c->rx)) break; /* asleep: the client wakes us */
     }
-    c->busy--;
-    if (c->dead && !c->busy) free(c);
 }
 
 /* ---- sending ---- */
@@ -364,7 +361,7 @@ static int shm_send(void *instance, void *link_ctx, o2h_msg *msg) {
         return O2H_OK;
     }
     if (rc == O2SM_RING_FULL) return O2H_QUEUE_FULL;
-    c->tr->host->count_invalid(c->tr->self, "corrupt shm ring");
+    c->tr->host->link->count_invalid(c->tr->self, "corrupt shm ring");
     client_close(c, "corrupt ring");
     return O2H_SEND_FAIL;
 }
@@ -451,7 +448,8 @@ static int make_segment(shm_client *c, int *seg_fd) {
 }
 
 static void refuse(shm_client *c, int status, const char *why) {
-    c->tr->host->log(c->tr->self, O2H_LOG_WARN, "refused a client (pid %d): %s", c->pid, why);
+    c->tr->host->log->write(c->tr->self, O2H_LOG_WARN, "refused a client (pid %d): %s", c->pid,
+                            why);
     send_welcome(c, status, NULL, 0);
     client_close(c, why);
 }
@@ -467,7 +465,7 @@ static void on_hello(shm_client *c) {
         return;
     }
     if (n != (ssize_t)sizeof hello || hello.magic != O2SM_MAGIC) {
-        h->count_invalid(tr->self, "bad o2sm hello");
+        h->link->count_invalid(tr->self, "bad o2sm hello");
         refuse(c, O2H_INVALID_MSG, "bad hello");
         return;
     }
@@ -485,12 +483,12 @@ static void on_hello(shm_client *c) {
     snprintf(c->label, sizeof c->label, "%s", hello.label);
     char desc[96];
     snprintf(desc, sizeof desc, "shm pid %d%s%s", c->pid, c->label[0] ? " " : "", c->label);
-    c->link = h->link_new(tr->self, c, desc);
+    c->link = h->link->link_new(tr->self, c, desc);
     if (!c->link) {
         refuse(c, O2H_NO_MEMORY, "out of memory");
         return;
     }
-    int id = h->bridge_new(tr->self, c->link, "O2sm", 0);
+    int id = h->bridge->bridge_new(tr->self, c->link, "O2sm", 0);
     if (id <= 0) {
         refuse(c, id < 0 ? id : O2H_FAIL, "bridge refused");
         return;
@@ -504,9 +502,9 @@ static void on_hello(shm_client *c) {
     c->state = CL_ACTIVE;
     tr->n_active++;
     publish_clock(tr, c);
-    h->timer_stop(c->hello_timer);
+    h->loop->timer_stop(c->hello_timer);
     c->hello_timer = NULL;
-    c->efd_watch = h->watch_fd(tr->self, c->efd_in, O2H_EV_READ, on_ring_event, c);
+    c->efd_watch = h->loop->watch_fd(tr->self, c->efd_in, O2H_EV_READ, on_ring_event, c);
     int fds[3] = {seg_fd, c->efd_in, c->efd_out};
     int rc = c->efd_watch ? send_welcome(c, O2H_OK, fds, 3) : O2H_NO_MEMORY;
     close(seg_fd);
@@ -514,14 +512,13 @@ static void on_hello(shm_client *c) {
         client_close(c, "could not answer");
         return;
     }
-    h->log(tr->self, O2H_LOG_INFO, "client %d (pid %d%s%s) connected, segment %s", c->id, c->pid,
-           c->label[0] ? ", " : "", c->label, c->seg_name);
+    h->log->write(tr->self, O2H_LOG_INFO, "client %d (pid %d%s%s) connected, segment %s", c->id,
+                  c->pid, c->label[0] ? ", " : "", c->label, c->seg_name);
 }
 
 static void on_sock_event(void *ctx, int fd, unsigned events) {
     shm_client *c = ctx;
     (void)fd;
-    c->busy++;
     if (c->state == CL_HELLO) {
         on_hello(c);
     } else {
@@ -529,7 +526,7 @@ static void on_sock_event(void *ctx, int fd, unsigned events) {
         char b[64];
         ssize_t n = recv(c->sock, b, sizeof b, MSG_DONTWAIT);
         if (n > 0) {
-            c->tr->host->count_invalid(c->tr->self, "data on an o2sm control socket");
+            c->tr->host->link->count_invalid(c->tr->self, "data on an o2sm control socket");
         } else if (n == 0 || (errno != EAGAIN && errno != EINTR) ||
                    (events & (O2H_EV_HUP | O2H_EV_ERROR))) {
             /* What it sent before dying is still delivered. */
@@ -538,16 +535,10 @@ static void on_sock_event(void *ctx, int fd, unsigned events) {
             client_close(c, "connection closed");
         }
     }
-    c->busy--;
-    if (c->dead && !c->busy) free(c);
 }
 
 static void on_hello_timeout(void *ctx) {
-    shm_client *c = ctx;
-    c->busy++;
-    client_close(c, "no hello");
-    c->busy--;
-    if (!c->busy) free(c);
+    client_close(ctx, "no hello");
 }
 
 static void on_accept(void *ctx, int fd, unsigned events) {
@@ -567,11 +558,12 @@ static void on_accept(void *ctx, int fd, unsigned events) {
         struct ucred cred;
         socklen_t len = sizeof cred;
         if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) c->pid = cred.pid;
-        c->sock_watch = tr->host->watch_fd(tr->self, cfd, O2H_EV_READ, on_sock_event, c);
-        c->hello_timer = tr->host->timer_start(tr->self, HELLO_TIMEOUT_S, 0, on_hello_timeout, c);
+        c->sock_watch = tr->host->loop->watch_fd(tr->self, cfd, O2H_EV_READ, on_sock_event, c);
+        c->hello_timer =
+            tr->host->loop->timer_start(tr->self, HELLO_TIMEOUT_S, 0, on_hello_timeout, c);
         if (!c->sock_watch || !c->hello_timer) {
-            tr->host->watch_remove(c->sock_watch);
-            if (c->hello_timer) tr->host->timer_stop(c->hello_timer);
+            tr->host->loop->watch_remove(c->sock_watch);
+            if (c->hello_timer) tr->host->loop->timer_stop(c->hello_timer);
             close(cfd);
             free(c);
             continue;
@@ -603,8 +595,8 @@ static void remove_stale_segments(shm_transport *tr) {
         char path[300];
         snprintf(path, sizeof path, "/%s", e->d_name);
         if (shm_unlink(path) == 0)
-            tr->host->log(tr->self, O2H_LOG_INFO, "removed stale segment %s (host pid %ld dead)",
-                          path, pid);
+            tr->host->log->write(tr->self, O2H_LOG_INFO,
+                                 "removed stale segment %s (host pid %ld dead)", path, pid);
     }
     closedir(d);
 }
@@ -614,7 +606,8 @@ static int clear_socket_path(shm_transport *tr) {
     struct stat st;
     if (lstat(tr->socket_path, &st) != 0) return O2H_OK;
     if (!S_ISSOCK(st.st_mode)) {
-        tr->host->log(tr->self, O2H_LOG_ERROR, "%s exists and is not a socket", tr->socket_path);
+        tr->host->log->write(tr->self, O2H_LOG_ERROR, "%s exists and is not a socket",
+                             tr->socket_path);
         return O2H_NO_PORT;
     }
     int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -624,15 +617,17 @@ static int clear_socket_path(shm_transport *tr) {
     int err = errno;
     close(fd);
     if (rc == 0) {
-        tr->host->log(tr->self, O2H_LOG_ERROR, "%s is in use by a running host", tr->socket_path);
+        tr->host->log->write(tr->self, O2H_LOG_ERROR, "%s is in use by a running host",
+                             tr->socket_path);
         return O2H_NO_PORT;
     }
     if (err == ECONNREFUSED || err == ENOENT) {
         unlink(tr->socket_path);
-        tr->host->log(tr->self, O2H_LOG_INFO, "removed stale socket %s", tr->socket_path);
+        tr->host->log->write(tr->self, O2H_LOG_INFO, "removed stale socket %s", tr->socket_path);
         return O2H_OK;
     }
-    tr->host->log(tr->self, O2H_LOG_ERROR, "cannot use %s: %s", tr->socket_path, strerror(err));
+    tr->host->log->write(tr->self, O2H_LOG_ERROR, "cannot use %s: %s", tr->socket_path,
+                         strerror(err));
     return O2H_NO_PORT;
 }
 
@@ -656,32 +651,33 @@ static int shm_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg
     tr->listen_fd = -1;
     const char *name, *sock;
     int rc = O2H_CONFIG_ERROR;
-    if (host->cfg_string(cfg, "name", "o2hub", &name) == O2H_CONFIG_ERROR) goto fail;
+    if (host->cfg->get_string(cfg, "name", "o2hub", &name) == O2H_CONFIG_ERROR) goto fail;
     if (!valid_name(name)) {
-        host->cfg_error(cfg, "name", "expected 1 to %d letters, digits, '-' or '_'", O2SM_NAME_MAX);
+        host->cfg->error(cfg, "name", "expected 1 to %d letters, digits, '-' or '_'",
+                         O2SM_NAME_MAX);
         goto fail;
     }
     snprintf(tr->name, sizeof tr->name, "%s", name);
     char def_sock[128];
     snprintf(def_sock, sizeof def_sock, "/tmp/o2sm-%s.sock", tr->name);
-    if (host->cfg_string(cfg, "socket", def_sock, &sock) == O2H_CONFIG_ERROR) goto fail;
+    if (host->cfg->get_string(cfg, "socket", def_sock, &sock) == O2H_CONFIG_ERROR) goto fail;
     if (!sock[0] || strlen(sock) >= sizeof tr->socket_path) {
-        host->cfg_error(cfg, "socket", "expected a path of 1 to %zu characters",
-                        sizeof tr->socket_path - 1);
+        host->cfg->error(cfg, "socket", "expected a path of 1 to %zu characters",
+                         sizeof tr->socket_path - 1);
         goto fail;
     }
     snprintf(tr->socket_path, sizeof tr->socket_path, "%s", sock);
-    if (host->cfg_int(cfg, "ring_bytes", 1 << 20, 4096, (int64_t)1 << 30, &tr->ring_bytes) ==
+    if (host->cfg->get_int(cfg, "ring_bytes", 1 << 20, 4096, (int64_t)1 << 30, &tr->ring_bytes) ==
         O2H_CONFIG_ERROR)
         goto fail;
     if (tr->ring_bytes & (tr->ring_bytes - 1)) {
-        host->cfg_error(cfg, "ring_bytes", "expected a power of two, found %lld",
-                        (long long)tr->ring_bytes);
+        host->cfg->error(cfg, "ring_bytes", "expected a power of two, found %lld",
+                         (long long)tr->ring_bytes);
         goto fail;
     }
-    if (host->cfg_int(cfg, "max_clients", 64, 1, 4096, &tr->max_clients) == O2H_CONFIG_ERROR ||
-        host->cfg_int(cfg, "batch", 1024, 1, 1 << 20, &tr->batch) == O2H_CONFIG_ERROR ||
-        host->cfg_int(cfg, "spin_ns", 0, 0, 1000000, &tr->spin_ns) == O2H_CONFIG_ERROR)
+    if (host->cfg->get_int(cfg, "max_clients", 64, 1, 4096, &tr->max_clients) == O2H_CONFIG_ERROR ||
+        host->cfg->get_int(cfg, "batch", 1024, 1, 1 << 20, &tr->batch) == O2H_CONFIG_ERROR ||
+        host->cfg->get_int(cfg, "spin_ns", 0, 0, 1000000, &tr->spin_ns) == O2H_CONFIG_ERROR)
         goto fail;
     *instance = tr;
     return O2H_OK;
@@ -701,19 +697,20 @@ static int shm_start(void *instance) {
     snprintf(a.sun_path, sizeof a.sun_path, "%s", tr->socket_path);
     if (tr->listen_fd < 0 || bind(tr->listen_fd, (struct sockaddr *)&a, sizeof a) != 0 ||
         listen(tr->listen_fd, 64) != 0) {
-        h->log(tr->self, O2H_LOG_ERROR, "cannot listen on %s: %s", tr->socket_path,
-               strerror(errno));
+        h->log->write(tr->self, O2H_LOG_ERROR, "cannot listen on %s: %s", tr->socket_path,
+                      strerror(errno));
         if (tr->listen_fd >= 0) close(tr->listen_fd);
         tr->listen_fd = -1;
         return O2H_NO_PORT;
     }
     tr->own_socket_file = true;
     chmod(tr->socket_path, 0600);
-    tr->listen_watch = h->watch_fd(tr->self, tr->listen_fd, O2H_EV_READ, on_accept, tr);
-    tr->clock_timer = h->timer_start(tr->self, CLOCK_PERIOD_S, CLOCK_PERIOD_S, on_clock_timer, tr);
+    tr->listen_watch = h->loop->watch_fd(tr->self, tr->listen_fd, O2H_EV_READ, on_accept, tr);
+    tr->clock_timer =
+        h->loop->timer_start(tr->self, CLOCK_PERIOD_S, CLOCK_PERIOD_S, on_clock_timer, tr);
     if (!tr->listen_watch || !tr->clock_timer) return O2H_NO_MEMORY;
-    h->log(tr->self, O2H_LOG_INFO, "o2sm clients connect to %s (rings of %lld bytes)",
-           tr->socket_path, (long long)tr->ring_bytes);
+    h->log->write(tr->self, O2H_LOG_INFO, "o2sm clients connect to %s (rings of %lld bytes)",
+                  tr->socket_path, (long long)tr->ring_bytes);
     return O2H_OK;
 }
 
@@ -722,9 +719,9 @@ static void shm_stop(void *instance) {
     const o2h_host *h = tr->host;
     while (tr->clients)
         client_close(tr->clients, "host stopping");
-    h->watch_remove(tr->listen_watch);
+    h->loop->watch_remove(tr->listen_watch);
     tr->listen_watch = NULL;
-    if (tr->clock_timer) h->timer_stop(tr->clock_timer);
+    if (tr->clock_timer) h->loop->timer_stop(tr->clock_timer);
     tr->clock_timer = NULL;
     if (tr->listen_fd >= 0) close(tr->listen_fd);
     tr->listen_fd = -1;

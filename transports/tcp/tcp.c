@@ -36,9 +36,9 @@ typedef struct conn {
     o2h_link *link;
     bool connecting;
     bool close_when_flushed; /* the core is done with it */
-    bool dead;
+    bool dead;               /* closed; its memory goes in the loop's deferred phase */
+    o2h_deferred free_later;
     unsigned events; /* what the watch asks for now */
-    int busy;        /* inside one of our callbacks: free later */
     /* receiving: a length prefix, then the message */
     uint8_t hdr[4];
     uint32_t hdr_got;
@@ -68,7 +68,8 @@ struct tcp_transport {
 
 /* ---- connections ---- */
 
-static void conn_free_memory(conn *c) {
+static void conn_free_memory(void *ctx) {
+    conn *c = ctx;
     free(c->queue);
     free(c);
 }
@@ -86,21 +87,22 @@ static void conn_close(conn *c) {
     if (c->dead) return;
     tcp_transport *tr = c->tr;
     c->dead = true;
-    tr->host->watch_remove(c->watch);
+    tr->host->loop->watch_remove(c->watch);
     c->watch = NULL;
     close(c->fd);
     while (c->q_count) {
-        tr->host->msg_unref(c->queue[c->q_head]);
+        tr->host->msg->msg_unref(c->queue[c->q_head]);
         c->q_head = (c->q_head + 1) % c->q_cap;
         c->q_count--;
     }
-    if (c->in) tr->host->msg_unref(c->in);
+    if (c->in) tr->host->msg->msg_unref(c->in);
     c->in = NULL;
     conn_unlink(tr, c);
     o2h_link *link = c->link;
     c->link = NULL;
-    tr->host->link_free(link); /* may re-enter us through ops->close: c is dead by now */
-    if (!c->busy) conn_free_memory(c);
+    tr->host->link->link_free(link);
+    /* Our callbacks up the stack may still look at c (c->dead). */
+    tr->host->loop->defer(tr->self, &c->free_later, conn_free_memory, c);
 }
 
 static int want_events(const conn *c) {
@@ -113,7 +115,7 @@ static void update_interest(conn *c) {
     unsigned want = (unsigned)want_events(c);
     if (c->dead || want == c->events) return; /* skip the epoll_ctl when nothing changes */
     c->events = want;
-    c->tr->host->watch_modify(c->watch, want);
+    c->tr->host->loop->watch_modify(c->watch, want);
 }
 
 /* ---- sending ---- */
@@ -121,7 +123,7 @@ static void update_interest(conn *c) {
 static void queue_pop(conn *c) {
     o2h_msg *done = c->queue[c->q_head];
     c->q_bytes -= 4 + done->length; /* before the unref: it may free the message */
-    c->tr->host->msg_unref(done);
+    c->tr->host->msg->msg_unref(done);
     c->q_head = (c->q_head + 1) % c->q_cap;
     c->q_count--;
     c->sent = 0;
@@ -139,7 +141,7 @@ static bool queue_push(conn *c, o2h_msg *msg) {
         c->q_head = 0;
         c->q_cap = cap;
     }
-    c->queue[(c->q_head + c->q_count) % c->q_cap] = c->tr->host->msg_ref(msg);
+    c->queue[(c->q_head + c->q_count) % c->q_cap] = c->tr->host->msg->msg_ref(msg);
     c->q_count++;
     c->q_bytes += 4 + msg->length;
     return true;
@@ -213,12 +215,13 @@ static bool take_bytes(conn *c, const uint8_t *p, size_t n) {
             uint32_t len = o2h_rd_u32(c->hdr);
             if (len < 16 || len % 4 || (int64_t)len > tr->max_message) {
                 /* Framing is lost for good: nothing after this can be trusted. */
-                tr->host->count_invalid(tr->self, "TCP length prefix out of range");
-                tr->host->log(tr->self, O2H_LOG_WARN, "closing %s: message length %u out of range",
-                              c->peer_text, len);
+                tr->host->link->count_invalid(tr->self, "TCP length prefix out of range");
+                tr->host->log->write(tr->self, O2H_LOG_WARN,
+                                     "closing %s: message length %u out of range", c->peer_text,
+                                     len);
                 return false;
             }
-            c->in = tr->host->msg_alloc(tr->self, len);
+            c->in = tr->host->msg->msg_alloc(tr->self, len);
             if (!c->in) return false;
             c->in->length = len;
             c->in_got = 0;
@@ -232,7 +235,7 @@ static bool take_bytes(conn *c, const uint8_t *p, size_t n) {
             o2h_msg *m = c->in;
             c->in = NULL;
             c->hdr_got = 0;
-            tr->host->deliver(tr->self, c->link, m); /* validates; may close c */
+            tr->host->link->deliver(tr->self, c->link, m); /* validates; may close c */
         }
     }
     return true;
@@ -260,8 +263,8 @@ static void finish_connect(conn *c) {
     socklen_t len = sizeof err;
     getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err) {
-        c->tr->host->log(c->tr->self, O2H_LOG_INFO, "connect to %s failed: %s", c->peer_text,
-                         strerror(err));
+        c->tr->host->log->write(c->tr->self, O2H_LOG_INFO, "connect to %s failed: %s", c->peer_text,
+                                strerror(err));
         conn_close(c);
         return;
     }
@@ -271,15 +274,12 @@ static void finish_connect(conn *c) {
 static void on_conn_event(void *ctx, int fd, unsigned events) {
     conn *c = ctx;
     (void)fd;
-    c->busy++;
     if (c->connecting && (events & (O2H_EV_WRITE | O2H_EV_ERROR | O2H_EV_HUP))) finish_connect(c);
     if (!c->dead && !c->connecting && (events & (O2H_EV_READ | O2H_EV_HUP | O2H_EV_ERROR)))
         on_readable(c);
     if (!c->dead && !c->connecting && c->q_count && flush(c) != 0) conn_close(c);
     if (!c->dead && c->close_when_flushed && c->q_count == 0) conn_close(c);
     if (!c->dead) update_interest(c);
-    c->busy--;
-    if (c->dead && !c->busy) conn_free_memory(c);
 }
 
 static conn *conn_new(tcp_transport *tr, int fd, const struct sockaddr_in *addr, bool connecting) {
@@ -294,12 +294,12 @@ static conn *conn_new(tcp_transport *tr, int fd, const struct sockaddr_in *addr,
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->events = (unsigned)want_events(c);
-    c->watch = tr->host->watch_fd(tr->self, fd, c->events, on_conn_event, c);
+    c->watch = tr->host->loop->watch_fd(tr->self, fd, c->events, on_conn_event, c);
     char desc[64];
     snprintf(desc, sizeof desc, "tcp %s", c->peer_text);
-    c->link = c->watch ? tr->host->link_new(tr->self, c, desc) : NULL;
+    c->link = c->watch ? tr->host->link->link_new(tr->self, c, desc) : NULL;
     if (!c->link) {
-        if (c->watch) tr->host->watch_remove(c->watch);
+        if (c->watch) tr->host->loop->watch_remove(c->watch);
         free(c);
         return NULL;
     }
@@ -325,7 +325,7 @@ static void on_accept(void *ctx, int fd, unsigned events) {
 static int tcp_connect(void *instance, const char *address, o2h_link **link) {
     tcp_transport *tr = instance;
     struct sockaddr_in addr;
-    if (netaddr_parse_endpoint(address, &addr) != 0) return O2H_BAD_ARGS;
+    if (o2h_netaddr_parse_endpoint(address, &addr) != 0) return O2H_BAD_ARGS;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return O2H_SOCKET_ERROR;
     int rc = connect(fd, (struct sockaddr *)&addr, sizeof addr);
@@ -347,7 +347,7 @@ static void tcp_close(void *instance, void *link_ctx) {
     (void)instance;
     if (c->dead) return;
     c->close_when_flushed = true;
-    if (c->q_count == 0 && !c->connecting && !c->busy)
+    if (c->q_count == 0 && !c->connecting)
         conn_close(c);
     else
         update_interest(c); /* closed by on_conn_event once flushed */
@@ -361,21 +361,21 @@ static int tcp_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg
     tr->listen_fd = -1;
     const char *bind_host;
     int64_t port;
-    if (host->cfg_string(cfg, "host", "0.0.0.0", &bind_host) == O2H_CONFIG_ERROR ||
-        host->cfg_int(cfg, "port", 0, 0, 65535, &port) == O2H_CONFIG_ERROR ||
-        host->cfg_int(cfg, "max_message", 1 << 20, 16, 1 << 20, &tr->max_message) ==
+    if (host->cfg->get_string(cfg, "host", "0.0.0.0", &bind_host) == O2H_CONFIG_ERROR ||
+        host->cfg->get_int(cfg, "port", 0, 0, 65535, &port) == O2H_CONFIG_ERROR ||
+        host->cfg->get_int(cfg, "max_message", 1 << 20, 16, 1 << 20, &tr->max_message) ==
             O2H_CONFIG_ERROR ||
-        host->cfg_int(cfg, "send_queue_bytes", 4 << 20, 1024, (int64_t)1 << 32, &tr->queue_limit) ==
-            O2H_CONFIG_ERROR) {
+        host->cfg->get_int(cfg, "send_queue_bytes", 4 << 20, 1024, (int64_t)1 << 32,
+                           &tr->queue_limit) == O2H_CONFIG_ERROR) {
         free(tr);
         return O2H_CONFIG_ERROR;
     }
-    if (netaddr_parse_ipv4(bind_host, (int)port, &tr->bind_addr) != 0) {
-        host->cfg_error(cfg, "host", "\"%s\" is not an IPv4 address", bind_host);
+    if (o2h_netaddr_parse_ipv4(bind_host, (int)port, &tr->bind_addr) != 0) {
+        host->cfg->error(cfg, "host", "\"%s\" is not an IPv4 address", bind_host);
         free(tr);
         return O2H_CONFIG_ERROR;
     }
-    tr->internal_ip = netaddr_internal_ip(&tr->bind_addr);
+    tr->internal_ip = o2h_netaddr_internal_ip(&tr->bind_addr);
     *instance = tr;
     return O2H_OK;
 }
@@ -388,8 +388,8 @@ static int tcp_start(void *instance) {
     if (tr->listen_fd < 0 ||
         bind(tr->listen_fd, (struct sockaddr *)&tr->bind_addr, sizeof tr->bind_addr) != 0 ||
         listen(tr->listen_fd, 128) != 0) {
-        tr->host->log(tr->self, O2H_LOG_ERROR, "cannot listen on TCP port %d: %s",
-                      ntohs(tr->bind_addr.sin_port), strerror(errno));
+        tr->host->log->write(tr->self, O2H_LOG_ERROR, "cannot listen on TCP port %d: %s",
+                             ntohs(tr->bind_addr.sin_port), strerror(errno));
         if (tr->listen_fd >= 0) close(tr->listen_fd);
         tr->listen_fd = -1;
         return O2H_NO_PORT;
@@ -398,16 +398,17 @@ static int tcp_start(void *instance) {
     socklen_t len = sizeof bound;
     getsockname(tr->listen_fd, (struct sockaddr *)&bound, &len);
     int port = ntohs(bound.sin_port);
-    tr->listen_watch = tr->host->watch_fd(tr->self, tr->listen_fd, O2H_EV_READ, on_accept, tr);
-    tr->host->log(tr->self, O2H_LOG_INFO, "listening on TCP port %d", port);
-    return tr->host->net_register(tr->self, O2H_NET_TCP, tr->internal_ip, port);
+    tr->listen_watch =
+        tr->host->loop->watch_fd(tr->self, tr->listen_fd, O2H_EV_READ, on_accept, tr);
+    tr->host->log->write(tr->self, O2H_LOG_INFO, "listening on TCP port %d", port);
+    return tr->host->proc->net_register(tr->self, O2H_NET_TCP, tr->internal_ip, port);
 }
 
 static void tcp_stop(void *instance) {
     tcp_transport *tr = instance;
     while (tr->conns)
         conn_close(tr->conns);
-    tr->host->watch_remove(tr->listen_watch);
+    tr->host->loop->watch_remove(tr->listen_watch);
     tr->listen_watch = NULL;
     if (tr->listen_fd >= 0) close(tr->listen_fd);
     tr->listen_fd = -1;

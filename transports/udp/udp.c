@@ -56,14 +56,14 @@ static void on_readable(void *ctx, int fd, unsigned events) {
         for (int i = 0; i < n; i++) {
             uint32_t len = tr->msgs[i].msg_len;
             if (tr->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
-                tr->host->count_invalid(tr->self, "truncated UDP datagram");
+                tr->host->link->count_invalid(tr->self, "truncated UDP datagram");
                 continue;
             }
-            o2h_msg *m = tr->host->msg_alloc(tr->self, len);
+            o2h_msg *m = tr->host->msg->msg_alloc(tr->self, len);
             if (!m) continue;
             memcpy(m->data, tr->iovs[i].iov_base, len);
             m->length = len;
-            tr->host->deliver(tr->self, NULL, m); /* validates and counts bad ones */
+            tr->host->link->deliver(tr->self, NULL, m); /* validates and counts bad ones */
         }
         if (n < tr->batch) return;
     }
@@ -73,14 +73,14 @@ static int udp_connect(void *instance, const char *address, o2h_link **link) {
     udp_transport *tr = instance;
     destination *d = calloc(1, sizeof *d);
     if (!d) return O2H_NO_MEMORY;
-    if (netaddr_parse_endpoint(address, &d->addr) != 0) {
+    if (o2h_netaddr_parse_endpoint(address, &d->addr) != 0) {
         free(d);
         return O2H_BAD_ARGS;
     }
     char desc[64];
     snprintf(desc, sizeof desc, "udp %s", address);
     d->tr = tr;
-    d->link = tr->host->link_new(tr->self, d, desc);
+    d->link = tr->host->link->link_new(tr->self, d, desc);
     if (!d->link) {
         free(d);
         return O2H_NO_MEMORY;
@@ -110,7 +110,7 @@ static void forget(udp_transport *tr, destination *d) {
         }
     o2h_link *link = d->link;
     free(d);
-    tr->host->link_free(link);
+    tr->host->link->link_free(link);
 }
 
 static void udp_close(void *instance, void *link_ctx) {
@@ -125,19 +125,19 @@ static int udp_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg
     tr->fd = -1;
     const char *bind_host;
     int64_t port, batch;
-    if (host->cfg_string(cfg, "host", "0.0.0.0", &bind_host) == O2H_CONFIG_ERROR ||
-        host->cfg_int(cfg, "port", 0, 0, 65535, &port) == O2H_CONFIG_ERROR ||
-        host->cfg_int(cfg, "batch", 16, 1, MAX_BATCH, &batch) == O2H_CONFIG_ERROR) {
+    if (host->cfg->get_string(cfg, "host", "0.0.0.0", &bind_host) == O2H_CONFIG_ERROR ||
+        host->cfg->get_int(cfg, "port", 0, 0, 65535, &port) == O2H_CONFIG_ERROR ||
+        host->cfg->get_int(cfg, "batch", 16, 1, MAX_BATCH, &batch) == O2H_CONFIG_ERROR) {
         free(tr);
         return O2H_CONFIG_ERROR;
     }
     tr->batch = (int)batch;
-    if (netaddr_parse_ipv4(bind_host, (int)port, &tr->bind_addr) != 0) {
-        host->cfg_error(cfg, "host", "\"%s\" is not an IPv4 address", bind_host);
+    if (o2h_netaddr_parse_ipv4(bind_host, (int)port, &tr->bind_addr) != 0) {
+        host->cfg->error(cfg, "host", "\"%s\" is not an IPv4 address", bind_host);
         free(tr);
         return O2H_CONFIG_ERROR;
     }
-    tr->internal_ip = netaddr_internal_ip(&tr->bind_addr);
+    tr->internal_ip = o2h_netaddr_internal_ip(&tr->bind_addr);
     *instance = tr;
     return O2H_OK;
 }
@@ -148,8 +148,8 @@ static int udp_start(void *instance) {
     tr->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (!tr->bufs || tr->fd < 0 ||
         bind(tr->fd, (struct sockaddr *)&tr->bind_addr, sizeof tr->bind_addr) != 0) {
-        tr->host->log(tr->self, O2H_LOG_ERROR, "cannot bind UDP port %d: %s",
-                      ntohs(tr->bind_addr.sin_port), strerror(errno));
+        tr->host->log->write(tr->self, O2H_LOG_ERROR, "cannot bind UDP port %d: %s",
+                             ntohs(tr->bind_addr.sin_port), strerror(errno));
         if (tr->fd >= 0) close(tr->fd);
         tr->fd = -1;
         return O2H_NO_PORT;
@@ -158,16 +158,16 @@ static int udp_start(void *instance) {
     socklen_t len = sizeof bound;
     getsockname(tr->fd, (struct sockaddr *)&bound, &len);
     int port = ntohs(bound.sin_port);
-    tr->watch = tr->host->watch_fd(tr->self, tr->fd, O2H_EV_READ, on_readable, tr);
-    tr->host->log(tr->self, O2H_LOG_INFO, "listening on UDP port %d", port);
-    return tr->host->net_register(tr->self, O2H_NET_UDP, tr->internal_ip, port);
+    tr->watch = tr->host->loop->watch_fd(tr->self, tr->fd, O2H_EV_READ, on_readable, tr);
+    tr->host->log->write(tr->self, O2H_LOG_INFO, "listening on UDP port %d", port);
+    return tr->host->proc->net_register(tr->self, O2H_NET_UDP, tr->internal_ip, port);
 }
 
 static void udp_stop(void *instance) {
     udp_transport *tr = instance;
     while (tr->dests)
         forget(tr, tr->dests);
-    tr->host->watch_remove(tr->watch);
+    tr->host->loop->watch_remove(tr->watch);
     tr->watch = NULL;
     if (tr->fd >= 0) close(tr->fd);
     tr->fd = -1;

@@ -27,7 +27,7 @@ struct http_dnssd {
 static void try_register(void *ctx);
 
 static void drop_ref(http_dnssd *d) {
-    if (d->watch) d->host->watch_remove(d->watch);
+    if (d->watch) d->host->loop->watch_remove(d->watch);
     d->watch = NULL;
     if (d->ref) DNSServiceRefDeallocate(d->ref);
     d->ref = NULL;
@@ -36,14 +36,15 @@ static void drop_ref(http_dnssd *d) {
 static void retry_later(http_dnssd *d, const char *why, int err) {
     drop_ref(d);
     if (!d->warned) {
-        d->host->log(d->self, O2H_LOG_WARN,
-                     "cannot publish http on DNS-SD (%s, error %d): is avahi-daemon running? "
-                     "retrying",
-                     why, err);
+        d->host->log->write(
+            d->self, O2H_LOG_WARN,
+            "cannot publish http on DNS-SD (%s, error %d): is avahi-daemon running? "
+            "retrying",
+            why, err);
         d->warned = true;
     }
-    d->host->timer_stop(d->retry);
-    d->retry = d->host->timer_start(d->self, d->backoff, 0, try_register, d);
+    d->host->loop->timer_stop(d->retry);
+    d->retry = d->host->loop->timer_start(d->self, d->backoff, 0, try_register, d);
     d->backoff = d->backoff * 2 > RETRY_MAX ? RETRY_MAX : d->backoff * 2;
 }
 
@@ -58,7 +59,8 @@ static void DNSSD_API on_registered(DNSServiceRef ref, DNSServiceFlags flags,
         retry_later(d, "registration refused", err);
         return;
     }
-    d->host->log(d->self, O2H_LOG_INFO, "published \"%s\" as %s on port %d", name, type, d->port);
+    d->host->log->write(d->self, O2H_LOG_INFO, "published \"%s\" as %s on port %d", name, type,
+                        d->port);
     d->warned = false;
     d->backoff = RETRY_MIN;
 }
@@ -73,7 +75,7 @@ static void on_readable(void *ctx, int fd, unsigned events) {
 
 static void try_register(void *ctx) {
     http_dnssd *d = ctx;
-    d->host->timer_stop(d->retry);
+    d->host->loop->timer_stop(d->retry);
     d->retry = NULL;
     DNSServiceErrorType err =
         DNSServiceRegister(&d->ref, 0, 0, d->name, d->type, NULL, NULL, htons((uint16_t)d->port), 0,
@@ -83,7 +85,8 @@ static void try_register(void *ctx) {
         retry_later(d, "no DNS-SD daemon", err);
         return;
     }
-    d->watch = d->host->watch_fd(d->self, DNSServiceRefSockFD(d->ref), O2H_EV_READ, on_readable, d);
+    d->watch =
+        d->host->loop->watch_fd(d->self, DNSServiceRefSockFD(d->ref), O2H_EV_READ, on_readable, d);
     if (!d->watch) retry_later(d, "cannot watch its socket", 0);
 }
 
@@ -108,7 +111,7 @@ http_dnssd *http_dnssd_start(const o2h_host *host, o2h_plugin *self, const char 
 void http_dnssd_stop(http_dnssd *d) {
     if (!d) return;
     drop_ref(d);
-    d->host->timer_stop(d->retry);
+    d->host->loop->timer_stop(d->retry);
     free(d);
 }
 
@@ -123,7 +126,7 @@ http_dnssd *http_dnssd_start(const o2h_host *host, o2h_plugin *self, const char 
     (void)name;
     (void)port;
     (void)tls;
-    host->log(self, O2H_LOG_WARN, "\"dnssd\": this build has no DNS-SD (avahi's dns_sd.h)");
+    host->log->write(self, O2H_LOG_WARN, "\"dnssd\": this build has no DNS-SD (avahi's dns_sd.h)");
     return NULL;
 }
 

@@ -114,7 +114,7 @@ o2h_msg *o2ws_to_msg(const o2h_host *host, o2h_builder *b, char *const *fields, 
         *why = "the reliable flag is not T or F";
         return NULL;
     }
-    host->builder_start(b);
+    host->msg->builder_start(b);
     int rc = O2H_OK;
     for (int k = 0; types[k] && rc == O2H_OK; k++) {
         const char *v = fields[4 + k];
@@ -125,43 +125,43 @@ o2h_msg *o2ws_to_msg(const o2h_host *host, o2h_builder *b, char *const *fields, 
         switch (types[k]) {
         case 'i':
             if (parse_int(v, INT32_MIN, INT32_MAX, &i) != 0) return NULL;
-            rc = host->add_int32(b, (int32_t)i);
+            rc = host->msg->add_int32(b, (int32_t)i);
             break;
         case 'h':
             if (parse_int(v, -9223372036854775808.0, 9223372036854775807.0, &i) != 0) return NULL;
-            rc = host->add_int64(b, i);
+            rc = host->msg->add_int64(b, i);
             break;
         case 'f':
             if (parse_double(v, &d) != 0) return NULL;
-            rc = host->add_float(b, (float)d);
+            rc = host->msg->add_float(b, (float)d);
             break;
         case 'd':
             if (parse_double(v, &d) != 0) return NULL;
-            rc = host->add_double(b, d);
+            rc = host->msg->add_double(b, d);
             break;
         case 't':
             if (parse_double(v, &d) != 0) return NULL;
-            rc = host->add_time(b, d);
+            rc = host->msg->add_time(b, d);
             break;
         case 'B':
         case 'T':
         case 'F':
             *why = "bad boolean";
             if (parse_bool(v, &t) != 0) return NULL;
-            rc = types[k] == 'B' ? host->add_bool(b, t) : host->add_tf(b, t);
+            rc = types[k] == 'B' ? host->msg->add_bool(b, t) : host->msg->add_tf(b, t);
             break;
-        case 'N': rc = host->add_nil(b); break;
-        case 'I': rc = host->add_infinitum(b); break;
-        case 'S': rc = host->add_symbol(b, v); break;
+        case 'N': rc = host->msg->add_nil(b); break;
+        case 'I': rc = host->msg->add_infinitum(b); break;
+        case 'S': rc = host->msg->add_symbol(b, v); break;
         default: /* 's', and as O2 does, anything it cannot parse */
-            rc = host->add_string(b, v);
+            rc = host->msg->add_string(b, v);
             break;
         }
     }
     *why = "cannot build the message (bad address?)";
     if (rc != O2H_OK) return NULL;
-    return host->builder_finish(b, time, address,
-                                strcmp(fields[3], "T") == 0 ? O2H_FLAG_RELIABLE : 0);
+    return host->msg->builder_finish(b, time, address,
+                                     strcmp(fields[3], "T") == 0 ? O2H_FLAG_RELIABLE : 0);
 }
 
 /* ---- message to text ---- */
@@ -195,7 +195,7 @@ static int append_fmt(o2ws_buf *out, const char *fmt, ...) {
 
 int o2ws_from_msg(const o2h_host *host, const o2h_msg *msg, o2ws_buf *out) {
     if (o2h_msg_is_bundle(msg)) return O2H_BAD_TYPE;
-    const char *types = host->msg_types(msg);
+    const char *types = host->msg->msg_types(msg);
     if (!types) return O2H_BAD_TYPE;
     if (*types == ',') types++;
     size_t start = out->len;
@@ -208,12 +208,12 @@ int o2ws_from_msg(const o2h_host *host, const o2h_msg *msg, o2ws_buf *out) {
     /* Vectors and arrays shift the reader away from the type string: print "?" for all. */
     bool simple = !strpbrk(types, "v[]");
     o2h_reader rd;
-    if (simple && host->reader_init(&rd, msg, NULL, 0) != O2H_OK) simple = false;
+    if (simple && host->msg->reader_init(&rd, msg, NULL, 0) != O2H_OK) simple = false;
     for (const char *t = types; *t; t++) {
         o2h_arg a;
         int rc = O2H_OK;
-        if (!simple || *t == 'b' || host->reader_next(&rd, *t, &a) != O2H_OK) {
-            if (simple && *t == 'b') host->reader_next(&rd, 'b', &a);
+        if (!simple || *t == 'b' || host->msg->reader_next(&rd, *t, &a) != O2H_OK) {
+            if (simple && *t == 'b') host->msg->reader_next(&rd, 'b', &a);
             rc = append_fmt(out, "?");
         } else {
             switch (*t) {

@@ -50,7 +50,7 @@ struct tls_proxy {
 };
 
 static double now(const tls_proxy *p) {
-    return p->cfg.host->local_time(p->cfg.self);
+    return p->cfg.host->loop->local_time(p->cfg.self);
 }
 
 static bool pending(const pump *b) {
@@ -60,8 +60,8 @@ static bool pending(const pump *b) {
 static void conn_close(tls_conn *c) {
     tls_proxy *p = c->p;
     const o2h_host *h = p->cfg.host;
-    h->watch_remove(c->tcp_watch);
-    h->watch_remove(c->plain_watch);
+    h->loop->watch_remove(c->tcp_watch);
+    h->loop->watch_remove(c->plain_watch);
     gnutls_deinit(c->session);
     close(c->tcp);
     if (c->plain >= 0) close(c->plain); /* MHD sees the end of its stream */
@@ -75,7 +75,7 @@ static void conn_close(tls_conn *c) {
 }
 
 static void set_interest(o2h_watch *w, unsigned *have, unsigned want, const o2h_host *h) {
-    if (w && want != *have && h->watch_modify(w, want) == O2H_OK) *have = want;
+    if (w && want != *have && h->loop->watch_modify(w, want) == O2H_OK) *have = want;
 }
 
 static void update_interest(tls_conn *c) {
@@ -181,7 +181,8 @@ static bool hand_over(tls_conn *c) {
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) return false;
     c->plain = sv[0];
     c->plain_events = O2H_EV_READ;
-    c->plain_watch = p->cfg.host->watch_fd(p->cfg.self, c->plain, c->plain_events, on_plain, c);
+    c->plain_watch =
+        p->cfg.host->loop->watch_fd(p->cfg.self, c->plain, c->plain_events, on_plain, c);
     if (!c->plain_watch) {
         close(sv[1]);
         return false;
@@ -206,8 +207,8 @@ static void on_tcp(void *ctx, int fd, unsigned events) {
     }
     if (rc < 0 || !hand_over(c)) {
         tls_proxy *p = c->p;
-        p->cfg.host->log(p->cfg.self, O2H_LOG_DEBUG, "TLS handshake failed: %s",
-                         rc < 0 ? gnutls_strerror(rc) : "no socket pair");
+        p->cfg.host->log->write(p->cfg.self, O2H_LOG_DEBUG, "TLS handshake failed: %s",
+                                rc < 0 ? gnutls_strerror(rc) : "no socket pair");
         conn_close(c);
         return;
     }
@@ -238,7 +239,7 @@ static void conn_new(tls_proxy *p, int fd, const struct sockaddr_storage *addr, 
     gnutls_certificate_server_set_request(c->session, GNUTLS_CERT_IGNORE);
     gnutls_transport_set_int(c->session, fd);
     c->tcp_events = O2H_EV_READ;
-    c->tcp_watch = p->cfg.host->watch_fd(p->cfg.self, fd, c->tcp_events, on_tcp, c);
+    c->tcp_watch = p->cfg.host->loop->watch_fd(p->cfg.self, fd, c->tcp_events, on_tcp, c);
     if (!c->tcp_watch) {
         gnutls_deinit(c->session);
         close(fd);
@@ -329,8 +330,8 @@ tls_proxy *tls_proxy_start(const tls_proxy_config *cfg, char *why, size_t why_si
         return NULL;
     }
     const o2h_host *h = cfg->host;
-    p->listen_watch = h->watch_fd(cfg->self, p->listen_fd, O2H_EV_READ, on_accept, p);
-    p->tick = h->timer_start(cfg->self, 1.0, 1.0, on_tick, p);
+    p->listen_watch = h->loop->watch_fd(cfg->self, p->listen_fd, O2H_EV_READ, on_accept, p);
+    p->tick = h->loop->timer_start(cfg->self, 1.0, 1.0, on_tick, p);
     if (!p->listen_watch || !p->tick) {
         snprintf(why, why_size, "cannot watch the listening socket");
         tls_proxy_stop(p);
@@ -354,8 +355,8 @@ void tls_proxy_stop(tls_proxy *p) {
         conn_close(c);
     }
     const o2h_host *h = p->cfg.host;
-    if (p->listen_watch) h->watch_remove(p->listen_watch);
-    if (p->tick) h->timer_stop(p->tick);
+    if (p->listen_watch) h->loop->watch_remove(p->listen_watch);
+    if (p->tick) h->loop->timer_stop(p->tick);
     if (p->listen_fd >= 0) close(p->listen_fd);
     if (p->priority) gnutls_priority_deinit(p->priority);
     if (p->creds) gnutls_certificate_free_credentials(p->creds);

@@ -2,13 +2,13 @@
  * The WebSocket transport: an HTTP server (libmicrohttpd) that serves static
  * files from a root folder and upgrades GET /o2ws to a WebSocket carrying
  * O2's O2ws text protocol (O2-REFERENCE §5.4). Each WebSocket client that
- * joins with /_o2/ws/dy becomes a bridge (host->bridge_new): its services
+ * joins with /_o2/ws/dy becomes a bridge (host->bridge->bridge_new): its services
  * are offered by this process, and messages the router sends them arrive
  * at ws_send() as O2 messages, converted to O2ws text.
  *
  * Loop integration, two modes (README, "WebSocket transport", compares them):
  *  - default: MHD runs in "external epoll" mode on the router's loop thread.
- *    MHD's epoll descriptor is watched with host->watch_fd, MHD_run() is
+ *    MHD's epoll descriptor is watched with host->loop->watch_fd, MHD_run() is
  *    called when it is readable and when the timer armed from
  *    MHD_get_timeout() fires.
  *  - "mhd_thread": true: MHD runs its own polling thread (epoll). Static
@@ -83,8 +83,8 @@ typedef struct ws_conn {
     o2ws_buf out; /* frames not yet written */
     size_t out_off;
     bool closing; /* our close frame is queued: read and discard until EOF */
-    bool dead;
-    int busy;
+    bool dead;    /* destroyed; its memory goes in the loop's deferred phase */
+    o2h_deferred free_later;
     unsigned events;
     o2h_timer *linger;
     o2h_timer *kick; /* bytes that came with the upgrade request wait for it */
@@ -181,10 +181,7 @@ static char *join_path(const char *dir, const char *path) {
 
 static char *resolve_cfg_path(ws_transport *tr, const o2h_cfg *cfg, const char *path) {
     if (path[0] == '/') return strdup(path);
-    const char *dir = tr->host->struct_size > offsetof(o2h_host, cfg_dir) && tr->host->cfg_dir
-                          ? tr->host->cfg_dir(cfg)
-                          : ".";
-    return join_path(dir, path);
+    return join_path(tr->host->cfg->dir(cfg), path);
 }
 
 /* Wake the loop: something is in a ring (or a counter moved). */
@@ -198,7 +195,7 @@ static bool on_loop_thread(const ws_transport *tr) {
     return !tr->mhd_thread || pthread_equal(pthread_self(), tr->loop_thread);
 }
 
-/* host->log from whichever thread runs MHD's callbacks: on MHD's own thread
+/* host->log->write from whichever thread runs MHD's callbacks: on MHD's own thread
  * the line goes to the loop through the `logs` ring (lost and counted when
  * it is full). The first byte of a queued line is the level. */
 static void http_log(ws_transport *tr, int level, const char *fmt, ...) O2H_PRINTF(3, 4);
@@ -209,7 +206,7 @@ static void http_log(ws_transport *tr, int level, const char *fmt, ...) {
     vsnprintf(line + 1, sizeof line - 1, fmt, ap);
     va_end(ap);
     if (on_loop_thread(tr)) {
-        tr->host->log(tr->self, level, "%s", line + 1);
+        tr->host->log->write(tr->self, level, "%s", line + 1);
         return;
     }
     line[0] = (char)('0' + level);
@@ -224,7 +221,8 @@ static void http_log(ws_transport *tr, int level, const char *fmt, ...) {
 
 /* ---- connections ---- */
 
-static void conn_free_memory(ws_conn *c) {
+static void conn_free_memory(void *ctx) {
+    ws_conn *c = ctx;
     ws_decoder_free(&c->dec);
     free(c->in);
     o2ws_buf_free(&c->out);
@@ -247,7 +245,7 @@ static void conn_unlink(ws_transport *tr, ws_conn *c) {
 static void conn_drop_link(ws_conn *c) {
     o2h_link *link = c->link;
     c->link = NULL;
-    if (link) c->tr->host->link_free(link); /* may re-enter ws_close: link is NULL by now */
+    if (link) c->tr->host->link->link_free(link); /* may re-enter ws_close: link is NULL by now */
 }
 
 /* Gone for good: the socket is handed back to MHD, which closes it. */
@@ -256,16 +254,17 @@ static void conn_destroy(ws_conn *c) {
     ws_transport *tr = c->tr;
     c->dead = true;
     conn_drop_link(c);
-    tr->host->watch_remove(c->watch);
+    tr->host->loop->watch_remove(c->watch);
     c->watch = NULL;
-    if (c->linger) tr->host->timer_stop(c->linger);
+    if (c->linger) tr->host->loop->timer_stop(c->linger);
     c->linger = NULL;
-    if (c->kick) tr->host->timer_stop(c->kick);
+    if (c->kick) tr->host->loop->timer_stop(c->kick);
     c->kick = NULL;
     conn_unlink(tr, c);
     MHD_upgrade_action(c->urh, MHD_UPGRADE_ACTION_CLOSE);
     mhd_run_soon(tr);
-    if (!c->busy) conn_free_memory(c);
+    /* Our callbacks up the stack may still look at c (c->dead). */
+    tr->host->loop->defer(tr->self, &c->free_later, conn_free_memory, c);
 }
 
 static void update_interest(ws_conn *c) {
@@ -273,7 +272,7 @@ static void update_interest(ws_conn *c) {
     unsigned want = O2H_EV_READ | (c->out.len > c->out_off ? O2H_EV_WRITE : 0);
     if (want == c->events) return;
     c->events = want;
-    c->tr->host->watch_modify(c->watch, want);
+    c->tr->host->loop->watch_modify(c->watch, want);
 }
 
 /* Write what the socket takes; false on a broken connection. */
@@ -320,7 +319,8 @@ static void conn_fail(ws_conn *c, uint16_t code, const char *reason) {
     if (c->dead || c->closing) return;
     ws_transport *tr = c->tr;
     if (code != WS_CLOSE_NORMAL && code != WS_CLOSE_GOING_AWAY)
-        tr->host->log(tr->self, O2H_LOG_INFO, "closing WebSocket %s: %u %s", c->peer, code, reason);
+        tr->host->log->write(tr->self, O2H_LOG_INFO, "closing WebSocket %s: %u %s", c->peer, code,
+                             reason);
     conn_drop_link(c);
     if (c->dead) return;
     c->closing = true;
@@ -334,7 +334,7 @@ static void conn_fail(ws_conn *c, uint16_t code, const char *reason) {
         conn_destroy(c);
         return;
     }
-    c->linger = tr->host->timer_start(tr->self, CLOSE_LINGER_S, 0, on_linger_timeout, c);
+    c->linger = tr->host->loop->timer_start(tr->self, CLOSE_LINGER_S, 0, on_linger_timeout, c);
     if (c->out.len == c->out_off) shutdown(c->fd, SHUT_WR);
 }
 
@@ -397,14 +397,14 @@ static void on_dy(ws_conn *c, char *const *f, int n) {
         conn_fail(c, WS_CLOSE_POLICY, "bad /_o2/ws/dy");
         return;
     }
-    if (strcmp(f[4], tr->host->ensemble(tr->self)) != 0) {
-        tr->host->log(tr->self, O2H_LOG_WARN, "WebSocket %s gave ensemble \"%s\": dropped", c->peer,
-                      f[4]);
+    if (strcmp(f[4], tr->host->proc->ensemble(tr->self)) != 0) {
+        tr->host->log->write(tr->self, O2H_LOG_WARN, "WebSocket %s gave ensemble \"%s\": dropped",
+                             c->peer, f[4]);
         conn_fail(c, WS_CLOSE_POLICY, "wrong ensemble");
         return;
     }
     if (c->bridge_id <= 0) {
-        int id = tr->host->bridge_new(tr->self, c->link, "O2ws", 0);
+        int id = tr->host->bridge->bridge_new(tr->self, c->link, "O2ws", 0);
         if (id <= 0) {
             conn_fail(c, WS_CLOSE_INTERNAL, "cannot make a bridge");
             return;
@@ -420,27 +420,27 @@ static void on_system(ws_conn *c, char *const *f, int n, const char *name) {
     int a, b, mode, id, seq;
     if (strcmp(name, "sv") == 0 && types_are(f, n, "siisi") && parse_i(f[5], &a) &&
         parse_i(f[6], &b) && parse_i(f[8], &mode)) {
-        int rc = h->bridge_service(tr->self, c->link, f[4], a != 0, b != 0, f[7], mode);
+        int rc = h->bridge->service(tr->self, c->link, f[4], a != 0, b != 0, f[7], mode);
         if (rc != O2H_OK)
-            h->log(tr->self, O2H_LOG_INFO, "WebSocket client %d: service %s: error %d",
-                   c->bridge_id, f[4], rc);
+            h->log->write(tr->self, O2H_LOG_INFO, "WebSocket client %d: service %s: error %d",
+                          c->bridge_id, f[4], rc);
     } else if (strcmp(name, "cs/get") == 0 && types_are(f, n, "iis") && parse_i(f[4], &id) &&
                parse_i(f[5], &seq) && (f[6][0] == '/' || f[6][0] == '!')) {
-        double now = h->time_get(tr->self);
+        double now = h->loop->time_get(tr->self);
         if (now >= 0) reply(c, f[6], "it", seq, now); /* no answer before we have a clock */
     } else if (strcmp(name, "cs/cs") == 0 && types_are(f, n, "")) {
-        h->bridge_synced(tr->self, c->link);
+        h->bridge->synced(tr->self, c->link);
     } else if (strcmp(name, "st") == 0 && types_are(f, n, "s")) {
-        reply(c, "!_o2/st", "si", f[4], h->service_status(tr->self, f[4]));
+        reply(c, "!_o2/st", "si", f[4], h->link->service_status(tr->self, f[4]));
     } else if (strcmp(name, "ls") == 0 && types_are(f, n, "")) {
         /* The core lists services for O2lite clients of any bridge: ask it for us. */
-        h->builder_start(tr->builder);
-        o2h_msg *m = h->builder_finish(tr->builder, 0, "!_o2/o2lite/ls", O2H_FLAG_RELIABLE);
-        if (m) h->deliver(tr->self, c->link, m);
+        h->msg->builder_start(tr->builder);
+        o2h_msg *m = h->msg->builder_finish(tr->builder, 0, "!_o2/o2lite/ls", O2H_FLAG_RELIABLE);
+        if (m) h->link->deliver(tr->self, c->link, m);
     } else if (strcmp(name, "dy") == 0) {
         on_dy(c, f, n);
     } else {
-        h->count_invalid(tr->self, "bad O2ws system message");
+        h->link->count_invalid(tr->self, "bad O2ws system message");
     }
 }
 
@@ -449,7 +449,7 @@ static void on_text(ws_conn *c, uint8_t *data, size_t len) {
     char *fields[O2WS_MAX_FIELDS];
     int n = o2ws_split((char *)data, len, fields, O2WS_MAX_FIELDS);
     if (n < 4) {
-        tr->host->count_invalid(tr->self, "O2ws text is not ETX-separated fields");
+        tr->host->link->count_invalid(tr->self, "O2ws text is not ETX-separated fields");
         return;
     }
     const char *address = fields[0];
@@ -464,10 +464,10 @@ static void on_text(ws_conn *c, uint8_t *data, size_t len) {
     const char *why;
     o2h_msg *m = o2ws_to_msg(tr->host, tr->builder, fields, n, &why);
     if (!m) {
-        tr->host->count_invalid(tr->self, why);
+        tr->host->link->count_invalid(tr->self, why);
         return;
     }
-    tr->host->deliver(tr->self, c->link, m);
+    tr->host->link->deliver(tr->self, c->link, m);
 }
 
 /* Run the decoder over what we have; false when the connection is gone. */
@@ -495,7 +495,7 @@ static bool process_input(ws_conn *c) {
             break;
         }
         case WS_EV_ERROR:
-            c->tr->host->count_invalid(c->tr->self, "bad WebSocket frame");
+            c->tr->host->link->count_invalid(c->tr->self, "bad WebSocket frame");
             conn_fail(c, ev.code,
                       ev.code == WS_CLOSE_TOO_BIG    ? "frame too big"
                       : ev.code == WS_CLOSE_BAD_DATA ? "invalid UTF-8"
@@ -551,25 +551,19 @@ static void on_readable(ws_conn *c) {
 static void on_conn_event(void *ctx, int fd, unsigned events) {
     ws_conn *c = ctx;
     (void)fd;
-    c->busy++;
     if (events & (O2H_EV_READ | O2H_EV_HUP | O2H_EV_ERROR)) on_readable(c);
     if (!c->dead && c->out.len > c->out_off && !flush(c)) conn_destroy(c);
     if (!c->dead && c->closing && c->out.len == c->out_off) shutdown(c->fd, SHUT_WR);
     update_interest(c);
-    c->busy--;
-    if (c->dead && !c->busy) conn_free_memory(c);
 }
 
 static void on_kick(void *ctx) {
     ws_conn *c = ctx;
-    c->tr->host->timer_stop(c->kick);
+    c->tr->host->loop->timer_stop(c->kick);
     c->kick = NULL;
-    c->busy++;
     if (!c->dead) process_input(c);
     if (!c->dead && c->closing && c->out.len == c->out_off) shutdown(c->fd, SHUT_WR);
     update_interest(c);
-    c->busy--;
-    if (c->dead && !c->busy) conn_free_memory(c);
 }
 
 /* An upgraded socket becomes a connection of ours, watched by the loop (on
@@ -618,10 +612,10 @@ static void adopt(ws_transport *tr, MHD_socket sock, struct MHD_UpgradeResponseH
     char desc[80];
     snprintf(desc, sizeof desc, "websocket %s", c->peer);
     c->events = O2H_EV_READ;
-    c->watch = tr->host->watch_fd(tr->self, sock, c->events, on_conn_event, c);
-    c->link = c->watch ? tr->host->link_new(tr->self, c, desc) : NULL;
+    c->watch = tr->host->loop->watch_fd(tr->self, sock, c->events, on_conn_event, c);
+    c->link = c->watch ? tr->host->link->link_new(tr->self, c, desc) : NULL;
     if (!c->link) {
-        if (c->watch) tr->host->watch_remove(c->watch);
+        if (c->watch) tr->host->loop->watch_remove(c->watch);
         conn_free_memory(c);
         MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
         return;
@@ -630,11 +624,11 @@ static void adopt(ws_transport *tr, MHD_socket sock, struct MHD_UpgradeResponseH
     tr->conns = c;
     tr->n_conns++;
     atomic_store(&tr->clients, tr->n_conns);
-    tr->host->log(tr->self, O2H_LOG_DEBUG, "WebSocket client %s connected", c->peer);
+    tr->host->log->write(tr->self, O2H_LOG_DEBUG, "WebSocket client %s connected", c->peer);
     if (extra_in_size > 0) { /* decoded from the loop, not inside MHD_run */
         memcpy(c->in, extra_in, extra_in_size);
         c->in_len = extra_in_size;
-        c->kick = tr->host->timer_start(tr->self, 0, 0, on_kick, c);
+        c->kick = tr->host->loop->timer_start(tr->self, 0, 0, on_kick, c);
     }
 }
 
@@ -702,7 +696,7 @@ static void take_handoffs(ws_transport *tr, enum handoff_fate fate) {
     (void)r;
     char *line;
     while ((line = handoff_pop(&tr->logs))) {
-        tr->host->log(tr->self, line[0] - '0', "%s", line + 1);
+        tr->host->log->write(tr->self, line[0] - '0', "%s", line + 1);
         free(line);
     }
     ws_handoff *h;
@@ -716,10 +710,11 @@ static void take_handoffs(ws_transport *tr, enum handoff_fate fate) {
     }
     unsigned refused = atomic_load(&tr->refused_full);
     if (refused != tr->refused_seen) {
-        tr->host->log(tr->self, O2H_LOG_WARN,
-                      "%u WebSocket upgrade(s) refused with HTTP 503: the hand-off queue to the "
-                      "loop was full (mhd_queue %lld; %u refused in all)",
-                      refused - tr->refused_seen, (long long)tr->handoff_cap, refused);
+        tr->host->log->write(
+            tr->self, O2H_LOG_WARN,
+            "%u WebSocket upgrade(s) refused with HTTP 503: the hand-off queue to the "
+            "loop was full (mhd_queue %lld; %u refused in all)",
+            refused - tr->refused_seen, (long long)tr->handoff_cap, refused);
         tr->refused_seen = refused;
     }
     /* Only lost warnings and errors are worth a warning: under a flood of bad
@@ -727,10 +722,11 @@ static void take_handoffs(ws_transport *tr, enum handoff_fate fate) {
     unsigned dropped = atomic_load(&tr->logs_dropped);
     unsigned notable = atomic_load(&tr->logs_dropped_notable);
     if (dropped != tr->dropped_seen) {
-        tr->host->log(tr->self, notable != tr->notable_seen ? O2H_LOG_WARN : O2H_LOG_DEBUG,
-                      "%u log line(s) of the HTTP thread lost (%u warnings or errors): its queue "
-                      "to the loop was full",
-                      dropped - tr->dropped_seen, notable - tr->notable_seen);
+        tr->host->log->write(
+            tr->self, notable != tr->notable_seen ? O2H_LOG_WARN : O2H_LOG_DEBUG,
+            "%u log line(s) of the HTTP thread lost (%u warnings or errors): its queue "
+            "to the loop was full",
+            dropped - tr->dropped_seen, notable - tr->notable_seen);
         tr->dropped_seen = dropped;
         tr->notable_seen = notable;
     }
@@ -975,10 +971,11 @@ static void mhd_run(ws_transport *tr) {
     } while (tr->mhd_again);
     tr->in_mhd = false;
     MHD_UNSIGNED_LONG_LONG ms;
-    if (tr->mhd_timer) tr->host->timer_stop(tr->mhd_timer);
+    if (tr->mhd_timer) tr->host->loop->timer_stop(tr->mhd_timer);
     tr->mhd_timer = NULL;
     if (MHD_get_timeout(tr->mhd, &ms) == MHD_YES)
-        tr->mhd_timer = tr->host->timer_start(tr->self, (double)ms / 1000.0, 0, on_mhd_timer, tr);
+        tr->mhd_timer =
+            tr->host->loop->timer_start(tr->self, (double)ms / 1000.0, 0, on_mhd_timer, tr);
 }
 
 static void on_mhd_timer(void *ctx) {
@@ -991,8 +988,8 @@ static void mhd_run_soon(ws_transport *tr) {
         tr->mhd_again = true;
         return;
     }
-    if (tr->mhd_timer) tr->host->timer_stop(tr->mhd_timer);
-    tr->mhd_timer = tr->host->timer_start(tr->self, 0, 0, on_mhd_timer, tr);
+    if (tr->mhd_timer) tr->host->loop->timer_stop(tr->mhd_timer);
+    tr->mhd_timer = tr->host->loop->timer_start(tr->self, 0, 0, on_mhd_timer, tr);
 }
 
 static void on_mhd_event(void *ctx, int fd, unsigned events) {
@@ -1010,8 +1007,8 @@ static int ws_send(void *instance, void *link_ctx, o2h_msg *msg) {
     tr->text.len = 0;
     int rc = o2ws_from_msg(tr->host, msg, &tr->text);
     if (rc == O2H_BAD_TYPE) {
-        tr->host->log(tr->self, O2H_LOG_DEBUG, "WebSocket client %d: bundle not sent",
-                      c->bridge_id);
+        tr->host->log->write(tr->self, O2H_LOG_DEBUG, "WebSocket client %d: bundle not sent",
+                             c->bridge_id);
         return rc;
     }
     if (rc != O2H_OK) return rc;
@@ -1040,22 +1037,23 @@ static void free_config(ws_transport *tr) {
 
 static int read_mounts(ws_transport *tr, const o2h_cfg *cfg) {
     const o2h_host *h = tr->host;
-    int n = h->cfg_array_len(cfg, "mounts");
+    int n = h->cfg->array_len(cfg, "mounts");
     if (n < 0) return O2H_CONFIG_ERROR;
-    if (n > MAX_MOUNTS) return h->cfg_error(cfg, "mounts", "at most %d mounts", MAX_MOUNTS);
+    if (n > MAX_MOUNTS) return h->cfg->error(cfg, "mounts", "at most %d mounts", MAX_MOUNTS);
     for (int i = 0; i < n; i++) {
-        const o2h_cfg *m = h->cfg_array_item(cfg, "mounts", i);
+        const o2h_cfg *m = h->cfg->array_item(cfg, "mounts", i);
         const char *url, *dir;
-        if (!m || h->cfg_string(m, "url", NULL, &url) != O2H_OK ||
-            h->cfg_string(m, "root", NULL, &dir) != O2H_OK)
-            return h->cfg_error(m ? m : cfg, m ? NULL : "mounts",
-                                "a mount is {\"url\": \"/prefix/\", \"root\": \"folder\"}");
+        if (!m || h->cfg->get_string(m, "url", NULL, &url) != O2H_OK ||
+            h->cfg->get_string(m, "root", NULL, &dir) != O2H_OK)
+            return h->cfg->error(m ? m : cfg, m ? NULL : "mounts",
+                                 "a mount is {\"url\": \"/prefix/\", \"root\": \"folder\"}");
         char norm[sizeof tr->mounts[0].url + 16];
         char probe[sizeof norm + 8];
         snprintf(probe, sizeof probe, "%s/x", url);
         if (http_resolve_path(probe, norm, sizeof norm) != 200 || strlen(norm) < 3 ||
             strlen(norm) - 2 >= sizeof tr->mounts[0].url)
-            return h->cfg_error(m, "url", "\"%s\" is not a URL path prefix such as \"/sdk/\"", url);
+            return h->cfg->error(m, "url", "\"%s\" is not a URL path prefix such as \"/sdk/\"",
+                                 url);
         norm[strlen(norm) - 2] = '\0'; /* drop "/x" */
         snprintf(tr->mounts[i].url, sizeof tr->mounts[i].url, "%s", norm);
         tr->mounts[i].dir = resolve_cfg_path(tr, cfg, dir);
@@ -1070,13 +1068,13 @@ static int read_mounts(ws_transport *tr, const o2h_cfg *cfg) {
 static int read_tls(ws_transport *tr, const o2h_cfg *cfg) {
     const o2h_host *h = tr->host;
     const char *cert = NULL, *key = NULL;
-    if (h->cfg_string(cfg, "tls_cert", NULL, &cert) == O2H_CONFIG_ERROR ||
-        h->cfg_string(cfg, "tls_key", NULL, &key) == O2H_CONFIG_ERROR)
+    if (h->cfg->get_string(cfg, "tls_cert", NULL, &cert) == O2H_CONFIG_ERROR ||
+        h->cfg->get_string(cfg, "tls_key", NULL, &key) == O2H_CONFIG_ERROR)
         return O2H_CONFIG_ERROR;
     if (!cert && !key) return O2H_OK;
     if (!cert || !key)
-        return h->cfg_error(cfg, cert ? "tls_cert" : "tls_key",
-                            "HTTPS needs both \"tls_cert\" and \"tls_key\" (PEM files)");
+        return h->cfg->error(cfg, cert ? "tls_cert" : "tls_key",
+                             "HTTPS needs both \"tls_cert\" and \"tls_key\" (PEM files)");
     const char *keys[2] = {"tls_cert", "tls_key"}, *paths[2] = {cert, key};
     char **out[2] = {&tr->tls_cert, &tr->tls_key};
     for (int i = 0; i < 2; i++) {
@@ -1085,7 +1083,7 @@ static int read_tls(ws_transport *tr, const o2h_cfg *cfg) {
         char why[PATH_MAX + 80];
         *out[i] = ws_tls_read_pem(path, why, sizeof why);
         free(path);
-        if (!*out[i]) return h->cfg_error(cfg, keys[i], "%s", why);
+        if (!*out[i]) return h->cfg->error(cfg, keys[i], "%s", why);
     }
     return O2H_OK;
 }
@@ -1100,22 +1098,24 @@ static int ws_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg,
     const char *bind_host, *root, *dnssd_name = NULL;
     int64_t port;
     int rc = O2H_OK;
-    if (host->cfg_string(cfg, "host", "127.0.0.1", &bind_host) == O2H_CONFIG_ERROR ||
-        host->cfg_int(cfg, "port", 8080, 0, 65535, &port) == O2H_CONFIG_ERROR ||
-        host->cfg_string(cfg, "root", NULL, &root) == O2H_CONFIG_ERROR ||
-        host->cfg_int(cfg, "max_frame", 65536, 125, 16 << 20, &tr->max_frame) == O2H_CONFIG_ERROR ||
-        host->cfg_int(cfg, "max_clients", 256, 1, 65536, &tr->max_clients) == O2H_CONFIG_ERROR ||
-        host->cfg_int(cfg, "send_queue_bytes", 4 << 20, 1024, (int64_t)1 << 32, &tr->queue_limit) ==
+    if (host->cfg->get_string(cfg, "host", "127.0.0.1", &bind_host) == O2H_CONFIG_ERROR ||
+        host->cfg->get_int(cfg, "port", 8080, 0, 65535, &port) == O2H_CONFIG_ERROR ||
+        host->cfg->get_string(cfg, "root", NULL, &root) == O2H_CONFIG_ERROR ||
+        host->cfg->get_int(cfg, "max_frame", 65536, 125, 16 << 20, &tr->max_frame) ==
             O2H_CONFIG_ERROR ||
-        host->cfg_bool(cfg, "dnssd", false, &tr->dnssd) == O2H_CONFIG_ERROR ||
-        host->cfg_string(cfg, "dnssd_name", host->ensemble(self), &dnssd_name) ==
+        host->cfg->get_int(cfg, "max_clients", 256, 1, 65536, &tr->max_clients) ==
             O2H_CONFIG_ERROR ||
-        host->cfg_bool(cfg, "mhd_thread", false, &tr->mhd_thread) == O2H_CONFIG_ERROR ||
-        host->cfg_int(cfg, "mhd_queue", 64, 1, 65536, &tr->handoff_cap) == O2H_CONFIG_ERROR)
+        host->cfg->get_int(cfg, "send_queue_bytes", 4 << 20, 1024, (int64_t)1 << 32,
+                           &tr->queue_limit) == O2H_CONFIG_ERROR ||
+        host->cfg->get_bool(cfg, "dnssd", false, &tr->dnssd) == O2H_CONFIG_ERROR ||
+        host->cfg->get_string(cfg, "dnssd_name", host->proc->ensemble(self), &dnssd_name) ==
+            O2H_CONFIG_ERROR ||
+        host->cfg->get_bool(cfg, "mhd_thread", false, &tr->mhd_thread) == O2H_CONFIG_ERROR ||
+        host->cfg->get_int(cfg, "mhd_queue", 64, 1, 65536, &tr->handoff_cap) == O2H_CONFIG_ERROR)
         rc = O2H_CONFIG_ERROR;
     if (rc == O2H_OK && tr->dnssd && !http_dnssd_available())
-        rc = host->cfg_error(cfg, "dnssd",
-                             "this build has no DNS-SD (avahi's dns_sd.h was not found)");
+        rc = host->cfg->error(cfg, "dnssd",
+                              "this build has no DNS-SD (avahi's dns_sd.h was not found)");
     if (rc == O2H_OK && !(tr->dnssd_name = strdup(dnssd_name ? dnssd_name : "o2hub")))
         rc = O2H_NO_MEMORY;
     if (rc == O2H_OK) rc = read_mounts(tr, cfg);
@@ -1125,10 +1125,10 @@ static int ws_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg,
         tr->bind_addr.sin_family = AF_INET;
         tr->bind_addr.sin_port = htons((uint16_t)port);
         if (inet_pton(AF_INET, bind_host, &tr->bind_addr.sin_addr) != 1)
-            rc = host->cfg_error(cfg, "host", "\"%s\" is not an IPv4 address", bind_host);
+            rc = host->cfg->error(cfg, "host", "\"%s\" is not an IPv4 address", bind_host);
     }
     if (rc == O2H_OK && root && !(tr->root = resolve_cfg_path(tr, cfg, root))) rc = O2H_NO_MEMORY;
-    if (rc == O2H_OK && !(tr->builder = host->builder_new(self))) rc = O2H_NO_MEMORY;
+    if (rc == O2H_OK && !(tr->builder = host->msg->builder_new(self))) rc = O2H_NO_MEMORY;
     if (rc != O2H_OK) {
         free_config(tr);
         free(tr);
@@ -1141,7 +1141,8 @@ static int ws_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg,
 static int open_dir(ws_transport *tr, const char *dir) {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
-        tr->host->log(tr->self, O2H_LOG_ERROR, "cannot open folder %s: %s", dir, strerror(errno));
+        tr->host->log->write(tr->self, O2H_LOG_ERROR, "cannot open folder %s: %s", dir,
+                             strerror(errno));
     return fd;
 }
 
@@ -1157,7 +1158,7 @@ static int handoff_start(ws_transport *tr) {
     tr->handoff_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (tr->handoff_efd < 0) return O2H_SOCKET_ERROR;
     tr->handoff_watch =
-        tr->host->watch_fd(tr->self, tr->handoff_efd, O2H_EV_READ, on_handoff_event, tr);
+        tr->host->loop->watch_fd(tr->self, tr->handoff_efd, O2H_EV_READ, on_handoff_event, tr);
     return tr->handoff_watch ? O2H_OK : O2H_SOCKET_ERROR;
 }
 
@@ -1165,7 +1166,8 @@ static int handoff_start(ws_transport *tr) {
 static void on_tls_ready(void *ctx, int fd, const struct sockaddr *client, socklen_t len) {
     ws_transport *tr = ctx;
     if (MHD_add_connection(tr->mhd, fd, client, len) != MHD_YES) /* MHD closes fd */
-        tr->host->log(tr->self, O2H_LOG_DEBUG, "MHD refused a TLS connection: %s", strerror(errno));
+        tr->host->log->write(tr->self, O2H_LOG_DEBUG, "MHD refused a TLS connection: %s",
+                             strerror(errno));
     else if (!tr->mhd_thread)
         mhd_run_soon(tr);
 }
@@ -1185,7 +1187,7 @@ static int start_tls(ws_transport *tr) {
     char why[256];
     tr->tls = tls_proxy_start(&cfg, why, sizeof why);
     if (!tr->tls) {
-        tr->host->log(tr->self, O2H_LOG_ERROR, "cannot start HTTPS: %s", why);
+        tr->host->log->write(tr->self, O2H_LOG_ERROR, "cannot start HTTPS: %s", why);
         return O2H_NO_PORT;
     }
     tr->port = tls_proxy_port(tr->tls);
@@ -1229,8 +1231,8 @@ static int ws_start(void *instance) {
                                MHD_OPTION_END);
     /* clang-format on */
     if (!tr->mhd) {
-        tr->host->log(tr->self, O2H_LOG_ERROR, "cannot start the HTTP server on port %d",
-                      ntohs(tr->bind_addr.sin_port));
+        tr->host->log->write(tr->self, O2H_LOG_ERROR, "cannot start the HTTP server on port %d",
+                             ntohs(tr->bind_addr.sin_port));
         return O2H_NO_PORT;
     }
     if (tr->tls_cert) {
@@ -1247,7 +1249,8 @@ static int ws_start(void *instance) {
     if (!tr->mhd_thread) {
         const union MHD_DaemonInfo *ei = MHD_get_daemon_info(tr->mhd, MHD_DAEMON_INFO_EPOLL_FD);
         tr->mhd_watch =
-            ei ? tr->host->watch_fd(tr->self, ei->epoll_fd, O2H_EV_READ, on_mhd_event, tr) : NULL;
+            ei ? tr->host->loop->watch_fd(tr->self, ei->epoll_fd, O2H_EV_READ, on_mhd_event, tr)
+               : NULL;
         if (!tr->mhd_watch) {
             MHD_stop_daemon(tr->mhd);
             tr->mhd = NULL;
@@ -1256,9 +1259,10 @@ static int ws_start(void *instance) {
     }
     char ip[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &tr->bind_addr.sin_addr, ip, sizeof ip);
-    tr->host->log(tr->self, O2H_LOG_INFO, "serving %s at http%s://%s:%d/ (WebSocket at %s; %s)",
-                  tr->root ? tr->root : "no files", tr->tls_cert ? "s" : "", ip, tr->port, WS_PATH,
-                  tr->mhd_thread ? "HTTP on its own thread" : "HTTP on the loop");
+    tr->host->log->write(tr->self, O2H_LOG_INFO,
+                         "serving %s at http%s://%s:%d/ (WebSocket at %s; %s)",
+                         tr->root ? tr->root : "no files", tr->tls_cert ? "s" : "", ip, tr->port,
+                         WS_PATH, tr->mhd_thread ? "HTTP on its own thread" : "HTTP on the loop");
     if (tr->dnssd)
         tr->published =
             http_dnssd_start(tr->host, tr->self, tr->dnssd_name, tr->port, tr->tls != NULL);
@@ -1271,7 +1275,7 @@ static int ws_start(void *instance) {
  * slot it reserved, so that none arrives once we stop looking. */
 static void handoff_quiesce(ws_transport *tr) {
     atomic_store(&tr->stopping, true);
-    if (tr->handoff_watch) tr->host->watch_remove(tr->handoff_watch);
+    if (tr->handoff_watch) tr->host->loop->watch_remove(tr->handoff_watch);
     tr->handoff_watch = NULL;
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -1281,9 +1285,9 @@ static void handoff_quiesce(ws_transport *tr) {
         clock_gettime(CLOCK_MONOTONIC, &t);
         long waited = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
         if (waited >= STOP_WAIT_MS) {
-            tr->host->log(tr->self, O2H_LOG_WARN,
-                          "%d WebSocket upgrade(s) still in flight at stop: MHD closes them",
-                          atomic_load(&tr->pending));
+            tr->host->log->write(tr->self, O2H_LOG_WARN,
+                                 "%d WebSocket upgrade(s) still in flight at stop: MHD closes them",
+                                 atomic_load(&tr->pending));
             return;
         }
         struct pollfd p = {.fd = tr->handoff_efd, .events = POLLIN};
@@ -1324,14 +1328,14 @@ static void ws_stop(void *instance) {
     tls_proxy_stop(tr->tls); /* passes on what was just written, if it can at once */
     tr->tls = NULL;
     if (tr->mhd_thread && tr->mhd) handoff_quiesce(tr);
-    if (tr->mhd_timer) tr->host->timer_stop(tr->mhd_timer);
+    if (tr->mhd_timer) tr->host->loop->timer_stop(tr->mhd_timer);
     tr->mhd_timer = NULL;
-    tr->host->watch_remove(tr->mhd_watch);
+    tr->host->loop->watch_remove(tr->mhd_watch);
     tr->mhd_watch = NULL;
     if (tr->mhd) MHD_stop_daemon(tr->mhd); /* joins MHD's thread */
     tr->mhd = NULL;
     if (tr->mhd_thread) {
-        if (tr->handoff_watch) tr->host->watch_remove(tr->handoff_watch);
+        if (tr->handoff_watch) tr->host->loop->watch_remove(tr->handoff_watch);
         tr->handoff_watch = NULL;
         handoff_stop(tr);
     }
@@ -1346,7 +1350,7 @@ static void ws_stop(void *instance) {
 static void ws_destroy(void *instance) {
     ws_transport *tr = instance;
     ws_stop(tr);
-    tr->host->builder_free(tr->builder);
+    tr->host->msg->builder_free(tr->builder);
     o2ws_buf_free(&tr->text);
     free_config(tr);
     free(tr);

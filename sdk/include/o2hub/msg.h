@@ -27,6 +27,7 @@
 #ifndef O2HUB_MSG_H
 #define O2HUB_MSG_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -156,8 +157,6 @@ static inline bool o2h_msg_is_bundle(const o2h_msg *m) {
     return m->data[O2H_MSG_ADDRESS_OFFSET] == '#';
 }
 
-/* ---- Validation ----------------------------------------------------------- */
-
 /** Why a message was rejected; `offset` is where in the bytes the problem is. */
 typedef struct o2h_msg_error {
     uint32_t offset;
@@ -165,16 +164,38 @@ typedef struct o2h_msg_error {
 } o2h_msg_error;
 
 /**
- * Check untrusted bytes (starting at misc, no length prefix): overall length,
- * 4-byte alignment, address and type string NUL-terminated and zero-padded,
- * every type code known, vectors and arrays well formed, every argument
- * inside the buffer, no trailing bytes; bundles recursively up to
- * O2H_MAX_BUNDLE_DEPTH. Never reads outside [data, data+len).
- * Returns O2H_OK or O2H_INVALID_MSG (with `err` filled when non-NULL).
+ * Sequential typed reading of a message's arguments with O2's coercion
+ * rules (o2h_reader_init/next below). The reader is a plain struct on the
+ * caller's stack; treat its fields as private. Vectors are converted to host
+ * order into `scratch` (the caller supplies it; o2h_reader_next returns
+ * O2H_NO_MEMORY if it is too small).
+ *
+ * Coercions (as O2): i h f d t convert among each other; T F B convert to
+ * numbers (1/0) and numbers to T F B (non-zero is true); s and S convert to
+ * each other; b m c N I only match themselves; a vector can be read as an
+ * array ('[' then elements then ']') and an array as a vector.
  */
-O2H_EXPORT int o2h_msg_validate(const uint8_t *data, size_t len, o2h_msg_error *err);
+typedef struct o2h_reader {
+    const uint8_t *types; /* next type code */
+    const uint8_t *args;  /* next argument bytes */
+    const uint8_t *end;   /* end of message */
+    uint8_t *scratch;
+    size_t scratch_size;
+    size_t scratch_used;
+    /* state for reading a vector as an array of elements */
+    const uint8_t *vec_next;
+    int32_t vec_remaining;
+    char vec_type;
+    char vec_state; /* 0 none, 1 inside, 2 close pending */
+    char pad_[2];
+} o2h_reader;
 
-/* ---- Pool and reference counting ----------------------------------------- */
+/* ---- Pools: what belongs to one thread ------------------------------------ */
+
+/*
+ * These take a pool, which a plugin does not have: the host table offers
+ * them with the plugin's handle instead (plugin.h, o2h_host_msg).
+ */
 
 /** A new, empty pool. Pools are single-threaded. NULL if out of memory. */
 O2H_EXPORT o2h_pool *o2h_pool_new(void);
@@ -209,159 +230,119 @@ O2H_EXPORT o2h_msg *o2h_msg_alloc(o2h_pool *pool, size_t size);
 O2H_EXPORT o2h_msg *o2h_msg_from_bytes(o2h_pool *pool, const uint8_t *data, size_t len, int *code,
                                        o2h_msg_error *err);
 
-/** Add a reference. Thread-safe (atomic). */
-O2H_EXPORT o2h_msg *o2h_msg_ref(o2h_msg *msg);
-
-/** Drop a reference; the last one returns the buffer to its pool. */
-O2H_EXPORT void o2h_msg_unref(o2h_msg *msg);
-
-/** Current reference count (for tests and assertions). */
-O2H_EXPORT uint32_t o2h_msg_refcount(const o2h_msg *msg);
-
-/**
- * Replace the misc field (flags | ttl << 8); read it with o2h_msg_misc. Only
- * while the caller holds the only reference.
- */
-O2H_EXPORT void o2h_msg_set_flags(o2h_msg *msg, uint32_t misc);
-
-/** The type string without its leading ',' ("" for bundles or no arguments). */
-O2H_EXPORT const char *o2h_msg_types(const o2h_msg *msg);
-
-/**
- * Print a one-line human readable form ("/svc/a @1.5 ,if 3 2.5") into buf.
- * Returns the number of characters that the full text needs (like snprintf).
- */
-O2H_EXPORT int o2h_msg_format(const o2h_msg *msg, char *buf, size_t size);
-
-/* ---- Builder ----------------------------------------------------------- */
-
 /**
  * A builder collects arguments, then finish() produces a message. A builder
  * is reused: start() resets it without freeing its buffers, so building in a
  * loop allocates nothing once the buffers have grown. Errors (bad vector
  * type, unbalanced array, size limit, no memory) are sticky: the add
- * functions return the error and finish() returns NULL.
+ * functions return the error and finish() returns NULL. `pool` may be NULL
+ * (messages from the heap).
  */
 O2H_EXPORT o2h_builder *o2h_builder_new(o2h_pool *pool);
-O2H_EXPORT void o2h_builder_free(o2h_builder *b);
 
-/** Reset the builder for a new message. */
-O2H_EXPORT void o2h_builder_start(o2h_builder *b);
+/* ---- Everything else: one list -------------------------------------------- */
 
-O2H_EXPORT int o2h_add_int32(o2h_builder *b, int32_t v);
-O2H_EXPORT int o2h_add_int64(o2h_builder *b, int64_t v);
-O2H_EXPORT int o2h_add_float(o2h_builder *b, float v);
-O2H_EXPORT int o2h_add_double(o2h_builder *b, double v);
-/** O2 time in seconds (type 't', an 8-byte double on the wire). */
-O2H_EXPORT int o2h_add_time(o2h_builder *b, double v);
-O2H_EXPORT int o2h_add_string(o2h_builder *b, const char *s);
-O2H_EXPORT int o2h_add_symbol(o2h_builder *b, const char *s);
-O2H_EXPORT int o2h_add_blob(o2h_builder *b, const void *data, uint32_t size);
-O2H_EXPORT int o2h_add_char(o2h_builder *b, char c);
-/** MIDI: port, status, data1, data2 packed most significant byte first. */
-O2H_EXPORT int o2h_add_midi(o2h_builder *b, uint32_t midi);
-/** 'B': an int32 0 or 1 on the wire. */
-O2H_EXPORT int o2h_add_bool(o2h_builder *b, bool v);
-O2H_EXPORT int o2h_add_true(o2h_builder *b);
-O2H_EXPORT int o2h_add_false(o2h_builder *b);
-/** 'T' or 'F' according to v. */
-O2H_EXPORT int o2h_add_tf(o2h_builder *b, bool v);
-O2H_EXPORT int o2h_add_nil(o2h_builder *b);
-O2H_EXPORT int o2h_add_infinitum(o2h_builder *b);
-O2H_EXPORT int o2h_add_start_array(o2h_builder *b);
-O2H_EXPORT int o2h_add_end_array(o2h_builder *b);
-/**
- * A vector of `n` elements of `elem_type` ('i' int32, 'h' int64, 'f' float,
- * 'd' double) from host-order `data`.
+/*
+ * Every other message function, as X(return type, name, parameters): the
+ * public function is o2h_<name>, and a plugin's host->msg-><name> is the same
+ * function. This one list makes both (the declarations just below and
+ * o2h_host_msg in plugin.h), so the two cannot drift; a new function goes at
+ * the END of the list (the host table is append-only) with a minor ABI bump.
  */
-O2H_EXPORT int o2h_add_vector(o2h_builder *b, char elem_type, int32_t n, const void *data);
-/**
- * Append a complete message as a bundle element (the builder then builds a
- * bundle: finish() must get an address starting with '#', no type string).
- */
-O2H_EXPORT int o2h_add_message(o2h_builder *b, const o2h_msg *msg);
+// clang-format off
+#define O2H_MSG_FUNCTIONS(X)                                                   \
+    /* Check untrusted bytes (starting at misc, no length prefix): overall    \
+     * length, 4-byte alignment, address and type string NUL-terminated and   \
+     * zero-padded, every type code known, vectors and arrays well formed,    \
+     * every argument inside the buffer, no trailing bytes; bundles           \
+     * recursively up to O2H_MAX_BUNDLE_DEPTH. Never reads outside            \
+     * [data, data+len). O2H_OK or O2H_INVALID_MSG (`err` filled if given). */ \
+    X(int, msg_validate, (const uint8_t *data, size_t len, o2h_msg_error *err)) \
+    /* Add a reference. Thread-safe (atomic). */                              \
+    X(o2h_msg *, msg_ref, (o2h_msg *msg))                                      \
+    /* Drop a reference; the last one returns the buffer to its pool.         \
+     * Thread-safe. */                                                        \
+    X(void, msg_unref, (o2h_msg *msg))                                         \
+    /* Current reference count (for tests and assertions). */                 \
+    X(uint32_t, msg_refcount, (const o2h_msg *msg))                            \
+    /* Replace the misc field (flags | ttl << 8); read it with o2h_msg_misc.  \
+     * Only while the caller holds the only reference. */                     \
+    X(void, msg_set_flags, (o2h_msg *msg, uint32_t misc))                      \
+    /* The type string without its leading ',' ("" for bundles or none). */   \
+    X(const char *, msg_types, (const o2h_msg *msg))                           \
+    /* A one-line human readable form ("/svc/a @1.5 ,if 3 2.5") into buf;     \
+     * returns the length the full text needs (like snprintf). */             \
+    X(int, msg_format, (const o2h_msg *msg, char *buf, size_t size))           \
+    X(void, builder_free, (o2h_builder *b))                                    \
+    /* Reset the builder for a new message. */                                \
+    X(void, builder_start, (o2h_builder *b))                                   \
+    X(int, add_int32, (o2h_builder *b, int32_t v))                             \
+    X(int, add_int64, (o2h_builder *b, int64_t v))                             \
+    X(int, add_float, (o2h_builder *b, float v))                               \
+    X(int, add_double, (o2h_builder *b, double v))                             \
+    /* O2 time in seconds (type 't', an 8-byte double on the wire). */        \
+    X(int, add_time, (o2h_builder *b, double v))                               \
+    X(int, add_string, (o2h_builder *b, const char *s))                        \
+    X(int, add_symbol, (o2h_builder *b, const char *s))                        \
+    X(int, add_blob, (o2h_builder *b, const void *data, uint32_t size))        \
+    X(int, add_char, (o2h_builder *b, char c))                                 \
+    /* MIDI: port, status, data1, data2, most significant byte first. */      \
+    X(int, add_midi, (o2h_builder *b, uint32_t midi))                          \
+    /* 'B': an int32 0 or 1 on the wire. */                                   \
+    X(int, add_bool, (o2h_builder *b, bool v))                                 \
+    X(int, add_true, (o2h_builder *b))                                         \
+    X(int, add_false, (o2h_builder *b))                                        \
+    /* 'T' or 'F' according to v. */                                          \
+    X(int, add_tf, (o2h_builder *b, bool v))                                   \
+    X(int, add_nil, (o2h_builder *b))                                          \
+    X(int, add_infinitum, (o2h_builder *b))                                    \
+    X(int, add_start_array, (o2h_builder *b))                                  \
+    X(int, add_end_array, (o2h_builder *b))                                    \
+    /* A vector of `n` elements of `elem_type` ('i' int32, 'h' int64,         \
+     * 'f' float, 'd' double) from host-order `data`. */                      \
+    X(int, add_vector, (o2h_builder *b, char elem_type, int32_t n, const void *data)) \
+    /* Append a complete message as a bundle element (the builder then        \
+     * builds a bundle: finish() must get an address starting with '#'). */   \
+    X(int, add_message, (o2h_builder *b, const o2h_msg *msg))                  \
+    /* Add one argument per type code of `types` from *ap, as o2h_send takes  \
+     * them: i c B -> int, m -> uint32_t, h -> int64_t, f d t -> double,    \
+     * s S -> const char *, b -> const o2h_blob *; T F N I [ ] take nothing.  \
+     * O2H_BAD_TYPE for another code (vectors: o2h_add_vector). */   \
+    X(int, builder_add_va, (o2h_builder *b, const char *types, va_list *ap))   \
+    /* Finish: a message to `address` ('/' or '!' prefix; '#' for a bundle)   \
+     * stamped `time` (0 = now) with misc = `flags` (O2H_FLAG_RELIABLE or 0). \
+     * The builder may be started again at once. NULL on a sticky error or a  \
+     * bad address; o2h_builder_error() tells which. */                       \
+    X(o2h_msg *, builder_finish, (o2h_builder *b, double time, const char *address, uint32_t flags)) \
+    /* The first error since start(), or O2H_OK. */                           \
+    X(int, builder_error, (const o2h_builder *b))                              \
+    /* Finish into the caller's memory (a ring, a socket buffer): returns the \
+     * message's size and, only when it fits in `cap`, writes it to `out` and \
+     * starts the builder again; with less room the builder keeps its         \
+     * arguments. 0 where finish() would return NULL. */                      \
+    X(size_t, builder_encode, (o2h_builder *b, double time, const char *address, uint32_t flags, uint8_t *out, size_t cap)) \
+    /* Begin reading `msg` (valid, not a bundle) with o2h_reader_next. */     \
+    X(int, reader_init, (o2h_reader *rd, const o2h_msg *msg, void *scratch, size_t scratch_size)) \
+    /* The type code of the next argument as in the message, 0 at the end. */ \
+    X(char, reader_peek, (const o2h_reader *rd))                               \
+    /* Read the next argument as type `want` (coerced if needed) into *out.   \
+     * For want == 'v' set out->v.type first ('i' 'h' 'f' 'd', or 0 to keep   \
+     * the message's). O2H_OK, O2H_BAD_TYPE (not coercible; the reader does   \
+     * not advance), O2H_NOT_FOUND (no more) or O2H_NO_MEMORY (scratch too    \
+     * small). */                                                             \
+    X(int, reader_next, (o2h_reader *rd, char want, o2h_arg *out))             \
+    /* True when an argument of type `have` can be read as `want` (scalar     \
+     * types only; vectors and arrays are handled by the reader). */          \
+    X(bool, type_coercible, (char have, char want))                            \
+    /* Iterate the elements of a validated bundle: *pos = 0 first; each call  \
+     * stores the next element's bytes and length and returns true, false at \
+     * the end. */                                                            \
+    X(bool, bundle_next, (const o2h_msg *bundle, uint32_t *pos, const uint8_t **elem, uint32_t *elem_len))
+// clang-format on
 
-/**
- * Finish: a message to `address` ('/' or '!' prefix; '#' for a bundle) stamped
- * `time` (0 = now) with misc = `flags` (O2H_FLAG_RELIABLE or 0). The builder
- * may be started again at once. Returns NULL on a sticky error or bad address;
- * o2h_builder_error() tells which.
- */
-O2H_EXPORT o2h_msg *o2h_builder_finish(o2h_builder *b, double time, const char *address,
-                                       uint32_t flags);
-
-/** The first error since start(), or O2H_OK. */
-O2H_EXPORT int o2h_builder_error(const o2h_builder *b);
-
-/**
- * Finish into the caller's memory (a ring, a socket buffer) instead of a new
- * message: returns the message's size in bytes and, only when it fits in
- * `cap`, writes it to `out` and starts the builder again; with less room the
- * builder keeps its arguments, so the caller can make room or call finish().
- * Returns 0 as finish() returns NULL.
- */
-O2H_EXPORT size_t o2h_builder_encode(o2h_builder *b, double time, const char *address,
-                                     uint32_t flags, uint8_t *out, size_t cap);
-
-/* ---- Reader ------------------------------------------------------------- */
-
-/**
- * Sequential typed reading of a message's arguments with O2's coercion
- * rules. The reader is a plain struct on the caller's stack; treat its fields
- * as private. Vectors are converted to host order into `scratch` (the caller
- * supplies it; o2h_reader_next returns O2H_NO_MEMORY if it is too small).
- *
- * Coercions (as O2): i h f d t convert among each other; T F B convert to
- * numbers (1/0) and numbers to T F B (non-zero is true); s and S convert to
- * each other; b m c N I only match themselves; a vector can be read as an
- * array ('[' then elements then ']') and an array as a vector.
- */
-typedef struct o2h_reader {
-    const uint8_t *types; /* next type code */
-    const uint8_t *args;  /* next argument bytes */
-    const uint8_t *end;   /* end of message */
-    uint8_t *scratch;
-    size_t scratch_size;
-    size_t scratch_used;
-    /* state for reading a vector as an array of elements */
-    const uint8_t *vec_next;
-    int32_t vec_remaining;
-    char vec_type;
-    char vec_state; /* 0 none, 1 inside, 2 close pending */
-    char pad_[2];
-} o2h_reader;
-
-/** Begin reading `msg` (must be valid and not a bundle). */
-O2H_EXPORT int o2h_reader_init(o2h_reader *rd, const o2h_msg *msg, void *scratch,
-                               size_t scratch_size);
-
-/** The type code of the next argument as it is in the message, or 0 at the end. */
-O2H_EXPORT char o2h_reader_peek(const o2h_reader *rd);
-
-/**
- * Read the next argument as type `want` (coerced if needed) into `*out`.
- * For want == 'v' give the element type in `*out`: set out->v.type before
- * the call ('i' 'h' 'f' 'd'), or 0 to keep the message's. Returns O2H_OK,
- * O2H_BAD_TYPE (not coercible; the reader does not advance), O2H_NOT_FOUND
- * (no more arguments) or O2H_NO_MEMORY (scratch too small).
- */
-O2H_EXPORT int o2h_reader_next(o2h_reader *rd, char want, o2h_arg *out);
-
-/**
- * True when a message argument of type `have` can be read as `want`
- * (scalar types only; vectors and arrays are handled by the reader).
- */
-O2H_EXPORT bool o2h_type_coercible(char have, char want);
-
-/* ---- Bundles ------------------------------------------------------------ */
-
-/**
- * Iterate the elements of a bundle: pass *pos = 0 first; each call stores
- * the next element's bytes and length and returns true, false at the end.
- * The bundle must have been validated.
- */
-O2H_EXPORT bool o2h_bundle_next(const o2h_msg *bundle, uint32_t *pos, const uint8_t **elem,
-                                uint32_t *elem_len);
+#define O2H_MSG_DECLARE_(ret, name, params) O2H_EXPORT ret o2h_##name params;
+O2H_MSG_FUNCTIONS(O2H_MSG_DECLARE_)
+#undef O2H_MSG_DECLARE_
 
 #ifdef __cplusplus
 }

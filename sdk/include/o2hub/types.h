@@ -30,44 +30,51 @@ extern "C" {
 #define O2H_O2_PROTOCOL_VERSION 0x020001
 
 /**
- * Error codes. Every function that can fail returns one of these (0 or a
- * negative number). Values -1 .. -21 are O2's own O2err values so that code
- * written against O2 reads naturally; o2hub's own codes start at -100.
+ * Error codes, as X(NAME, value, text): O2H_NAME is the enum constant,
+ * o2h_strerror() gives "O2H_NAME: text" and o2h_err_name() "O2H_NAME". Every
+ * function that can fail returns one of these (0 or a negative number).
+ * Values -1 .. -21 are O2's own O2err values so that code written against O2
+ * reads naturally; o2hub's own codes start at -100.
  */
-enum o2h_err {
-    O2H_OK = 0,
-    O2H_FAIL = -1,
-    O2H_SERVICE_EXISTS = -2,
-    O2H_NO_SERVICE = -3,
-    O2H_NO_MEMORY = -4,
-    O2H_ALREADY_RUNNING = -5,
-    O2H_BAD_NAME = -6,
-    O2H_BAD_TYPE = -7,
-    O2H_BAD_ARGS = -8,
-    O2H_TCP_HUP = -9,
-    O2H_HOSTNAME_TO_NETADDR_FAIL = -10,
-    O2H_TCP_CONNECT_FAIL = -11,
-    O2H_NO_CLOCK = -12,
-    O2H_NO_HANDLER = -13,
-    O2H_INVALID_MSG = -14,
-    O2H_SEND_FAIL = -15,
-    O2H_SOCKET_ERROR = -16,
-    O2H_NOT_INITIALIZED = -17,
-    O2H_BLOCKED = -18,
-    O2H_NO_PORT = -19,
-    O2H_NO_NETWORK = -20,
-    O2H_INTERRUPTED = -21,
-    /* o2hub's own codes */
-    O2H_CONFIG_ERROR = -100,     /**< configuration file or value is wrong */
-    O2H_PLUGIN_NOT_FOUND = -101, /**< no shared object by that name in the search path */
-    O2H_PLUGIN_INVALID = -102,   /**< dlopen failed or the entry symbol is missing */
-    O2H_PLUGIN_ABI = -103,       /**< ABI version or struct size not acceptable */
-    O2H_PLUGIN_FAILED = -104,    /**< the plugin's create() or start() failed */
-    O2H_QUEUE_FULL = -105,       /**< a bounded queue is full; the item was not queued */
-    O2H_TOO_LARGE = -106,        /**< a message or value exceeds a limit */
-    O2H_NOT_FOUND = -107,        /**< no such method, plugin, key ... */
-    O2H_WRONG_THREAD = -108,     /**< called from a thread that does not own the router */
-};
+// clang-format off
+#define O2H_ERRORS(X)                                                          \
+    X(OK, 0, "success")                                                        \
+    X(FAIL, -1, "failed")                                                      \
+    X(SERVICE_EXISTS, -2, "service already exists")                            \
+    X(NO_SERVICE, -3, "no such service")                                       \
+    X(NO_MEMORY, -4, "out of memory")                                          \
+    X(ALREADY_RUNNING, -5, "already running")                                  \
+    X(BAD_NAME, -6, "invalid name")                                            \
+    X(BAD_TYPE, -7, "invalid or incompatible type")                            \
+    X(BAD_ARGS, -8, "invalid arguments")                                       \
+    X(TCP_HUP, -9, "connection closed by peer")                                \
+    X(HOSTNAME_TO_NETADDR_FAIL, -10, "cannot resolve host")                    \
+    X(TCP_CONNECT_FAIL, -11, "connect failed")                                 \
+    X(NO_CLOCK, -12, "timed message but no clock sync")                        \
+    X(NO_HANDLER, -13, "no handler for address")                               \
+    X(INVALID_MSG, -14, "malformed message")                                   \
+    X(SEND_FAIL, -15, "send failed")                                           \
+    X(SOCKET_ERROR, -16, "socket error")                                       \
+    X(NOT_INITIALIZED, -17, "not initialized")                                 \
+    X(BLOCKED, -18, "send would block")                                        \
+    X(NO_PORT, -19, "port not available")                                      \
+    X(NO_NETWORK, -20, "no network")                                           \
+    X(INTERRUPTED, -21, "interrupted")                                         \
+    /* o2hub's own codes */                                                    \
+    X(CONFIG_ERROR, -100, "configuration error")                               \
+    X(PLUGIN_NOT_FOUND, -101, "plugin not found")                              \
+    X(PLUGIN_INVALID, -102, "not a valid o2hub plugin")                        \
+    X(PLUGIN_ABI, -103, "plugin ABI not compatible")                           \
+    X(PLUGIN_FAILED, -104, "plugin failed")                                    \
+    X(QUEUE_FULL, -105, "queue full, item dropped")                            \
+    X(TOO_LARGE, -106, "exceeds size limit")                                   \
+    X(NOT_FOUND, -107, "not found")                                            \
+    X(WRONG_THREAD, -108, "called from the wrong thread")
+// clang-format on
+
+#define O2H_ERR_ENUM_(name, value, text) O2H_##name = value,
+enum o2h_err { O2H_ERRORS(O2H_ERR_ENUM_) };
+#undef O2H_ERR_ENUM_
 
 /**
  * Service status, O2's O2status values (see o2h_status()). Values >= 0 mean
@@ -128,6 +135,9 @@ typedef struct o2h_error {
 
 /** A short English name for an error code ("O2H_NO_SERVICE: no such service"). */
 O2H_EXPORT const char *o2h_strerror(int code);
+
+/** The constant's name of an error code ("O2H_NO_SERVICE"), or NULL if unknown. */
+O2H_EXPORT const char *o2h_err_name(int code);
 
 /**
  * Format `err` as one line: "FILE:LINE:COL: KEY: MESSAGE" (parts that do not

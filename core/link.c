@@ -1,0 +1,67 @@
+/* Links: creation, the core's deferred close, freeing, and sending with counts. */
+#include "link.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "router.h"
+
+o2h_link *link_new(o2h_plugin *p, void *ctx, const char *description) {
+    o2h_link *l = calloc(1, sizeof *l);
+    if (!l) return NULL;
+    l->plugin = p;
+    l->ctx = ctx;
+    l->description = strdup(description ? description : p->type);
+    if (!l->description) {
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+static void free_memory(void *ctx) {
+    o2h_link *l = ctx;
+    free(l->description);
+    free(l);
+}
+
+void link_free(o2h_link *link) {
+    if (!link || link->freed) return;
+    o2h_router *r = link->plugin->router;
+    link->freed = true;
+    proto_link_closed(r, link);
+    bridge_link_closed(r, link);
+    services_remove_link_everywhere(r, link);
+    /* Messages being dispatched may still name it as their origin. */
+    loop_defer(&r->lp, &link->free_later, free_memory, link);
+}
+
+static void close_now(void *ctx) {
+    o2h_link *l = ctx;
+    if (l->freed) return; /* the transport closed it first */
+    o2h_plugin *p = l->plugin;
+    if (p->router->closing || !p->started) return; /* stopping closes everything anyway */
+    if (p->transport.close) p->transport.close(p->instance, l->ctx);
+}
+
+void link_close(o2h_link *link) {
+    if (!link || link->freed || link->close_pending) return;
+    link->close_pending = true;
+    loop_defer(&link->plugin->router->lp, &link->close_later, close_now, link);
+}
+
+int link_send(o2h_router *r, o2h_link *link, o2h_msg *msg) {
+    if (link->freed || link->close_pending) {
+        r->stats.dropped_send_error++;
+        return O2H_SEND_FAIL;
+    }
+    o2h_plugin *p = link->plugin;
+    int rc = p->transport.send ? p->transport.send(p->instance, link->ctx, msg) : O2H_SEND_FAIL;
+    if (rc == O2H_OK)
+        r->stats.forwarded++;
+    else if (rc == O2H_QUEUE_FULL || rc == O2H_BLOCKED)
+        r->stats.dropped_queue_full++;
+    else
+        r->stats.dropped_send_error++;
+    return rc;
+}

@@ -1,0 +1,52 @@
+/*
+ * Links as the core sees them: a transport's connection, what it leads to
+ * (a peer process, a bridge client), the one place that sends on it and
+ * counts, and the rules that keep the re-entrancy contract of plugin.h:
+ * the core's own closes are deferred, and a freed link is never named again.
+ */
+#ifndef O2H_LINK_H
+#define O2H_LINK_H
+
+#include <stdbool.h>
+
+#include "msg_internal.h"
+#include "o2hub/plugin.h"
+
+struct o2h_link {
+    o2h_plugin *plugin;
+    void *ctx;
+    char *description;
+    struct peer *peer;     /* the O2 process this link leads to, if any */
+    struct bridge *bridge; /* the light client this link carries, if any */
+    bool freed;            /* the transport called link_free: memory goes in the deferred phase */
+    bool close_pending;    /* the core decided to close it; ops->close runs deferred */
+    o2h_deferred close_later;
+    o2h_deferred free_later;
+};
+
+/** A new link of plugin `p` (host->link->link_new). */
+o2h_link *link_new(o2h_plugin *p, void *ctx, const char *description);
+
+/** The transport closed the link (host->link->link_free): withdraw what it carried. */
+void link_free(o2h_link *link);
+
+/**
+ * The core is done with the link: ops->close runs in the loop's deferred
+ * phase (never inside a host call), unless the transport frees it first.
+ */
+void link_close(o2h_link *link);
+
+/** Send on one link (borrows the message); counts forwarded or dropped. */
+int link_send(o2h_router *r, o2h_link *link, o2h_msg *msg);
+
+/** The link a message came by while it is dispatched, or NULL (local, or since freed). */
+static inline o2h_link *msg_origin(const o2h_msg *m) {
+    o2h_link *l = msg_block_of(m)->origin;
+    return l && !l->freed ? l : NULL;
+}
+
+static inline void msg_set_origin(o2h_msg *m, o2h_link *l) {
+    msg_block_of(m)->origin = l;
+}
+
+#endif
