@@ -80,7 +80,7 @@ bool service_is_ours(const o2h_router *r, const service *s) {
 }
 
 int service_status(const o2h_router *r, const service *s) {
-    /* Remote and bridged services need the other side's sync too (issue #4's /_o2/cs/cs):
+    /* Remote and bridged services need the other side's sync too (its /_o2/cs/cs):
      * until then they report the NOTIME codes. */
     switch (s->providers[0].kind) {
     case PROVIDER_LOCAL: return r->clock.synced ? O2H_STATUS_LOCAL : O2H_STATUS_LOCAL_NOTIME;

@@ -240,7 +240,7 @@ typedef void (*o2h_service_visit)(void *ctx, const o2h_service_info *info);
  * `visit` is called once per service that has a provider (its active one)
  * and once per tap. Order is unspecified; strings are valid only during
  * the call, and `visit` must not change services. Returns the number of
- * calls. Added with issue #10 (O2 API layer, o2ctl list).
+ * calls.
  */
 O2H_EXPORT int o2h_services_list(o2h_router *r, o2h_service_visit visit, void *ctx);
 
@@ -296,8 +296,8 @@ O2H_EXPORT int o2h_clock_set(o2h_router *r);
 /**
  * Round-trip times of the clock-sync pings to the reference, in seconds:
  * mean and minimum of the last 5. O2H_NO_CLOCK (both set to -1) until 5
- * replies have come; the reference itself reports 0 and 0. Added with
- * issue #10 (O2's o2_roundtrip).
+ * replies have come; the reference itself reports 0 and 0 (as O2's
+ * o2_roundtrip).
  */
 O2H_EXPORT int o2h_clock_roundtrip(const o2h_router *r, double *mean, double *min);
 
