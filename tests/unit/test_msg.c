@@ -1,6 +1,7 @@
 /* Messages: every type code, byte-exact encodings, coercion, validation, pool. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -674,5 +675,37 @@ Test(msg, types_read_alike_however_the_message_was_made) {
         o2h_msg_unref(parsed);
         o2h_msg_unref(copied);
     }
+    o2h_builder_free(b);
+}
+
+static int add_va(o2h_builder *b, const char *types, ...) {
+    va_list ap;
+    va_start(ap, types);
+    int rc = o2h_builder_add_va(b, types, &ap);
+    va_end(ap);
+    return rc;
+}
+
+Test(msg, builder_add_va_takes_arguments_as_o2h_send_does) {
+    o2h_builder *b = builder();
+    o2h_blob blob = {3, (const uint8_t *)"xyz"};
+    cr_assert_eq(add_va(b, "ihfdtsScmBTFNI[]b", 7, (int64_t)1 << 40, 1.5, 2.25, 3.5, "str", "sym",
+                        'q', (uint32_t)0x01903c40, 1, &blob),
+                 O2H_OK);
+    o2h_msg *m = o2h_builder_finish(b, 0, "/v/a", 0);
+    cr_assert_not_null(m);
+    cr_assert_str_eq(o2h_msg_types(m), "ihfdtsScmBTFNI[]b");
+    o2h_reader rd;
+    o2h_arg a;
+    cr_assert_eq(o2h_reader_init(&rd, m, NULL, 0), O2H_OK);
+    cr_assert_eq(o2h_reader_next(&rd, 'i', &a), O2H_OK);
+    cr_assert_eq(a.i, 7);
+    cr_assert_eq(o2h_reader_next(&rd, 'h', &a), O2H_OK);
+    cr_assert_eq(a.h, (int64_t)1 << 40);
+    cr_assert_eq(o2h_reader_next(&rd, 'f', &a), O2H_OK);
+    cr_assert_float_eq(a.f, 1.5f, 0);
+    o2h_msg_unref(m);
+    o2h_builder_start(b);
+    cr_assert_eq(add_va(b, "v", 1, 'i', NULL), O2H_BAD_TYPE, "vectors need o2h_add_vector");
     o2h_builder_free(b);
 }
