@@ -37,7 +37,7 @@ struct config_doc {
     int n_cfgs, cap_cfgs;
     char **strings; /* strings made for this doc (resolved paths, properties) */
     int n_strings, cap_strings;
-    void *arrays[4]; /* plugin, service and path arrays of config_parse_router */
+    void *arrays[4]; /* path, plugin, service and allow arrays of config_parse_router */
 };
 
 /* ---- small helpers ---- */
@@ -465,6 +465,28 @@ static int parse_plugin_path(const o2h_cfg *root, router_config *out) {
     return O2H_OK;
 }
 
+/* "allow": networks O2 processes may be at, as CIDR text (kept as the doc's). */
+static int parse_allow(const o2h_cfg *root, router_config *out) {
+    int n = config_cfg_array_len(root, "allow");
+    if (n < 0) return O2H_CONFIG_ERROR;
+    if (n == 0 && !json_object_get(root->value, "allow")) return O2H_OK; /* the default */
+    allow_net *nets = calloc((size_t)n + 1, sizeof *nets);
+    if (!nets) return O2H_NO_MEMORY;
+    root->doc->arrays[3] = nets;
+    for (int i = 0; i < n; i++) {
+        const o2h_cfg *item = config_cfg_array_item(root, "allow", i);
+        const char *text = config_cfg_as_string(item);
+        if (!text) return wrong_type(item, NULL, "a string", item->value);
+        if (allow_parse_cidr(text, &nets[i]) != 0)
+            return cfg_record(item, NULL, false,
+                              "\"%s\" is not a network (e.g. \"192.168.1.0/24\" or \"10.0.0.7\")",
+                              text);
+    }
+    out->allow.nets = nets;
+    out->allow.n = n;
+    return O2H_OK;
+}
+
 static int parse_plugin_entry(const o2h_cfg *item, const char *kind_key, config_plugin *p) {
     if (!json_is_object(item->value)) return wrong_type(item, NULL, "an object", item->value);
     p->kind_key = kind_key;
@@ -599,6 +621,7 @@ static int parse_router(config_doc *doc, router_config *out) {
     if ((rc = parse_log_level(root, out)) != O2H_OK) return rc;
     if ((rc = parse_clock(root, out)) != O2H_OK) return rc;
     if ((rc = parse_plugin_path(root, out)) != O2H_OK) return rc;
+    if ((rc = parse_allow(root, out)) != O2H_OK) return rc;
     if ((rc = parse_plugins(root, out)) != O2H_OK) return rc;
     if ((rc = parse_services(root, out)) != O2H_OK) return rc;
     /* Only the top level's own keys: plugin objects are checked after each create(). */

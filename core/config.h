@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "allow.h"
 #include "o2hub/types.h"
 
 typedef struct config_doc config_doc;
@@ -54,6 +55,7 @@ typedef struct router_config {
     bool clock_reference;
     const char **plugin_path; /* resolved against the config file's folder */
     int n_plugin_path;
+    allow_list allow; /* nets == NULL: the default; the doc owns the array */
     config_plugin *plugins;
     int n_plugins;
     config_service *services;

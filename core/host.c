@@ -103,6 +103,19 @@ static int host_net_register(o2h_plugin *self, int proto, uint32_t ip, int port)
     return proto_net_register(self->router, self, proto, ip, port);
 }
 
+static bool host_allowed(o2h_plugin *self, uint32_t ip) {
+    return allow_permits(&self->router->allow, ip);
+}
+
+static void host_refused(o2h_plugin *self, const char *what) {
+    o2h_router *r = self->router;
+    r->stats.refused_processes++;
+    char nets[256];
+    allow_describe(&r->allow, nets, sizeof nets);
+    router_log_limited(r, &r->refused_log, O2H_LOG_WARN, self->type,
+                       "refused %s: not in \"allow\" (%s)", what ? what : "a connection", nets);
+}
+
 static o2h_msg *host_dy_message(o2h_plugin *self, int flag) {
     return proto_dy_message(self->router, flag);
 }
@@ -214,6 +227,8 @@ static const o2h_host_proc proc_table = {
     .net_register = host_net_register,
     .dy_message = host_dy_message,
     .process_link = host_process_link,
+    .allowed = host_allowed,
+    .refused = host_refused,
 };
 
 static const o2h_host_bridge bridge_table = {

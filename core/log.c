@@ -42,3 +42,25 @@ int error_set(o2h_error *err, int code, const char *fmt, ...) {
     va_end(ap);
     return code;
 }
+
+void router_log_limited(o2h_router *r, rate_limit *rl, int level, const char *origin,
+                        const char *fmt, ...) {
+    double now = o2h_local_time(r);
+    if (rl->logged && now - rl->last < RATE_LIMIT_SECONDS) {
+        rl->suppressed++;
+        return;
+    }
+    char text[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (rl->suppressed)
+        router_log(r, level, origin, "%s (and %llu more like it since the last such line)", text,
+                   (unsigned long long)rl->suppressed);
+    else
+        router_log(r, level, origin, "%s", text);
+    rl->logged = true;
+    rl->last = now;
+    rl->suppressed = 0;
+}

@@ -32,6 +32,16 @@ static void handle_counts(o2h_router *r, const o2h_msg *msg, const char *types,
         o2h_add_int64(b, (int64_t)s->routed);
         n++;
     }
+    /* Then the router's own counters, as "#name": no service name starts with '#'. */
+    o2h_stats st = {.struct_size = sizeof st};
+    o2h_router_get_stats(r, &st);
+    for (int i = 0; i < o2h_stats_count(); i++) {
+        uint64_t v;
+        char name[48];
+        snprintf(name, sizeof name, "#%s", o2h_stats_name(i, &st, &v));
+        o2h_add_string(b, name);
+        o2h_add_int64(b, (int64_t)v);
+    }
     o2h_msg *m = o2h_builder_finish(b, 0, reply_to, O2H_FLAG_RELIABLE);
     o2h_builder_free(b);
     if (m) o2h_send_msg(r, m);

@@ -13,6 +13,12 @@ bool names_valid_ensemble(const char *name) {
     return true;
 }
 
+bool names_is_ip_hex(const char *s) {
+    for (int i = 0; i < 8; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return false;
+    return s[8] == '\0';
+}
+
 bool names_has_pattern(const char *s) {
     for (; *s; s++) {
         switch (*s) {

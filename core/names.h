@@ -13,6 +13,9 @@ bool names_valid_ensemble(const char *name);
 /** Service: starts with a letter, 1..63 characters, no '/' and no pattern characters. */
 bool names_valid_service(const char *name);
 
+/** True for exactly 8 lowercase hex digits, as O2 writes an IPv4 address in a process name. */
+bool names_is_ip_hex(const char *s);
+
 /** True when `s` contains any of the OSC pattern characters * ? [ ] { }. */
 bool names_has_pattern(const char *s);
 

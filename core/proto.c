@@ -17,6 +17,7 @@
 #include "msg_internal.h"
 #include "monitor.h"
 #include "o2lite_host.h"
+#include "names.h"
 #include "router.h"
 
 #define O2_MAJOR(v) ((v)&0xff0000)
@@ -352,6 +353,17 @@ int proto_process_link(o2h_router *r, o2h_link *link, const char *name) {
     return O2H_OK;
 }
 
+/* A process outside "allow" (or at an address no process has): never reached. */
+static void refuse_process(o2h_router *r, const char *name, uint32_t ip, const o2h_link *from) {
+    char ipbuf[INET_ADDRSTRLEN], nets[256];
+    dotted(ip, ipbuf, sizeof ipbuf);
+    allow_describe(&r->allow, nets, sizeof nets);
+    r->stats.refused_processes++;
+    router_log_limited(r, &r->refused_log, O2H_LOG_WARN, "core",
+                       "refused process %s at %s (came by %s): not in \"allow\" (%s)", name, ipbuf,
+                       from ? from->description : "-", nets);
+}
+
 /* ---- handlers of system messages ---- */
 
 static void handle_dy(o2h_router *r, const o2h_msg *msg, const char *types,
@@ -361,12 +373,27 @@ static void handle_dy(o2h_router *r, const o2h_msg *msg, const char *types,
     if (strcmp(ensemble, r->ensemble) != 0 ||
         O2_MAJOR(version) != O2_MAJOR(O2H_O2_PROTOCOL_VERSION))
         return;
-    if (!named(r) || tcp <= 0 || tcp > 65535 || udp < 0 || udp > 65535 || strlen(iip) != 8) return;
+    if (!named(r)) return;
+    o2h_link *from = msg_origin(msg);
+    if (tcp <= 0 || tcp > 65535 || udp < 0 || udp > 65535 || !names_is_ip_hex(argv[2]->s) ||
+        !names_is_ip_hex(iip)) {
+        /* O2 builds these fields one way only: anything else is not an O2 process. */
+        r->stats.dropped_bad_names++;
+        router_log_limited(r, &r->bad_name_log, O2H_LOG_WARN, "core",
+                           "dropped !_o2/dy naming @%.16s:%.16s:%x (came by %s): not an O2 "
+                           "process name",
+                           argv[2]->s, iip, (unsigned)tcp, from ? from->description : "-");
+        return;
+    }
     char name[32];
-    snprintf(name, sizeof name, "@%.8s:%.8s:%04x", argv[2]->s, iip, (unsigned)tcp);
+    snprintf(name, sizeof name, "@%s:%s:%04x", argv[2]->s, iip, (unsigned)tcp);
     if (strcmp(name, r->process_name) == 0) return;
     uint32_t ip = (uint32_t)strtoul(iip, NULL, 16);
-    o2h_link *from = msg_origin(msg);
+    if (!allow_permits(&r->allow, ip)) {
+        refuse_process(r, name, ip, from);
+        if (from && flag == O2H_DY_CONNECT) link_close(from);
+        return;
+    }
     switch (flag) {
     case O2H_DY_CONNECT:
         if (from) accept_client(r, from, name, ip, tcp, udp);

@@ -189,7 +189,23 @@ static int load_plugin(o2h_router *r, config_doc *doc, const config_plugin *cp, 
     return O2H_OK;
 }
 
+int o2h_router_allow(o2h_router *r, const char *cidr) {
+    allow_net net;
+    if (!r || !cidr || allow_parse_cidr(cidr, &net) != 0) return O2H_BAD_ARGS;
+    allow_net *nets = realloc(r->allow.nets, (size_t)(r->allow.n + 1) * sizeof *nets);
+    if (!nets) return O2H_NO_MEMORY;
+    nets[r->allow.n++] = net;
+    r->allow.nets = nets;
+    return O2H_OK;
+}
+
 static int apply_config(o2h_router *r, config_doc *doc, const router_config *rc_, o2h_error *err) {
+    if (rc_->allow.nets) {
+        r->allow.nets = calloc((size_t)rc_->allow.n + 1, sizeof *r->allow.nets);
+        if (!r->allow.nets) return error_set(err, O2H_NO_MEMORY, "out of memory");
+        memcpy(r->allow.nets, rc_->allow.nets, (size_t)rc_->allow.n * sizeof *r->allow.nets);
+        r->allow.n = rc_->allow.n;
+    }
     for (int i = 0; i < rc_->n_plugin_path; i++)
         if (o2h_router_add_plugin_dir(r, rc_->plugin_path[i]) != O2H_OK)
             return error_set(err, O2H_NO_MEMORY, "out of memory");
@@ -401,6 +417,7 @@ void o2h_router_free(o2h_router *r) {
         free(r->plugin_dirs[i]);
     free(r->plugin_dirs);
     free(r->env_plugin_path);
+    allow_fini(&r->allow);
     free(r->linked_plugins);
     config_doc_free(r->doc);
     for (int i = 0; i < r->n_extra_docs; i++)
@@ -455,6 +472,39 @@ void o2h_router_get_stats(const o2h_router *r, o2h_stats *stats) {
     if (size == 0 || size > sizeof s) size = sizeof s;
     memcpy(stats, &s, size);
     stats->struct_size = size;
+}
+
+#define STATS_FIELD_(name)                                                                         \
+    { #name, offsetof(o2h_stats, name) }
+static const struct {
+    const char *name;
+    size_t offset;
+} stats_fields[] = {
+    STATS_FIELD_(delivered),          STATS_FIELD_(forwarded),
+    STATS_FIELD_(dropped_no_service), STATS_FIELD_(dropped_no_handler),
+    STATS_FIELD_(dropped_bad_types),  STATS_FIELD_(dropped_invalid),
+    STATS_FIELD_(dropped_no_clock),   STATS_FIELD_(dropped_queue_full),
+    STATS_FIELD_(dropped_send_error), STATS_FIELD_(tapped),
+    STATS_FIELD_(tap_buffers),        STATS_FIELD_(refused_processes),
+    STATS_FIELD_(dropped_bad_names),
+};
+_Static_assert(sizeof stats_fields / sizeof stats_fields[0] ==
+                   (sizeof(o2h_stats) - offsetof(o2h_stats, delivered)) / sizeof(uint64_t),
+               "every counter of o2h_stats has a name");
+
+int o2h_stats_count(void) {
+    return (int)(sizeof stats_fields / sizeof stats_fields[0]);
+}
+
+const char *o2h_stats_name(int i, const o2h_stats *stats, uint64_t *value) {
+    if (i < 0 || i >= o2h_stats_count()) return NULL;
+    size_t off = stats_fields[i].offset;
+    if (value) {
+        *value = 0;
+        if (stats && off + sizeof *value <= stats->struct_size)
+            memcpy(value, (const char *)stats + off, sizeof *value);
+    }
+    return stats_fields[i].name;
 }
 
 /* ---- services and methods ---- */

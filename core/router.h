@@ -20,6 +20,15 @@
  * loop to itself cannot grow memory without limit. */
 #define PENDING_LIMIT 65536u
 
+/* A log line that may repeat at line rate is written at most once per
+ * RATE_LIMIT_SECONDS; the next one says how many were left out. */
+#define RATE_LIMIT_SECONDS 10.0
+typedef struct rate_limit {
+    double last;
+    uint64_t suppressed;
+    bool logged;
+} rate_limit;
+
 struct o2h_router {
     char ensemble[64];
     char process_name[32]; /* "@pip:iip:port" once a network transport names it */
@@ -57,7 +66,10 @@ struct o2h_router {
     o2h_plugin *plugins;
     char **plugin_dirs;
     int n_plugin_dirs;
-    char *env_plugin_path; /* $O2HUB_PLUGIN_PATH when made: NUL-separated, "" at the end */
+    allow_list allow;        /* where O2 processes may be (router-owned copy) */
+    rate_limit refused_log;  /* one warning per burst of refused processes */
+    rate_limit bad_name_log; /* ... and of malformed process names */
+    char *env_plugin_path;   /* $O2HUB_PLUGIN_PATH when made: NUL-separated, "" at the end */
     o2h_plugin_entry_fn *linked_plugins; /* NULL-terminated copy of the option */
     config_doc *doc;                     /* kept alive: plugins' cfgs point into it */
     config_doc **extra_docs;             /* one per o2h_router_add_plugin */
@@ -71,6 +83,10 @@ void router_log(const o2h_router *r, int level, const char *origin, const char *
     O2H_PRINTF(4, 5);
 void router_vlog(const o2h_router *r, int level, const char *origin, const char *fmt, va_list ap)
     O2H_PRINTF(4, 0);
+
+/** router_log, at most once per RATE_LIMIT_SECONDS for `rl`. */
+void router_log_limited(o2h_router *r, rate_limit *rl, int level, const char *origin,
+                        const char *fmt, ...) O2H_PRINTF(5, 6);
 
 /** Route one message (takes the reference): local methods, a link, or a counted drop. */
 int router_route(o2h_router *r, o2h_msg *msg);

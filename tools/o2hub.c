@@ -82,6 +82,21 @@ static int parse_args(int argc, char **argv, options *o) {
     return 0;
 }
 
+/* Every counter, so that what was dropped and why is never hidden. */
+static void print_stop_line(const o2h_router *r) {
+    o2h_stats st = {.struct_size = sizeof st};
+    o2h_router_get_stats(r, &st);
+    char line[1024];
+    int used = snprintf(line, sizeof line, "o2hub: stopped;");
+    for (int i = 0; i < o2h_stats_count() && used > 0 && (size_t)used < sizeof line; i++) {
+        uint64_t v;
+        const char *name = o2h_stats_name(i, &st, &v);
+        used += snprintf(line + used, sizeof line - (size_t)used, "%s %s %llu", i ? "," : "", name,
+                         (unsigned long long)v);
+    }
+    fprintf(stderr, "%s\n", line);
+}
+
 int main(int argc, char **argv) {
     options o = {.log_level = -1};
     int rc = parse_args(argc, argv, &o);
@@ -123,13 +138,7 @@ int main(int argc, char **argv) {
     }
     rc = o2h_router_run(r);
     running_router = NULL;
-    o2h_stats st = {.struct_size = sizeof st};
-    o2h_router_get_stats(r, &st);
-    fprintf(stderr,
-            "o2hub: stopped; delivered %llu, forwarded %llu, dropped: %llu no service, "
-            "%llu invalid\n",
-            (unsigned long long)st.delivered, (unsigned long long)st.forwarded,
-            (unsigned long long)st.dropped_no_service, (unsigned long long)st.dropped_invalid);
+    print_stop_line(r);
     o2h_router_free(r);
     return rc == O2H_OK ? 0 : 1;
 }

@@ -121,3 +121,78 @@ Test(proto, a_link_names_its_process_once) {
     cr_assert_eq(o2h_status(r, "@00000000:7f000001:2000"), O2H_STATUS_UNKNOWN, "gone with it");
     o2h_router_free(r);
 }
+
+static int connects;
+static int count_connect(void *instance, const char *address, o2h_link **link) {
+    connects++;
+    return O2H_TCP_CONNECT_FAIL;
+}
+
+/* A discovery (INFO) dy as a UDP broadcast would bring it. */
+static o2h_msg *dy_info(const char *public_ip, const char *internal_ip, int port) {
+    o2h_builder *b = o2h_builder_new(NULL);
+    o2h_builder_start(b);
+    o2h_add_string(b, "test");
+    o2h_add_int32(b, O2H_O2_PROTOCOL_VERSION);
+    o2h_add_string(b, public_ip);
+    o2h_add_string(b, internal_ip);
+    o2h_add_int32(b, port);
+    o2h_add_int32(b, port);
+    o2h_add_int32(b, O2H_DY_INFO);
+    o2h_msg *m = o2h_builder_finish(b, 0, "!_o2/dy", 0);
+    o2h_builder_free(b);
+    return m;
+}
+
+static uint64_t stat_of(o2h_router *r, const char *name) {
+    o2h_stats st = {.struct_size = sizeof st};
+    o2h_router_get_stats(r, &st);
+    for (int i = 0; i < o2h_stats_count(); i++) {
+        uint64_t v;
+        if (strcmp(o2h_stats_name(i, &st, &v), name) == 0) return v;
+    }
+    cr_assert_fail("no counter %s", name);
+    return 0;
+}
+
+Test(proto, dy_naming_no_process_or_outside_allow_opens_nothing_and_is_counted) {
+    o2h_router_options o = {.struct_size = sizeof o, .ensemble = "test"};
+    o2h_router *r = o2h_router_new(&o, NULL);
+    const o2h_host *h = host_table();
+    o2h_plugin tcp = {.router = r, .type = "tcp"}, udp = {.router = r, .type = "udp"};
+    tcp.transport.connect = count_connect;
+    proto_net_register(r, &tcp, O2H_NET_TCP, 0x7f000001, 0x1000);
+    proto_net_register(r, &udp, O2H_NET_UDP, 0x7f000001, 0x1000);
+    connects = 0;
+    h->link->deliver(&udp, NULL, dy_info("00000000", "ffffffff", 0x2000)); /* broadcast */
+    h->link->deliver(&udp, NULL, dy_info("00000000", "e0000001", 0x2000)); /* multicast */
+    h->link->deliver(&udp, NULL, dy_info("00000000", "00000000", 0x2000));
+    cr_assert_eq(connects, 0);
+    cr_assert_eq(stat_of(r, "refused_processes"), 3);
+    h->link->deliver(&udp, NULL, dy_info("00000000", "zzzzzzzz", 0x2000));
+    h->link->deliver(&udp, NULL, dy_info("000000001", "7f000001", 0x2000)); /* too long */
+    h->link->deliver(&udp, NULL, dy_info("00000000", "7F000001", 0x2000));  /* O2 writes lower */
+    cr_assert_eq(connects, 0);
+    cr_assert_eq(stat_of(r, "dropped_bad_names"), 3);
+    h->link->deliver(&udp, NULL, dy_info("00000000", "c0a80005", 0x2000)); /* private: default */
+    cr_assert_eq(connects, 1);
+    cr_assert_eq(o2h_router_allow(r, "127.0.0.0/8"), O2H_OK);
+    cr_assert_eq(o2h_router_allow(r, "10.1.2.0/33"), O2H_BAD_ARGS);
+    h->link->deliver(&udp, NULL, dy_info("00000000", "c0a80006", 0x2000)); /* now outside */
+    cr_assert_eq(connects, 1);
+    cr_assert_eq(stat_of(r, "refused_processes"), 4);
+    h->link->deliver(&udp, NULL, dy_info("00000000", "7f000001", 0x2000));
+    cr_assert_eq(connects, 2);
+    o2h_router_free(r);
+}
+
+Test(proto, a_bad_allow_entry_is_a_located_config_error) {
+    o2h_error err;
+    cr_assert_null(o2h_router_new_from_json(
+        "{\"ensemble\": \"t\",\n \"allow\": [\"127.0.0.0/8\",\n  \"10.0.0.0/33\"]}", "allow.json",
+        NULL, &err));
+    cr_assert_eq(err.code, O2H_CONFIG_ERROR);
+    cr_assert_eq(err.line, 3, "line %d: %s", err.line, err.message);
+    cr_assert(strstr(err.key_path, "allow[1]"), "%s", err.key_path);
+    cr_assert(strstr(err.message, "10.0.0.0/33"), "%s", err.message);
+}

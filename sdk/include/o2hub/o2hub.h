@@ -82,6 +82,16 @@ O2H_EXPORT int o2h_router_add_plugin(o2h_router *r, const char *kind_key, const 
 /** Append a directory to the plugin search path (searched in order). */
 O2H_EXPORT int o2h_router_add_plugin_dir(o2h_router *r, const char *dir);
 
+/**
+ * Add a network ("192.168.1.0/24", or one address) where O2 processes may
+ * be: this router connects only to processes there and lets in only those.
+ * The first call replaces the default (loopback, 10/8, 172.16/12,
+ * 192.168/16, 169.254/16); 0.0.0.0/8, multicast and broadcast addresses are
+ * never allowed. The config's "allow" key does the same. O2H_BAD_ARGS for
+ * text that is not a network.
+ */
+O2H_EXPORT int o2h_router_allow(o2h_router *r, const char *cidr);
+
 /** Start every plugin (open sockets, announce). */
 O2H_EXPORT int o2h_router_start(o2h_router *r);
 
@@ -330,10 +340,22 @@ typedef struct o2h_stats {
     uint64_t dropped_send_error; /**< a transport refused the message */
     uint64_t tapped;             /**< tap copies made */
     uint64_t tap_buffers;        /**< buffers those copies used (shared when possible) */
+    uint64_t refused_processes;  /**< discovery or connections from outside "allow" */
+    uint64_t dropped_bad_names;  /**< process-protocol messages naming malformed processes */
 } o2h_stats;
 
 /** Copy the counters (as many fields as stats->struct_size allows). */
 O2H_EXPORT void o2h_router_get_stats(const o2h_router *r, o2h_stats *stats);
+
+/** How many counters o2h_stats has (for listing them all). */
+O2H_EXPORT int o2h_stats_count(void);
+
+/**
+ * The name of counter `i` (0 .. o2h_stats_count() - 1, e.g. "dropped_queue_full")
+ * and, when `value` is given, its value in `stats` (0 beyond stats->struct_size).
+ * NULL for another `i`.
+ */
+O2H_EXPORT const char *o2h_stats_name(int i, const o2h_stats *stats, uint64_t *value);
 
 #ifdef __cplusplus
 }

@@ -353,6 +353,15 @@ typedef struct o2h_host_proc {
      * O2H_NOT_INITIALIZED before this process has a name.
      */
     int (*process_link)(o2h_plugin *self, o2h_link *link, const char *process_name);
+    /**
+     * May an O2 process be at `ip` (IPv4, host byte order)? The router's
+     * "allow" networks decide (broadcast, multicast and 0.0.0.0 never). A
+     * transport that accepts O2 processes' connections closes one from an
+     * address refused here, and counts it (refused()).
+     */
+    bool (*allowed)(o2h_plugin *self, uint32_t ip);
+    /** Count and log (rate-limited) a connection refused because of allowed(). */
+    void (*refused)(o2h_plugin *self, const char *what);
 } o2h_host_proc;
 
 /** Bridges: light clients (O2lite over WebSocket, shared memory...) reached through a link. */

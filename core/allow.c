@@ -1,0 +1,73 @@
+/* The allow list of O2 process addresses (see allow.h). */
+#include "allow.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Loopback, the private networks of RFC 1918 and link-local: a LAN ensemble
+ * works with no config, an address on the internet needs "allow". */
+static const allow_net default_nets[] = {
+    {0x7f000000u, 0xff000000u}, /* 127.0.0.0/8 */
+    {0x0a000000u, 0xff000000u}, /* 10.0.0.0/8 */
+    {0xac100000u, 0xfff00000u}, /* 172.16.0.0/12 */
+    {0xc0a80000u, 0xffff0000u}, /* 192.168.0.0/16 */
+    {0xa9fe0000u, 0xffff0000u}, /* 169.254.0.0/16 */
+};
+
+int allow_parse_cidr(const char *text, allow_net *out) {
+    char ip[INET_ADDRSTRLEN];
+    const char *slash = strchr(text, '/');
+    size_t len = slash ? (size_t)(slash - text) : strlen(text);
+    if (len == 0 || len >= sizeof ip) return -1;
+    memcpy(ip, text, len);
+    ip[len] = '\0';
+    struct in_addr a;
+    if (inet_pton(AF_INET, ip, &a) != 1) return -1;
+    long bits = 32;
+    if (slash) {
+        char *end;
+        bits = strtol(slash + 1, &end, 10);
+        if (end == slash + 1 || *end || bits < 0 || bits > 32) return -1;
+    }
+    out->mask = bits == 0 ? 0 : 0xffffffffu << (32 - bits);
+    out->addr = ntohl(a.s_addr) & out->mask;
+    return 0;
+}
+
+/* Addresses that never name one process: "this network", multicast, reserved, broadcast. */
+static bool never_a_process(uint32_t ip) {
+    return (ip >> 24) == 0 || (ip >> 28) == 0xe || (ip >> 28) == 0xf;
+}
+
+bool allow_permits(const allow_list *l, uint32_t ip) {
+    if (never_a_process(ip)) return false;
+    const allow_net *nets = l && l->nets ? l->nets : default_nets;
+    int n = l && l->nets ? l->n : (int)(sizeof default_nets / sizeof default_nets[0]);
+    for (int i = 0; i < n; i++)
+        if ((ip & nets[i].mask) == nets[i].addr) return true;
+    return false;
+}
+
+void allow_describe(const allow_list *l, char *out, size_t size) {
+    const allow_net *nets = l && l->nets ? l->nets : default_nets;
+    int n = l && l->nets ? l->n : (int)(sizeof default_nets / sizeof default_nets[0]);
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; i < n && used < size; i++) {
+        struct in_addr a = {.s_addr = htonl(nets[i].addr)};
+        char ip[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &a, ip, sizeof ip);
+        int bits = __builtin_popcount(nets[i].mask);
+        int k = snprintf(out + used, size - used, "%s%s/%d", i ? ", " : "", ip, bits);
+        if (k < 0) break;
+        used += (size_t)k;
+    }
+}
+
+void allow_fini(allow_list *l) {
+    free(l->nets);
+    l->nets = NULL;
+    l->n = 0;
+}
