@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "names.h"
+#include "o2hub/plugin.h"
 
 struct o2h_cfg {
     config_doc *doc;
@@ -37,7 +38,17 @@ struct config_doc {
     int n_cfgs, cap_cfgs;
     char **strings; /* strings made for this doc (resolved paths, properties) */
     int n_strings, cap_strings;
-    void *arrays[4]; /* path, plugin, service and allow arrays of config_parse_router */
+    void *arrays[4];    /* path, plugin, service and allow arrays of config_parse_router */
+    port_claim *claims; /* ports the plugins of this doc will listen on */
+    int n_claims;
+};
+
+/* A port a plugin will listen on, so two cannot be given the same one. */
+struct port_claim {
+    int proto;
+    char host[64];
+    int port;
+    char key_path[256];
 };
 
 /* ---- small helpers ---- */
@@ -210,6 +221,7 @@ void config_doc_free(config_doc *doc) {
     free(doc->strings);
     for (int i = 0; i < 4; i++)
         free(doc->arrays[i]);
+    free(doc->claims);
     if (doc->root) json_decref(doc->root);
     free(doc->text);
     free(doc->name);
@@ -592,8 +604,14 @@ static int parse_services(const o2h_cfg *root, router_config *out) {
     if (!svcs) return O2H_NO_MEMORY;
     root->doc->arrays[2] = svcs;
     for (int i = 0; i < n; i++) {
-        int rc = parse_service(config_cfg_array_item(root, "services", i), &svcs[i]);
+        const o2h_cfg *item = config_cfg_array_item(root, "services", i);
+        int rc = parse_service(item, &svcs[i]);
         if (rc != O2H_OK) return rc;
+        for (int j = 0; j < i; j++)
+            if (strcmp(svcs[j].name, svcs[i].name) == 0)
+                return config_cfg_error(item, "name",
+                                        "service \"%s\" is already listed (services[%d])",
+                                        svcs[i].name, j);
     }
     out->services = svcs;
     out->n_services = n;
@@ -640,4 +658,30 @@ int config_parse_router(config_doc *doc, router_config *out, o2h_error *err) {
         snprintf(err->message, sizeof err->message, "%s", "out of memory reading the config");
     }
     return rc;
+}
+
+static bool hosts_overlap(const char *a, const char *b) {
+    return strcmp(a, b) == 0 || strcmp(a, "0.0.0.0") == 0 || strcmp(b, "0.0.0.0") == 0;
+}
+
+int config_cfg_claim_port(const o2h_cfg *cfg, const char *key, int proto, const char *host,
+                          int port) {
+    if (port <= 0) return O2H_OK; /* the system picks a free one */
+    config_doc *doc = cfg->doc;
+    const char *bind_host = host && host[0] ? host : "0.0.0.0";
+    for (int i = 0; i < doc->n_claims; i++) {
+        const port_claim *c = &doc->claims[i];
+        if (c->proto == proto && c->port == port && hosts_overlap(c->host, bind_host))
+            return cfg_record(cfg, key, false, "%s port %d is already taken by %s",
+                              proto == O2H_NET_UDP ? "UDP" : "TCP", port, c->key_path);
+    }
+    port_claim *more = realloc(doc->claims, (size_t)(doc->n_claims + 1) * sizeof *more);
+    if (!more) return O2H_NO_MEMORY;
+    doc->claims = more;
+    port_claim *c = &more[doc->n_claims++];
+    c->proto = proto;
+    c->port = port;
+    snprintf(c->host, sizeof c->host, "%s", bind_host);
+    join_path(c->key_path, sizeof c->key_path, cfg->path, key ? key : "");
+    return O2H_OK;
 }

@@ -49,6 +49,17 @@ typedef struct config_service {
 } config_service;
 
 /** The router-level settings of a config file. Strings point into the doc. */
+typedef struct port_claim port_claim;
+
+/**
+ * The plugin whose config `cfg` is will listen on `port` (O2H_NET_TCP or
+ * O2H_NET_UDP) at `host` ("0.0.0.0" or NULL: every address). A second claim
+ * of the same protocol and port on an overlapping address is a config error
+ * at `key`, naming the first. Port 0 (any free port) never clashes.
+ */
+int config_cfg_claim_port(const o2h_cfg *cfg, const char *key, int proto, const char *host,
+                          int port);
+
 typedef struct router_config {
     const char *ensemble; /* required */
     int log_level;        /* -1 when absent */

@@ -187,6 +187,7 @@ static const o2h_host_cfg cfg_table = {
     .as_string = config_cfg_as_string,
     .error = host_cfg_error,
     .dir = config_cfg_dir,
+    .claim_port = config_cfg_claim_port,
 };
 
 #define MSG_TABLE_ENTRY_(ret, name, params) .name = o2h_##name,

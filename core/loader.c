@@ -28,6 +28,15 @@ static bool is_file(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* Why `path` cannot be a plugin file, or NULL if it can be opened. */
+static const char *not_a_file(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0) return strerror(errno);
+    if (S_ISDIR(st.st_mode)) return "is a directory, not a shared object";
+    if (!S_ISREG(st.st_mode)) return "is not a regular file";
+    return NULL;
+}
+
 static bool valid_type_name(const char *type) {
     if (!type || !type[0] || strlen(type) >= 64) return false;
     for (const char *c = type; *c; c++)
@@ -175,9 +184,9 @@ o2h_plugin *loader_open(o2h_router *r, const char *type, const char *file, const
     }
     if (file) {
         snprintf(path, sizeof path, "%s", file);
-        if (!is_file(path)) {
-            error_set(err, O2H_PLUGIN_NOT_FOUND, "plugin \"%s\": file %s: %s", type, path,
-                      strerror(errno ? errno : ENOENT));
+        const char *why = not_a_file(path);
+        if (why) {
+            error_set(err, O2H_PLUGIN_NOT_FOUND, "plugin \"%s\": file %s: %s", type, path, why);
             return NULL;
         }
     } else if (find_plugin(type, dirs, n_dirs, path, sizeof path, err) != O2H_OK) {
@@ -185,7 +194,7 @@ o2h_plugin *loader_open(o2h_router *r, const char *type, const char *file, const
     }
     void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!dl) {
-        error_set(err, O2H_PLUGIN_INVALID, "%s: cannot load: %s", path, dlerror());
+        error_set(err, O2H_PLUGIN_INVALID, "%s: not a plugin: cannot load it: %s", path, dlerror());
         return NULL;
     }
     const o2h_plugin_desc *d = resolve_entry(dl, path, err);

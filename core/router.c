@@ -181,7 +181,10 @@ static int load_plugin(o2h_router *r, config_doc *doc, const config_plugin *cp, 
         return O2H_OK;
     }
     if (cp->required) {
-        *err = why;
+        /* Said at the entry that asked for it: FILE:LINE:COL: transports[2].type: ... */
+        config_cfg_error(cp->cfg, cp->file ? "file" : "type", "%s", why.message);
+        config_doc_take_error(doc, err);
+        err->code = rc;
         return rc;
     }
     router_log(r, O2H_LOG_WARN, "core",

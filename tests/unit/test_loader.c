@@ -360,3 +360,48 @@ Test(loader, a_type_not_linked_in_is_looked_for_as_a_shared_object) {
     cr_assert_not_null(r, "%s", err.message);
     o2h_router_free(r);
 }
+
+/* A config that must be refused: the error is located (line, key path) and says why. */
+static void assert_refused_at(const char *json, int line, const char *key, const char *why) {
+    o2h_error err;
+    o2h_router *r = o2h_router_new_from_json(json, "bad.json", NULL, &err);
+    cr_assert_null(r, "accepted: %s", json);
+    cr_assert_str_eq(err.file, "bad.json");
+    cr_assert_eq(err.line, line, "line %d for %s: %s", err.line, key, err.message);
+    cr_assert_str_eq(err.key_path, key, "%s", err.message);
+    cr_assert(strstr(err.message, why), "%s", err.message);
+}
+
+Test(loader, every_plugin_and_service_error_is_located) {
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"ensemble\": \"ld\", \"plugin_path\": [\"%s\"],\n"
+             " \"transports\": [\n  {\"type\": \"nosuch\"}]}",
+             TEST_PLUGIN_DIR);
+    assert_refused_at(json, 3, "transports[0].type", "plugin \"nosuch\" not found");
+    assert_refused_at("{\"ensemble\": \"ld\",\n \"transports\": [\n"
+                      "  {\"type\": \"probe\", \"file\": \"/tmp\"}]}",
+                      3, "transports[0].file", "is a directory");
+    assert_refused_at("{\"ensemble\": \"ld\",\n \"transports\": [\n"
+                      "  {\"type\": \"probe\", \"file\": \"" EXAMPLES_DIR "/router.json\"}]}",
+                      3, "transports[0].file", "not a plugin");
+    assert_refused_at("{\"ensemble\": \"ld\",\n \"services\": [{\"name\": \"a\"},\n"
+                      "  {\"name\": \"a\"}]}",
+                      3, "services[1].name", "already listed");
+}
+
+Test(loader, two_plugins_given_one_port_are_refused_when_the_config_is_read) {
+    assert_refused_at("{\"ensemble\": \"ld\", \"plugin_path\": [\"" TRANSPORT_PLUGIN_DIR "\"],\n"
+                      " \"transports\": [{\"type\": \"udp\", \"port\": 47123},\n"
+                      "  {\"type\": \"udp\", \"host\": \"127.0.0.1\", \"port\": 47123}]}",
+                      3, "transports[1].port", "UDP port 47123 is already taken by transports[0]");
+    o2h_error err;
+    o2h_router *r = o2h_router_new_from_json(
+        "{\"ensemble\": \"ld\", \"plugin_path\": [\"" TRANSPORT_PLUGIN_DIR "\"],\n"
+        " \"transports\": [{\"type\": \"udp\", \"host\": \"127.0.0.1\", \"port\": 47123},\n"
+        "  {\"type\": \"udp\", \"host\": \"127.0.0.2\", \"port\": 47123},\n"
+        "  {\"type\": \"udp\", \"port\": 0}, {\"type\": \"udp\", \"port\": 0}]}",
+        "ok.json", NULL, &err);
+    cr_assert_not_null(r, "other addresses and port 0 do not clash: %s", err.message);
+    o2h_router_free(r);
+}

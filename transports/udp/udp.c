@@ -127,7 +127,8 @@ static int udp_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg
     int64_t port, batch;
     if (host->cfg->get_string(cfg, "host", "0.0.0.0", &bind_host) == O2H_CONFIG_ERROR ||
         host->cfg->get_int(cfg, "port", 0, 0, 65535, &port) == O2H_CONFIG_ERROR ||
-        host->cfg->get_int(cfg, "batch", 16, 1, MAX_BATCH, &batch) == O2H_CONFIG_ERROR) {
+        host->cfg->get_int(cfg, "batch", 16, 1, MAX_BATCH, &batch) == O2H_CONFIG_ERROR ||
+        host->cfg->claim_port(cfg, "port", O2H_NET_UDP, bind_host, (int)port) != O2H_OK) {
         free(tr);
         return O2H_CONFIG_ERROR;
     }

@@ -235,6 +235,15 @@ typedef struct o2h_host_cfg {
     /** The folder of the file `cfg` comes from ("." for config given as text): resolve
      * relative paths in the plugin's config against it. */
     const char *(*dir)(const o2h_cfg *cfg);
+    /**
+     * Say in create() that the plugin will listen on `port` (O2H_NET_TCP or
+     * O2H_NET_UDP) at `host` (NULL or "0.0.0.0": every address), as read
+     * from `key`: two plugins given the same port are refused when the config
+     * is read (o2hub --check too), with the error at the second one's key.
+     * Port 0 (a free port picked at start) never clashes. O2H_OK or
+     * O2H_CONFIG_ERROR.
+     */
+    int (*claim_port)(const o2h_cfg *cfg, const char *key, int proto, const char *host, int port);
 } o2h_host_cfg;
 
 #define O2H_HOST_MSG_MEMBER_(ret, name, params) ret(*name) params;
