@@ -57,11 +57,21 @@ int link_send(o2h_router *r, o2h_link *link, o2h_msg *msg) {
     }
     o2h_plugin *p = link->plugin;
     int rc = p->transport.send ? p->transport.send(p->instance, link->ctx, msg) : O2H_SEND_FAIL;
-    if (rc == O2H_OK)
+    if (rc == O2H_OK) {
         r->stats.forwarded++;
-    else if (rc == O2H_QUEUE_FULL || rc == O2H_BLOCKED)
+        return rc;
+    }
+    bool full = rc == O2H_QUEUE_FULL || rc == O2H_BLOCKED;
+    if (full)
         r->stats.dropped_queue_full++;
     else
         r->stats.dropped_send_error++;
+    link->dropped++;
+    router_log_limited(r, &link->drop_log, O2H_LOG_WARN, p->type,
+                       "%s: dropping messages (%s), %llu so far, e.g. %s %s", link->description,
+                       full ? "its send queue is full: the other side reads too slowly"
+                            : o2h_strerror(rc),
+                       (unsigned long long)link->dropped, o2h_msg_address(msg),
+                       o2h_msg_reliable(msg) ? "(reliable)" : "(best effort)");
     return rc;
 }

@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "config.h"
 #include "link.h"
+#include "log_limit.h"
 #include "loader.h"
 #include "loop.h"
 #include "o2hub/o2hub.h"
@@ -19,15 +20,6 @@
 /* Messages queued while a handler runs: a bound so a handler that sends in a
  * loop to itself cannot grow memory without limit. */
 #define PENDING_LIMIT 65536u
-
-/* A log line that may repeat at line rate is written at most once per
- * RATE_LIMIT_SECONDS; the next one says how many were left out. */
-#define RATE_LIMIT_SECONDS 10.0
-typedef struct rate_limit {
-    double last;
-    uint64_t suppressed;
-    bool logged;
-} rate_limit;
 
 struct o2h_router {
     char ensemble[64];

@@ -166,3 +166,35 @@ Test(abi, deferred_calls_run_once_in_order_including_those_they_defer) {
     loop_fini(&lp); /* runs what is left */
     cr_assert_eq(o.n, 4);
 }
+
+static int full_send(void *instance, void *link_ctx, o2h_msg *msg) {
+    return O2H_QUEUE_FULL;
+}
+
+static int warnings;
+static void count_warnings(void *ctx, int level, const char *origin, const char *text) {
+    if (level == O2H_LOG_WARN && strstr(text, "dropping messages")) warnings++;
+}
+
+Test(abi, a_link_that_starts_dropping_says_so_once_per_burst) {
+    o2h_router_options o = {.struct_size = sizeof o,
+                            .ensemble = "abi",
+                            .log = count_warnings,
+                            .log_level = O2H_LOG_WARN,
+                            .log_level_fixed = true};
+    o2h_router *r = o2h_router_new(&o, NULL);
+    o2h_plugin slow = {.router = r, .type = "slow", .started = true};
+    slow.transport.send = full_send;
+    const o2h_host *h = host_table();
+    o2h_link *link = h->link->link_new(&slow, NULL, "slow link");
+    cr_assert_eq(h->link->service_add(&slow, "far", link), O2H_OK);
+    warnings = 0;
+    for (int i = 0; i < 1000; i++)
+        o2h_send_cmd(r, "/far/x", 0, "i", i);
+    cr_assert_eq(warnings, 1, "one line for a burst, not %d", warnings);
+    o2h_stats st = {.struct_size = sizeof st};
+    o2h_router_get_stats(r, &st);
+    cr_assert_eq(st.dropped_queue_full, 1000);
+    h->link->link_free(link);
+    o2h_router_free(r);
+}
