@@ -1349,14 +1349,18 @@ O2err o2_http_initialize(int port, const char *root) {
 }
 
 O2err o2_mqtt_enable(const char *broker, int port_num) {
-    char json[512] = "{";
-    if (broker && *broker) {
-        strncat(json, "\"broker\": ", sizeof json - strlen(json) - 1);
-        append_json_string(json, sizeof json, broker);
-    }
+    /* The mqtt transport takes one "broker": "host:port" (1883 when no port). */
+    char address[300];
     if (port_num > 0)
-        snprintf(json + strlen(json), sizeof json - strlen(json), "%s\"port\": %d",
-                 strlen(json) > 1 ? ", " : "", port_num);
+        snprintf(address, sizeof address, "%s:%d", broker && *broker ? broker : "127.0.0.1",
+                 port_num);
+    else
+        snprintf(address, sizeof address, "%s", broker && *broker ? broker : "");
+    char json[512] = "{";
+    if (address[0]) {
+        strncat(json, "\"broker\": ", sizeof json - strlen(json) - 1);
+        append_json_string(json, sizeof json, address);
+    }
     strncat(json, "}", sizeof json - strlen(json) - 1);
     return load_feature("o2_mqtt_enable", "transports", "mqtt", json);
 }
