@@ -2,7 +2,8 @@
 """Write the fuzz targets' seed corpora (tests/fuzz/corpus/NAME/*).
 
 Seeds are valid inputs that reach deep: O2 messages of every type, bundles,
-the process and O2lite protocol messages, and config files. Run it again
+the process and O2lite protocol messages, config files, and MQTT /disc
+payloads (with a few broken ones next to them). Run it again
 after changing it; the files are committed.
 """
 import os
@@ -189,4 +190,23 @@ write("ws", [
     b"\x00" + ws_frame(1, msg[:10], fin=False) + ws_frame(9, b"p") + ws_frame(0, msg[10:]),
     b"\x00" + ws_frame(8, struct.pack(">H", 1000) + b"bye"),
     b"\x01/index.html", b"\x01/a/b%20c.js?x=1", b"\x01/%2e%2e/etc/passwd", b"\x01/sdk/",
+])
+
+# MQTT /disc payloads as the parser gets them (after O2's 2 leading bytes):
+# announcements in every form it accepts, then near misses it must refuse.
+name = b"@c0a80105:c0a80105:d431"
+write("mqtt_disc", [
+    name + b":d432/dy/2.0.1",
+    name + b":d432/cs/2.0.1",
+    b"@0a000002:c0a80002:1f90:1/dy/255.255.255",
+    b"@0a000002:c0a80002:1f90:ffff/cs/2.10.0",
+    name + b"/bye",
+    name + b":d432/dy/2.0",          # a version of two parts is accepted
+    name + b":D432/dy/2.0.1",        # uppercase hex
+    name + b":1d432/dy/2.0.1",       # five udp digits
+    name + b":d432/xx/2.0.1",        # neither dy nor cs
+    name + b":d432/dy/256.0.1",      # a version part past 255
+    b"@c0a80105:c0a80105:0000/bye",  # tcp port 0
+    name + b"/bye\0",                # a byte after the bye
+    name[:-1],                       # a truncated name
 ])

@@ -22,7 +22,7 @@ struct mqtt_lookup {
     char host[];
 };
 
-bool mqtt_host_is_numeric(const char *host) {
+bool o2h_mqtt_host_is_numeric(const char *host) {
     unsigned char buf[sizeof(struct in6_addr)];
     return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
@@ -49,7 +49,7 @@ static void *run(void *arg) {
     return NULL;
 }
 
-mqtt_lookup *mqtt_lookup_start(const char *host) {
+mqtt_lookup *o2h_mqtt_lookup_start(const char *host) {
     size_t n = strlen(host) + 1;
     mqtt_lookup *l = calloc(1, sizeof *l + n);
     if (!l) return NULL;
@@ -75,11 +75,11 @@ mqtt_lookup *mqtt_lookup_start(const char *host) {
     return l;
 }
 
-int mqtt_lookup_fd(const mqtt_lookup *l) {
+int o2h_mqtt_lookup_fd(const mqtt_lookup *l) {
     return l->efd;
 }
 
-bool mqtt_lookup_result(mqtt_lookup *l, char *addr, size_t addr_size, const char **why) {
+bool o2h_mqtt_lookup_result(mqtt_lookup *l, char *addr, size_t addr_size, const char **why) {
     if (!atomic_load_explicit(&l->done, memory_order_acquire)) {
         *why = "pending";
         return false;
@@ -92,6 +92,6 @@ bool mqtt_lookup_result(mqtt_lookup *l, char *addr, size_t addr_size, const char
     return true;
 }
 
-void mqtt_lookup_abandon(mqtt_lookup *l) {
+void o2h_mqtt_lookup_abandon(mqtt_lookup *l) {
     if (l) release(l);
 }

@@ -20,22 +20,22 @@
 typedef struct mqtt_lookup mqtt_lookup;
 
 /* True when `host` is an IPv4 or IPv6 literal: nothing to look up. */
-bool mqtt_host_is_numeric(const char *host);
+bool o2h_mqtt_host_is_numeric(const char *host);
 
 /* Start looking up `host` (copied). NULL when no thread or memory could be had. */
-mqtt_lookup *mqtt_lookup_start(const char *host);
+mqtt_lookup *o2h_mqtt_lookup_start(const char *host);
 
 /* Readable once the lookup has finished. */
-int mqtt_lookup_fd(const mqtt_lookup *l);
+int o2h_mqtt_lookup_fd(const mqtt_lookup *l);
 
 /*
  * After the fd turned readable: true with the first address, numeric, in
  * `addr`; false with the resolver's reason in `why`. False with why "pending"
  * before the lookup has finished.
  */
-bool mqtt_lookup_result(mqtt_lookup *l, char *addr, size_t addr_size, const char **why);
+bool o2h_mqtt_lookup_result(mqtt_lookup *l, char *addr, size_t addr_size, const char **why);
 
 /* The owner lets go; NULL is fine. */
-void mqtt_lookup_abandon(mqtt_lookup *l);
+void o2h_mqtt_lookup_abandon(mqtt_lookup *l);
 
 #endif
