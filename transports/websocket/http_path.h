@@ -2,7 +2,7 @@
  * Mapping a request path to a file below the document root, as pure
  * functions (no file system access) so a fuzzer can call them directly.
  * The file system side (opening each component with O_NOFOLLOW below the
- * root's descriptor) is in websocket.c.
+ * root's descriptor) is in ws_http.c.
  */
 #ifndef O2H_HTTP_PATH_H
 #define O2H_HTTP_PATH_H

@@ -1,0 +1,178 @@
+/*
+ * The WebSocket transport's shared state and the functions its files call
+ * in one another (websocket.c describes the transport as a whole):
+ *  - websocket.c: lifecycle, config, libmicrohttpd on the loop, the descriptor;
+ *  - ws_http.c:   libmicrohttpd's callbacks: static files and the upgrade;
+ *  - ws_handoff.c: "mhd_thread": MHD's thread -> loop (rings, eventfd, logs);
+ *  - ws_conn.c:   upgraded sockets: reading, framing, writing, closing;
+ *  - ws_o2ws.c:   the O2ws protocol on a connection, to and from the core.
+ * Everything else in those files is static; names that leave a file start
+ * with o2h_ws_ (the plugin may be linked into a program beside others).
+ */
+#ifndef O2H_WS_INTERNAL_H
+#define O2H_WS_INTERNAL_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <microhttpd.h>
+
+#include <o2hub/plugin.h>
+
+#include "handoff.h"
+#include "http_dnssd.h"
+#include "o2ws_codec.h"
+#include "tls_proxy.h"
+#include "ws_frame.h"
+
+#define WS_PATH "/o2ws"
+#define MAX_MOUNTS 8
+
+typedef struct ws_transport ws_transport;
+
+typedef struct ws_conn {
+    ws_transport *tr;
+    int fd;
+    struct MHD_UpgradeResponseHandle *urh;
+    o2h_watch *watch;
+    o2h_link *link;
+    int bridge_id; /* > 0 once joined with /_o2/ws/dy */
+    ws_decoder dec;
+    uint8_t *in;
+    size_t in_len, in_cap;
+    o2ws_buf out; /* frames not yet written */
+    size_t out_off;
+    bool closing; /* our close frame is queued: read and discard until EOF */
+    bool dead;    /* destroyed; its memory goes in the loop's deferred phase */
+    o2h_deferred free_later;
+    unsigned events;
+    o2h_timer *linger;
+    o2h_timer *kick; /* bytes that came with the upgrade request wait for it */
+    char peer[64];
+    struct ws_conn *next;
+} ws_conn;
+
+typedef struct ws_mount {
+    char url[64]; /* normalised prefix without slashes, e.g. "sdk" */
+    char *dir;
+    int fd;
+} ws_mount;
+
+/*
+ * Threads. With "mhd_thread": false (the default) everything below runs on
+ * the router's loop thread, MHD's callbacks included. With "mhd_thread":
+ * true MHD's callbacks (ws_http.c: on_request, serve_file, upgrade,
+ * on_upgraded, on_completed, mhd_log) run on MHD's own thread, and the
+ * fields are owned:
+ *  - set before MHD starts, then only read (both threads): host, self,
+ *    bind_addr, root, root_fd, mounts, n_mounts, max_frame, max_clients,
+ *    queue_limit, mhd_thread, handoff_cap, handoff_efd, loop_thread;
+ *  - loop thread only: conns, n_conns, builder, text, mhd, mhd_watch,
+ *    mhd_timer, in_mhd, mhd_again, port, handoff_watch, refused_seen,
+ *    dropped_seen, notable_seen, dnssd*, published, and every ws_conn;
+ *  - MHD's thread only: each request's upgrade_req (in MHD's req_cls);
+ *  - shared, atomics only: the rings `upgrades` (ws_handoff items, MHD's
+ *    thread pushes, the loop pops) and `logs` (same, log lines), pending,
+ *    clients, stopping, refused_full, logs_dropped, logs_dropped_notable.
+ * MHD's thread never calls the host table: its log lines go through `logs`.
+ * MHD_upgrade_action() is called on the loop; libmicrohttpd allows that from
+ * any thread (it takes its own lock and wakes its thread).
+ */
+struct ws_transport {
+    const o2h_host *host;
+    o2h_plugin *self;
+    struct sockaddr_in bind_addr;
+    char *root; /* NULL: no files, only the WebSocket */
+    int root_fd;
+    ws_mount mounts[MAX_MOUNTS];
+    int n_mounts;
+    int64_t max_frame, max_clients, queue_limit;
+    struct MHD_Daemon *mhd;
+    o2h_watch *mhd_watch;
+    o2h_timer *mhd_timer;
+    bool in_mhd, mhd_again;
+    int port;
+    ws_conn *conns;
+    int n_conns;
+    o2h_builder *builder;
+    o2ws_buf text; /* scratch for formatting one message */
+    bool dnssd;    /* publish as _http._tcp */
+    char *dnssd_name;
+    char *tls_cert, *tls_key; /* PEM text: HTTPS and wss:// when set */
+    tls_proxy *tls;           /* listens instead of MHD when tls_cert is set */
+    http_dnssd *published;
+    /* "mhd_thread": true */
+    bool mhd_thread;
+    int64_t handoff_cap; /* "mhd_queue": upgrades handed over and not yet taken */
+    int handoff_efd;     /* eventfd: MHD's thread -> loop */
+    o2h_watch *handoff_watch;
+    pthread_t loop_thread;
+    handoff_ring upgrades, logs;
+    atomic_int pending;               /* upgrades accepted (101 promised) and not yet taken */
+    atomic_int clients;               /* n_conns, for MHD's thread's max_clients check */
+    atomic_bool stopping;             /* no more upgrades */
+    atomic_uint refused_full;         /* upgrades refused with 503: hand-off queue full */
+    atomic_uint logs_dropped;         /* log lines lost: log ring full */
+    atomic_uint logs_dropped_notable; /* of which warnings and errors */
+    unsigned refused_seen, dropped_seen, notable_seen;
+};
+
+/* ---- websocket.c: libmicrohttpd on the loop ---- */
+
+/** Run MHD from the loop soon (not inside the caller's stack); a no-op with
+ * "mhd_thread". */
+void o2h_ws_mhd_run_soon(ws_transport *tr);
+
+/* ---- ws_http.c ---- */
+
+/** Start libmicrohttpd with our callbacks and `flags` (the mode's). */
+struct MHD_Daemon *o2h_ws_http_start_daemon(ws_transport *tr, unsigned flags);
+
+/* ---- ws_handoff.c ---- */
+
+/** host->log->write from whichever thread runs MHD's callbacks. */
+void o2h_ws_log(ws_transport *tr, int level, const char *fmt, ...) O2H_PRINTF(3, 4);
+/** Wake the loop: something is in a ring (or a counter moved). */
+void o2h_ws_handoff_signal(ws_transport *tr);
+/** Give back an upgrade's slot in the hand-off queue. */
+void o2h_ws_release_reservation(ws_transport *tr);
+/** On MHD's thread: queue an upgraded socket for the loop in the slot
+ * reserved for it (or close it and give the slot back). */
+void o2h_ws_handoff_upgrade(ws_transport *tr, MHD_socket sock,
+                            struct MHD_UpgradeResponseHandle *urh, const char *peer,
+                            const char *extra, size_t extra_len);
+/** Before MHD's thread starts: the eventfd, its watch and the rings. */
+int o2h_ws_handoff_start(ws_transport *tr);
+/** At stop, before MHD stops: no more upgrades, none left in flight. */
+void o2h_ws_handoff_quiesce(ws_transport *tr);
+/** After MHD's thread has ended: the last log lines, then the rings go. */
+void o2h_ws_handoff_stop(ws_transport *tr);
+
+/* ---- ws_conn.c ---- */
+
+/** An upgraded socket becomes a connection watched by the loop (loop thread). */
+void o2h_ws_adopt(ws_transport *tr, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh,
+                  const char *peer, const char *extra_in, size_t extra_in_size);
+/** Queue one frame; control frames are not held to "send_queue_bytes". */
+int o2h_ws_queue_frame(ws_conn *c, uint8_t opcode, const void *payload, size_t n, bool control);
+/** Start the closing handshake with `code`. */
+void o2h_ws_conn_fail(ws_conn *c, uint16_t code, const char *reason);
+/** Gone for good (memory freed in the loop's deferred phase). */
+void o2h_ws_conn_destroy(ws_conn *c);
+/** At stop: a last "going away" where the socket takes it at once, then destroy. */
+void o2h_ws_close_all(ws_transport *tr);
+/** ops->close. */
+void o2h_ws_close(void *instance, void *link_ctx);
+
+/* ---- ws_o2ws.c ---- */
+
+/** One O2ws text message from the client (data is modified). */
+void o2h_ws_on_text(ws_conn *c, uint8_t *data, size_t len);
+/** ops->send: an O2 message to the client as O2ws text. */
+int o2h_ws_send(void *instance, void *link_ctx, o2h_msg *msg);
+
+#endif
