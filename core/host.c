@@ -109,11 +109,9 @@ static bool host_allowed(o2h_plugin *self, uint32_t ip) {
 
 static void host_refused(o2h_plugin *self, const char *what) {
     o2h_router *r = self->router;
-    r->stats.refused_processes++;
-    char nets[256];
-    allow_describe(&r->allow, nets, sizeof nets);
-    router_log_limited(r, &r->refused_log, O2H_LOG_WARN, self->type,
-                       "refused %s: not in \"allow\" (%s)", what ? what : "a connection", nets);
+    r->stats.refused++;
+    router_log_limited(r, &r->refused_log, O2H_LOG_WARN, self->type, "refused %s",
+                       what ? what : "a connection");
 }
 
 static o2h_msg *host_dy_message(o2h_plugin *self, int flag) {

@@ -358,7 +358,7 @@ static void refuse_process(o2h_router *r, const char *name, uint32_t ip, const o
     char ipbuf[INET_ADDRSTRLEN], nets[256];
     dotted(ip, ipbuf, sizeof ipbuf);
     allow_describe(&r->allow, nets, sizeof nets);
-    r->stats.refused_processes++;
+    r->stats.refused++;
     router_log_limited(r, &r->refused_log, O2H_LOG_WARN, "core",
                        "refused process %s at %s (came by %s): not in \"allow\" (%s)", name, ipbuf,
                        from ? from->description : "-", nets);

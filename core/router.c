@@ -488,7 +488,7 @@ static const struct {
     STATS_FIELD_(dropped_bad_types),  STATS_FIELD_(dropped_invalid),
     STATS_FIELD_(dropped_no_clock),   STATS_FIELD_(dropped_queue_full),
     STATS_FIELD_(dropped_send_error), STATS_FIELD_(tapped),
-    STATS_FIELD_(tap_buffers),        STATS_FIELD_(refused_processes),
+    STATS_FIELD_(tap_buffers),        STATS_FIELD_(refused),
     STATS_FIELD_(dropped_bad_names),
 };
 _Static_assert(sizeof stats_fields / sizeof stats_fields[0] ==

@@ -116,7 +116,8 @@ export class O2ws {
   }
 
   /**
-   * Connect and join `ensemble`. Options: url (default ws(s)://<page host>/o2ws),
+   * Connect and join `ensemble`. Options: url (default ws(s)://<page host>/o2ws,
+   * with the page's own ?token= passed on when the server asks for one), token,
    * services ("a,b" offered on every (re)connect), WebSocket (a class, for
    * Node), reconnect (seconds, default 1; 0 = never). Resolves with the bridge id.
    */
@@ -136,7 +137,9 @@ export class O2ws {
     if (this._opts.url) return this._opts.url;
     const loc = globalThis.location;
     if (!loc) throw new Error('o2ws: give opts.url outside a browser');
-    return `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}/o2ws`;
+    const token = this._opts.token ?? new URLSearchParams(loc.search).get('token');
+    const query = token ? `?token=${encodeURIComponent(token)}` : '';
+    return `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}/o2ws${query}`;
   }
 
   _open() {

@@ -188,7 +188,7 @@ Test(daemon, message_goes_in_and_out_through_the_skeleton_plugin) {
     kill(d.pid, SIGTERM);
     cr_assert_eq(wait_exit(&d, 10), 0, "SIGTERM must stop it cleanly; log:\n%s", d.log);
     cr_assert(strstr(d.log, "forwarded 2"), "log:\n%s", d.log);
-    cr_assert(strstr(d.log, "1 invalid"), "log:\n%s", d.log);
+    cr_assert(strstr(d.log, "dropped_invalid 1,"), "log:\n%s", d.log);
     close(sink);
 }
 

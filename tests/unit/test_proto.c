@@ -168,7 +168,7 @@ Test(proto, dy_naming_no_process_or_outside_allow_opens_nothing_and_is_counted) 
     h->link->deliver(&udp, NULL, dy_info("00000000", "e0000001", 0x2000)); /* multicast */
     h->link->deliver(&udp, NULL, dy_info("00000000", "00000000", 0x2000));
     cr_assert_eq(connects, 0);
-    cr_assert_eq(stat_of(r, "refused_processes"), 3);
+    cr_assert_eq(stat_of(r, "refused"), 3);
     h->link->deliver(&udp, NULL, dy_info("00000000", "zzzzzzzz", 0x2000));
     h->link->deliver(&udp, NULL, dy_info("000000001", "7f000001", 0x2000)); /* too long */
     h->link->deliver(&udp, NULL, dy_info("00000000", "7F000001", 0x2000));  /* O2 writes lower */
@@ -180,7 +180,7 @@ Test(proto, dy_naming_no_process_or_outside_allow_opens_nothing_and_is_counted) 
     cr_assert_eq(o2h_router_allow(r, "10.1.2.0/33"), O2H_BAD_ARGS);
     h->link->deliver(&udp, NULL, dy_info("00000000", "c0a80006", 0x2000)); /* now outside */
     cr_assert_eq(connects, 1);
-    cr_assert_eq(stat_of(r, "refused_processes"), 4);
+    cr_assert_eq(stat_of(r, "refused"), 4);
     h->link->deliver(&udp, NULL, dy_info("00000000", "7f000001", 0x2000));
     cr_assert_eq(connects, 2);
     o2h_router_free(r);

@@ -26,10 +26,12 @@
  * Config: { "type": "websocket", "host": "127.0.0.1", "port": 8080,
  *           "root": "www", "mounts": [{"url": "/sdk/", "root": "../sdk/js"}],
  *           "max_frame": 65536, "max_clients": 256,
- *           "send_queue_bytes": 4194304, "mhd_thread": false, "mhd_queue": 64 }
+ *           "send_queue_bytes": 4194304, "mhd_thread": false, "mhd_queue": 64,
+ *           "allowed_origins": ["https://surface.example"], "token_env": "O2HUB_TOKEN" }
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdatomic.h>
@@ -105,12 +107,22 @@ static void on_mhd_event(void *ctx, int fd, unsigned events) {
 /* ---- lifecycle ---- */
 
 static void free_config(ws_transport *tr) {
+    o2h_ws_free_access(tr);
     free(tr->root);
     free(tr->dnssd_name);
     ws_tls_free(tr->tls_cert);
     ws_tls_free(tr->tls_key);
     for (int i = 0; i < tr->n_mounts; i++)
         free(tr->mounts[i].dir);
+}
+
+/* A folder to serve must be one now, so that --check can say so. */
+static int check_folder(ws_transport *tr, const o2h_cfg *cfg, const char *key, const char *dir) {
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return tr->host->cfg->error(cfg, key, "folder %s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return tr->host->cfg->error(cfg, key, "%s is not a folder", dir);
+    return O2H_OK;
 }
 
 static int read_mounts(ws_transport *tr, const o2h_cfg *cfg) {
@@ -138,6 +150,7 @@ static int read_mounts(ws_transport *tr, const o2h_cfg *cfg) {
         tr->mounts[i].fd = -1;
         tr->n_mounts = i + 1;
         if (!tr->mounts[i].dir) return O2H_NO_MEMORY;
+        if (check_folder(tr, m, "root", tr->mounts[i].dir) != O2H_OK) return O2H_CONFIG_ERROR;
     }
     return O2H_OK;
 }
@@ -196,6 +209,8 @@ static int ws_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg,
                               "this build has no DNS-SD (avahi's dns_sd.h was not found)");
     if (rc == O2H_OK && !(tr->dnssd_name = strdup(dnssd_name ? dnssd_name : "o2hub")))
         rc = O2H_NO_MEMORY;
+    if (rc == O2H_OK) rc = o2h_ws_read_access(tr, cfg);
+    if (rc == O2H_OK) rc = host->cfg->claim_port(cfg, "port", O2H_NET_TCP, bind_host, (int)port);
     if (rc == O2H_OK) rc = read_mounts(tr, cfg);
     if (rc == O2H_OK) rc = read_tls(tr, cfg);
     if (rc == O2H_OK) {
@@ -206,6 +221,7 @@ static int ws_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg,
             rc = host->cfg->error(cfg, "host", "\"%s\" is not an IPv4 address", bind_host);
     }
     if (rc == O2H_OK && root && !(tr->root = resolve_cfg_path(tr, cfg, root))) rc = O2H_NO_MEMORY;
+    if (rc == O2H_OK && tr->root) rc = check_folder(tr, cfg, "root", tr->root);
     if (rc == O2H_OK && !(tr->builder = host->msg->builder_new(self))) rc = O2H_NO_MEMORY;
     if (rc != O2H_OK) {
         free_config(tr);

@@ -21,6 +21,7 @@
 #define READ_CHUNK 16384
 #define MAX_READS_PER_EVENT 16
 #define CLOSE_LINGER_S 2.0 /* after our close frame, how long we wait for the client's */
+#define OVER_BOUND_S 10.0  /* a client whose output stays over its bound this long is closed */
 
 static void conn_free_memory(void *ctx) {
     ws_conn *c = ctx;
@@ -60,6 +61,8 @@ void o2h_ws_conn_destroy(ws_conn *c) {
     c->linger = NULL;
     if (c->kick) tr->host->loop->timer_stop(c->kick);
     c->kick = NULL;
+    if (c->over) tr->host->loop->timer_stop(c->over);
+    c->over = NULL;
     conn_unlink(tr, c);
     MHD_upgrade_action(c->urh, MHD_UPGRADE_ACTION_CLOSE);
     o2h_ws_mhd_run_soon(tr);
@@ -67,9 +70,29 @@ void o2h_ws_conn_destroy(ws_conn *c) {
     tr->host->loop->defer(tr->self, &c->free_later, conn_free_memory, c);
 }
 
+/* Over half of "send_queue_bytes" waiting: the client does not read what it
+ * asks for, so it is not read either until it does. */
+static bool over_bound(const ws_conn *c) {
+    return (int64_t)(c->out.len - c->out_off) > c->tr->queue_limit / 2;
+}
+
+static void on_over_timeout(void *ctx) {
+    ws_conn *c = ctx;
+    c->tr->host->loop->timer_stop(c->over);
+    c->over = NULL;
+    o2h_ws_conn_fail(c, WS_CLOSE_POLICY, "not reading its messages");
+}
+
 static void update_interest(ws_conn *c) {
     if (c->dead) return;
-    unsigned want = O2H_EV_READ | (c->out.len > c->out_off ? O2H_EV_WRITE : 0);
+    bool over = over_bound(c);
+    if (over && !c->over && !c->closing)
+        c->over = c->tr->host->loop->timer_start(c->tr->self, OVER_BOUND_S, 0, on_over_timeout, c);
+    else if (!over && c->over) {
+        c->tr->host->loop->timer_stop(c->over);
+        c->over = NULL;
+    }
+    unsigned want = (over ? 0 : O2H_EV_READ) | (c->out.len > c->out_off ? O2H_EV_WRITE : 0);
     if (want == c->events) return;
     c->events = want;
     c->tr->host->loop->watch_modify(c->watch, want);
@@ -138,6 +161,27 @@ void o2h_ws_conn_fail(ws_conn *c, uint16_t code, const char *reason) {
     if (c->out.len == c->out_off) shutdown(c->fd, SHUT_WR);
 }
 
+/* RFC 6455 lets a pong answer only the latest ping: while output waits, the
+ * latest is kept (one, at most 125 bytes) and sent once the queue drains, so
+ * a client that pings without reading costs nothing more. */
+static void answer_ping(ws_conn *c, const void *payload, size_t n) {
+    if (n > sizeof c->pong) n = sizeof c->pong; /* the decoder refuses longer control frames */
+    if (c->out.len > c->out_off) {
+        memcpy(c->pong, payload, n);
+        c->pong_len = (uint8_t)n;
+        c->pong_pending = true;
+        return;
+    }
+    if (o2h_ws_queue_frame(c, WS_OP_PONG, payload, n, true) != O2H_OK) o2h_ws_conn_destroy(c);
+}
+
+static void send_pending_pong(ws_conn *c) {
+    if (c->dead || !c->pong_pending || c->out.len > c->out_off) return;
+    c->pong_pending = false;
+    if (o2h_ws_queue_frame(c, WS_OP_PONG, c->pong, c->pong_len, true) != O2H_OK)
+        o2h_ws_conn_destroy(c);
+}
+
 /* Run the decoder over what we have; false when the connection is gone. */
 static bool process_input(ws_conn *c) {
     size_t off = 0;
@@ -153,10 +197,7 @@ static bool process_input(ws_conn *c) {
             else
                 o2h_ws_conn_fail(c, WS_CLOSE_UNSUPPORTED, "O2ws uses text messages");
             break;
-        case WS_EV_PING:
-            if (o2h_ws_queue_frame(c, WS_OP_PONG, ev.data, ev.len, true) != O2H_OK)
-                o2h_ws_conn_destroy(c);
-            break;
+        case WS_EV_PING: answer_ping(c, ev.data, ev.len); break;
         case WS_EV_PONG: break;
         case WS_EV_CLOSE: {
             uint16_t code = ev.code == WS_CLOSE_NO_STATUS ? WS_CLOSE_NORMAL : ev.code;
@@ -184,7 +225,7 @@ static bool process_input(ws_conn *c) {
 }
 
 static void on_readable(ws_conn *c) {
-    for (int i = 0; i < MAX_READS_PER_EVENT && !c->dead; i++) {
+    for (int i = 0; i < MAX_READS_PER_EVENT && !c->dead && !over_bound(c); i++) {
         if (c->in_cap - c->in_len < READ_CHUNK) {
             size_t cap = c->in_cap * 2;
             uint8_t *p = realloc(c->in, cap);
@@ -220,8 +261,13 @@ static void on_readable(ws_conn *c) {
 static void on_conn_event(void *ctx, int fd, unsigned events) {
     ws_conn *c = ctx;
     (void)fd;
+    if ((events & (O2H_EV_HUP | O2H_EV_ERROR)) && over_bound(c)) {
+        o2h_ws_conn_destroy(c); /* not read any more: a hang-up would fire forever */
+        return;
+    }
     if (events & (O2H_EV_READ | O2H_EV_HUP | O2H_EV_ERROR)) on_readable(c);
     if (!c->dead && c->out.len > c->out_off && !flush(c)) o2h_ws_conn_destroy(c);
+    send_pending_pong(c);
     if (!c->dead && c->closing && c->out.len == c->out_off) shutdown(c->fd, SHUT_WR);
     update_interest(c);
 }

@@ -176,6 +176,9 @@ static enum MHD_Result upgrade(ws_transport *tr, struct MHD_Connection *conn, vo
                             "Sec-WebSocket-Version", "13");
     if (!key_ok(key))
         return respond_text(conn, MHD_HTTP_BAD_REQUEST, "Bad Sec-WebSocket-Key.\n", NULL, NULL);
+    int status;
+    const char *refusal = o2h_ws_access_refusal(tr, conn, &status);
+    if (refusal) return respond_text(conn, (unsigned)status, refusal, NULL, NULL);
     if (!tr->mhd_thread && tr->n_conns >= tr->max_clients)
         return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "Too many WebSocket clients.\n",
                             NULL, NULL);

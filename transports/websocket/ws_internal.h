@@ -52,6 +52,11 @@ typedef struct ws_conn {
     unsigned events;
     o2h_timer *linger;
     o2h_timer *kick; /* bytes that came with the upgrade request wait for it */
+    /* Pings answered while output waits: only the latest, once it drains. */
+    uint8_t pong[125];
+    uint8_t pong_len;
+    bool pong_pending;
+    o2h_timer *over; /* output over its bound: not read; closed with 1008 if it stays */
     char peer[64];
     struct ws_conn *next;
 } ws_conn;
@@ -91,6 +96,9 @@ struct ws_transport {
     ws_mount mounts[MAX_MOUNTS];
     int n_mounts;
     int64_t max_frame, max_clients, queue_limit;
+    char **origins; /* "allowed_origins" besides the server's own */
+    int n_origins;
+    char *token; /* NULL: no token asked */
     struct MHD_Daemon *mhd;
     o2h_watch *mhd_watch;
     o2h_timer *mhd_timer;
@@ -157,6 +165,13 @@ void o2h_ws_handoff_stop(ws_transport *tr);
 /** An upgraded socket becomes a connection watched by the loop (loop thread). */
 void o2h_ws_adopt(ws_transport *tr, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh,
                   const char *peer, const char *extra_in, size_t extra_in_size);
+/* ws_access.c */
+/** "allowed_origins", "token"/"token_env" (create()). */
+int o2h_ws_read_access(ws_transport *tr, const o2h_cfg *cfg);
+void o2h_ws_free_access(ws_transport *tr);
+/** NULL when this upgrade may join, else the response text (status in *status); counted. */
+const char *o2h_ws_access_refusal(ws_transport *tr, struct MHD_Connection *conn, int *status);
+
 /** Queue one frame; control frames are not held to "send_queue_bytes". */
 int o2h_ws_queue_frame(ws_conn *c, uint8_t opcode, const void *payload, size_t n, bool control);
 /** Start the closing handshake with `code`. */

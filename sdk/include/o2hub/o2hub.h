@@ -340,7 +340,7 @@ typedef struct o2h_stats {
     uint64_t dropped_send_error; /**< a transport refused the message */
     uint64_t tapped;             /**< tap copies made */
     uint64_t tap_buffers;        /**< buffers those copies used (shared when possible) */
-    uint64_t refused_processes;  /**< discovery or connections from outside "allow" */
+    uint64_t refused;            /**< processes, clients, connections refused by access rules */
     uint64_t dropped_bad_names;  /**< process-protocol messages naming malformed processes */
 } o2h_stats;
 

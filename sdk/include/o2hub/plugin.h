@@ -366,10 +366,14 @@ typedef struct o2h_host_proc {
      * May an O2 process be at `ip` (IPv4, host byte order)? The router's
      * "allow" networks decide (broadcast, multicast and 0.0.0.0 never). A
      * transport that accepts O2 processes' connections closes one from an
-     * address refused here, and counts it (refused()).
+     * address refused here, and says so with refused().
      */
     bool (*allowed)(o2h_plugin *self, uint32_t ip);
-    /** Count and log (rate-limited) a connection refused because of allowed(). */
+    /**
+     * Count (the router's "refused" counter) and log, rate-limited, a client
+     * or connection refused by an access rule; `what` says who and why, e.g.
+     * "TCP connection from 203.0.113.9: not in \"allow\"".
+     */
     void (*refused)(o2h_plugin *self, const char *what);
 } o2h_host_proc;
 
