@@ -62,6 +62,10 @@ static int host_deliver(o2h_plugin *self, o2h_link *from, o2h_msg *msg) {
     return router_send_from(r, msg, from);
 }
 
+static void host_drained(o2h_link *link) {
+    if (link && !link->freed && link_hold_busy(link)) link_hold_drained(link);
+}
+
 static void host_count_invalid(o2h_plugin *self, const char *reason) {
     self->router->stats.dropped_invalid++;
     router_log(self->router, O2H_LOG_DEBUG, self->type, "dropped malformed input: %s",
@@ -217,6 +221,7 @@ static const o2h_host_link link_table = {
     .service_add = host_service_add_link,
     .service_remove = host_service_remove_link,
     .service_status = host_service_status,
+    .drained = host_drained,
 };
 
 static const o2h_host_proc proc_table = {

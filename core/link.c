@@ -29,6 +29,7 @@ void link_free(o2h_link *link) {
     if (!link || link->freed) return;
     o2h_router *r = link->plugin->router;
     link->freed = true;
+    link_hold_release(r, link);
     proto_link_closed(r, link);
     bridge_link_closed(r, link);
     services_remove_link_everywhere(r, link);
@@ -50,18 +51,34 @@ void link_close(o2h_link *link) {
     loop_defer(&link->plugin->router->lp, &link->close_later, close_now, link);
 }
 
+/* A reliable message for a full link waits; only a full hold refuses it, loudly. */
+static int hold(o2h_router *r, o2h_link *link, o2h_msg *msg) {
+    if (link_hold_push(r, link, msg) == O2H_OK) return O2H_OK;
+    r->stats.dropped_queue_full++;
+    link->dropped++;
+    router_log_limited(r, &link->drop_log, O2H_LOG_WARN, link->plugin->type,
+                       "%s: refusing reliable messages (O2H_BLOCKED): %u are already waiting "
+                       "for the other side to read, e.g. %s",
+                       link->description, link->hold.count, o2h_msg_address(msg));
+    return O2H_BLOCKED;
+}
+
 int link_send(o2h_router *r, o2h_link *link, o2h_msg *msg) {
     if (link->freed || link->close_pending) {
         r->stats.dropped_send_error++;
         return O2H_SEND_FAIL;
     }
+    bool reliable = o2h_msg_reliable(msg);
     o2h_plugin *p = link->plugin;
-    int rc = p->transport.send ? p->transport.send(p->instance, link->ctx, msg) : O2H_SEND_FAIL;
+    int rc = O2H_QUEUE_FULL; /* behind held messages: as if the queue were full */
+    if (!link_hold_busy(link))
+        rc = p->transport.send ? p->transport.send(p->instance, link->ctx, msg) : O2H_SEND_FAIL;
     if (rc == O2H_OK) {
         r->stats.forwarded++;
         return rc;
     }
     bool full = rc == O2H_QUEUE_FULL || rc == O2H_BLOCKED;
+    if (full && reliable && !link->freed) return hold(r, link, msg);
     if (full)
         r->stats.dropped_queue_full++;
     else

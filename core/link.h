@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 
+#include "link_hold.h"
 #include "log_limit.h"
 #include "msg_internal.h"
 #include "o2hub/plugin.h"
@@ -23,8 +24,10 @@ struct o2h_link {
     bool close_pending;    /* the core decided to close it; ops->close runs deferred */
     o2h_deferred close_later;
     o2h_deferred free_later;
-    rate_limit drop_log; /* a link that starts dropping says so, once per burst */
-    uint64_t dropped;    /* messages this link refused (queue full or send error) */
+    rate_limit drop_log;  /* a link that starts dropping says so, once per burst */
+    link_hold hold;       /* reliable messages waiting for room, and the links paused for it */
+    uint32_t pause_count; /* how many full links hold this one paused */
+    uint64_t dropped;     /* messages this link refused (queue full or send error) */
 };
 
 /** A new link of plugin `p` (host->link->link_new). */

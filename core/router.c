@@ -489,7 +489,8 @@ static const struct {
     STATS_FIELD_(dropped_no_clock),   STATS_FIELD_(dropped_queue_full),
     STATS_FIELD_(dropped_send_error), STATS_FIELD_(tapped),
     STATS_FIELD_(tap_buffers),        STATS_FIELD_(refused),
-    STATS_FIELD_(dropped_bad_names),
+    STATS_FIELD_(dropped_bad_names),  STATS_FIELD_(held),
+    STATS_FIELD_(paused_links),
 };
 _Static_assert(sizeof stats_fields / sizeof stats_fields[0] ==
                    (sizeof(o2h_stats) - offsetof(o2h_stats, delivered)) / sizeof(uint64_t),
@@ -532,6 +533,17 @@ int o2h_method_free(o2h_router *r, const char *path) {
 int o2h_status(o2h_router *r, const char *name) {
     service *s = services_find(&r->services, name, strlen(name));
     return s ? service_status(r, s) : O2H_STATUS_UNKNOWN;
+}
+
+int o2h_can_send(o2h_router *r, const char *name) {
+    service *s = name ? services_find(&r->services, name, strlen(name)) : NULL;
+    if (!s) return O2H_NO_SERVICE;
+    const provider *p = &s->providers[0];
+    const o2h_link *link = p->kind == PROVIDER_LINK   ? p->link
+                           : p->kind == PROVIDER_PEER ? p->peer->tcp
+                                                      : NULL;
+    if (link && link->bridge) link = link->bridge->link;
+    return link && link_hold_busy(link) ? O2H_BLOCKED : O2H_OK;
 }
 
 const char *o2h_router_process_name(const o2h_router *r) {

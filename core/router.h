@@ -58,6 +58,7 @@ struct o2h_router {
     o2h_plugin *plugins;
     char **plugin_dirs;
     int n_plugin_dirs;
+    o2h_link *holding;       /* links holding reliable messages (link_hold.h) */
     allow_list allow;        /* where O2 processes may be (router-owned copy) */
     rate_limit refused_log;  /* one warning per burst of refused processes */
     rate_limit bad_name_log; /* ... and of malformed process names */

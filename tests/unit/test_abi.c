@@ -190,11 +190,115 @@ Test(abi, a_link_that_starts_dropping_says_so_once_per_burst) {
     cr_assert_eq(h->link->service_add(&slow, "far", link), O2H_OK);
     warnings = 0;
     for (int i = 0; i < 1000; i++)
-        o2h_send_cmd(r, "/far/x", 0, "i", i);
+        o2h_send(r, "/far/x", 0, "i", i); /* best effort: reliable ones would wait */
     cr_assert_eq(warnings, 1, "one line for a burst, not %d", warnings);
     o2h_stats st = {.struct_size = sizeof st};
     o2h_router_get_stats(r, &st);
     cr_assert_eq(st.dropped_queue_full, 1000);
     h->link->link_free(link);
+    o2h_router_free(r);
+}
+
+/* A transport whose queue is full until `room`; it records what it sent and pauses. */
+typedef struct fake_tr {
+    bool room;
+    int sent[16];
+    int n_sent;
+    int pauses, resumes;
+} fake_tr;
+
+static int fake_send(void *instance, void *link_ctx, o2h_msg *msg) {
+    fake_tr *t = instance;
+    if (!t->room) return O2H_QUEUE_FULL;
+    o2h_reader rd;
+    o2h_arg a;
+    o2h_reader_init(&rd, msg, NULL, 0);
+    if (o2h_reader_next(&rd, 'i', &a) == O2H_OK && t->n_sent < 16) t->sent[t->n_sent++] = a.i;
+    return O2H_OK;
+}
+
+static int fake_pause(void *instance, void *link_ctx, bool paused) {
+    fake_tr *t = instance;
+    if (paused)
+        t->pauses++;
+    else
+        t->resumes++;
+    return O2H_OK;
+}
+
+static o2h_msg *numbered(int i, bool reliable) {
+    o2h_builder *b = o2h_builder_new(NULL);
+    o2h_builder_start(b);
+    o2h_add_int32(b, i);
+    o2h_msg *m = o2h_builder_finish(b, 0, "/far/x", reliable ? O2H_FLAG_RELIABLE : 0);
+    o2h_builder_free(b);
+    return m;
+}
+
+Test(abi, reliable_messages_for_a_full_link_wait_in_order_and_pause_their_sender) {
+    o2h_router_options o = {.struct_size = sizeof o, .ensemble = "abi"};
+    o2h_router *r = o2h_router_new(&o, NULL);
+    fake_tr out = {0}, in = {0};
+    o2h_plugin dst = {.router = r, .type = "dst", .started = true, .instance = &out};
+    o2h_plugin src = {.router = r, .type = "src", .started = true, .instance = &in};
+    dst.transport.send = fake_send;
+    src.transport.send = fake_send;
+    src.transport.pause = fake_pause;
+    const o2h_host *h = host_table();
+    o2h_link *full = h->link->link_new(&dst, NULL, "full link");
+    o2h_link *from = h->link->link_new(&src, NULL, "sender link");
+    cr_assert_eq(h->link->service_add(&dst, "far", full), O2H_OK);
+    cr_assert_eq(o2h_can_send(r, "far"), O2H_OK);
+    cr_assert_eq(o2h_can_send(r, "nosuch"), O2H_NO_SERVICE);
+    for (int i = 1; i <= 3; i++)
+        h->link->deliver(&src, from, numbered(i, true));
+    h->link->deliver(&src, from, numbered(99, false)); /* best effort: dropped as before */
+    cr_assert_eq(out.n_sent, 0);
+    cr_assert_eq(in.pauses, 1, "the sender is paused once");
+    cr_assert_eq(o2h_can_send(r, "far"), O2H_BLOCKED);
+    o2h_stats st = {.struct_size = sizeof st};
+    o2h_router_get_stats(r, &st);
+    cr_assert_eq(st.held, 3);
+    cr_assert_eq(st.dropped_queue_full, 1, "only the best-effort one");
+    out.room = true;
+    h->link->drained(full);
+    cr_assert_eq(out.n_sent, 3);
+    cr_assert_eq(out.sent[0] * 100 + out.sent[1] * 10 + out.sent[2], 123, "in order");
+    cr_assert_eq(in.resumes, 1);
+    cr_assert_eq(o2h_can_send(r, "far"), O2H_OK);
+    /* Without drained(), the retry timer sends what waits. */
+    out.room = false;
+    o2h_send_cmd(r, "/far/x", 0, "i", 4);
+    cr_assert_eq(o2h_can_send(r, "far"), O2H_BLOCKED);
+    out.room = true;
+    for (int i = 0; i < 50 && out.n_sent < 4; i++)
+        o2h_router_poll(r, 10);
+    cr_assert_eq(out.n_sent, 4);
+    cr_assert_eq(out.sent[3], 4);
+    h->link->link_free(from);
+    h->link->link_free(full);
+    o2h_router_free(r);
+}
+
+Test(abi, a_full_hold_refuses_with_blocked_and_a_freed_link_drops_what_it_held) {
+    o2h_router_options o = {.struct_size = sizeof o, .ensemble = "abi"};
+    o2h_router *r = o2h_router_new(&o, NULL);
+    fake_tr out = {0};
+    o2h_plugin dst = {.router = r, .type = "dst", .started = true, .instance = &out};
+    dst.transport.send = fake_send;
+    const o2h_host *h = host_table();
+    o2h_link *full = h->link->link_new(&dst, NULL, "full link");
+    cr_assert_eq(h->link->service_add(&dst, "far", full), O2H_OK);
+    int rc = O2H_OK, n = 0;
+    while (rc == O2H_OK && n < 100000) {
+        rc = o2h_send_cmd(r, "/far/x", 0, "i", n);
+        n++;
+    }
+    cr_assert_eq(rc, O2H_BLOCKED, "the hold is bounded");
+    cr_assert_eq(n - 1, 65536, "held %d", n - 1);
+    h->link->link_free(full);
+    o2h_stats st = {.struct_size = sizeof st};
+    o2h_router_get_stats(r, &st);
+    cr_assert_eq(st.dropped_send_error, 65536, "lost with the link, and counted");
     o2h_router_free(r);
 }

@@ -342,10 +342,21 @@ typedef struct o2h_stats {
     uint64_t tap_buffers;        /**< buffers those copies used (shared when possible) */
     uint64_t refused;            /**< processes, clients, connections refused by access rules */
     uint64_t dropped_bad_names;  /**< process-protocol messages naming malformed processes */
+    uint64_t held;               /**< reliable messages that waited for a full link (not lost) */
+    uint64_t paused_links;       /**< times a link was paused because what it sent waited */
 } o2h_stats;
 
 /** Copy the counters (as many fields as stats->struct_size allows). */
 O2H_EXPORT void o2h_router_get_stats(const o2h_router *r, o2h_stats *stats);
+
+/**
+ * Whether a reliable message to `service` would go out now: O2H_OK, or
+ * O2H_BLOCKED while earlier messages on its path wait for the other side to
+ * read (they are never dropped; a sender that checks this before sending
+ * never meets the hold's bound), O2H_NO_SERVICE when there is no such
+ * service. As O2's o2_can_send.
+ */
+O2H_EXPORT int o2h_can_send(o2h_router *r, const char *service);
 
 /** How many counters o2h_stats has (for listing them all). */
 O2H_EXPORT int o2h_stats_count(void);

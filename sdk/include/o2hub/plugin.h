@@ -150,6 +150,15 @@ typedef struct o2h_transport_ops {
      * calls as discovery plugins; see o2h_discovery_ops. NULL if it does not.
      */
     int (*announce)(void *instance, const o2h_process_info *self_info);
+    /**
+     * Stop (paused = true) or resume reading this link; optional (NULL). The
+     * core pauses the link a reliable message came by while that message
+     * waits for a full link, so the sender slows down instead of the router
+     * growing (O2's back-pressure), and resumes it once it went out. May run
+     * inside this link's own read callback: messages already read may still
+     * be delivered. Returns O2H_OK.
+     */
+    int (*pause)(void *instance, void *link_ctx, bool paused);
 } o2h_transport_ops;
 
 /**
@@ -327,6 +336,13 @@ typedef struct o2h_host_link {
     int (*service_remove)(o2h_plugin *self, const char *service, o2h_link *link);
     /** o2h_status() of a service, for clients' status queries. */
     int (*service_status)(o2h_plugin *self, const char *service);
+    /**
+     * The link's send queue has room again after send() returned
+     * O2H_QUEUE_FULL: the core sends the reliable messages that waited (which
+     * may call send() at once, inside this call) and resumes the links it
+     * paused for them. Without it the core retries every 20 ms.
+     */
+    void (*drained)(o2h_link *link);
 } o2h_host_link;
 
 /** The O2 process protocol: this process's name, its peers, discovery. */
