@@ -20,7 +20,7 @@
 /* At most this many messages or bytes wait per link; beyond, a reliable
  * message is refused with O2H_BLOCKED (counted and logged, never silent). */
 #define HOLD_MAX_MSGS 65536u
-#define HOLD_MAX_BYTES (32u << 20)
+#define HOLD_MAX_BYTES (4u << 20)
 
 typedef struct link_hold {
     o2h_msg **ring; /* held messages, oldest first */

@@ -161,7 +161,7 @@ static void flood(o2h_router *r, const char *address, int count, int size, bool 
                           : o2h_send(r, address, 0, "ib", i, &blob);
         if (rc == O2H_OK)
             ok++;
-        else if (rc == O2H_QUEUE_FULL)
+        else if (rc == O2H_QUEUE_FULL || rc == O2H_BLOCKED)
             full++;
         else
             other++;

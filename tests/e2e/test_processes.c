@@ -230,12 +230,13 @@ Test(processes, a_receiver_that_stops_reading_never_grows_the_senders_memory) {
     at = expect(&a, "rss ", 5);
     long after = atol(at + 4);
     fprintf(stderr,
-            "stalled receiver: %d queued, %d refused with O2H_QUEUE_FULL; RSS %ld -> %ld kB\n", ok,
-            full, before, after);
-    /* What was accepted fits in the kernel's socket buffers plus the 1 MB queue. */
+            "stalled receiver: %d queued or held, %d refused with O2H_BLOCKED; RSS %ld -> %ld kB\n",
+            ok, full, before, after);
+    /* What was accepted fits in the kernel's socket buffers, the 1 MB queue and
+     * the 4 MB the core holds for a full link; the rest is refused, never lost. */
     cr_assert_gt(full, 15000, "the bounded queue must refuse: ok %d full %d", ok, full);
     cr_assert_eq(other, 0);
-    cr_assert_lt(after - before, 8 * 1024, "RSS grew by %ld kB", after - before);
+    cr_assert_lt(after - before, 16 * 1024, "RSS grew by %ld kB", after - before);
     long counted = stat_field(&a, "queue_full");
     cr_assert_eq(counted, full, "every refusal is counted");
     close(fake);
