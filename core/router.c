@@ -341,7 +341,16 @@ void router_drain_posts(o2h_router *r) {
     }
 }
 
+int o2h_router_poll_io(o2h_router *r, int timeout_ms) {
+    r->dispatch_depth++; /* what arrives waits in the pending queue */
+    bool woken = false;
+    int n = loop_poll(&r->lp, timeout_ms, &woken);
+    r->dispatch_depth--;
+    return n < 0 ? O2H_FAIL : n;
+}
+
 int o2h_router_poll(o2h_router *r, int timeout_ms) {
+    router_route_pending(r); /* what arrived during o2h_router_poll_io */
     bool woken = false;
     int n = loop_poll(&r->lp, timeout_ms, &woken);
     if (n < 0) return O2H_FAIL;

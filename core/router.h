@@ -84,6 +84,9 @@ void router_log_limited(o2h_router *r, rate_limit *rl, int level, const char *or
 /** Route one message (takes the reference): local methods, a link, or a counted drop. */
 int router_route(o2h_router *r, o2h_msg *msg);
 
+/** Route what waits in the pending queue (messages sent or received while no handler could run). */
+void router_route_pending(o2h_router *r);
+
 /** Route a message that came by `from` (NULL: made here), and what handlers send meanwhile. */
 int router_send_from(o2h_router *r, o2h_msg *msg, o2h_link *from);
 

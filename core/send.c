@@ -47,6 +47,15 @@ int router_send_from(o2h_router *r, o2h_msg *msg, o2h_link *from) {
     return rc;
 }
 
+void router_route_pending(o2h_router *r) {
+    if (r->dispatch_depth > 0) return;
+    o2h_msg *next;
+    while ((next = pending_pop(r))) {
+        msg_set_origin(next, NULL);
+        router_route(r, next);
+    }
+}
+
 int o2h_send_msg(o2h_router *r, o2h_msg *msg) {
     if (!msg) return O2H_BAD_ARGS;
     return router_send_from(r, msg, NULL);

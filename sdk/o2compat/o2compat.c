@@ -135,7 +135,7 @@ static int parse_level(const char *text) {
 /* o2hub's codes -1..-21 are O2's; its own (-100 and below) become the nearest O2 code. */
 static O2err o2err_of(int rc) {
     if (rc <= 0 && rc >= O2_INTERRUPT_REQUESTED) return (O2err)rc;
-    if (rc == O2H_QUEUE_FULL) return O2_BLOCKED;
+    if (rc == O2H_QUEUE_FULL || rc == O2H_BLOCKED) return O2_BLOCKED;
     if (rc == O2H_TOO_LARGE) return O2_BAD_ARGS;
     return O2_FAIL;
 }
@@ -789,7 +789,40 @@ int o2_status(const char *service) {
 
 O2err o2_can_send(const char *service) {
     NEED_ROUTER();
-    return o2h_status(the->r, service) >= 0 ? O2_SUCCESS : O2_NO_SERVICE;
+    if (o2h_status(the->r, service) < 0) return O2_NO_SERVICE;
+    return o2h_can_send(the->r, service) == O2H_BLOCKED ? O2_BLOCKED : O2_SUCCESS;
+}
+
+/* The service an address names ("/svc/a" or "!svc/a"), into `out`. */
+static const char *service_of(const char *address, char *out, size_t size) {
+    const char *s = address + (address[0] == '/' || address[0] == '!');
+    size_t n = strcspn(s, "/");
+    if (n >= size) n = size - 1;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return out;
+}
+
+/*
+ * O2's o2_send_cmd never drops: while the path's earlier messages wait for
+ * the other side (and the router's hold for it is full), it waits, polling
+ * the network without running handlers, until there is room or the service
+ * is gone. Best-effort messages are sent (or dropped) at once.
+ */
+static O2err send_msg(o2h_msg *m) {
+    if (!o2h_msg_reliable(m)) return o2err_of(o2h_send_msg(the->r, m));
+    int rc = o2h_send_msg(the->r, o2h_msg_ref(m));
+    char svc[64];
+    while (rc == O2H_BLOCKED) {
+        if (o2h_status(the->r, service_of(o2h_msg_address(m), svc, sizeof svc)) < 0) {
+            rc = O2H_NO_SERVICE; /* the link went away while we waited */
+            break;
+        }
+        o2h_router_poll_io(the->r, 5);
+        if (o2h_can_send(the->r, svc) == O2H_OK) rc = o2h_send_msg(the->r, o2h_msg_ref(m));
+    }
+    o2h_msg_unref(m);
+    return o2err_of(rc);
 }
 
 static char *dup_or_null(const char *s) {
@@ -1042,7 +1075,7 @@ O2err o2_send_marker(const char *path, double time, bool tcp_flag, const char *t
     }
     o2h_msg *m = o2h_builder_finish(b, time, path, tcp_flag ? O2H_FLAG_RELIABLE : 0);
     if (!m) return o2h_builder_error(b) != O2H_OK ? o2err_of(o2h_builder_error(b)) : O2_BAD_NAME;
-    return o2err_of(o2h_send_msg(the->r, m));
+    return send_msg(m);
 }
 
 O2err o2_message_send(O2message_ptr msg) {
@@ -1054,7 +1087,7 @@ O2err o2_message_send(O2message_ptr msg) {
     o2h_msg *m = msg_from_o2data(&msg->data);
     free(msg);
     if (!m) return O2_INVALID_MSG;
-    return o2err_of(o2h_send_msg(the->r, m));
+    return send_msg(m);
 }
 
 O2blob_ptr o2_blob_new(uint32_t size) {
@@ -1188,7 +1221,7 @@ O2err o2_send_finish(O2time time, const char *address, bool tcp_flag) {
         int err = o2h_builder_error(the->builder);
         return err != O2H_OK ? o2err_of(err) : O2_FAIL;
     }
-    return o2err_of(o2h_send_msg(the->r, m));
+    return send_msg(m);
 }
 
 /* ---- Parsing ------------------------------------------------------------------- */

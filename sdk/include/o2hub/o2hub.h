@@ -102,6 +102,14 @@ O2H_EXPORT int o2h_router_start(o2h_router *r);
  */
 O2H_EXPORT int o2h_router_poll(o2h_router *r, int timeout_ms);
 
+/**
+ * As o2h_router_poll, but no handler runs: messages that arrive wait and are
+ * handled, in order, by the next o2h_router_poll. For a sender that waits
+ * for a full path to drain (o2h_can_send) without being re-entered, as O2's
+ * blocking o2_send_cmd does.
+ */
+O2H_EXPORT int o2h_router_poll_io(o2h_router *r, int timeout_ms);
+
 /** Poll until o2h_router_stop() is called. Returns O2H_OK. */
 O2H_EXPORT int o2h_router_run(o2h_router *r);
 
