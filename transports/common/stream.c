@@ -326,15 +326,3 @@ void o2h_stream_close_when_flushed(o2h_stream *s) {
 bool o2h_stream_is_closed(const o2h_stream *s) {
     return s->closed;
 }
-
-bool o2h_stream_is_closing(const o2h_stream *s) {
-    return s->closing;
-}
-
-bool o2h_stream_is_connecting(const o2h_stream *s) {
-    return s->connecting;
-}
-
-size_t o2h_stream_queued(const o2h_stream *s) {
-    return s->q_bytes;
-}

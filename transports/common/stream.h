@@ -111,10 +111,5 @@ void o2h_stream_close(o2h_stream *s);
 void o2h_stream_close_when_flushed(o2h_stream *s);
 
 bool o2h_stream_is_closed(const o2h_stream *s);
-/** Closed, or closing once flushed: no more sends. */
-bool o2h_stream_is_closing(const o2h_stream *s);
-bool o2h_stream_is_connecting(const o2h_stream *s);
-/** Bytes waiting in the send queue. */
-size_t o2h_stream_queued(const o2h_stream *s);
 
 #endif
