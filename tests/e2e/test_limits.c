@@ -22,6 +22,7 @@
 #define FD_LIMIT 128   /* the daemon's RLIMIT_NOFILE */
 #define CPU_WINDOW 5.0 /* seconds */
 #define CPU_MAX 0.05   /* of one core */
+#define RECOVERY 2.0   /* seconds from the clients closing to new ones served */
 #define CAP 3          /* max_connections in the cap test */
 #define OVER_CAP 2
 
@@ -294,17 +295,22 @@ Test(limits, out_of_descriptors_neither_spins_nor_floods_the_log_and_recovers) {
     cr_assert_eq(count(&e.d, tcp.starved), 1, "%s", e.d.out);
     cr_assert_eq(count(&e.d, osc.starved), 1, "%s", e.d.out);
 
+    /* Within RECOVERY of the clients closing, both listeners accept again and
+     * new connections are served. (Connecting before the listener has
+     * drained its backlog could cost a SYN retransmission: 1 s.) */
     for (int i = 0; i < 2 * CLIENTS; i++)
         close(clients[i]);
-    cr_assert(all_recovered(&e, &tcp, &osc, 3), "no recovery:\n%s", e.d.out);
+    double deadline = pu_now() + RECOVERY;
+    cr_assert(all_recovered(&e, &tcp, &osc, deadline - pu_now()), "no recovery:\n%s", e.d.out);
     int fd = connect_to(e.tcp_port, false);
-    cr_assert_gt(o2lite_id(fd, 2), 0, "a new TCP connection was not served:\n%s", e.d.out);
+    cr_assert_gt(o2lite_id(fd, deadline - pu_now()), 0, "a new TCP connection was not served:\n%s",
+                 e.d.out);
     int ofd = connect_to(e.osc_port, false);
     cr_assert(osc_send(ofd, 7));
-    osc_expect(&e, 7, 2);
-    cr_assert(all_recovered(&e, &tcp, &osc, 2), "an episode did not end:\n%s", e.d.out);
-    fprintf(stderr, "episodes: TCP port %d, OSC TCP port %d\n", count(&e.d, tcp.starved),
-            count(&e.d, osc.starved));
+    osc_expect(&e, 7, deadline - pu_now());
+    cr_assert(all_recovered(&e, &tcp, &osc, 1), "an episode did not end:\n%s", e.d.out);
+    fprintf(stderr, "served again %.2f s after the clients closed; episodes: TCP %d, OSC %d\n",
+            pu_now() - (deadline - RECOVERY), count(&e.d, tcp.starved), count(&e.d, osc.starved));
     close(fd);
     close(ofd);
     stop_daemon(&e);

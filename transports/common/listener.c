@@ -31,6 +31,7 @@ struct o2h_listener {
     double starved_since;
     double backoff;
     o2h_timer *retry;
+    bool retry_soon; /* `retry` fires at the next loop pass */
     o2h_deferred free_later;
 };
 
@@ -81,6 +82,13 @@ static accept_result accept_some(o2h_listener *l) {
 
 static void on_retry(void *ctx);
 
+static void retry_in(o2h_listener *l, double delay) {
+    l->p.host->loop->timer_stop(l->retry);
+    l->retry = l->p.host->loop->timer_start(l->p.self, delay, 0, on_retry, l);
+    l->retry_soon = l->retry && delay == 0;
+    if (!l->retry) l->p.host->loop->watch_modify(l->watch, O2H_EV_READ); /* better than stuck */
+}
+
 /* Out of descriptors: the socket stays readable, so stop watching it (the
  * loop would spin) and try again from a timer. One warning per episode. */
 static void starve(o2h_listener *l) {
@@ -96,8 +104,7 @@ static void starve(o2h_listener *l) {
     } else {
         l->backoff = l->backoff * 2 < RETRY_MAX ? l->backoff * 2 : RETRY_MAX;
     }
-    l->retry = l->p.host->loop->timer_start(l->p.self, l->backoff, 0, on_retry, l);
-    if (!l->retry) l->p.host->loop->watch_modify(l->watch, O2H_EV_READ); /* better than stuck */
+    retry_in(l, l->backoff);
 }
 
 static void recovered(o2h_listener *l) {
@@ -111,6 +118,7 @@ static void on_retry(void *ctx) {
     o2h_listener *l = ctx;
     l->p.host->loop->timer_stop(l->retry); /* one-shot timers are freed by stopping them */
     l->retry = NULL;
+    l->retry_soon = false;
     accept_result r = accept_some(l);
     if (l->closed) return;
     if (r == ACCEPT_STARVED)
@@ -174,6 +182,8 @@ int o2h_listener_port(const o2h_listener *l) {
 
 void o2h_listener_release(o2h_listener *l) {
     if (l->open > 0) l->open--;
+    /* A descriptor was freed: out of them, try again now rather than after the backoff. */
+    if (l->starved && !l->retry_soon && !l->closed) retry_in(l, 0);
 }
 
 void o2h_listener_close(o2h_listener *l) {

@@ -11,8 +11,9 @@
  * When accept fails for want of descriptors (EMFILE, ENFILE) the socket stays
  * readable, and watching it would make the loop spin. The listener stops
  * watching it instead, logs one warning for the episode, and tries again from
- * a timer (50 ms, doubling up to 1 s); once accept works again it watches the
- * socket again and logs one line saying so.
+ * a timer (50 ms, doubling up to 1 s, and at once when one of its own
+ * connections closes); once accept works again it watches the socket again
+ * and logs one line saying so.
  */
 #ifndef O2H_LISTENER_H
 #define O2H_LISTENER_H
@@ -46,7 +47,7 @@ typedef struct o2h_listener_params {
 o2h_listener *o2h_listener_open(const o2h_listener_params *p, int *error);
 /** The port it is bound to (the kernel's choice when 0 was asked). */
 int o2h_listener_port(const o2h_listener *l);
-/** One of the connections it counted has closed. */
+/** One of the connections it counted has closed (never call it after o2h_listener_close). */
 void o2h_listener_release(o2h_listener *l);
 /** Stop listening and free (in the deferred phase); safe in its own callback. NULL: nothing. */
 void o2h_listener_close(o2h_listener *l);
