@@ -131,8 +131,9 @@ static const o2h_stream_ops conn_ops = {
     .on_free = free,
 };
 
-/* A connection on `fd` (accepted, or connecting when `addr` is given to
- * connect to). NULL if it could not be made; the fd is closed then. */
+/* A connection on `fd` (accepted from `addr`), or with fd -1 a new one
+ * connecting to `addr`. NULL (and *error) if it could not be made; the fd is
+ * closed then. */
 static conn *conn_new(tcp_transport *tr, int fd, const struct sockaddr_in *addr, int *error) {
     conn *c = calloc(1, sizeof *c);
     if (!c) {
