@@ -13,15 +13,18 @@
 
 #include <o2hub/plugin.h>
 
+#include "listener.h"
 #include "osc_codec.h"
 #include "osc_frame.h"
 #include "osc_pace.h"
+#include "stream.h"
 
 #define OSC_SERVICE_MAX 64
 #define OSC_UDP_MAX 65507 /* the largest UDP payload over IPv4 */
 #define OSC_RX_BATCH 16   /* datagrams per recvmmsg */
 #define OSC_RX_SIZE 65536
-#define OSC_PACE_US_DEFAULT 50 /* a port's "pace_us" */
+#define OSC_PACE_US_DEFAULT 50           /* a port's "pace_us" */
+#define OSC_MAX_CONNECTIONS_DEFAULT 1024 /* a TCP port's "max_connections" */
 
 typedef struct osc_plugin osc_plugin;
 
@@ -35,27 +38,21 @@ typedef struct osc_delegate {
     osc_framing framing;
     o2h_link *link;
     /* TCP only */
-    int fd;
-    o2h_watch *watch;
-    bool connecting, connected;
-    unsigned events;
-    uint8_t *q; /* framed bytes waiting: q[q_head .. q_len) */
-    size_t q_head, q_len, q_cap;
+    o2h_stream *stream; /* the connection, connecting or up; NULL while down */
+    bool connected;
+    bool stopping; /* a connection closing now is not retried */
     o2h_timer *retry;
     double backoff;
 } osc_delegate;
 
 typedef struct osc_port osc_port;
 
-/** A connection accepted by a TCP port. */
+/** A connection accepted by a TCP port (freed with its stream). */
 typedef struct osc_conn {
     osc_port *port;
-    int fd;
-    o2h_watch *watch;
+    o2h_stream *stream;
     osc_deframer df;
     osc_pacer pacer;
-    bool dead; /* closed; its memory goes in the loop's deferred phase */
-    o2h_deferred free_later;
     struct osc_conn *next;
 } osc_conn;
 
@@ -66,11 +63,15 @@ struct osc_port {
     struct sockaddr_in bind_addr;
     bool tcp;
     osc_framing framing;
+    int bound_port;
+    double pace; /* seconds between reads during a flood (osc_pace.h); 0 never paces */
+    /* UDP */
     int fd;
     o2h_watch *watch;
-    int bound_port;
-    double pace;     /* seconds between reads during a flood (osc_pace.h); 0 never paces */
-    osc_pacer pacer; /* UDP */
+    osc_pacer pacer;
+    /* TCP */
+    int64_t max_connections;
+    o2h_listener *listener;
     osc_conn *conns;
 };
 
@@ -86,6 +87,8 @@ struct osc_plugin {
     int udp_fd;          /* unbound socket that UDP delegates send from */
     uint8_t *scratch;    /* an encoded packet */
     size_t scratch_cap;
+    uint8_t *frame; /* the same framed for a TCP delegate */
+    size_t frame_cap;
     uint8_t *rx; /* OSC_RX_BATCH x OSC_RX_SIZE */
     struct mmsghdr rx_msgs[OSC_RX_BATCH];
     struct iovec rx_iovs[OSC_RX_BATCH];
@@ -94,8 +97,8 @@ struct osc_plugin {
 /* osc_plugin.c */
 /** NTP and O2 (or local) time now. */
 osc_clock o2h_osc_plugin_clock(const osc_plugin *pl);
-/** Make the scratch buffer hold at least `n` bytes. */
-bool o2h_osc_plugin_scratch(osc_plugin *pl, size_t n);
+/** Make `*buf` (pl->scratch, pl->frame) hold at least `n` bytes. */
+bool o2h_osc_plugin_reserve(uint8_t **buf, size_t *cap, size_t n);
 
 /* osc_delegate.c */
 int o2h_osc_delegate_start(osc_delegate *d);

@@ -2,16 +2,15 @@
  * OSC delegates: an O2 service whose messages are sent to an OSC server, as
  * O2's o2_osc_delegate does ("/service/rest" arrives as "/rest"). Over UDP
  * each message is one datagram; over TCP it is framed (length or SLIP) and
- * queued in a bounded byte queue. A TCP delegate reconnects after losing its
- * server (0.1 s, doubling up to 2 s) and keeps its service meanwhile;
- * messages sent while it is down are refused (counted by the core).
+ * sent on a stream (stream.h) whose queue is bounded by queue_bytes. A TCP
+ * delegate reconnects after losing its server (0.1 s, doubling up to 2 s) and
+ * keeps its service meanwhile; messages sent while it is down are refused
+ * (counted by the core).
  */
 #include <errno.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "osc.h"
 
@@ -27,124 +26,69 @@ static void on_retry(void *ctx) {
     tcp_connect_now(d);
 }
 
-/* Close the connection, drop what is queued, try again later. */
-static void tcp_lost(osc_delegate *d, const char *why) {
+static void retry_later(osc_delegate *d) {
     osc_plugin *pl = d->pl;
-    if (d->connected || d->connecting)
-        pl->host->log->write(pl->self, O2H_LOG_INFO, "OSC server %s for %s: %s", d->address,
-                             d->service, why);
-    if (d->watch) pl->host->loop->watch_remove(d->watch);
-    d->watch = NULL;
-    if (d->fd >= 0) close(d->fd);
-    d->fd = -1;
-    d->connected = d->connecting = false;
-    d->q_head = d->q_len = 0;
     if (!d->retry) d->retry = pl->host->loop->timer_start(pl->self, d->backoff, 0, on_retry, d);
     d->backoff = d->backoff * 2 < RETRY_MAX ? d->backoff * 2 : RETRY_MAX;
 }
 
-static void set_events(osc_delegate *d) {
-    unsigned want = O2H_EV_READ | ((d->connecting || d->q_len > d->q_head) ? O2H_EV_WRITE : 0);
-    if (d->watch && want != d->events) {
-        d->events = want;
-        d->pl->host->loop->watch_modify(d->watch, want);
-    }
-}
-
-/* Write what the socket takes; false if the connection failed. */
-static bool tcp_flush(osc_delegate *d) {
-    while (d->q_len > d->q_head) {
-        ssize_t w = send(d->fd, d->q + d->q_head, d->q_len - d->q_head, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
-            return false;
-        }
-        d->q_head += (size_t)w;
-    }
-    if (d->q_head == d->q_len) d->q_head = d->q_len = 0;
-    return true;
-}
-
-static void on_tcp(void *ctx, int fd, unsigned events) {
+/* The connection is gone, or never came (its queue is dropped): try again later. */
+static void tcp_closed(void *ctx, o2h_stream_end why, int error) {
     osc_delegate *d = ctx;
-    if (d->connecting && (events & (O2H_EV_WRITE | O2H_EV_ERROR | O2H_EV_HUP))) {
-        int err = 0;
-        socklen_t len = sizeof err;
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err) {
-            tcp_lost(d, strerror(err));
-            return;
-        }
-        d->connecting = false;
-        d->connected = true;
-        d->backoff = RETRY_FIRST;
-        d->pl->host->log->write(d->pl->self, O2H_LOG_INFO, "connected to OSC server %s for %s",
-                                d->address, d->service);
-    }
-    if (d->connected && (events & (O2H_EV_READ | O2H_EV_HUP | O2H_EV_ERROR))) {
-        uint8_t sink[512]; /* OSC servers have nothing to say; notice them closing */
-        ssize_t n = recv(fd, sink, sizeof sink, MSG_DONTWAIT);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-            tcp_lost(d, "connection closed");
-            return;
-        }
-    }
-    if (d->connected && !tcp_flush(d)) {
-        tcp_lost(d, strerror(errno));
-        return;
-    }
-    set_events(d);
+    osc_plugin *pl = d->pl;
+    d->stream = NULL;
+    d->connected = false;
+    if (d->stopping) return;
+    const char *text = why == O2H_STREAM_ERROR || why == O2H_STREAM_CONNECT_FAILED
+                           ? strerror(error)
+                           : "connection closed";
+    pl->host->log->write(pl->self, O2H_LOG_INFO, "OSC server %s for %s: %s", d->address, d->service,
+                         text);
+    retry_later(d);
 }
+
+static void tcp_connected(void *ctx) {
+    osc_delegate *d = ctx;
+    d->connected = true;
+    d->backoff = RETRY_FIRST;
+    d->pl->host->log->write(d->pl->self, O2H_LOG_INFO, "connected to OSC server %s for %s",
+                            d->address, d->service);
+}
+
+/* OSC servers have nothing to say: the stream reads only to notice them closing. */
+static const o2h_stream_ops tcp_ops = {
+    .on_close = tcp_closed,
+    .on_connect = tcp_connected,
+};
 
 static void tcp_connect_now(osc_delegate *d) {
     osc_plugin *pl = d->pl;
-    d->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (d->fd < 0) {
-        tcp_lost(d, strerror(errno));
-        return;
-    }
-    int one = 1;
-    setsockopt(d->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    int rc = connect(d->fd, (struct sockaddr *)&d->addr, sizeof d->addr);
-    if (rc != 0 && errno != EINPROGRESS) {
-        tcp_lost(d, strerror(errno));
-        return;
-    }
-    d->connecting = true; /* completion (or failure) is reported as writable */
-    d->events = O2H_EV_READ | O2H_EV_WRITE;
-    d->watch = pl->host->loop->watch_fd(pl->self, d->fd, d->events, on_tcp, d);
-    if (!d->watch) tcp_lost(d, "no memory");
+    o2h_stream_params sp = {.host = pl->host,
+                            .self = pl->self,
+                            .ops = &tcp_ops,
+                            .ctx = d,
+                            .queue_limit = (size_t)pl->queue_bytes};
+    int error;
+    d->stream = o2h_stream_connect(&sp, &d->addr, &error);
+    if (!d->stream) retry_later(d);
 }
 
-/* Append a framed packet to the queue (bounded by queue_bytes). */
-static int tcp_enqueue(osc_delegate *d, const uint8_t *packet, size_t len) {
+/* Frame a packet and send it (queued while connecting, bounded by queue_bytes). */
+static int tcp_send(osc_delegate *d, const uint8_t *packet, size_t len) {
     osc_plugin *pl = d->pl;
     size_t framed = o2h_osc_frame_encode(d->framing, packet, len, NULL, 0);
-    if ((int64_t)(d->q_len - d->q_head + framed) > pl->queue_bytes) return O2H_QUEUE_FULL;
-    if (d->q_head > 0 && d->q_len + framed > d->q_cap) {
-        memmove(d->q, d->q + d->q_head, d->q_len - d->q_head);
-        d->q_len -= d->q_head;
-        d->q_head = 0;
-    }
-    if (d->q_len + framed > d->q_cap) {
-        size_t cap = d->q_cap ? d->q_cap : 4096;
-        while (cap < d->q_len + framed)
-            cap *= 2;
-        uint8_t *q = realloc(d->q, cap);
-        if (!q) return O2H_NO_MEMORY;
-        d->q = q;
-        d->q_cap = cap;
-    }
-    d->q_len += o2h_osc_frame_encode(d->framing, packet, len, d->q + d->q_len, d->q_cap - d->q_len);
-    return O2H_OK;
+    if (!o2h_osc_plugin_reserve(&pl->frame, &pl->frame_cap, framed)) return O2H_NO_MEMORY;
+    o2h_osc_frame_encode(d->framing, packet, len, pl->frame, pl->frame_cap);
+    return o2h_stream_send_bytes(d->stream, pl->frame, framed); /* may close: tcp_closed */
 }
 
 int o2h_osc_delegate_send(osc_delegate *d, const o2h_msg *msg) {
     osc_plugin *pl = d->pl;
-    if (d->tcp && !d->connected && !d->connecting) return O2H_SEND_FAIL;
+    if (d->tcp && !d->stream) return O2H_SEND_FAIL;
     osc_clock clock = o2h_osc_plugin_clock(pl);
     size_t n = o2h_osc_from_o2(msg->data, msg->length, &clock, pl->scratch, pl->scratch_cap);
-    if (n > pl->scratch_cap && n <= (size_t)pl->max_packet && o2h_osc_plugin_scratch(pl, n))
+    if (n > pl->scratch_cap && n <= (size_t)pl->max_packet &&
+        o2h_osc_plugin_reserve(&pl->scratch, &pl->scratch_cap, n))
         n = o2h_osc_from_o2(msg->data, msg->length, &clock, pl->scratch, pl->scratch_cap);
     if (n == 0 || n > pl->scratch_cap || (!d->tcp && n > OSC_UDP_MAX)) {
         pl->host->log->write(pl->self, O2H_LOG_DEBUG, "cannot send %s as OSC (%zu bytes)",
@@ -159,14 +103,7 @@ int o2h_osc_delegate_send(osc_delegate *d, const o2h_msg *msg) {
                    ? O2H_QUEUE_FULL
                    : O2H_SEND_FAIL;
     }
-    int rc = tcp_enqueue(d, pl->scratch, n);
-    if (rc != O2H_OK || !d->connected) return rc;
-    if (!tcp_flush(d)) {
-        tcp_lost(d, strerror(errno));
-        return O2H_OK; /* it was accepted; the connection failed afterwards */
-    }
-    set_events(d);
-    return O2H_OK;
+    return tcp_send(d, pl->scratch, n);
 }
 
 int o2h_osc_delegate_start(osc_delegate *d) {
@@ -182,6 +119,7 @@ int o2h_osc_delegate_start(osc_delegate *d) {
         return rc;
     }
     d->backoff = RETRY_FIRST;
+    d->stopping = false;
     if (d->tcp) tcp_connect_now(d);
     pl->host->log->write(pl->self, O2H_LOG_INFO, "service %s goes to OSC server %s (%s)",
                          d->service, d->address, d->tcp ? "TCP" : "UDP");
@@ -190,14 +128,10 @@ int o2h_osc_delegate_start(osc_delegate *d) {
 
 void o2h_osc_delegate_stop(osc_delegate *d) {
     osc_plugin *pl = d->pl;
+    d->stopping = true;
     if (d->retry) pl->host->loop->timer_stop(d->retry);
     d->retry = NULL;
-    if (d->watch) pl->host->loop->watch_remove(d->watch);
-    d->watch = NULL;
-    if (d->fd >= 0) close(d->fd);
-    d->fd = -1;
-    d->connected = d->connecting = false;
-    d->q_head = d->q_len = 0;
+    if (d->stream) o2h_stream_close(d->stream);      /* tcp_closed forgets it */
     if (d->link) pl->host->link->link_free(d->link); /* withdraws the service */
     d->link = NULL;
 }

@@ -15,10 +15,11 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-void o2h_osc_pacer_init(osc_pacer *pc, const o2h_host *host, o2h_plugin *self, o2h_watch *watch,
-                        double interval, osc_pace_read_fn read, void *ctx, const char *name) {
+void o2h_osc_pacer_init(osc_pacer *pc, const o2h_host *host, o2h_plugin *self, double interval,
+                        osc_pace_read_fn read, osc_pace_watch_fn watch, void *ctx,
+                        const char *name) {
     *pc = (osc_pacer){
-        .host = host, .self = self, .watch = watch, .interval = interval, .read = read, .ctx = ctx};
+        .host = host, .self = self, .interval = interval, .read = read, .watch = watch, .ctx = ctx};
     snprintf(pc->name, sizeof pc->name, "%s", name);
 }
 
@@ -26,7 +27,7 @@ static void unpace(osc_pacer *pc) {
     pc->host->loop->timer_stop(pc->timer);
     pc->timer = NULL;
     pc->quick_wakes = 0;
-    pc->host->loop->watch_modify(pc->watch, O2H_EV_READ);
+    pc->watch(pc->ctx, true);
     pc->host->log->write(pc->self, O2H_LOG_DEBUG, "%s: flood over after %lu paced reads", pc->name,
                          pc->paced_reads);
 }
@@ -48,7 +49,7 @@ void o2h_osc_pacer_wake(osc_pacer *pc) {
     if (pc->interval <= 0 || pc->timer || pc->quick_wakes < QUICK_WAKES_TO_PACE) return;
     pc->timer = pc->host->loop->timer_start(pc->self, pc->interval, pc->interval, on_tick, pc);
     if (!pc->timer) return; /* no memory: keep reading on every wake-up */
-    pc->host->loop->watch_modify(pc->watch, 0);
+    pc->watch(pc->ctx, false);
     pc->floods++;
     pc->paced_reads = 0;
     pc->host->log->write(pc->self, O2H_LOG_DEBUG, "%s: a flood: reading every %.0f us", pc->name,

@@ -24,13 +24,15 @@ typedef enum osc_read_result {
 
 /** Reads what is waiting on the socket. */
 typedef osc_read_result (*osc_pace_read_fn)(void *ctx);
+/** Stops (while paced) or resumes watching the socket for input. */
+typedef void (*osc_pace_watch_fn)(void *ctx, bool on);
 
 typedef struct osc_pacer {
     const o2h_host *host;
     o2h_plugin *self;
-    o2h_watch *watch; /* the socket's watch, switched off while paced */
-    double interval;  /* seconds; 0 never paces */
+    double interval; /* seconds; 0 never paces */
     osc_pace_read_fn read;
+    osc_pace_watch_fn watch; /* the socket is not watched while paced */
     void *ctx;
     char name[48]; /* for log lines: "OSC TCP port 9001" */
     double last_read_end;
@@ -40,11 +42,12 @@ typedef struct osc_pacer {
     unsigned long paced_reads;
 } osc_pacer;
 
-void o2h_osc_pacer_init(osc_pacer *pc, const o2h_host *host, o2h_plugin *self, o2h_watch *watch,
-                        double interval, osc_pace_read_fn read, void *ctx, const char *name);
+void o2h_osc_pacer_init(osc_pacer *pc, const o2h_host *host, o2h_plugin *self, double interval,
+                        osc_pace_read_fn read, osc_pace_watch_fn watch, void *ctx,
+                        const char *name);
 /** The socket is readable: read it, and start pacing if wake-ups come too fast. */
 void o2h_osc_pacer_wake(osc_pacer *pc);
-/** Stop the timer (the caller removes the watch). */
+/** Stop the timer (the caller stops watching the socket). */
 void o2h_osc_pacer_stop(osc_pacer *pc);
 
 #endif

@@ -6,7 +6,8 @@
  *     "delegates": [ { "service": "synth", "address": "127.0.0.1:9000",
  *                      "protocol": "udp" | "tcp", "framing": "length" | "slip" } ],
  *     "ports": [ { "port": 9001, "host": "0.0.0.0", "protocol": "udp" | "tcp",
- *                  "framing": "length" | "slip", "service": "fromosc", "pace_us": 50 } ] }
+ *                  "framing": "length" | "slip", "service": "fromosc", "pace_us": 50,
+ *                  "max_connections": 1024 } ] }
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -29,15 +30,15 @@ osc_clock o2h_osc_plugin_clock(const osc_plugin *pl) {
     return c;
 }
 
-bool o2h_osc_plugin_scratch(osc_plugin *pl, size_t n) {
-    if (n <= pl->scratch_cap) return true;
-    size_t cap = pl->scratch_cap ? pl->scratch_cap : 4096;
-    while (cap < n)
-        cap *= 2;
-    uint8_t *s = realloc(pl->scratch, cap);
-    if (!s) return false;
-    pl->scratch = s;
-    pl->scratch_cap = cap;
+bool o2h_osc_plugin_reserve(uint8_t **buf, size_t *cap, size_t n) {
+    if (n <= *cap) return true;
+    size_t want = *cap ? *cap : 4096;
+    while (want < n)
+        want *= 2;
+    uint8_t *b = realloc(*buf, want);
+    if (!b) return false;
+    *buf = b;
+    *cap = want;
     return true;
 }
 
@@ -88,7 +89,6 @@ static int read_protocol(const o2h_host *h, const o2h_cfg *item, bool *tcp, osc_
 static int read_delegate(osc_plugin *pl, const o2h_cfg *item, osc_delegate *d) {
     const o2h_host *h = pl->host;
     d->pl = pl;
-    d->fd = -1;
     const char *address;
     if (read_service(h, item, d->service) != O2H_OK ||
         required_string(h, item, "address", &address) != O2H_OK ||
@@ -127,6 +127,12 @@ static int read_port(osc_plugin *pl, const o2h_cfg *item, osc_port *p) {
         O2H_CONFIG_ERROR)
         return O2H_CONFIG_ERROR;
     p->pace = (double)pace_us * 1e-6;
+    rc = h->cfg->get_int(item, "max_connections", OSC_MAX_CONNECTIONS_DEFAULT, 1, 1 << 20,
+                         &p->max_connections);
+    if (rc == O2H_CONFIG_ERROR) return rc;
+    if (rc == O2H_OK && !p->tcp)
+        return h->cfg->error(item, "max_connections",
+                             "max_connections applies to \"protocol\": \"tcp\" only");
     if (o2h_netaddr_parse_ipv4(host, (int)port, &p->bind_addr) != 0)
         return h->cfg->error(item, "host", "\"%s\" is not an IPv4 address", host);
     return O2H_OK;
@@ -136,6 +142,7 @@ static void plugin_free(osc_plugin *pl) {
     free(pl->delegates);
     free(pl->ports);
     free(pl->scratch);
+    free(pl->frame);
     free(pl->rx);
     free(pl);
 }
@@ -191,7 +198,7 @@ static void osc_stop(void *instance);
 
 static int osc_start(void *instance) {
     osc_plugin *pl = instance;
-    if (!o2h_osc_plugin_scratch(pl, 4096)) return O2H_NO_MEMORY;
+    if (!o2h_osc_plugin_reserve(&pl->scratch, &pl->scratch_cap, 4096)) return O2H_NO_MEMORY;
     if (pl->n_ports > 0 && !pl->rx && !(pl->rx = malloc((size_t)OSC_RX_BATCH * OSC_RX_SIZE)))
         return O2H_NO_MEMORY;
     pl->udp_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -218,8 +225,6 @@ static void osc_stop(void *instance) {
 static void osc_destroy(void *instance) {
     osc_plugin *pl = instance;
     osc_stop(pl);
-    for (int i = 0; i < pl->n_delegates; i++)
-        free(pl->delegates[i].q);
     plugin_free(pl);
 }
 

@@ -3,7 +3,9 @@
  * with length or SLIP framing) and deliver each message to an O2 service:
  * "/rest" becomes "/service/rest", as O2's o2_osc_port_new does. Bundle
  * timetags become O2 timestamps (the core's scheduler holds future ones);
- * without clock sync every message is delivered at once.
+ * without clock sync every message is delivered at once. A TCP port's
+ * listening socket and connections are transports/common's (listener.h,
+ * stream.h); this file deframes and delivers.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -96,109 +98,17 @@ static void on_udp(void *ctx, int fd, unsigned events) {
     o2h_osc_pacer_wake(&p->pacer);
 }
 
-/* ---- TCP ---- */
-
-static void conn_free(void *ctx) {
-    osc_conn *c = ctx;
-    o2h_osc_deframer_free(&c->df);
-    free(c);
-}
-
-static void conn_close(osc_conn *c) {
-    if (c->dead) return;
-    osc_port *p = c->port;
-    c->dead = true;
-    o2h_osc_pacer_stop(&c->pacer);
-    p->pl->host->loop->watch_remove(c->watch);
-    close(c->fd);
-    for (osc_conn **pp = &p->conns; *pp; pp = &(*pp)->next)
-        if (*pp == c) {
-            *pp = c->next;
-            break;
-        }
-    /* conn_read, up the stack, may still look at c (c->dead). */
-    p->pl->host->loop->defer(p->pl->self, &c->free_later, conn_free, c);
-}
-
-static void frame_packet(void *ctx, const uint8_t *data, size_t len) {
-    osc_conn *c = ctx;
-    if (!c->dead) o2h_osc_port_packet(c->port, data, len);
-}
-
-static void frame_invalid(void *ctx, const char *reason) {
-    osc_conn *c = ctx;
-    c->port->pl->host->link->count_invalid(c->port->pl->self, reason);
-}
-
-static osc_read_result conn_read(void *ctx) {
-    osc_conn *c = ctx;
-    osc_plugin *pl = c->port->pl;
-    osc_deframer_cb cb = {frame_packet, frame_invalid, c};
-    osc_read_result got = OSC_READ_NOTHING;
-    for (int i = 0; i < 16 && !c->dead; i++) {
-        ssize_t n = recv(c->fd, pl->rx, OSC_RX_SIZE, 0);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-            conn_close(c);
-            break;
-        }
-        if (n < 0) break;
-        got = OSC_READ_SOME;
-        if (o2h_osc_deframer_feed(&c->df, pl->rx, (size_t)n, &cb) != 0) {
-            pl->host->log->write(pl->self, O2H_LOG_WARN,
-                                 "port %d: closing a connection: bad framing", c->port->bound_port);
-            conn_close(c);
-            break;
-        }
-        if ((size_t)n < OSC_RX_SIZE) break;
-    }
-    return c->dead ? OSC_READ_CLOSED : got;
-}
-
-static void on_conn(void *ctx, int fd, unsigned events) {
-    osc_conn *c = ctx;
-    (void)fd, (void)events;
-    o2h_osc_pacer_wake(&c->pacer);
-}
-
-static void on_accept(void *ctx, int fd, unsigned events) {
+static void udp_watch(void *ctx, bool on) {
     osc_port *p = ctx;
-    osc_plugin *pl = p->pl;
-    (void)events;
-    for (;;) {
-        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (cfd < 0) return;
-        osc_conn *c = calloc(1, sizeof *c);
-        if (!c) {
-            close(cfd);
-            continue;
-        }
-        c->port = p;
-        c->fd = cfd;
-        o2h_osc_deframer_init(&c->df, p->framing, (size_t)pl->max_packet);
-        c->watch = pl->host->loop->watch_fd(pl->self, cfd, O2H_EV_READ, on_conn, c);
-        if (!c->watch) {
-            close(cfd);
-            free(c);
-            continue;
-        }
-        char name[48];
-        snprintf(name, sizeof name, "OSC TCP port %d", p->bound_port);
-        o2h_osc_pacer_init(&c->pacer, pl->host, pl->self, c->watch, p->pace, conn_read, c, name);
-        c->next = p->conns;
-        p->conns = c;
-    }
+    p->pl->host->loop->watch_modify(p->watch, on ? O2H_EV_READ : 0);
 }
 
-int o2h_osc_port_start(osc_port *p) {
+static int udp_start(osc_port *p) {
     osc_plugin *pl = p->pl;
-    int type = p->tcp ? SOCK_STREAM : SOCK_DGRAM;
-    p->fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (p->fd >= 0 && p->tcp) setsockopt(p->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (p->fd < 0 || bind(p->fd, (struct sockaddr *)&p->bind_addr, sizeof p->bind_addr) != 0 ||
-        (p->tcp && listen(p->fd, 64) != 0)) {
-        pl->host->log->write(pl->self, O2H_LOG_ERROR, "cannot open OSC %s port %d: %s",
-                             p->tcp ? "TCP" : "UDP", ntohs(p->bind_addr.sin_port), strerror(errno));
+    p->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (p->fd < 0 || bind(p->fd, (struct sockaddr *)&p->bind_addr, sizeof p->bind_addr) != 0) {
+        pl->host->log->write(pl->self, O2H_LOG_ERROR, "cannot open OSC UDP port %d: %s",
+                             ntohs(p->bind_addr.sin_port), strerror(errno));
         if (p->fd >= 0) close(p->fd);
         p->fd = -1;
         return O2H_NO_PORT;
@@ -207,18 +117,147 @@ int o2h_osc_port_start(osc_port *p) {
     socklen_t len = sizeof bound;
     getsockname(p->fd, (struct sockaddr *)&bound, &len);
     p->bound_port = ntohs(bound.sin_port);
-    p->watch =
-        pl->host->loop->watch_fd(pl->self, p->fd, O2H_EV_READ, p->tcp ? on_accept : on_udp, p);
-    o2h_osc_pacer_init(&p->pacer, pl->host, pl->self, p->watch, p->pace, udp_read, p, "");
-    snprintf(p->pacer.name, sizeof p->pacer.name, "OSC UDP port %d", p->bound_port);
-    pl->host->log->write(pl->self, O2H_LOG_INFO, "OSC %s port %d delivers to service %s",
-                         p->tcp ? "TCP" : "UDP", p->bound_port, p->service);
+    p->watch = pl->host->loop->watch_fd(pl->self, p->fd, O2H_EV_READ, on_udp, p);
+    char name[48];
+    snprintf(name, sizeof name, "OSC UDP port %d", p->bound_port);
+    o2h_osc_pacer_init(&p->pacer, pl->host, pl->self, p->pace, udp_read, udp_watch, p, name);
     return p->watch ? O2H_OK : O2H_NO_MEMORY;
+}
+
+/* ---- TCP: each connection is a stream (stream.h), deframed here ---- */
+
+static void conn_free(void *ctx) {
+    osc_conn *c = ctx;
+    o2h_osc_deframer_free(&c->df);
+    free(c);
+}
+
+/* The stream closed; the memory goes with the stream's (conn_free). */
+static void conn_closed(void *ctx, o2h_stream_end why, int error) {
+    osc_conn *c = ctx;
+    osc_port *p = c->port;
+    (void)why, (void)error;
+    o2h_osc_pacer_stop(&c->pacer);
+    for (osc_conn **pp = &p->conns; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    if (p->listener) o2h_listener_release(p->listener);
+}
+
+static void frame_packet(void *ctx, const uint8_t *data, size_t len) {
+    osc_conn *c = ctx;
+    if (!o2h_stream_is_closed(c->stream)) o2h_osc_port_packet(c->port, data, len);
+}
+
+static void frame_invalid(void *ctx, const char *reason) {
+    osc_conn *c = ctx;
+    c->port->pl->host->link->count_invalid(c->port->pl->self, reason);
+}
+
+static bool conn_data(void *ctx, const uint8_t *data, size_t len) {
+    osc_conn *c = ctx;
+    osc_plugin *pl = c->port->pl;
+    osc_deframer_cb cb = {frame_packet, frame_invalid, c};
+    if (o2h_osc_deframer_feed(&c->df, data, len, &cb) == 0) return true;
+    pl->host->log->write(pl->self, O2H_LOG_WARN, "port %d: closing a connection: bad framing",
+                         c->port->bound_port);
+    return false;
+}
+
+static osc_read_result conn_read(void *ctx) {
+    osc_conn *c = ctx;
+    switch (o2h_stream_read(c->stream)) {
+    case O2H_STREAM_READ_SOME: return OSC_READ_SOME;
+    case O2H_STREAM_READ_CLOSED: return OSC_READ_CLOSED;
+    default: return OSC_READ_NOTHING;
+    }
+}
+
+static void conn_readable(void *ctx) {
+    osc_conn *c = ctx;
+    o2h_osc_pacer_wake(&c->pacer); /* it reads now, or paces */
+}
+
+static void conn_watch(void *ctx, bool on) {
+    osc_conn *c = ctx;
+    o2h_stream_set_reading(c->stream, on);
+}
+
+static const o2h_stream_ops conn_ops = {
+    .on_data = conn_data,
+    .on_close = conn_closed,
+    .on_readable = conn_readable,
+    .on_free = conn_free,
+};
+
+static bool on_accept(void *ctx, int fd, const struct sockaddr_in *peer) {
+    osc_port *p = ctx;
+    osc_plugin *pl = p->pl;
+    (void)peer;
+    osc_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return false;
+    }
+    c->port = p;
+    o2h_osc_deframer_init(&c->df, p->framing, (size_t)pl->max_packet);
+    o2h_stream_params sp = {.host = pl->host,
+                            .self = pl->self,
+                            .ops = &conn_ops,
+                            .ctx = c,
+                            .queue_limit = (size_t)pl->queue_bytes, /* it never sends */
+                            .rx = pl->rx,
+                            .rx_size = OSC_RX_SIZE};
+    c->stream = o2h_stream_new(&sp, fd);
+    if (!c->stream) {
+        free(c);
+        return false;
+    }
+    char name[48];
+    snprintf(name, sizeof name, "OSC TCP port %d", p->bound_port);
+    o2h_osc_pacer_init(&c->pacer, pl->host, pl->self, p->pace, conn_read, conn_watch, c, name);
+    c->next = p->conns;
+    p->conns = c;
+    return true;
+}
+
+static int tcp_start(osc_port *p) {
+    osc_plugin *pl = p->pl;
+    o2h_listener_params lp = {.host = pl->host,
+                              .self = pl->self,
+                              .bind_addr = p->bind_addr,
+                              .backlog = 64,
+                              .max_connections = (int)p->max_connections,
+                              .what = "OSC TCP",
+                              .on_accept = on_accept,
+                              .ctx = p};
+    int error;
+    p->listener = o2h_listener_open(&lp, &error);
+    if (!p->listener) {
+        pl->host->log->write(pl->self, O2H_LOG_ERROR, "cannot open OSC TCP port %d: %s",
+                             ntohs(p->bind_addr.sin_port), strerror(error));
+        return O2H_NO_PORT;
+    }
+    p->bound_port = o2h_listener_port(p->listener);
+    return O2H_OK;
+}
+
+int o2h_osc_port_start(osc_port *p) {
+    osc_plugin *pl = p->pl;
+    int rc = p->tcp ? tcp_start(p) : udp_start(p);
+    if (rc == O2H_OK)
+        pl->host->log->write(pl->self, O2H_LOG_INFO, "OSC %s port %d delivers to service %s",
+                             p->tcp ? "TCP" : "UDP", p->bound_port, p->service);
+    return rc;
 }
 
 void o2h_osc_port_stop(osc_port *p) {
     while (p->conns)
-        conn_close(p->conns);
+        o2h_stream_close(p->conns->stream); /* conn_closed unlinks it */
+    o2h_listener_close(p->listener);
+    p->listener = NULL;
     o2h_osc_pacer_stop(&p->pacer);
     if (p->watch) p->pl->host->loop->watch_remove(p->watch);
     p->watch = NULL;

@@ -5,50 +5,42 @@
  * bytes: when it is full, send() returns O2H_QUEUE_FULL and the core counts
  * the drop, so a peer that stops reading never makes memory grow.
  *
- * Config: { "type": "tcp", "host": "0.0.0.0", "port": 0,
- *           "max_message": 1048576, "send_queue_bytes": 4194304 }
+ * Connections and the listening socket are transports/common's (stream.h,
+ * listener.h); this file frames messages and makes links of connections.
+ *
+ * Config: { "type": "tcp", "host": "0.0.0.0", "port": 0, "max_message": 1048576,
+ *           "send_queue_bytes": 4194304, "max_connections": 1024 }
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <o2hub/plugin.h>
 
+#include "listener.h"
 #include "netaddr.h"
+#include "stream.h"
 
 #define READ_CHUNK 65536
-#define MAX_READS_PER_EVENT 16 /* fairness between connections */
-#define MAX_IOV 64
+#define LISTEN_BACKLOG 128
 
 typedef struct tcp_transport tcp_transport;
 
 typedef struct conn {
     tcp_transport *tr;
-    int fd;
-    o2h_watch *watch;
+    o2h_stream *stream;
     o2h_link *link;
-    bool connecting;
-    bool close_when_flushed; /* the core is done with it */
-    bool dead;               /* closed; its memory goes in the loop's deferred phase */
-    o2h_deferred free_later;
-    unsigned events; /* what the watch asks for now */
+    bool accepted; /* counts against the listener's max_connections */
     /* receiving: a length prefix, then the message */
     uint8_t hdr[4];
     uint32_t hdr_got;
     o2h_msg *in;
     uint32_t in_got;
-    /* sending: a ring of messages; `sent` bytes of the first are written */
-    o2h_msg **queue;
-    uint32_t q_head, q_count, q_cap;
-    size_t q_bytes;
-    size_t sent;
     char peer_text[48];
     struct conn *next;
 } conn;
@@ -60,19 +52,13 @@ struct tcp_transport {
     uint32_t internal_ip;
     int64_t max_message;
     int64_t queue_limit;
-    int listen_fd;
-    o2h_watch *listen_watch;
+    int64_t max_connections;
+    o2h_listener *listener;
     conn *conns;
-    uint8_t buf[READ_CHUNK];
+    uint8_t buf[READ_CHUNK]; /* every connection reads here (stream.h) */
 };
 
 /* ---- connections ---- */
-
-static void conn_free_memory(void *ctx) {
-    conn *c = ctx;
-    free(c->queue);
-    free(c);
-}
 
 static void conn_unlink(tcp_transport *tr, conn *c) {
     for (conn **pp = &tr->conns; *pp; pp = &(*pp)->next)
@@ -82,129 +68,27 @@ static void conn_unlink(tcp_transport *tr, conn *c) {
         }
 }
 
-/* Close the socket, drop what is queued, tell the core the link is gone. */
-static void conn_close(conn *c) {
-    if (c->dead) return;
+/* The stream is closed (its queue dropped): tell the core the link is gone. */
+static void conn_closed(void *ctx, o2h_stream_end why, int error) {
+    conn *c = ctx;
     tcp_transport *tr = c->tr;
-    c->dead = true;
-    tr->host->loop->watch_remove(c->watch);
-    c->watch = NULL;
-    close(c->fd);
-    while (c->q_count) {
-        tr->host->msg->msg_unref(c->queue[c->q_head]);
-        c->q_head = (c->q_head + 1) % c->q_cap;
-        c->q_count--;
-    }
+    if (why == O2H_STREAM_CONNECT_FAILED)
+        tr->host->log->write(tr->self, O2H_LOG_INFO, "connect to %s failed: %s", c->peer_text,
+                             strerror(error));
     if (c->in) tr->host->msg->msg_unref(c->in);
     c->in = NULL;
     conn_unlink(tr, c);
+    if (c->accepted && tr->listener) o2h_listener_release(tr->listener);
     o2h_link *link = c->link;
     c->link = NULL;
-    tr->host->link->link_free(link);
-    /* Our callbacks up the stack may still look at c (c->dead). */
-    tr->host->loop->defer(tr->self, &c->free_later, conn_free_memory, c);
+    if (link) tr->host->link->link_free(link);
 }
-
-static int want_events(const conn *c) {
-    unsigned ev = O2H_EV_READ;
-    if (c->connecting || c->q_count) ev |= O2H_EV_WRITE;
-    return (int)ev;
-}
-
-static void update_interest(conn *c) {
-    unsigned want = (unsigned)want_events(c);
-    if (c->dead || want == c->events) return; /* skip the epoll_ctl when nothing changes */
-    c->events = want;
-    c->tr->host->loop->watch_modify(c->watch, want);
-}
-
-/* ---- sending ---- */
-
-static void queue_pop(conn *c) {
-    o2h_msg *done = c->queue[c->q_head];
-    c->q_bytes -= 4 + done->length; /* before the unref: it may free the message */
-    c->tr->host->msg->msg_unref(done);
-    c->q_head = (c->q_head + 1) % c->q_cap;
-    c->q_count--;
-    c->sent = 0;
-}
-
-static bool queue_push(conn *c, o2h_msg *msg) {
-    if (c->q_count == c->q_cap) {
-        uint32_t cap = c->q_cap ? c->q_cap * 2 : 16;
-        o2h_msg **q = malloc(cap * sizeof *q);
-        if (!q) return false;
-        for (uint32_t i = 0; i < c->q_count; i++)
-            q[i] = c->queue[(c->q_head + i) % c->q_cap];
-        free(c->queue);
-        c->queue = q;
-        c->q_head = 0;
-        c->q_cap = cap;
-    }
-    c->queue[(c->q_head + c->q_count) % c->q_cap] = c->tr->host->msg->msg_ref(msg);
-    c->q_count++;
-    c->q_bytes += 4 + msg->length;
-    return true;
-}
-
-/* Write as much of the queue as the socket takes, many messages per writev. */
-static int flush(conn *c) {
-    while (c->q_count) {
-        struct iovec iov[MAX_IOV];
-        int n = 0;
-        for (uint32_t i = 0; i < c->q_count && n < MAX_IOV; i++) {
-            o2h_msg *m = c->queue[(c->q_head + i) % c->q_cap];
-            size_t skip = i == 0 ? c->sent : 0;
-            iov[n].iov_base = m->data - 4 + skip;
-            iov[n].iov_len = 4 + m->length - skip;
-            n++;
-        }
-        ssize_t w = writev(c->fd, iov, n);
-        if (w < 0) return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
-        size_t left = (size_t)w;
-        while (left && c->q_count) {
-            size_t first = 4 + c->queue[c->q_head]->length - c->sent;
-            if (left < first) {
-                c->sent += left;
-                break;
-            }
-            left -= first;
-            queue_pop(c);
-        }
-        if (c->q_count && c->sent) return 0; /* partial: the socket is full */
-    }
-    return 0;
-}
-
-static int tcp_send(void *instance, void *link_ctx, o2h_msg *msg) {
-    conn *c = link_ctx;
-    (void)instance;
-    if (c->dead || c->close_when_flushed) return O2H_SEND_FAIL;
-    if ((int64_t)(c->q_bytes + 4 + msg->length) > c->tr->queue_limit) return O2H_QUEUE_FULL;
-    o2h_wr_u32(msg->data - 4, msg->length); /* the slot before every message is ours */
-    if (!c->connecting && c->q_count == 0) {
-        ssize_t w = send(c->fd, msg->data - 4, 4 + msg->length, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w == (ssize_t)(4 + msg->length)) return O2H_OK;
-        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            conn_close(c);
-            return O2H_SEND_FAIL;
-        }
-        if (!queue_push(c, msg)) return O2H_NO_MEMORY;
-        c->sent = w > 0 ? (size_t)w : 0;
-        update_interest(c);
-        return O2H_OK;
-    }
-    if (!queue_push(c, msg)) return O2H_NO_MEMORY;
-    update_interest(c);
-    return O2H_OK;
-}
-
-/* ---- receiving ---- */
 
 /* Feed bytes from the socket; false when the stream is unusable (bad length). */
-static bool take_bytes(conn *c, const uint8_t *p, size_t n) {
+static bool take_bytes(void *ctx, const uint8_t *p, size_t n) {
+    conn *c = ctx;
     tcp_transport *tr = c->tr;
-    while (n > 0 && !c->dead) {
+    while (n > 0 && !o2h_stream_is_closed(c->stream)) {
         if (!c->in) {
             size_t k = 4 - c->hdr_got < n ? 4 - c->hdr_got : n;
             memcpy(c->hdr + c->hdr_got, p, k);
@@ -241,66 +125,45 @@ static bool take_bytes(conn *c, const uint8_t *p, size_t n) {
     return true;
 }
 
-static void on_readable(conn *c) {
-    tcp_transport *tr = c->tr;
-    for (int i = 0; i < MAX_READS_PER_EVENT && !c->dead; i++) {
-        ssize_t n = recv(c->fd, tr->buf, sizeof tr->buf, 0);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-            conn_close(c);
-            return;
-        }
-        if (n < 0) return;
-        if (!take_bytes(c, tr->buf, (size_t)n)) {
-            conn_close(c);
-            return;
-        }
-        if ((size_t)n < sizeof tr->buf) return; /* drained: no need for an EAGAIN read */
-    }
-}
+static const o2h_stream_ops conn_ops = {
+    .on_data = take_bytes,
+    .on_close = conn_closed,
+    .on_free = free,
+};
 
-static void finish_connect(conn *c) {
-    int err = 0;
-    socklen_t len = sizeof err;
-    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err) {
-        c->tr->host->log->write(c->tr->self, O2H_LOG_INFO, "connect to %s failed: %s", c->peer_text,
-                                strerror(err));
-        conn_close(c);
-        return;
-    }
-    c->connecting = false;
-}
-
-static void on_conn_event(void *ctx, int fd, unsigned events) {
-    conn *c = ctx;
-    (void)fd;
-    if (c->connecting && (events & (O2H_EV_WRITE | O2H_EV_ERROR | O2H_EV_HUP))) finish_connect(c);
-    if (!c->dead && !c->connecting && (events & (O2H_EV_READ | O2H_EV_HUP | O2H_EV_ERROR)))
-        on_readable(c);
-    if (!c->dead && !c->connecting && c->q_count && flush(c) != 0) conn_close(c);
-    if (!c->dead && c->close_when_flushed && c->q_count == 0) conn_close(c);
-    if (!c->dead) update_interest(c);
-}
-
-static conn *conn_new(tcp_transport *tr, int fd, const struct sockaddr_in *addr, bool connecting) {
+/* A connection on `fd` (accepted from `addr`), or with fd -1 a new one
+ * connecting to `addr`. NULL (and *error) if it could not be made; the fd is
+ * closed then. */
+static conn *conn_new(tcp_transport *tr, int fd, const struct sockaddr_in *addr, int *error) {
     conn *c = calloc(1, sizeof *c);
-    if (!c) return NULL;
+    if (!c) {
+        if (fd >= 0) close(fd);
+        *error = ENOMEM;
+        return NULL;
+    }
     c->tr = tr;
-    c->fd = fd;
-    c->connecting = connecting;
     char ip[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &addr->sin_addr, ip, sizeof ip);
     snprintf(c->peer_text, sizeof c->peer_text, "%s:%d", ip, ntohs(addr->sin_port));
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    c->events = (unsigned)want_events(c);
-    c->watch = tr->host->loop->watch_fd(tr->self, fd, c->events, on_conn_event, c);
+    o2h_stream_params sp = {.host = tr->host,
+                            .self = tr->self,
+                            .ops = &conn_ops,
+                            .ctx = c,
+                            .queue_limit = (size_t)tr->queue_limit,
+                            .rx = tr->buf,
+                            .rx_size = sizeof tr->buf};
+    *error = ENOMEM;
+    c->stream = fd >= 0 ? o2h_stream_new(&sp, fd) : o2h_stream_connect(&sp, addr, error);
+    if (!c->stream) {
+        free(c);
+        return NULL;
+    }
     char desc[64];
     snprintf(desc, sizeof desc, "tcp %s", c->peer_text);
-    c->link = c->watch ? tr->host->link->link_new(tr->self, c, desc) : NULL;
+    c->link = tr->host->link->link_new(tr->self, c, desc);
     if (!c->link) {
-        if (c->watch) tr->host->loop->watch_remove(c->watch);
-        free(c);
+        o2h_stream_close(c->stream); /* conn_closed finds nothing to undo; on_free frees c */
+        *error = ENOMEM;
         return NULL;
     }
     c->next = tr->conns;
@@ -308,36 +171,35 @@ static conn *conn_new(tcp_transport *tr, int fd, const struct sockaddr_in *addr,
     return c;
 }
 
-static void on_accept(void *ctx, int fd, unsigned events) {
+static bool on_accept(void *ctx, int fd, const struct sockaddr_in *peer) {
     tcp_transport *tr = ctx;
-    (void)events;
-    for (;;) {
-        struct sockaddr_in addr;
-        socklen_t len = sizeof addr;
-        int cfd = accept4(fd, (struct sockaddr *)&addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (cfd < 0) return;
-        if (!conn_new(tr, cfd, &addr, false)) close(cfd);
-    }
+    int error;
+    conn *c = conn_new(tr, fd, peer, &error);
+    if (c) c->accepted = true;
+    return c != NULL;
+}
+
+static int tcp_send(void *instance, void *link_ctx, o2h_msg *msg) {
+    conn *c = link_ctx;
+    (void)instance;
+    return o2h_stream_send_msg(c->stream, msg, true); /* may close c: link_free, SEND_FAIL */
 }
 
 /* ---- ops ---- */
+
+static int connect_error(int error) {
+    if (error == ENOMEM) return O2H_NO_MEMORY;
+    if (error == EMFILE || error == ENFILE || error == ENOBUFS) return O2H_SOCKET_ERROR;
+    return O2H_TCP_CONNECT_FAIL;
+}
 
 static int tcp_connect(void *instance, const char *address, o2h_link **link) {
     tcp_transport *tr = instance;
     struct sockaddr_in addr;
     if (o2h_netaddr_parse_endpoint(address, &addr) != 0) return O2H_BAD_ARGS;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return O2H_SOCKET_ERROR;
-    int rc = connect(fd, (struct sockaddr *)&addr, sizeof addr);
-    if (rc != 0 && errno != EINPROGRESS) {
-        close(fd);
-        return O2H_TCP_CONNECT_FAIL;
-    }
-    conn *c = conn_new(tr, fd, &addr, rc != 0);
-    if (!c) {
-        close(fd);
-        return O2H_NO_MEMORY;
-    }
+    int error;
+    conn *c = conn_new(tr, -1, &addr, &error);
+    if (!c) return connect_error(error);
     *link = c->link;
     return O2H_OK;
 }
@@ -345,12 +207,7 @@ static int tcp_connect(void *instance, const char *address, o2h_link **link) {
 static void tcp_close(void *instance, void *link_ctx) {
     conn *c = link_ctx;
     (void)instance;
-    if (c->dead) return;
-    c->close_when_flushed = true;
-    if (c->q_count == 0 && !c->connecting)
-        conn_close(c);
-    else
-        update_interest(c); /* closed by on_conn_event once flushed */
+    o2h_stream_close_when_flushed(c->stream); /* conn_closed runs once it is */
 }
 
 static int tcp_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg, void **instance) {
@@ -358,7 +215,6 @@ static int tcp_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg
     if (!tr) return O2H_NO_MEMORY;
     tr->host = host;
     tr->self = self;
-    tr->listen_fd = -1;
     const char *bind_host;
     int64_t port;
     if (host->cfg->get_string(cfg, "host", "0.0.0.0", &bind_host) == O2H_CONFIG_ERROR ||
@@ -366,7 +222,9 @@ static int tcp_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg
         host->cfg->get_int(cfg, "max_message", 1 << 20, 16, 1 << 20, &tr->max_message) ==
             O2H_CONFIG_ERROR ||
         host->cfg->get_int(cfg, "send_queue_bytes", 4 << 20, 1024, (int64_t)1 << 32,
-                           &tr->queue_limit) == O2H_CONFIG_ERROR) {
+                           &tr->queue_limit) == O2H_CONFIG_ERROR ||
+        host->cfg->get_int(cfg, "max_connections", 1024, 1, 1 << 20, &tr->max_connections) ==
+            O2H_CONFIG_ERROR) {
         free(tr);
         return O2H_CONFIG_ERROR;
     }
@@ -382,43 +240,41 @@ static int tcp_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg
 
 static int tcp_start(void *instance) {
     tcp_transport *tr = instance;
-    tr->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(tr->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (tr->listen_fd < 0 ||
-        bind(tr->listen_fd, (struct sockaddr *)&tr->bind_addr, sizeof tr->bind_addr) != 0 ||
-        listen(tr->listen_fd, 128) != 0) {
+    o2h_listener_params lp = {.host = tr->host,
+                              .self = tr->self,
+                              .bind_addr = tr->bind_addr,
+                              .backlog = LISTEN_BACKLOG,
+                              .max_connections = (int)tr->max_connections,
+                              .what = "TCP",
+                              .on_accept = on_accept,
+                              .ctx = tr};
+    int error;
+    tr->listener = o2h_listener_open(&lp, &error);
+    if (!tr->listener) {
         tr->host->log->write(tr->self, O2H_LOG_ERROR, "cannot listen on TCP port %d: %s",
-                             ntohs(tr->bind_addr.sin_port), strerror(errno));
-        if (tr->listen_fd >= 0) close(tr->listen_fd);
-        tr->listen_fd = -1;
+                             ntohs(tr->bind_addr.sin_port), strerror(error));
         return O2H_NO_PORT;
     }
-    struct sockaddr_in bound;
-    socklen_t len = sizeof bound;
-    getsockname(tr->listen_fd, (struct sockaddr *)&bound, &len);
-    int port = ntohs(bound.sin_port);
-    tr->listen_watch =
-        tr->host->loop->watch_fd(tr->self, tr->listen_fd, O2H_EV_READ, on_accept, tr);
+    int port = o2h_listener_port(tr->listener);
     tr->host->log->write(tr->self, O2H_LOG_INFO, "listening on TCP port %d", port);
     return tr->host->proc->net_register(tr->self, O2H_NET_TCP, tr->internal_ip, port);
 }
 
+static void close_all(tcp_transport *tr) {
+    while (tr->conns)
+        o2h_stream_close(tr->conns->stream); /* conn_closed unlinks it */
+}
+
 static void tcp_stop(void *instance) {
     tcp_transport *tr = instance;
-    while (tr->conns)
-        conn_close(tr->conns);
-    tr->host->loop->watch_remove(tr->listen_watch);
-    tr->listen_watch = NULL;
-    if (tr->listen_fd >= 0) close(tr->listen_fd);
-    tr->listen_fd = -1;
+    close_all(tr);
+    o2h_listener_close(tr->listener);
+    tr->listener = NULL;
 }
 
 static void tcp_destroy(void *instance) {
-    tcp_transport *tr = instance;
-    while (tr->conns)
-        conn_close(tr->conns);
-    free(tr);
+    tcp_stop(instance);
+    free(instance);
 }
 
 static const o2h_transport_ops tcp_ops = {

@@ -1,0 +1,328 @@
+/* Stream connections for the TCP-based transports: see stream.h. */
+#include "stream.h"
+
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define MAX_IOV 64 /* queued messages per gather write */
+#define DEFAULT_READ_BUDGET 16
+#define SINK_SIZE 512 /* reads thrown away (no on_data) */
+
+/* One queued send: `len` bytes at `at`, inside a message we hold a reference
+ * to, or inside `bytes`, a copy of our own. */
+typedef struct entry {
+    o2h_msg *msg;
+    uint8_t *bytes;
+    const uint8_t *at;
+    size_t len;
+} entry;
+
+struct o2h_stream {
+    o2h_stream_params p;
+    int fd;
+    o2h_watch *watch;
+    unsigned events; /* what the watch asks for now */
+    bool connecting;
+    bool reading;
+    bool closing; /* no more sends: closed, or closed once flushed */
+    bool closed;  /* its memory goes in the loop's deferred phase */
+    entry *q;     /* a ring: `count` entries from `head` */
+    uint32_t head, count, cap;
+    size_t q_bytes; /* bytes of the queued entries */
+    size_t sent;    /* bytes of the first entry already written */
+    o2h_deferred free_later;
+};
+
+static bool again(int e) {
+    return e == EAGAIN || e == EWOULDBLOCK || e == EINTR;
+}
+
+/* ---- interest and closing ---- */
+
+static unsigned want_events(const o2h_stream *s) {
+    unsigned ev = s->reading ? O2H_EV_READ : 0;
+    if (s->connecting || s->count) ev |= O2H_EV_WRITE; /* WRITE only while it is needed */
+    return ev;
+}
+
+static void update_interest(o2h_stream *s) {
+    unsigned want = want_events(s);
+    if (s->closed || want == s->events) return; /* no epoll_ctl when nothing changes */
+    if (s->p.host->loop->watch_modify(s->watch, want) == 0) s->events = want;
+}
+
+static void free_memory(void *ctx) {
+    o2h_stream *s = ctx;
+    const o2h_stream_ops *ops = s->p.ops;
+    void *user = s->p.ctx;
+    free(s->q);
+    free(s);
+    if (ops->on_free) ops->on_free(user);
+}
+
+static void drop_entry(o2h_stream *s, entry *e) {
+    if (e->msg)
+        s->p.host->msg->msg_unref(e->msg);
+    else
+        free(e->bytes);
+}
+
+static void pop(o2h_stream *s) {
+    entry *e = &s->q[s->head];
+    s->q_bytes -= e->len;
+    drop_entry(s, e);
+    s->head = (s->head + 1) % s->cap;
+    s->count--;
+    s->sent = 0;
+}
+
+/* Close the socket and drop the queue; the memory waits for the deferred
+ * phase because callbacks up the stack may still look at `s`. */
+static void end(o2h_stream *s, o2h_stream_end why, int error) {
+    if (s->closed) return;
+    s->closed = s->closing = true;
+    s->p.host->loop->watch_remove(s->watch);
+    s->watch = NULL;
+    close(s->fd);
+    s->fd = -1;
+    while (s->count)
+        pop(s);
+    s->p.host->loop->defer(s->p.self, &s->free_later, free_memory, s);
+    s->p.ops->on_close(s->p.ctx, why, error);
+}
+
+/* ---- sending ---- */
+
+static bool push(o2h_stream *s, entry e) {
+    if (s->count == s->cap) {
+        uint32_t cap = s->cap ? s->cap * 2 : 16;
+        entry *q = malloc(cap * sizeof *q);
+        if (!q) return false;
+        for (uint32_t i = 0; i < s->count; i++)
+            q[i] = s->q[(s->head + i) % s->cap];
+        free(s->q);
+        s->q = q;
+        s->head = 0;
+        s->cap = cap;
+    }
+    s->q[(s->head + s->count) % s->cap] = e;
+    s->count++;
+    s->q_bytes += e.len;
+    return true;
+}
+
+/* `written` bytes went out: drop the entries they complete. */
+static void consume(o2h_stream *s, size_t written) {
+    while (written && s->count) {
+        size_t first = s->q[s->head].len - s->sent;
+        if (written < first) {
+            s->sent += written;
+            return;
+        }
+        written -= first;
+        pop(s);
+    }
+}
+
+/* Write as much of the queue as the socket takes, many entries per call.
+ * sendmsg is writev with MSG_NOSIGNAL: a peer gone never raises SIGPIPE.
+ * Returns 0, or the errno of a broken connection. */
+static int flush(o2h_stream *s) {
+    while (s->count) {
+        struct iovec iov[MAX_IOV];
+        size_t total = 0;
+        int n = 0;
+        for (uint32_t i = 0; i < s->count && n < MAX_IOV; i++, n++) {
+            const entry *e = &s->q[(s->head + i) % s->cap];
+            size_t skip = i == 0 ? s->sent : 0;
+            iov[n] = (struct iovec){(void *)(uintptr_t)(e->at + skip), e->len - skip};
+            total += e->len - skip;
+        }
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0) return again(errno) ? 0 : errno;
+        consume(s, (size_t)w);
+        if ((size_t)w < total) return 0; /* the socket is full */
+    }
+    return 0;
+}
+
+/* Queue what a direct write left of `at` (`done` bytes went out). A frame
+ * half written and not queued would corrupt the stream: then it closes. */
+static int queue_rest(o2h_stream *s, o2h_msg *msg, const uint8_t *at, size_t len, size_t done) {
+    entry e = {.at = at, .len = len};
+    if (msg) {
+        e.msg = s->p.host->msg->msg_ref(msg);
+    } else if ((e.bytes = malloc(len - done))) {
+        memcpy(e.bytes, at + done, len - done);
+        e.at = e.bytes;
+        e.len = len - done;
+        done = 0;
+    }
+    if ((msg || e.bytes) && push(s, e)) {
+        if (s->count == 1) s->sent = done;
+        update_interest(s);
+        return O2H_OK;
+    }
+    if (msg) s->p.host->msg->msg_unref(msg);
+    free(e.bytes);
+    if (done == 0) return O2H_NO_MEMORY;
+    end(s, O2H_STREAM_ERROR, ENOMEM);
+    return O2H_SEND_FAIL;
+}
+
+static int send_span(o2h_stream *s, o2h_msg *msg, const uint8_t *at, size_t len) {
+    if (s->closing) return O2H_SEND_FAIL;
+    if (s->q_bytes + len > s->p.queue_limit) return O2H_QUEUE_FULL;
+    size_t done = 0;
+    if (!s->connecting && s->count == 0) { /* nothing waits: try at once */
+        ssize_t w = send(s->fd, at, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w == (ssize_t)len) return O2H_OK;
+        if (w < 0 && !again(errno)) {
+            end(s, O2H_STREAM_ERROR, errno);
+            return O2H_SEND_FAIL;
+        }
+        done = w > 0 ? (size_t)w : 0;
+    }
+    return queue_rest(s, msg, at, len, done);
+}
+
+int o2h_stream_send_msg(o2h_stream *s, o2h_msg *msg, bool length_prefix) {
+    if (!length_prefix) return send_span(s, msg, msg->data, msg->length);
+    o2h_wr_u32(msg->data - 4, msg->length); /* the slot before every message's data */
+    return send_span(s, msg, msg->data - 4, 4 + (size_t)msg->length);
+}
+
+int o2h_stream_send_bytes(o2h_stream *s, const void *data, size_t len) {
+    return send_span(s, NULL, data, len);
+}
+
+/* ---- receiving and events ---- */
+
+o2h_stream_read_result o2h_stream_read(o2h_stream *s) {
+    const o2h_stream_ops *ops = s->p.ops;
+    uint8_t sink[SINK_SIZE];
+    uint8_t *buf = ops->on_data ? s->p.rx : sink;
+    size_t size = ops->on_data ? s->p.rx_size : sizeof sink;
+    o2h_stream_read_result got = O2H_STREAM_READ_NOTHING;
+    for (int i = 0; i < s->p.read_budget && !s->closed && !s->connecting; i++) {
+        ssize_t n = recv(s->fd, buf, size, 0);
+        if (n == 0) end(s, O2H_STREAM_EOF, 0);
+        if (n < 0 && !again(errno)) end(s, O2H_STREAM_ERROR, errno);
+        if (n <= 0) break;
+        got = O2H_STREAM_READ_SOME;
+        if (ops->on_data && !ops->on_data(s->p.ctx, buf, (size_t)n)) {
+            end(s, O2H_STREAM_LOCAL, 0);
+            break;
+        }
+        if ((size_t)n < size) break; /* drained: no need for a read that says EAGAIN */
+    }
+    return s->closed ? O2H_STREAM_READ_CLOSED : got;
+}
+
+static void finish_connect(o2h_stream *s) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    if (err) {
+        end(s, O2H_STREAM_CONNECT_FAILED, err);
+        return;
+    }
+    s->connecting = false;
+    if (s->p.ops->on_connect) s->p.ops->on_connect(s->p.ctx);
+}
+
+static void on_event(void *ctx, int fd, unsigned events) {
+    o2h_stream *s = ctx;
+    const unsigned readable = O2H_EV_READ | O2H_EV_HUP | O2H_EV_ERROR;
+    const unsigned writable = O2H_EV_WRITE | O2H_EV_HUP | O2H_EV_ERROR;
+    (void)fd;
+    if (s->connecting && (events & writable)) finish_connect(s);
+    if (!s->closed && !s->connecting && (events & readable)) {
+        if (s->p.ops->on_readable)
+            s->p.ops->on_readable(s->p.ctx);
+        else
+            o2h_stream_read(s);
+    }
+    if (!s->closed && !s->connecting && s->count && (events & writable)) {
+        int err = flush(s);
+        if (err) end(s, O2H_STREAM_ERROR, err);
+    }
+    if (!s->closed && s->closing && !s->connecting && s->count == 0) end(s, O2H_STREAM_LOCAL, 0);
+    update_interest(s);
+}
+
+/* ---- making and closing ---- */
+
+static o2h_stream *make(const o2h_stream_params *p, int fd, bool connecting) {
+    o2h_stream *s = calloc(1, sizeof *s);
+    if (!s) {
+        close(fd);
+        return NULL;
+    }
+    s->p = *p;
+    if (s->p.read_budget <= 0) s->p.read_budget = DEFAULT_READ_BUDGET;
+    s->fd = fd;
+    s->connecting = connecting;
+    s->reading = true;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* each send is a message */
+    s->events = want_events(s);
+    s->watch = p->host->loop->watch_fd(p->self, fd, s->events, on_event, s);
+    if (!s->watch) {
+        close(fd);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+o2h_stream *o2h_stream_new(const o2h_stream_params *p, int fd) {
+    return make(p, fd, false);
+}
+
+o2h_stream *o2h_stream_connect(const o2h_stream_params *p, const struct sockaddr_in *addr,
+                               int *error) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *error = errno;
+        return NULL;
+    }
+    if (connect(fd, (const struct sockaddr *)addr, sizeof *addr) != 0 && errno != EINPROGRESS) {
+        *error = errno;
+        close(fd);
+        return NULL;
+    }
+    /* Connecting even if it completed at once: the first WRITE event reports
+     * it, so on_connect never runs before the caller has the stream. */
+    o2h_stream *s = make(p, fd, true);
+    if (!s) *error = ENOMEM;
+    return s;
+}
+
+void o2h_stream_set_reading(o2h_stream *s, bool on) {
+    s->reading = on;
+    update_interest(s);
+}
+
+void o2h_stream_close(o2h_stream *s) {
+    end(s, O2H_STREAM_LOCAL, 0);
+}
+
+void o2h_stream_close_when_flushed(o2h_stream *s) {
+    if (s->closed) return;
+    s->closing = true;
+    if (s->count == 0 && !s->connecting)
+        end(s, O2H_STREAM_LOCAL, 0);
+    else
+        update_interest(s); /* on_event closes it once the queue is empty */
+}
+
+bool o2h_stream_is_closed(const o2h_stream *s) {
+    return s->closed;
+}
