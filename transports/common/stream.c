@@ -33,8 +33,9 @@ struct o2h_stream {
     bool closed;  /* its memory goes in the loop's deferred phase */
     entry *q;     /* a ring: `count` entries from `head` */
     uint32_t head, count, cap;
-    size_t q_bytes; /* bytes of the queued entries */
-    size_t sent;    /* bytes of the first entry already written */
+    size_t q_bytes;    /* bytes of the queued entries */
+    size_t sent;       /* bytes of the first entry already written */
+    bool want_drained; /* a send found the queue full: tell on_drained when it has room */
     o2h_deferred free_later;
 };
 
@@ -178,7 +179,10 @@ static int queue_rest(o2h_stream *s, o2h_msg *msg, const uint8_t *at, size_t len
 
 static int send_span(o2h_stream *s, o2h_msg *msg, const uint8_t *at, size_t len) {
     if (s->closing) return O2H_SEND_FAIL;
-    if (s->q_bytes + len > s->p.queue_limit) return O2H_QUEUE_FULL;
+    if (s->q_bytes + len > s->p.queue_limit) {
+        s->want_drained = true;
+        return O2H_QUEUE_FULL;
+    }
     size_t done = 0;
     if (!s->connecting && s->count == 0) { /* nothing waits: try at once */
         ssize_t w = send(s->fd, at, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -254,7 +258,11 @@ static void on_event(void *ctx, int fd, unsigned events) {
         if (err) end(s, O2H_STREAM_ERROR, err);
     }
     if (!s->closed && s->closing && !s->connecting && s->count == 0) end(s, O2H_STREAM_LOCAL, 0);
-    update_interest(s);
+    if (!s->closed && s->want_drained && s->q_bytes <= s->p.queue_limit / 2) {
+        s->want_drained = false;
+        if (s->p.ops->on_drained) s->p.ops->on_drained(s->p.ctx); /* may send: queue grows */
+    }
+    if (!s->closed) update_interest(s);
 }
 
 /* ---- making and closing ---- */

@@ -66,6 +66,9 @@ typedef struct o2h_stream_ops {
     /** Optional: called in the deferred phase, once the stream's memory is freed, so the
      * user frees its own state with it. */
     void (*on_free)(void *ctx);
+    /** Optional: after a send returned O2H_QUEUE_FULL, the queue is down to half its
+     * bound (once per full episode): the user may send again (host->link->drained). */
+    void (*on_drained)(void *ctx);
 } o2h_stream_ops;
 
 typedef struct o2h_stream_params {

@@ -135,7 +135,7 @@ static int read_port(osc_plugin *pl, const o2h_cfg *item, osc_port *p) {
                              "max_connections applies to \"protocol\": \"tcp\" only");
     if (o2h_netaddr_parse_ipv4(host, (int)port, &p->bind_addr) != 0)
         return h->cfg->error(item, "host", "\"%s\" is not an IPv4 address", host);
-    return O2H_OK;
+    return h->cfg->claim_port(item, "port", p->tcp ? O2H_NET_TCP : O2H_NET_UDP, host, (int)port);
 }
 
 static void plugin_free(osc_plugin *pl) {

@@ -125,10 +125,17 @@ static bool take_bytes(void *ctx, const uint8_t *p, size_t n) {
     return true;
 }
 
+/* Room again after a full queue: reliable messages the core held go out now. */
+static void conn_drained(void *ctx) {
+    conn *c = ctx;
+    if (c->link) c->tr->host->link->drained(c->link);
+}
+
 static const o2h_stream_ops conn_ops = {
     .on_data = take_bytes,
     .on_close = conn_closed,
     .on_free = free,
+    .on_drained = conn_drained,
 };
 
 /* A connection on `fd` (accepted from `addr`), or with fd -1 a new one
@@ -173,6 +180,14 @@ static conn *conn_new(tcp_transport *tr, int fd, const struct sockaddr_in *addr,
 
 static bool on_accept(void *ctx, int fd, const struct sockaddr_in *peer) {
     tcp_transport *tr = ctx;
+    if (!tr->host->proc->allowed(tr->self, ntohl(peer->sin_addr.s_addr))) {
+        char what[96], ip[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &peer->sin_addr, ip, sizeof ip);
+        snprintf(what, sizeof what, "a TCP connection from %s: not in \"allow\"", ip);
+        tr->host->proc->refused(tr->self, what);
+        close(fd);
+        return false; /* not open: does not count against max_connections */
+    }
     int error;
     conn *c = conn_new(tr, fd, peer, &error);
     if (c) c->accepted = true;
@@ -204,6 +219,14 @@ static int tcp_connect(void *instance, const char *address, o2h_link **link) {
     return O2H_OK;
 }
 
+/* The core holds what this link sent for a full one: stop reading it meanwhile. */
+static int tcp_pause(void *instance, void *link_ctx, bool paused) {
+    conn *c = link_ctx;
+    (void)instance;
+    o2h_stream_set_reading(c->stream, !paused);
+    return O2H_OK;
+}
+
 static void tcp_close(void *instance, void *link_ctx) {
     conn *c = link_ctx;
     (void)instance;
@@ -224,7 +247,8 @@ static int tcp_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg
         host->cfg->get_int(cfg, "send_queue_bytes", 4 << 20, 1024, (int64_t)1 << 32,
                            &tr->queue_limit) == O2H_CONFIG_ERROR ||
         host->cfg->get_int(cfg, "max_connections", 1024, 1, 1 << 20, &tr->max_connections) ==
-            O2H_CONFIG_ERROR) {
+            O2H_CONFIG_ERROR ||
+        host->cfg->claim_port(cfg, "port", O2H_NET_TCP, bind_host, (int)port) != O2H_OK) {
         free(tr);
         return O2H_CONFIG_ERROR;
     }
@@ -281,6 +305,7 @@ static const o2h_transport_ops tcp_ops = {
     .connect = tcp_connect,
     .send = tcp_send,
     .close = tcp_close,
+    .pause = tcp_pause,
 };
 
 static const o2h_plugin_desc tcp_desc = {
