@@ -212,7 +212,8 @@ static void tap_rewrite(o2h_msg *copy, const o2h_msg *msg, const tap *t) {
     memcpy(p + 1 + tlen, rest, rlen);
     memcpy(p + new_alen, msg->data + O2H_MSG_ADDRESS_OFFSET + old_alen, body);
     copy->length = O2H_MSG_ADDRESS_OFFSET + new_alen + body;
-    msg_set_layout(copy, 0, 0); /* a reused copy: its address length changed */
+    msg_set_layout(copy, 0, 0);            /* a reused copy: its address length changed */
+    msg_set_origin(copy, msg_origin(msg)); /* a full tapper's link pauses the original's sender */
 }
 
 static void deliver_tapped_locally(o2h_router *r, o2h_msg *copy);

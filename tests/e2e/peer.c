@@ -23,11 +23,15 @@
  *   flood ADDRESS COUNT SIZE  sends COUNT reliable messages with a SIZE-byte blob
  *                             -> "flood ok K full F other E"
  *   burst ADDRESS COUNT SIZE  the same, best effort (UDP) -> "burst ok K full F other E"
- *   many PREFIX N             offers services PREFIX0 .. PREFIX<N-1> -> "many ok K"
- *   sink SVC                  offers SVC counting "ib" (seq, blob) messages -> "sink SVC"
- *   slow US                   the sink sleeps US microseconds per message -> "slow US"
- *   count                     -> "count N bytes B inorder 1|0" (seq = previous + 1 each time)
- *   rt PROCESS                asks PROCESS (@name) for its clock round trips
+ *   push ADDRESS COUNT SIZE   the same, reliable, but waiting (polling) while o2h_can_send says
+ *                             O2H_BLOCKED, as a well-behaved sender does -> "push ok K waits W"
+ *   tapsink TAPPEE TAPPER     offers TAPPER counting "ib" copies like sink, taps TAPPEE ->
+ * "tapsink" counter NAME              -> "counter NAME V" (any o2h_stats counter) many PREFIX N
+ * offers services PREFIX0 .. PREFIX<N-1> -> "many ok K" sink SVC                  offers SVC
+ * counting "ib" (seq, blob) messages -> "sink SVC" slow US                   the sink sleeps US
+ * microseconds per message -> "slow US" count                     -> "count N bytes B inorder 1|0"
+ * (seq = previous + 1 each time) rt PROCESS                asks PROCESS (@name) for its clock round
+ * trips
  *                             -> "rt NAME MEAN_US LEAST_US"
  *   roundtrip                 -> "roundtrip MEAN_US LEAST_US" or "roundtrip none"
  *   rss                       -> "rss KB" (this process's resident memory)
@@ -171,6 +175,40 @@ static void flood(o2h_router *r, const char *address, int count, int size, bool 
     say("%s ok %d full %d other %d", reliable ? "flood" : "burst", ok, full, other);
 }
 
+/* Reliable messages as fast as the path takes them: never refused, never lost. */
+static void push(o2h_router *r, const char *address, int count, int size) {
+    uint8_t *payload = calloc(1, (size_t)size + 1);
+    o2h_blob blob = {.size = (uint32_t)size, .data = payload};
+    char service[64];
+    size_t n = strcspn(address + 1, "/");
+    snprintf(service, sizeof service, "%.*s", (int)(n < 63 ? n : 63), address + 1);
+    int ok = 0;
+    long waits = 0;
+    for (int i = 0; i < count; i++) {
+        while (o2h_can_send(r, service) == O2H_BLOCKED) {
+            waits++;
+            o2h_router_poll(r, 1);
+        }
+        if (o2h_send_cmd(r, address, 0, "ib", i, &blob) == O2H_OK) ok++;
+        if (i % 256 == 0) o2h_router_poll(r, 0);
+    }
+    free(payload);
+    say("push ok %d waits %ld", ok, waits);
+}
+
+static void counter(o2h_router *r, const char *name) {
+    o2h_stats st = {.struct_size = sizeof st};
+    o2h_router_get_stats(r, &st);
+    for (int i = 0; i < o2h_stats_count(); i++) {
+        uint64_t v;
+        if (strcmp(o2h_stats_name(i, &st, &v), name) == 0) {
+            say("counter %s %llu", name, (unsigned long long)v);
+            return;
+        }
+    }
+    say("counter %s -", name);
+}
+
 static void command(peer_app *app, char *line) {
     char verb[16] = "", a[128] = "", b[16] = "";
     int n = 0;
@@ -187,6 +225,20 @@ static void command(peer_app *app, char *line) {
         snprintf(path, sizeof path, "/%s/time", a);
         if (rc == O2H_OK) rc = o2h_method_new(r, path, "s", on_time_request, app, false, true);
         say(rc == O2H_OK ? "offered %s" : "offer %s failed", a);
+    } else if (strcmp(verb, "push") == 0) {
+        int count = 0, size = 0;
+        sscanf(line, "%*s %*s %d %d", &count, &size);
+        push(r, a, count, size);
+    } else if (strcmp(verb, "tapsink") == 0) {
+        char path[64];
+        snprintf(path, sizeof path, "/%s", b);
+        int rc = o2h_service_new(r, b);
+        if (rc == O2H_OK) rc = o2h_method_new(r, path, NULL, on_sink, app, false, true);
+        if (rc == O2H_OK) rc = o2h_tap(r, a, b, O2H_TAP_KEEP);
+        app->in_order = true;
+        say(rc == O2H_OK ? "tapsink" : "tapsink failed");
+    } else if (strcmp(verb, "counter") == 0) {
+        counter(r, a);
     } else if (strcmp(verb, "subscribe") == 0) {
         char path[64];
         snprintf(path, sizeof path, "/%s", b);

@@ -380,3 +380,82 @@ Test(processes, a_property_set_in_one_process_is_seen_and_found_in_the_others) {
     for (int i = 0; i < 3; i++)
         stop(&p[i], SIGTERM);
 }
+
+/* A numeric "counter NAME V" answer of a peer. */
+static long counter_of(proc *p, const char *name) {
+    tell(p, "counter %s", name);
+    char want[64];
+    snprintf(want, sizeof want, "counter %s ", name);
+    const char *at = expect(p, want, 5);
+    cr_assert_not_null(at, "no counter %s:\n%s", name, p->out);
+    return atol(at + strlen(want));
+}
+
+/*
+ * Back-pressure through a relay: A pushes reliable messages (waiting while
+ * o2h_can_send says blocked) to service x of R; R taps x to B, which reads
+ * slowly. R's link to B fills, R holds the copies and pauses A's link, A's
+ * path blocks, A waits. Every message reaches R and every copy B, in order;
+ * nothing is dropped and R's memory stays bounded. O2HUB_RELAY_COUNT sets how
+ * many (10 million by hand; fewer in the suite), O2HUB_RELAY_SLOW_US how slow
+ * B is (microseconds of sleep per message, 3 by default).
+ */
+Test(processes, reliable_messages_through_a_relay_to_a_slow_receiver_all_arrive_in_order,
+     .timeout = 600) {
+    const char *env = getenv("O2HUB_RELAY_COUNT");
+    int n = env ? atoi(env) : 100000;
+    const char *slow = getenv("O2HUB_RELAY_SLOW_US");
+    proc a = {0}, relay = {0}, b = {0};
+    int pa = free_port(), pr = free_port(), pb = free_port();
+    write_config(&a, "a", pa, (int[]){pr, pb, -1}, NULL);
+    write_config(&relay, "r", pr, (int[]){pa, pb, -1}, NULL);
+    write_config(&b, "b", pb, (int[]){pa, pr, -1}, NULL);
+    start(&a);
+    start(&relay);
+    start(&b);
+    must(&relay, "ready", 5);
+    tell(&relay, "sink x");
+    must(&relay, "sink x", 5);
+    tell(&b, "tapsink x bt");
+    must(&b, "tapsink", 5);
+    tell(&b, "slow %s", slow ? slow : "3");
+    must(&relay, "si bt 1", 10);
+    must(&a, "si x 1", 10);
+    tell(&relay, "rss");
+    long before = atol(expect(&relay, "rss ", 5) + 4);
+    double t0 = now_s();
+    tell(&a, "push /x/data %d 16", n);
+    char want[64];
+    snprintf(want, sizeof want, "push ok %d ", n);
+    must(&a, want, 540);
+    /* Everything pushed reaches the relay's sink and the tapper, in order. */
+    long got = 0;
+    for (double end = now_s() + 60; now_s() < end && got < n;) {
+        tell(&b, "count");
+        const char *at = expect(&b, "count ", 5);
+        got = at ? atol(at + 6) : 0;
+    }
+    double secs = now_s() - t0;
+    tell(&relay, "rss");
+    long after = atol(expect(&relay, "rss ", 5) + 4);
+    char inorder[64];
+    snprintf(inorder, sizeof inorder, "count %d bytes %ld inorder 1", n, 16L * n);
+    tell(&relay, "count");
+    must(&relay, inorder, 5);
+    tell(&b, "count");
+    must(&b, inorder, 5);
+    long held = counter_of(&relay, "held"), paused = counter_of(&relay, "paused_links");
+    long dropped = counter_of(&relay, "dropped_queue_full") +
+                   counter_of(&relay, "dropped_send_error") + counter_of(&a, "dropped_queue_full");
+    fprintf(stderr,
+            "relay: %d reliable messages in %.1f s to a slow tapper, all in order; relay held %ld, "
+            "paused A %ld times, RSS %ld -> %ld kB\n",
+            n, secs, held, paused, before, after);
+    cr_assert_eq(dropped, 0, "nothing dropped");
+    cr_assert_gt(held, 0, "the relay's link to the slow tapper filled (else no back-pressure ran)");
+    cr_assert_gt(paused, 0, "the relay paused the sender");
+    cr_assert_lt(after - before, 32 * 1024, "relay RSS grew by %ld kB", after - before);
+    stop(&a, SIGTERM);
+    stop(&relay, SIGTERM);
+    stop(&b, SIGTERM);
+}

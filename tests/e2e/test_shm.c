@@ -404,10 +404,11 @@ Test(shm, full_rings_refuse_and_count_both_ways) {
     cr_assert_eq(o2sm_method_new(c, "/sink/x", "i", on_count, &k, false, true), O2H_OK);
     cr_assert(poll_until_status(h.r, "sink", O2H_STATUS_BRIDGE_NOTIME, WAIT_S));
 
-    /* Host -> client: the client does not read; the router gets O2H_QUEUE_FULL, counted. */
+    /* Host -> client, best effort: the client does not read; the router gets
+     * O2H_QUEUE_FULL, counted. */
     int ok = 0, full = 0;
     for (int i = 0; i < 1000; i++) {
-        int rc = o2h_send_cmd(h.r, "/sink/x", 0, "i", ok);
+        int rc = o2h_send(h.r, "/sink/x", 0, "i", ok);
         if (rc == O2H_OK)
             ok++;
         else if (rc == O2H_QUEUE_FULL)
@@ -424,6 +425,23 @@ Test(shm, full_rings_refuse_and_count_both_ways) {
     cr_assert_eq(o2sm_poll(c), ok);
     cr_assert_eq(k.n, ok);
     cr_assert_eq(k.errors, 0, "in order");
+
+    /* Host -> client, reliable: nothing is refused; what does not fit waits in
+     * the router, in order, and the path says O2H_BLOCKED meanwhile. */
+    k.n = 0;
+    for (int i = 0; i < 1000; i++)
+        cr_assert_eq(o2h_send_cmd(h.r, "/sink/x", 0, "i", i), O2H_OK, "message %d", i);
+    cr_assert_eq(o2h_can_send(h.r, "sink"), O2H_BLOCKED);
+    for (double end = now_s() + WAIT_S; k.n < 1000 && now_s() < end;) {
+        o2sm_poll(c);
+        o2h_router_poll(h.r, 1); /* the router sends what waits as the ring empties */
+    }
+    cr_assert_eq(k.n, 1000, "every reliable message arrives");
+    cr_assert_eq(k.errors, 0, "in order");
+    cr_assert_eq(o2h_can_send(h.r, "sink"), O2H_OK);
+    o2h_router_get_stats(h.r, &st);
+    cr_assert_eq(st.dropped_queue_full, (uint64_t)full, "no reliable message dropped");
+    ok = 1000;
     /* Room again. */
     cr_assert_eq(o2h_send_cmd(h.r, "/sink/x", 0, "i", ok), O2H_OK);
 
