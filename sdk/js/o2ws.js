@@ -286,6 +286,31 @@ export class O2ws {
     return this.clockSynchronized ? this.localTime() + this._globalMinusLocal : -1;
   }
 
+  /** The WebSocket while one is open or opening, else null. */
+  get socket() {
+    return this._ws;
+  }
+
+  /**
+   * Take local time (seconds) from `fn` from now on, e.g. () => audioContext.currentTime.
+   * O2 time stays continuous; clock sync starts its history again in the new time base.
+   */
+  setTimeReference(fn) {
+    const before = this.localTime();
+    const o2 = this.timeGet();
+    this.localTime = fn;
+    const now = fn();
+    if (this.clockSynchronized) this._globalMinusLocal = o2 - now;
+    const c = this._clock;
+    if (c) {
+      c.start += now - before;
+      c.seq++; // the reply in flight was timed in the old base: ignore it
+      c.replies = 0;
+      c.rtts = [];
+      c.offsets = [];
+    }
+  }
+
   // ---- incoming ----
 
   _receive(text) {
@@ -403,3 +428,4 @@ export const status = (name) => client.status(name);
 export const watch_status = (names, cb, ms) => client.watchStatus(names, cb, ms);
 export const list_services = () => client.listServices();
 export const time_get = () => client.timeGet();
+export const set_time_reference = (fn) => client.setTimeReference(fn);
