@@ -23,15 +23,18 @@
  *   flood ADDRESS COUNT SIZE  sends COUNT reliable messages with a SIZE-byte blob
  *                             -> "flood ok K full F other E"
  *   burst ADDRESS COUNT SIZE  the same, best effort (UDP) -> "burst ok K full F other E"
- *   push ADDRESS COUNT SIZE   the same, reliable, but waiting (polling) while o2h_can_send says
- *                             O2H_BLOCKED, as a well-behaved sender does -> "push ok K waits W"
- *   tapsink TAPPEE TAPPER     offers TAPPER counting "ib" copies like sink, taps TAPPEE ->
- * "tapsink" counter NAME              -> "counter NAME V" (any o2h_stats counter) many PREFIX N
- * offers services PREFIX0 .. PREFIX<N-1> -> "many ok K" sink SVC                  offers SVC
- * counting "ib" (seq, blob) messages -> "sink SVC" slow US                   the sink sleeps US
- * microseconds per message -> "slow US" count                     -> "count N bytes B inorder 1|0"
- * (seq = previous + 1 each time) rt PROCESS                asks PROCESS (@name) for its clock round
- * trips
+ *   push ADDRESS COUNT SIZE   the same, reliable, waiting (polling) while o2h_can_send
+ *                             says O2H_BLOCKED, as a well-behaved sender does
+ *                             -> "push ok K waits W"
+ *   tapsink TAPPEE TAPPER     offers TAPPER counting "ib" copies as sink does, taps
+ *                             TAPPEE -> "tapsink"
+ *   counter NAME              -> "counter NAME V" (any o2h_stats counter)
+ *   many PREFIX N             offers services PREFIX0 .. PREFIX<N-1> -> "many ok K"
+ *   sink SVC                  offers SVC counting "ib" (seq, blob) messages -> "sink SVC"
+ *   slow US [EVERY]           the sink sleeps US microseconds per message (or once every
+ *                             EVERY messages) -> "slow US"
+ *   count                     -> "count N bytes B inorder 1|0" (seq = previous + 1 each time)
+ *   rt PROCESS                asks PROCESS (@name) for its clock round trips
  *                             -> "rt NAME MEAN_US LEAST_US"
  *   roundtrip                 -> "roundtrip MEAN_US LEAST_US" or "roundtrip none"
  *   rss                       -> "rss KB" (this process's resident memory)
@@ -60,6 +63,7 @@ typedef struct peer_app {
     int32_t last_seq;
     bool in_order;
     int slow_us;
+    int slow_every;     /* sleep slow_us once every slow_every messages */
     bool quiet;         /* count pongs without printing them */
     uint8_t *pong_seen; /* one byte per pong value below PONG_VALUES */
 } peer_app;
@@ -143,7 +147,7 @@ static void on_sink(o2h_router *r, const o2h_msg *msg, const char *types,
     app->last_seq = argv[0]->i;
     app->sunk++;
     app->sunk_bytes += argv[1]->b.size;
-    if (app->slow_us) usleep((useconds_t)app->slow_us);
+    if (app->slow_us && app->sunk % app->slow_every == 0) usleep((useconds_t)app->slow_us);
 }
 
 static void offer_many(o2h_router *r, const char *prefix, int n) {
@@ -309,6 +313,7 @@ static void command(peer_app *app, char *line) {
         say(rc == O2H_OK ? "sink %s" : "sink %s failed", a);
     } else if (strcmp(verb, "slow") == 0) {
         app->slow_us = atoi(a);
+        app->slow_every = atoi(b) > 0 ? atoi(b) : 1;
         say("slow %d", app->slow_us);
     } else if (strcmp(verb, "count") == 0) {
         say("count %ld bytes %ld inorder %d", app->sunk, app->sunk_bytes, app->in_order);
