@@ -1,6 +1,6 @@
 /*
- * imu — an O2lite device: finds a host (O2's UDP discovery, DNS-SD with
- * --dnssd, or --host), offers
+ * imu — an O2lite device: finds a host (O2's UDP discovery, and DNS-SD when
+ * built with libo2lite_dnssd, as O2's o2lite; or --host), offers
  * a service, sends simulated IMU readings to /imu/imu "fffffff" (ax ay az gx
  * gy gz temperature) at 20 Hz over UDP, and prints every message its service
  * receives.
@@ -47,6 +47,12 @@ static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
+
+#ifdef O2L_HAVE_DNSSD
+#define DISCOVERY_KINDS " (UDP and DNS-SD)" /* libo2lite_dnssd browses by default */
+#else
+#define DISCOVERY_KINDS " (UDP)"
+#endif
 
 int main(int argc, char **argv) {
     const char *ensemble = "o2hub", *service = "imu", *to = "/imu/imu", *host = NULL;
@@ -97,7 +103,7 @@ int main(int argc, char **argv) {
     printf("imu: ensemble \"%s\", service \"%s\", %s\n", ensemble, service,
            host    ? "connecting to the given host"
            : dnssd ? "discovering a host (UDP and DNS-SD)"
-                   : "discovering a host");
+                   : "discovering a host" DISCOVERY_KINDS);
     fflush(stdout);
 
     int last_status = -1;

@@ -23,6 +23,9 @@
  */
 #include "o2lite.h"
 #include "o2l_platform.h"
+#ifdef O2L_ZEROCONF_DEFAULT
+#include "o2l_dnssd.h"
+#endif
 
 #include <string.h>
 
@@ -837,6 +840,11 @@ int o2l_initialize(const char *ensemble) {
     L.initialized = true;
     L.next_ping = 1e300;
     open_discovery();
+#ifdef O2L_ZEROCONF_DEFAULT
+    /* As O2's o2lite: ZeroConf where the system has it, UDP discovery beside it
+     * (a host that cannot be reached by DNS-SD is still found by a dy). */
+    o2l_dnssd_enable();
+#endif
     return O2L_SUCCESS;
 }
 
@@ -847,6 +855,7 @@ int o2l_set_host(const char *ip, int tcp_port, int udp_port) {
         return O2L_FAIL;
     if (L.tcp != O2L_NO_SOCK) drop_connection();
     close_socket(&L.disc);
+    o2l_set_discovery(NULL); /* no discovery backend either: the host is known */
     L.fixed_host = true;
     L.host_ip = a;
     L.host_tcp = tcp_port;

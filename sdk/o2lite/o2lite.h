@@ -6,7 +6,7 @@
  * The API follows O2's own C o2lite client (src/o2lite.h in rbdannenberg/o2),
  * so O2lite programs port by changing the include line:
  *
- *     o2l_initialize("ensemble");          // UDP discovery of a host
+ *     o2l_initialize("ensemble");          // discovery of a host (below)
  *     o2l_set_services("imu");             // offered through the host
  *     o2l_method_new("/imu/rate", "f", true, on_rate, NULL);
  *     for (;;) {
@@ -24,6 +24,12 @@
  *
  * Not re-entrant and not thread-safe: call everything from one thread. A
  * handler may send messages, but must not call o2l_poll().
+ *
+ * Finding a host: linked with libo2lite_dnssd (pkg-config o2lite-dnssd, where
+ * the system has dns_sd.h), a client looks for hosts by ZeroConf (DNS-SD) from
+ * o2l_initialize() on, as O2's own o2lite does, with O2's UDP discovery beside
+ * it; linked with libo2lite (pkg-config o2lite, nothing but sockets: the one
+ * for microcontrollers) it uses UDP discovery alone. o2l_set_host() skips both.
  */
 #ifndef O2LITE_H
 #define O2LITE_H
@@ -31,9 +37,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+#ifndef streql
+/** O2's own shorthand, which O2lite programs use. */
+#define streql(a, b) (strcmp((a), (b)) == 0)
 #endif
 
 /** The O2 major/minor version spoken on the wire (hosts must be O2 2.x). */
@@ -104,7 +116,8 @@ typedef void (*o2l_handler)(o2l_msg_ptr msg, const char *types, void *data, void
 /**
  * Start the client: open the UDP socket and, unless o2l_set_host() is called
  * next, listen for hosts' `!_o2/dy` on the first free of O2's 16 discovery
- * ports. `ensemble` (at most 63 chars) is copied.
+ * ports, and (libo2lite_dnssd) browse DNS-SD for them. `ensemble` (at most 63
+ * chars) is copied.
  * Returns O2L_SUCCESS, O2L_FAIL or O2L_ALREADY_RUNNING.
  */
 int o2l_initialize(const char *ensemble);

@@ -293,22 +293,50 @@ static void on_reading(o2h_router *r, const o2h_msg *msg, const char *types,
     (*(int *)user_data)++;
 }
 
-Test(o2lite_dnssd, the_imu_example_finds_the_host_with_dnssd) {
+/* The imu example, a separate process, asked for DNS-SD (--dnssd) or not. */
+static pid_t start_imu(bool ask_dnssd) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        const char *args[12] = {IMU_EXE};
+        int n = 1;
+        if (ask_dnssd) args[n++] = "--dnssd";
+        const char *rest[] = {"--ensemble", ensemble, "--to", "/hub/imu", "--seconds", "30"};
+        for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++)
+            args[n++] = rest[i];
+        execv(IMU_EXE, (char *const *)args);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Linked with libo2lite_dnssd, a client browses DNS-SD without being asked, as
+ * O2's o2lite does: the host here answers no UDP discovery. */
+Test(o2lite_dnssd, the_imu_example_finds_the_host_by_zeroconf_by_default) {
     SKIP_WITHOUT_AVAHI();
     host = start_host();
     int readings = 0;
     cr_assert_eq(o2h_service_new(host, "hub"), O2H_OK);
     cr_assert_eq(o2h_method_new(host, "/hub/imu", "fffffff", on_reading, &readings, false, true),
                  O2H_OK);
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 1);
-        execl(IMU_EXE, IMU_EXE, "--dnssd", "--ensemble", ensemble, "--to", "/hub/imu", "--seconds",
-              "30", (char *)NULL);
-        _exit(127);
-    }
+    pid_t pid = start_imu(false);
+    WAIT_FOR(o2h_status(host, "imu") >= 0, 15);
+    WAIT_FOR(readings >= 5, 5);
+    kill(pid, SIGTERM);
+    int status;
+    waitpid(pid, &status, 0);
+}
+
+Test(o2lite_dnssd, the_imu_example_with_dnssd_asked_for_finds_the_host_too) {
+    SKIP_WITHOUT_AVAHI();
+    host = start_host();
+    int readings = 0;
+    cr_assert_eq(o2h_service_new(host, "hub"), O2H_OK);
+    cr_assert_eq(o2h_method_new(host, "/hub/imu", "fffffff", on_reading, &readings, false, true),
+                 O2H_OK);
+    pid_t pid = start_imu(true);
     WAIT_FOR(o2h_status(host, "imu") >= 0, 15);
     WAIT_FOR(readings >= 5, 5);
     kill(pid, SIGTERM);
