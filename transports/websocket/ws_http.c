@@ -88,6 +88,16 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **re
     *req_cls = NULL;
 }
 
+/* A connection's start or end (on MHD's thread in "mhd_thread" mode). On the
+ * loop a closed connection asks for one more MHD_run (websocket.c, mhd_run). */
+static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    ws_transport *tr = cls;
+    (void)connection;
+    (void)socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) o2h_ws_mhd_run_soon(tr);
+}
+
 static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned status, const char *text,
                                     const char *hname, const char *hvalue) {
     struct MHD_Response *r =
@@ -344,6 +354,7 @@ struct MHD_Daemon *o2h_ws_http_start_daemon(ws_transport *tr, unsigned flags) {
     return MHD_start_daemon(flags, 0, NULL, NULL, on_request, tr,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, tr,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, tr,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, tr,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)(tr->max_clients + 64),
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
                             MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, tr,

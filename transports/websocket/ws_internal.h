@@ -134,6 +134,8 @@ struct ws_transport {
 /** Run MHD from the loop soon (not inside the caller's stack); a no-op with
  * "mhd_thread". */
 void o2h_ws_mhd_run_soon(ws_transport *tr);
+/** Hand an upgraded socket back to MHD to close, and let MHD run (any thread). */
+void o2h_ws_upgrade_close(ws_transport *tr, struct MHD_UpgradeResponseHandle *urh);
 
 /* ---- ws_http.c ---- */
 
