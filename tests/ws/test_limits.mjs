@@ -1,6 +1,11 @@
 // What slow clients can cost the HTTP server: filling its connection limit
 // with clients that never finish a request line must not stop it for good
-// (once they have gone, `GET /` is answered within 1 s, 20 times in a row).
+// (once they have gone, `GET /` is answered within 1 s, 20 times in a row,
+// and a WebSocket client leaving at the limit frees its slot at once); a
+// client that trickles its headers is closed at "header_timeout" though it
+// is never idle (a kept-alive one too, counted from its last answer), while
+// WebSocket clients stay; one address gets at most "max_per_address"
+// connections while others are still served.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
@@ -66,6 +71,7 @@ async function getRoot(port, ms, localAddress) {
   sock.on('data', (b) => { buf += b; });
   sock.on('error', () => {});
   sock.on('close', () => { closed = true; });
+  sock.ready.catch(() => {}); // refused: status 0
   sock.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
   try {
     await until(() => closed, ms, `GET / from ${localAddress || '127.0.0.1'} to be answered`);
@@ -122,8 +128,74 @@ test('a WebSocket client that leaves at the limit frees its slot at once', { tim
   await Promise.all(slow.map((c) => c.ready));
   const probe = await probeWhileFull(d.port);
   ws.close();
-  await until(() => probe.closed, 1000, 'the waiting connection to be served once the WebSocket went');
-  assert.match(probe.buf, /^HTTP\/1\.1 200/);
+  await until(() => ws.closed, 1000, 'the WebSocket close handshake');
+  if (!probe.closed) {
+    await until(() => probe.closed, 1000, 'the waiting connection to be served once the WebSocket went');
+    assert.match(probe.buf, /^HTTP\/1\.1 200/);
+  }
+  const r = await getRoot(d.port, 1000);
+  assert.equal(r.status, 200, 'GET / with the slow clients still there');
   assert.ok(slow.every((c) => !c.closed), 'the slow clients are still connected');
   for (const c of slow) c.sock.destroy();
+});
+
+test('a client that trickles its headers is closed at header_timeout', { timeout: 30000 }, async () => {
+  const TIMEOUT_S = 2;
+  const d = await start({ header_timeout: TIMEOUT_S });
+  const ws = await connect(d.port); // upgraded: no request to wait for any more
+  // Never idle (a byte every 200 ms), so the inactivity timeout never fires.
+  const trickler = slowClient(d.port, '127.0.0.2', { trickle: true, every: 200 });
+  // A whole request, one byte every 20 ms: slow, but done in time.
+  const request = 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n';
+  const patient = slowClient(d.port, '127.0.0.3', { text: '' });
+  await Promise.all([trickler.ready, patient.ready]);
+  for (const ch of request) {
+    patient.sock.write(ch);
+    await sleep(20);
+  }
+  await until(() => patient.closed, 3000, 'the slow but complete request to be answered');
+  assert.match(patient.buf, /^HTTP\/1\.1 200/);
+  await until(() => trickler.closed, (TIMEOUT_S + 3) * 1000, 'the trickling client to be closed');
+  const held = (trickler.closedAt - trickler.openedAt) / 1000;
+  assert.ok(held >= TIMEOUT_S - 0.1, `closed after ${held} s, not before header_timeout`);
+  assert.equal(trickler.buf, '', 'no answer to a request that never came whole');
+  await until(() => /refused HTTP connection from 127\.0\.0\.2:\d+: no whole request/.test(d.log()),
+              3000, 'the refusal in the log');
+  // A kept-alive connection that trickles its second request: its deadline
+  // counts from the end of the first.
+  const again = slowClient(d.port, '127.0.0.4', { text: 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' });
+  await until(() => again.buf.includes(MARK), 3000, 'the first answer on the kept-alive connection');
+  const answeredAt = Date.now();
+  again.sock.write('GET / HTTP/1.1\r\nX-Slow: ');
+  again.timer = setInterval(() => again.sock.write('a'), 200);
+  await until(() => again.closed, (TIMEOUT_S + 3) * 1000, 'the kept-alive trickler to be closed');
+  assert.ok(again.closedAt - answeredAt >= (TIMEOUT_S - 0.1) * 1000, 'not before its new deadline');
+  // The WebSocket client has outlived every deadline and still works.
+  assert.equal(ws.closed, null, 'the WebSocket client is not closed by header_timeout');
+  ws.send('/_o2/ws/st', 's', 0, true, 'nobody');
+  await ws.next((m) => m.address === '!_o2/st', 3000, '!_o2/st');
+  ws.close();
+  const r = await getRoot(d.port, 1000);
+  assert.equal(r.status, 200, 'others are served');
+});
+
+test('one address gets at most max_per_address connections; others are served', { timeout: 30000 }, async () => {
+  const PER = 4;
+  const d = await start({ max_per_address: PER });
+  const held = Array.from({ length: PER }, () => slowClient(d.port, '127.0.0.3'));
+  await Promise.all(held.map((c) => c.ready));
+  // Accepted after those (the listen backlog is in order): refused at once.
+  const extra = slowClient(d.port, '127.0.0.3');
+  await until(() => extra.closed, 2000, 'the connection over max_per_address to be closed');
+  assert.equal(extra.buf, '');
+  assert.ok(held.every((c) => !c.closed), 'the first connections are kept');
+  const other = await getRoot(d.port, 1000, '127.0.0.4');
+  assert.equal(other.status, 200, 'another address is served');
+  // One of the address's connections goes: its place is free again.
+  held[0].sock.destroy();
+  let r = { status: 0 };
+  const end = Date.now() + 2000;
+  while (r.status !== 200 && Date.now() < end) r = await getRoot(d.port, 1000, '127.0.0.3');
+  assert.equal(r.status, 200, 'the address is served again once one of its connections went');
+  for (const c of held) c.sock.destroy();
 });

@@ -27,7 +27,8 @@
  *           "root": "www", "mounts": [{"url": "/sdk/", "root": "../sdk/js"}],
  *           "max_frame": 65536, "max_clients": 256,
  *           "send_queue_bytes": 4194304, "mhd_thread": false, "mhd_queue": 64,
- *           "allowed_origins": ["https://surface.example"], "token_env": "O2HUB_TOKEN" }
+ *           "allowed_origins": ["https://surface.example"], "token_env": "O2HUB_TOKEN",
+ *           "max_per_address": 32, "header_timeout": 10 }
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -235,6 +236,7 @@ static int ws_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg,
     if (rc == O2H_OK && !(tr->dnssd_name = strdup(dnssd_name ? dnssd_name : "o2hub")))
         rc = O2H_NO_MEMORY;
     if (rc == O2H_OK) rc = o2h_ws_read_access(tr, cfg);
+    if (rc == O2H_OK) rc = o2h_ws_read_limits(tr, cfg);
     if (rc == O2H_OK) rc = host->cfg->claim_port(cfg, "port", O2H_NET_TCP, bind_host, (int)port);
     if (rc == O2H_OK) rc = read_mounts(tr, cfg);
     if (rc == O2H_OK) rc = read_tls(tr, cfg);
@@ -323,6 +325,8 @@ static int ws_start(void *instance) {
     if (tr->root && (tr->root_fd = open_dir(tr, tr->root)) < 0) return O2H_BAD_ARGS;
     for (int i = 0; i < tr->n_mounts; i++)
         if ((tr->mounts[i].fd = open_dir(tr, tr->mounts[i].dir)) < 0) return O2H_BAD_ARGS;
+    int lrc = o2h_ws_limits_start(tr);
+    if (lrc != O2H_OK) return lrc;
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
     if (tr->mhd_thread) {
         int rc = o2h_ws_handoff_start(tr);
@@ -371,6 +375,7 @@ static void ws_stop(void *instance) {
     struct MHD_Daemon *mhd = tr->mhd;
     tr->mhd = NULL;
     if (mhd) MHD_stop_daemon(mhd); /* joins MHD's thread */
+    o2h_ws_limits_stop(tr);
     if (tr->mhd_thread) {
         if (tr->handoff_watch) tr->host->loop->watch_remove(tr->handoff_watch);
         tr->handoff_watch = NULL;
