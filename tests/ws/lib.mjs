@@ -82,15 +82,16 @@ function certificate() {
 }
 
 // The daemon's base URL, and a raw byte stream to it (TLS when useTls):
-// wait for `ready` before counting on the connection.
+// wait for `ready` before counting on the connection. `localAddress` (any
+// of 127.0.0.0/8 on Linux) makes the connection come from another address.
 export const origin = (port) => `${useTls ? 'https' : 'http'}://127.0.0.1:${port}`;
 export function certificateFiles() {
   return certificate();
 }
-export function rawConnect(port) {
+export function rawConnect(port, { localAddress } = {}) {
   const sock = useTls
-    ? tls.connect({ port, host: '127.0.0.1', ca: certificate().ca })
-    : net.connect(port, '127.0.0.1');
+    ? tls.connect({ port, host: '127.0.0.1', localAddress, ca: certificate().ca })
+    : net.connect({ port, host: '127.0.0.1', localAddress });
   sock.ready = new Promise((resolve, reject) => {
     sock.once(useTls ? 'secureConnect' : 'connect', resolve);
     sock.once('error', reject);

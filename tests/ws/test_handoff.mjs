@@ -23,8 +23,10 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+// Bursts of BURST connections from 127.0.0.1: above the default max_per_address.
 async function start(wsKeys, logLevel = 'info') {
-  const d = await startDaemon({ root: dir, logLevel, wsKeys: { mhd_thread: true, ...wsKeys } });
+  const d = await startDaemon({ root: dir, logLevel,
+                                wsKeys: { mhd_thread: true, max_per_address: 4 * BURST, ...wsKeys } });
   daemons.push(d);
   assert.match(d.log(), /HTTP on its own thread/);
   return d;

@@ -27,7 +27,8 @@
  *           "root": "www", "mounts": [{"url": "/sdk/", "root": "../sdk/js"}],
  *           "max_frame": 65536, "max_clients": 256,
  *           "send_queue_bytes": 4194304, "mhd_thread": false, "mhd_queue": 64,
- *           "allowed_origins": ["https://surface.example"], "token_env": "O2HUB_TOKEN" }
+ *           "allowed_origins": ["https://surface.example"], "token_env": "O2HUB_TOKEN",
+ *           "max_per_address": 32, "header_timeout": 10 }
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -63,9 +64,31 @@ static char *resolve_cfg_path(ws_transport *tr, const o2h_cfg *cfg, const char *
 
 static void on_mhd_timer(void *ctx);
 
-/* Let MHD do its work, then arm the timer for its next timeout. */
+/* MHD must run again no later than it says (MHD_get_timeout): that is when
+ * it closes idle connections and answers what is already buffered. */
+static void arm_mhd_timer(ws_transport *tr) {
+    MHD_UNSIGNED_LONG_LONG ms;
+    if (tr->mhd_timer) tr->host->loop->timer_stop(tr->mhd_timer);
+    tr->mhd_timer = NULL;
+    if (MHD_get_timeout(tr->mhd, &ms) != MHD_YES) return;
+    tr->mhd_timer = tr->host->loop->timer_start(tr->self, (double)ms / 1000.0, 0, on_mhd_timer, tr);
+    if (!tr->mhd_timer)
+        tr->host->log->write(tr->self, O2H_LOG_ERROR,
+                             "cannot arm the HTTP server's timer: it runs on its next event only");
+}
+
+/*
+ * Let MHD do its work, then arm the timer for its next timeout. Whatever
+ * asks for a run meanwhile (o2h_ws_mhd_run_soon from our callbacks inside
+ * MHD_run) gets one more pass here. A connection closed in a pass asks for
+ * one (ws_http.c, on_connection): at its connection limit MHD takes its
+ * listening socket out of its epoll set and puts it back only at the start
+ * of a later MHD_run, so without that pass, once the connections that
+ * filled the limit are gone, nothing would make MHD's descriptor readable
+ * again and the port would never accept another connection.
+ */
 static void mhd_run(ws_transport *tr) {
-    if (!tr->mhd || tr->mhd_thread) return;
+    if (tr->mhd_thread || !tr->mhd) return;
     if (tr->in_mhd) {
         tr->mhd_again = true;
         return;
@@ -76,26 +99,29 @@ static void mhd_run(ws_transport *tr) {
         MHD_run(tr->mhd);
     } while (tr->mhd_again);
     tr->in_mhd = false;
-    MHD_UNSIGNED_LONG_LONG ms;
-    if (tr->mhd_timer) tr->host->loop->timer_stop(tr->mhd_timer);
-    tr->mhd_timer = NULL;
-    if (MHD_get_timeout(tr->mhd, &ms) == MHD_YES)
-        tr->mhd_timer =
-            tr->host->loop->timer_start(tr->self, (double)ms / 1000.0, 0, on_mhd_timer, tr);
+    arm_mhd_timer(tr);
 }
 
 static void on_mhd_timer(void *ctx) {
     mhd_run(ctx);
 }
 
+/* mhd_thread is read first: it is fixed before MHD's thread starts, and this
+ * is called there too (it then does nothing: that thread runs MHD again by
+ * itself, and MHD wakes it when an upgraded socket is handed back). */
 void o2h_ws_mhd_run_soon(ws_transport *tr) {
-    if (!tr->mhd || tr->mhd_thread) return; /* MHD's own thread needs no nudge */
+    if (tr->mhd_thread || !tr->mhd) return;
     if (tr->in_mhd) {
         tr->mhd_again = true;
         return;
     }
     if (tr->mhd_timer) tr->host->loop->timer_stop(tr->mhd_timer);
     tr->mhd_timer = tr->host->loop->timer_start(tr->self, 0, 0, on_mhd_timer, tr);
+}
+
+void o2h_ws_upgrade_close(ws_transport *tr, struct MHD_UpgradeResponseHandle *urh) {
+    MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+    o2h_ws_mhd_run_soon(tr); /* MHD frees the connection's slot only in MHD_run */
 }
 
 static void on_mhd_event(void *ctx, int fd, unsigned events) {
@@ -210,6 +236,7 @@ static int ws_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg,
     if (rc == O2H_OK && !(tr->dnssd_name = strdup(dnssd_name ? dnssd_name : "o2hub")))
         rc = O2H_NO_MEMORY;
     if (rc == O2H_OK) rc = o2h_ws_read_access(tr, cfg);
+    if (rc == O2H_OK) rc = o2h_ws_read_limits(tr, cfg);
     if (rc == O2H_OK) rc = host->cfg->claim_port(cfg, "port", O2H_NET_TCP, bind_host, (int)port);
     if (rc == O2H_OK) rc = read_mounts(tr, cfg);
     if (rc == O2H_OK) rc = read_tls(tr, cfg);
@@ -246,8 +273,9 @@ static void on_tls_ready(void *ctx, int fd, const struct sockaddr *client, sockl
     if (MHD_add_connection(tr->mhd, fd, client, len) != MHD_YES) /* MHD closes fd */
         tr->host->log->write(tr->self, O2H_LOG_DEBUG, "MHD refused a TLS connection: %s",
                              strerror(errno));
-    else if (!tr->mhd_thread)
-        o2h_ws_mhd_run_soon(tr);
+    /* Even when refused: at its limit MHD_add_connection frees closed
+     * connections first, and only a run puts its state right again. */
+    o2h_ws_mhd_run_soon(tr);
 }
 
 static int start_tls(ws_transport *tr) {
@@ -297,6 +325,8 @@ static int ws_start(void *instance) {
     if (tr->root && (tr->root_fd = open_dir(tr, tr->root)) < 0) return O2H_BAD_ARGS;
     for (int i = 0; i < tr->n_mounts; i++)
         if ((tr->mounts[i].fd = open_dir(tr, tr->mounts[i].dir)) < 0) return O2H_BAD_ARGS;
+    int lrc = o2h_ws_limits_start(tr);
+    if (lrc != O2H_OK) return lrc;
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
     if (tr->mhd_thread) {
         int rc = o2h_ws_handoff_start(tr);
@@ -341,8 +371,11 @@ static void ws_stop(void *instance) {
     tr->mhd_timer = NULL;
     tr->host->loop->watch_remove(tr->mhd_watch);
     tr->mhd_watch = NULL;
-    if (tr->mhd) MHD_stop_daemon(tr->mhd); /* joins MHD's thread */
+    /* tr->mhd goes first: the connections MHD closes now must not ask for a run. */
+    struct MHD_Daemon *mhd = tr->mhd;
     tr->mhd = NULL;
+    if (mhd) MHD_stop_daemon(mhd); /* joins MHD's thread */
+    o2h_ws_limits_stop(tr);
     if (tr->mhd_thread) {
         if (tr->handoff_watch) tr->host->loop->watch_remove(tr->handoff_watch);
         tr->handoff_watch = NULL;

@@ -64,8 +64,7 @@ void o2h_ws_conn_destroy(ws_conn *c) {
     if (c->over) tr->host->loop->timer_stop(c->over);
     c->over = NULL;
     conn_unlink(tr, c);
-    MHD_upgrade_action(c->urh, MHD_UPGRADE_ACTION_CLOSE);
-    o2h_ws_mhd_run_soon(tr);
+    o2h_ws_upgrade_close(tr, c->urh);
     /* Our callbacks up the stack may still look at c (c->dead). */
     tr->host->loop->defer(tr->self, &c->free_later, conn_free_memory, c);
 }
@@ -292,7 +291,7 @@ void o2h_ws_adopt(ws_transport *tr, MHD_socket sock, struct MHD_UpgradeResponseH
     }
     if (!c || !c->in) {
         if (c) free(c);
-        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        o2h_ws_upgrade_close(tr, urh);
         return;
     }
     c->tr = tr;
@@ -312,7 +311,7 @@ void o2h_ws_adopt(ws_transport *tr, MHD_socket sock, struct MHD_UpgradeResponseH
     if (!c->link) {
         if (c->watch) tr->host->loop->watch_remove(c->watch);
         conn_free_memory(c);
-        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        o2h_ws_upgrade_close(tr, urh);
         return;
     }
     c->next = tr->conns;

@@ -84,7 +84,7 @@ void o2h_ws_handoff_upgrade(ws_transport *tr, MHD_socket sock,
     /* The push cannot fail: pending <= handoff_cap <= the ring's capacity. */
     if (!h || !handoff_push(&tr->upgrades, h)) {
         free(h);
-        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        o2h_ws_upgrade_close(tr, urh);
         o2h_ws_release_reservation(tr);
         return;
     }
@@ -136,7 +136,7 @@ static void take_handoffs(ws_transport *tr, enum handoff_fate fate) {
         if (fate == HANDOFF_ADOPT)
             o2h_ws_adopt(tr, h->sock, h->urh, h->peer, h->extra, h->extra_len);
         else if (fate == HANDOFF_CLOSE)
-            MHD_upgrade_action(h->urh, MHD_UPGRADE_ACTION_CLOSE);
+            o2h_ws_upgrade_close(tr, h->urh);
         free(h);
     }
     report_losses(tr);

@@ -36,7 +36,7 @@ typedef struct upgrade_req {
 
 /* "ip:port" of the client: from MHD, because with TLS the upgraded socket
  * is a socket pair's end, not the client's connection. */
-static void client_address(struct MHD_Connection *connection, char *out, size_t size) {
+void o2h_ws_client_address(struct MHD_Connection *connection, char *out, size_t size) {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     const struct sockaddr *sa = ci ? ci->client_addr : NULL;
@@ -61,7 +61,7 @@ static void on_upgraded(void *cls, struct MHD_Connection *connection, void *req_
                         struct MHD_UpgradeResponseHandle *urh) {
     ws_transport *tr = cls;
     char peer[64];
-    client_address(connection, peer, sizeof peer);
+    o2h_ws_client_address(connection, peer, sizeof peer);
     if (!tr->mhd_thread) {
         o2h_ws_adopt(tr, sock, urh, peer, extra_in, extra_in_size);
         return;
@@ -76,7 +76,7 @@ static void on_upgraded(void *cls, struct MHD_Connection *connection, void *req_
 static void on_completed(void *cls, struct MHD_Connection *connection, void **req_cls,
                          enum MHD_RequestTerminationCode toe) {
     ws_transport *tr = cls;
-    (void)connection;
+    o2h_ws_request_done(tr, connection);
     if (!*req_cls || *req_cls == tr) return; /* not an upgrade_req */
     upgrade_req *u = *req_cls;
     if (!u->handed) {
@@ -189,6 +189,7 @@ static enum MHD_Result upgrade(ws_transport *tr, struct MHD_Connection *conn, vo
             return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, busy,
                                 retry ? "Retry-After" : NULL, retry ? "1" : NULL);
     }
+    o2h_ws_request_in(tr, conn, true);
     char accept[29];
     accept_key(key, accept);
     struct MHD_Response *r = MHD_create_response_for_upgrade(on_upgraded, tr);
@@ -300,6 +301,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
+    o2h_ws_request_in(tr, conn, false);
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "GET or HEAD only.\n", "Allow",
                             "GET, HEAD");
@@ -344,6 +346,8 @@ struct MHD_Daemon *o2h_ws_http_start_daemon(ws_transport *tr, unsigned flags) {
     return MHD_start_daemon(flags, 0, NULL, NULL, on_request, tr,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, tr,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, tr,
+                            MHD_OPTION_NOTIFY_CONNECTION, o2h_ws_on_connection, tr,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)tr->max_per_address,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)(tr->max_clients + 64),
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
                             MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, tr,

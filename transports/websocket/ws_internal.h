@@ -4,6 +4,7 @@
  *  - websocket.c: lifecycle, config, libmicrohttpd on the loop, the descriptor;
  *  - ws_http.c:   libmicrohttpd's callbacks: static files and the upgrade;
  *  - ws_handoff.c: "mhd_thread": MHD's thread -> loop (rings, eventfd, logs);
+ *  - ws_limits.c: per-address limit and header deadline of HTTP connections;
  *  - ws_conn.c:   upgraded sockets: reading, framing, writing, closing;
  *  - ws_o2ws.c:   the O2ws protocol on a connection, to and from the core.
  * Everything else in those files is static; names that leave a file start
@@ -33,6 +34,7 @@
 #define MAX_MOUNTS 8
 
 typedef struct ws_transport ws_transport;
+typedef struct ws_http_conn ws_http_conn; /* ws_limits.c */
 
 typedef struct ws_conn {
     ws_transport *tr;
@@ -75,11 +77,14 @@ typedef struct ws_mount {
  * fields are owned:
  *  - set before MHD starts, then only read (both threads): host, self,
  *    bind_addr, root, root_fd, mounts, n_mounts, max_frame, max_clients,
- *    queue_limit, mhd_thread, handoff_cap, handoff_efd, loop_thread;
+ *    queue_limit, max_per_address, header_timeout, mhd_thread, handoff_cap,
+ *    handoff_efd, loop_thread;
  *  - loop thread only: conns, n_conns, builder, text, mhd, mhd_watch,
  *    mhd_timer, in_mhd, mhd_again, port, handoff_watch, refused_seen,
- *    dropped_seen, notable_seen, dnssd*, published, and every ws_conn;
+ *    dropped_seen, notable_seen, dnssd*, published, limits_timer, and
+ *    every ws_conn;
  *  - MHD's thread only: each request's upgrade_req (in MHD's req_cls);
+ *  - under limits_lock: waiting_head, waiting_tail and every ws_http_conn;
  *  - shared, atomics only: the rings `upgrades` (ws_handoff items, MHD's
  *    thread pushes, the loop pops) and `logs` (same, log lines), pending,
  *    clients, stopping, refused_full, logs_dropped, logs_dropped_notable.
@@ -96,6 +101,11 @@ struct ws_transport {
     ws_mount mounts[MAX_MOUNTS];
     int n_mounts;
     int64_t max_frame, max_clients, queue_limit;
+    int64_t max_per_address, header_timeout; /* ws_limits.c */
+    pthread_mutex_t limits_lock;
+    bool limits_lock_ready;
+    ws_http_conn *waiting_head, *waiting_tail; /* no whole request yet, by deadline */
+    o2h_timer *limits_timer;
     char **origins; /* "allowed_origins" besides the server's own */
     int n_origins;
     char *token; /* NULL: no token asked */
@@ -134,11 +144,32 @@ struct ws_transport {
 /** Run MHD from the loop soon (not inside the caller's stack); a no-op with
  * "mhd_thread". */
 void o2h_ws_mhd_run_soon(ws_transport *tr);
+/** Hand an upgraded socket back to MHD to close, and let MHD run (any thread). */
+void o2h_ws_upgrade_close(ws_transport *tr, struct MHD_UpgradeResponseHandle *urh);
 
 /* ---- ws_http.c ---- */
 
 /** Start libmicrohttpd with our callbacks and `flags` (the mode's). */
 struct MHD_Daemon *o2h_ws_http_start_daemon(ws_transport *tr, unsigned flags);
+
+/** "ip:port" of an HTTP connection's client (any thread). */
+void o2h_ws_client_address(struct MHD_Connection *connection, char *out, size_t size);
+
+/* ---- ws_limits.c ---- */
+
+/** "max_per_address", "header_timeout" (create()). */
+int o2h_ws_read_limits(ws_transport *tr, const o2h_cfg *cfg);
+/** MHD_OPTION_NOTIFY_CONNECTION: a connection's deadline, and on the loop a run after a close. */
+void o2h_ws_on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code);
+/** The whole request is in (it becomes a WebSocket if `upgrading`): no deadline now. */
+void o2h_ws_request_in(ws_transport *tr, struct MHD_Connection *conn, bool upgrading);
+/** A request is over: a connection kept alive waits for the next one, with a new deadline. */
+void o2h_ws_request_done(ws_transport *tr, struct MHD_Connection *conn);
+/** Before MHD starts: the lock and the loop's timer. */
+int o2h_ws_limits_start(ws_transport *tr);
+/** After MHD has stopped (every connection's context is gone by then). */
+void o2h_ws_limits_stop(ws_transport *tr);
 
 /* ---- ws_handoff.c ---- */
 
