@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "listener.h"
 #include "tls_proxy.h"
 
 #define PUMP_BYTES 16384    /* one TLS record's worth each way */
@@ -41,8 +42,8 @@ typedef struct tls_conn {
 
 struct tls_proxy {
     tls_proxy_config cfg;
-    int listen_fd, port, n_conns;
-    o2h_watch *listen_watch;
+    int port, n_conns;
+    o2h_listener *listener; /* accept, max_connections, out-of-descriptor backoff */
     o2h_timer *tick;
     gnutls_certificate_credentials_t creds;
     gnutls_priority_t priority;
@@ -71,7 +72,8 @@ static void conn_close(tls_conn *c) {
             break;
         }
     p->n_conns--;
-    free(c);
+    if (p->listener) o2h_listener_release(p->listener);
+    free(c); /* always its callers' last step: nothing up the stack looks at c again */
 }
 
 static void set_interest(o2h_watch *w, unsigned *have, unsigned want, const o2h_host *h) {
@@ -215,11 +217,12 @@ static void on_tcp(void *ctx, int fd, unsigned events) {
     pump_both(c); /* the handshake may have brought the request along */
 }
 
-static void conn_new(tls_proxy *p, int fd, const struct sockaddr_storage *addr, socklen_t len) {
+/* A connection on `fd`; false (fd closed) if it could not be made. */
+static bool conn_new(tls_proxy *p, int fd, const struct sockaddr_storage *addr, socklen_t len) {
     tls_conn *c = calloc(1, sizeof *c);
     if (!c) {
         close(fd);
-        return;
+        return false;
     }
     c->p = p;
     c->tcp = fd;
@@ -232,7 +235,7 @@ static void conn_new(tls_proxy *p, int fd, const struct sockaddr_storage *addr, 
     if (gnutls_init(&c->session, GNUTLS_SERVER | GNUTLS_NONBLOCK) != GNUTLS_E_SUCCESS) {
         close(fd);
         free(c);
-        return;
+        return false;
     }
     gnutls_priority_set(c->session, p->priority);
     gnutls_credentials_set(c->session, GNUTLS_CRD_CERTIFICATE, p->creds);
@@ -244,27 +247,18 @@ static void conn_new(tls_proxy *p, int fd, const struct sockaddr_storage *addr, 
         gnutls_deinit(c->session);
         close(fd);
         free(c);
-        return;
+        return false;
     }
     c->next = p->conns;
     p->conns = c;
     p->n_conns++;
+    return true;
 }
 
-static void on_accept(void *ctx, int fd, unsigned events) {
-    (void)events;
-    tls_proxy *p = ctx;
-    for (;;) {
-        struct sockaddr_storage addr;
-        socklen_t len = sizeof addr;
-        int c = accept4(fd, (struct sockaddr *)&addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (c < 0) return; /* EAGAIN, or out of descriptors: the next event retries */
-        if (p->n_conns >= p->cfg.max_connections) {
-            close(c);
-            continue;
-        }
-        conn_new(p, c, &addr, len);
-    }
+static bool on_accept(void *ctx, int fd, const struct sockaddr_in *peer) {
+    struct sockaddr_storage addr = {0};
+    memcpy(&addr, peer, sizeof *peer);
+    return conn_new(ctx, fd, &addr, sizeof *peer);
 }
 
 /* Handshakes that take too long are dropped (a client that connects and says
@@ -278,20 +272,24 @@ static void on_tick(void *ctx) {
     }
 }
 
-static int open_listener(tls_proxy *p, char *why, size_t why_size) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    struct sockaddr_in a = p->cfg.bind_addr;
-    socklen_t len = sizeof a;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 128) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-        snprintf(why, why_size, "cannot listen on port %d: %s", ntohs(a.sin_port), strerror(errno));
-        if (fd >= 0) close(fd);
-        return -1;
+static bool open_listener(tls_proxy *p, char *why, size_t why_size) {
+    o2h_listener_params lp = {.host = p->cfg.host,
+                              .self = p->cfg.self,
+                              .bind_addr = p->cfg.bind_addr,
+                              .backlog = 128,
+                              .max_connections = p->cfg.max_connections,
+                              .what = "HTTPS",
+                              .on_accept = on_accept,
+                              .ctx = p};
+    int error;
+    p->listener = o2h_listener_open(&lp, &error);
+    if (!p->listener) {
+        snprintf(why, why_size, "cannot listen on port %d: %s", ntohs(p->cfg.bind_addr.sin_port),
+                 strerror(error));
+        return false;
     }
-    p->port = ntohs(a.sin_port);
-    return fd;
+    p->port = o2h_listener_port(p->listener);
+    return true;
 }
 
 static bool load_credentials(tls_proxy *p, char *why, size_t why_size) {
@@ -323,17 +321,14 @@ tls_proxy *tls_proxy_start(const tls_proxy_config *cfg, char *why, size_t why_si
         return NULL;
     }
     p->cfg = *cfg;
-    p->listen_fd = -1;
-    if (!load_credentials(p, why, why_size) ||
-        (p->listen_fd = open_listener(p, why, why_size)) < 0) {
+    if (!load_credentials(p, why, why_size) || !open_listener(p, why, why_size)) {
         tls_proxy_stop(p);
         return NULL;
     }
     const o2h_host *h = cfg->host;
-    p->listen_watch = h->loop->watch_fd(cfg->self, p->listen_fd, O2H_EV_READ, on_accept, p);
     p->tick = h->loop->timer_start(cfg->self, 1.0, 1.0, on_tick, p);
-    if (!p->listen_watch || !p->tick) {
-        snprintf(why, why_size, "cannot watch the listening socket");
+    if (!p->tick) {
+        snprintf(why, why_size, "cannot start the TLS handshake timer");
         tls_proxy_stop(p);
         return NULL;
     }
@@ -355,9 +350,9 @@ void tls_proxy_stop(tls_proxy *p) {
         conn_close(c);
     }
     const o2h_host *h = p->cfg.host;
-    if (p->listen_watch) h->loop->watch_remove(p->listen_watch);
+    o2h_listener_close(p->listener);
+    p->listener = NULL;
     if (p->tick) h->loop->timer_stop(p->tick);
-    if (p->listen_fd >= 0) close(p->listen_fd);
     if (p->priority) gnutls_priority_deinit(p->priority);
     if (p->creds) gnutls_certificate_free_credentials(p->creds);
     free(p);
