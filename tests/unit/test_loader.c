@@ -405,3 +405,82 @@ Test(loader, two_plugins_given_one_port_are_refused_when_the_config_is_read) {
     cr_assert_not_null(r, "other addresses and port 0 do not clash: %s", err.message);
     o2h_router_free(r);
 }
+
+static int udp_free_port(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int heard;
+static void on_heard(o2h_router *r, const o2h_msg *msg, const char *types,
+                     const o2h_arg *const *argv, int argc, void *user_data) {
+    heard++;
+}
+
+/* A router whose udp transport listens on `port`, allowing `allow` (JSON array). */
+static o2h_router *udp_router(int port, const char *allow) {
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"ensemble\": \"ld\", \"plugin_path\": [\"" TRANSPORT_PLUGIN_DIR "\"],"
+             " \"allow\": %s, \"transports\": [{\"type\": \"udp\", \"host\": \"127.0.0.1\","
+             " \"port\": %d}]}",
+             allow, port);
+    o2h_error err;
+    o2h_router *r = o2h_router_new_from_json(json, "udp.json", NULL, &err);
+    cr_assert_not_null(r, "%s", err.message);
+    cr_assert_eq(o2h_service_new(r, "svc"), O2H_OK);
+    cr_assert_eq(o2h_method_new(r, "/svc/x", "i", on_heard, NULL, false, true), O2H_OK);
+    cr_assert_eq(o2h_router_start(r), O2H_OK);
+    return r;
+}
+
+static void datagram_to(int port) {
+    o2h_builder *b = o2h_builder_new(NULL);
+    o2h_add_int32(b, 1);
+    o2h_msg *m = o2h_builder_finish(b, 0, "/svc/x", 0);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    sendto(fd, m->data, m->length, 0, (struct sockaddr *)&a, sizeof a);
+    close(fd);
+    o2h_msg_unref(m);
+    o2h_builder_free(b);
+}
+
+Test(loader, a_datagram_from_outside_allow_is_refused_and_counted) {
+    int port = udp_free_port();
+    o2h_router *r = udp_router(port, "[\"10.9.9.0/24\"]");
+    heard = 0;
+    datagram_to(port);
+    o2h_stats st = {.struct_size = sizeof st};
+    for (int i = 0; i < 100 && st.refused == 0; i++) {
+        o2h_router_poll(r, 10);
+        o2h_router_get_stats(r, &st);
+    }
+    cr_assert_eq(st.refused, 1, "counted");
+    cr_assert_eq(heard, 0, "not delivered");
+    o2h_router_free(r);
+    r = udp_router(port, "[\"127.0.0.0/8\"]");
+    datagram_to(port);
+    for (int i = 0; i < 100 && heard == 0; i++)
+        o2h_router_poll(r, 10);
+    cr_assert_eq(heard, 1, "delivered from an allowed address");
+    o2h_router_free(r);
+}
+
+Test(loader, a_websocket_root_that_is_missing_or_a_file_is_a_located_error) {
+    assert_refused_at(
+        "{\"ensemble\": \"ld\", \"plugin_path\": [\"" WS_PLUGIN_DIR "\"],\n"
+        " \"transports\": [\n  {\"type\": \"websocket\", \"root\": \"/nonexistent-www\"}]}",
+        3, "transports[0].root", "No such file or directory");
+    assert_refused_at(
+        "{\"ensemble\": \"ld\", \"plugin_path\": [\"" WS_PLUGIN_DIR "\"],\n"
+        " \"transports\": [\n  {\"type\": \"websocket\", \"root\": \"/etc/passwd\"}]}",
+        3, "transports[0].root", "is not a folder");
+}

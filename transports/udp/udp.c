@@ -41,7 +41,18 @@ typedef struct udp_transport {
     uint8_t *bufs; /* batch x MAX_DATAGRAM */
     struct mmsghdr msgs[MAX_BATCH];
     struct iovec iovs[MAX_BATCH];
+    struct sockaddr_in from[MAX_BATCH];
 } udp_transport;
+
+/* A datagram from an address outside "allow" is not an ensemble member's. */
+static bool from_allowed(udp_transport *tr, const struct sockaddr_in *from) {
+    if (tr->host->proc->allowed(tr->self, ntohl(from->sin_addr.s_addr))) return true;
+    char what[80], ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &from->sin_addr, ip, sizeof ip);
+    snprintf(what, sizeof what, "a UDP datagram from %s: not in \"allow\"", ip);
+    tr->host->proc->refused(tr->self, what);
+    return false;
+}
 
 static void on_readable(void *ctx, int fd, unsigned events) {
     udp_transport *tr = ctx;
@@ -49,7 +60,10 @@ static void on_readable(void *ctx, int fd, unsigned events) {
     for (int round = 0; round < 4; round++) {
         for (int i = 0; i < tr->batch; i++) {
             tr->iovs[i] = (struct iovec){tr->bufs + (size_t)i * MAX_DATAGRAM, MAX_DATAGRAM};
-            tr->msgs[i].msg_hdr = (struct msghdr){.msg_iov = &tr->iovs[i], .msg_iovlen = 1};
+            tr->msgs[i].msg_hdr = (struct msghdr){.msg_name = &tr->from[i],
+                                                  .msg_namelen = sizeof tr->from[i],
+                                                  .msg_iov = &tr->iovs[i],
+                                                  .msg_iovlen = 1};
         }
         int n = recvmmsg(fd, tr->msgs, (unsigned)tr->batch, MSG_DONTWAIT, NULL);
         if (n <= 0) return;
@@ -59,6 +73,7 @@ static void on_readable(void *ctx, int fd, unsigned events) {
                 tr->host->link->count_invalid(tr->self, "truncated UDP datagram");
                 continue;
             }
+            if (!from_allowed(tr, &tr->from[i])) continue;
             o2h_msg *m = tr->host->msg->msg_alloc(tr->self, len);
             if (!m) continue;
             memcpy(m->data, tr->iovs[i].iov_base, len);
