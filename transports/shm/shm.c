@@ -61,7 +61,8 @@ typedef enum { CL_HELLO, CL_ACTIVE } client_state;
 typedef struct shm_client {
     shm_transport *tr;
     client_state state;
-    bool dead; /* closed; its memory goes in the loop's deferred phase */
+    bool dead;   /* closed; its memory goes in the loop's deferred phase */
+    bool paused; /* the core holds what it sent for a full link: its ring is not read */
     o2h_deferred free_later;
     int sock;
     o2h_watch *sock_watch;
@@ -328,7 +329,7 @@ static void on_ring_event(void *ctx, int fd, unsigned events) {
     (void)events;
     int budget = (int)c->tr->batch;
     bool corrupt = false, stuck = false;
-    while (!c->dead) {
+    while (!c->dead && !c->paused) {
         budget -= drain(c, budget, &corrupt, &stuck);
         if (corrupt) {
             c->tr->host->link->count_invalid(c->tr->self, "corrupt shm ring");
@@ -741,10 +742,23 @@ static void shm_close(void *instance, void *link_ctx) {
     client_close(link_ctx, "closed by the router"); /* freed later if inside our callback */
 }
 
+/* Paused, the ring is not read (the client finds it full and slows down);
+ * the eventfd is not watched meanwhile, as it stays readable. */
+static int shm_pause(void *instance, void *link_ctx, bool paused) {
+    shm_client *c = link_ctx;
+    (void)instance;
+    if (c->dead || c->paused == paused || !c->efd_watch) return O2H_OK;
+    c->paused = paused;
+    c->tr->host->loop->watch_modify(c->efd_watch, paused ? 0 : O2H_EV_READ);
+    if (!paused) efd_signal(c->efd_in); /* look at what came meanwhile */
+    return O2H_OK;
+}
+
 static const o2h_transport_ops shm_ops = {
     .connect = NULL,
     .send = shm_send,
     .close = shm_close,
+    .pause = shm_pause,
 };
 
 static const o2h_plugin_desc shm_desc = {

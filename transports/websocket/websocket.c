@@ -402,6 +402,7 @@ static const o2h_transport_ops ws_ops = {
     .connect = NULL,
     .send = o2h_ws_send,
     .close = o2h_ws_close,
+    .pause = o2h_ws_pause,
 };
 
 static const o2h_plugin_desc ws_desc = {

@@ -91,7 +91,8 @@ static void update_interest(ws_conn *c) {
         c->tr->host->loop->timer_stop(c->over);
         c->over = NULL;
     }
-    unsigned want = (over ? 0 : O2H_EV_READ) | (c->out.len > c->out_off ? O2H_EV_WRITE : 0);
+    unsigned want =
+        (over || c->paused ? 0 : O2H_EV_READ) | (c->out.len > c->out_off ? O2H_EV_WRITE : 0);
     if (want == c->events) return;
     c->events = want;
     c->tr->host->loop->watch_modify(c->watch, want);
@@ -119,7 +120,10 @@ static void compact_out(ws_conn *c) {
 /* Queue one frame (and write it at once if nothing is waiting). */
 int o2h_ws_queue_frame(ws_conn *c, uint8_t opcode, const void *payload, size_t n, bool control) {
     size_t queued = c->out.len - c->out_off;
-    if (!control && (int64_t)(queued + n + 10) > c->tr->queue_limit) return O2H_QUEUE_FULL;
+    if (!control && (int64_t)(queued + n + 10) > c->tr->queue_limit) {
+        c->want_drained = true;
+        return O2H_QUEUE_FULL;
+    }
     if (c->out_off > 0 && c->out_off >= c->out.len / 2) compact_out(c);
     uint8_t hdr[10];
     size_t h = ws_frame_header(hdr, opcode, n);
@@ -224,7 +228,7 @@ static bool process_input(ws_conn *c) {
 }
 
 static void on_readable(ws_conn *c) {
-    for (int i = 0; i < MAX_READS_PER_EVENT && !c->dead && !over_bound(c); i++) {
+    for (int i = 0; i < MAX_READS_PER_EVENT && !c->dead && !over_bound(c) && !c->paused; i++) {
         if (c->in_cap - c->in_len < READ_CHUNK) {
             size_t cap = c->in_cap * 2;
             uint8_t *p = realloc(c->in, cap);
@@ -267,6 +271,11 @@ static void on_conn_event(void *ctx, int fd, unsigned events) {
     if (events & (O2H_EV_READ | O2H_EV_HUP | O2H_EV_ERROR)) on_readable(c);
     if (!c->dead && c->out.len > c->out_off && !flush(c)) o2h_ws_conn_destroy(c);
     send_pending_pong(c);
+    if (!c->dead && c->want_drained && c->link &&
+        (int64_t)(c->out.len - c->out_off) <= c->tr->queue_limit / 2) {
+        c->want_drained = false;
+        c->tr->host->link->drained(c->link); /* reliable messages that waited go out now */
+    }
     if (!c->dead && c->closing && c->out.len == c->out_off) shutdown(c->fd, SHUT_WR);
     update_interest(c);
 }
@@ -324,6 +333,14 @@ void o2h_ws_adopt(ws_transport *tr, MHD_socket sock, struct MHD_UpgradeResponseH
         c->in_len = extra_in_size;
         c->kick = tr->host->loop->timer_start(tr->self, 0, 0, on_kick, c);
     }
+}
+
+int o2h_ws_pause(void *instance, void *link_ctx, bool paused) {
+    ws_conn *c = link_ctx;
+    (void)instance;
+    c->paused = paused;
+    update_interest(c);
+    return O2H_OK;
 }
 
 void o2h_ws_close(void *instance, void *link_ctx) {

@@ -58,7 +58,9 @@ typedef struct ws_conn {
     uint8_t pong[125];
     uint8_t pong_len;
     bool pong_pending;
-    o2h_timer *over; /* output over its bound: not read; closed with 1008 if it stays */
+    o2h_timer *over;   /* output over its bound: not read; closed with 1008 if it stays */
+    bool paused;       /* the core holds what it sent for a full link: not read meanwhile */
+    bool want_drained; /* a send found the queue full: tell the core when it has room */
     char peer[64];
     struct ws_conn *next;
 } ws_conn;
@@ -213,6 +215,7 @@ void o2h_ws_conn_destroy(ws_conn *c);
 void o2h_ws_close_all(ws_transport *tr);
 /** ops->close. */
 void o2h_ws_close(void *instance, void *link_ctx);
+int o2h_ws_pause(void *instance, void *link_ctx, bool paused);
 
 /* ---- ws_o2ws.c ---- */
 
