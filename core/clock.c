@@ -22,28 +22,34 @@ double clock_global(const o2h_router *r) {
     return c->g_base + (l - c->l_base) * c->rate;
 }
 
-/*
- * Tell /_o2/si about services whose status just changed: all of them when
- * this process got sync (only_peer NULL), else those `only_peer` provides.
- */
-static void notify_services(o2h_router *r, const peer *only_peer) {
-    uint32_t pos = 0, n = 0;
+/* Queue a notice for every service whose active provider is `p`'s (REMOTE now). */
+static void notify_peer_services(o2h_router *r, const peer *p) {
+    uint32_t pos = 0;
     const char *key;
     void *value;
-    char **names = calloc(r->services.by_name.count + 1, sizeof *names);
-    while (names && strmap_next(&r->services.by_name, &pos, &key, &value)) {
+    /* Queued notices leave the table as it is, so it can be walked meanwhile. */
+    while (strmap_next(&r->services.by_name, &pos, &key, &value)) {
         const service *s = value;
-        if (strcmp(key, "_o2") == 0 || s->n_providers == 0) continue; /* no "_o2", no tap-only */
-        if (only_peer &&
-            !(s->providers[0].kind == PROVIDER_PEER && s->providers[0].peer == only_peer))
+        if (s->n_providers && s->providers[0].kind == PROVIDER_PEER && s->providers[0].peer == p)
+            proto_notify_si(r, s, true);
+    }
+}
+
+/* Queue a notice for every service whose active provider is of `kind` in this
+ * process: its own (LOCAL, "_o2" among them) or its synchronised bridges'. */
+static void notify_own_services(o2h_router *r, provider_kind kind) {
+    uint32_t pos = 0;
+    const char *key;
+    void *value;
+    while (strmap_next(&r->services.by_name, &pos, &key, &value)) {
+        const service *s = value;
+        if (!s->n_providers || s->providers[0].kind != kind) continue;
+        /* A link without a bridge is an OSC delegation: O2 reports no change for it. */
+        if (kind == PROVIDER_LINK &&
+            !(s->providers[0].link->bridge && s->providers[0].link->bridge->synced))
             continue;
-        names[n++] = strdup(key);
+        proto_notify_si(r, s, true);
     }
-    for (uint32_t i = 0; i < n; i++) {
-        if (names[i]) proto_service_changed(r, names[i], PROVIDER_PEER, true);
-        free(names[i]);
-    }
-    free(names);
 }
 
 static o2h_msg *cs_message(o2h_router *r) {
@@ -62,12 +68,29 @@ void clock_announce_sync_on(o2h_router *r, o2h_link *link) {
     }
 }
 
+/*
+ * As O2's announce_synchronized: every peer is told (!_o2/cs/cs), oldest
+ * connection first; the services of the peers that are synchronised become
+ * REMOTE, those of synchronised bridges BRIDGE, then this process's own
+ * LOCAL. The notices are queued, as O2 queues them.
+ */
 static void became_synced(o2h_router *r) {
     router_log(r, O2H_LOG_INFO, "core", "clock synchronised%s",
                r->clock.reference ? " (reference)" : "");
+    size_t n = 0;
     for (peer *p = r->net.peers; p; p = p->next)
-        clock_announce_sync_on(r, p->tcp);
-    notify_services(r, NULL);
+        n++;
+    peer **oldest_first = calloc(n + 1, sizeof *oldest_first);
+    size_t k = n;
+    for (peer *p = r->net.peers; p && oldest_first; p = p->next)
+        oldest_first[--k] = p;
+    for (size_t i = 0; oldest_first && i < n; i++) {
+        clock_announce_sync_on(r, oldest_first[i]->tcp);
+        if (oldest_first[i]->synced) notify_peer_services(r, oldest_first[i]);
+    }
+    free(oldest_first);
+    notify_own_services(r, PROVIDER_LINK);
+    notify_own_services(r, PROVIDER_LOCAL);
 }
 
 /* A new estimate of global time at local time `l`: set, slew or jump. */
@@ -157,7 +180,7 @@ static void handle_cs(o2h_router *r, const o2h_msg *msg, const char *types,
     for (peer *p = r->net.peers; p; p = p->next)
         if (strcmp(p->name, argv[0]->s) == 0 && !p->synced) {
             p->synced = true;
-            if (r->clock.synced) notify_services(r, p); /* REMOTE_NOTIME -> REMOTE */
+            if (r->clock.synced) notify_peer_services(r, p); /* REMOTE_NOTIME -> REMOTE */
         }
 }
 
@@ -200,12 +223,18 @@ int clock_become_reference(o2h_router *r) {
         c->g_base = now;
         c->l_base = now;
         c->rate = 1.0;
+        /* Before "_cs" exists, as in O2's o2_clock_set: its notices are queued ... */
+        became_synced(r);
     }
-    /* "_cs" is announced to every process like any other service. */
+    /* ... and "_cs" (announced to every process like any other service) is
+     * told at once, so outside a handler its notice comes first. */
     int rc = services_add_internal(r, "_cs");
     if (rc == O2H_OK) rc = services_add_method(r, "/_cs/get", "is", handle_get, NULL, true, true);
-    if (rc == O2H_OK) proto_service_changed(r, "_cs", PROVIDER_LOCAL, true);
-    if (rc == O2H_OK && !was_synced) became_synced(r);
+    if (rc == O2H_OK) {
+        const service *cs = services_find(&r->services, "_cs", 3);
+        proto_service_added(r, "_cs", PROVIDER_LOCAL,
+                            cs && cs->providers[0].kind == PROVIDER_LOCAL);
+    }
     return rc == O2H_SERVICE_EXISTS ? O2H_OK : rc;
 }
 

@@ -168,18 +168,17 @@ static bool si_wanted(o2h_router *r) {
     return o2 && strmap_getn(&o2->methods, "/si", 3);
 }
 
-/* `gone`: the process whose provider just left, named when the service is gone. */
-static void notify_si(o2h_router *r, const char *name, const char *gone) {
+/*
+ * One !_o2/si notice: service, status, process, properties (without the
+ * leading ';'). `later` queues it as O2 queues the notices of a clock
+ * status change (o2_clock_status_change blocks re-entry): they reach the
+ * handler after the ones sent directly meanwhile, as in O2.
+ */
+static void send_si(o2h_router *r, const char *name, int status, const char *process,
+                    const char *props, bool later) {
     if (!si_wanted(r)) return;
-    service *s = services_find(&r->services, name, strlen(name));
-    const char *process = gone ? gone : "", *props = "";
-    int status = O2H_STATUS_UNKNOWN;
-    if (s) {
-        status = service_status(r, s);
-        process = s->providers[0].kind == PROVIDER_PEER ? s->providers[0].peer->name : "_o2";
-        const char *p = s->providers[0].properties;
-        props = p ? (p[0] == ';' ? p + 1 : p) : "";
-    }
+    if (!props) props = "";
+    if (props[0] == ';') props++;
     o2h_builder *b = o2h_builder_new(r->pool);
     if (!b) return;
     o2h_add_string(b, name);
@@ -188,38 +187,67 @@ static void notify_si(o2h_router *r, const char *name, const char *gone) {
     o2h_add_string(b, props);
     o2h_msg *m = o2h_builder_finish(b, 0, "!_o2/si", 0);
     o2h_builder_free(b);
-    if (m) o2h_send_msg(r, m); /* queued if a handler is running */
+    if (!m) return;
+    if (later)
+        router_send_later(r, m);
+    else
+        o2h_send_msg(r, m); /* queued if a handler is running */
 }
 
-void proto_notify_si(o2h_router *r, const char *name) {
-    notify_si(r, name, NULL);
+void proto_notify_si(o2h_router *r, const service *s, bool later) {
+    if (r->closing || s->n_providers == 0) return;
+    const provider *top = &s->providers[0];
+    /* O2 names the process of a remote provider, "_o2" for this one's (and its bridges'). */
+    const char *process = top->kind == PROVIDER_PEER ? top->peer->name : "_o2";
+    send_si(r, s->name, service_status(r, s), process, top->properties, later);
 }
 
-static void service_changed(o2h_router *r, const char *name, provider_kind kind, bool added,
-                            const char *gone) {
-    if (r->closing) return;
-    notify_si(r, name, gone);
-    if (strcmp(name, "_cs") == 0) clock_reference_changed(r);
-    if (kind == PROVIDER_PEER || !announced_name(name) || !named(r)) return;
-    const char *props = "";
-    service *s = added ? services_find(&r->services, name, strlen(name)) : NULL;
-    if (s)
-        for (uint32_t i = 0; i < s->n_providers; i++)
-            if (s->providers[i].kind != PROVIDER_PEER && s->providers[i].properties)
-                props = s->providers[i].properties;
+/* Tell every peer about one service this process offers (or no longer does). */
+static void tell_peers(o2h_router *r, const char *name, bool added, const char *props) {
+    if (!announced_name(name) || !named(r)) return;
     for (peer *p = r->net.peers; p; p = p->next) {
         if (!p->tcp) continue;
-        send_and_release(r, p->tcp, one_service_item(r, name, added && s, props));
+        send_and_release(r, p->tcp, one_service_item(r, name, added, props ? props : ""));
     }
 }
 
-void proto_service_changed(o2h_router *r, const char *name, provider_kind kind, bool added) {
-    service_changed(r, name, kind, added, NULL);
+static const char *own_properties(o2h_router *r, const service *s) {
+    for (uint32_t i = 0; s && i < s->n_providers; i++)
+        if (s->providers[i].kind != PROVIDER_PEER) return s->providers[i].properties;
+    return NULL;
+}
+
+void proto_service_added(o2h_router *r, const char *name, provider_kind kind, bool active) {
+    if (r->closing) return;
+    service *s = services_find(&r->services, name, strlen(name));
+    if (!s) return;
+    /* As O2's service_provider_new: a notice only when the new provider is the active one. */
+    if (active) proto_notify_si(r, s, false);
+    if (strcmp(name, "_cs") == 0) clock_reference_changed(r);
+    if (kind != PROVIDER_PEER) tell_peers(r, name, true, own_properties(r, s));
+}
+
+void proto_properties_changed(o2h_router *r, const char *name) {
+    if (r->closing) return;
+    service *s = services_find(&r->services, name, strlen(name));
+    if (!s) return;
+    const char *props = own_properties(r, s);
+    /* As O2's o2_set_service_properties: the service's status, this process's own
+     * name and new properties, and nothing before the process has a name. */
+    if (named(r)) send_si(r, name, service_status(r, s), r->process_name, props, false);
+    tell_peers(r, name, true, props);
 }
 
 void proto_service_removed(o2h_router *r, const char *name, provider_kind kind,
                            const char *process) {
-    service_changed(r, name, kind, false, process);
+    if (r->closing) return;
+    /* As O2's remove_service: first the provider that left (status -1), then,
+     * if the service is still offered, its active provider. */
+    send_si(r, name, O2H_STATUS_UNKNOWN, process, "", false);
+    service *s = services_find(&r->services, name, strlen(name));
+    if (s) proto_notify_si(r, s, false);
+    if (strcmp(name, "_cs") == 0) clock_reference_changed(r);
+    if (kind != PROVIDER_PEER) tell_peers(r, name, false, "");
 }
 
 /* ---- peers ---- */

@@ -48,22 +48,36 @@ o2h_msg *proto_dy_message(o2h_router *r, int flag);
 /** A link is gone (closed by its transport): forget the peer it led to. */
 void proto_link_closed(o2h_router *r, o2h_link *link);
 
-/**
- * A provider of `name` was added or removed: tell the local /_o2/si handler,
- * and tell every peer when the provider is this process's.
+/*
+ * /_o2/si notices, as O2 2.x sends them, and the matching !_o2/sv to peers
+ * for this process's own services.
  */
-void proto_service_changed(o2h_router *r, const char *name, provider_kind kind, bool added);
 
 /**
- * A provider of `name` left: as proto_service_changed(.., false), and if the
- * service is gone, /_o2/si names `process` (the one that left: "_o2" for
- * this process) with status -1, as O2 does.
+ * A provider of `name` was added (or a peer re-announced it): a notice if it
+ * is the active provider (`active`), and every peer is told when the
+ * provider is this process's.
+ */
+void proto_service_added(o2h_router *r, const char *name, provider_kind kind, bool active);
+
+/**
+ * A provider of `name` left: a notice naming `process` (the one that left;
+ * this process's name for its own providers) with status -1, then one for
+ * the new active provider if the service remains; peers are told when the
+ * provider was this process's.
  */
 void proto_service_removed(o2h_router *r, const char *name, provider_kind kind,
                            const char *process);
 
-/** Tell the local /_o2/si handler (if any) the service's current state. */
-void proto_notify_si(o2h_router *r, const char *name);
+/** The properties of this process's provider of `name` changed: a notice and the peers. */
+void proto_properties_changed(o2h_router *r, const char *name);
+
+/**
+ * Tell the local /_o2/si handler (if any) the state of the service's active
+ * provider. `later`: queued behind the notices sent directly meanwhile, as
+ * O2 queues those of a clock status change.
+ */
+void proto_notify_si(o2h_router *r, const service *s, bool later);
 
 /** Tell every peer that this process added or removed a tap. */
 void proto_tap_changed(o2h_router *r, const char *tappee, const char *tapper, int mode, bool added);

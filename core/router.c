@@ -622,7 +622,7 @@ static int replace_properties(o2h_router *r, const char *name, provider *p, char
     if (!props) return O2H_NO_MEMORY;
     free(p->properties);
     p->properties = props;
-    proto_service_changed(r, name, PROVIDER_LOCAL, true); /* peers and /_o2/si */
+    proto_properties_changed(r, name); /* peers and /_o2/si */
     return O2H_OK;
 }
 

@@ -87,6 +87,13 @@ int router_route(o2h_router *r, o2h_msg *msg);
 /** Route what waits in the pending queue (messages sent or received while no handler could run). */
 void router_route_pending(o2h_router *r);
 
+/**
+ * Queue a message made here behind what waits in the pending queue: it is
+ * routed when the running handler returns, after the next message sent from
+ * outside a handler, or at the start of the next poll, whichever comes first.
+ */
+int router_send_later(o2h_router *r, o2h_msg *msg);
+
 /** Route a message that came by `from` (NULL: made here), and what handlers send meanwhile. */
 int router_send_from(o2h_router *r, o2h_msg *msg, o2h_link *from);
 

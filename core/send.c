@@ -24,19 +24,21 @@ static o2h_msg *pending_pop(o2h_router *r) {
     return m;
 }
 
+int router_send_later(o2h_router *r, o2h_msg *msg) {
+    if (r->pending_count >= PENDING_LIMIT) {
+        r->stats.dropped_queue_full++;
+        o2h_msg_unref(msg);
+        return O2H_QUEUE_FULL;
+    }
+    msg_set_origin(msg, NULL);
+    pending_push(r, msg);
+    return O2H_OK;
+}
+
 int router_send_from(o2h_router *r, o2h_msg *msg, o2h_link *from) {
     msg_set_origin(msg, from);
     /* No re-entrancy: a message sent by a handler waits until the handler returns. */
-    if (r->dispatch_depth > 0) {
-        if (r->pending_count >= PENDING_LIMIT) {
-            r->stats.dropped_queue_full++;
-            o2h_msg_unref(msg);
-            return O2H_QUEUE_FULL;
-        }
-        msg_set_origin(msg, NULL);
-        pending_push(r, msg);
-        return O2H_OK;
-    }
+    if (r->dispatch_depth > 0) return router_send_later(r, msg);
     int rc = router_route(r, msg);
     /* What handlers sent did not come from the link the first message came by. */
     o2h_msg *next;

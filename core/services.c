@@ -153,11 +153,15 @@ static int insert_provider(o2h_router *r, service *s, provider p) {
     return O2H_OK;
 }
 
-static int add_provider(o2h_router *r, const char *name, provider p, bool check_name) {
+/* `*active`: the provider added (or re-announced) is the active one. */
+static int add_provider(o2h_router *r, const char *name, provider p, bool check_name,
+                        bool *active) {
+    *active = false;
     if (check_name && !names_valid_service(name)) return O2H_BAD_NAME;
     bool existed = strmap_get(&r->services.by_name, name) != NULL;
     service *s = service_get_or_create(r, name);
     if (!s) return O2H_NO_MEMORY;
+    const void *who = p.kind == PROVIDER_PEER ? (const void *)p.peer : (const void *)p.link;
     for (uint32_t i = 0; i < s->n_providers; i++) {
         bool again =
             p.kind == PROVIDER_PEER
@@ -168,21 +172,26 @@ static int add_provider(o2h_router *r, const char *name, provider p, bool check_
              * their whole list): keep one entry, take the new properties. */
             free(s->providers[i].properties);
             s->providers[i].properties = p.properties;
-            if (p.kind == PROVIDER_LINK) proto_service_changed(r, name, p.kind, true);
+            *active = i == 0;
+            /* O2 treats a bridge's repeat as a change of properties. */
+            if (p.kind == PROVIDER_LINK) proto_properties_changed(r, name);
             return O2H_OK;
         }
     }
     if (p.kind != PROVIDER_PEER && has_local_process_provider(s)) return O2H_SERVICE_EXISTS;
     int rc = insert_provider(r, s, p);
     if (rc != O2H_OK && !existed) service_drop(&r->services, s);
-    if (rc == O2H_OK && check_name) proto_service_changed(r, name, p.kind, true);
-    return rc;
+    if (rc != O2H_OK) return rc;
+    *active = same_provider(&s->providers[0], p.kind, who);
+    if (check_name) proto_service_added(r, name, p.kind, *active);
+    return O2H_OK;
 }
 
 int services_add_local(o2h_router *r, const char *name, const char *properties) {
     provider p = {.kind = PROVIDER_LOCAL};
     if (properties && !(p.properties = strdup(properties))) return O2H_NO_MEMORY;
-    int rc = add_provider(r, name, p, true);
+    bool active;
+    int rc = add_provider(r, name, p, true, &active);
     if (rc != O2H_OK) free(p.properties);
     return rc;
 }
@@ -194,25 +203,29 @@ int services_add_link(o2h_router *r, const char *name, o2h_link *link) {
 int services_add_link_props(o2h_router *r, const char *name, o2h_link *link, const char *props) {
     provider p = {.kind = PROVIDER_LINK, .link = link};
     if (props && !(p.properties = strdup(props))) return O2H_NO_MEMORY;
-    int rc = add_provider(r, name, p, true);
+    bool active;
+    int rc = add_provider(r, name, p, true, &active);
     if (rc != O2H_OK) free(p.properties);
     return rc;
 }
 
 void services_link_status_changed(o2h_router *r, o2h_link *link) {
+    /* As O2's o2_clock_status_change: nothing changes before this process has sync. */
+    if (!r->clock.synced) return;
     uint32_t pos = 0;
     const char *key;
     void *value;
-    /* Notifications are queued (o2h_send_msg), so the table does not change meanwhile. */
+    /* Notices are queued, so the table does not change meanwhile. */
     while (strmap_next(&r->services.by_name, &pos, &key, &value)) {
         service *s = value;
         if (s->n_providers && s->providers[0].kind == PROVIDER_LINK && s->providers[0].link == link)
-            proto_notify_si(r, s->name);
+            proto_notify_si(r, s, true);
     }
 }
 
 int services_add_internal(o2h_router *r, const char *name) {
-    return add_provider(r, name, (provider){.kind = PROVIDER_LOCAL}, false);
+    bool active;
+    return add_provider(r, name, (provider){.kind = PROVIDER_LOCAL}, false, &active);
 }
 
 int services_add_peer(o2h_router *r, const char *name, struct peer *who, const char *properties) {
@@ -223,9 +236,10 @@ int services_add_peer(o2h_router *r, const char *name, struct peer *who, const c
         free(p.properties);
         return O2H_BAD_NAME;
     }
-    int rc = add_provider(r, name, p, false);
+    bool active;
+    int rc = add_provider(r, name, p, false, &active);
     if (rc != O2H_OK) free(p.properties);
-    if (rc == O2H_OK) proto_service_changed(r, name, PROVIDER_PEER, true);
+    if (rc == O2H_OK) proto_service_added(r, name, PROVIDER_PEER, active);
     return rc;
 }
 
@@ -233,8 +247,9 @@ static void remove_provider_at(o2h_router *r, service *s, uint32_t i) {
     provider_kind kind = s->providers[i].kind;
     char name[128], process[32];
     snprintf(name, sizeof name, "%s", s->name);
+    /* O2 names the process that left: a peer, or this one ("_o2" until it has a name). */
     snprintf(process, sizeof process, "%s",
-             kind == PROVIDER_PEER ? s->providers[i].peer->name : "_o2");
+             kind == PROVIDER_PEER ? s->providers[i].peer->name : r->process_name);
     if (kind == PROVIDER_LOCAL) free_methods(s);
     free(s->providers[i].properties);
     s->providers[i] = s->providers[--s->n_providers];

@@ -71,3 +71,15 @@ Test(o2compat, local_program, .timeout = 60) {
     cr_assert_not_null(strstr(c.out, "LOCAL DONE"), "%s", c.out);
     pu_kill(&c);
 }
+
+/* The /_o2/si notices around o2_clock_set, through o2_poll, as O2 sends them. */
+Test(o2compat, status_notices_on_clock_sync, .timeout = 60) {
+    char *argv[] = {O2INFO_EXE, NULL};
+    const char *env[] = {"O2HUB_PLUGIN_PATH=" PLUGIN_PATH, "O2HUB_DISCOVERY=none", NULL};
+    child c;
+    pu_spawn(&c, argv, env, false);
+    int st = pu_wait(&c, 50);
+    cr_assert_eq(st, 0, "o2info exit %d:\n%s", st, c.out);
+    cr_assert_not_null(strstr(c.out, "INFO DONE"), "%s", c.out);
+    pu_kill(&c);
+}
