@@ -2,6 +2,8 @@
 #include "allow.h"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,8 +43,33 @@ static bool never_a_process(uint32_t ip) {
     return (ip >> 24) == 0 || (ip >> 28) == 0xe || (ip >> 28) == 0xf;
 }
 
+void allow_read_local(allow_list *l) {
+    struct ifaddrs *ifs = NULL;
+    if (getifaddrs(&ifs) != 0) return;
+    int n = 0;
+    for (struct ifaddrs *i = ifs; i; i = i->ifa_next)
+        n += i->ifa_addr && i->ifa_netmask && i->ifa_addr->sa_family == AF_INET;
+    free(l->local);
+    l->local = n ? calloc((size_t)n, sizeof *l->local) : NULL;
+    l->n_local = 0;
+    for (struct ifaddrs *i = ifs; i && l->local; i = i->ifa_next) {
+        if (!i->ifa_addr || !i->ifa_netmask || i->ifa_addr->sa_family != AF_INET) continue;
+        uint32_t addr = ntohl(((const struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr);
+        uint32_t mask = ntohl(((const struct sockaddr_in *)i->ifa_netmask)->sin_addr.s_addr);
+        l->local[l->n_local++] = (allow_net){addr & mask, mask};
+    }
+    freeifaddrs(ifs);
+}
+
+static bool in_nets(const allow_net *nets, int n, uint32_t ip) {
+    for (int i = 0; i < n; i++)
+        if ((ip & nets[i].mask) == nets[i].addr) return true;
+    return false;
+}
+
 bool allow_permits(const allow_list *l, uint32_t ip) {
     if (never_a_process(ip)) return false;
+    if (l && !l->nets && in_nets(l->local, l->n_local, ip)) return true; /* the machine's LANs */
     const allow_net *nets = l && l->nets ? l->nets : default_nets;
     int n = l && l->nets ? l->n : (int)(sizeof default_nets / sizeof default_nets[0]);
     for (int i = 0; i < n; i++)
@@ -64,10 +91,12 @@ void allow_describe(const allow_list *l, char *out, size_t size) {
         if (k < 0) break;
         used += (size_t)k;
     }
+    if (!(l && l->nets) && used < size)
+        snprintf(out + used, size - used, " and this machine's networks");
 }
 
 void allow_fini(allow_list *l) {
     free(l->nets);
-    l->nets = NULL;
-    l->n = 0;
+    free(l->local);
+    memset(l, 0, sizeof *l);
 }

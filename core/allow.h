@@ -17,9 +17,15 @@ typedef struct allow_net {
 } allow_net;
 
 typedef struct allow_list {
-    allow_net *nets; /* NULL: the default (loopback, private and link-local networks) */
+    allow_net *nets; /* NULL: the default (loopback, private and link-local networks,
+                        and the networks of this machine's own interfaces) */
     int n;
+    allow_net *local; /* this machine's IPv4 networks, read when the router is made */
+    int n_local;
 } allow_list;
+
+/** Read this machine's IPv4 networks into l->local (part of the default). */
+void allow_read_local(allow_list *l);
 
 /** Parse "a.b.c.d/len" or "a.b.c.d" (a /32). 0 on success, -1 if malformed. */
 int allow_parse_cidr(const char *text, allow_net *out);

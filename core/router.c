@@ -65,6 +65,7 @@ o2h_router *o2h_router_new(const o2h_router_options *opts, o2h_error *err) {
         return NULL;
     }
     r->env_plugin_path = env_plugin_path();
+    allow_read_local(&r->allow); /* part of the default "allow": this machine's own LANs */
     r->log_level = o.log_level;
     r->log = o.log;
     r->log_ctx = o.log_ctx;

@@ -1,5 +1,8 @@
 /* The O2 process protocol's messages, byte for byte as O2 2.x encodes them. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -195,4 +198,36 @@ Test(proto, a_bad_allow_entry_is_a_located_config_error) {
     cr_assert_eq(err.line, 3, "line %d: %s", err.line, err.message);
     cr_assert(strstr(err.key_path, "allow[1]"), "%s", err.key_path);
     cr_assert(strstr(err.message, "10.0.0.0/33"), "%s", err.message);
+}
+
+/* This machine's first IPv4 address off loopback, in hex as O2 writes it, or "". */
+static void own_address(char out[9]) {
+    out[0] = '\0';
+    struct ifaddrs *ifs = NULL;
+    if (getifaddrs(&ifs) != 0) return;
+    for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+        uint32_t a = ntohl(((const struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr);
+        if ((a >> 24) == 127) continue;
+        snprintf(out, 9, "%08x", a);
+        break;
+    }
+    freeifaddrs(ifs);
+}
+
+Test(proto, the_networks_of_this_machine_are_allowed_by_default) {
+    char own[9];
+    own_address(own);
+    if (!own[0]) cr_skip_test("no IPv4 interface besides loopback");
+    o2h_router_options o = {.struct_size = sizeof o, .ensemble = "test"};
+    o2h_router *r = o2h_router_new(&o, NULL);
+    const o2h_host *h = host_table();
+    o2h_plugin tcp = {.router = r, .type = "tcp"}, udp = {.router = r, .type = "udp"};
+    tcp.transport.connect = count_connect;
+    proto_net_register(r, &tcp, O2H_NET_TCP, 0x7f000001, 0x1000);
+    proto_net_register(r, &udp, O2H_NET_UDP, 0x7f000001, 0x1000);
+    connects = 0;
+    h->link->deliver(&udp, NULL, dy_info("00000000", own, 0x2000));
+    cr_assert_eq(connects, 1, "a process at %s, on this machine's network, is reached", own);
+    o2h_router_free(r);
 }
