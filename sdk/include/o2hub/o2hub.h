@@ -87,8 +87,9 @@ O2H_EXPORT int o2h_router_add_plugin_dir(o2h_router *r, const char *dir);
  * be: this router connects only to processes there and lets in only those.
  * The first call replaces the default (loopback, 10/8, 172.16/12,
  * 192.168/16, 169.254/16, and the networks of this machine's interfaces);
- * 0.0.0.0/8, multicast and broadcast addresses are never allowed. The config's "allow" key does the same. O2H_BAD_ARGS for
- * text that is not a network.
+ * 0.0.0.0/8, multicast and broadcast addresses are never allowed. The
+ * config's "allow" key does the same. O2H_BAD_ARGS for text that is not a
+ * network.
  */
 O2H_EXPORT int o2h_router_allow(o2h_router *r, const char *cidr);
 
