@@ -18,7 +18,7 @@ static const allow_net default_nets[] = {
     {0xa9fe0000u, 0xffff0000u}, /* 169.254.0.0/16 */
 };
 
-int allow_parse_cidr(const char *text, allow_net *out) {
+int o2h__allow_parse_cidr(const char *text, allow_net *out) {
     char ip[INET_ADDRSTRLEN];
     const char *slash = strchr(text, '/');
     size_t len = slash ? (size_t)(slash - text) : strlen(text);
@@ -43,7 +43,7 @@ static bool never_a_process(uint32_t ip) {
     return (ip >> 24) == 0 || (ip >> 28) == 0xe || (ip >> 28) == 0xf;
 }
 
-void allow_read_local(allow_list *l) {
+void o2h__allow_read_local(allow_list *l) {
     struct ifaddrs *ifs = NULL;
     if (getifaddrs(&ifs) != 0) return;
     int n = 0;
@@ -67,7 +67,7 @@ static bool in_nets(const allow_net *nets, int n, uint32_t ip) {
     return false;
 }
 
-bool allow_permits(const allow_list *l, uint32_t ip) {
+bool o2h__allow_permits(const allow_list *l, uint32_t ip) {
     if (never_a_process(ip)) return false;
     if (l && !l->nets && in_nets(l->local, l->n_local, ip)) return true; /* the machine's LANs */
     const allow_net *nets = l && l->nets ? l->nets : default_nets;
@@ -77,7 +77,7 @@ bool allow_permits(const allow_list *l, uint32_t ip) {
     return false;
 }
 
-void allow_describe(const allow_list *l, char *out, size_t size) {
+void o2h__allow_describe(const allow_list *l, char *out, size_t size) {
     const allow_net *nets = l && l->nets ? l->nets : default_nets;
     int n = l && l->nets ? l->n : (int)(sizeof default_nets / sizeof default_nets[0]);
     size_t used = 0;
@@ -95,7 +95,7 @@ void allow_describe(const allow_list *l, char *out, size_t size) {
         snprintf(out + used, size - used, " and this machine's networks");
 }
 
-void allow_fini(allow_list *l) {
+void o2h__allow_fini(allow_list *l) {
     free(l->nets);
     free(l->local);
     memset(l, 0, sizeof *l);

@@ -25,17 +25,17 @@ typedef struct allow_list {
 } allow_list;
 
 /** Read this machine's IPv4 networks into l->local (part of the default). */
-void allow_read_local(allow_list *l);
+void o2h__allow_read_local(allow_list *l);
 
 /** Parse "a.b.c.d/len" or "a.b.c.d" (a /32). 0 on success, -1 if malformed. */
-int allow_parse_cidr(const char *text, allow_net *out);
+int o2h__allow_parse_cidr(const char *text, allow_net *out);
 
 /** True when a process may be at `ip` (host byte order). */
-bool allow_permits(const allow_list *l, uint32_t ip);
+bool o2h__allow_permits(const allow_list *l, uint32_t ip);
 
 /** Text of the list for logs and errors ("127.0.0.0/8, ..."). */
-void allow_describe(const allow_list *l, char *out, size_t size);
+void o2h__allow_describe(const allow_list *l, char *out, size_t size);
 
-void allow_fini(allow_list *l);
+void o2h__allow_fini(allow_list *l);
 
 #endif

@@ -9,7 +9,7 @@
 #include "names.h"
 #include "router.h"
 
-bridge *bridge_new(o2h_router *r, o2h_link *link, const char *protocol, bool schedule_first) {
+bridge *o2h__bridge_new(o2h_router *r, o2h_link *link, const char *protocol, bool schedule_first) {
     if (!link || link->bridge || link->peer) return NULL;
     bridge *b = calloc(1, sizeof *b);
     if (!b) return NULL;
@@ -20,12 +20,12 @@ bridge *bridge_new(o2h_router *r, o2h_link *link, const char *protocol, bool sch
     link->bridge = b;
     b->next = r->bridges.list;
     r->bridges.list = b;
-    router_log(r, O2H_LOG_INFO, "core", "%s client %d connected (%s)", b->protocol, b->id,
-               link->description);
+    o2h__router_log(r, O2H_LOG_INFO, "core", "%s client %d connected (%s)", b->protocol, b->id,
+                    link->description);
     return b;
 }
 
-bridge *bridge_find(o2h_router *r, int id) {
+bridge *o2h__bridge_find(o2h_router *r, int id) {
     for (bridge *b = r->bridges.list; b; b = b->next)
         if (b->id == id) return b;
     return NULL;
@@ -36,7 +36,7 @@ static void close_udp(bridge *b) {
     if (!udp) return;
     b->udp = NULL;
     udp->bridge = NULL;
-    link_close(udp);
+    o2h__link_close(udp);
 }
 
 static void free_taps(bridge *b) {
@@ -63,7 +63,7 @@ static void unlink_bridge(o2h_router *r, bridge *gone) {
         }
 }
 
-void bridge_link_closed(o2h_router *r, o2h_link *link) {
+void o2h__bridge_link_closed(o2h_router *r, o2h_link *link) {
     bridge *b = link->bridge;
     if (!b) return;
     link->bridge = NULL;
@@ -72,15 +72,15 @@ void bridge_link_closed(o2h_router *r, o2h_link *link) {
         return;
     }
     unlink_bridge(r, b);
-    router_log(r, O2H_LOG_INFO, "core", "%s client %d left", b->protocol, b->id);
+    o2h__router_log(r, O2H_LOG_INFO, "core", "%s client %d left", b->protocol, b->id);
     /* Its taps go with it; its services go with the link (the caller). */
     for (uint32_t i = 0; i < b->n_taps; i++)
-        if (services_remove_tap(r, b->taps[i].tappee, b->taps[i].tapper, NULL) == O2H_OK)
-            proto_tap_changed(r, b->taps[i].tappee, b->taps[i].tapper, 0, false);
+        if (o2h__services_remove_tap(r, b->taps[i].tappee, b->taps[i].tapper, NULL) == O2H_OK)
+            o2h__proto_tap_changed(r, b->taps[i].tappee, b->taps[i].tapper, 0, false);
     bridge_destroy(b);
 }
 
-void bridge_fini(o2h_router *r) {
+void o2h__bridge_fini(o2h_router *r) {
     while (r->bridges.list) {
         bridge *b = r->bridges.list;
         r->bridges.list = b->next;
@@ -117,45 +117,46 @@ static void forget_tap(bridge *b, const char *tappee, const char *tapper) {
 
 static int bridge_add_or_remove_tap(o2h_router *r, bridge *b, const char *tapper, bool added,
                                     const char *tappee, int mode) {
-    if (!tappee[0] || strlen(tappee) > 127 || !names_valid_service(tapper)) return O2H_BAD_NAME;
+    if (!tappee[0] || strlen(tappee) > 127 || !o2h__names_valid_service(tapper))
+        return O2H_BAD_NAME;
     if (!added) {
         forget_tap(b, tappee, tapper);
-        int rc = services_remove_tap(r, tappee, tapper, NULL);
-        if (rc == O2H_OK) proto_tap_changed(r, tappee, tapper, 0, false);
+        int rc = o2h__services_remove_tap(r, tappee, tapper, NULL);
+        if (rc == O2H_OK) o2h__proto_tap_changed(r, tappee, tapper, 0, false);
         return rc;
     }
-    int rc = services_add_tap(r, tappee, tapper, NULL, mode);
+    int rc = o2h__services_add_tap(r, tappee, tapper, NULL, mode);
     if (rc != O2H_OK) return rc;
     if (remember_tap(b, tappee, tapper) != O2H_OK) {
-        services_remove_tap(r, tappee, tapper, NULL);
+        o2h__services_remove_tap(r, tappee, tapper, NULL);
         return O2H_NO_MEMORY;
     }
-    proto_tap_changed(r, tappee, tapper, mode, true);
+    o2h__proto_tap_changed(r, tappee, tapper, mode, true);
     return O2H_OK;
 }
 
-int bridge_service(o2h_router *r, bridge *b, const char *name, bool added, bool is_service,
-                   const char *props_or_tappee, int mode) {
+int o2h__bridge_service(o2h_router *r, bridge *b, const char *name, bool added, bool is_service,
+                        const char *props_or_tappee, int mode) {
     if (!is_service) return bridge_add_or_remove_tap(r, b, name, added, props_or_tappee, mode);
-    if (!added) return services_remove(r, name, PROVIDER_LINK, b->link);
+    if (!added) return o2h__services_remove(r, name, PROVIDER_LINK, b->link);
     /* O2 clients send "" or ";key:value;...": keep only a real property list. */
     const char *props =
         props_or_tappee && props_or_tappee[0] == ';' && props_or_tappee[1] ? props_or_tappee : NULL;
-    int rc = services_add_link_props(r, name, b->link, props);
+    int rc = o2h__services_add_link_props(r, name, b->link, props);
     if (rc == O2H_SERVICE_EXISTS)
-        router_log(r, O2H_LOG_WARN, "core", "%s client %d offers %s, which this process has",
-                   b->protocol, b->id, name);
+        o2h__router_log(r, O2H_LOG_WARN, "core", "%s client %d offers %s, which this process has",
+                        b->protocol, b->id, name);
     return rc;
 }
 
-void bridge_set_synced(o2h_router *r, bridge *b) {
+void o2h__bridge_set_synced(o2h_router *r, bridge *b) {
     if (b->synced) return;
     b->synced = true;
-    router_log(r, O2H_LOG_INFO, "core", "%s client %d has clock sync", b->protocol, b->id);
-    services_link_status_changed(r, b->link);
+    o2h__router_log(r, O2H_LOG_INFO, "core", "%s client %d has clock sync", b->protocol, b->id);
+    o2h__services_link_status_changed(r, b->link);
 }
 
-int bridge_send(o2h_router *r, bridge *b, o2h_msg *msg) {
+int o2h__bridge_send(o2h_router *r, bridge *b, o2h_msg *msg) {
     o2h_link *link = (o2h_msg_reliable(msg) || !b->udp) ? b->link : b->udp;
-    return link_send(r, link, msg);
+    return o2h__link_send(r, link, msg);
 }

@@ -39,28 +39,28 @@ typedef struct bridge_set {
 } bridge_set;
 
 /** Make `link` a bridge of `protocol`; NULL if out of memory or already one. */
-bridge *bridge_new(o2h_router *r, o2h_link *link, const char *protocol, bool schedule_first);
+bridge *o2h__bridge_new(o2h_router *r, o2h_link *link, const char *protocol, bool schedule_first);
 
 /** The bridge with this id, or NULL. */
-bridge *bridge_find(o2h_router *r, int id);
+bridge *o2h__bridge_find(o2h_router *r, int id);
 
 /** The link is going away: forget its bridge (its services are removed by the caller). */
-void bridge_link_closed(o2h_router *r, o2h_link *link);
+void o2h__bridge_link_closed(o2h_router *r, o2h_link *link);
 
 /** Free every bridge (router shutdown). */
-void bridge_fini(o2h_router *r);
+void o2h__bridge_fini(o2h_router *r);
 
 /**
  * A service item from the client, as in O2's …/sv "siisi": a service added
  * or removed, or (is_service false) a tap of `props_or_tappee` by `name`.
  */
-int bridge_service(o2h_router *r, bridge *b, const char *name, bool added, bool is_service,
-                   const char *props_or_tappee, int mode);
+int o2h__bridge_service(o2h_router *r, bridge *b, const char *name, bool added, bool is_service,
+                        const char *props_or_tappee, int mode);
 
 /** The client has clock sync: its services' status changes (BRIDGE_NOTIME -> BRIDGE). */
-void bridge_set_synced(o2h_router *r, bridge *b);
+void o2h__bridge_set_synced(o2h_router *r, bridge *b);
 
 /** Send to the client: reliable messages on its link, others by UDP when it has that path. */
-int bridge_send(o2h_router *r, bridge *b, o2h_msg *msg);
+int o2h__bridge_send(o2h_router *r, bridge *b, o2h_msg *msg);
 
 #endif

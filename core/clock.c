@@ -13,7 +13,7 @@ static double ping_interval(const clock_state *c, double since_start) {
     return since_start < 5.0 ? 0.5 : 10.0;
 }
 
-double clock_global(const o2h_router *r) {
+double o2h__clock_global(const o2h_router *r) {
     const clock_state *c = &r->clock;
     if (!c->synced) return -1.0;
     double l = o2h_local_time(r);
@@ -28,10 +28,10 @@ static void notify_peer_services(o2h_router *r, const peer *p) {
     const char *key;
     void *value;
     /* Queued notices leave the table as it is, so it can be walked meanwhile. */
-    while (strmap_next(&r->services.by_name, &pos, &key, &value)) {
+    while (o2h__strmap_next(&r->services.by_name, &pos, &key, &value)) {
         const service *s = value;
         if (s->n_providers && s->providers[0].kind == PROVIDER_PEER && s->providers[0].peer == p)
-            proto_notify_si(r, s, true);
+            o2h__proto_notify_si(r, s, true);
     }
 }
 
@@ -41,14 +41,14 @@ static void notify_own_services(o2h_router *r, provider_kind kind) {
     uint32_t pos = 0;
     const char *key;
     void *value;
-    while (strmap_next(&r->services.by_name, &pos, &key, &value)) {
+    while (o2h__strmap_next(&r->services.by_name, &pos, &key, &value)) {
         const service *s = value;
         if (!s->n_providers || s->providers[0].kind != kind) continue;
         /* A link without a bridge is an OSC delegation: O2 reports no change for it. */
         if (kind == PROVIDER_LINK &&
             !(s->providers[0].link->bridge && s->providers[0].link->bridge->synced))
             continue;
-        proto_notify_si(r, s, true);
+        o2h__proto_notify_si(r, s, true);
     }
 }
 
@@ -59,11 +59,11 @@ static o2h_msg *cs_message(o2h_router *r) {
     return o2h_builder_finish(b, 0, "!_o2/cs/cs", O2H_FLAG_RELIABLE);
 }
 
-void clock_announce_sync_on(o2h_router *r, o2h_link *link) {
+void o2h__clock_announce_sync_on(o2h_router *r, o2h_link *link) {
     if (!r->clock.synced || r->process_name[0] != '@' || !link) return;
     o2h_msg *m = cs_message(r);
     if (m) {
-        link_send(r, link, m);
+        o2h__link_send(r, link, m);
         o2h_msg_unref(m);
     }
 }
@@ -75,8 +75,8 @@ void clock_announce_sync_on(o2h_router *r, o2h_link *link) {
  * LOCAL. The notices are queued, as O2 queues them.
  */
 static void became_synced(o2h_router *r) {
-    router_log(r, O2H_LOG_INFO, "core", "clock synchronised%s",
-               r->clock.reference ? " (reference)" : "");
+    o2h__router_log(r, O2H_LOG_INFO, "core", "clock synchronised%s",
+                    r->clock.reference ? " (reference)" : "");
     size_t n = 0;
     for (peer *p = r->net.peers; p; p = p->next)
         n++;
@@ -85,7 +85,7 @@ static void became_synced(o2h_router *r) {
     for (peer *p = r->net.peers; p && oldest_first; p = p->next)
         oldest_first[--k] = p;
     for (size_t i = 0; oldest_first && i < n; i++) {
-        clock_announce_sync_on(r, oldest_first[i]->tcp);
+        o2h__clock_announce_sync_on(r, oldest_first[i]->tcp);
         if (oldest_first[i]->synced) notify_peer_services(r, oldest_first[i]);
     }
     free(oldest_first);
@@ -94,7 +94,7 @@ static void became_synced(o2h_router *r) {
 }
 
 /* A new estimate of global time at local time `l`: set, slew or jump. */
-void clock_estimate(o2h_router *r, double estimate, double l) {
+void o2h__clock_estimate(o2h_router *r, double estimate, double l) {
     clock_state *c = &r->clock;
     if (!c->synced) {
         c->synced = true;
@@ -104,7 +104,7 @@ void clock_estimate(o2h_router *r, double estimate, double l) {
         became_synced(r);
         return;
     }
-    double now = clock_global(r);
+    double now = o2h__clock_global(r);
     double error = estimate - now;
     c->g_base = now;
     c->l_base = l;
@@ -138,9 +138,9 @@ static void send_ping(o2h_router *r) {
     c->sent_at = o2h_local_time(r);
     c->pings_sent++;
     o2h_send(r, "!_cs/get", 0, "is", c->serial, reply_to);
-    loop_timer_stop(c->ping_timer);
-    c->ping_timer =
-        loop_timer_start(&r->lp, ping_interval(c, c->sent_at - c->ping_start), 0, on_ping_timer, r);
+    o2h__loop_timer_stop(c->ping_timer);
+    c->ping_timer = o2h__loop_timer_start(&r->lp, ping_interval(c, c->sent_at - c->ping_start), 0,
+                                          on_ping_timer, r);
 }
 
 /* !@us/cs/put "it": serial, reference time. */
@@ -164,14 +164,14 @@ static void handle_put(o2h_router *r, const o2h_msg *msg, const char *types,
     }
     c->mean_rtt = sum / CLOCK_HISTORY;
     c->min_rtt = c->rtt[best];
-    clock_estimate(r, now + c->offset[best], now);
+    o2h__clock_estimate(r, now + c->offset[best], now);
 }
 
 /* !_cs/get "is" at the reference: serial, reply-to. */
 static void handle_get(o2h_router *r, const o2h_msg *msg, const char *types,
                        const o2h_arg *const *argv, int argc, void *user_data) {
     if (!r->clock.synced) return;
-    o2h_send(r, argv[1]->s, 0, "it", argv[0]->i, clock_global(r));
+    o2h_send(r, argv[1]->s, 0, "it", argv[0]->i, o2h__clock_global(r));
 }
 
 /* !_o2/cs/cs "s": a peer process obtained sync. */
@@ -192,11 +192,13 @@ static void handle_rt(o2h_router *r, const o2h_msg *msg, const char *types,
     o2h_send(r, argv[0]->s, 0, "sff", r->process_name, mean, min);
 }
 
-int clock_init(o2h_router *r) {
+int o2h__clock_init(o2h_router *r) {
     r->clock.rate = 1.0;
-    int rc = services_add_method(r, "/_o2/cs/put", "it", handle_put, NULL, true, true);
-    if (rc == O2H_OK) rc = services_add_method(r, "/_o2/cs/cs", "s", handle_cs, NULL, false, true);
-    if (rc == O2H_OK) rc = services_add_method(r, "/_o2/cs/rt", "s", handle_rt, NULL, false, true);
+    int rc = o2h__services_add_method(r, "/_o2/cs/put", "it", handle_put, NULL, true, true);
+    if (rc == O2H_OK)
+        rc = o2h__services_add_method(r, "/_o2/cs/cs", "s", handle_cs, NULL, false, true);
+    if (rc == O2H_OK)
+        rc = o2h__services_add_method(r, "/_o2/cs/rt", "s", handle_rt, NULL, false, true);
     return rc;
 }
 
@@ -205,15 +207,15 @@ void o2h_time_jump_callback_set(o2h_router *r, o2h_time_jump_fn fn, void *ctx) {
     r->clock.jump_ctx = ctx;
 }
 
-void clock_fini(o2h_router *r) {
-    loop_timer_stop(r->clock.ping_timer);
+void o2h__clock_fini(o2h_router *r) {
+    o2h__loop_timer_stop(r->clock.ping_timer);
     r->clock.ping_timer = NULL;
 }
 
-int clock_become_reference(o2h_router *r) {
+int o2h__clock_become_reference(o2h_router *r) {
     clock_state *c = &r->clock;
     if (c->reference) return O2H_OK;
-    loop_timer_stop(c->ping_timer);
+    o2h__loop_timer_stop(c->ping_timer);
     c->ping_timer = NULL;
     bool was_synced = c->synced;
     double now = o2h_local_time(r);
@@ -228,27 +230,28 @@ int clock_become_reference(o2h_router *r) {
     }
     /* ... and "_cs" (announced to every process like any other service) is
      * told at once, so outside a handler its notice comes first. */
-    int rc = services_add_internal(r, "_cs");
-    if (rc == O2H_OK) rc = services_add_method(r, "/_cs/get", "is", handle_get, NULL, true, true);
+    int rc = o2h__services_add_internal(r, "_cs");
+    if (rc == O2H_OK)
+        rc = o2h__services_add_method(r, "/_cs/get", "is", handle_get, NULL, true, true);
     if (rc == O2H_OK) {
-        const service *cs = services_find(&r->services, "_cs", 3);
-        proto_service_added(r, "_cs", PROVIDER_LOCAL,
-                            cs && cs->providers[0].kind == PROVIDER_LOCAL);
+        const service *cs = o2h__services_find(&r->services, "_cs", 3);
+        o2h__proto_service_added(r, "_cs", PROVIDER_LOCAL,
+                                 cs && cs->providers[0].kind == PROVIDER_LOCAL);
     }
     return rc == O2H_SERVICE_EXISTS ? O2H_OK : rc;
 }
 
-void clock_reference_changed(o2h_router *r) {
+void o2h__clock_reference_changed(o2h_router *r) {
     clock_state *c = &r->clock;
     if (c->reference || r->closing) return;
-    service *cs = services_find(&r->services, "_cs", 3);
+    service *cs = o2h__services_find(&r->services, "_cs", 3);
     bool remote_ref = cs && cs->providers[0].kind == PROVIDER_PEER;
     if (remote_ref && !c->ping_timer && r->process_name[0] == '@') {
         c->pings_sent = 0;
         c->ping_start = o2h_local_time(r);
         send_ping(r);
     } else if (!remote_ref && c->ping_timer) {
-        loop_timer_stop(c->ping_timer); /* once synchronised, a process stays so */
+        o2h__loop_timer_stop(c->ping_timer); /* once synchronised, a process stays so */
         c->ping_timer = NULL;
     }
 }

@@ -34,26 +34,26 @@ typedef struct clock_state {
 } clock_state;
 
 /** Install the handlers for /_o2/cs/put and /_o2/cs/cs. */
-int clock_init(o2h_router *r);
-void clock_fini(o2h_router *r);
+int o2h__clock_init(o2h_router *r);
+void o2h__clock_fini(o2h_router *r);
 
 /** Global time now (-1 if not synchronised). */
-double clock_global(const o2h_router *r);
+double o2h__clock_global(const o2h_router *r);
 
 /**
  * A new estimate of O2 time at local time `l` (from the pings, or a test):
  * the first sets the clock; later ones slew it, or jump (see
  * o2h_time_jump_callback_set).
  */
-void clock_estimate(o2h_router *r, double estimate, double l);
+void o2h__clock_estimate(o2h_router *r, double estimate, double l);
 
 /** Become the reference: offer "_cs", synchronised at once. */
-int clock_become_reference(o2h_router *r);
+int o2h__clock_become_reference(o2h_router *r);
 
 /** The "_cs" service appeared or went away: start or stop pinging. */
-void clock_reference_changed(o2h_router *r);
+void o2h__clock_reference_changed(o2h_router *r);
 
 /** Send !_o2/cs/cs on `link` if this process is synchronised (at connect time). */
-void clock_announce_sync_on(o2h_router *r, o2h_link *link);
+void o2h__clock_announce_sync_on(o2h_router *r, o2h_link *link);
 
 #endif

@@ -2,7 +2,7 @@
  * Configuration documents: parsing with jansson, the router's schema, and
  * the o2h_cfg accessors plugins use. Every error is recorded once per
  * document (the first one wins) with its position recovered by
- * config_locate().
+ * o2h__config_locate().
  */
 #include "config.h"
 
@@ -38,7 +38,7 @@ struct config_doc {
     int n_cfgs, cap_cfgs;
     char **strings; /* strings made for this doc (resolved paths, properties) */
     int n_strings, cap_strings;
-    void *arrays[4];    /* path, plugin, service and allow arrays of config_parse_router */
+    void *arrays[4];    /* path, plugin, service and allow arrays of o2h__config_parse_router */
     port_claim *claims; /* ports the plugins of this doc will listen on */
     int n_claims;
 };
@@ -110,7 +110,7 @@ static int record_verror(config_doc *doc, const char *path, const char *locate_p
     snprintf(e->file, sizeof e->file, "%s", doc->name);
     snprintf(e->key_path, sizeof e->key_path, "%s", path);
     vsnprintf(e->message, sizeof e->message, fmt, ap);
-    config_locate(doc->text, locate_path, at_key, &e->line, &e->column);
+    o2h__config_locate(doc->text, locate_path, at_key, &e->line, &e->column);
     doc->has_error = true;
     return O2H_CONFIG_ERROR;
 }
@@ -149,7 +149,7 @@ static config_doc *doc_new(const char *name, char *text, o2h_error *err) {
     doc->dir = copy ? strdup(dirname(copy)) : NULL;
     free(copy);
     if (!doc->name || !doc->dir) {
-        config_doc_free(doc);
+        o2h__config_doc_free(doc);
         return NULL;
     }
     json_error_t jerr;
@@ -161,13 +161,13 @@ static config_doc *doc_new(const char *name, char *text, o2h_error *err) {
         err->column = jerr.column;
         snprintf(err->file, sizeof err->file, "%s", name);
         snprintf(err->message, sizeof err->message, "invalid JSON: %s", jerr.text);
-        config_doc_free(doc);
+        o2h__config_doc_free(doc);
         return NULL;
     }
     return doc;
 }
 
-config_doc *config_doc_load_string(const char *text, const char *name, o2h_error *err) {
+config_doc *o2h__config_doc_load_string(const char *text, const char *name, o2h_error *err) {
     char *copy = strdup(text ? text : "");
     if (!copy) return NULL;
     config_doc *doc = doc_new(name, copy, err);
@@ -200,7 +200,7 @@ static char *read_file(const char *path, o2h_error *err) {
     return NULL;
 }
 
-config_doc *config_doc_load_file(const char *path, o2h_error *err) {
+config_doc *o2h__config_doc_load_file(const char *path, o2h_error *err) {
     char *text = read_file(path, err);
     return text ? doc_new(path, text, err) : NULL;
 }
@@ -211,7 +211,7 @@ static void cfg_free(o2h_cfg *cfg) {
     free(cfg);
 }
 
-void config_doc_free(config_doc *doc) {
+void o2h__config_doc_free(config_doc *doc) {
     if (!doc) return;
     for (int i = 0; i < doc->n_cfgs; i++)
         cfg_free(doc->cfgs[i]);
@@ -229,15 +229,15 @@ void config_doc_free(config_doc *doc) {
     free(doc);
 }
 
-const char *config_doc_name(const config_doc *doc) {
+const char *o2h__config_doc_name(const config_doc *doc) {
     return doc->name;
 }
 
-const char *config_cfg_dir(const o2h_cfg *cfg) {
+const char *o2h__config_cfg_dir(const o2h_cfg *cfg) {
     return cfg && cfg->doc && cfg->doc->dir ? cfg->doc->dir : ".";
 }
 
-int config_doc_take_error(config_doc *doc, o2h_error *err) {
+int o2h__config_doc_take_error(config_doc *doc, o2h_error *err) {
     if (!doc->has_error) return O2H_OK;
     if (err) *err = doc->error;
     return doc->error.code;
@@ -259,7 +259,7 @@ static o2h_cfg *cfg_new(config_doc *doc, json_t *value, const char *path, size_t
     return cfg;
 }
 
-o2h_cfg *config_doc_root_cfg(config_doc *doc, const char *path_prefix) {
+o2h_cfg *o2h__config_doc_root_cfg(config_doc *doc, const char *path_prefix) {
     o2h_cfg *cfg = cfg_new(doc, doc->root, path_prefix, strlen(path_prefix));
     if (cfg && !json_is_object(doc->root)) {
         cfg_record(cfg, NULL, false, "expected an object, found %s", type_name(doc->root));
@@ -293,7 +293,7 @@ static int wrong_type(const o2h_cfg *cfg, const char *key, const char *expected,
     return cfg_record(cfg, key, false, "expected %s, found %s", expected, type_name(v));
 }
 
-int config_cfg_string(const o2h_cfg *cfg, const char *key, const char *def, const char **out) {
+int o2h__config_cfg_string(const o2h_cfg *cfg, const char *key, const char *def, const char **out) {
     json_t *v = member(cfg, key);
     *out = def;
     if (!v) return O2H_NOT_FOUND;
@@ -302,8 +302,8 @@ int config_cfg_string(const o2h_cfg *cfg, const char *key, const char *def, cons
     return O2H_OK;
 }
 
-int config_cfg_int(const o2h_cfg *cfg, const char *key, int64_t def, int64_t min, int64_t max,
-                   int64_t *out) {
+int o2h__config_cfg_int(const o2h_cfg *cfg, const char *key, int64_t def, int64_t min, int64_t max,
+                        int64_t *out) {
     json_t *v = member(cfg, key);
     *out = def;
     if (!v) return O2H_NOT_FOUND;
@@ -316,7 +316,7 @@ int config_cfg_int(const o2h_cfg *cfg, const char *key, int64_t def, int64_t min
     return O2H_OK;
 }
 
-int config_cfg_double(const o2h_cfg *cfg, const char *key, double def, double *out) {
+int o2h__config_cfg_double(const o2h_cfg *cfg, const char *key, double def, double *out) {
     json_t *v = member(cfg, key);
     *out = def;
     if (!v) return O2H_NOT_FOUND;
@@ -325,7 +325,7 @@ int config_cfg_double(const o2h_cfg *cfg, const char *key, double def, double *o
     return O2H_OK;
 }
 
-int config_cfg_bool(const o2h_cfg *cfg, const char *key, bool def, bool *out) {
+int o2h__config_cfg_bool(const o2h_cfg *cfg, const char *key, bool def, bool *out) {
     json_t *v = member(cfg, key);
     *out = def;
     if (!v) return O2H_NOT_FOUND;
@@ -341,7 +341,7 @@ static o2h_cfg *child(const o2h_cfg *parent_const, json_t *value, const char *pa
     return c;
 }
 
-const o2h_cfg *config_cfg_object(const o2h_cfg *cfg, const char *key) {
+const o2h_cfg *o2h__config_cfg_object(const o2h_cfg *cfg, const char *key) {
     json_t *v = member(cfg, key);
     if (!v) return NULL;
     if (!json_is_object(v)) {
@@ -353,7 +353,7 @@ const o2h_cfg *config_cfg_object(const o2h_cfg *cfg, const char *key) {
     return child(cfg, v, path);
 }
 
-int config_cfg_array_len(const o2h_cfg *cfg, const char *key) {
+int o2h__config_cfg_array_len(const o2h_cfg *cfg, const char *key) {
     json_t *v = member(cfg, key);
     if (!v) return 0;
     if (!json_is_array(v)) {
@@ -363,7 +363,7 @@ int config_cfg_array_len(const o2h_cfg *cfg, const char *key) {
     return (int)json_array_size(v);
 }
 
-const o2h_cfg *config_cfg_array_item(const o2h_cfg *cfg, const char *key, int index) {
+const o2h_cfg *o2h__config_cfg_array_item(const o2h_cfg *cfg, const char *key, int index) {
     json_t *v = member(cfg, key);
     json_t *item = json_is_array(v) && index >= 0 ? json_array_get(v, (size_t)index) : NULL;
     if (!item) return NULL;
@@ -373,11 +373,11 @@ const o2h_cfg *config_cfg_array_item(const o2h_cfg *cfg, const char *key, int in
     return child(cfg, item, path);
 }
 
-const char *config_cfg_as_string(const o2h_cfg *cfg) {
+const char *o2h__config_cfg_as_string(const o2h_cfg *cfg) {
     return cfg && json_is_string(cfg->value) ? json_string_value(cfg->value) : NULL;
 }
 
-int config_cfg_verror(const o2h_cfg *cfg, const char *key, const char *fmt, va_list ap) {
+int o2h__config_cfg_verror(const o2h_cfg *cfg, const char *key, const char *fmt, va_list ap) {
     char path[sizeof cfg->path];
     if (key) {
         join_path(path, sizeof path, cfg->path, key);
@@ -388,10 +388,10 @@ int config_cfg_verror(const o2h_cfg *cfg, const char *key, const char *fmt, va_l
     return record_verror(cfg->doc, path, locate_part(cfg, path), false, fmt, ap);
 }
 
-int config_cfg_error(const o2h_cfg *cfg, const char *key, const char *fmt, ...) {
+int o2h__config_cfg_error(const o2h_cfg *cfg, const char *key, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    int rc = config_cfg_verror(cfg, key, fmt, ap);
+    int rc = o2h__config_cfg_verror(cfg, key, fmt, ap);
     va_end(ap);
     return rc;
 }
@@ -410,12 +410,12 @@ static int check_own_keys(const o2h_cfg *cfg) {
     return O2H_OK;
 }
 
-int config_cfg_check_unread(const o2h_cfg *cfg) {
+int o2h__config_cfg_check_unread(const o2h_cfg *cfg) {
     if (!cfg) return O2H_OK;
     int own = check_own_keys(cfg);
     if (own != O2H_OK) return own;
     for (int i = 0; i < cfg->n_children; i++) {
-        int rc = config_cfg_check_unread(cfg->children[i]);
+        int rc = o2h__config_cfg_check_unread(cfg->children[i]);
         if (rc != O2H_OK) return rc;
     }
     return O2H_OK;
@@ -441,34 +441,34 @@ static const char *resolve_path(config_doc *doc, const char *path) {
 
 static int parse_log_level(const o2h_cfg *root, router_config *out) {
     const char *level;
-    int rc = config_cfg_string(root, "log_level", NULL, &level);
+    int rc = o2h__config_cfg_string(root, "log_level", NULL, &level);
     if (rc != O2H_OK) return rc == O2H_NOT_FOUND ? O2H_OK : rc;
     for (int i = 0; i < 4; i++)
         if (strcmp(level, log_levels[i]) == 0) {
             out->log_level = i;
             return O2H_OK;
         }
-    return config_cfg_error(root, "log_level",
-                            "\"%s\" is not a log level (error, warn, info, debug)", level);
+    return o2h__config_cfg_error(root, "log_level",
+                                 "\"%s\" is not a log level (error, warn, info, debug)", level);
 }
 
 static int parse_clock(const o2h_cfg *root, router_config *out) {
-    const o2h_cfg *clock = config_cfg_object(root, "clock");
+    const o2h_cfg *clock = o2h__config_cfg_object(root, "clock");
     if (!clock) return root->doc->has_error ? O2H_CONFIG_ERROR : O2H_OK;
-    if (config_cfg_bool(clock, "reference", false, &out->clock_reference) == O2H_CONFIG_ERROR)
+    if (o2h__config_cfg_bool(clock, "reference", false, &out->clock_reference) == O2H_CONFIG_ERROR)
         return O2H_CONFIG_ERROR;
-    return config_cfg_check_unread(clock);
+    return o2h__config_cfg_check_unread(clock);
 }
 
 static int parse_plugin_path(const o2h_cfg *root, router_config *out) {
-    int n = config_cfg_array_len(root, "plugin_path");
+    int n = o2h__config_cfg_array_len(root, "plugin_path");
     if (n < 0) return O2H_CONFIG_ERROR;
     const char **paths = calloc((size_t)n + 1, sizeof *paths);
     if (!paths) return O2H_NO_MEMORY;
     root->doc->arrays[0] = paths;
     for (int i = 0; i < n; i++) {
-        const o2h_cfg *item = config_cfg_array_item(root, "plugin_path", i);
-        const char *dir = config_cfg_as_string(item);
+        const o2h_cfg *item = o2h__config_cfg_array_item(root, "plugin_path", i);
+        const char *dir = o2h__config_cfg_as_string(item);
         if (!dir) return wrong_type(item, NULL, "a string", item->value);
         if (!(paths[i] = resolve_path(root->doc, dir))) return O2H_NO_MEMORY;
     }
@@ -479,17 +479,17 @@ static int parse_plugin_path(const o2h_cfg *root, router_config *out) {
 
 /* "allow": networks O2 processes may be at, as CIDR text (kept as the doc's). */
 static int parse_allow(const o2h_cfg *root, router_config *out) {
-    int n = config_cfg_array_len(root, "allow");
+    int n = o2h__config_cfg_array_len(root, "allow");
     if (n < 0) return O2H_CONFIG_ERROR;
     if (n == 0 && !json_object_get(root->value, "allow")) return O2H_OK; /* the default */
     allow_net *nets = calloc((size_t)n + 1, sizeof *nets);
     if (!nets) return O2H_NO_MEMORY;
     root->doc->arrays[3] = nets;
     for (int i = 0; i < n; i++) {
-        const o2h_cfg *item = config_cfg_array_item(root, "allow", i);
-        const char *text = config_cfg_as_string(item);
+        const o2h_cfg *item = o2h__config_cfg_array_item(root, "allow", i);
+        const char *text = o2h__config_cfg_as_string(item);
         if (!text) return wrong_type(item, NULL, "a string", item->value);
-        if (allow_parse_cidr(text, &nets[i]) != 0)
+        if (o2h__allow_parse_cidr(text, &nets[i]) != 0)
             return cfg_record(item, NULL, false,
                               "\"%s\" is not a network (e.g. \"192.168.1.0/24\" or \"10.0.0.7\")",
                               text);
@@ -504,16 +504,16 @@ static int parse_plugin_entry(const o2h_cfg *item, const char *kind_key, config_
     p->kind_key = kind_key;
     p->cfg = (o2h_cfg *)(uintptr_t)item;
     p->required = true;
-    int rc = config_cfg_string(item, "type", NULL, &p->type);
+    int rc = o2h__config_cfg_string(item, "type", NULL, &p->type);
     if (rc == O2H_NOT_FOUND) return cfg_record(item, NULL, false, "missing required key \"type\"");
     if (rc != O2H_OK) return rc;
     if (!valid_plugin_type(p->type))
-        return config_cfg_error(item, "type", "\"%s\" is not a plugin type (use a-z, 0-9, _)",
-                                p->type);
-    if (config_cfg_bool(item, "required", true, &p->required) == O2H_CONFIG_ERROR)
+        return o2h__config_cfg_error(item, "type", "\"%s\" is not a plugin type (use a-z, 0-9, _)",
+                                     p->type);
+    if (o2h__config_cfg_bool(item, "required", true, &p->required) == O2H_CONFIG_ERROR)
         return O2H_CONFIG_ERROR;
     const char *file;
-    rc = config_cfg_string(item, "file", NULL, &file);
+    rc = o2h__config_cfg_string(item, "file", NULL, &file);
     if (rc == O2H_CONFIG_ERROR) return rc;
     if (rc == O2H_OK && !(p->file = resolve_path(item->doc, file))) return O2H_NO_MEMORY;
     return O2H_OK;
@@ -523,7 +523,7 @@ static int parse_plugins(const o2h_cfg *root, router_config *out) {
     static const char *const kinds[] = {"transports", "discovery", "plugins"};
     int total = 0, lens[3];
     for (int k = 0; k < 3; k++) {
-        if ((lens[k] = config_cfg_array_len(root, kinds[k])) < 0) return O2H_CONFIG_ERROR;
+        if ((lens[k] = o2h__config_cfg_array_len(root, kinds[k])) < 0) return O2H_CONFIG_ERROR;
         total += lens[k];
     }
     config_plugin *plugins = calloc((size_t)total + 1, sizeof *plugins);
@@ -532,7 +532,7 @@ static int parse_plugins(const o2h_cfg *root, router_config *out) {
     int n = 0;
     for (int k = 0; k < 3; k++)
         for (int i = 0; i < lens[k]; i++) {
-            const o2h_cfg *item = config_cfg_array_item(root, kinds[k], i);
+            const o2h_cfg *item = o2h__config_cfg_array_item(root, kinds[k], i);
             int rc = item ? parse_plugin_entry(item, kinds[k], &plugins[n++]) : O2H_NO_MEMORY;
             if (rc != O2H_OK) return rc;
         }
@@ -580,38 +580,39 @@ static int parse_properties(const o2h_cfg *props, char **out) {
 
 static int parse_service(const o2h_cfg *item, config_service *svc) {
     if (!json_is_object(item->value)) return wrong_type(item, NULL, "an object", item->value);
-    int rc = config_cfg_string(item, "name", NULL, &svc->name);
+    int rc = o2h__config_cfg_string(item, "name", NULL, &svc->name);
     if (rc == O2H_NOT_FOUND) return cfg_record(item, NULL, false, "missing required key \"name\"");
     if (rc != O2H_OK) return rc;
-    if (!names_valid_service(svc->name))
-        return config_cfg_error(item, "name",
-                                "\"%s\" is not a valid service name (a letter first, at most 63 "
-                                "characters, no '/' or pattern characters)",
-                                svc->name);
-    const o2h_cfg *props = config_cfg_object(item, "properties");
+    if (!o2h__names_valid_service(svc->name))
+        return o2h__config_cfg_error(
+            item, "name",
+            "\"%s\" is not a valid service name (a letter first, at most 63 "
+            "characters, no '/' or pattern characters)",
+            svc->name);
+    const o2h_cfg *props = o2h__config_cfg_object(item, "properties");
     if (props && json_object_size(props->value) > 0) {
         rc = parse_properties(props, &svc->properties);
         if (rc != O2H_OK) return rc;
     }
     if (item->doc->has_error) return O2H_CONFIG_ERROR;
-    return config_cfg_check_unread(item);
+    return o2h__config_cfg_check_unread(item);
 }
 
 static int parse_services(const o2h_cfg *root, router_config *out) {
-    int n = config_cfg_array_len(root, "services");
+    int n = o2h__config_cfg_array_len(root, "services");
     if (n < 0) return O2H_CONFIG_ERROR;
     config_service *svcs = calloc((size_t)n + 1, sizeof *svcs);
     if (!svcs) return O2H_NO_MEMORY;
     root->doc->arrays[2] = svcs;
     for (int i = 0; i < n; i++) {
-        const o2h_cfg *item = config_cfg_array_item(root, "services", i);
+        const o2h_cfg *item = o2h__config_cfg_array_item(root, "services", i);
         int rc = parse_service(item, &svcs[i]);
         if (rc != O2H_OK) return rc;
         for (int j = 0; j < i; j++)
             if (strcmp(svcs[j].name, svcs[i].name) == 0)
-                return config_cfg_error(item, "name",
-                                        "service \"%s\" is already listed (services[%d])",
-                                        svcs[i].name, j);
+                return o2h__config_cfg_error(item, "name",
+                                             "service \"%s\" is already listed (services[%d])",
+                                             svcs[i].name, j);
     }
     out->services = svcs;
     out->n_services = n;
@@ -623,18 +624,18 @@ static int parse_router(config_doc *doc, router_config *out) {
     if (!root) return O2H_NO_MEMORY;
     if (!json_is_object(doc->root))
         return cfg_record(root, NULL, false, "expected an object, found %s", type_name(doc->root));
-    int rc = config_cfg_string(root, "ensemble", NULL, &out->ensemble);
+    int rc = o2h__config_cfg_string(root, "ensemble", NULL, &out->ensemble);
     if (rc == O2H_NOT_FOUND)
         return cfg_record(root, NULL, false, "missing required key \"ensemble\"");
     if (rc != O2H_OK) return rc;
-    if (!names_valid_ensemble(out->ensemble))
-        return config_cfg_error(root, "ensemble",
-                                "\"%s\" is not a valid ensemble name (1 to 63 printable "
-                                "characters, no spaces or '/')",
-                                out->ensemble);
+    if (!o2h__names_valid_ensemble(out->ensemble))
+        return o2h__config_cfg_error(root, "ensemble",
+                                     "\"%s\" is not a valid ensemble name (1 to 63 printable "
+                                     "characters, no spaces or '/')",
+                                     out->ensemble);
     /* "$schema" names the JSON Schema for editors (sdk/schema); nothing to do with it. */
     const char *schema_url;
-    if (config_cfg_string(root, "$schema", NULL, &schema_url) == O2H_CONFIG_ERROR)
+    if (o2h__config_cfg_string(root, "$schema", NULL, &schema_url) == O2H_CONFIG_ERROR)
         return O2H_CONFIG_ERROR;
     if ((rc = parse_log_level(root, out)) != O2H_OK) return rc;
     if ((rc = parse_clock(root, out)) != O2H_OK) return rc;
@@ -646,11 +647,11 @@ static int parse_router(config_doc *doc, router_config *out) {
     return check_own_keys(root);
 }
 
-int config_parse_router(config_doc *doc, router_config *out, o2h_error *err) {
+int o2h__config_parse_router(config_doc *doc, router_config *out, o2h_error *err) {
     memset(out, 0, sizeof *out);
     out->log_level = -1;
     int rc = parse_router(doc, out);
-    if (rc == O2H_CONFIG_ERROR || doc->has_error) return config_doc_take_error(doc, err);
+    if (rc == O2H_CONFIG_ERROR || doc->has_error) return o2h__config_doc_take_error(doc, err);
     if (rc != O2H_OK) {
         memset(err, 0, sizeof *err);
         err->code = rc;
@@ -664,8 +665,8 @@ static bool hosts_overlap(const char *a, const char *b) {
     return strcmp(a, b) == 0 || strcmp(a, "0.0.0.0") == 0 || strcmp(b, "0.0.0.0") == 0;
 }
 
-int config_cfg_claim_port(const o2h_cfg *cfg, const char *key, int proto, const char *host,
-                          int port) {
+int o2h__config_cfg_claim_port(const o2h_cfg *cfg, const char *key, int proto, const char *host,
+                               int port) {
     if (port <= 0) return O2H_OK; /* the system picks a free one */
     config_doc *doc = cfg->doc;
     const char *bind_host = host && host[0] ? host : "0.0.0.0";

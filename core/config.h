@@ -4,7 +4,7 @@
  * FILE:LINE:COLUMN and a key path such as "transports[1].port".
  *
  * jansson keeps no positions for parsed values, so positions are recovered
- * only when an error is reported: config_locate() re-scans the original text
+ * only when an error is reported: o2h__config_locate() re-scans the original text
  * along the key path (cheap, and only on the error path).
  */
 #ifndef O2H_CONFIG_H
@@ -21,18 +21,18 @@
 typedef struct config_doc config_doc;
 
 /** Parse a file. On error returns NULL and fills *err (file, line, column). */
-config_doc *config_doc_load_file(const char *path, o2h_error *err);
+config_doc *o2h__config_doc_load_file(const char *path, o2h_error *err);
 
 /** Parse text; `name` stands for the file name in errors. */
-config_doc *config_doc_load_string(const char *text, const char *name, o2h_error *err);
+config_doc *o2h__config_doc_load_string(const char *text, const char *name, o2h_error *err);
 
-void config_doc_free(config_doc *doc);
+void o2h__config_doc_free(config_doc *doc);
 
 /** The file name as given (used to resolve relative plugin_path entries). */
-const char *config_doc_name(const config_doc *doc);
+const char *o2h__config_doc_name(const config_doc *doc);
 
 /** The folder of the file a cfg comes from ("." for text), for plugins' relative paths. */
-const char *config_cfg_dir(const o2h_cfg *cfg);
+const char *o2h__config_cfg_dir(const o2h_cfg *cfg);
 
 /** One plugin entry: an object of "transports", "discovery" or "plugins". */
 typedef struct config_plugin {
@@ -57,8 +57,8 @@ typedef struct port_claim port_claim;
  * of the same protocol and port on an overlapping address is a config error
  * at `key`, naming the first. Port 0 (any free port) never clashes.
  */
-int config_cfg_claim_port(const o2h_cfg *cfg, const char *key, int proto, const char *host,
-                          int port);
+int o2h__config_cfg_claim_port(const o2h_cfg *cfg, const char *key, int proto, const char *host,
+                               int port);
 
 typedef struct router_config {
     const char *ensemble; /* required */
@@ -77,7 +77,7 @@ typedef struct router_config {
  * Check the document against the schema and fill *out (owned by the doc).
  * Unknown keys, wrong types, bad values: O2H_CONFIG_ERROR with *err located.
  */
-int config_parse_router(config_doc *doc, router_config *out, o2h_error *err);
+int o2h__config_parse_router(config_doc *doc, router_config *out, o2h_error *err);
 
 /**
  * A cfg for the root object of `doc` (o2h_router_add_plugin parses one
@@ -85,31 +85,32 @@ int config_parse_router(config_doc *doc, router_config *out, o2h_error *err);
  * (e.g. "transports[0]"). NULL and an error recorded if the root is not an
  * object.
  */
-o2h_cfg *config_doc_root_cfg(config_doc *doc, const char *path_prefix);
+o2h_cfg *o2h__config_doc_root_cfg(config_doc *doc, const char *path_prefix);
 
 /**
  * After a plugin's create(): every key of `cfg` (recursively, for child
  * objects the plugin opened) that the plugin did not read is an error:
  * returns O2H_CONFIG_ERROR and records "unknown key" at the first one.
  */
-int config_cfg_check_unread(const o2h_cfg *cfg);
+int o2h__config_cfg_check_unread(const o2h_cfg *cfg);
 
 /** The first error recorded through a cfg of this doc (O2H_OK if none). */
-int config_doc_take_error(config_doc *doc, o2h_error *err);
+int o2h__config_doc_take_error(config_doc *doc, o2h_error *err);
 
 /* The host table's cfg_* functions (see plugin.h for their contracts). */
-int config_cfg_string(const o2h_cfg *cfg, const char *key, const char *def, const char **out);
-int config_cfg_int(const o2h_cfg *cfg, const char *key, int64_t def, int64_t min, int64_t max,
-                   int64_t *out);
-int config_cfg_double(const o2h_cfg *cfg, const char *key, double def, double *out);
-int config_cfg_bool(const o2h_cfg *cfg, const char *key, bool def, bool *out);
-const o2h_cfg *config_cfg_object(const o2h_cfg *cfg, const char *key);
-int config_cfg_array_len(const o2h_cfg *cfg, const char *key);
-const o2h_cfg *config_cfg_array_item(const o2h_cfg *cfg, const char *key, int index);
-const char *config_cfg_as_string(const o2h_cfg *cfg);
-int config_cfg_verror(const o2h_cfg *cfg, const char *key, const char *fmt, va_list ap)
+int o2h__config_cfg_string(const o2h_cfg *cfg, const char *key, const char *def, const char **out);
+int o2h__config_cfg_int(const o2h_cfg *cfg, const char *key, int64_t def, int64_t min, int64_t max,
+                        int64_t *out);
+int o2h__config_cfg_double(const o2h_cfg *cfg, const char *key, double def, double *out);
+int o2h__config_cfg_bool(const o2h_cfg *cfg, const char *key, bool def, bool *out);
+const o2h_cfg *o2h__config_cfg_object(const o2h_cfg *cfg, const char *key);
+int o2h__config_cfg_array_len(const o2h_cfg *cfg, const char *key);
+const o2h_cfg *o2h__config_cfg_array_item(const o2h_cfg *cfg, const char *key, int index);
+const char *o2h__config_cfg_as_string(const o2h_cfg *cfg);
+int o2h__config_cfg_verror(const o2h_cfg *cfg, const char *key, const char *fmt, va_list ap)
     O2H_PRINTF(3, 0);
-int config_cfg_error(const o2h_cfg *cfg, const char *key, const char *fmt, ...) O2H_PRINTF(3, 4);
+int o2h__config_cfg_error(const o2h_cfg *cfg, const char *key, const char *fmt, ...)
+    O2H_PRINTF(3, 4);
 
 /**
  * Find the position of `key_path` ("a.b[2].c"; "" = the root value) in JSON
@@ -117,6 +118,7 @@ int config_cfg_error(const o2h_cfg *cfg, const char *key, const char *fmt, ...) 
  * quote); otherwise of its value. Returns true and 1-based *line, *column
  * (column counts bytes) when found.
  */
-bool config_locate(const char *text, const char *key_path, bool at_key, int *line, int *column);
+bool o2h__config_locate(const char *text, const char *key_path, bool at_key, int *line,
+                        int *column);
 
 #endif

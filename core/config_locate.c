@@ -130,7 +130,8 @@ static void position(const scan *s, const char *at, int *line, int *column) {
     *column = (int)(at - s->line_start) + 1;
 }
 
-bool config_locate(const char *text, const char *key_path, bool at_key, int *line, int *column) {
+bool o2h__config_locate(const char *text, const char *key_path, bool at_key, int *line,
+                        int *column) {
     if (!text || !key_path) return false;
     scan s = {.p = text, .line_start = text, .line = 1};
     skip_ws(&s);

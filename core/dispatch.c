@@ -27,7 +27,7 @@ static int grow_dispatch_buffers(o2h_router *r, uint32_t nargs, size_t scratch) 
     return O2H_OK;
 }
 
-void dispatch_fini(o2h_router *r) {
+void o2h__dispatch_fini(o2h_router *r) {
     free(r->args);
     free(r->argv);
     free(r->scratch);
@@ -78,8 +78,8 @@ static int call_method(o2h_router *r, const method *m, const o2h_msg *msg) {
         int rc = decode_args(r, msg, want, nwant, &argc);
         if (rc != O2H_OK) {
             r->stats.dropped_bad_types++;
-            router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: types ,%s do not fit ,%s",
-                       o2h_msg_address(msg), types, want);
+            o2h__router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: types ,%s do not fit ,%s",
+                            o2h_msg_address(msg), types, want);
             return rc;
         }
     }
@@ -95,8 +95,8 @@ static int dispatch_pattern(o2h_router *r, service *svc, const o2h_msg *msg, con
     uint32_t pos = 0;
     const char *key;
     void *value;
-    while (strmap_next(&svc->methods, &pos, &key, &value)) {
-        if (!pattern_match(rest, key)) continue;
+    while (o2h__strmap_next(&svc->methods, &pos, &key, &value)) {
+        if (!o2h__pattern_match(rest, key)) continue;
         matched++;
         int one = call_method(r, value, msg);
         if (one != O2H_OK) rc = one;
@@ -108,17 +108,17 @@ static int dispatch_pattern(o2h_router *r, service *svc, const o2h_msg *msg, con
     return rc;
 }
 
-int dispatch_local(o2h_router *r, service *svc, const o2h_msg *msg, const char *rest) {
+int o2h__dispatch_local(o2h_router *r, service *svc, const o2h_msg *msg, const char *rest) {
     if (svc->whole) return call_method(r, svc->whole, msg);
     const char *addr = o2h_msg_address(msg);
     /* '!' promises no pattern characters: skip the scan. */
-    if (addr[0] == '/' && names_has_pattern(rest)) return dispatch_pattern(r, svc, msg, rest);
+    if (addr[0] == '/' && o2h__names_has_pattern(rest)) return dispatch_pattern(r, svc, msg, rest);
     method *m =
         svc->hot && names_equal(svc->hot->key, rest) ? svc->hot : strmap_get(&svc->methods, rest);
     if (m) svc->hot = m;
     if (!m) {
         r->stats.dropped_no_handler++;
-        router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: no handler", addr);
+        o2h__router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: no handler", addr);
         return O2H_NO_HANDLER;
     }
     return call_method(r, m, msg);
@@ -138,7 +138,7 @@ static int route_bundle(o2h_router *r, const o2h_msg *bundle) {
         /* As O2 does: embedded messages travel as reliable ones. */
         o2h_msg_set_flags(m, o2h_msg_misc(m) | O2H_FLAG_RELIABLE);
         msg_set_origin(m, msg_origin(bundle)); /* its elements came the same way */
-        int one = router_route(r, m);
+        int one = o2h__router_route(r, m);
         if (one != O2H_OK) rc = one;
     }
     return rc;
@@ -152,7 +152,7 @@ static int route_or_hold_bundle(o2h_router *r, o2h_msg *bundle) {
         r->stats.dropped_no_clock++;
         return O2H_NO_CLOCK;
     }
-    if (when > 0 && when > o2h_time_get(r)) return sched_insert(r, o2h_msg_ref(bundle));
+    if (when > 0 && when > o2h_time_get(r)) return o2h__sched_insert(r, o2h_msg_ref(bundle));
     return route_bundle(r, bundle);
 }
 
@@ -175,7 +175,7 @@ static bool held_for_bridge(o2h_router *r, const o2h_link *link, const o2h_msg *
 
 /* Through a link: a bridge picks its path (reliable or best effort). */
 static int send_to_link(o2h_router *r, o2h_link *link, o2h_msg *msg) {
-    return link->bridge ? bridge_send(r, link->bridge, msg) : link_send(r, link, msg);
+    return link->bridge ? o2h__bridge_send(r, link->bridge, msg) : o2h__link_send(r, link, msg);
 }
 
 /* Bytes of a copy of `msg` addressed to `tapper` (the rest of the path unchanged). */
@@ -250,7 +250,7 @@ static void copy_to_taps(o2h_router *r, const service *svc, const o2h_msg *msg) 
         }
         tap_rewrite(copy, msg, &svc->taps[i]);
         if (svc->taps[i].owner)
-            proto_send_to_peer(r, svc->taps[i].owner, copy);
+            o2h__proto_send_to_peer(r, svc->taps[i].owner, copy);
         else
             deliver_tapped_locally(r, copy);
         r->stats.tapped++;
@@ -267,9 +267,9 @@ static inline void forward_to_taps(o2h_router *r, const service *svc, const o2h_
 static void deliver_tapped_locally(o2h_router *r, o2h_msg *copy) {
     const char *name;
     size_t len;
-    if (!names_service_of(o2h_msg_address(copy), &name, &len)) return;
+    if (!o2h__names_service_of(o2h_msg_address(copy), &name, &len)) return;
     const char *rest = name + len; /* after the service: "/x" of "/svc/x" */
-    service *svc = services_find(&r->services, name, len);
+    service *svc = o2h__services_find(&r->services, name, len);
     const provider *own = svc ? own_provider(svc) : NULL;
     if (!own) {
         r->stats.dropped_no_service++;
@@ -279,7 +279,7 @@ static void deliver_tapped_locally(o2h_router *r, o2h_msg *copy) {
         send_to_link(r, own->link, copy);
         return;
     }
-    dispatch_local(r, svc, copy, rest);
+    o2h__dispatch_local(r, svc, copy, rest);
     forward_to_taps(r, svc, copy);
 }
 
@@ -309,22 +309,22 @@ static int route_to_provider(o2h_router *r, service *svc, o2h_msg *msg, const ch
         return O2H_NO_SERVICE;
     }
     if (p->kind == PROVIDER_LINK) {
-        if (held_for_bridge(r, p->link, msg)) return sched_insert(r, o2h_msg_ref(msg));
+        if (held_for_bridge(r, p->link, msg)) return o2h__sched_insert(r, o2h_msg_ref(msg));
         int rc = send_to_link(r, p->link, msg);
         forward_to_taps(r, svc, msg); /* served here, as the link's provider is ours */
         return rc;
     }
-    if (p->kind == PROVIDER_PEER) return proto_send_to_peer(r, p->peer, msg);
+    if (p->kind == PROVIDER_PEER) return o2h__proto_send_to_peer(r, p->peer, msg);
     /* A future time waits in the scheduler; that needs a synchronised clock. */
     double when = o2h_msg_time(msg);
     if (when > 0 && !r->clock.synced) {
         r->stats.dropped_no_clock++;
-        router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: timed message and no clock",
-                   o2h_msg_address(msg));
+        o2h__router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: timed message and no clock",
+                        o2h_msg_address(msg));
         return O2H_NO_CLOCK;
     }
-    if (when > 0 && when > o2h_time_get(r)) return sched_insert(r, o2h_msg_ref(msg));
-    int rc = dispatch_local(r, svc, msg, rest);
+    if (when > 0 && when > o2h_time_get(r)) return o2h__sched_insert(r, o2h_msg_ref(msg));
+    int rc = o2h__dispatch_local(r, svc, msg, rest);
     forward_to_taps(r, svc, msg);
     return rc;
 }
@@ -340,7 +340,7 @@ static service *hot_service(const o2h_router *r, const char *addr) {
     return after == '/' || after == '\0' ? hot : NULL;
 }
 
-int router_route(o2h_router *r, o2h_msg *msg) {
+int o2h__router_route(o2h_router *r, o2h_msg *msg) {
     const char *name;
     size_t len;
     int rc;
@@ -349,20 +349,21 @@ int router_route(o2h_router *r, o2h_msg *msg) {
         name = o2h_msg_address(msg) + 1;
         len = svc->name_len;
     }
-    if (!svc && !names_service_of(o2h_msg_address(msg), &name, &len)) {
+    if (!svc && !o2h__names_service_of(o2h_msg_address(msg), &name, &len)) {
         r->stats.dropped_no_service++;
         rc = O2H_BAD_NAME;
     } else {
-        if (!svc) svc = services_find(&r->services, name, len);
+        if (!svc) svc = o2h__services_find(&r->services, name, len);
         if (svc) r->services.hot = svc;
         /* Our own process name stands for "_o2", as in O2. */
         if (!svc && len == strlen(r->process_name) && memcmp(name, r->process_name, len) == 0)
-            svc = services_find(&r->services, "_o2", 3);
+            svc = o2h__services_find(&r->services, "_o2", 3);
         if (svc) svc->routed++;
         if (!svc) {
             r->stats.dropped_no_service++;
-            router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: no service (came by %s)",
-                       o2h_msg_address(msg), msg_origin(msg) ? msg_origin(msg)->description : "-");
+            o2h__router_log(r, O2H_LOG_DEBUG, "core", "dropped %s: no service (came by %s)",
+                            o2h_msg_address(msg),
+                            msg_origin(msg) ? msg_origin(msg)->description : "-");
             rc = O2H_NO_SERVICE;
         } else if ((o2h_msg_misc(msg) & O2H_FLAG_TAP) && own_provider(svc)) {
             deliver_tapped_locally(r, msg);

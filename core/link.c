@@ -6,7 +6,7 @@
 
 #include "router.h"
 
-o2h_link *link_new(o2h_plugin *p, void *ctx, const char *description) {
+o2h_link *o2h__link_new(o2h_plugin *p, void *ctx, const char *description) {
     o2h_link *l = calloc(1, sizeof *l);
     if (!l) return NULL;
     l->plugin = p;
@@ -25,16 +25,16 @@ static void free_memory(void *ctx) {
     free(l);
 }
 
-void link_free(o2h_link *link) {
+void o2h__link_free(o2h_link *link) {
     if (!link || link->freed) return;
     o2h_router *r = link->plugin->router;
     link->freed = true;
-    link_hold_release(r, link);
-    proto_link_closed(r, link);
-    bridge_link_closed(r, link);
-    services_remove_link_everywhere(r, link);
+    o2h__link_hold_release(r, link);
+    o2h__proto_link_closed(r, link);
+    o2h__bridge_link_closed(r, link);
+    o2h__services_remove_link_everywhere(r, link);
     /* Messages being dispatched may still name it as their origin. */
-    loop_defer(&r->lp, &link->free_later, free_memory, link);
+    o2h__loop_defer(&r->lp, &link->free_later, free_memory, link);
 }
 
 static void close_now(void *ctx) {
@@ -45,25 +45,25 @@ static void close_now(void *ctx) {
     if (p->transport.close) p->transport.close(p->instance, l->ctx);
 }
 
-void link_close(o2h_link *link) {
+void o2h__link_close(o2h_link *link) {
     if (!link || link->freed || link->close_pending) return;
     link->close_pending = true;
-    loop_defer(&link->plugin->router->lp, &link->close_later, close_now, link);
+    o2h__loop_defer(&link->plugin->router->lp, &link->close_later, close_now, link);
 }
 
 /* A reliable message for a full link waits; only a full hold refuses it, loudly. */
 static int hold(o2h_router *r, o2h_link *link, o2h_msg *msg) {
-    if (link_hold_push(r, link, msg) == O2H_OK) return O2H_OK;
+    if (o2h__link_hold_push(r, link, msg) == O2H_OK) return O2H_OK;
     r->stats.dropped_queue_full++;
     link->dropped++;
-    router_log_limited(r, &link->drop_log, O2H_LOG_WARN, link->plugin->type,
-                       "%s: refusing reliable messages (O2H_BLOCKED): %u are already waiting "
-                       "for the other side to read, e.g. %s",
-                       link->description, link->hold.count, o2h_msg_address(msg));
+    o2h__router_log_limited(r, &link->drop_log, O2H_LOG_WARN, link->plugin->type,
+                            "%s: refusing reliable messages (O2H_BLOCKED): %u are already waiting "
+                            "for the other side to read, e.g. %s",
+                            link->description, link->hold.count, o2h_msg_address(msg));
     return O2H_BLOCKED;
 }
 
-int link_send(o2h_router *r, o2h_link *link, o2h_msg *msg) {
+int o2h__link_send(o2h_router *r, o2h_link *link, o2h_msg *msg) {
     if (link->freed || link->close_pending) {
         r->stats.dropped_send_error++;
         return O2H_SEND_FAIL;
@@ -71,7 +71,7 @@ int link_send(o2h_router *r, o2h_link *link, o2h_msg *msg) {
     bool reliable = o2h_msg_reliable(msg);
     o2h_plugin *p = link->plugin;
     int rc = O2H_QUEUE_FULL; /* behind held messages: as if the queue were full */
-    if (!link_hold_busy(link))
+    if (!o2h__link_hold_busy(link))
         rc = p->transport.send ? p->transport.send(p->instance, link->ctx, msg) : O2H_SEND_FAIL;
     if (rc == O2H_OK) {
         r->stats.forwarded++;
@@ -84,11 +84,11 @@ int link_send(o2h_router *r, o2h_link *link, o2h_msg *msg) {
     else
         r->stats.dropped_send_error++;
     link->dropped++;
-    router_log_limited(r, &link->drop_log, O2H_LOG_WARN, p->type,
-                       "%s: dropping messages (%s), %llu so far, e.g. %s %s", link->description,
-                       full ? "its send queue is full: the other side reads too slowly"
-                            : o2h_strerror(rc),
-                       (unsigned long long)link->dropped, o2h_msg_address(msg),
-                       o2h_msg_reliable(msg) ? "(reliable)" : "(best effort)");
+    o2h__router_log_limited(
+        r, &link->drop_log, O2H_LOG_WARN, p->type,
+        "%s: dropping messages (%s), %llu so far, e.g. %s %s", link->description,
+        full ? "its send queue is full: the other side reads too slowly" : o2h_strerror(rc),
+        (unsigned long long)link->dropped, o2h_msg_address(msg),
+        o2h_msg_reliable(msg) ? "(reliable)" : "(best effort)");
     return rc;
 }

@@ -20,8 +20,8 @@ struct o2h_link {
     char *description;
     struct peer *peer;     /* the O2 process this link leads to, if any */
     struct bridge *bridge; /* the light client this link carries, if any */
-    bool freed;            /* the transport called link_free: memory goes in the deferred phase */
-    bool close_pending;    /* the core decided to close it; ops->close runs deferred */
+    bool freed;         /* the transport called o2h__link_free: memory goes in the deferred phase */
+    bool close_pending; /* the core decided to close it; ops->close runs deferred */
     o2h_deferred close_later;
     o2h_deferred free_later;
     rate_limit drop_log;  /* a link that starts dropping says so, once per burst */
@@ -31,19 +31,19 @@ struct o2h_link {
 };
 
 /** A new link of plugin `p` (host->link->link_new). */
-o2h_link *link_new(o2h_plugin *p, void *ctx, const char *description);
+o2h_link *o2h__link_new(o2h_plugin *p, void *ctx, const char *description);
 
 /** The transport closed the link (host->link->link_free): withdraw what it carried. */
-void link_free(o2h_link *link);
+void o2h__link_free(o2h_link *link);
 
 /**
  * The core is done with the link: ops->close runs in the loop's deferred
  * phase (never inside a host call), unless the transport frees it first.
  */
-void link_close(o2h_link *link);
+void o2h__link_close(o2h_link *link);
 
 /** Send on one link (borrows the message); counts forwarded or dropped. */
-int link_send(o2h_router *r, o2h_link *link, o2h_msg *msg);
+int o2h__link_send(o2h_router *r, o2h_link *link, o2h_msg *msg);
 
 /** The link a message came by while it is dispatched, or NULL (local, or since freed). */
 static inline o2h_link *msg_origin(const o2h_msg *m) {

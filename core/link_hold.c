@@ -8,7 +8,7 @@
 
 #define RETRY_S 0.02 /* when the transport does not say drained */
 
-bool link_hold_busy(const o2h_link *link) {
+bool o2h__link_hold_busy(const o2h_link *link) {
     return link->hold.count > 0;
 }
 
@@ -73,7 +73,7 @@ static void resume_sources(link_hold *h) {
 }
 
 static void on_retry(void *ctx) {
-    link_hold_drained(ctx);
+    o2h__link_hold_drained(ctx);
 }
 
 static void list_add(o2h_router *r, o2h_link *link) {
@@ -90,20 +90,20 @@ static void list_remove(o2h_router *r, o2h_link *link) {
         }
 }
 
-int link_hold_push(o2h_router *r, o2h_link *link, o2h_msg *msg) {
+int o2h__link_hold_push(o2h_router *r, o2h_link *link, o2h_msg *msg) {
     link_hold *h = &link->hold;
     if (h->count >= HOLD_MAX_MSGS || h->bytes + msg->length > HOLD_MAX_BYTES || !ring_push(h, msg))
         return O2H_BLOCKED;
     if (h->count == 1) {
         list_add(r, link);
-        if (!h->retry) h->retry = loop_timer_start(&r->lp, RETRY_S, RETRY_S, on_retry, link);
+        if (!h->retry) h->retry = o2h__loop_timer_start(&r->lp, RETRY_S, RETRY_S, on_retry, link);
     }
     r->stats.held++;
     pause_source(link, msg_origin(msg));
     return O2H_OK;
 }
 
-void link_hold_drained(o2h_link *link) {
+void o2h__link_hold_drained(o2h_link *link) {
     link_hold *h = &link->hold;
     o2h_plugin *p = link->plugin;
     o2h_router *r = p->router;
@@ -117,18 +117,18 @@ void link_hold_drained(o2h_link *link) {
             r->stats.dropped_send_error++;
         o2h_msg_unref(ring_pop(h));
     }
-    if (h->retry) loop_timer_stop(h->retry);
+    if (h->retry) o2h__loop_timer_stop(h->retry);
     h->retry = NULL;
     list_remove(r, link);
     resume_sources(h);
 }
 
-void link_hold_release(o2h_router *r, o2h_link *link) {
+void o2h__link_hold_release(o2h_router *r, o2h_link *link) {
     link_hold *h = &link->hold;
     r->stats.dropped_send_error += h->count; /* the link broke: as any lost connection */
     while (h->count)
         o2h_msg_unref(ring_pop(h));
-    if (h->retry) loop_timer_stop(h->retry);
+    if (h->retry) o2h__loop_timer_stop(h->retry);
     h->retry = NULL;
     list_remove(r, link);
     resume_sources(h);

@@ -33,19 +33,19 @@ typedef struct link_hold {
 } link_hold;
 
 /** Whether `link` has messages waiting (new reliable ones must wait behind them). */
-bool link_hold_busy(const o2h_link *link);
+bool o2h__link_hold_busy(const o2h_link *link);
 
 /**
  * Hold `msg` (takes a reference) for `link` after a full queue, and pause the
  * link it came from. O2H_OK when held, O2H_BLOCKED when the hold is full.
  */
-int link_hold_push(o2h_router *r, o2h_link *link, o2h_msg *msg);
+int o2h__link_hold_push(o2h_router *r, o2h_link *link, o2h_msg *msg);
 
 /** Room on `link` (host->link->drained): send what waits, resume what was paused. */
-void link_hold_drained(o2h_link *link);
+void o2h__link_hold_drained(o2h_link *link);
 
 /** `link` is being freed: drop what it holds (counted), resume its paused links,
  * and take it out of every other link's paused list. */
-void link_hold_release(o2h_router *r, o2h_link *link);
+void o2h__link_hold_release(o2h_router *r, o2h_link *link);
 
 #endif

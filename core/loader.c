@@ -63,25 +63,25 @@ static int find_plugin(const char *type, const char *const *dirs, int n_dirs, ch
             used += (size_t)snprintf(searched + used, sizeof searched - used, "%s%s", i ? ", " : "",
                                      dir);
     }
-    return error_set(err, O2H_PLUGIN_NOT_FOUND, "plugin \"%s\" not found: no o2hub_%s.so in %s",
-                     type, type, searched);
+    return o2h__error_set(err, O2H_PLUGIN_NOT_FOUND,
+                          "plugin \"%s\" not found: no o2hub_%s.so in %s", type, type, searched);
 }
 
 static int check_abi(const o2h_plugin_desc *d, const char *path, o2h_error *err) {
     if (d->abi_major != O2H_ABI_MAJOR)
-        return error_set(err, O2H_PLUGIN_ABI,
-                         "%s: built for plugin ABI %u.%u, this router supports ABI %d.%d "
-                         "(major versions must match); rebuild the plugin against this o2hub",
-                         path, d->abi_major, d->abi_minor, O2H_ABI_MAJOR, O2H_ABI_MINOR);
+        return o2h__error_set(err, O2H_PLUGIN_ABI,
+                              "%s: built for plugin ABI %u.%u, this router supports ABI %d.%d "
+                              "(major versions must match); rebuild the plugin against this o2hub",
+                              path, d->abi_major, d->abi_minor, O2H_ABI_MAJOR, O2H_ABI_MINOR);
     if (d->abi_minor > O2H_ABI_MINOR)
-        return error_set(err, O2H_PLUGIN_ABI,
-                         "%s: built for plugin ABI %u.%u, newer than this router's %d.%d; "
-                         "upgrade o2hub or rebuild the plugin",
-                         path, d->abi_major, d->abi_minor, O2H_ABI_MAJOR, O2H_ABI_MINOR);
+        return o2h__error_set(err, O2H_PLUGIN_ABI,
+                              "%s: built for plugin ABI %u.%u, newer than this router's %d.%d; "
+                              "upgrade o2hub or rebuild the plugin",
+                              path, d->abi_major, d->abi_minor, O2H_ABI_MAJOR, O2H_ABI_MINOR);
     if (d->struct_size < DESC_SIZE_1_0)
-        return error_set(err, O2H_PLUGIN_ABI,
-                         "%s: plugin descriptor is %u bytes, ABI %d.%d needs at least %zu", path,
-                         d->struct_size, O2H_ABI_MAJOR, O2H_ABI_MINOR, DESC_SIZE_1_0);
+        return o2h__error_set(err, O2H_PLUGIN_ABI,
+                              "%s: plugin descriptor is %u bytes, ABI %d.%d needs at least %zu",
+                              path, d->struct_size, O2H_ABI_MAJOR, O2H_ABI_MINOR, DESC_SIZE_1_0);
     return O2H_OK;
 }
 
@@ -92,31 +92,34 @@ static int check_kind(const o2h_plugin_desc *d, const char *path, o2h_error *err
     case O2H_PLUGIN_DISCOVERY: need = DISCOVERY_OPS_SIZE_1_0; break;
     case O2H_PLUGIN_EXTENSION: need = 0; break;
     default:
-        return error_set(err, O2H_PLUGIN_INVALID, "%s: unknown plugin kind %d", path, (int)d->kind);
+        return o2h__error_set(err, O2H_PLUGIN_INVALID, "%s: unknown plugin kind %d", path,
+                              (int)d->kind);
     }
     if (need && (!d->ops || d->ops_size < need))
-        return error_set(err, O2H_PLUGIN_ABI,
-                         "%s: operations table is %u bytes, ABI %d.%d needs at least %zu", path,
-                         d->ops ? d->ops_size : 0, O2H_ABI_MAJOR, O2H_ABI_MINOR, need);
+        return o2h__error_set(err, O2H_PLUGIN_ABI,
+                              "%s: operations table is %u bytes, ABI %d.%d needs at least %zu",
+                              path, d->ops ? d->ops_size : 0, O2H_ABI_MAJOR, O2H_ABI_MINOR, need);
     if (!d->lifecycle.create || !d->lifecycle.destroy)
-        return error_set(err, O2H_PLUGIN_INVALID, "%s: plugin has no create() or destroy()", path);
+        return o2h__error_set(err, O2H_PLUGIN_INVALID, "%s: plugin has no create() or destroy()",
+                              path);
     if (!d->name)
-        return error_set(err, O2H_PLUGIN_INVALID, "%s: plugin descriptor has no name", path);
+        return o2h__error_set(err, O2H_PLUGIN_INVALID, "%s: plugin descriptor has no name", path);
     return O2H_OK;
 }
 
 static const o2h_plugin_desc *resolve_entry(void *dl, const char *path, o2h_error *err) {
     void *sym = dlsym(dl, O2H_PLUGIN_ENTRY_NAME);
     if (!sym) {
-        error_set(err, O2H_PLUGIN_INVALID, "%s: not an o2hub plugin: no symbol %s", path,
-                  O2H_PLUGIN_ENTRY_NAME);
+        o2h__error_set(err, O2H_PLUGIN_INVALID, "%s: not an o2hub plugin: no symbol %s", path,
+                       O2H_PLUGIN_ENTRY_NAME);
         return NULL;
     }
     o2h_plugin_entry_fn entry;
     memcpy(&entry, &sym, sizeof entry); /* object -> function pointer without a cast warning */
     const o2h_plugin_desc *d = entry();
     if (!d)
-        error_set(err, O2H_PLUGIN_INVALID, "%s: %s() returned NULL", path, O2H_PLUGIN_ENTRY_NAME);
+        o2h__error_set(err, O2H_PLUGIN_INVALID, "%s: %s() returned NULL", path,
+                       O2H_PLUGIN_ENTRY_NAME);
     return d;
 }
 
@@ -135,7 +138,7 @@ static o2h_plugin *plugin_new(o2h_router *r, const o2h_plugin_desc *d, void *dl,
                               const char *path, o2h_error *err) {
     o2h_plugin *p = calloc(1, sizeof *p);
     if (!p) {
-        error_set(err, O2H_NO_MEMORY, "out of memory loading %s", path);
+        o2h__error_set(err, O2H_NO_MEMORY, "out of memory loading %s", path);
         return NULL;
     }
     p->router = r;
@@ -169,12 +172,12 @@ static o2h_plugin *open_linked(o2h_router *r, const char *type, bool *found, o2h
     return NULL;
 }
 
-o2h_plugin *loader_open(o2h_router *r, const char *type, const char *file, const char *const *dirs,
-                        int n_dirs, o2h_error *err) {
+o2h_plugin *o2h__loader_open(o2h_router *r, const char *type, const char *file,
+                             const char *const *dirs, int n_dirs, o2h_error *err) {
     char path[PATH_MAX];
     if (!valid_type_name(type)) {
-        error_set(err, O2H_CONFIG_ERROR, "invalid plugin type \"%s\" (use [a-z0-9_])",
-                  type ? type : "");
+        o2h__error_set(err, O2H_CONFIG_ERROR, "invalid plugin type \"%s\" (use [a-z0-9_])",
+                       type ? type : "");
         return NULL;
     }
     if (!file) {
@@ -186,7 +189,8 @@ o2h_plugin *loader_open(o2h_router *r, const char *type, const char *file, const
         snprintf(path, sizeof path, "%s", file);
         const char *why = not_a_file(path);
         if (why) {
-            error_set(err, O2H_PLUGIN_NOT_FOUND, "plugin \"%s\": file %s: %s", type, path, why);
+            o2h__error_set(err, O2H_PLUGIN_NOT_FOUND, "plugin \"%s\": file %s: %s", type, path,
+                           why);
             return NULL;
         }
     } else if (find_plugin(type, dirs, n_dirs, path, sizeof path, err) != O2H_OK) {
@@ -194,7 +198,8 @@ o2h_plugin *loader_open(o2h_router *r, const char *type, const char *file, const
     }
     void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!dl) {
-        error_set(err, O2H_PLUGIN_INVALID, "%s: not a plugin: cannot load it: %s", path, dlerror());
+        o2h__error_set(err, O2H_PLUGIN_INVALID, "%s: not a plugin: cannot load it: %s", path,
+                       dlerror());
         return NULL;
     }
     const o2h_plugin_desc *d = resolve_entry(dl, path, err);
@@ -203,8 +208,9 @@ o2h_plugin *loader_open(o2h_router *r, const char *type, const char *file, const
         return NULL;
     }
     if (strcmp(d->name, type) != 0) {
-        error_set(err, O2H_PLUGIN_INVALID,
-                  "%s: plugin calls itself \"%s\", config asked for \"%s\"", path, d->name, type);
+        o2h__error_set(err, O2H_PLUGIN_INVALID,
+                       "%s: plugin calls itself \"%s\", config asked for \"%s\"", path, d->name,
+                       type);
         dlclose(dl);
         return NULL;
     }
@@ -213,14 +219,14 @@ o2h_plugin *loader_open(o2h_router *r, const char *type, const char *file, const
     return p;
 }
 
-void loader_close(o2h_plugin *p) {
+void o2h__loader_close(o2h_plugin *p) {
     if (!p) return;
     if (p->started && p->lifecycle.stop) p->lifecycle.stop(p->instance);
     p->started = false;
     if (p->instance) p->lifecycle.destroy(p->instance);
     p->instance = NULL;
     /* What the plugin deferred runs while its code is still loaded. */
-    if (p->router) loop_run_deferred(&p->router->lp);
+    if (p->router) o2h__loop_run_deferred(&p->router->lp);
     if (p->dl) dlclose(p->dl);
     free(p);
 }

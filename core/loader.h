@@ -27,13 +27,13 @@ struct o2h_plugin {
  * dlopen it and check its descriptor. On error returns NULL and fills *err
  * naming the file and, for ABI problems, the expected and found versions.
  */
-o2h_plugin *loader_open(o2h_router *r, const char *type, const char *file, const char *const *dirs,
-                        int n_dirs, o2h_error *err);
+o2h_plugin *o2h__loader_open(o2h_router *r, const char *type, const char *file,
+                             const char *const *dirs, int n_dirs, o2h_error *err);
 
 /** Destroy the instance (if created) and dlclose. */
-void loader_close(o2h_plugin *p);
+void o2h__loader_close(o2h_plugin *p);
 
 /** The host table handed to every plugin (constant). */
-const o2h_host *host_table(void);
+const o2h_host *o2h__host_table(void);
 
 #endif

@@ -13,7 +13,8 @@ static const char *level_name(int level) {
     }
 }
 
-void router_vlog(const o2h_router *r, int level, const char *origin, const char *fmt, va_list ap) {
+void o2h__router_vlog(const o2h_router *r, int level, const char *origin, const char *fmt,
+                      va_list ap) {
     if (level > r->log_level) return;
     char text[1024];
     vsnprintf(text, sizeof text, fmt, ap);
@@ -25,14 +26,14 @@ void router_vlog(const o2h_router *r, int level, const char *origin, const char 
     fprintf(stderr, "o2hub[%s] %s %s: %s\n", r->ensemble, level_name(level), origin, text);
 }
 
-void router_log(const o2h_router *r, int level, const char *origin, const char *fmt, ...) {
+void o2h__router_log(const o2h_router *r, int level, const char *origin, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    router_vlog(r, level, origin, fmt, ap);
+    o2h__router_vlog(r, level, origin, fmt, ap);
     va_end(ap);
 }
 
-int error_set(o2h_error *err, int code, const char *fmt, ...) {
+int o2h__error_set(o2h_error *err, int code, const char *fmt, ...) {
     if (!err) return code;
     memset(err, 0, sizeof *err);
     err->code = code;
@@ -43,8 +44,8 @@ int error_set(o2h_error *err, int code, const char *fmt, ...) {
     return code;
 }
 
-void router_log_limited(o2h_router *r, rate_limit *rl, int level, const char *origin,
-                        const char *fmt, ...) {
+void o2h__router_log_limited(o2h_router *r, rate_limit *rl, int level, const char *origin,
+                             const char *fmt, ...) {
     double now = o2h_local_time(r);
     if (rl->logged && now - rl->last < RATE_LIMIT_SECONDS) {
         rl->suppressed++;
@@ -56,10 +57,10 @@ void router_log_limited(o2h_router *r, rate_limit *rl, int level, const char *or
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
     if (rl->suppressed)
-        router_log(r, level, origin, "%s (and %llu more like it since the last such line)", text,
-                   (unsigned long long)rl->suppressed);
+        o2h__router_log(r, level, origin, "%s (and %llu more like it since the last such line)",
+                        text, (unsigned long long)rl->suppressed);
     else
-        router_log(r, level, origin, "%s", text);
+        o2h__router_log(r, level, origin, "%s", text);
     rl->logged = true;
     rl->last = now;
     rl->suppressed = 0;

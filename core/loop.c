@@ -37,7 +37,7 @@ static const char wake_tag, timer_tag;
 #define MAX_TIMERS_PER_PASS 1024
 #define MAX_EVENTS 64
 
-uint64_t loop_now_ns(void) {
+uint64_t o2h__loop_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
@@ -48,7 +48,7 @@ static int add_internal_fd(loop *lp, int fd, const void *tag) {
     return epoll_ctl(lp->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
-int loop_init(loop *lp) {
+int o2h__loop_init(loop *lp) {
     memset(lp, 0, sizeof *lp);
     lp->epfd = epoll_create1(EPOLL_CLOEXEC);
     lp->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -57,7 +57,7 @@ int loop_init(loop *lp) {
     if (lp->epfd < 0 || lp->wakefd < 0 || lp->timerfd < 0 ||
         add_internal_fd(lp, lp->wakefd, &wake_tag) != 0 ||
         add_internal_fd(lp, lp->timerfd, &timer_tag) != 0) {
-        loop_fini(lp);
+        o2h__loop_fini(lp);
         return -1;
     }
     return 0;
@@ -71,8 +71,8 @@ static void free_dead_watches(loop *lp) {
     }
 }
 
-void loop_fini(loop *lp) {
-    loop_run_deferred(lp);
+void o2h__loop_fini(loop *lp) {
+    o2h__loop_run_deferred(lp);
     for (uint32_t i = 0; i < lp->heap_len; i++)
         free(lp->heap[i]);
     free(lp->heap);
@@ -87,7 +87,7 @@ void loop_fini(loop *lp) {
 
 /* ---- fd watches ---- */
 
-o2h_watch *loop_watch(loop *lp, int fd, unsigned events, o2h_fd_cb cb, void *ctx) {
+o2h_watch *o2h__loop_watch(loop *lp, int fd, unsigned events, o2h_fd_cb cb, void *ctx) {
     o2h_watch *w = calloc(1, sizeof *w);
     if (!w) return NULL;
     *w = (o2h_watch){.lp = lp, .fd = fd, .events = events, .cb = cb, .ctx = ctx};
@@ -100,14 +100,14 @@ o2h_watch *loop_watch(loop *lp, int fd, unsigned events, o2h_fd_cb cb, void *ctx
     return w;
 }
 
-int loop_watch_modify(o2h_watch *w, unsigned events) {
+int o2h__loop_watch_modify(o2h_watch *w, unsigned events) {
     struct epoll_event ev = {.events = events, .data.ptr = w};
     if (epoll_ctl(w->lp->epfd, EPOLL_CTL_MOD, w->fd, &ev) != 0) return -1;
     w->events = events;
     return 0;
 }
 
-void loop_watch_remove(o2h_watch *w) {
+void o2h__loop_watch_remove(o2h_watch *w) {
     if (!w || w->dead) return;
     loop *lp = w->lp;
     /* The fd may already be closed by its owner; then epoll dropped it itself. */
@@ -183,11 +183,12 @@ static uint64_t seconds_to_ns(double s) {
     return s >= 1e9 ? 1000000000000000000ull : (uint64_t)(s * 1e9 + 0.5);
 }
 
-o2h_timer *loop_timer_start(loop *lp, double delay_s, double period_s, o2h_timer_cb cb, void *ctx) {
+o2h_timer *o2h__loop_timer_start(loop *lp, double delay_s, double period_s, o2h_timer_cb cb,
+                                 void *ctx) {
     o2h_timer *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     *t = (o2h_timer){.lp = lp,
-                     .deadline_ns = loop_now_ns() + seconds_to_ns(delay_s),
+                     .deadline_ns = o2h__loop_now_ns() + seconds_to_ns(delay_s),
                      .period_ns = seconds_to_ns(period_s),
                      .cb = cb,
                      .ctx = ctx,
@@ -199,7 +200,7 @@ o2h_timer *loop_timer_start(loop *lp, double delay_s, double period_s, o2h_timer
     return t;
 }
 
-void loop_timer_stop(o2h_timer *t) {
+void o2h__loop_timer_stop(o2h_timer *t) {
     if (!t) return;
     if (t->heap_index >= 0) heap_remove(t->lp, t);
     if (t->running)
@@ -210,7 +211,7 @@ void loop_timer_stop(o2h_timer *t) {
 
 static int run_due_timers(loop *lp) {
     int fired = 0;
-    uint64_t now = loop_now_ns();
+    uint64_t now = o2h__loop_now_ns();
     while (lp->heap_len > 0 && lp->heap[0]->deadline_ns <= now && fired < MAX_TIMERS_PER_PASS) {
         o2h_timer *t = lp->heap[0];
         heap_remove(lp, t);
@@ -248,7 +249,7 @@ static void drain_fd(int fd) {
     }
 }
 
-int loop_poll(loop *lp, int timeout_ms, bool *woken) {
+int o2h__loop_poll(loop *lp, int timeout_ms, bool *woken) {
     struct epoll_event events[MAX_EVENTS];
     *woken = false;
     lp->in_poll = true;
@@ -264,7 +265,7 @@ int loop_poll(loop *lp, int timeout_ms, bool *woken) {
         if (tag == &wake_tag) {
             /* Drain before clearing the flag: a waker that still sees the flag
              * set has queued its work before this point, and the caller
-             * processes queued work after loop_poll returns. */
+             * processes queued work after o2h__loop_poll returns. */
             drain_fd(lp->wakefd);
             atomic_store(&lp->wake_pending, false);
             *woken = true;
@@ -283,11 +284,11 @@ int loop_poll(loop *lp, int timeout_ms, bool *woken) {
     arm_timerfd(lp);
     free_dead_watches(lp);
     lp->in_poll = false;
-    loop_run_deferred(lp);
+    o2h__loop_run_deferred(lp);
     return handled;
 }
 
-void loop_defer(loop *lp, o2h_deferred *d, void (*fn)(void *ctx), void *ctx) {
+void o2h__loop_defer(loop *lp, o2h_deferred *d, void (*fn)(void *ctx), void *ctx) {
     if (d->pending_) return;
     d->pending_ = 1;
     d->fn_ = fn;
@@ -300,7 +301,7 @@ void loop_defer(loop *lp, o2h_deferred *d, void (*fn)(void *ctx), void *ctx) {
     lp->deferred_tail = d;
 }
 
-void loop_run_deferred(loop *lp) {
+void o2h__loop_run_deferred(loop *lp) {
     while (lp->deferred_head) {
         o2h_deferred *d = lp->deferred_head;
         lp->deferred_head = d->next_;
@@ -310,7 +311,7 @@ void loop_run_deferred(loop *lp) {
     }
 }
 
-void loop_wake(loop *lp) {
+void o2h__loop_wake(loop *lp) {
     /* One write per burst of wake-ups keeps cross-thread posting cheap. */
     if (atomic_exchange(&lp->wake_pending, true)) return;
     uint64_t one = 1;

@@ -27,24 +27,25 @@ typedef struct loop {
 } loop;
 
 /** Monotonic time in nanoseconds. */
-uint64_t loop_now_ns(void);
+uint64_t o2h__loop_now_ns(void);
 
-int loop_init(loop *lp);
+int o2h__loop_init(loop *lp);
 /** Frees remaining watches' and timers' memory (does not close their fds). */
-void loop_fini(loop *lp);
+void o2h__loop_fini(loop *lp);
 
-o2h_watch *loop_watch(loop *lp, int fd, unsigned events, o2h_fd_cb cb, void *ctx);
-int loop_watch_modify(o2h_watch *w, unsigned events);
+o2h_watch *o2h__loop_watch(loop *lp, int fd, unsigned events, o2h_fd_cb cb, void *ctx);
+int o2h__loop_watch_modify(o2h_watch *w, unsigned events);
 /** Safe from inside callbacks, including the watch's own. */
-void loop_watch_remove(o2h_watch *w);
+void o2h__loop_watch_remove(o2h_watch *w);
 
 /**
  * A timer firing after `delay_s` and then every `period_s` (if > 0). The
- * handle stays valid until loop_timer_stop, even after a one-shot fired.
+ * handle stays valid until o2h__loop_timer_stop, even after a one-shot fired.
  */
-o2h_timer *loop_timer_start(loop *lp, double delay_s, double period_s, o2h_timer_cb cb, void *ctx);
+o2h_timer *o2h__loop_timer_start(loop *lp, double delay_s, double period_s, o2h_timer_cb cb,
+                                 void *ctx);
 /** Cancel and free; safe from inside callbacks, including the timer's own. */
-void loop_timer_stop(o2h_timer *t);
+void o2h__loop_timer_stop(o2h_timer *t);
 
 /**
  * Run due timers, wait up to `timeout_ms` (-1: no limit) for fds or a
@@ -52,19 +53,19 @@ void loop_timer_stop(o2h_timer *t);
  * callbacks run (wake-ups count one) or a negative error. *woken is set
  * when the wake fd fired.
  */
-int loop_poll(loop *lp, int timeout_ms, bool *woken);
+int o2h__loop_poll(loop *lp, int timeout_ms, bool *woken);
 
 /**
- * Call fn(ctx) in the deferred phase: at the end of loop_poll (and of
- * loop_run_deferred), once no callback is on the stack. `d` is the caller's
+ * Call fn(ctx) in the deferred phase: at the end of o2h__loop_poll (and of
+ * o2h__loop_run_deferred), once no callback is on the stack. `d` is the caller's
  * storage; a `d` already pending stays as it is. Never fails.
  */
-void loop_defer(loop *lp, o2h_deferred *d, void (*fn)(void *ctx), void *ctx);
+void o2h__loop_defer(loop *lp, o2h_deferred *d, void (*fn)(void *ctx), void *ctx);
 
 /** Run the deferred calls, those they defer in turn included, until none is left. */
-void loop_run_deferred(loop *lp);
+void o2h__loop_run_deferred(loop *lp);
 
-/** Wake a waiting loop_poll (thread-safe, async-signal-safe). */
-void loop_wake(loop *lp);
+/** Wake a waiting o2h__loop_poll (thread-safe, async-signal-safe). */
+void o2h__loop_wake(loop *lp);
 
 #endif

@@ -25,7 +25,7 @@ static void handle_counts(o2h_router *r, const o2h_msg *msg, const char *types,
     uint32_t pos = 0, n = 0;
     const char *key;
     void *value;
-    while (n < COUNTS_MAX && strmap_next(&r->services.by_name, &pos, &key, &value)) {
+    while (n < COUNTS_MAX && o2h__strmap_next(&r->services.by_name, &pos, &key, &value)) {
         const service *s = value;
         if (!s->n_providers) continue;
         o2h_add_string(b, s->name);
@@ -47,6 +47,6 @@ static void handle_counts(o2h_router *r, const o2h_msg *msg, const char *types,
     if (m) o2h_send_msg(r, m);
 }
 
-int monitor_init(o2h_router *r) {
-    return services_add_method(r, "/_o2/hub/counts", "s", handle_counts, NULL, false, true);
+int o2h__monitor_init(o2h_router *r) {
+    return o2h__services_add_method(r, "/_o2/hub/counts", "s", handle_counts, NULL, false, true);
 }

@@ -5,6 +5,6 @@
 #include "o2hub/o2hub.h"
 
 /** Install /_o2/hub/counts on the "_o2" service. */
-int monitor_init(o2h_router *r);
+int o2h__monitor_init(o2h_router *r);
 
 #endif

@@ -65,7 +65,7 @@ static inline bool msg_layout(const o2h_msg *m, uint32_t *types_at, uint32_t *ar
 }
 
 /* Validate a message's bytes and remember its layout (see msg_block). */
-int msg_validate_in_place(o2h_msg *m, o2h_msg_error *err);
+int o2h__msg_validate_in_place(o2h_msg *m, o2h_msg_error *err);
 
 /* Round up to a multiple of 4 (O2 padding). */
 static inline uint32_t pad4(uint32_t n) {

@@ -155,7 +155,7 @@ o2h_msg *o2h_msg_from_bytes(o2h_pool *pool, const uint8_t *data, size_t len, int
     }
     memcpy(m->data, data, len);
     m->length = (uint32_t)len;
-    if (msg_validate_in_place(m, err) != O2H_OK) {
+    if (o2h__msg_validate_in_place(m, err) != O2H_OK) {
         o2h_msg_unref(m);
         *code = O2H_INVALID_MSG;
         return NULL;

@@ -181,7 +181,7 @@ int o2h_msg_validate(const uint8_t *data, size_t len, o2h_msg_error *err) {
     return check_message(&c, data, len, 0);
 }
 
-int msg_validate_in_place(o2h_msg *m, o2h_msg_error *err) {
+int o2h__msg_validate_in_place(o2h_msg *m, o2h_msg_error *err) {
     checker c = {.base = m->data, .end = m->data + m->length, .err = err};
     int rc = check_message(&c, m->data, m->length, 0);
     msg_set_layout(m, rc == O2H_OK ? c.types_at : 0, rc == O2H_OK ? c.args_at : 0);

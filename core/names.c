@@ -3,7 +3,7 @@
 #include <ctype.h>
 #include <string.h>
 
-bool names_valid_ensemble(const char *name) {
+bool o2h__names_valid_ensemble(const char *name) {
     size_t n = name ? strlen(name) : 0;
     if (n == 0 || n > O2H_MAX_NAME_LEN) return false;
     for (size_t i = 0; i < n; i++) {
@@ -13,13 +13,13 @@ bool names_valid_ensemble(const char *name) {
     return true;
 }
 
-bool names_is_ip_hex(const char *s) {
+bool o2h__names_is_ip_hex(const char *s) {
     for (int i = 0; i < 8; i++)
         if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return false;
     return s[8] == '\0';
 }
 
-bool names_has_pattern(const char *s) {
+bool o2h__names_has_pattern(const char *s) {
     for (; *s; s++) {
         switch (*s) {
         case '*':
@@ -34,7 +34,7 @@ bool names_has_pattern(const char *s) {
     return false;
 }
 
-bool names_valid_service(const char *name) {
+bool o2h__names_valid_service(const char *name) {
     size_t n = name ? strlen(name) : 0;
     if (n == 0 || n > O2H_MAX_NAME_LEN) return false;
     /* O2 requires a letter first; '@' (process names) and '_' (system
@@ -44,10 +44,10 @@ bool names_valid_service(const char *name) {
         unsigned char c = (unsigned char)name[i];
         if (c <= ' ' || c >= 0x7f || c == '/') return false;
     }
-    return !names_has_pattern(name);
+    return !o2h__names_has_pattern(name);
 }
 
-bool names_service_of(const char *address, const char **start, size_t *len) {
+bool o2h__names_service_of(const char *address, const char **start, size_t *len) {
     if (!address || (address[0] != '/' && address[0] != '!' && address[0] != '#')) return false;
     const char *s = address + 1;
     size_t n = strcspn(s, "/");

@@ -8,23 +8,23 @@
 #define O2H_MAX_NAME_LEN 63
 
 /** Ensemble: 1..63 printable ASCII characters, no '/'. */
-bool names_valid_ensemble(const char *name);
+bool o2h__names_valid_ensemble(const char *name);
 
 /** Service: starts with a letter, 1..63 characters, no '/' and no pattern characters. */
-bool names_valid_service(const char *name);
+bool o2h__names_valid_service(const char *name);
 
 /** True for exactly 8 lowercase hex digits, as O2 writes an IPv4 address in a process name. */
-bool names_is_ip_hex(const char *s);
+bool o2h__names_is_ip_hex(const char *s);
 
 /** True when `s` contains any of the OSC pattern characters * ? [ ] { }. */
-bool names_has_pattern(const char *s);
+bool o2h__names_has_pattern(const char *s);
 
 /**
  * The service part of an address ("/svc/a" or "!svc/a" or "#svc" -> "svc"):
  * stores a pointer to its first character and its length. False if the
  * address has no service part or it is longer than O2H_MAX_NAME_LEN.
  */
-bool names_service_of(const char *address, const char **start, size_t *len);
+bool o2h__names_service_of(const char *address, const char **start, size_t *len);
 
 /* Names, paths and type strings are short: on the routing path an inline
  * loop costs less than a call into libc's vectorised string functions. */

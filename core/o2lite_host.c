@@ -17,13 +17,13 @@
 static bridge *from_bridge(o2h_router *r, const o2h_msg *msg, const char *what) {
     o2h_link *from = msg_origin(msg);
     if (from && from->bridge && from->bridge->link == from) return from->bridge;
-    router_log(r, O2H_LOG_DEBUG, "core", "ignored %s: not from an O2lite client", what);
+    o2h__router_log(r, O2H_LOG_DEBUG, "core", "ignored %s: not from an O2lite client", what);
     return NULL;
 }
 
 static void reply(o2h_router *r, bridge *b, o2h_msg *m) {
     if (!m) return;
-    bridge_send(r, b, m);
+    o2h__bridge_send(r, b, m);
     o2h_msg_unref(m);
 }
 
@@ -32,15 +32,15 @@ static void handle_con(o2h_router *r, const o2h_msg *msg, const char *types,
     o2h_link *from = msg_origin(msg);
     if (!from || from->peer || from->bridge || !r->net.tcp_plugin ||
         from->plugin != r->net.tcp_plugin) {
-        router_log(r, O2H_LOG_DEBUG, "core", "ignored !_o2/o2lite/con: not a new TCP client");
+        o2h__router_log(r, O2H_LOG_DEBUG, "core", "ignored !_o2/o2lite/con: not a new TCP client");
         return;
     }
-    bridge *b = bridge_new(r, from, "O2lite", true);
+    bridge *b = o2h__bridge_new(r, from, "O2lite", true);
     if (!b) return;
     uint32_t ip = (uint32_t)strtoul(argv[0]->s, NULL, 16);
     int port = argv[1]->i;
     if (port > 0 && port <= 65535) {
-        b->udp = proto_connect(r->net.udp_plugin, ip ? ip : LOOPBACK, port);
+        b->udp = o2h__proto_connect(r->net.udp_plugin, ip ? ip : LOOPBACK, port);
         if (b->udp) b->udp->bridge = b;
     }
     o2h_builder *bd = r->pbuilder;
@@ -53,18 +53,18 @@ static void handle_sv(o2h_router *r, const o2h_msg *msg, const char *types,
                       const o2h_arg *const *argv, int argc, void *user_data) {
     bridge *b = from_bridge(r, msg, "!_o2/o2lite/sv");
     if (!b) return;
-    int rc =
-        bridge_service(r, b, argv[0]->s, argv[1]->i != 0, argv[2]->i != 0, argv[3]->s, argv[4]->i);
+    int rc = o2h__bridge_service(r, b, argv[0]->s, argv[1]->i != 0, argv[2]->i != 0, argv[3]->s,
+                                 argv[4]->i);
     if (rc != O2H_OK)
-        router_log(r, O2H_LOG_DEBUG, "core", "O2lite client %d: service %s: %s", b->id, argv[0]->s,
-                   o2h_strerror(rc));
+        o2h__router_log(r, O2H_LOG_DEBUG, "core", "O2lite client %d: service %s: %s", b->id,
+                        argv[0]->s, o2h_strerror(rc));
 }
 
 /* A clock ping: answered with our O2 time, only once we have one. It comes by
  * UDP, so the client names itself by its bridge id. */
 static void handle_cs_get(o2h_router *r, const o2h_msg *msg, const char *types,
                           const o2h_arg *const *argv, int argc, void *user_data) {
-    bridge *b = bridge_find(r, argv[0]->i);
+    bridge *b = o2h__bridge_find(r, argv[0]->i);
     const char *reply_to = argv[2]->s;
     if (!b || !r->clock.synced || (reply_to[0] != '!' && reply_to[0] != '/')) return;
     o2h_builder *bd = r->pbuilder;
@@ -77,7 +77,7 @@ static void handle_cs_get(o2h_router *r, const o2h_msg *msg, const char *types,
 static void handle_cs_cs(o2h_router *r, const o2h_msg *msg, const char *types,
                          const o2h_arg *const *argv, int argc, void *user_data) {
     bridge *b = from_bridge(r, msg, "!_o2/o2lite/cs/cs");
-    if (b) bridge_set_synced(r, b);
+    if (b) o2h__bridge_set_synced(r, b);
 }
 
 static void handle_st(o2h_router *r, const o2h_msg *msg, const char *types,
@@ -112,13 +112,13 @@ static void handle_ls(o2h_router *r, const o2h_msg *msg, const char *types,
     uint32_t pos = 0;
     const char *key;
     void *value;
-    while (strmap_next(&r->services.by_name, &pos, &key, &value)) {
+    while (o2h__strmap_next(&r->services.by_name, &pos, &key, &value)) {
         service *s = value;
         if (s->n_providers) {
             const provider *p = &s->providers[0];
             const char *props = p->properties ? p->properties + (p->properties[0] == ';') : "";
             const char *process = p->kind == PROVIDER_PEER ? p->peer->name : "_o2";
-            send_ls_item(r, b, s->name, service_status(r, s), process, props);
+            send_ls_item(r, b, s->name, o2h__service_status(r, s), process, props);
         }
         for (uint32_t i = 0; i < s->n_taps; i++)
             send_ls_item(r, b, s->name, O2H_STATUS_TAP,
@@ -127,7 +127,7 @@ static void handle_ls(o2h_router *r, const o2h_msg *msg, const char *types,
     send_ls_item(r, b, "", 0, "", "");
 }
 
-int o2lite_host_init(o2h_router *r) {
+int o2h__o2lite_host_init(o2h_router *r) {
     static const struct {
         const char *path, *types;
         o2h_handler handler;
@@ -137,8 +137,8 @@ int o2lite_host_init(o2h_router *r) {
         {"/_o2/o2lite/st", "s", handle_st},           {"/_o2/o2lite/ls", "", handle_ls},
     };
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
-        int rc = services_add_method(r, methods[i].path, methods[i].types, methods[i].handler, NULL,
-                                     true, true);
+        int rc = o2h__services_add_method(r, methods[i].path, methods[i].types, methods[i].handler,
+                                          NULL, true, true);
         if (rc != O2H_OK) return rc;
     }
     return O2H_OK;

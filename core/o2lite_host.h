@@ -5,6 +5,6 @@
 #include "o2hub/o2hub.h"
 
 /** Install the !_o2/o2lite/... handlers on the "_o2" service. */
-int o2lite_host_init(o2h_router *r);
+int o2h__o2lite_host_init(o2h_router *r);
 
 #endif

@@ -283,7 +283,7 @@ static bool match_node(const char *p, const char *pend, node_t path) {
     }
 }
 
-bool pattern_match(const char *pattern, const char *path) {
+bool o2h__pattern_match(const char *pattern, const char *path) {
     for (;;) {
         size_t pn = strcspn(pattern, "/");
         node_t node = {path, strcspn(path, "/")};

@@ -11,6 +11,6 @@
  * malformed pattern (unclosed '[' or '{') matches nothing. Runs in bounded
  * time (no exponential backtracking) and never reads past either string.
  */
-bool pattern_match(const char *pattern, const char *path);
+bool o2h__pattern_match(const char *pattern, const char *path);
 
 #endif

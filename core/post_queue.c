@@ -2,14 +2,14 @@
 
 #include "msg_internal.h"
 
-void post_queue_init(post_queue *q, uint32_t limit) {
+void o2h__post_queue_init(post_queue *q, uint32_t limit) {
     atomic_init(&q->head, NULL);
     atomic_init(&q->count, 0);
     atomic_init(&q->dropped, 0);
     q->limit = limit;
 }
 
-int post_queue_push(post_queue *q, o2h_msg *msg) {
+int o2h__post_queue_push(post_queue *q, o2h_msg *msg) {
     if (atomic_fetch_add(&q->count, 1) >= q->limit) {
         atomic_fetch_sub(&q->count, 1);
         atomic_fetch_add(&q->dropped, 1);
@@ -24,7 +24,7 @@ int post_queue_push(post_queue *q, o2h_msg *msg) {
     return 0;
 }
 
-o2h_msg *post_queue_take_all(post_queue *q) {
+o2h_msg *o2h__post_queue_take_all(post_queue *q) {
     o2h_msg *stack = atomic_exchange_explicit(&q->head, NULL, memory_order_acquire);
     o2h_msg *fifo = NULL;
     uint32_t n = 0;
@@ -39,8 +39,8 @@ o2h_msg *post_queue_take_all(post_queue *q) {
     return fifo;
 }
 
-void post_queue_fini(post_queue *q) {
-    o2h_msg *m = post_queue_take_all(q);
+void o2h__post_queue_fini(post_queue *q) {
+    o2h_msg *m = o2h__post_queue_take_all(q);
     while (m) {
         o2h_msg *next = msg_next(m);
         msg_set_next(m, NULL);

@@ -19,15 +19,15 @@ typedef struct post_queue {
     uint32_t limit;
 } post_queue;
 
-void post_queue_init(post_queue *q, uint32_t limit);
+void o2h__post_queue_init(post_queue *q, uint32_t limit);
 
 /** Thread-safe. Takes the reference; 0 on success, -1 when full (message released). */
-int post_queue_push(post_queue *q, o2h_msg *msg);
+int o2h__post_queue_push(post_queue *q, o2h_msg *msg);
 
 /** Consumer only: everything posted so far, oldest first, linked by msg_next(). */
-o2h_msg *post_queue_take_all(post_queue *q);
+o2h_msg *o2h__post_queue_take_all(post_queue *q);
 
 /** Consumer only: release whatever is still queued. */
-void post_queue_fini(post_queue *q);
+void o2h__post_queue_fini(post_queue *q);
 
 #endif

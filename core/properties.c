@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool props_valid_attr(const char *attr) {
+bool o2h__props_valid_attr(const char *attr) {
     size_t n = attr ? strlen(attr) : 0;
     if (n == 0 || n > 64) return false;
     for (size_t i = 0; i < n; i++)
@@ -37,7 +37,7 @@ static const char *find_entry(const char *props, const char *attr, const char **
     return NULL;
 }
 
-char *props_remove(const char *props, const char *attr) {
+char *o2h__props_remove(const char *props, const char *attr) {
     const char *value, *entry = find_entry(props, attr, &value);
     const char *src = props ? props : "";
     if (!entry) return strdup(src);
@@ -51,8 +51,8 @@ char *props_remove(const char *props, const char *attr) {
     return out;
 }
 
-char *props_set(const char *props, const char *attr, const char *value) {
-    char *rest = props_remove(props, attr);
+char *o2h__props_set(const char *props, const char *attr, const char *value) {
+    char *rest = o2h__props_remove(props, attr);
     if (!rest) return NULL;
     const char *tail = rest[0] == ';' ? rest + 1 : rest;
     size_t size = 1 + strlen(attr) + 1 + 2 * strlen(value) + 1 + strlen(tail) + 1;
@@ -73,7 +73,7 @@ char *props_set(const char *props, const char *attr, const char *value) {
     return out;
 }
 
-bool props_get(const char *props, const char *attr, char *out, size_t size) {
+bool o2h__props_get(const char *props, const char *attr, char *out, size_t size) {
     const char *value;
     if (!find_entry(props, attr, &value) || size == 0) return false;
     size_t n = 0;
@@ -86,9 +86,9 @@ bool props_get(const char *props, const char *attr, char *out, size_t size) {
     return true;
 }
 
-bool props_match(const char *props, const char *attr, const char *pattern) {
+bool o2h__props_match(const char *props, const char *attr, const char *pattern) {
     char value[1024];
-    if (!props_get(props, attr, value, sizeof value)) return false;
+    if (!o2h__props_get(props, attr, value, sizeof value)) return false;
     size_t plen = strlen(pattern), vlen = strlen(value);
     bool anchored_start = plen > 0 && pattern[0] == ':';
     bool anchored_end = plen > 0 && pattern[plen - 1] == ';';

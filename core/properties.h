@@ -10,21 +10,21 @@
 #include <stddef.h>
 
 /** A new string: `props` (may be NULL) with `attr` set to `value` (first). NULL: no memory. */
-char *props_set(const char *props, const char *attr, const char *value);
+char *o2h__props_set(const char *props, const char *attr, const char *value);
 
 /** A new string: `props` without `attr` (a copy if it is absent). */
-char *props_remove(const char *props, const char *attr);
+char *o2h__props_remove(const char *props, const char *attr);
 
 /** Copy the unescaped value of `attr` into `out`; false if absent (or `out` too small). */
-bool props_get(const char *props, const char *attr, char *out, size_t size);
+bool o2h__props_get(const char *props, const char *attr, char *out, size_t size);
 
 /**
  * O2's search rules on the value of `attr`: ":abc" the value starts with
  * abc, "abc;" ends with abc, ":abc;" equals abc, otherwise contains abc.
  */
-bool props_match(const char *props, const char *attr, const char *pattern);
+bool o2h__props_match(const char *props, const char *attr, const char *pattern);
 
 /** True when `attr` is a valid attribute name (1..64 alphanumeric characters). */
-bool props_valid_attr(const char *attr);
+bool o2h__props_valid_attr(const char *attr);
 
 #endif

@@ -39,7 +39,7 @@ static void dotted(uint32_t ip, char *out, size_t size) {
     inet_ntop(AF_INET, &a, out, (socklen_t)size);
 }
 
-o2h_link *proto_connect(o2h_plugin *p, uint32_t ip, int port) {
+o2h_link *o2h__proto_connect(o2h_plugin *p, uint32_t ip, int port) {
     if (!p || !p->transport.connect) return NULL;
     char addr[32], ipbuf[INET_ADDRSTRLEN];
     dotted(ip, ipbuf, sizeof ipbuf);
@@ -51,11 +51,11 @@ o2h_link *proto_connect(o2h_plugin *p, uint32_t ip, int port) {
 /* Send a message the core made on one link, then release it. */
 static void send_and_release(o2h_router *r, o2h_link *link, o2h_msg *msg) {
     if (!msg) return;
-    if (link) link_send(r, link, msg);
+    if (link) o2h__link_send(r, link, msg);
     o2h_msg_unref(msg);
 }
 
-void proto_announce(o2h_router *r) {
+void o2h__proto_announce(o2h_router *r) {
     if (!named(r) || r->closing) return;
     o2h_process_info info = {.ensemble = r->ensemble,
                              .name = r->process_name,
@@ -75,7 +75,7 @@ void proto_announce(o2h_router *r) {
 
 /* ---- messages this process sends ---- */
 
-o2h_msg *proto_dy_message(o2h_router *r, int flag) {
+o2h_msg *o2h__proto_dy_message(o2h_router *r, int flag) {
     if (!named(r)) return NULL;
     char iip[16];
     snprintf(iip, sizeof iip, "%08x", r->net.internal_ip);
@@ -109,7 +109,7 @@ static o2h_msg *full_service_list(o2h_router *r) {
     uint32_t pos = 0;
     const char *key;
     void *value;
-    while (strmap_next(&r->services.by_name, &pos, &key, &value)) {
+    while (o2h__strmap_next(&r->services.by_name, &pos, &key, &value)) {
         service *s = value;
         for (uint32_t i = 0; i < s->n_providers; i++) {
             if (s->providers[i].kind == PROVIDER_PEER || !announced_name(s->name)) continue;
@@ -131,8 +131,8 @@ static o2h_msg *full_service_list(o2h_router *r) {
     return o2h_builder_finish(b, 0, "!_o2/sv", O2H_FLAG_RELIABLE);
 }
 
-void proto_tap_changed(o2h_router *r, const char *tappee, const char *tapper, int mode,
-                       bool added) {
+void o2h__proto_tap_changed(o2h_router *r, const char *tappee, const char *tapper, int mode,
+                            bool added) {
     if (r->closing || !named(r)) return;
     for (peer *p = r->net.peers; p; p = p->next) {
         if (!p->tcp) continue;
@@ -164,8 +164,8 @@ static o2h_msg *one_service_item(o2h_router *r, const char *name, bool added,
 /* ---- /_o2/si ---- */
 
 static bool si_wanted(o2h_router *r) {
-    service *o2 = services_find(&r->services, "_o2", 3);
-    return o2 && strmap_getn(&o2->methods, "/si", 3);
+    service *o2 = o2h__services_find(&r->services, "_o2", 3);
+    return o2 && o2h__strmap_getn(&o2->methods, "/si", 3);
 }
 
 /*
@@ -189,17 +189,17 @@ static void send_si(o2h_router *r, const char *name, int status, const char *pro
     o2h_builder_free(b);
     if (!m) return;
     if (later)
-        router_send_later(r, m);
+        o2h__router_send_later(r, m);
     else
         o2h_send_msg(r, m); /* queued if a handler is running */
 }
 
-void proto_notify_si(o2h_router *r, const service *s, bool later) {
+void o2h__proto_notify_si(o2h_router *r, const service *s, bool later) {
     if (r->closing || s->n_providers == 0) return;
     const provider *top = &s->providers[0];
     /* O2 names the process of a remote provider, "_o2" for this one's (and its bridges'). */
     const char *process = top->kind == PROVIDER_PEER ? top->peer->name : "_o2";
-    send_si(r, s->name, service_status(r, s), process, top->properties, later);
+    send_si(r, s->name, o2h__service_status(r, s), process, top->properties, later);
 }
 
 /* Tell every peer about one service this process offers (or no longer does). */
@@ -217,36 +217,36 @@ static const char *own_properties(o2h_router *r, const service *s) {
     return NULL;
 }
 
-void proto_service_added(o2h_router *r, const char *name, provider_kind kind, bool active) {
+void o2h__proto_service_added(o2h_router *r, const char *name, provider_kind kind, bool active) {
     if (r->closing) return;
-    service *s = services_find(&r->services, name, strlen(name));
+    service *s = o2h__services_find(&r->services, name, strlen(name));
     if (!s) return;
     /* As O2's service_provider_new: a notice only when the new provider is the active one. */
-    if (active) proto_notify_si(r, s, false);
-    if (strcmp(name, "_cs") == 0) clock_reference_changed(r);
+    if (active) o2h__proto_notify_si(r, s, false);
+    if (strcmp(name, "_cs") == 0) o2h__clock_reference_changed(r);
     if (kind != PROVIDER_PEER) tell_peers(r, name, true, own_properties(r, s));
 }
 
-void proto_properties_changed(o2h_router *r, const char *name) {
+void o2h__proto_properties_changed(o2h_router *r, const char *name) {
     if (r->closing) return;
-    service *s = services_find(&r->services, name, strlen(name));
+    service *s = o2h__services_find(&r->services, name, strlen(name));
     if (!s) return;
     const char *props = own_properties(r, s);
     /* As O2's o2_set_service_properties: the service's status, this process's own
      * name and new properties, and nothing before the process has a name. */
-    if (named(r)) send_si(r, name, service_status(r, s), r->process_name, props, false);
+    if (named(r)) send_si(r, name, o2h__service_status(r, s), r->process_name, props, false);
     tell_peers(r, name, true, props);
 }
 
-void proto_service_removed(o2h_router *r, const char *name, provider_kind kind,
-                           const char *process) {
+void o2h__proto_service_removed(o2h_router *r, const char *name, provider_kind kind,
+                                const char *process) {
     if (r->closing) return;
     /* As O2's remove_service: first the provider that left (status -1), then,
      * if the service is still offered, its active provider. */
     send_si(r, name, O2H_STATUS_UNKNOWN, process, "", false);
-    service *s = services_find(&r->services, name, strlen(name));
-    if (s) proto_notify_si(r, s, false);
-    if (strcmp(name, "_cs") == 0) clock_reference_changed(r);
+    service *s = o2h__services_find(&r->services, name, strlen(name));
+    if (s) o2h__proto_notify_si(r, s, false);
+    if (strcmp(name, "_cs") == 0) o2h__clock_reference_changed(r);
     if (kind != PROVIDER_PEER) tell_peers(r, name, false, "");
 }
 
@@ -274,19 +274,19 @@ static void peer_unlink(o2h_router *r, peer *gone) {
 
 /* The peer is gone: its services everywhere, its links, and tell discovery. */
 static void peer_lost(o2h_router *r, peer *p) {
-    router_log(r, O2H_LOG_INFO, "core", "lost process %s", p->name);
+    o2h__router_log(r, O2H_LOG_INFO, "core", "lost process %s", p->name);
     peer_unlink(r, p);
-    services_remove_peer_everywhere(r, p);
+    o2h__services_remove_peer_everywhere(r, p);
     if (p->tcp) p->tcp->peer = NULL;
     if (p->udp) {
         p->udp->peer = NULL;
-        link_close(p->udp);
+        o2h__link_close(p->udp);
     }
     free(p);
-    proto_announce(r); /* start the discovery backoff over, to find it again */
+    o2h__proto_announce(r); /* start the discovery backoff over, to find it again */
 }
 
-void proto_link_closed(o2h_router *r, o2h_link *link) {
+void o2h__proto_link_closed(o2h_router *r, o2h_link *link) {
     peer *p = link->peer;
     if (!p) return;
     link->peer = NULL;
@@ -301,38 +301,38 @@ void proto_link_closed(o2h_router *r, o2h_link *link) {
 }
 
 static void attach_udp(o2h_router *r, peer *p) {
-    p->udp = proto_connect(r->net.udp_plugin, p->ip, p->udp_port);
+    p->udp = o2h__proto_connect(r->net.udp_plugin, p->ip, p->udp_port);
     if (p->udp) p->udp->peer = p;
 }
 
 /* We are the lesser name: connect, then send dy CONNECT and our service list. */
 static void connect_as_client(o2h_router *r, const char *name, uint32_t ip, int tcp, int udp) {
-    o2h_link *link = proto_connect(r->net.tcp_plugin, ip, tcp);
+    o2h_link *link = o2h__proto_connect(r->net.tcp_plugin, ip, tcp);
     if (!link) {
-        router_log(r, O2H_LOG_WARN, "core", "cannot connect to %s", name);
+        o2h__router_log(r, O2H_LOG_WARN, "core", "cannot connect to %s", name);
         return;
     }
     peer *p = peer_new(r, name, ip, tcp, udp);
     if (!p) {
-        link_close(link);
+        o2h__link_close(link);
         return;
     }
     p->tcp = link;
     link->peer = p;
     attach_udp(r, p);
-    router_log(r, O2H_LOG_INFO, "core", "connecting to process %s", name);
-    send_and_release(r, link, proto_dy_message(r, O2H_DY_CONNECT));
-    clock_announce_sync_on(r, link);
+    o2h__router_log(r, O2H_LOG_INFO, "core", "connecting to process %s", name);
+    send_and_release(r, link, o2h__proto_dy_message(r, O2H_DY_CONNECT));
+    o2h__clock_announce_sync_on(r, link);
     send_and_release(r, link, full_service_list(r));
-    services_add_peer(r, name, p, NULL);
+    o2h__services_add_peer(r, name, p, NULL);
 }
 
 /* We are the greater name: ask the peer to connect to us. */
 static void send_callback(o2h_router *r, uint32_t ip, int tcp) {
-    o2h_link *link = proto_connect(r->net.tcp_plugin, ip, tcp);
+    o2h_link *link = o2h__proto_connect(r->net.tcp_plugin, ip, tcp);
     if (!link) return;
-    send_and_release(r, link, proto_dy_message(r, O2H_DY_CALLBACK));
-    link_close(link); /* the transport flushes, then closes */
+    send_and_release(r, link, o2h__proto_dy_message(r, O2H_DY_CALLBACK));
+    o2h__link_close(link); /* the transport flushes, then closes */
 }
 
 /* A lesser process connected to us and named itself. */
@@ -348,14 +348,14 @@ static void accept_client(o2h_router *r, o2h_link *from, const char *name, uint3
     p->tcp = from;
     from->peer = p;
     attach_udp(r, p);
-    router_log(r, O2H_LOG_INFO, "core", "accepted process %s", name);
-    clock_announce_sync_on(r, from);
+    o2h__router_log(r, O2H_LOG_INFO, "core", "accepted process %s", name);
+    o2h__clock_announce_sync_on(r, from);
     send_and_release(r, from, full_service_list(r));
-    services_add_peer(r, name, p, NULL);
+    o2h__services_add_peer(r, name, p, NULL);
 }
 
 /* A transport's link is the only path to a process (O2's MQTT "process via broker"). */
-int proto_process_link(o2h_router *r, o2h_link *link, const char *name) {
+int o2h__proto_process_link(o2h_router *r, o2h_link *link, const char *name) {
     if (!named(r)) return O2H_NOT_INITIALIZED;
     unsigned tcp;
     char pip[9], iip[9], tail;
@@ -371,13 +371,13 @@ int proto_process_link(o2h_router *r, o2h_link *link, const char *name) {
         if (!p) return O2H_NO_MEMORY;
         p->tcp = link; /* no p->udp: best-effort messages take the same link */
         link->peer = p;
-        router_log(r, O2H_LOG_INFO, "core", "process %s reached through %s", name,
-                   link->description);
+        o2h__router_log(r, O2H_LOG_INFO, "core", "process %s reached through %s", name,
+                        link->description);
     }
     /* Also again for a known process: it lost us and asks for our state anew. */
-    clock_announce_sync_on(r, link);
+    o2h__clock_announce_sync_on(r, link);
     send_and_release(r, link, full_service_list(r));
-    services_add_peer(r, name, p, NULL);
+    o2h__services_add_peer(r, name, p, NULL);
     return O2H_OK;
 }
 
@@ -385,11 +385,11 @@ int proto_process_link(o2h_router *r, o2h_link *link, const char *name) {
 static void refuse_process(o2h_router *r, const char *name, uint32_t ip, const o2h_link *from) {
     char ipbuf[INET_ADDRSTRLEN], nets[256];
     dotted(ip, ipbuf, sizeof ipbuf);
-    allow_describe(&r->allow, nets, sizeof nets);
+    o2h__allow_describe(&r->allow, nets, sizeof nets);
     r->stats.refused++;
-    router_log_limited(r, &r->refused_log, O2H_LOG_WARN, "core",
-                       "refused process %s at %s (came by %s): not in \"allow\" (%s)", name, ipbuf,
-                       from ? from->description : "-", nets);
+    o2h__router_log_limited(r, &r->refused_log, O2H_LOG_WARN, "core",
+                            "refused process %s at %s (came by %s): not in \"allow\" (%s)", name,
+                            ipbuf, from ? from->description : "-", nets);
 }
 
 /* ---- handlers of system messages ---- */
@@ -403,23 +403,23 @@ static void handle_dy(o2h_router *r, const o2h_msg *msg, const char *types,
         return;
     if (!named(r)) return;
     o2h_link *from = msg_origin(msg);
-    if (tcp <= 0 || tcp > 65535 || udp < 0 || udp > 65535 || !names_is_ip_hex(argv[2]->s) ||
-        !names_is_ip_hex(iip)) {
+    if (tcp <= 0 || tcp > 65535 || udp < 0 || udp > 65535 || !o2h__names_is_ip_hex(argv[2]->s) ||
+        !o2h__names_is_ip_hex(iip)) {
         /* O2 builds these fields one way only: anything else is not an O2 process. */
         r->stats.dropped_bad_names++;
-        router_log_limited(r, &r->bad_name_log, O2H_LOG_WARN, "core",
-                           "dropped !_o2/dy naming @%.16s:%.16s:%x (came by %s): not an O2 "
-                           "process name",
-                           argv[2]->s, iip, (unsigned)tcp, from ? from->description : "-");
+        o2h__router_log_limited(r, &r->bad_name_log, O2H_LOG_WARN, "core",
+                                "dropped !_o2/dy naming @%.16s:%.16s:%x (came by %s): not an O2 "
+                                "process name",
+                                argv[2]->s, iip, (unsigned)tcp, from ? from->description : "-");
         return;
     }
     char name[32];
     snprintf(name, sizeof name, "@%s:%s:%04x", argv[2]->s, iip, (unsigned)tcp);
     if (strcmp(name, r->process_name) == 0) return;
     uint32_t ip = (uint32_t)strtoul(iip, NULL, 16);
-    if (!allow_permits(&r->allow, ip)) {
+    if (!o2h__allow_permits(&r->allow, ip)) {
         refuse_process(r, name, ip, from);
-        if (from && flag == O2H_DY_CONNECT) link_close(from);
+        if (from && flag == O2H_DY_CONNECT) o2h__link_close(from);
         return;
     }
     switch (flag) {
@@ -427,7 +427,7 @@ static void handle_dy(o2h_router *r, const o2h_msg *msg, const char *types,
         if (from) accept_client(r, from, name, ip, tcp, udp);
         return;
     case O2H_DY_CALLBACK:
-        if (from) link_close(from);
+        if (from) o2h__link_close(from);
         if (!find_peer(r, name) && strcmp(r->process_name, name) < 0)
             connect_as_client(r, name, ip, tcp, udp);
         return;
@@ -465,7 +465,7 @@ static void handle_sv(o2h_router *r, const o2h_msg *msg, const char *types,
     o2h_arg a;
     if (!p || o2h_reader_init(&rd, msg, NULL, 0) != O2H_OK || o2h_reader_next(&rd, 's', &a) != 0 ||
         strcmp(a.s, p->name) != 0) {
-        router_log(r, O2H_LOG_DEBUG, "core", "ignored !_o2/sv from an unknown process");
+        o2h__router_log(r, O2H_LOG_DEBUG, "core", "ignored !_o2/sv from an unknown process");
         return;
     }
     const char *name, *props;
@@ -474,33 +474,35 @@ static void handle_sv(o2h_router *r, const o2h_msg *msg, const char *types,
     while (o2h_reader_peek(&rd) &&
            read_sv_item(&rd, &name, &added, &is_service, &props, &mode) == O2H_OK) {
         if (!name[0] || strcmp(name, "_o2") == 0) continue;
-        router_log(r, O2H_LOG_DEBUG, "core", "sv from %s (%s): %s %s %s \"%s\" %d", p->name,
-                   from->description, name, added ? "T" : "F", is_service ? "T" : "F", props, mode);
+        o2h__router_log(r, O2H_LOG_DEBUG, "core", "sv from %s (%s): %s %s %s \"%s\" %d", p->name,
+                        from->description, name, added ? "T" : "F", is_service ? "T" : "F", props,
+                        mode);
         if (added && is_service)
-            services_add_peer(r, name, p, props);
+            o2h__services_add_peer(r, name, p, props);
         else if (!added && (is_service || !props[0]))
             /* O2 2.0.1 announces removal as (F, F, ""): accept both forms. */
-            services_remove(r, name, PROVIDER_PEER, p);
+            o2h__services_remove(r, name, PROVIDER_PEER, p);
         else if (added) /* a tap: `name` taps `props` */
-            services_add_tap(r, props, name, p, mode);
+            o2h__services_add_tap(r, props, name, p, mode);
         else
-            services_remove_tap(r, props, name, p);
+            o2h__services_remove_tap(r, props, name, p);
     }
 }
 
 /* ---- setup ---- */
 
-int proto_init(o2h_router *r) {
-    int rc = services_add_internal(r, "_o2");
+int o2h__proto_init(o2h_router *r) {
+    int rc = o2h__services_add_internal(r, "_o2");
     if (rc == O2H_OK)
-        rc = services_add_method(r, "/_o2/dy", "sissiii", handle_dy, NULL, true, true);
-    if (rc == O2H_OK) rc = services_add_method(r, "/_o2/sv", NULL, handle_sv, NULL, false, false);
-    if (rc == O2H_OK) rc = o2lite_host_init(r);
-    if (rc == O2H_OK) rc = monitor_init(r);
+        rc = o2h__services_add_method(r, "/_o2/dy", "sissiii", handle_dy, NULL, true, true);
+    if (rc == O2H_OK)
+        rc = o2h__services_add_method(r, "/_o2/sv", NULL, handle_sv, NULL, false, false);
+    if (rc == O2H_OK) rc = o2h__o2lite_host_init(r);
+    if (rc == O2H_OK) rc = o2h__monitor_init(r);
     return rc;
 }
 
-void proto_fini(o2h_router *r) {
+void o2h__proto_fini(o2h_router *r) {
     while (r->net.peers) {
         peer *p = r->net.peers;
         r->net.peers = p->next;
@@ -510,7 +512,7 @@ void proto_fini(o2h_router *r) {
     }
 }
 
-int proto_net_register(o2h_router *r, o2h_plugin *p, int proto, uint32_t ip, int port) {
+int o2h__proto_net_register(o2h_router *r, o2h_plugin *p, int proto, uint32_t ip, int port) {
     if (port <= 0 || port > 65535) return O2H_BAD_ARGS;
     if (proto == O2H_NET_TCP) {
         if (r->net.tcp_plugin && r->net.tcp_plugin != p) return O2H_ALREADY_RUNNING;
@@ -527,17 +529,17 @@ int proto_net_register(o2h_router *r, o2h_plugin *p, int proto, uint32_t ip, int
     if (r->net.tcp_plugin && r->net.udp_plugin && !named(r)) {
         snprintf(r->process_name, sizeof r->process_name, "@00000000:%08x:%04x", r->net.internal_ip,
                  (unsigned)r->net.tcp_port);
-        router_log(r, O2H_LOG_INFO, "core", "process name %s", r->process_name);
-        proto_announce(r);
+        o2h__router_log(r, O2H_LOG_INFO, "core", "process name %s", r->process_name);
+        o2h__proto_announce(r);
     }
     return O2H_OK;
 }
 
-int proto_send_to_peer(o2h_router *r, peer *p, o2h_msg *msg) {
+int o2h__proto_send_to_peer(o2h_router *r, peer *p, o2h_msg *msg) {
     o2h_link *link = (o2h_msg_reliable(msg) || !p->udp) ? p->tcp : p->udp;
     if (!link) {
         r->stats.dropped_send_error++;
         return O2H_SEND_FAIL;
     }
-    return link_send(r, link, msg);
+    return o2h__link_send(r, link, msg);
 }

@@ -34,19 +34,19 @@ typedef struct net_state {
 } net_state;
 
 /** Create the "_o2" service and the handlers for O2's system messages. */
-int proto_init(o2h_router *r);
-void proto_fini(o2h_router *r);
+int o2h__proto_init(o2h_router *r);
+void o2h__proto_fini(o2h_router *r);
 
-int proto_net_register(o2h_router *r, o2h_plugin *p, int proto, uint32_t ip, int port);
+int o2h__proto_net_register(o2h_router *r, o2h_plugin *p, int proto, uint32_t ip, int port);
 
 /** Tell the started discovery plugins this process's name and ports (once named). */
-void proto_announce(o2h_router *r);
+void o2h__proto_announce(o2h_router *r);
 
 /** A `!_o2/dy` message for this process, or NULL before it has a name. */
-o2h_msg *proto_dy_message(o2h_router *r, int flag);
+o2h_msg *o2h__proto_dy_message(o2h_router *r, int flag);
 
 /** A link is gone (closed by its transport): forget the peer it led to. */
-void proto_link_closed(o2h_router *r, o2h_link *link);
+void o2h__proto_link_closed(o2h_router *r, o2h_link *link);
 
 /*
  * /_o2/si notices, as O2 2.x sends them, and the matching !_o2/sv to peers
@@ -58,7 +58,7 @@ void proto_link_closed(o2h_router *r, o2h_link *link);
  * is the active provider (`active`), and every peer is told when the
  * provider is this process's.
  */
-void proto_service_added(o2h_router *r, const char *name, provider_kind kind, bool active);
+void o2h__proto_service_added(o2h_router *r, const char *name, provider_kind kind, bool active);
 
 /**
  * A provider of `name` left: a notice naming `process` (the one that left;
@@ -66,29 +66,30 @@ void proto_service_added(o2h_router *r, const char *name, provider_kind kind, bo
  * the new active provider if the service remains; peers are told when the
  * provider was this process's.
  */
-void proto_service_removed(o2h_router *r, const char *name, provider_kind kind,
-                           const char *process);
+void o2h__proto_service_removed(o2h_router *r, const char *name, provider_kind kind,
+                                const char *process);
 
 /** The properties of this process's provider of `name` changed: a notice and the peers. */
-void proto_properties_changed(o2h_router *r, const char *name);
+void o2h__proto_properties_changed(o2h_router *r, const char *name);
 
 /**
  * Tell the local /_o2/si handler (if any) the state of the service's active
  * provider. `later`: queued behind the notices sent directly meanwhile, as
  * O2 queues those of a clock status change.
  */
-void proto_notify_si(o2h_router *r, const service *s, bool later);
+void o2h__proto_notify_si(o2h_router *r, const service *s, bool later);
 
 /** Tell every peer that this process added or removed a tap. */
-void proto_tap_changed(o2h_router *r, const char *tappee, const char *tapper, int mode, bool added);
+void o2h__proto_tap_changed(o2h_router *r, const char *tappee, const char *tapper, int mode,
+                            bool added);
 
 /** Open a link with a transport's connect() to ip:port (host order); NULL on failure. */
-o2h_link *proto_connect(o2h_plugin *p, uint32_t ip, int port);
+o2h_link *o2h__proto_connect(o2h_plugin *p, uint32_t ip, int port);
 
 /** Make `link` the path to process `name` (host->process_link). */
-int proto_process_link(o2h_router *r, o2h_link *link, const char *name);
+int o2h__proto_process_link(o2h_router *r, o2h_link *link, const char *name);
 
 /** Send to a peer: reliable messages over TCP, others over UDP when possible. */
-int proto_send_to_peer(o2h_router *r, peer *p, o2h_msg *msg);
+int o2h__proto_send_to_peer(o2h_router *r, peer *p, o2h_msg *msg);
 
 #endif

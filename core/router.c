@@ -46,43 +46,43 @@ static char *env_plugin_path(void) {
 o2h_router *o2h_router_new(const o2h_router_options *opts, o2h_error *err) {
     o2h_router_options o = {0};
     if (opts) memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
-    if (!names_valid_ensemble(o.ensemble)) {
-        error_set(err, O2H_BAD_NAME, "invalid ensemble name \"%s\" (1..63 printable, no '/')",
-                  o.ensemble ? o.ensemble : "");
+    if (!o2h__names_valid_ensemble(o.ensemble)) {
+        o2h__error_set(err, O2H_BAD_NAME, "invalid ensemble name \"%s\" (1..63 printable, no '/')",
+                       o.ensemble ? o.ensemble : "");
         return NULL;
     }
     o2h_router *r = calloc(1, sizeof *r);
     if (!r) {
-        error_set(err, O2H_NO_MEMORY, "out of memory");
+        o2h__error_set(err, O2H_NO_MEMORY, "out of memory");
         return NULL;
     }
     snprintf(r->ensemble, sizeof r->ensemble, "%s", o.ensemble);
     /* The local process is "_o2" until a network transport gives it its @name. */
     snprintf(r->process_name, sizeof r->process_name, "_o2");
     if (router_copy_linked(r, o.linked_plugins) != O2H_OK) {
-        error_set(err, O2H_NO_MEMORY, "out of memory");
+        o2h__error_set(err, O2H_NO_MEMORY, "out of memory");
         free(r);
         return NULL;
     }
     r->env_plugin_path = env_plugin_path();
-    allow_read_local(&r->allow); /* part of the default "allow": this machine's own LANs */
+    o2h__allow_read_local(&r->allow); /* part of the default "allow": this machine's own LANs */
     r->log_level = o.log_level;
     r->log = o.log;
     r->log_ctx = o.log_ctx;
-    r->t0_ns = loop_now_ns();
+    r->t0_ns = o2h__loop_now_ns();
     r->stats.struct_size = sizeof r->stats;
     atomic_init(&r->stop_requested, false);
-    post_queue_init(&r->posts, o.post_queue_limit ? o.post_queue_limit : DEFAULT_POST_LIMIT);
-    services_init(&r->services);
+    o2h__post_queue_init(&r->posts, o.post_queue_limit ? o.post_queue_limit : DEFAULT_POST_LIMIT);
+    o2h__services_init(&r->services);
     r->pool = o2h_pool_new();
     r->builder = o2h_builder_new(r->pool);
     r->vbuilder = o2h_builder_new(r->pool);
     r->pbuilder = o2h_builder_new(r->pool);
-    bool loop_ok = loop_init(&r->lp) == 0;
+    bool loop_ok = o2h__loop_init(&r->lp) == 0;
     if (!r->pool || !r->builder || !r->vbuilder || !r->pbuilder || !loop_ok ||
-        proto_init(r) != O2H_OK || clock_init(r) != O2H_OK) {
-        error_set(err, loop_ok ? O2H_NO_MEMORY : O2H_FAIL,
-                  loop_ok ? "out of memory" : "cannot create epoll/eventfd/timerfd");
+        o2h__proto_init(r) != O2H_OK || o2h__clock_init(r) != O2H_OK) {
+        o2h__error_set(err, loop_ok ? O2H_NO_MEMORY : O2H_FAIL,
+                       loop_ok ? "out of memory" : "cannot create epoll/eventfd/timerfd");
         if (!loop_ok) r->lp.epfd = r->lp.wakefd = r->lp.timerfd = -1;
         o2h_router_free(r);
         return NULL;
@@ -147,55 +147,57 @@ static int load_plugin(o2h_router *r, config_doc *doc, const config_plugin *cp, 
     o2h_error why = {0};
     int n_dirs;
     char **dirs = plugin_search_dirs(r, &n_dirs);
-    if (!dirs) return error_set(err, O2H_NO_MEMORY, "out of memory");
-    o2h_plugin *p = loader_open(r, cp->type, cp->file, (const char *const *)dirs, n_dirs, &why);
+    if (!dirs) return o2h__error_set(err, O2H_NO_MEMORY, "out of memory");
+    o2h_plugin *p =
+        o2h__loader_open(r, cp->type, cp->file, (const char *const *)dirs, n_dirs, &why);
     free(dirs);
     int rc = why.code;
     if (p && !kind_fits(cp->kind_key, p->desc->kind)) {
         /* Its ops would be read as another kind's: refused, located at its "type". */
-        config_cfg_error(cp->cfg, "type", "%s is a %s plugin, it cannot be listed in \"%s\"",
-                         p->path, kind_name(p->desc->kind), cp->kind_key);
-        loader_close(p);
-        return config_doc_take_error(doc, err);
+        o2h__config_cfg_error(cp->cfg, "type", "%s is a %s plugin, it cannot be listed in \"%s\"",
+                              p->path, kind_name(p->desc->kind), cp->kind_key);
+        o2h__loader_close(p);
+        return o2h__config_doc_take_error(doc, err);
     }
     if (p) {
         p->required = cp->required;
-        rc = p->lifecycle.create(host_table(), p, cp->cfg, &p->instance);
+        rc = p->lifecycle.create(o2h__host_table(), p, cp->cfg, &p->instance);
         /* Keys the plugin did not read are unknown keys (only checked when it read the rest). */
-        if (rc == O2H_OK) config_cfg_check_unread(cp->cfg);
-        int cfg_rc = config_doc_take_error(doc, err);
+        if (rc == O2H_OK) o2h__config_cfg_check_unread(cp->cfg);
+        int cfg_rc = o2h__config_doc_take_error(doc, err);
         if (cfg_rc != O2H_OK) {
-            loader_close(p);
+            o2h__loader_close(p);
             return cfg_rc;
         }
         if (rc != O2H_OK) {
-            rc = error_set(&why, O2H_PLUGIN_FAILED, "%s: create() failed: %s", p->path,
-                           o2h_strerror(rc));
-            loader_close(p);
+            rc = o2h__error_set(&why, O2H_PLUGIN_FAILED, "%s: create() failed: %s", p->path,
+                                o2h_strerror(rc));
+            o2h__loader_close(p);
             p = NULL;
         }
     }
     if (p) {
         append_plugin(r, p);
-        router_log(r, O2H_LOG_INFO, "core", "loaded %s plugin \"%s\" %s from %s", cp->kind_key,
-                   p->desc->name, p->desc->version ? p->desc->version : "", p->path);
+        o2h__router_log(r, O2H_LOG_INFO, "core", "loaded %s plugin \"%s\" %s from %s", cp->kind_key,
+                        p->desc->name, p->desc->version ? p->desc->version : "", p->path);
         return O2H_OK;
     }
     if (cp->required) {
         /* Said at the entry that asked for it: FILE:LINE:COL: transports[2].type: ... */
-        config_cfg_error(cp->cfg, cp->file ? "file" : "type", "%s", why.message);
-        config_doc_take_error(doc, err);
+        o2h__config_cfg_error(cp->cfg, cp->file ? "file" : "type", "%s", why.message);
+        o2h__config_doc_take_error(doc, err);
         err->code = rc;
         return rc;
     }
-    router_log(r, O2H_LOG_WARN, "core",
-               "optional plugin \"%s\" not loaded, going on without it: %s", cp->type, why.message);
+    o2h__router_log(r, O2H_LOG_WARN, "core",
+                    "optional plugin \"%s\" not loaded, going on without it: %s", cp->type,
+                    why.message);
     return O2H_OK;
 }
 
 int o2h_router_allow(o2h_router *r, const char *cidr) {
     allow_net net;
-    if (!r || !cidr || allow_parse_cidr(cidr, &net) != 0) return O2H_BAD_ARGS;
+    if (!r || !cidr || o2h__allow_parse_cidr(cidr, &net) != 0) return O2H_BAD_ARGS;
     allow_net *nets = realloc(r->allow.nets, (size_t)(r->allow.n + 1) * sizeof *nets);
     if (!nets) return O2H_NO_MEMORY;
     nets[r->allow.n++] = net;
@@ -206,19 +208,19 @@ int o2h_router_allow(o2h_router *r, const char *cidr) {
 static int apply_config(o2h_router *r, config_doc *doc, const router_config *rc_, o2h_error *err) {
     if (rc_->allow.nets) {
         r->allow.nets = calloc((size_t)rc_->allow.n + 1, sizeof *r->allow.nets);
-        if (!r->allow.nets) return error_set(err, O2H_NO_MEMORY, "out of memory");
+        if (!r->allow.nets) return o2h__error_set(err, O2H_NO_MEMORY, "out of memory");
         memcpy(r->allow.nets, rc_->allow.nets, (size_t)rc_->allow.n * sizeof *r->allow.nets);
         r->allow.n = rc_->allow.n;
     }
     for (int i = 0; i < rc_->n_plugin_path; i++)
         if (o2h_router_add_plugin_dir(r, rc_->plugin_path[i]) != O2H_OK)
-            return error_set(err, O2H_NO_MEMORY, "out of memory");
+            return o2h__error_set(err, O2H_NO_MEMORY, "out of memory");
     if (rc_->clock_reference) o2h_clock_set(r);
     for (int i = 0; i < rc_->n_services; i++) {
-        int rc = services_add_local(r, rc_->services[i].name, rc_->services[i].properties);
+        int rc = o2h__services_add_local(r, rc_->services[i].name, rc_->services[i].properties);
         if (rc != O2H_OK)
-            return error_set(err, rc, "service \"%s\": %s", rc_->services[i].name,
-                             o2h_strerror(rc));
+            return o2h__error_set(err, rc, "service \"%s\": %s", rc_->services[i].name,
+                                  o2h_strerror(rc));
     }
     for (int i = 0; i < rc_->n_plugins; i++) {
         int rc = load_plugin(r, doc, &rc_->plugins[i], err);
@@ -230,8 +232,8 @@ static int apply_config(o2h_router *r, config_doc *doc, const router_config *rc_
 static o2h_router *router_from_doc(config_doc *doc, const o2h_router_options *opts,
                                    o2h_error *err) {
     router_config rc_;
-    if (!doc || config_parse_router(doc, &rc_, err) != O2H_OK) {
-        config_doc_free(doc);
+    if (!doc || o2h__config_parse_router(doc, &rc_, err) != O2H_OK) {
+        o2h__config_doc_free(doc);
         return NULL;
     }
     o2h_router_options o = {.struct_size = sizeof o};
@@ -241,7 +243,7 @@ static o2h_router *router_from_doc(config_doc *doc, const o2h_router_options *op
     if (rc_.log_level >= 0 && !o.log_level_fixed) o.log_level = rc_.log_level;
     o2h_router *r = o2h_router_new(&o, err);
     if (!r) {
-        config_doc_free(doc);
+        o2h__config_doc_free(doc);
         return NULL;
     }
     r->doc = doc;
@@ -254,12 +256,13 @@ static o2h_router *router_from_doc(config_doc *doc, const o2h_router_options *op
 
 o2h_router *o2h_router_new_from_file(const char *path, const o2h_router_options *opts,
                                      o2h_error *err) {
-    return router_from_doc(config_doc_load_file(path, err), opts, err);
+    return router_from_doc(o2h__config_doc_load_file(path, err), opts, err);
 }
 
 o2h_router *o2h_router_new_from_json(const char *json, const char *name,
                                      const o2h_router_options *opts, o2h_error *err) {
-    return router_from_doc(config_doc_load_string(json, name ? name : "<json>", err), opts, err);
+    return router_from_doc(o2h__config_doc_load_string(json, name ? name : "<json>", err), opts,
+                           err);
 }
 
 static int start_plugin(o2h_router *r, o2h_plugin *p) {
@@ -269,9 +272,9 @@ static int start_plugin(o2h_router *r, o2h_plugin *p) {
         p->started = true;
         return O2H_OK;
     }
-    router_log(r, p->required ? O2H_LOG_ERROR : O2H_LOG_WARN, "core",
-               "plugin \"%s\" failed to start: %s%s", p->type, o2h_strerror(rc),
-               p->required ? "" : " (optional: going on without it)");
+    o2h__router_log(r, p->required ? O2H_LOG_ERROR : O2H_LOG_WARN, "core",
+                    "plugin \"%s\" failed to start: %s%s", p->type, o2h_strerror(rc),
+                    p->required ? "" : " (optional: going on without it)");
     return p->required ? O2H_PLUGIN_FAILED : O2H_OK;
 }
 
@@ -281,7 +284,7 @@ int o2h_router_add_plugin(o2h_router *r, const char *kind_key, const char *type,
     if (!err) err = &local;
     char name[96];
     snprintf(name, sizeof name, "%s plugin config", type ? type : "?");
-    config_doc *doc = config_doc_load_string(config_json ? config_json : "{}", name, err);
+    config_doc *doc = o2h__config_doc_load_string(config_json ? config_json : "{}", name, err);
     if (!doc) return err->code;
     int rc = O2H_NO_MEMORY;
     char prefix[128];
@@ -289,10 +292,10 @@ int o2h_router_add_plugin(o2h_router *r, const char *kind_key, const char *type,
     config_plugin cp = {.kind_key = kind_key ? kind_key : "plugins",
                         .type = type,
                         .required = true,
-                        .cfg = config_doc_root_cfg(doc, prefix)};
+                        .cfg = o2h__config_doc_root_cfg(doc, prefix)};
     if (!cp.cfg) {
-        rc = config_doc_take_error(doc, err);
-        config_doc_free(doc);
+        rc = o2h__config_doc_take_error(doc, err);
+        o2h__config_doc_free(doc);
         return rc;
     }
     /* Plugins may keep strings from their cfg: the doc lives as long as the
@@ -300,13 +303,13 @@ int o2h_router_add_plugin(o2h_router *r, const char *kind_key, const char *type,
      * doc that could not be kept. */
     config_doc **docs = realloc(r->extra_docs, (size_t)(r->n_extra_docs + 1) * sizeof *docs);
     if (!docs) {
-        config_doc_free(doc);
-        return error_set(err, O2H_NO_MEMORY, "out of memory");
+        o2h__config_doc_free(doc);
+        return o2h__error_set(err, O2H_NO_MEMORY, "out of memory");
     }
     r->extra_docs = docs;
     rc = load_plugin(r, doc, &cp, err);
     if (rc != O2H_OK) {
-        config_doc_free(doc);
+        o2h__config_doc_free(doc);
         return rc;
     }
     docs[r->n_extra_docs++] = doc;
@@ -316,7 +319,7 @@ int o2h_router_add_plugin(o2h_router *r, const char *kind_key, const char *type,
             p = p->next;
         if (p) rc = start_plugin(r, p);
         if (rc == O2H_OK && p && (p->discovery.announce || p->transport.announce))
-            proto_announce(r);
+            o2h__proto_announce(r);
     }
     return rc;
 }
@@ -327,13 +330,13 @@ int o2h_router_start(o2h_router *r) {
         if (rc != O2H_OK) return rc;
     }
     r->started = true;
-    router_log(r, O2H_LOG_INFO, "core", "router started in ensemble \"%s\"", r->ensemble);
-    proto_announce(r); /* discovery plugins started after the transports named us */
+    o2h__router_log(r, O2H_LOG_INFO, "core", "router started in ensemble \"%s\"", r->ensemble);
+    o2h__proto_announce(r); /* discovery plugins started after the transports named us */
     return O2H_OK;
 }
 
-void router_drain_posts(o2h_router *r) {
-    o2h_msg *m = post_queue_take_all(&r->posts);
+void o2h__router_drain_posts(o2h_router *r) {
+    o2h_msg *m = o2h__post_queue_take_all(&r->posts);
     while (m) {
         o2h_msg *next = msg_next(m);
         msg_set_next(m, NULL);
@@ -345,19 +348,19 @@ void router_drain_posts(o2h_router *r) {
 int o2h_router_poll_io(o2h_router *r, int timeout_ms) {
     r->dispatch_depth++; /* what arrives waits in the pending queue */
     bool woken = false;
-    int n = loop_poll(&r->lp, timeout_ms, &woken);
+    int n = o2h__loop_poll(&r->lp, timeout_ms, &woken);
     r->dispatch_depth--;
     return n < 0 ? O2H_FAIL : n;
 }
 
 int o2h_router_poll(o2h_router *r, int timeout_ms) {
-    router_route_pending(r); /* what arrived during o2h_router_poll_io */
+    o2h__router_route_pending(r); /* what arrived during o2h_router_poll_io */
     bool woken = false;
-    int n = loop_poll(&r->lp, timeout_ms, &woken);
+    int n = o2h__loop_poll(&r->lp, timeout_ms, &woken);
     if (n < 0) return O2H_FAIL;
     if (woken) {
-        router_drain_posts(r);
-        loop_run_deferred(&r->lp);
+        o2h__router_drain_posts(r);
+        o2h__loop_run_deferred(&r->lp);
     }
     return n;
 }
@@ -373,17 +376,17 @@ int o2h_router_run(o2h_router *r) {
 
 void o2h_router_stop(o2h_router *r) {
     atomic_store(&r->stop_requested, true);
-    loop_wake(&r->lp);
+    o2h__loop_wake(&r->lp);
 }
 
 void o2h_router_wake(o2h_router *r) {
-    loop_wake(&r->lp);
+    o2h__loop_wake(&r->lp);
 }
 
 int o2h_router_post(o2h_router *r, o2h_msg *msg) {
     if (!msg) return O2H_BAD_ARGS;
-    if (post_queue_push(&r->posts, msg) != 0) return O2H_QUEUE_FULL;
-    loop_wake(&r->lp);
+    if (o2h__post_queue_push(&r->posts, msg) != 0) return O2H_QUEUE_FULL;
+    o2h__loop_wake(&r->lp);
     return O2H_OK;
 }
 
@@ -403,25 +406,25 @@ void o2h_router_free(o2h_router *r) {
     r->closing = true;
     /* Stop everything first, last started first, then destroy. */
     stop_plugins_reversed(r->plugins);
-    loop_run_deferred(&r->lp);
+    o2h__loop_run_deferred(&r->lp);
     while (r->plugins) {
         o2h_plugin *p = r->plugins;
         r->plugins = p->next;
-        loader_close(p);
+        o2h__loader_close(p);
     }
-    sched_fini(r);
-    clock_fini(r);
-    post_queue_fini(&r->posts);
+    o2h__sched_fini(r);
+    o2h__clock_fini(r);
+    o2h__post_queue_fini(&r->posts);
     while (r->pending_head) {
         o2h_msg *m = r->pending_head;
         r->pending_head = msg_next(m);
         o2h_msg_unref(m);
     }
-    services_fini(&r->services);
-    proto_fini(r);
-    bridge_fini(r);
-    dispatch_fini(r);
-    loop_fini(&r->lp);
+    o2h__services_fini(&r->services);
+    o2h__proto_fini(r);
+    o2h__bridge_fini(r);
+    o2h__dispatch_fini(r);
+    o2h__loop_fini(&r->lp);
     o2h_builder_free(r->builder);
     o2h_builder_free(r->vbuilder);
     o2h_builder_free(r->pbuilder);
@@ -430,11 +433,11 @@ void o2h_router_free(o2h_router *r) {
         free(r->plugin_dirs[i]);
     free(r->plugin_dirs);
     free(r->env_plugin_path);
-    allow_fini(&r->allow);
+    o2h__allow_fini(&r->allow);
     free(r->linked_plugins);
-    config_doc_free(r->doc);
+    o2h__config_doc_free(r->doc);
     for (int i = 0; i < r->n_extra_docs; i++)
-        config_doc_free(r->extra_docs[i]);
+        o2h__config_doc_free(r->extra_docs[i]);
     free(r->extra_docs);
     free(r);
 }
@@ -450,15 +453,15 @@ void o2h_router_set_log_level(o2h_router *r, int level) {
 }
 
 double o2h_local_time(const o2h_router *r) {
-    return (double)(loop_now_ns() - r->t0_ns) * 1e-9;
+    return (double)(o2h__loop_now_ns() - r->t0_ns) * 1e-9;
 }
 
 double o2h_time_get(const o2h_router *r) {
-    return clock_global(r);
+    return o2h__clock_global(r);
 }
 
 int o2h_clock_set(o2h_router *r) {
-    return clock_become_reference(r);
+    return o2h__clock_become_reference(r);
 }
 
 int o2h_clock_roundtrip(const o2h_router *r, double *mean, double *min) {
@@ -524,36 +527,36 @@ const char *o2h_stats_name(int i, const o2h_stats *stats, uint64_t *value) {
 /* ---- services and methods ---- */
 
 int o2h_service_new(o2h_router *r, const char *name) {
-    return services_add_local(r, name, NULL);
+    return o2h__services_add_local(r, name, NULL);
 }
 
 int o2h_service_free(o2h_router *r, const char *name) {
-    return services_remove(r, name, PROVIDER_LOCAL, NULL);
+    return o2h__services_remove(r, name, PROVIDER_LOCAL, NULL);
 }
 
 int o2h_method_new(o2h_router *r, const char *path, const char *typespec, o2h_handler handler,
                    void *user_data, bool coerce, bool parse) {
-    return services_add_method(r, path, typespec, handler, user_data, coerce, parse);
+    return o2h__services_add_method(r, path, typespec, handler, user_data, coerce, parse);
 }
 
 int o2h_method_free(o2h_router *r, const char *path) {
-    return services_remove_method(r, path);
+    return o2h__services_remove_method(r, path);
 }
 
 int o2h_status(o2h_router *r, const char *name) {
-    service *s = services_find(&r->services, name, strlen(name));
-    return s ? service_status(r, s) : O2H_STATUS_UNKNOWN;
+    service *s = o2h__services_find(&r->services, name, strlen(name));
+    return s ? o2h__service_status(r, s) : O2H_STATUS_UNKNOWN;
 }
 
 int o2h_can_send(o2h_router *r, const char *name) {
-    service *s = name ? services_find(&r->services, name, strlen(name)) : NULL;
+    service *s = name ? o2h__services_find(&r->services, name, strlen(name)) : NULL;
     if (!s) return O2H_NO_SERVICE;
     const provider *p = &s->providers[0];
     const o2h_link *link = p->kind == PROVIDER_LINK   ? p->link
                            : p->kind == PROVIDER_PEER ? p->peer->tcp
                                                       : NULL;
     if (link && link->bridge) link = link->bridge->link;
-    return link && link_hold_busy(link) ? O2H_BLOCKED : O2H_OK;
+    return link && o2h__link_hold_busy(link) ? O2H_BLOCKED : O2H_OK;
 }
 
 const char *o2h_router_process_name(const o2h_router *r) {
@@ -561,17 +564,17 @@ const char *o2h_router_process_name(const o2h_router *r) {
 }
 
 int o2h_tap(o2h_router *r, const char *tappee, const char *tapper, int mode) {
-    if (!tappee || !tapper || strlen(tappee) > 127 || !names_valid_service(tapper))
+    if (!tappee || !tapper || strlen(tappee) > 127 || !o2h__names_valid_service(tapper))
         return O2H_BAD_NAME;
-    int rc = services_add_tap(r, tappee, tapper, NULL, mode);
-    if (rc == O2H_OK) proto_tap_changed(r, tappee, tapper, mode, true);
+    int rc = o2h__services_add_tap(r, tappee, tapper, NULL, mode);
+    if (rc == O2H_OK) o2h__proto_tap_changed(r, tappee, tapper, mode, true);
     return rc;
 }
 
 int o2h_untap(o2h_router *r, const char *tappee, const char *tapper) {
     if (!tappee || !tapper) return O2H_BAD_ARGS;
-    int rc = services_remove_tap(r, tappee, tapper, NULL);
-    if (rc == O2H_OK) proto_tap_changed(r, tappee, tapper, 0, false);
+    int rc = o2h__services_remove_tap(r, tappee, tapper, NULL);
+    if (rc == O2H_OK) o2h__proto_tap_changed(r, tappee, tapper, 0, false);
     return rc;
 }
 
@@ -582,14 +585,14 @@ int o2h_services_list(o2h_router *r, o2h_service_visit visit, void *ctx) {
     const char *key;
     void *value;
     int n = 0;
-    while (strmap_next(&r->services.by_name, &pos, &key, &value)) {
+    while (o2h__strmap_next(&r->services.by_name, &pos, &key, &value)) {
         const service *s = value;
         if (s->n_providers) {
             const provider *p = &s->providers[0];
             o2h_service_info info = {
                 .name = s->name,
-                .status = service_status(r, s),
-                .process = provider_process(r, p),
+                .status = o2h__service_status(r, s),
+                .process = o2h__provider_process(r, p),
                 .properties = p->properties ? p->properties + (p->properties[0] == ';') : "",
                 .providers = (int)s->n_providers,
             };
@@ -613,7 +616,7 @@ int o2h_services_list(o2h_router *r, o2h_service_visit visit, void *ctx) {
 /* ---- properties ---- */
 
 static provider *own_provider(o2h_router *r, const char *name) {
-    service *s = name ? services_find(&r->services, name, strlen(name)) : NULL;
+    service *s = name ? o2h__services_find(&r->services, name, strlen(name)) : NULL;
     for (uint32_t i = 0; s && i < s->n_providers; i++)
         if (s->providers[i].kind != PROVIDER_PEER) return &s->providers[i];
     return NULL;
@@ -623,22 +626,22 @@ static int replace_properties(o2h_router *r, const char *name, provider *p, char
     if (!props) return O2H_NO_MEMORY;
     free(p->properties);
     p->properties = props;
-    proto_properties_changed(r, name); /* peers and /_o2/si */
+    o2h__proto_properties_changed(r, name); /* peers and /_o2/si */
     return O2H_OK;
 }
 
 int o2h_service_set_property(o2h_router *r, const char *name, const char *attr, const char *value) {
     provider *p = own_provider(r, name);
     if (!p) return O2H_NO_SERVICE;
-    if (!props_valid_attr(attr) || !value) return O2H_BAD_ARGS;
-    return replace_properties(r, name, p, props_set(p->properties, attr, value));
+    if (!o2h__props_valid_attr(attr) || !value) return O2H_BAD_ARGS;
+    return replace_properties(r, name, p, o2h__props_set(p->properties, attr, value));
 }
 
 int o2h_service_property_free(o2h_router *r, const char *name, const char *attr) {
     provider *p = own_provider(r, name);
     if (!p) return O2H_NO_SERVICE;
-    if (!props_valid_attr(attr)) return O2H_BAD_ARGS;
-    char *without = props_remove(p->properties, attr);
+    if (!o2h__props_valid_attr(attr)) return O2H_BAD_ARGS;
+    char *without = o2h__props_remove(p->properties, attr);
     if (without && strcmp(without, p->properties ? p->properties : "") == 0) {
         free(without);
         return O2H_NOT_FOUND;
@@ -648,9 +651,9 @@ int o2h_service_property_free(o2h_router *r, const char *name, const char *attr)
 
 int o2h_service_get_property(o2h_router *r, const char *name, const char *attr, char *buf,
                              size_t size) {
-    service *s = name ? services_find(&r->services, name, strlen(name)) : NULL;
+    service *s = name ? o2h__services_find(&r->services, name, strlen(name)) : NULL;
     if (!s) return O2H_NO_SERVICE;
-    return props_get(s->providers[0].properties, attr, buf, size) ? O2H_OK : O2H_NOT_FOUND;
+    return o2h__props_get(s->providers[0].properties, attr, buf, size) ? O2H_OK : O2H_NOT_FOUND;
 }
 
 int o2h_service_search(o2h_router *r, const char *attr, const char *pattern, const char **names,
@@ -659,9 +662,9 @@ int o2h_service_search(o2h_router *r, const char *attr, const char *pattern, con
     const char *key;
     void *value;
     int found = 0;
-    while (strmap_next(&r->services.by_name, &pos, &key, &value)) {
+    while (o2h__strmap_next(&r->services.by_name, &pos, &key, &value)) {
         const service *s = value;
-        if (s->n_providers == 0 || !props_match(s->providers[0].properties, attr, pattern))
+        if (s->n_providers == 0 || !o2h__props_match(s->providers[0].properties, attr, pattern))
             continue;
         if (found < max && names) names[found] = s->name;
         found++;

@@ -72,41 +72,41 @@ struct o2h_router {
 };
 
 /** Log one line through the router's sink. `origin` is "core" or a plugin name. */
-void router_log(const o2h_router *r, int level, const char *origin, const char *fmt, ...)
+void o2h__router_log(const o2h_router *r, int level, const char *origin, const char *fmt, ...)
     O2H_PRINTF(4, 5);
-void router_vlog(const o2h_router *r, int level, const char *origin, const char *fmt, va_list ap)
-    O2H_PRINTF(4, 0);
+void o2h__router_vlog(const o2h_router *r, int level, const char *origin, const char *fmt,
+                      va_list ap) O2H_PRINTF(4, 0);
 
-/** router_log, at most once per RATE_LIMIT_SECONDS for `rl`. */
-void router_log_limited(o2h_router *r, rate_limit *rl, int level, const char *origin,
-                        const char *fmt, ...) O2H_PRINTF(5, 6);
+/** o2h__router_log, at most once per RATE_LIMIT_SECONDS for `rl`. */
+void o2h__router_log_limited(o2h_router *r, rate_limit *rl, int level, const char *origin,
+                             const char *fmt, ...) O2H_PRINTF(5, 6);
 
 /** Route one message (takes the reference): local methods, a link, or a counted drop. */
-int router_route(o2h_router *r, o2h_msg *msg);
+int o2h__router_route(o2h_router *r, o2h_msg *msg);
 
 /** Route what waits in the pending queue (messages sent or received while no handler could run). */
-void router_route_pending(o2h_router *r);
+void o2h__router_route_pending(o2h_router *r);
 
 /**
  * Queue a message made here behind what waits in the pending queue: it is
  * routed when the running handler returns, after the next message sent from
  * outside a handler, or at the start of the next poll, whichever comes first.
  */
-int router_send_later(o2h_router *r, o2h_msg *msg);
+int o2h__router_send_later(o2h_router *r, o2h_msg *msg);
 
 /** Route a message that came by `from` (NULL: made here), and what handlers send meanwhile. */
-int router_send_from(o2h_router *r, o2h_msg *msg, o2h_link *from);
+int o2h__router_send_from(o2h_router *r, o2h_msg *msg, o2h_link *from);
 
 /** Deliver a message to the local provider of `svc` (borrows the message). */
-int dispatch_local(o2h_router *r, service *svc, const o2h_msg *msg, const char *rest);
+int o2h__dispatch_local(o2h_router *r, service *svc, const o2h_msg *msg, const char *rest);
 
 /** Release dispatch scratch memory. */
-void dispatch_fini(o2h_router *r);
+void o2h__dispatch_fini(o2h_router *r);
 
 /** Deliver the posted messages from other threads. */
-void router_drain_posts(o2h_router *r);
+void o2h__router_drain_posts(o2h_router *r);
 
 /** Fill *err with code and a formatted message (no location). */
-int error_set(o2h_error *err, int code, const char *fmt, ...) O2H_PRINTF(3, 4);
+int o2h__error_set(o2h_error *err, int code, const char *fmt, ...) O2H_PRINTF(3, 4);
 
 #endif

@@ -37,11 +37,11 @@ static void on_due(void *ctx);
 /* Arm the loop timer for the earliest message (or disarm). */
 static void arm(o2h_router *r) {
     sched *s = &r->sched;
-    loop_timer_stop(s->timer); /* safe inside its own callback */
+    o2h__loop_timer_stop(s->timer); /* safe inside its own callback */
     s->timer = NULL;
     if (s->len == 0) return;
     double delay = s->heap[0].time - o2h_time_get(r);
-    s->timer = loop_timer_start(&r->lp, delay > 0 ? delay : 0, 0, on_due, r);
+    s->timer = o2h__loop_timer_start(&r->lp, delay > 0 ? delay : 0, 0, on_due, r);
 }
 
 static void on_due(void *ctx) {
@@ -57,7 +57,7 @@ static void on_due(void *ctx) {
     arm(r);
 }
 
-int sched_insert(o2h_router *r, o2h_msg *msg) {
+int o2h__sched_insert(o2h_router *r, o2h_msg *msg) {
     sched *s = &r->sched;
     if (s->len >= SCHED_LIMIT) {
         r->stats.dropped_queue_full++;
@@ -80,15 +80,15 @@ int sched_insert(o2h_router *r, o2h_msg *msg) {
     return O2H_OK;
 }
 
-uint32_t sched_pending(const o2h_router *r) {
+uint32_t o2h__sched_pending(const o2h_router *r) {
     return r->sched.len;
 }
 
-void sched_fini(o2h_router *r) {
+void o2h__sched_fini(o2h_router *r) {
     sched *s = &r->sched;
     for (uint32_t i = 0; i < s->len; i++)
         o2h_msg_unref(s->heap[i].msg);
     free(s->heap);
-    loop_timer_stop(s->timer);
+    o2h__loop_timer_stop(s->timer);
     *s = (sched){0};
 }

@@ -28,12 +28,12 @@ typedef struct sched {
 } sched;
 
 /** Hold `msg` (takes the reference) until O2 time `msg`'s timestamp. */
-int sched_insert(o2h_router *r, o2h_msg *msg);
+int o2h__sched_insert(o2h_router *r, o2h_msg *msg);
 
 /** Release every waiting message (router shutdown). */
-void sched_fini(o2h_router *r);
+void o2h__sched_fini(o2h_router *r);
 
 /** Number of waiting messages. */
-uint32_t sched_pending(const o2h_router *r);
+uint32_t o2h__sched_pending(const o2h_router *r);
 
 #endif

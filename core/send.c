@@ -24,7 +24,7 @@ static o2h_msg *pending_pop(o2h_router *r) {
     return m;
 }
 
-int router_send_later(o2h_router *r, o2h_msg *msg) {
+int o2h__router_send_later(o2h_router *r, o2h_msg *msg) {
     if (r->pending_count >= PENDING_LIMIT) {
         r->stats.dropped_queue_full++;
         o2h_msg_unref(msg);
@@ -35,32 +35,32 @@ int router_send_later(o2h_router *r, o2h_msg *msg) {
     return O2H_OK;
 }
 
-int router_send_from(o2h_router *r, o2h_msg *msg, o2h_link *from) {
+int o2h__router_send_from(o2h_router *r, o2h_msg *msg, o2h_link *from) {
     msg_set_origin(msg, from);
     /* No re-entrancy: a message sent by a handler waits until the handler returns. */
-    if (r->dispatch_depth > 0) return router_send_later(r, msg);
-    int rc = router_route(r, msg);
+    if (r->dispatch_depth > 0) return o2h__router_send_later(r, msg);
+    int rc = o2h__router_route(r, msg);
     /* What handlers sent did not come from the link the first message came by. */
     o2h_msg *next;
     while ((next = pending_pop(r))) {
         msg_set_origin(next, NULL);
-        router_route(r, next);
+        o2h__router_route(r, next);
     }
     return rc;
 }
 
-void router_route_pending(o2h_router *r) {
+void o2h__router_route_pending(o2h_router *r) {
     if (r->dispatch_depth > 0) return;
     o2h_msg *next;
     while ((next = pending_pop(r))) {
         msg_set_origin(next, NULL);
-        router_route(r, next);
+        o2h__router_route(r, next);
     }
 }
 
 int o2h_send_msg(o2h_router *r, o2h_msg *msg) {
     if (!msg) return O2H_BAD_ARGS;
-    return router_send_from(r, msg, NULL);
+    return o2h__router_send_from(r, msg, NULL);
 }
 
 int o2h_sendv(o2h_router *r, const char *address, double time, uint32_t flags, const char *types,

@@ -9,8 +9,8 @@
 #include "proto.h"
 #include "router.h"
 
-void services_init(service_table *t) {
-    strmap_init(&t->by_name);
+void o2h__services_init(service_table *t) {
+    o2h__strmap_init(&t->by_name);
 }
 
 static void method_free(method *m) {
@@ -24,9 +24,9 @@ static void free_methods(service *s) {
     uint32_t pos = 0;
     const char *key;
     void *value;
-    while (strmap_next(&s->methods, &pos, &key, &value))
+    while (o2h__strmap_next(&s->methods, &pos, &key, &value))
         method_free(value);
-    strmap_fini(&s->methods);
+    o2h__strmap_fini(&s->methods);
     method_free(s->whole);
     s->whole = NULL;
     s->hot = NULL;
@@ -44,23 +44,23 @@ static void service_destroy(service *s) {
     free(s);
 }
 
-void services_fini(service_table *t) {
+void o2h__services_fini(service_table *t) {
     uint32_t pos = 0;
     const char *key;
     void *value;
-    while (strmap_next(&t->by_name, &pos, &key, &value))
+    while (o2h__strmap_next(&t->by_name, &pos, &key, &value))
         service_destroy(value);
-    strmap_fini(&t->by_name);
+    o2h__strmap_fini(&t->by_name);
 }
 
-service *services_find(const service_table *t, const char *name, size_t len) {
-    service *s = strmap_getn(&t->by_name, name, len);
+service *o2h__services_find(const service_table *t, const char *name, size_t len) {
+    service *s = o2h__strmap_getn(&t->by_name, name, len);
     return s && s->n_providers > 0 ? s : NULL;
 }
 
 static void service_drop(service_table *t, service *s) {
     if (t->hot == s) t->hot = NULL;
-    strmap_remove(&t->by_name, s->name);
+    o2h__strmap_remove(&t->by_name, s->name);
     service_destroy(s);
 }
 
@@ -70,16 +70,16 @@ static void drop_if_empty(o2h_router *r, service *s) {
     service_drop(&r->services, s);
 }
 
-const char *provider_process(const o2h_router *r, const provider *p) {
+const char *o2h__provider_process(const o2h_router *r, const provider *p) {
     return p->kind == PROVIDER_PEER ? p->peer->name : r->process_name;
 }
 
-bool service_is_ours(const o2h_router *r, const service *s) {
+bool o2h__service_is_ours(const o2h_router *r, const service *s) {
     (void)r;
     return s->n_providers > 0 && s->providers[0].kind != PROVIDER_PEER;
 }
 
-int service_status(const o2h_router *r, const service *s) {
+int o2h__service_status(const o2h_router *r, const service *s) {
     /* Remote and bridged services need the other side's sync too (its /_o2/cs/cs):
      * until then they report the NOTIME codes. */
     switch (s->providers[0].kind) {
@@ -105,8 +105,8 @@ static service *service_get_or_create(o2h_router *r, const char *name) {
         return NULL;
     }
     s->name_len = (uint32_t)strlen(name);
-    strmap_init(&s->methods);
-    if (strmap_put(&r->services.by_name, name, s) != 0) {
+    o2h__strmap_init(&s->methods);
+    if (o2h__strmap_put(&r->services.by_name, name, s) != 0) {
         service_destroy(s);
         return NULL;
     }
@@ -130,8 +130,8 @@ static bool same_provider(const provider *p, provider_kind kind, const void *lin
 static void promote_best(const o2h_router *r, service *s) {
     uint32_t best = 0;
     for (uint32_t i = 1; i < s->n_providers; i++)
-        if (strcmp(provider_process(r, &s->providers[i]),
-                   provider_process(r, &s->providers[best])) > 0)
+        if (strcmp(o2h__provider_process(r, &s->providers[i]),
+                   o2h__provider_process(r, &s->providers[best])) > 0)
             best = i;
     if (best != 0) {
         provider tmp = s->providers[0];
@@ -157,7 +157,7 @@ static int insert_provider(o2h_router *r, service *s, provider p) {
 static int add_provider(o2h_router *r, const char *name, provider p, bool check_name,
                         bool *active) {
     *active = false;
-    if (check_name && !names_valid_service(name)) return O2H_BAD_NAME;
+    if (check_name && !o2h__names_valid_service(name)) return O2H_BAD_NAME;
     bool existed = strmap_get(&r->services.by_name, name) != NULL;
     service *s = service_get_or_create(r, name);
     if (!s) return O2H_NO_MEMORY;
@@ -174,7 +174,7 @@ static int add_provider(o2h_router *r, const char *name, provider p, bool check_
             s->providers[i].properties = p.properties;
             *active = i == 0;
             /* O2 treats a bridge's repeat as a change of properties. */
-            if (p.kind == PROVIDER_LINK) proto_properties_changed(r, name);
+            if (p.kind == PROVIDER_LINK) o2h__proto_properties_changed(r, name);
             return O2H_OK;
         }
     }
@@ -183,11 +183,11 @@ static int add_provider(o2h_router *r, const char *name, provider p, bool check_
     if (rc != O2H_OK && !existed) service_drop(&r->services, s);
     if (rc != O2H_OK) return rc;
     *active = same_provider(&s->providers[0], p.kind, who);
-    if (check_name) proto_service_added(r, name, p.kind, *active);
+    if (check_name) o2h__proto_service_added(r, name, p.kind, *active);
     return O2H_OK;
 }
 
-int services_add_local(o2h_router *r, const char *name, const char *properties) {
+int o2h__services_add_local(o2h_router *r, const char *name, const char *properties) {
     provider p = {.kind = PROVIDER_LOCAL};
     if (properties && !(p.properties = strdup(properties))) return O2H_NO_MEMORY;
     bool active;
@@ -196,11 +196,12 @@ int services_add_local(o2h_router *r, const char *name, const char *properties) 
     return rc;
 }
 
-int services_add_link(o2h_router *r, const char *name, o2h_link *link) {
-    return services_add_link_props(r, name, link, NULL);
+int o2h__services_add_link(o2h_router *r, const char *name, o2h_link *link) {
+    return o2h__services_add_link_props(r, name, link, NULL);
 }
 
-int services_add_link_props(o2h_router *r, const char *name, o2h_link *link, const char *props) {
+int o2h__services_add_link_props(o2h_router *r, const char *name, o2h_link *link,
+                                 const char *props) {
     provider p = {.kind = PROVIDER_LINK, .link = link};
     if (props && !(p.properties = strdup(props))) return O2H_NO_MEMORY;
     bool active;
@@ -209,26 +210,27 @@ int services_add_link_props(o2h_router *r, const char *name, o2h_link *link, con
     return rc;
 }
 
-void services_link_status_changed(o2h_router *r, o2h_link *link) {
+void o2h__services_link_status_changed(o2h_router *r, o2h_link *link) {
     /* As O2's o2_clock_status_change: nothing changes before this process has sync. */
     if (!r->clock.synced) return;
     uint32_t pos = 0;
     const char *key;
     void *value;
     /* Notices are queued, so the table does not change meanwhile. */
-    while (strmap_next(&r->services.by_name, &pos, &key, &value)) {
+    while (o2h__strmap_next(&r->services.by_name, &pos, &key, &value)) {
         service *s = value;
         if (s->n_providers && s->providers[0].kind == PROVIDER_LINK && s->providers[0].link == link)
-            proto_notify_si(r, s, true);
+            o2h__proto_notify_si(r, s, true);
     }
 }
 
-int services_add_internal(o2h_router *r, const char *name) {
+int o2h__services_add_internal(o2h_router *r, const char *name) {
     bool active;
     return add_provider(r, name, (provider){.kind = PROVIDER_LOCAL}, false, &active);
 }
 
-int services_add_peer(o2h_router *r, const char *name, struct peer *who, const char *properties) {
+int o2h__services_add_peer(o2h_router *r, const char *name, struct peer *who,
+                           const char *properties) {
     provider p = {.kind = PROVIDER_PEER, .peer = who};
     if (properties && properties[0] && !(p.properties = strdup(properties))) return O2H_NO_MEMORY;
     /* Peers may announce any name, "@..." process names included; dispatch checks addresses. */
@@ -239,7 +241,7 @@ int services_add_peer(o2h_router *r, const char *name, struct peer *who, const c
     bool active;
     int rc = add_provider(r, name, p, false, &active);
     if (rc != O2H_OK) free(p.properties);
-    if (rc == O2H_OK) proto_service_added(r, name, PROVIDER_PEER, active);
+    if (rc == O2H_OK) o2h__proto_service_added(r, name, PROVIDER_PEER, active);
     return rc;
 }
 
@@ -256,10 +258,11 @@ static void remove_provider_at(o2h_router *r, service *s, uint32_t i) {
     /* If the active provider left, the greatest remaining takes over. */
     if (i == 0) promote_best(r, s);
     drop_if_empty(r, s);
-    proto_service_removed(r, name, kind, process);
+    o2h__proto_service_removed(r, name, kind, process);
 }
 
-int services_remove(o2h_router *r, const char *name, provider_kind kind, const void *link_or_peer) {
+int o2h__services_remove(o2h_router *r, const char *name, provider_kind kind,
+                         const void *link_or_peer) {
     service *s = strmap_get(&r->services.by_name, name);
     if (!s) return O2H_NO_SERVICE;
     for (uint32_t i = 0; i < s->n_providers; i++) {
@@ -273,13 +276,13 @@ int services_remove(o2h_router *r, const char *name, provider_kind kind, const v
 
 static void remove_everywhere(o2h_router *r, provider_kind kind, const void *link_or_peer);
 
-void services_remove_link_everywhere(o2h_router *r, o2h_link *link) {
+void o2h__services_remove_link_everywhere(o2h_router *r, o2h_link *link) {
     remove_everywhere(r, PROVIDER_LINK, link);
 }
 
 static void remove_taps_of(o2h_router *r, struct peer *owner);
 
-void services_remove_peer_everywhere(o2h_router *r, struct peer *who) {
+void o2h__services_remove_peer_everywhere(o2h_router *r, struct peer *who) {
     remove_everywhere(r, PROVIDER_PEER, who);
     remove_taps_of(r, who); /* a process's taps leave with it */
 }
@@ -291,13 +294,13 @@ static void remove_everywhere(o2h_router *r, provider_kind kind, const void *lin
     void *value;
     char **names = calloc(r->services.by_name.count + 1, sizeof *names);
     if (!names) return;
-    while (strmap_next(&r->services.by_name, &pos, &key, &value)) {
+    while (o2h__strmap_next(&r->services.by_name, &pos, &key, &value)) {
         service *s = value;
         for (uint32_t i = 0; i < s->n_providers; i++)
             if (same_provider(&s->providers[i], kind, link_or_peer)) names[n++] = strdup(s->name);
     }
     for (uint32_t i = 0; i < n; i++) {
-        if (names[i]) services_remove(r, names[i], kind, link_or_peer);
+        if (names[i]) o2h__services_remove(r, names[i], kind, link_or_peer);
         free(names[i]);
     }
     free(names);
@@ -308,8 +311,8 @@ static void remove_everywhere(o2h_router *r, provider_kind kind, const void *lin
 static service *local_service_of_path(o2h_router *r, const char *path, const char **rest) {
     const char *name;
     size_t len;
-    if (!path || path[0] != '/' || !names_service_of(path, &name, &len)) return NULL;
-    service *s = services_find(&r->services, name, len);
+    if (!path || path[0] != '/' || !o2h__names_service_of(path, &name, &len)) return NULL;
+    service *s = o2h__services_find(&r->services, name, len);
     if (!s) return NULL;
     for (uint32_t i = 0; i < s->n_providers; i++) {
         if (s->providers[i].kind == PROVIDER_LOCAL) {
@@ -326,13 +329,13 @@ static bool valid_typespec(const char *t) {
     return true;
 }
 
-int services_add_method(o2h_router *r, const char *path, const char *typespec, o2h_handler handler,
-                        void *user_data, bool coerce, bool parse) {
+int o2h__services_add_method(o2h_router *r, const char *path, const char *typespec,
+                             o2h_handler handler, void *user_data, bool coerce, bool parse) {
     const char *rest;
     if (!handler) return O2H_BAD_ARGS;
     service *s = local_service_of_path(r, path, &rest);
     if (!s) return O2H_NO_SERVICE;
-    if (names_has_pattern(rest)) return O2H_BAD_NAME;
+    if (o2h__names_has_pattern(rest)) return O2H_BAD_NAME;
     if (typespec && !valid_typespec(typespec)) return O2H_BAD_TYPE;
     method *m = calloc(1, sizeof *m);
     if (!m) return O2H_NO_MEMORY;
@@ -351,7 +354,7 @@ int services_add_method(o2h_router *r, const char *path, const char *typespec, o
         return O2H_OK;
     }
     method *old = strmap_get(&s->methods, rest);
-    if (strmap_put(&s->methods, rest, m) != 0) {
+    if (o2h__strmap_put(&s->methods, rest, m) != 0) {
         method_free(m);
         return O2H_NO_MEMORY;
     }
@@ -359,7 +362,7 @@ int services_add_method(o2h_router *r, const char *path, const char *typespec, o
     return O2H_OK;
 }
 
-int services_remove_method(o2h_router *r, const char *path) {
+int o2h__services_remove_method(o2h_router *r, const char *path) {
     const char *rest;
     service *s = local_service_of_path(r, path, &rest);
     if (!s) return O2H_NO_SERVICE;
@@ -370,7 +373,7 @@ int services_remove_method(o2h_router *r, const char *path) {
         s->whole = NULL;
         return O2H_OK;
     }
-    method *m = strmap_remove(&s->methods, rest);
+    method *m = o2h__strmap_remove(&s->methods, rest);
     if (!m) return O2H_NOT_FOUND;
     method_free(m);
     return O2H_OK;
@@ -378,8 +381,8 @@ int services_remove_method(o2h_router *r, const char *path) {
 
 /* ---- taps ---- */
 
-int services_add_tap(o2h_router *r, const char *tappee, const char *tapper, struct peer *owner,
-                     int mode) {
+int o2h__services_add_tap(o2h_router *r, const char *tappee, const char *tapper, struct peer *owner,
+                          int mode) {
     if (!tappee[0] || !tapper[0] || mode < O2H_TAP_KEEP || mode > O2H_TAP_BEST_EFFORT)
         return O2H_BAD_ARGS;
     service *s = service_get_or_create(r, tappee);
@@ -400,7 +403,8 @@ int services_add_tap(o2h_router *r, const char *tappee, const char *tapper, stru
     return O2H_OK;
 }
 
-int services_remove_tap(o2h_router *r, const char *tappee, const char *tapper, struct peer *owner) {
+int o2h__services_remove_tap(o2h_router *r, const char *tappee, const char *tapper,
+                             struct peer *owner) {
     service *s = strmap_get(&r->services.by_name, tappee);
     for (uint32_t i = 0; s && i < s->n_taps; i++) {
         if (s->taps[i].owner != owner || strcmp(s->taps[i].tapper, tapper) != 0) continue;
@@ -417,7 +421,7 @@ static void remove_taps_of(o2h_router *r, struct peer *owner) {
     const char *key;
     void *value;
     char **names = calloc(r->services.by_name.count + 1, sizeof *names);
-    while (names && strmap_next(&r->services.by_name, &pos, &key, &value)) {
+    while (names && o2h__strmap_next(&r->services.by_name, &pos, &key, &value)) {
         service *s = value;
         for (uint32_t i = 0; i < s->n_taps; i++) {
             if (s->taps[i].owner != owner) continue;

@@ -62,58 +62,62 @@ typedef struct service_table {
     service *hot; /* the service routed to last (a stream skips the lookup), or NULL */
 } service_table;
 
-void services_init(service_table *t);
-void services_fini(service_table *t);
+void o2h__services_init(service_table *t);
+void o2h__services_fini(service_table *t);
 
 /** A service with at least one provider, or NULL. */
-service *services_find(const service_table *t, const char *name, size_t len);
+service *o2h__services_find(const service_table *t, const char *name, size_t len);
 
 /** Add a tap on `tappee` (which need not exist yet). O2H_SERVICE_EXISTS if it is there. */
-int services_add_tap(o2h_router *r, const char *tappee, const char *tapper, struct peer *owner,
-                     int mode);
-int services_remove_tap(o2h_router *r, const char *tappee, const char *tapper, struct peer *owner);
+int o2h__services_add_tap(o2h_router *r, const char *tappee, const char *tapper, struct peer *owner,
+                          int mode);
+int o2h__services_remove_tap(o2h_router *r, const char *tappee, const char *tapper,
+                             struct peer *owner);
 
 /** Offer `name` locally; O2H_SERVICE_EXISTS if a local-process provider exists. */
-int services_add_local(o2h_router *r, const char *name, const char *properties);
+int o2h__services_add_local(o2h_router *r, const char *name, const char *properties);
 
 /** Add a link as a provider (the local process's, for ties). */
-int services_add_link(o2h_router *r, const char *name, o2h_link *link);
+int o2h__services_add_link(o2h_router *r, const char *name, o2h_link *link);
 
 /** Add another process as a provider of `name` (any name, "@..." included). */
-int services_add_peer(o2h_router *r, const char *name, struct peer *who, const char *properties);
+int o2h__services_add_peer(o2h_router *r, const char *name, struct peer *who,
+                           const char *properties);
 
 /** Add a link as a provider with properties (";key:value;..." or NULL). */
-int services_add_link_props(o2h_router *r, const char *name, o2h_link *link, const char *props);
+int o2h__services_add_link_props(o2h_router *r, const char *name, o2h_link *link,
+                                 const char *props);
 
 /** The status of the services `link` provides changed: tell /_o2/si. */
-void services_link_status_changed(o2h_router *r, o2h_link *link);
+void o2h__services_link_status_changed(o2h_router *r, o2h_link *link);
 
 /** A local service the core itself uses ("_o2"): no name checks, no announcement. */
-int services_add_internal(o2h_router *r, const char *name);
+int o2h__services_add_internal(o2h_router *r, const char *name);
 
 /**
  * Remove a provider (matched by kind and link or peer); the service
  * disappears with its last provider.
  */
-int services_remove(o2h_router *r, const char *name, provider_kind kind, const void *link_or_peer);
+int o2h__services_remove(o2h_router *r, const char *name, provider_kind kind,
+                         const void *link_or_peer);
 
 /** Remove `peer` from every service it provides. */
-void services_remove_peer_everywhere(o2h_router *r, struct peer *who);
+void o2h__services_remove_peer_everywhere(o2h_router *r, struct peer *who);
 
 /** True when `s` is offered by this process (locally or by one of its links). */
-bool service_is_ours(const o2h_router *r, const service *s);
+bool o2h__service_is_ours(const o2h_router *r, const service *s);
 
 /** Status of the service's active provider (enum o2h_status). */
-int service_status(const o2h_router *r, const service *s);
+int o2h__service_status(const o2h_router *r, const service *s);
 
 /** Remove `link` from every service it provides. */
-void services_remove_link_everywhere(o2h_router *r, o2h_link *link);
+void o2h__services_remove_link_everywhere(o2h_router *r, o2h_link *link);
 
-int services_add_method(o2h_router *r, const char *path, const char *typespec, o2h_handler handler,
-                        void *user_data, bool coerce, bool parse);
-int services_remove_method(o2h_router *r, const char *path);
+int o2h__services_add_method(o2h_router *r, const char *path, const char *typespec,
+                             o2h_handler handler, void *user_data, bool coerce, bool parse);
+int o2h__services_remove_method(o2h_router *r, const char *path);
 
 /** The process name a provider counts as, for O2's tie rule. */
-const char *provider_process(const o2h_router *r, const provider *p);
+const char *o2h__provider_process(const o2h_router *r, const provider *p);
 
 #endif

@@ -7,11 +7,11 @@
 static const char tombstone_marker;
 #define STRMAP_TOMBSTONE ((char *)(uintptr_t)&tombstone_marker)
 
-void strmap_init(strmap *m) {
+void o2h__strmap_init(strmap *m) {
     memset(m, 0, sizeof *m);
 }
 
-void strmap_fini(strmap *m) {
+void o2h__strmap_fini(strmap *m) {
     for (uint32_t i = 0; i < m->capacity; i++) {
         char *k = m->slots[i].key;
         if (k && k != STRMAP_TOMBSTONE) free(k);
@@ -20,7 +20,7 @@ void strmap_fini(strmap *m) {
     memset(m, 0, sizeof *m);
 }
 
-uint64_t strmap_hash(const char *key, size_t len) {
+uint64_t o2h__strmap_hash(const char *key, size_t len) {
     /* FNV-1a, 64 bit: short keys (addresses) dominate, and it is branch-free. */
     uint64_t h = 0xcbf29ce484222325ull;
     for (size_t i = 0; i < len; i++) {
@@ -42,8 +42,8 @@ static strmap_slot *find_slot(const strmap *m, const char *key, size_t len, uint
     }
 }
 
-void *strmap_getn(const strmap *m, const char *key, size_t len) {
-    strmap_slot *s = find_slot(m, key, len, strmap_hash(key, len));
+void *o2h__strmap_getn(const strmap *m, const char *key, size_t len) {
+    strmap_slot *s = find_slot(m, key, len, o2h__strmap_hash(key, len));
     return s ? s->value : NULL;
 }
 
@@ -72,9 +72,9 @@ static int grow(strmap *m) {
     return 0;
 }
 
-int strmap_put(strmap *m, const char *key, void *value) {
+int o2h__strmap_put(strmap *m, const char *key, void *value) {
     size_t len = strlen(key);
-    uint64_t h = strmap_hash(key, len);
+    uint64_t h = o2h__strmap_hash(key, len);
     strmap_slot *s = find_slot(m, key, len, h);
     if (s) {
         s->value = value;
@@ -95,9 +95,9 @@ int strmap_put(strmap *m, const char *key, void *value) {
     return 0;
 }
 
-void *strmap_remove(strmap *m, const char *key) {
+void *o2h__strmap_remove(strmap *m, const char *key) {
     size_t len = strlen(key);
-    strmap_slot *s = find_slot(m, key, len, strmap_hash(key, len));
+    strmap_slot *s = find_slot(m, key, len, o2h__strmap_hash(key, len));
     if (!s) return NULL;
     void *v = s->value;
     free(s->key);
@@ -108,7 +108,7 @@ void *strmap_remove(strmap *m, const char *key) {
     return v;
 }
 
-int strmap_next(const strmap *m, uint32_t *pos, const char **key, void **value) {
+int o2h__strmap_next(const strmap *m, uint32_t *pos, const char **key, void **value) {
     while (*pos < m->capacity) {
         strmap_slot *s = &m->slots[(*pos)++];
         if (s->key && s->key != STRMAP_TOMBSTONE) {

@@ -23,33 +23,33 @@ typedef struct strmap {
     uint32_t tombstones;
 } strmap;
 
-void strmap_init(strmap *m);
+void o2h__strmap_init(strmap *m);
 
 /** Free the keys and the table (values are the caller's). */
-void strmap_fini(strmap *m);
+void o2h__strmap_fini(strmap *m);
 
-uint64_t strmap_hash(const char *key, size_t len);
+uint64_t o2h__strmap_hash(const char *key, size_t len);
 
 /** Look up `len` bytes at `key` (need not be NUL-terminated). */
-void *strmap_getn(const strmap *m, const char *key, size_t len);
+void *o2h__strmap_getn(const strmap *m, const char *key, size_t len);
 
 static inline void *strmap_get(const strmap *m, const char *key);
 
 /** Insert or replace. Returns 0, or -1 when out of memory. */
-int strmap_put(strmap *m, const char *key, void *value);
+int o2h__strmap_put(strmap *m, const char *key, void *value);
 
 /** Remove and return the value (NULL if absent). */
-void *strmap_remove(strmap *m, const char *key);
+void *o2h__strmap_remove(strmap *m, const char *key);
 
 /**
  * Iterate: start with *pos = 0; returns 1 and sets key/value for each entry,
  * 0 at the end. Do not insert while iterating (removing is fine).
  */
-int strmap_next(const strmap *m, uint32_t *pos, const char **key, void **value);
+int o2h__strmap_next(const strmap *m, uint32_t *pos, const char **key, void **value);
 
 #include <string.h>
 static inline void *strmap_get(const strmap *m, const char *key) {
-    return strmap_getn(m, key, strlen(key));
+    return o2h__strmap_getn(m, key, strlen(key));
 }
 
 #endif

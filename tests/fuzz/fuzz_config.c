@@ -17,14 +17,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(text, data, size);
     text[size] = '\0';
     o2h_error err;
-    config_doc *doc = config_doc_load_string(text, "fuzz.json", &err);
+    config_doc *doc = o2h__config_doc_load_string(text, "fuzz.json", &err);
     free(text);
     if (!doc) {
         if (err.code == O2H_OK || !err.message[0]) abort(); /* a failure must say why */
         return 0;
     }
     router_config rc;
-    if (config_parse_router(doc, &rc, &err) != O2H_OK && !err.message[0]) abort();
-    config_doc_free(doc);
+    if (o2h__config_parse_router(doc, &rc, &err) != O2H_OK && !err.message[0]) abort();
+    o2h__config_doc_free(doc);
     return 0;
 }

@@ -38,10 +38,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     o2h_router_options o = {.struct_size = sizeof o, .ensemble = "fuzz", .log = quiet};
     o2h_router *r = o2h_router_new(&o, NULL);
     if (!r) return 0;
-    const o2h_host *h = host_table();
+    const o2h_host *h = o2h__host_table();
     o2h_plugin tcp = {.router = r, .type = "tcp"}, udp = {.router = r, .type = "udp"};
-    proto_net_register(r, &tcp, O2H_NET_TCP, 0x7f000001, 0x1000);
-    proto_net_register(r, &udp, O2H_NET_UDP, 0x7f000001, 0x1000);
+    o2h__proto_net_register(r, &tcp, O2H_NET_TCP, 0x7f000001, 0x1000);
+    o2h__proto_net_register(r, &udp, O2H_NET_UDP, 0x7f000001, 0x1000);
     if (data[0] & 1) o2h_clock_set(r); /* half the runs have a clock */
     o2h_link *links[2] = {h->link->link_new(&tcp, NULL, "peer"),
                           h->link->link_new(&tcp, NULL, "fresh")};

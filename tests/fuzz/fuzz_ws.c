@@ -28,7 +28,7 @@ static void o2ws_round_trip(const uint8_t *text, size_t len) {
     char *fields[64];
     int n = o2ws_split(copy, len, fields, 64);
     if (n >= 4) {
-        const o2h_host *h = host_table();
+        const o2h_host *h = o2h__host_table();
         o2h_builder *b = o2h_builder_new(NULL);
         const char *why = NULL;
         o2h_msg *m = o2ws_to_msg(h, b, fields, n, &why);

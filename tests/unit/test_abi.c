@@ -69,7 +69,7 @@ static void assert_all_set(const void *table, size_t first, const char *name) {
 }
 
 Test(abi, every_host_member_of_1_0_is_filled) {
-    const o2h_host *h = host_table();
+    const o2h_host *h = o2h__host_table();
     cr_assert_eq(h->abi_major, O2H_ABI_MAJOR);
     cr_assert_eq(h->size, sizeof *h);
     cr_assert(O2H_HAS(h, bridge));
@@ -147,23 +147,23 @@ static void mark_b(void *ctx) {
 static void mark_a(void *ctx) {
     order *o = ctx;
     o->seen[o->n++] = 'a';
-    loop_defer(o->lp, &o->again, mark_b, o); /* deferred from the deferred phase */
+    o2h__loop_defer(o->lp, &o->again, mark_b, o); /* deferred from the deferred phase */
 }
 
 Test(abi, deferred_calls_run_once_in_order_including_those_they_defer) {
     loop lp;
-    cr_assert_eq(loop_init(&lp), 0);
+    cr_assert_eq(o2h__loop_init(&lp), 0);
     order o = {.lp = &lp};
     o2h_deferred d = {0};
-    loop_defer(&lp, &d, mark_a, &o);
-    loop_defer(&lp, &d, mark_a, &o); /* already pending: no second call */
+    o2h__loop_defer(&lp, &d, mark_a, &o);
+    o2h__loop_defer(&lp, &d, mark_a, &o); /* already pending: no second call */
     cr_assert_eq(o.n, 0, "nothing runs before the deferred phase");
     bool woken;
-    loop_poll(&lp, 0, &woken);
+    o2h__loop_poll(&lp, 0, &woken);
     cr_assert_eq(o.n, 2);
     cr_assert_eq(memcmp(o.seen, "ab", 2), 0);
-    loop_defer(&lp, &d, mark_a, &o);
-    loop_fini(&lp); /* runs what is left */
+    o2h__loop_defer(&lp, &d, mark_a, &o);
+    o2h__loop_fini(&lp); /* runs what is left */
     cr_assert_eq(o.n, 4);
 }
 
@@ -185,7 +185,7 @@ Test(abi, a_link_that_starts_dropping_says_so_once_per_burst) {
     o2h_router *r = o2h_router_new(&o, NULL);
     o2h_plugin slow = {.router = r, .type = "slow", .started = true};
     slow.transport.send = full_send;
-    const o2h_host *h = host_table();
+    const o2h_host *h = o2h__host_table();
     o2h_link *link = h->link->link_new(&slow, NULL, "slow link");
     cr_assert_eq(h->link->service_add(&slow, "far", link), O2H_OK);
     warnings = 0;
@@ -244,7 +244,7 @@ Test(abi, reliable_messages_for_a_full_link_wait_in_order_and_pause_their_sender
     dst.transport.send = fake_send;
     src.transport.send = fake_send;
     src.transport.pause = fake_pause;
-    const o2h_host *h = host_table();
+    const o2h_host *h = o2h__host_table();
     o2h_link *full = h->link->link_new(&dst, NULL, "full link");
     o2h_link *from = h->link->link_new(&src, NULL, "sender link");
     cr_assert_eq(h->link->service_add(&dst, "far", full), O2H_OK);
@@ -286,7 +286,7 @@ Test(abi, a_full_hold_refuses_with_blocked_and_a_freed_link_drops_what_it_held) 
     fake_tr out = {0};
     o2h_plugin dst = {.router = r, .type = "dst", .started = true, .instance = &out};
     dst.transport.send = fake_send;
-    const o2h_host *h = host_table();
+    const o2h_host *h = o2h__host_table();
     o2h_link *full = h->link->link_new(&dst, NULL, "full link");
     cr_assert_eq(h->link->service_add(&dst, "far", full), O2H_OK);
     int rc = O2H_OK, n = 0;

@@ -7,7 +7,7 @@
 #include "config.h"
 
 static config_doc *load(const char *json, o2h_error *err) {
-    return config_doc_load_string(json, "test.json", err);
+    return o2h__config_doc_load_string(json, "test.json", err);
 }
 
 /* Parse `json` as a router config and expect a located error. */
@@ -16,9 +16,9 @@ static o2h_error expect_error(const char *json) {
     config_doc *doc = load(json, &err);
     if (doc) {
         router_config rc;
-        cr_assert_eq(config_parse_router(doc, &rc, &err), O2H_CONFIG_ERROR, "no error for %s",
+        cr_assert_eq(o2h__config_parse_router(doc, &rc, &err), O2H_CONFIG_ERROR, "no error for %s",
                      json);
-        config_doc_free(doc);
+        o2h__config_doc_free(doc);
     }
     cr_assert_eq(err.code, O2H_CONFIG_ERROR);
     cr_assert_str_eq(err.file, "test.json");
@@ -39,10 +39,10 @@ Test(config, full_config_parses) {
           f);
     fclose(f);
     o2h_error err;
-    config_doc *doc = config_doc_load_file(path, &err);
+    config_doc *doc = o2h__config_doc_load_file(path, &err);
     cr_assert_not_null(doc, "%s", err.message);
     router_config rc;
-    cr_assert_eq(config_parse_router(doc, &rc, &err), O2H_OK, "%s", err.message);
+    cr_assert_eq(o2h__config_parse_router(doc, &rc, &err), O2H_OK, "%s", err.message);
     cr_assert_str_eq(rc.ensemble, "scimu");
     cr_assert_eq(rc.log_level, 3);
     cr_assert(rc.clock_reference);
@@ -59,7 +59,7 @@ Test(config, full_config_parses) {
     cr_assert_not(rc.plugins[1].required);
     cr_assert_eq(rc.n_services, 1);
     cr_assert_str_eq(rc.services[0].properties, ";k:a\\:b\\;c\\\\d;");
-    config_doc_free(doc);
+    o2h__config_doc_free(doc);
     unlink(path);
     rmdir(dir);
 }
@@ -140,7 +140,7 @@ Test(config, truncated_json_reports_jansson_position) {
 
 Test(config, missing_file_is_named) {
     o2h_error err;
-    cr_assert_null(config_doc_load_file("/no/such/dir/r.json", &err));
+    cr_assert_null(o2h__config_doc_load_file("/no/such/dir/r.json", &err));
     cr_assert(strstr(err.message, "/no/such/dir/r.json"), "%s", err.message);
     cr_assert(strstr(err.message, "No such file"), "%s", err.message);
 }
@@ -152,7 +152,7 @@ static const o2h_cfg *plugin_cfg(config_doc **doc, const char *json) {
     *doc = load(json, &err);
     cr_assert_not_null(*doc, "%s", err.message);
     router_config rc;
-    cr_assert_eq(config_parse_router(*doc, &rc, &err), O2H_OK, "%s", err.message);
+    cr_assert_eq(o2h__config_parse_router(*doc, &rc, &err), O2H_OK, "%s", err.message);
     cr_assert_eq(rc.n_plugins, 1);
     return rc.plugins[0].cfg;
 }
@@ -166,23 +166,23 @@ Test(config, cfg_accessors_and_defaults) {
     double rate;
     const char *name;
     bool on;
-    cr_assert_eq(config_cfg_int(c, "port", 0, 0, 65535, &port), O2H_OK);
+    cr_assert_eq(o2h__config_cfg_int(c, "port", 0, 0, 65535, &port), O2H_OK);
     cr_assert_eq(port, 80);
-    cr_assert_eq(config_cfg_int(c, "absent", 7, 0, 10, &port), O2H_NOT_FOUND);
+    cr_assert_eq(o2h__config_cfg_int(c, "absent", 7, 0, 10, &port), O2H_NOT_FOUND);
     cr_assert_eq(port, 7);
-    cr_assert_eq(config_cfg_double(c, "rate", 0, &rate), O2H_OK);
+    cr_assert_eq(o2h__config_cfg_double(c, "rate", 0, &rate), O2H_OK);
     cr_assert_eq(rate, 2.5);
-    cr_assert_eq(config_cfg_string(c, "name", NULL, &name), O2H_OK);
+    cr_assert_eq(o2h__config_cfg_string(c, "name", NULL, &name), O2H_OK);
     cr_assert_str_eq(name, "n");
-    cr_assert_eq(config_cfg_bool(c, "on", false, &on), O2H_OK);
+    cr_assert_eq(o2h__config_cfg_bool(c, "on", false, &on), O2H_OK);
     cr_assert(on);
-    cr_assert_eq(config_cfg_array_len(c, "peers"), 2);
-    cr_assert_str_eq(config_cfg_as_string(config_cfg_array_item(c, "peers", 0)), "a");
-    const o2h_cfg *item = config_cfg_array_item(c, "peers", 1);
+    cr_assert_eq(o2h__config_cfg_array_len(c, "peers"), 2);
+    cr_assert_str_eq(o2h__config_cfg_as_string(o2h__config_cfg_array_item(c, "peers", 0)), "a");
+    const o2h_cfg *item = o2h__config_cfg_array_item(c, "peers", 1);
     int64_t x;
-    cr_assert_eq(config_cfg_int(item, "x", 0, 0, 9, &x), O2H_OK);
-    cr_assert_eq(config_cfg_check_unread(c), O2H_OK, "every key was read");
-    config_doc_free(doc);
+    cr_assert_eq(o2h__config_cfg_int(item, "x", 0, 0, 9, &x), O2H_OK);
+    cr_assert_eq(o2h__config_cfg_check_unread(c), O2H_OK, "every key was read");
+    o2h__config_doc_free(doc);
 }
 
 Test(config, cfg_range_error_is_located_at_the_value) {
@@ -190,14 +190,14 @@ Test(config, cfg_range_error_is_located_at_the_value) {
     const o2h_cfg *c = plugin_cfg(&doc, "{\"ensemble\": \"x\",\n\"transports\": [\n"
                                         "  {\"type\": \"t\", \"port\": 70000}]}");
     int64_t port;
-    cr_assert_eq(config_cfg_int(c, "port", 0, 0, 65535, &port), O2H_CONFIG_ERROR);
+    cr_assert_eq(o2h__config_cfg_int(c, "port", 0, 0, 65535, &port), O2H_CONFIG_ERROR);
     o2h_error err;
-    cr_assert_eq(config_doc_take_error(doc, &err), O2H_CONFIG_ERROR);
+    cr_assert_eq(o2h__config_doc_take_error(doc, &err), O2H_CONFIG_ERROR);
     cr_assert_str_eq(err.key_path, "transports[0].port");
     cr_assert_eq(err.line, 3);
     cr_assert_eq(err.column, 25);
     cr_assert(strstr(err.message, "70000 is out of range [0, 65535]"), "%s", err.message);
-    config_doc_free(doc);
+    o2h__config_doc_free(doc);
 }
 
 Test(config, cfg_int_refuses_reals_and_first_error_wins) {
@@ -205,41 +205,41 @@ Test(config, cfg_int_refuses_reals_and_first_error_wins) {
     const o2h_cfg *c = plugin_cfg(&doc, "{\"ensemble\": \"x\", \"transports\": [{\"type\": \"t\","
                                         " \"a\": 1.5, \"b\": \"s\"}]}");
     int64_t v;
-    cr_assert_eq(config_cfg_int(c, "a", 0, 0, 9, &v), O2H_CONFIG_ERROR);
-    cr_assert_eq(config_cfg_int(c, "b", 0, 0, 9, &v), O2H_CONFIG_ERROR);
+    cr_assert_eq(o2h__config_cfg_int(c, "a", 0, 0, 9, &v), O2H_CONFIG_ERROR);
+    cr_assert_eq(o2h__config_cfg_int(c, "b", 0, 0, 9, &v), O2H_CONFIG_ERROR);
     o2h_error err;
-    config_doc_take_error(doc, &err);
+    o2h__config_doc_take_error(doc, &err);
     cr_assert_str_eq(err.key_path, "transports[0].a");
     cr_assert(strstr(err.message, "expected an integer, found a number"), "%s", err.message);
-    config_doc_free(doc);
+    o2h__config_doc_free(doc);
 }
 
 Test(config, unread_keys_are_unknown_keys_even_nested) {
     config_doc *doc;
     const o2h_cfg *c = plugin_cfg(&doc, "{\"ensemble\": \"x\", \"transports\": [{\"type\": \"t\","
                                         " \"peers\": [{\"host\": \"h\", \"prot\": 1}]}]}");
-    const o2h_cfg *peer = config_cfg_array_item(c, "peers", 0);
+    const o2h_cfg *peer = o2h__config_cfg_array_item(c, "peers", 0);
     const char *host;
-    config_cfg_string(peer, "host", NULL, &host);
-    cr_assert_eq(config_cfg_check_unread(c), O2H_CONFIG_ERROR);
+    o2h__config_cfg_string(peer, "host", NULL, &host);
+    cr_assert_eq(o2h__config_cfg_check_unread(c), O2H_CONFIG_ERROR);
     o2h_error err;
-    config_doc_take_error(doc, &err);
+    o2h__config_doc_take_error(doc, &err);
     cr_assert_str_eq(err.key_path, "transports[0].peers[0].prot");
     cr_assert(strstr(err.message, "unknown key \"prot\""), "%s", err.message);
-    config_doc_free(doc);
+    o2h__config_doc_free(doc);
 }
 
 Test(config, root_cfg_for_separate_plugin_text) {
     o2h_error err;
     config_doc *doc = load("{\n  \"answer\": \"x\"\n}", &err);
-    o2h_cfg *c = config_doc_root_cfg(doc, "plugins[probe]");
+    o2h_cfg *c = o2h__config_doc_root_cfg(doc, "plugins[probe]");
     int64_t v;
-    cr_assert_eq(config_cfg_int(c, "answer", 0, 0, 9, &v), O2H_CONFIG_ERROR);
-    config_doc_take_error(doc, &err);
+    cr_assert_eq(o2h__config_cfg_int(c, "answer", 0, 0, 9, &v), O2H_CONFIG_ERROR);
+    o2h__config_doc_take_error(doc, &err);
     cr_assert_str_eq(err.key_path, "plugins[probe].answer");
     cr_assert_eq(err.line, 2);
     cr_assert_eq(err.column, 13);
-    config_doc_free(doc);
+    o2h__config_doc_free(doc);
 }
 
 /* ---- the locator ---- */
@@ -247,23 +247,23 @@ Test(config, root_cfg_for_separate_plugin_text) {
 Test(config, locate_edge_cases) {
     int line, col;
     const char *text = "{\"a\": \"x\\\"b: {\", \"b\": [[1, 2], [3, {\"c\": 4}]]}";
-    cr_assert(config_locate(text, "b[1][1].c", false, &line, &col));
+    cr_assert(o2h__config_locate(text, "b[1][1].c", false, &line, &col));
     cr_assert_eq(col, 42);
-    cr_assert(config_locate(text, "b[1][1].c", true, &line, &col));
+    cr_assert(o2h__config_locate(text, "b[1][1].c", true, &line, &col));
     cr_assert_eq(col, 37);
-    cr_assert(config_locate(text, "a", false, &line, &col));
+    cr_assert(o2h__config_locate(text, "a", false, &line, &col));
     cr_assert_eq(col, 7);
-    cr_assert_not(config_locate(text, "b[5]", false, &line, &col));
-    cr_assert_not(config_locate(text, "zz", false, &line, &col));
-    cr_assert(config_locate("{\r\n  \"k\":\r\n    1}", "k", false, &line, &col));
+    cr_assert_not(o2h__config_locate(text, "b[5]", false, &line, &col));
+    cr_assert_not(o2h__config_locate(text, "zz", false, &line, &col));
+    cr_assert(o2h__config_locate("{\r\n  \"k\":\r\n    1}", "k", false, &line, &col));
     cr_assert_eq(line, 3);
     cr_assert_eq(col, 5);
-    cr_assert(config_locate("{\r\n  \"k\":\r\n    1}", "k", true, &line, &col));
+    cr_assert(o2h__config_locate("{\r\n  \"k\":\r\n    1}", "k", true, &line, &col));
     cr_assert_eq(line, 2);
     cr_assert_eq(col, 3);
-    cr_assert_not(config_locate("{\"a\": [1, 2", "a[5]", false, &line, &col));
-    cr_assert_not(config_locate("\"unterminated", "a", false, &line, &col));
-    cr_assert_not(config_locate("", "a", false, &line, &col));
-    cr_assert(config_locate("  [1]", "", false, &line, &col));
+    cr_assert_not(o2h__config_locate("{\"a\": [1, 2", "a[5]", false, &line, &col));
+    cr_assert_not(o2h__config_locate("\"unterminated", "a", false, &line, &col));
+    cr_assert_not(o2h__config_locate("", "a", false, &line, &col));
+    cr_assert(o2h__config_locate("  [1]", "", false, &line, &col));
     cr_assert_eq(col, 3);
 }

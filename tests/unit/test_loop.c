@@ -10,10 +10,10 @@
 
 /* Poll until *flag reaches `want` or `limit_s` passes; bounded, never a bare sleep. */
 static void poll_until(loop *lp, const int *flag, int want, double limit_s) {
-    uint64_t end = loop_now_ns() + (uint64_t)(limit_s * 1e9);
+    uint64_t end = o2h__loop_now_ns() + (uint64_t)(limit_s * 1e9);
     bool woken;
-    while (*flag < want && loop_now_ns() < end)
-        loop_poll(lp, 10, &woken);
+    while (*flag < want && o2h__loop_now_ns() < end)
+        o2h__loop_poll(lp, 10, &woken);
 }
 
 static void count_cb(void *ctx) {
@@ -22,33 +22,33 @@ static void count_cb(void *ctx) {
 
 Test(loop, one_shot_timer_fires_once_after_its_delay) {
     loop lp;
-    cr_assert_eq(loop_init(&lp), 0);
+    cr_assert_eq(o2h__loop_init(&lp), 0);
     int n = 0;
-    uint64_t t0 = loop_now_ns();
-    o2h_timer *t = loop_timer_start(&lp, 0.02, 0, count_cb, &n);
+    uint64_t t0 = o2h__loop_now_ns();
+    o2h_timer *t = o2h__loop_timer_start(&lp, 0.02, 0, count_cb, &n);
     poll_until(&lp, &n, 1, 2.0);
     cr_assert_eq(n, 1);
-    cr_assert_geq(loop_now_ns() - t0, 20000000ull, "fired early");
+    cr_assert_geq(o2h__loop_now_ns() - t0, 20000000ull, "fired early");
     bool woken;
-    loop_poll(&lp, 30, &woken);
+    o2h__loop_poll(&lp, 30, &woken);
     cr_assert_eq(n, 1, "a one-shot timer fires once");
-    loop_timer_stop(t);
-    loop_fini(&lp);
+    o2h__loop_timer_stop(t);
+    o2h__loop_fini(&lp);
 }
 
 Test(loop, periodic_timer_repeats) {
     loop lp;
-    loop_init(&lp);
+    o2h__loop_init(&lp);
     int n = 0;
-    o2h_timer *t = loop_timer_start(&lp, 0.001, 0.001, count_cb, &n);
+    o2h_timer *t = o2h__loop_timer_start(&lp, 0.001, 0.001, count_cb, &n);
     poll_until(&lp, &n, 5, 2.0);
     cr_assert_geq(n, 5);
-    loop_timer_stop(t);
+    o2h__loop_timer_stop(t);
     int before = n;
     bool woken;
-    loop_poll(&lp, 5, &woken);
+    o2h__loop_poll(&lp, 5, &woken);
     cr_assert_eq(n, before, "a stopped timer does not fire");
-    loop_fini(&lp);
+    o2h__loop_fini(&lp);
 }
 
 typedef struct self_stop {
@@ -59,19 +59,19 @@ typedef struct self_stop {
 static void stop_self(void *ctx) {
     self_stop *s = ctx;
     s->n++;
-    loop_timer_stop(s->t);
+    o2h__loop_timer_stop(s->t);
 }
 
 Test(loop, timer_can_stop_itself) {
     loop lp;
-    loop_init(&lp);
+    o2h__loop_init(&lp);
     self_stop s = {0};
-    s.t = loop_timer_start(&lp, 0, 0.001, stop_self, &s);
+    s.t = o2h__loop_timer_start(&lp, 0, 0.001, stop_self, &s);
     poll_until(&lp, &s.n, 1, 2.0);
     bool woken;
-    loop_poll(&lp, 10, &woken);
+    o2h__loop_poll(&lp, 10, &woken);
     cr_assert_eq(s.n, 1);
-    loop_fini(&lp);
+    o2h__loop_fini(&lp);
 }
 
 typedef struct order {
@@ -93,17 +93,17 @@ static void mark_c(void *c) {
 
 Test(loop, timers_fire_in_deadline_order) {
     loop lp;
-    loop_init(&lp);
+    o2h__loop_init(&lp);
     order o = {0};
-    o2h_timer *t1 = loop_timer_start(&lp, 0.03, 0, mark_c, &o);
-    o2h_timer *t2 = loop_timer_start(&lp, 0.01, 0, mark_a, &o);
-    o2h_timer *t3 = loop_timer_start(&lp, 0.02, 0, mark_b, &o);
+    o2h_timer *t1 = o2h__loop_timer_start(&lp, 0.03, 0, mark_c, &o);
+    o2h_timer *t2 = o2h__loop_timer_start(&lp, 0.01, 0, mark_a, &o);
+    o2h_timer *t3 = o2h__loop_timer_start(&lp, 0.02, 0, mark_b, &o);
     poll_until(&lp, &o.n, 3, 2.0);
     cr_assert_eq(memcmp(o.seq, "abc", 3), 0, "order %.3s", o.seq);
-    loop_timer_stop(t1);
-    loop_timer_stop(t2);
-    loop_timer_stop(t3);
-    loop_fini(&lp);
+    o2h__loop_timer_stop(t1);
+    o2h__loop_timer_stop(t2);
+    o2h__loop_timer_stop(t3);
+    o2h__loop_fini(&lp);
 }
 
 typedef struct reader {
@@ -119,70 +119,70 @@ static void on_read(void *ctx, int fd, unsigned events) {
     cr_assert(events & O2H_EV_READ);
     (void)!read(fd, buf, sizeof buf);
     rd->n++;
-    if (rd->remove_on_first) loop_watch_remove(rd->w);
+    if (rd->remove_on_first) o2h__loop_watch_remove(rd->w);
 }
 
 Test(loop, fd_watch_reports_readable) {
     loop lp;
-    loop_init(&lp);
+    o2h__loop_init(&lp);
     int p[2];
     cr_assert_eq(pipe(p), 0);
     reader rd = {.lp = &lp};
-    rd.w = loop_watch(&lp, p[0], O2H_EV_READ, on_read, &rd);
+    rd.w = o2h__loop_watch(&lp, p[0], O2H_EV_READ, on_read, &rd);
     cr_assert_not_null(rd.w);
     cr_assert_eq(write(p[1], "x", 1), 1);
     poll_until(&lp, &rd.n, 1, 2.0);
     cr_assert_eq(rd.n, 1);
-    loop_watch_remove(rd.w);
+    o2h__loop_watch_remove(rd.w);
     cr_assert_eq(write(p[1], "y", 1), 1);
     bool woken;
-    loop_poll(&lp, 20, &woken);
+    o2h__loop_poll(&lp, 20, &woken);
     cr_assert_eq(rd.n, 1, "a removed watch is silent");
     close(p[0]);
     close(p[1]);
-    loop_fini(&lp);
+    o2h__loop_fini(&lp);
 }
 
 Test(loop, watch_can_remove_itself_in_its_callback) {
     loop lp;
-    loop_init(&lp);
+    o2h__loop_init(&lp);
     int p[2];
     cr_assert_eq(pipe(p), 0);
     reader rd = {.lp = &lp, .remove_on_first = true};
-    rd.w = loop_watch(&lp, p[0], O2H_EV_READ, on_read, &rd);
+    rd.w = o2h__loop_watch(&lp, p[0], O2H_EV_READ, on_read, &rd);
     cr_assert_eq(write(p[1], "xy", 2), 2);
     poll_until(&lp, &rd.n, 1, 2.0);
     cr_assert_eq(write(p[1], "z", 1), 1);
     bool woken;
-    loop_poll(&lp, 20, &woken);
+    o2h__loop_poll(&lp, 20, &woken);
     cr_assert_eq(rd.n, 1);
     close(p[0]);
     close(p[1]);
-    loop_fini(&lp);
+    o2h__loop_fini(&lp);
 }
 
 static void *wake_later(void *arg) {
     usleep(20000);
-    loop_wake(arg);
+    o2h__loop_wake(arg);
     return NULL;
 }
 
 Test(loop, wake_from_another_thread_ends_an_unbounded_poll) {
     loop lp;
-    loop_init(&lp);
+    o2h__loop_init(&lp);
     pthread_t th;
     pthread_create(&th, NULL, wake_later, &lp);
     bool woken = false;
     /* A watchdog timer bounds the wait if the wake-up were lost. */
     int fired = 0;
-    o2h_timer *dog = loop_timer_start(&lp, 5.0, 0, count_cb, &fired);
+    o2h_timer *dog = o2h__loop_timer_start(&lp, 5.0, 0, count_cb, &fired);
     while (!woken && !fired)
-        loop_poll(&lp, -1, &woken);
+        o2h__loop_poll(&lp, -1, &woken);
     pthread_join(th, NULL);
     cr_assert(woken);
     cr_assert_eq(fired, 0, "the watchdog fired: wake-up lost");
-    loop_timer_stop(dog);
-    loop_fini(&lp);
+    o2h__loop_timer_stop(dog);
+    o2h__loop_fini(&lp);
 }
 
 /* ---- through the router API ---- */
@@ -230,8 +230,8 @@ Test(loop, posts_from_another_thread_arrive_in_order) {
     o2h_method_new(r, "/p/n", "i", count_handler, &c, false, true);
     pthread_t th;
     pthread_create(&th, NULL, poster, r);
-    uint64_t end = loop_now_ns() + 10000000000ull;
-    while (c.n < POSTS && loop_now_ns() < end)
+    uint64_t end = o2h__loop_now_ns() + 10000000000ull;
+    while (c.n < POSTS && o2h__loop_now_ns() < end)
         o2h_router_poll(r, 10);
     pthread_join(th, NULL);
     cr_assert_eq(c.n, POSTS);

@@ -38,8 +38,10 @@ static const o2h_plugin_desc fake_desc = {
 static o2h_router *named_router(void) {
     o2h_router_options o = {.struct_size = sizeof o, .ensemble = "test"};
     o2h_router *r = o2h_router_new(&o, NULL);
-    cr_assert_eq(proto_net_register(r, (o2h_plugin *)1, O2H_NET_TCP, 0x7f000001, 0xa32b), O2H_OK);
-    cr_assert_eq(proto_net_register(r, (o2h_plugin *)2, O2H_NET_UDP, 0x7f000001, 0xa32b), O2H_OK);
+    cr_assert_eq(o2h__proto_net_register(r, (o2h_plugin *)1, O2H_NET_TCP, 0x7f000001, 0xa32b),
+                 O2H_OK);
+    cr_assert_eq(o2h__proto_net_register(r, (o2h_plugin *)2, O2H_NET_UDP, 0x7f000001, 0xa32b),
+                 O2H_OK);
     return r;
 }
 
@@ -81,7 +83,7 @@ static o2h_msg *sv_from_peer(const char *svc) {
 
 Test(process_link, a_link_becomes_the_whole_path_to_a_process_until_it_is_freed) {
     o2h_router *r = named_router();
-    const o2h_host *h = host_table();
+    const o2h_host *h = o2h__host_table();
     fake f = {0};
     o2h_plugin plug;
     init_plugin(&plug, r, &f);
@@ -120,7 +122,7 @@ Test(process_link, a_link_becomes_the_whole_path_to_a_process_until_it_is_freed)
 Test(process_link, bad_names_our_own_name_and_no_name_yet_are_refused) {
     o2h_router_options o = {.struct_size = sizeof o, .ensemble = "test"};
     o2h_router *unnamed = o2h_router_new(&o, NULL);
-    const o2h_host *h = host_table();
+    const o2h_host *h = o2h__host_table();
     fake f = {0};
     o2h_plugin plug;
     init_plugin(&plug, unnamed, &f);
@@ -150,7 +152,7 @@ Test(process_link, a_transport_with_announce_is_told_the_process_name) {
     init_plugin(&plug, r, &f);
     plug.next = r->plugins;
     r->plugins = &plug;
-    proto_announce(r);
+    o2h__proto_announce(r);
     cr_assert_str_eq(f.announced, "@00000000:7f000001:a32b");
     r->plugins = plug.next; /* not loaded: the router must not close it */
     free_router(r);

@@ -8,17 +8,17 @@
 #include "properties.h"
 
 Test(properties, set_puts_the_newest_first_and_escapes) {
-    char *p = props_set(NULL, "x", "1");
+    char *p = o2h__props_set(NULL, "x", "1");
     cr_assert_str_eq(p, ";x:1;");
-    char *q = props_set(p, "name", "a:b;c\\d");
+    char *q = o2h__props_set(p, "name", "a:b;c\\d");
     cr_assert_str_eq(q, ";name:a\\:b\\;c\\\\d;x:1;");
-    char *r = props_set(q, "x", "2");
+    char *r = o2h__props_set(q, "x", "2");
     cr_assert_str_eq(r, ";x:2;name:a\\:b\\;c\\\\d;", "setting again replaces");
     char v[64];
-    cr_assert(props_get(r, "name", v, sizeof v));
+    cr_assert(o2h__props_get(r, "name", v, sizeof v));
     cr_assert_str_eq(v, "a:b;c\\d", "values come back unescaped");
-    cr_assert_not(props_get(r, "nam", v, sizeof v), "no prefix matches of names");
-    char *s = props_remove(r, "x");
+    cr_assert_not(o2h__props_get(r, "nam", v, sizeof v), "no prefix matches of names");
+    char *s = o2h__props_remove(r, "x");
     cr_assert_str_eq(s, ";name:a\\:b\\;c\\\\d;");
     free(p);
     free(q);
@@ -28,17 +28,17 @@ Test(properties, set_puts_the_newest_first_and_escapes) {
 
 Test(properties, o2s_search_rules) {
     const char *p = ";city:Pittsburgh;zip:15213;";
-    cr_assert(props_match(p, "city", "burgh"));
-    cr_assert(props_match(p, "city", ":Pitt"));
-    cr_assert_not(props_match(p, "city", ":burgh"));
-    cr_assert(props_match(p, "city", "burgh;"));
-    cr_assert_not(props_match(p, "city", "Pitt;"));
-    cr_assert(props_match(p, "city", ":Pittsburgh;"));
-    cr_assert_not(props_match(p, "city", ":Pitts;"));
-    cr_assert_not(props_match(p, "state", "P"));
-    cr_assert(props_valid_attr("abc123"));
-    cr_assert_not(props_valid_attr("a-b"));
-    cr_assert_not(props_valid_attr(""));
+    cr_assert(o2h__props_match(p, "city", "burgh"));
+    cr_assert(o2h__props_match(p, "city", ":Pitt"));
+    cr_assert_not(o2h__props_match(p, "city", ":burgh"));
+    cr_assert(o2h__props_match(p, "city", "burgh;"));
+    cr_assert_not(o2h__props_match(p, "city", "Pitt;"));
+    cr_assert(o2h__props_match(p, "city", ":Pittsburgh;"));
+    cr_assert_not(o2h__props_match(p, "city", ":Pitts;"));
+    cr_assert_not(o2h__props_match(p, "state", "P"));
+    cr_assert(o2h__props_valid_attr("abc123"));
+    cr_assert_not(o2h__props_valid_attr("a-b"));
+    cr_assert_not(o2h__props_valid_attr(""));
 }
 
 Test(properties, api_on_local_services) {

@@ -25,8 +25,8 @@ static o2h_router *named_router(const char *ensemble, int tcp, int udp) {
     o2h_router_options o = {.struct_size = sizeof o, .ensemble = ensemble};
     o2h_router *r = o2h_router_new(&o, NULL);
     /* What the tcp and udp plugins report when bound to 127.0.0.1. */
-    cr_assert_eq(proto_net_register(r, (o2h_plugin *)1, O2H_NET_TCP, 0x7f000001, tcp), O2H_OK);
-    cr_assert_eq(proto_net_register(r, (o2h_plugin *)2, O2H_NET_UDP, 0x7f000001, udp), O2H_OK);
+    cr_assert_eq(o2h__proto_net_register(r, (o2h_plugin *)1, O2H_NET_TCP, 0x7f000001, tcp), O2H_OK);
+    cr_assert_eq(o2h__proto_net_register(r, (o2h_plugin *)2, O2H_NET_UDP, 0x7f000001, udp), O2H_OK);
     return r;
 }
 
@@ -40,7 +40,7 @@ Test(proto, process_name_is_public_internal_and_tcp_port_in_hex) {
 Test(proto, dy_matches_o2s_own_encoding) {
     /* O2-REFERENCE §1.4: the 80-byte discovery message O2 2.0.1 produced. */
     o2h_router *r = named_router("test", 0xa32b, 0xdb33);
-    o2h_msg *dy = proto_dy_message(r, O2H_DY_CONNECT);
+    o2h_msg *dy = o2h__proto_dy_message(r, O2H_DY_CONNECT);
     assert_hex(dy, "00000001 0000000000000000 215f6f322f647900 2c7369737369696900000000"
                    "7465737400000000 00020001 303030303030303000000000"
                    "376630303030303100000000 0000a32b 0000db33 00000036");
@@ -53,7 +53,7 @@ Test(proto, dy_matches_o2s_own_encoding) {
 Test(proto, no_dy_before_the_process_has_a_name) {
     o2h_router_options o = {.struct_size = sizeof o, .ensemble = "test"};
     o2h_router *r = o2h_router_new(&o, NULL);
-    cr_assert_null(proto_dy_message(r, O2H_DY_INFO));
+    cr_assert_null(o2h__proto_dy_message(r, O2H_DY_INFO));
     cr_assert_null(o2h_router_process_name(r));
     o2h_router_free(r);
 }
@@ -111,10 +111,10 @@ static o2h_msg *dy_connect_from(int port) {
 Test(proto, a_link_names_its_process_once) {
     o2h_router_options o = {.struct_size = sizeof o, .ensemble = "test"};
     o2h_router *r = o2h_router_new(&o, NULL);
-    const o2h_host *h = host_table();
+    const o2h_host *h = o2h__host_table();
     o2h_plugin tcp = {.router = r, .type = "tcp"}, udp = {.router = r, .type = "udp"};
-    proto_net_register(r, &tcp, O2H_NET_TCP, 0x7f000001, 0x1000);
-    proto_net_register(r, &udp, O2H_NET_UDP, 0x7f000001, 0x1000);
+    o2h__proto_net_register(r, &tcp, O2H_NET_TCP, 0x7f000001, 0x1000);
+    o2h__proto_net_register(r, &udp, O2H_NET_UDP, 0x7f000001, 0x1000);
     o2h_link *link = h->link->link_new(&tcp, NULL, "peer");
     h->link->deliver(&tcp, link, dy_connect_from(0x2000));
     cr_assert_eq(o2h_status(r, "@00000000:7f000001:2000"), O2H_STATUS_REMOTE_NOTIME);
@@ -161,11 +161,11 @@ static uint64_t stat_of(o2h_router *r, const char *name) {
 Test(proto, dy_naming_no_process_or_outside_allow_opens_nothing_and_is_counted) {
     o2h_router_options o = {.struct_size = sizeof o, .ensemble = "test"};
     o2h_router *r = o2h_router_new(&o, NULL);
-    const o2h_host *h = host_table();
+    const o2h_host *h = o2h__host_table();
     o2h_plugin tcp = {.router = r, .type = "tcp"}, udp = {.router = r, .type = "udp"};
     tcp.transport.connect = count_connect;
-    proto_net_register(r, &tcp, O2H_NET_TCP, 0x7f000001, 0x1000);
-    proto_net_register(r, &udp, O2H_NET_UDP, 0x7f000001, 0x1000);
+    o2h__proto_net_register(r, &tcp, O2H_NET_TCP, 0x7f000001, 0x1000);
+    o2h__proto_net_register(r, &udp, O2H_NET_UDP, 0x7f000001, 0x1000);
     connects = 0;
     h->link->deliver(&udp, NULL, dy_info("00000000", "ffffffff", 0x2000)); /* broadcast */
     h->link->deliver(&udp, NULL, dy_info("00000000", "e0000001", 0x2000)); /* multicast */
@@ -221,11 +221,11 @@ Test(proto, the_networks_of_this_machine_are_allowed_by_default) {
     if (!own[0]) cr_skip_test("no IPv4 interface besides loopback");
     o2h_router_options o = {.struct_size = sizeof o, .ensemble = "test"};
     o2h_router *r = o2h_router_new(&o, NULL);
-    const o2h_host *h = host_table();
+    const o2h_host *h = o2h__host_table();
     o2h_plugin tcp = {.router = r, .type = "tcp"}, udp = {.router = r, .type = "udp"};
     tcp.transport.connect = count_connect;
-    proto_net_register(r, &tcp, O2H_NET_TCP, 0x7f000001, 0x1000);
-    proto_net_register(r, &udp, O2H_NET_UDP, 0x7f000001, 0x1000);
+    o2h__proto_net_register(r, &tcp, O2H_NET_TCP, 0x7f000001, 0x1000);
+    o2h__proto_net_register(r, &udp, O2H_NET_UDP, 0x7f000001, 0x1000);
     connects = 0;
     h->link->deliver(&udp, NULL, dy_info("00000000", own, 0x2000));
     cr_assert_eq(connects, 1, "a process at %s, on this machine's network, is reached", own);

@@ -160,12 +160,12 @@ Test(sched, a_jump_callback_decides_big_clock_changes) {
     jumps j = {.answer = true};
     o2h_time_jump_callback_set(r, on_jump, &j);
     double l = o2h_local_time(r);
-    clock_estimate(r, 100.0, l); /* the first estimate sets the clock: no callback */
+    o2h__clock_estimate(r, 100.0, l); /* the first estimate sets the clock: no callback */
     cr_assert_eq(j.calls, 0);
     cr_assert_float_eq(o2h_time_get(r), 100.0 + (o2h_local_time(r) - l), 1e-3);
 
     l = o2h_local_time(r);
-    clock_estimate(r, 50.0, l); /* 50 s back: the callback says jump */
+    o2h__clock_estimate(r, 50.0, l); /* 50 s back: the callback says jump */
     cr_assert_eq(j.calls, 1);
     cr_assert_float_eq(j.new_global, 50.0, 1e-9);
     cr_assert_gt(j.old_global, 99.9);
@@ -173,7 +173,7 @@ Test(sched, a_jump_callback_decides_big_clock_changes) {
 
     j.answer = false;
     l = o2h_local_time(r);
-    clock_estimate(r, 40.0, l); /* 10 s back, declined: the clock stops, never runs back */
+    o2h__clock_estimate(r, 40.0, l); /* 10 s back, declined: the clock stops, never runs back */
     cr_assert_eq(j.calls, 2);
     double t1 = o2h_time_get(r);
     cr_assert_geq(t1, 50.0);
@@ -182,7 +182,7 @@ Test(sched, a_jump_callback_decides_big_clock_changes) {
     cr_assert_float_eq(o2h_time_get(r), t1, 1e-9, "stopped until local time catches up");
 
     l = o2h_local_time(r);
-    clock_estimate(r, t1 + 0.5, l); /* small errors slew: no callback */
+    o2h__clock_estimate(r, t1 + 0.5, l); /* small errors slew: no callback */
     cr_assert_eq(j.calls, 2);
     o2h_router_free(r);
 }

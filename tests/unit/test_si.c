@@ -60,7 +60,7 @@ static int fake_send(void *instance, void *link_ctx, o2h_msg *msg) {
 }
 
 static int fake_connect(void *instance, const char *address, o2h_link **link) {
-    *link = host_table()->link->link_new(instance, instance, address);
+    *link = o2h__host_table()->link->link_new(instance, instance, address);
     return *link ? O2H_OK : O2H_NO_MEMORY;
 }
 
@@ -78,8 +78,8 @@ static o2h_router *router_with_si(bool named) {
     tcp.instance = &tcp;
     udp.instance = &udp;
     if (named) {
-        proto_net_register(r, &tcp, O2H_NET_TCP, 0x7f000001, 0x1000);
-        proto_net_register(r, &udp, O2H_NET_UDP, 0x7f000001, 0x1000);
+        o2h__proto_net_register(r, &tcp, O2H_NET_TCP, 0x7f000001, 0x1000);
+        o2h__proto_net_register(r, &udp, O2H_NET_UDP, 0x7f000001, 0x1000);
     }
     cr_assert_eq(o2h_method_new(r, "/_o2/si", "siss", on_si, NULL, false, true), O2H_OK);
     return r;
@@ -89,8 +89,8 @@ static o2h_router *router_with_si(bool named) {
 static void free_router(o2h_router *r) {
     while (r->net.peers && r->net.peers->tcp) {
         peer *p = r->net.peers;
-        if (p->udp) host_table()->link->link_free(p->udp);
-        host_table()->link->link_free(p->tcp);
+        if (p->udp) o2h__host_table()->link->link_free(p->udp);
+        o2h__host_table()->link->link_free(p->tcp);
     }
     r->net.tcp_plugin = r->net.udp_plugin = NULL;
     o2h_router_free(r);
@@ -105,7 +105,7 @@ static void peer_name_of(int port, char *out, size_t size) {
 
 /* A process at 127.0.0.1:`port` connects (dy CONNECT) and offers `services`. */
 static o2h_link *connect_peer(o2h_router *r, int port, const char *const *services) {
-    const o2h_host *h = host_table();
+    const o2h_host *h = o2h__host_table();
     o2h_link *link = h->link->link_new(&tcp, &tcp, "peer");
     o2h_builder *b = o2h_builder_new(NULL);
     o2h_add_string(b, "test");
@@ -138,8 +138,8 @@ static void peer_synced(o2h_link *link, int port) {
     char name[32];
     peer_name_of(port, name, sizeof name);
     o2h_add_string(b, name);
-    host_table()->link->deliver(&tcp, link,
-                                o2h_builder_finish(b, 0, "!_o2/cs/cs", O2H_FLAG_RELIABLE));
+    o2h__host_table()->link->deliver(&tcp, link,
+                                     o2h_builder_finish(b, 0, "!_o2/cs/cs", O2H_FLAG_RELIABLE));
     o2h_builder_free(b);
 }
 
@@ -221,7 +221,7 @@ Test(si, obtaining_sync_tells_synchronised_peers_services_then_own) {
     assert_group(4, 2, (const char *[]){other, "q"}, O2H_STATUS_REMOTE_NOTIME, other);
     cr_assert_eq(before, 6, "a peer's sync before ours changes no status");
 
-    clock_estimate(r, 100.0, o2h_local_time(r));
+    o2h__clock_estimate(r, 100.0, o2h_local_time(r));
     o2h_router_poll(r, 0);
     cr_assert_eq(n_notices, before + 5, "%d notices", n_notices - before);
     assert_group(before, 3, (const char *[]){ref, "server", "_cs"}, O2H_STATUS_REMOTE, ref);
@@ -251,8 +251,8 @@ Test(si, the_reference_reports_a_mirror_remote_only_once_it_has_sync) {
     cr_assert_eq(n_notices, 8);
     assert_group(6, 2, (const char *[]){mirror, "client"}, O2H_STATUS_REMOTE, mirror);
     /* The mirror goes away: each of its services with status -1, naming it. */
-    host_table()->link->link_free(r->net.peers->udp);
-    host_table()->link->link_free(link);
+    o2h__host_table()->link->link_free(r->net.peers->udp);
+    o2h__host_table()->link->link_free(link);
     cr_assert_eq(n_notices, 10);
     assert_group(8, 2, (const char *[]){mirror, "client"}, O2H_STATUS_UNKNOWN, mirror);
     free_router(r);
@@ -323,7 +323,7 @@ Test(si, the_reference_answers_a_ping_at_once_over_udp) {
     o2h_add_int32(b, 7);
     o2h_add_string(b, reply_to);
     /* As the UDP transport delivers a datagram: no link. */
-    host_table()->link->deliver(&udp, NULL, o2h_builder_finish(b, 0, "!_cs/get", 0));
+    o2h__host_table()->link->deliver(&udp, NULL, o2h_builder_finish(b, 0, "!_cs/get", 0));
     o2h_builder_free(b);
     cr_assert_eq(n_sends, 1, "answered before the delivery returned");
     cr_assert_str_eq(sends[0].address, reply_to);
