@@ -31,9 +31,9 @@
  *   o2_clock_is_synchronized, o2_ensemble_name, o2_got_start_array,
  *   o2_got_end_array, o2_gtsched, o2_ltsched.
  * - o2_clock_set(): custom clock callbacks are not supported (a warning is
- *   logged and the router's monotonic clock is used). o2_clock_jump and
- *   o2_time_jump_callback_set are accepted but have no effect; o2_memory
- *   is ignored (O2_MALLOC/O2_FREE are malloc/free).
+ *   logged and the router's monotonic clock is used). o2_clock_jump
+ *   returns O2_FAIL; o2_time_jump_callback_set is accepted but has no
+ *   effect; o2_memory is ignored (O2_MALLOC/O2_FREE are malloc/free).
  * - OSC, HTTP/WebSocket and MQTT are plugins: o2_osc_port_new,
  *   o2_osc_delegate, o2_http_initialize and o2_mqtt_enable load them and
  *   return O2_FAIL (with a log line) when the plugin is not installed.
