@@ -375,6 +375,19 @@ static void forget_methods(o2c_context *c, const char *path, bool whole_service)
 
 /* ---- Lifecycle ------------------------------------------------------------------ */
 
+/* $O2HUB_ALLOW: "net,net" where O2 processes may be (o2h_router_allow). */
+static void apply_env_allow(o2h_router *r) {
+    const char *env = getenv("O2HUB_ALLOW");
+    for (const char *p = env; p && *p;) {
+        char net[64];
+        size_t n = strcspn(p, ",");
+        snprintf(net, sizeof net, "%.*s", (int)(n < sizeof net ? n : sizeof net - 1), p);
+        if (net[0] && o2h_router_allow(r, net) != O2H_OK)
+            o2c_log("O2HUB_ALLOW: \"%s\" is not a network (e.g. 192.168.1.0/24)", net);
+        p += n + (p[n] == ',');
+    }
+}
+
 static int add_plugin(o2h_router *r, const char *kind, const char *type, const char *json) {
     o2h_error err;
     int rc = o2h_router_add_plugin(r, kind, type, json, &err);
@@ -483,6 +496,7 @@ O2err o2_initialize(const char *ensemble_name) {
         o2c_log("%s", o2h_error_format(&err, line, sizeof line));
         return err.code == O2H_BAD_NAME ? O2_BAD_NAME : O2_FAIL;
     }
+    apply_env_allow(c->r);
     const char *host = getenv("O2HUB_HOST");
     if (!host || !*host) host = c->network_enabled ? "0.0.0.0" : "127.0.0.1";
     const char *port_text = getenv("O2HUB_PORT");

@@ -21,6 +21,9 @@
  *     O2HUB_PORT        the TCP and UDP port of this process (default: any)
  *     O2HUB_HOST        the address to bind (default 0.0.0.0; 127.0.0.1 after
  *                       o2_network_enable(false))
+ *     O2HUB_ALLOW       "net,net" (CIDR) where O2 processes may be; default:
+ *                       loopback, private and link-local networks, and this
+ *                       machine's own
  *     O2HUB_LOG_LEVEL   error, warn, info or debug
  * - Messages. O2msg_data's header (length, misc, timestamp) is in host byte
  *   order as in O2, but the bytes after it (address, type string, arguments)
