@@ -312,16 +312,14 @@ static pid_t start_imu(bool ask_dnssd) {
     return pid;
 }
 
-/* Linked with libo2lite_dnssd, a client browses DNS-SD without being asked, as
- * O2's o2lite does: the host here answers no UDP discovery. */
-Test(o2lite_dnssd, the_imu_example_finds_the_host_by_zeroconf_by_default) {
-    SKIP_WITHOUT_AVAHI();
+/* The imu example, as a separate process, finds the host and its readings arrive. */
+static void imu_finds_the_host(bool ask_dnssd) {
     host = start_host();
     int readings = 0;
     cr_assert_eq(o2h_service_new(host, "hub"), O2H_OK);
     cr_assert_eq(o2h_method_new(host, "/hub/imu", "fffffff", on_reading, &readings, false, true),
                  O2H_OK);
-    pid_t pid = start_imu(false);
+    pid_t pid = start_imu(ask_dnssd);
     WAIT_FOR(o2h_status(host, "imu") >= 0, 15);
     WAIT_FOR(readings >= 5, 5);
     kill(pid, SIGTERM);
@@ -329,19 +327,16 @@ Test(o2lite_dnssd, the_imu_example_finds_the_host_by_zeroconf_by_default) {
     waitpid(pid, &status, 0);
 }
 
+/* Linked with libo2lite_dnssd, a client browses DNS-SD without being asked, as
+ * O2's o2lite does: the host here answers no UDP discovery. */
+Test(o2lite_dnssd, the_imu_example_finds_the_host_by_zeroconf_by_default) {
+    SKIP_WITHOUT_AVAHI();
+    imu_finds_the_host(false);
+}
+
 Test(o2lite_dnssd, the_imu_example_with_dnssd_asked_for_finds_the_host_too) {
     SKIP_WITHOUT_AVAHI();
-    host = start_host();
-    int readings = 0;
-    cr_assert_eq(o2h_service_new(host, "hub"), O2H_OK);
-    cr_assert_eq(o2h_method_new(host, "/hub/imu", "fffffff", on_reading, &readings, false, true),
-                 O2H_OK);
-    pid_t pid = start_imu(true);
-    WAIT_FOR(o2h_status(host, "imu") >= 0, 15);
-    WAIT_FOR(readings >= 5, 5);
-    kill(pid, SIGTERM);
-    int status;
-    waitpid(pid, &status, 0);
+    imu_finds_the_host(true);
 }
 
 /* ---- avahi down at start ---- */

@@ -158,33 +158,47 @@ static uint64_t stat_of(o2h_router *r, const char *name) {
     return 0;
 }
 
-Test(proto, dy_naming_no_process_or_outside_allow_opens_nothing_and_is_counted) {
+/* A router named @00000000:7f000001:1000 whose TCP transport counts connects. */
+typedef struct counting_router {
+    o2h_router *r;
+    o2h_plugin tcp, udp;
+} counting_router;
+
+static void named_with_counted_connects(counting_router *nr) {
     o2h_router_options o = {.struct_size = sizeof o, .ensemble = "test"};
-    o2h_router *r = o2h_router_new(&o, NULL);
-    const o2h_host *h = o2h__host_table();
-    o2h_plugin tcp = {.router = r, .type = "tcp"}, udp = {.router = r, .type = "udp"};
-    tcp.transport.connect = count_connect;
-    o2h__proto_net_register(r, &tcp, O2H_NET_TCP, 0x7f000001, 0x1000);
-    o2h__proto_net_register(r, &udp, O2H_NET_UDP, 0x7f000001, 0x1000);
+    nr->r = o2h_router_new(&o, NULL);
+    nr->tcp = (o2h_plugin){.router = nr->r, .type = "tcp"};
+    nr->udp = (o2h_plugin){.router = nr->r, .type = "udp"};
+    nr->tcp.transport.connect = count_connect;
+    o2h__proto_net_register(nr->r, &nr->tcp, O2H_NET_TCP, 0x7f000001, 0x1000);
+    o2h__proto_net_register(nr->r, &nr->udp, O2H_NET_UDP, 0x7f000001, 0x1000);
     connects = 0;
-    h->link->deliver(&udp, NULL, dy_info("00000000", "ffffffff", 0x2000)); /* broadcast */
-    h->link->deliver(&udp, NULL, dy_info("00000000", "e0000001", 0x2000)); /* multicast */
-    h->link->deliver(&udp, NULL, dy_info("00000000", "00000000", 0x2000));
+}
+
+Test(proto, dy_naming_no_process_or_outside_allow_opens_nothing_and_is_counted) {
+    counting_router nr;
+    named_with_counted_connects(&nr);
+    o2h_router *r = nr.r;
+    const o2h_host *h = o2h__host_table();
+    o2h_plugin *udp = &nr.udp;
+    h->link->deliver(udp, NULL, dy_info("00000000", "ffffffff", 0x2000)); /* broadcast */
+    h->link->deliver(udp, NULL, dy_info("00000000", "e0000001", 0x2000)); /* multicast */
+    h->link->deliver(udp, NULL, dy_info("00000000", "00000000", 0x2000));
     cr_assert_eq(connects, 0);
     cr_assert_eq(stat_of(r, "refused"), 3);
-    h->link->deliver(&udp, NULL, dy_info("00000000", "zzzzzzzz", 0x2000));
-    h->link->deliver(&udp, NULL, dy_info("000000001", "7f000001", 0x2000)); /* too long */
-    h->link->deliver(&udp, NULL, dy_info("00000000", "7F000001", 0x2000));  /* O2 writes lower */
+    h->link->deliver(udp, NULL, dy_info("00000000", "zzzzzzzz", 0x2000));
+    h->link->deliver(udp, NULL, dy_info("000000001", "7f000001", 0x2000)); /* too long */
+    h->link->deliver(udp, NULL, dy_info("00000000", "7F000001", 0x2000));  /* O2 writes lower */
     cr_assert_eq(connects, 0);
     cr_assert_eq(stat_of(r, "dropped_bad_names"), 3);
-    h->link->deliver(&udp, NULL, dy_info("00000000", "c0a80005", 0x2000)); /* private: default */
+    h->link->deliver(udp, NULL, dy_info("00000000", "c0a80005", 0x2000)); /* private: default */
     cr_assert_eq(connects, 1);
     cr_assert_eq(o2h_router_allow(r, "127.0.0.0/8"), O2H_OK);
     cr_assert_eq(o2h_router_allow(r, "10.1.2.0/33"), O2H_BAD_ARGS);
-    h->link->deliver(&udp, NULL, dy_info("00000000", "c0a80006", 0x2000)); /* now outside */
+    h->link->deliver(udp, NULL, dy_info("00000000", "c0a80006", 0x2000)); /* now outside */
     cr_assert_eq(connects, 1);
     cr_assert_eq(stat_of(r, "refused"), 4);
-    h->link->deliver(&udp, NULL, dy_info("00000000", "7f000001", 0x2000));
+    h->link->deliver(udp, NULL, dy_info("00000000", "7f000001", 0x2000));
     cr_assert_eq(connects, 2);
     o2h_router_free(r);
 }
@@ -219,15 +233,12 @@ Test(proto, the_networks_of_this_machine_are_allowed_by_default) {
     char own[9];
     own_address(own);
     if (!own[0]) cr_skip_test("no IPv4 interface besides loopback");
-    o2h_router_options o = {.struct_size = sizeof o, .ensemble = "test"};
-    o2h_router *r = o2h_router_new(&o, NULL);
+    counting_router nr;
+    named_with_counted_connects(&nr);
+    o2h_router *r = nr.r;
     const o2h_host *h = o2h__host_table();
-    o2h_plugin tcp = {.router = r, .type = "tcp"}, udp = {.router = r, .type = "udp"};
-    tcp.transport.connect = count_connect;
-    o2h__proto_net_register(r, &tcp, O2H_NET_TCP, 0x7f000001, 0x1000);
-    o2h__proto_net_register(r, &udp, O2H_NET_UDP, 0x7f000001, 0x1000);
-    connects = 0;
-    h->link->deliver(&udp, NULL, dy_info("00000000", own, 0x2000));
+    o2h_plugin *udp = &nr.udp;
+    h->link->deliver(udp, NULL, dy_info("00000000", own, 0x2000));
     cr_assert_eq(connects, 1, "a process at %s, on this machine's network, is reached", own);
     o2h_router_free(r);
 }
