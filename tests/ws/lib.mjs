@@ -190,3 +190,36 @@ export async function connect(port, { ensemble = 'wstest', join = true } = {}) {
   }
   return c;
 }
+
+// A TCP port free now on 127.0.0.1 (the kernel picks it).
+export function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// tests/e2e/peer: an O2 process driven by line commands, reporting lines.
+export function startPeer(configFile) {
+  const child = spawn(env('PEER_EXE'), [configFile], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const p = { child, lines: [], out: '' };
+  child.stdout.on('data', (d) => {
+    p.out += d;
+    let i;
+    while ((i = p.out.indexOf('\n')) >= 0) {
+      p.lines.push(p.out.slice(0, i));
+      p.out = p.out.slice(i + 1);
+    }
+  });
+  child.stderr.on('data', (d) => { if (process.env.WS_TEST_DEBUG) process.stderr.write(d); });
+  p.tell = (cmd) => child.stdin.write(cmd + '\n');
+  p.expect = async (re, ms = 10000) => {
+    const line = await until(() => p.lines.find((l) => re.test(l)), ms, `peer line ${re}`);
+    p.lines.splice(p.lines.indexOf(line), 1);
+    return line;
+  };
+  return p;
+}

@@ -14,7 +14,7 @@ import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon, connect, until, env, requireDep, origin, useTls, ETX } from './lib.mjs';
+import { startDaemon, connect, until, env, requireDep, origin, useTls, ETX, freePort, startPeer } from './lib.mjs';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 if (!existsSync(CHROMIUM)) {
@@ -23,38 +23,6 @@ if (!existsSync(CHROMIUM)) {
 }
 const { chromium } = requireDep('playwright-core');
 const ENSEMBLE = 'wscompat';
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-// tests/e2e/peer, driven by line commands; its output kept as lines.
-function startPeer(configFile) {
-  const child = spawn(env('PEER_EXE'), [configFile], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const p = { child, lines: [], out: '' };
-  child.stdout.on('data', (d) => {
-    p.out += d;
-    let i;
-    while ((i = p.out.indexOf('\n')) >= 0) {
-      p.lines.push(p.out.slice(0, i));
-      p.out = p.out.slice(i + 1);
-    }
-  });
-  child.stderr.on('data', (d) => { if (process.env.WS_TEST_DEBUG) process.stderr.write(d); });
-  p.tell = (cmd) => child.stdin.write(cmd + '\n');
-  p.expect = async (re, ms = 10000) => {
-    const line = await until(() => p.lines.find((l) => re.test(l)), ms, `peer line ${re}`);
-    p.lines.splice(p.lines.indexOf(line), 1);
-    return line;
-  };
-  return p;
-}
 
 let d, peer, ctx, dir, node;
 before(async () => {
