@@ -787,3 +787,48 @@ Test(mqtt, tls_files_are_checked_when_the_config_is_read) {
     must(&q, "no-such-ca.pem: No such file", 5);
     stop(&q, SIGTERM);
 }
+
+/* A program on O2's API calls o2_mqtt_enable("127.0.0.1", PORT), as O2
+ * programs do, and meets an o2hub process through the broker. */
+Test(mqtt, an_o2_api_program_enables_mqtt_with_a_port_and_meets_a_peer) {
+    proc b = {0};
+    char broker[64];
+    snprintf(broker, sizeof broker, "127.0.0.1:%d", broker_port);
+    mqtt_config(&b, "peer", free_port(), broker, false);
+    start(&b);
+    must(&b, "ready", 5);
+    tell(&b, "offer peerside");
+    must(&b, "offered peerside", 5);
+    char out[160], port[16];
+    snprintf(out, sizeof out, "%s/o2mqtt.out", tmpdir);
+    snprintf(port, sizeof port, "%d", broker_port);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        setenv("O2HUB_PLUGIN_PATH", TRANSPORT_DIR, 1);
+        setenv("O2HUB_DISCOVERY", "none", 1);
+        setenv("O2HUB_HOST", "127.0.0.1", 1);
+        execl(O2MQTT_EXE, "o2mqtt", "e2e", port, (char *)NULL);
+        _exit(127);
+    }
+    int status = -1;
+    for (double end = now_s() + 40; now_s() < end;) {
+        if (waitpid(pid, &status, WNOHANG) == pid) break;
+        expect(&b, "\x01", 0.1); /* keep reading the peer meanwhile */
+    }
+    char text[2048] = "";
+    FILE *f = fopen(out, "r");
+    if (f) {
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        text[n] = '\0';
+        fclose(f);
+    }
+    if (waitpid(pid, NULL, WNOHANG) == 0) kill(pid, SIGKILL);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "o2mqtt failed:\n%s", text);
+    cr_assert(strstr(text, "MQTT DONE"), "%s", text);
+    must(&b, "si o2side ", 10); /* and the peer saw the program's service */
+    stop(&b, SIGTERM);
+}
