@@ -67,19 +67,35 @@ static bool in_nets(const allow_net *nets, int n, uint32_t ip) {
     return false;
 }
 
+/* The configured networks, or the fixed part of the default. */
+static const allow_net *listed(const allow_list *l, int *n) {
+    if (l && l->nets) {
+        *n = l->n;
+        return l->nets;
+    }
+    *n = (int)(sizeof default_nets / sizeof default_nets[0]);
+    return default_nets;
+}
+
 bool o2h__allow_permits(const allow_list *l, uint32_t ip) {
     if (never_a_process(ip)) return false;
     if (l && !l->nets && in_nets(l->local, l->n_local, ip)) return true; /* the machine's LANs */
-    const allow_net *nets = l && l->nets ? l->nets : default_nets;
-    int n = l && l->nets ? l->n : (int)(sizeof default_nets / sizeof default_nets[0]);
-    for (int i = 0; i < n; i++)
-        if ((ip & nets[i].mask) == nets[i].addr) return true;
-    return false;
+    int n;
+    const allow_net *nets = listed(l, &n);
+    return in_nets(nets, n, ip);
+}
+
+int o2h__allow_add(allow_list *l, allow_net net) {
+    allow_net *nets = realloc(l->nets, (size_t)(l->n + 1) * sizeof *nets);
+    if (!nets) return -1;
+    nets[l->n++] = net;
+    l->nets = nets;
+    return 0;
 }
 
 void o2h__allow_describe(const allow_list *l, char *out, size_t size) {
-    const allow_net *nets = l && l->nets ? l->nets : default_nets;
-    int n = l && l->nets ? l->n : (int)(sizeof default_nets / sizeof default_nets[0]);
+    int n;
+    const allow_net *nets = listed(l, &n);
     size_t used = 0;
     out[0] = '\0';
     for (int i = 0; i < n && used < size; i++) {

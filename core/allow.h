@@ -30,6 +30,9 @@ void o2h__allow_read_local(allow_list *l);
 /** Parse "a.b.c.d/len" or "a.b.c.d" (a /32). 0 on success, -1 if malformed. */
 int o2h__allow_parse_cidr(const char *text, allow_net *out);
 
+/** Add a network to the list (the first replaces the default). 0, or -1 out of memory. */
+int o2h__allow_add(allow_list *l, allow_net net);
+
 /** True when a process may be at `ip` (host byte order). */
 bool o2h__allow_permits(const allow_list *l, uint32_t ip);
 

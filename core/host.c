@@ -21,7 +21,7 @@ static void host_log(o2h_plugin *self, int level, const char *fmt, ...) O2H_PRIN
 static void host_log(o2h_plugin *self, int level, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    o2h__router_vlog(self->router, level, self->type, fmt, ap);
+    host_vlog(self, level, fmt, ap);
     va_end(ap);
 }
 

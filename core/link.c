@@ -89,6 +89,6 @@ int o2h__link_send(o2h_router *r, o2h_link *link, o2h_msg *msg) {
         "%s: dropping messages (%s), %llu so far, e.g. %s %s", link->description,
         full ? "its send queue is full: the other side reads too slowly" : o2h_strerror(rc),
         (unsigned long long)link->dropped, o2h_msg_address(msg),
-        o2h_msg_reliable(msg) ? "(reliable)" : "(best effort)");
+        reliable ? "(reliable)" : "(best effort)");
     return rc;
 }

@@ -198,15 +198,11 @@ static int load_plugin(o2h_router *r, config_doc *doc, const config_plugin *cp, 
 int o2h_router_allow(o2h_router *r, const char *cidr) {
     allow_net net;
     if (!r || !cidr || o2h__allow_parse_cidr(cidr, &net) != 0) return O2H_BAD_ARGS;
-    allow_net *nets = realloc(r->allow.nets, (size_t)(r->allow.n + 1) * sizeof *nets);
-    if (!nets) return O2H_NO_MEMORY;
-    nets[r->allow.n++] = net;
-    r->allow.nets = nets;
-    return O2H_OK;
+    return o2h__allow_add(&r->allow, net) == 0 ? O2H_OK : O2H_NO_MEMORY;
 }
 
 static int apply_config(o2h_router *r, config_doc *doc, const router_config *rc_, o2h_error *err) {
-    if (rc_->allow.nets) {
+    if (rc_->allow.nets) { /* "allow": [] too: then no address at all */
         r->allow.nets = calloc((size_t)rc_->allow.n + 1, sizeof *r->allow.nets);
         if (!r->allow.nets) return o2h__error_set(err, O2H_NO_MEMORY, "out of memory");
         memcpy(r->allow.nets, rc_->allow.nets, (size_t)rc_->allow.n * sizeof *r->allow.nets);

@@ -40,17 +40,13 @@ int o2h__router_send_from(o2h_router *r, o2h_msg *msg, o2h_link *from) {
     /* No re-entrancy: a message sent by a handler waits until the handler returns. */
     if (r->dispatch_depth > 0) return o2h__router_send_later(r, msg);
     int rc = o2h__router_route(r, msg);
-    /* What handlers sent did not come from the link the first message came by. */
-    o2h_msg *next;
-    while ((next = pending_pop(r))) {
-        msg_set_origin(next, NULL);
-        o2h__router_route(r, next);
-    }
+    o2h__router_route_pending(r);
     return rc;
 }
 
 void o2h__router_route_pending(o2h_router *r) {
     if (r->dispatch_depth > 0) return;
+    /* What handlers sent did not come from the link the first message came by. */
     o2h_msg *next;
     while ((next = pending_pop(r))) {
         msg_set_origin(next, NULL);

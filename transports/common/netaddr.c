@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <net/if.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,4 +41,14 @@ uint32_t o2h_netaddr_internal_ip(const struct sockaddr_in *bound) {
     }
     freeifaddrs(list);
     return ip;
+}
+
+bool o2h_netaddr_allowed(const o2h_host *host, o2h_plugin *self, const struct sockaddr_in *from,
+                         const char *what) {
+    if (host->proc->allowed(self, ntohl(from->sin_addr.s_addr))) return true;
+    char text[96], ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &from->sin_addr, ip, sizeof ip);
+    snprintf(text, sizeof text, "%s from %s: not in \"allow\"", what, ip);
+    host->proc->refused(self, text);
+    return false;
 }

@@ -3,7 +3,10 @@
 #define O2H_NETADDR_H
 
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdint.h>
+
+#include <o2hub/plugin.h>
 
 /** Parse "a.b.c.d:port" (port 1..65535). 0 on success, -1 otherwise. */
 int o2h_netaddr_parse_endpoint(const char *text, struct sockaddr_in *out);
@@ -16,5 +19,12 @@ int o2h_netaddr_parse_ipv4(const char *host, int port, struct sockaddr_in *out);
  * address, or for 0.0.0.0 the first up, non-loopback interface, else 127.0.0.1.
  */
 uint32_t o2h_netaddr_internal_ip(const struct sockaddr_in *bound);
+
+/**
+ * Whether an O2 process may be at `from` (the router's "allow"); if not, the
+ * refusal of `what` ("a UDP datagram") from there is counted and logged.
+ */
+bool o2h_netaddr_allowed(const o2h_host *host, o2h_plugin *self, const struct sockaddr_in *from,
+                         const char *what);
 
 #endif

@@ -180,11 +180,7 @@ static conn *conn_new(tcp_transport *tr, int fd, const struct sockaddr_in *addr,
 
 static bool on_accept(void *ctx, int fd, const struct sockaddr_in *peer) {
     tcp_transport *tr = ctx;
-    if (!tr->host->proc->allowed(tr->self, ntohl(peer->sin_addr.s_addr))) {
-        char what[96], ip[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &peer->sin_addr, ip, sizeof ip);
-        snprintf(what, sizeof what, "a TCP connection from %s: not in \"allow\"", ip);
-        tr->host->proc->refused(tr->self, what);
+    if (!o2h_netaddr_allowed(tr->host, tr->self, peer, "a TCP connection")) {
         close(fd);
         return false; /* not open: does not count against max_connections */
     }

@@ -44,16 +44,6 @@ typedef struct udp_transport {
     struct sockaddr_in from[MAX_BATCH];
 } udp_transport;
 
-/* A datagram from an address outside "allow" is not an ensemble member's. */
-static bool from_allowed(udp_transport *tr, const struct sockaddr_in *from) {
-    if (tr->host->proc->allowed(tr->self, ntohl(from->sin_addr.s_addr))) return true;
-    char what[80], ip[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &from->sin_addr, ip, sizeof ip);
-    snprintf(what, sizeof what, "a UDP datagram from %s: not in \"allow\"", ip);
-    tr->host->proc->refused(tr->self, what);
-    return false;
-}
-
 static void on_readable(void *ctx, int fd, unsigned events) {
     udp_transport *tr = ctx;
     (void)events;
@@ -73,7 +63,8 @@ static void on_readable(void *ctx, int fd, unsigned events) {
                 tr->host->link->count_invalid(tr->self, "truncated UDP datagram");
                 continue;
             }
-            if (!from_allowed(tr, &tr->from[i])) continue;
+            /* A datagram from an address outside "allow" is not an ensemble member's. */
+            if (!o2h_netaddr_allowed(tr->host, tr->self, &tr->from[i], "a UDP datagram")) continue;
             o2h_msg *m = tr->host->msg->msg_alloc(tr->self, len);
             if (!m) continue;
             memcpy(m->data, tr->iovs[i].iov_base, len);
