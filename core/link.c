@@ -63,6 +63,12 @@ static int hold(o2h_router *r, o2h_link *link, o2h_msg *msg) {
     return O2H_BLOCKED;
 }
 
+size_t o2h__link_queued(const o2h_link *link) {
+    const o2h_plugin *p = link->plugin;
+    if (link->freed || !p->transport.queued) return 0;
+    return p->transport.queued(p->instance, link->ctx);
+}
+
 int o2h__link_send(o2h_router *r, o2h_link *link, o2h_msg *msg) {
     if (link->freed || link->close_pending) {
         r->stats.dropped_send_error++;

@@ -552,7 +552,8 @@ int o2h_can_send(o2h_router *r, const char *name) {
                            : p->kind == PROVIDER_PEER ? p->peer->tcp
                                                       : NULL;
     if (link && link->bridge) link = link->bridge->link;
-    return link && o2h__link_hold_busy(link) ? O2H_BLOCKED : O2H_OK;
+    if (!link) return O2H_OK;
+    return o2h__link_hold_busy(link) || o2h__link_queued(link) ? O2H_BLOCKED : O2H_OK;
 }
 
 const char *o2h_router_process_name(const o2h_router *r) {

@@ -56,6 +56,38 @@ Test(abi, a_plugin_built_against_frozen_1_0_headers_runs) {
     o2h_router_free(r);
 }
 
+static o2h_router *frozen_router(const char *transports, o2h_error *err) {
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"ensemble\": \"abi\", \"plugin_path\": [\"%s\"],"
+             " \"transports\": [%s]}",
+             FROZEN_PLUGIN_DIR, transports);
+    return o2h_router_new_from_json(json, "abi.json", NULL, err);
+}
+
+Test(abi, a_1_1_plugin_s_queued_bytes_block_o2h_can_send) {
+    o2h_error err;
+    o2h_router *r = frozen_router("{\"type\": \"frozen11\", \"service\": \"q\"}", &err);
+    cr_assert_not_null(r, "%s", err.message);
+    cr_assert_eq(o2h_router_start(r), O2H_OK);
+    cr_assert_eq(o2h_can_send(r, "q"), O2H_OK);
+    cr_assert_eq(o2h_send(r, "!q/x", 0, "i", 1), O2H_OK);
+    cr_assert_eq(o2h_can_send(r, "q"), O2H_BLOCKED, "bytes wait in the transport");
+    o2h_router_poll(r, 0); /* the deferred phase "writes" them */
+    cr_assert_eq(o2h_can_send(r, "q"), O2H_OK);
+    o2h_router_free(r);
+}
+
+Test(abi, a_1_0_plugin_without_queued_never_blocks_o2h_can_send) {
+    o2h_error err;
+    o2h_router *r = frozen_router("{\"type\": \"frozen\", \"service\": \"old\"}", &err);
+    cr_assert_not_null(r, "%s", err.message);
+    cr_assert_eq(o2h_router_start(r), O2H_OK);
+    cr_assert_eq(o2h_send(r, "!old/ask", 0, "si", "/nowhere/x", 1), O2H_OK);
+    cr_assert_eq(o2h_can_send(r, "old"), O2H_OK, "its ops end before queued: read as NULL");
+    o2h_router_free(r);
+}
+
 /* Every member after `size` of a table of function pointers is non-NULL. */
 static void assert_all_set(const void *table, size_t first, const char *name) {
     uint32_t size;

@@ -41,7 +41,7 @@ extern "C" {
 #endif
 
 #define O2H_ABI_MAJOR 1
-#define O2H_ABI_MINOR 0
+#define O2H_ABI_MINOR 1
 
 /** The one symbol a plugin exports. */
 #define O2H_PLUGIN_ENTRY_NAME "o2hub_plugin_entry"
@@ -159,6 +159,15 @@ typedef struct o2h_transport_ops {
      * be delivered. Returns O2H_OK.
      */
     int (*pause)(void *instance, void *link_ctx, bool paused);
+    /* 1.1 */
+    /**
+     * Bytes that send() accepted on this link and that still wait to be
+     * handed to the operating system; optional (NULL: the core cannot tell).
+     * While it is not 0, o2h_can_send() says O2H_BLOCKED for the services
+     * the link carries, as O2's o2_can_send does while a message is pending
+     * on its socket. Must be cheap: it runs on every o2h_can_send().
+     */
+    size_t (*queued)(void *instance, void *link_ctx);
 } o2h_transport_ops;
 
 /**
