@@ -87,6 +87,13 @@ Test(abi, every_host_member_of_1_0_is_filled) {
         cr_assert_not_null(subs[i]);
 }
 
+Test(abi, every_host_member_of_1_1_is_filled) {
+    const o2h_host *h = o2h__host_table();
+    cr_assert_geq(h->abi_minor, 1);
+    cr_assert(O2H_HAS(h, stats));
+    assert_all_set(h->stats, offsetof(o2h_host_stats, text), "stats");
+}
+
 Test(abi, o2h_has_says_no_beyond_a_smaller_table) {
     /* A table as an older router would have it: only `write`. */
     o2h_host_log older = {.size = offsetof(o2h_host_log, vwrite)};
