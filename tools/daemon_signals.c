@@ -33,6 +33,11 @@ void daemon_signals_install(daemon_signals *s, o2h_router *r) {
     sigaction(SIGHUP, &sa, NULL);
 }
 
+void daemon_signals_attach(daemon_signals *s, o2h_router *r) {
+    s->router = r;
+    if ((s->stop || s->reload) && r) o2h_router_stop(r);
+}
+
 void daemon_signals_remove(daemon_signals *s) {
     signal(SIGHUP, SIG_DFL);
     signal(SIGINT, SIG_DFL);

@@ -13,13 +13,17 @@
 #include <o2hub/o2hub.h>
 
 typedef struct daemon_signals {
-    o2h_router *router;
+    o2h_router *volatile router;
     volatile sig_atomic_t stop;   /* SIGINT or SIGTERM came */
     volatile sig_atomic_t reload; /* SIGHUP came */
 } daemon_signals;
 
-/** Install the handlers for `s` (one daemon_signals per process: signals are). */
+/** Install the handlers for `s` (one daemon_signals per process: signals are);
+ * `r` may be NULL until the router exists (then signals are only recorded). */
 void daemon_signals_install(daemon_signals *s, o2h_router *r);
+
+/** The router to wake from now on; a signal that came before wakes it at once. */
+void daemon_signals_attach(daemon_signals *s, o2h_router *r);
 
 /** Back to the default handlers. */
 void daemon_signals_remove(daemon_signals *s);

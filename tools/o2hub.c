@@ -167,6 +167,11 @@ int main(int argc, char **argv) {
 
     daemon_log log;
     daemon_log_init(&log, o.log_format, o.log_syslog);
+    /* From now on a signal is recorded, never fatal: one sent while the
+     * config is read takes effect once the router runs. */
+    daemon_signals sig;
+    daemon_signals_install(&sig, NULL);
+    signal(SIGPIPE, SIG_IGN);
     o2h_router_options ro = {.struct_size = sizeof ro,
                              .log_level = O2H_LOG_WARN,
                              .log = daemon_log_line,
@@ -181,21 +186,20 @@ int main(int argc, char **argv) {
         char line[1024];
         daemon_log_event(&log, O2H_LOG_ERROR, "o2hub", o2h_error_format(&err, line, sizeof line),
                          "");
+        daemon_signals_remove(&sig);
         daemon_log_fini(&log);
         return 1;
     }
     snprintf(log.ensemble, sizeof log.ensemble, "%s", o2h_router_ensemble(r));
     if (o.check) {
         printf("%s: OK (ensemble \"%s\")\n", o.config, o2h_router_ensemble(r));
+        daemon_signals_remove(&sig);
         o2h_router_free(r);
         daemon_log_fini(&log);
         return 0;
     }
 
-    daemon_signals sig;
-    daemon_signals_install(&sig, r);
-    signal(SIGPIPE, SIG_IGN);
-
+    daemon_signals_attach(&sig, r);
     rc = o2h_router_start(r);
     if (rc != O2H_OK) {
         char line[256];
@@ -206,7 +210,7 @@ int main(int argc, char **argv) {
         daemon_log_fini(&log);
         return 1;
     }
-    for (;;) {
+    while (!sig.stop) {
         rc = o2h_router_run(r);
         if (rc != O2H_OK || sig.stop) break;
         if (sig.reload) {
