@@ -4,11 +4,15 @@
  * and no time when stderr is the journal), and SIGHUP: a good new config
  * takes effect while it runs (a new "allow" refuses a sender that was let
  * in, a new log level shows lines it hid), a bad one is refused with its
- * file:line:col and the running config stays.
+ * file:line:col and the running config stays. --log-syslog is checked
+ * against a /dev/log of the test's own, in a mount namespace.
  */
 #include <jansson.h>
 #include <regex.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include "proc_util.h"
 
@@ -259,4 +263,85 @@ Test(operations, sighup_applies_a_good_config_and_keeps_the_old_one_for_a_bad_on
     cr_assert_not_null(strstr(c.out, "dropped_invalid 3,"), "%s", c.out);
     cr_assert_not_null(strstr(c.out, "refused 2,"), "%s", c.out);
     cr_assert_eq(count(c.out, "reload: allow"), 1, "%s", c.out);
+}
+
+/*
+ * In a mount namespace of its own (root only: else the test is skipped),
+ * with a tmpfs on /dev, this process binds /dev/log, runs the daemon with
+ * --log-syslog, stops it by its PID once "router started" has come, and
+ * writes every datagram it got as one line to `out_fd`, then "exit N".
+ */
+static void run_with_own_syslog(int out_fd) {
+    if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+        mount("none", "/dev", "tmpfs", 0, NULL) != 0) {
+        dprintf(out_fd, "skip: no mount namespace (%s)\n", strerror(errno));
+        _exit(0);
+    }
+    int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX, .sun_path = "/dev/log"};
+    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0) _exit(3);
+    pid_t d = fork();
+    if (d == 0) {
+        dup2(out_fd, 1);
+        dup2(out_fd, 2);
+        setenv("O2HUB_PLUGIN_PATH", TRANSPORT_PLUGIN_DIR, 1);
+        execl(O2HUB_EXE, O2HUB_EXE, "--config", cfg_path, "--log-syslog", (char *)NULL);
+        _exit(127);
+    }
+    bool stopping = false;
+    int status = -1;
+    for (double end = pu_now() + 20; pu_now() < end;) {
+        struct pollfd p = {.fd = s, .events = POLLIN};
+        if (poll(&p, 1, 50) == 1) {
+            char dgram[2048];
+            ssize_t n = recv(s, dgram, sizeof dgram - 1, 0);
+            if (n > 0) {
+                dgram[n] = '\0';
+                dprintf(out_fd, "syslog %s\n", dgram);
+                if (!stopping && strstr(dgram, "router started")) {
+                    kill(d, SIGTERM);
+                    stopping = true;
+                }
+            }
+            continue;
+        }
+        int st;
+        if (waitpid(d, &st, WNOHANG) == d) {
+            status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            break;
+        }
+    }
+    if (status < 0) kill(d, SIGKILL);
+    dprintf(out_fd, "exit %d\n", status);
+    _exit(0);
+}
+
+Test(operations, log_syslog_sends_every_line_to_dev_log) {
+    udp_config(pu_free_port(), "");
+    int out[2];
+    cr_assert_eq(pipe(out), 0);
+    child c = {.status = -1};
+    c.pid = fork();
+    cr_assert(c.pid >= 0);
+    if (c.pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close(out[0]);
+        run_with_own_syslog(out[1]);
+    }
+    close(out[1]);
+    c.out_fd = out[0];
+    cr_assert_eq(pu_wait(&c, 30), 0, "%s", c.out);
+    close(c.out_fd);
+    if (strncmp(c.out, "skip:", 5) == 0) cr_skip_test("%s", c.out);
+    cr_assert_not_null(strstr(c.out, "exit 0\n"), "%s", c.out);
+    /* LOG_DAEMON (3 << 3) with info (6) and warning (4) */
+    cr_assert_not_null(strstr(c.out, "syslog <30>"), "%s", c.out);
+    cr_assert(strstr(c.out, "o2hub[") && strstr(c.out, "]: core: router started"), "%s", c.out);
+    cr_assert_not_null(strstr(c.out, "syslog <28>"), "%s", c.out);
+    cr_assert_not_null(strstr(c.out, ": o2hub: stopped; delivered 0"), "%s", c.out);
+    char *copy = strdup(c.out), *save = NULL;
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+        cr_assert(strncmp(line, "syslog <", 8) == 0 || strncmp(line, "exit ", 5) == 0,
+                  "only syslog, nothing on stderr: %s", line);
+    free(copy);
 }
