@@ -342,6 +342,7 @@ static int ws_start(void *instance) {
         return O2H_NO_PORT;
     }
     int rc = connect_mhd(tr);
+    if (rc == O2H_OK) rc = o2h_ws_stats_listening(tr);
     if (rc != O2H_OK) {
         MHD_stop_daemon(tr->mhd);
         tr->mhd = NULL;

@@ -146,6 +146,7 @@ struct ws_transport {
     pthread_mutex_t stats_lock;
     bool stats_lock_ready;
     char *stats_snapshot;
+    int stats_port; /* tr->port as of the snapshot */
     o2h_timer *stats_timer;
     atomic_uint stats_scrapes;
 };
@@ -205,8 +206,10 @@ void o2h_ws_handoff_stop(ws_transport *tr);
 /* ---- ws_stats.c ---- */
 
 #define WS_STATS_PATH "/stats"
-/** Before MHD starts: with "mhd_thread", the lock and the first snapshot. */
+/** Before MHD starts: with "mhd_thread", the snapshot's lock. */
 int o2h_ws_stats_start(ws_transport *tr);
+/** Once the port is known: with "mhd_thread", the first snapshot and its timer. */
+int o2h_ws_stats_listening(ws_transport *tr);
 /** After MHD has stopped. */
 void o2h_ws_stats_stop(ws_transport *tr);
 /** Answer GET /stats (any thread: the snapshot with "mhd_thread"). */

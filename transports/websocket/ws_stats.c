@@ -42,6 +42,7 @@ static void refresh(void *ctx) {
     pthread_mutex_lock(&tr->stats_lock);
     char *old = tr->stats_snapshot;
     tr->stats_snapshot = text;
+    tr->stats_port = tr->port; /* tr->port is the loop's */
     pthread_mutex_unlock(&tr->stats_lock);
     free(old);
 }
@@ -50,6 +51,11 @@ int o2h_ws_stats_start(ws_transport *tr) {
     if (!tr->stats || !tr->mhd_thread) return O2H_OK;
     if (pthread_mutex_init(&tr->stats_lock, NULL) != 0) return O2H_NO_MEMORY;
     tr->stats_lock_ready = true;
+    return O2H_OK;
+}
+
+int o2h_ws_stats_listening(ws_transport *tr) {
+    if (!tr->stats_lock_ready) return O2H_OK;
     refresh(tr);
     tr->stats_timer =
         tr->host->loop->timer_start(tr->self, STATS_PERIOD, STATS_PERIOD, refresh, tr);
@@ -66,7 +72,7 @@ void o2h_ws_stats_stop(ws_transport *tr) {
 }
 
 /* This transport's own counters, after the router's. */
-static void own_counters(ws_transport *tr, char *out, size_t size) {
+static void own_counters(ws_transport *tr, int port, char *out, size_t size) {
     int clients = tr->mhd_thread ? atomic_load(&tr->clients) : tr->n_conns;
     snprintf(out, size,
              "# HELP o2hub_websocket_clients WebSocket clients connected now.\n"
@@ -83,8 +89,8 @@ static void own_counters(ws_transport *tr, char *out, size_t size) {
              "# HELP o2hub_websocket_stats_scrapes Answers to GET /stats.\n"
              "# TYPE o2hub_websocket_stats_scrapes counter\n"
              "o2hub_websocket_stats_scrapes{port=\"%d\"} %u\n",
-             tr->port, clients, tr->port, atomic_load(&tr->refused_full), tr->port,
-             atomic_load(&tr->logs_dropped), tr->port, atomic_load(&tr->stats_scrapes));
+             port, clients, port, atomic_load(&tr->refused_full), port,
+             atomic_load(&tr->logs_dropped), port, atomic_load(&tr->stats_scrapes));
 }
 
 static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *type,
@@ -103,9 +109,10 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, con
     return ret;
 }
 
-static char *copy_snapshot(ws_transport *tr) {
+static char *copy_snapshot(ws_transport *tr, int *port) {
     pthread_mutex_lock(&tr->stats_lock);
     char *text = tr->stats_snapshot ? strdup(tr->stats_snapshot) : NULL;
+    *port = tr->stats_port;
     pthread_mutex_unlock(&tr->stats_lock);
     return text;
 }
@@ -122,15 +129,20 @@ enum MHD_Result o2h_ws_serve_stats(ws_transport *tr, struct MHD_Connection *conn
         char *body = strdup(refusal);
         return body ? respond(conn, (unsigned)status, "text/plain; charset=utf-8", body) : MHD_NO;
     }
-    char *router = tr->mhd_thread ? copy_snapshot(tr) : router_text(tr);
+    int port = 0;
+    char *router = tr->mhd_thread ? copy_snapshot(tr, &port) : router_text(tr);
+    if (!tr->mhd_thread) port = tr->port;
     if (!router) {
-        char *body = strdup("No counters: this router gives plugins none (ABI 1.1 needed).\n");
+        char *body =
+            strdup(O2H_HAS(tr->host, stats)
+                       ? "No counters yet.\n"
+                       : "No counters: this router gives plugins none (ABI 1.1 needed).\n");
         return body ? respond(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", body)
                     : MHD_NO;
     }
     atomic_fetch_add(&tr->stats_scrapes, 1);
     char own[2048];
-    own_counters(tr, own, sizeof own);
+    own_counters(tr, port, own, sizeof own);
     size_t n = strlen(router), m = strlen(own);
     char *body = realloc(router, n + m + 1);
     if (!body) {
