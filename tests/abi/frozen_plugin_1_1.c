@@ -1,11 +1,15 @@
 /*
- * A transport plugin built against the frozen ABI 1.1 headers only. It
- * provides the service named in its config on one link of its own and
- * "writes" what it is sent in the loop's deferred phase; until then its
- * 1.1 op queued() reports the bytes waiting, so o2h_can_send() must say
- * O2H_BLOCKED for the service meanwhile.
+ * A transport plugin built against the frozen ABI 1.1 headers only, using
+ * both things 1.1 added. It provides the service named in its config on one
+ * link of its own and "writes" what it is sent in the loop's deferred phase;
+ * until then its op queued() reports the bytes waiting, so o2h_can_send()
+ * must say O2H_BLOCKED for the service meanwhile. When started it reads its
+ * router's counters through host->stats and logs a warning saying whether
+ * the text has o2hub_delivered. A router that moves or drops either fails
+ * the `abi` test.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include <o2hub/plugin.h>
 
@@ -35,8 +39,25 @@ static int f11_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg
     return O2H_OK;
 }
 
+static int log_counters(frozen11 *f) {
+    if (!O2H_HAS(f->host, stats)) {
+        f->host->log->write(f->self, O2H_LOG_WARN, "frozen 1.1: no host->stats");
+        return O2H_OK;
+    }
+    size_t need = f->host->stats->text(f->self, NULL, 0);
+    char *buf = malloc(need + 1);
+    if (!buf) return O2H_NO_MEMORY;
+    size_t got = f->host->stats->text(f->self, buf, need + 1);
+    f->host->log->write(f->self, O2H_LOG_WARN, "frozen 1.1: %zu bytes of counters%s", got,
+                        got == need && strstr(buf, "\no2hub_delivered ") ? ", o2hub_delivered"
+                                                                         : "");
+    free(buf);
+    return O2H_OK;
+}
+
 static int f11_start(void *instance) {
     frozen11 *f = instance;
+    if (log_counters(f) != O2H_OK) return O2H_NO_MEMORY;
     f->link = f->host->link->link_new(f->self, f, "frozen 1.1 link");
     if (!f->link) return O2H_NO_MEMORY;
     return f->host->link->service_add(f->self, f->service, f->link);

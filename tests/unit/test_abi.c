@@ -119,6 +119,13 @@ Test(abi, every_host_member_of_1_0_is_filled) {
         cr_assert_not_null(subs[i]);
 }
 
+Test(abi, every_host_member_of_1_1_is_filled) {
+    const o2h_host *h = o2h__host_table();
+    cr_assert_geq(h->abi_minor, 1);
+    cr_assert(O2H_HAS(h, stats));
+    assert_all_set(h->stats, offsetof(o2h_host_stats, text), "stats");
+}
+
 Test(abi, o2h_has_says_no_beyond_a_smaller_table) {
     /* A table as an older router would have it: only `write`. */
     o2h_host_log older = {.size = offsetof(o2h_host_log, vwrite)};
@@ -332,5 +339,33 @@ Test(abi, a_full_hold_refuses_with_blocked_and_a_freed_link_drops_what_it_held) 
     o2h_stats st = {.struct_size = sizeof st};
     o2h_router_get_stats(r, &st);
     cr_assert_eq(st.dropped_send_error, 65536, "lost with the link, and counted");
+    o2h_router_free(r);
+}
+
+typedef struct log_capture {
+    char text[1024];
+} log_capture;
+
+static void capture_line(void *ctx, int level, const char *origin, const char *text) {
+    log_capture *c = ctx;
+    (void)level;
+    if (strcmp(origin, "frozen11") == 0) snprintf(c->text, sizeof c->text, "%s", text);
+}
+
+Test(abi, a_plugin_built_against_1_1_reads_the_counters) {
+    log_capture cap = {{0}};
+    o2h_router_options o = {.struct_size = sizeof o,
+                            .ensemble = "abi",
+                            .log_level = O2H_LOG_WARN,
+                            .log = capture_line,
+                            .log_ctx = &cap};
+    o2h_error err;
+    o2h_router *r = o2h_router_new(&o, &err);
+    cr_assert_not_null(r, "%s", err.message);
+    cr_assert_eq(o2h_router_add_plugin_dir(r, FROZEN_PLUGIN_DIR), O2H_OK);
+    cr_assert_eq(o2h_router_add_plugin(r, "transports", "frozen11", "{}", &err), O2H_OK, "%s",
+                 err.message);
+    cr_assert_eq(o2h_router_start(r), O2H_OK);
+    cr_assert(strstr(cap.text, "bytes of counters, o2hub_delivered"), "%s", cap.text);
     o2h_router_free(r);
 }

@@ -28,7 +28,7 @@
  *           "max_frame": 65536, "max_clients": 256,
  *           "send_queue_bytes": 4194304, "mhd_thread": false, "mhd_queue": 64,
  *           "allowed_origins": ["https://surface.example"], "token_env": "O2HUB_TOKEN",
- *           "max_per_address": 32, "header_timeout": 10 }
+ *           "max_per_address": 32, "header_timeout": 10, "stats": true }
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -228,7 +228,8 @@ static int ws_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg,
         host->cfg->get_string(cfg, "dnssd_name", host->proc->ensemble(self), &dnssd_name) ==
             O2H_CONFIG_ERROR ||
         host->cfg->get_bool(cfg, "mhd_thread", false, &tr->mhd_thread) == O2H_CONFIG_ERROR ||
-        host->cfg->get_int(cfg, "mhd_queue", 64, 1, 65536, &tr->handoff_cap) == O2H_CONFIG_ERROR)
+        host->cfg->get_int(cfg, "mhd_queue", 64, 1, 65536, &tr->handoff_cap) == O2H_CONFIG_ERROR ||
+        host->cfg->get_bool(cfg, "stats", true, &tr->stats) == O2H_CONFIG_ERROR)
         rc = O2H_CONFIG_ERROR;
     if (rc == O2H_OK && tr->dnssd && !http_dnssd_available())
         rc = host->cfg->error(cfg, "dnssd",
@@ -326,6 +327,7 @@ static int ws_start(void *instance) {
     for (int i = 0; i < tr->n_mounts; i++)
         if ((tr->mounts[i].fd = open_dir(tr, tr->mounts[i].dir)) < 0) return O2H_BAD_ARGS;
     int lrc = o2h_ws_limits_start(tr);
+    if (lrc == O2H_OK) lrc = o2h_ws_stats_start(tr);
     if (lrc != O2H_OK) return lrc;
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
     if (tr->mhd_thread) {
@@ -340,6 +342,7 @@ static int ws_start(void *instance) {
         return O2H_NO_PORT;
     }
     int rc = connect_mhd(tr);
+    if (rc == O2H_OK) rc = o2h_ws_stats_listening(tr);
     if (rc != O2H_OK) {
         MHD_stop_daemon(tr->mhd);
         tr->mhd = NULL;
@@ -376,6 +379,7 @@ static void ws_stop(void *instance) {
     tr->mhd = NULL;
     if (mhd) MHD_stop_daemon(mhd); /* joins MHD's thread */
     o2h_ws_limits_stop(tr);
+    o2h_ws_stats_stop(tr);
     if (tr->mhd_thread) {
         if (tr->handoff_watch) tr->host->loop->watch_remove(tr->handoff_watch);
         tr->handoff_watch = NULL;

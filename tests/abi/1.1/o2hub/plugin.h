@@ -426,6 +426,20 @@ typedef struct o2h_host_bridge {
 } o2h_host_bridge;
 
 /**
+ * Counters (ABI 1.1: test with O2H_HAS(host, stats) first). Loop thread
+ * only, like every host call.
+ */
+typedef struct o2h_host_stats {
+    uint32_t size;
+    /**
+     * Every counter of the plugin's router in Prometheus' text exposition
+     * format, as o2h_router_stats_text (o2hub.h) writes it: at most `size`
+     * bytes, terminated when size > 0; returns the length of the whole text.
+     */
+    size_t (*text)(o2h_plugin *self, char *buf, size_t size);
+} o2h_host_stats;
+
+/**
  * The host table given to create(). Constant, shared by every plugin of every
  * router in the process; valid until the plugin is destroyed.
  *
@@ -488,6 +502,8 @@ struct o2h_host {
     const o2h_host_link *link;
     const o2h_host_proc *proc;
     const o2h_host_bridge *bridge;
+    /* 1.1 */
+    const o2h_host_stats *stats;
 };
 
 /* bridge_new flags */
