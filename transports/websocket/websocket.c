@@ -60,6 +60,28 @@ static char *resolve_cfg_path(ws_transport *tr, const o2h_cfg *cfg, const char *
     return join_path(tr->host->cfg->dir(cfg), path);
 }
 
+/* A folder ("root", a mount's "root"): relative to the config file, or, when
+ * there is no such folder there, relative to the installed examples folder
+ * (O2H_WS_INSTALLED_EXAMPLES, $datadir/o2hub/examples, where the example
+ * configs' pages and sdk/js are installed in the source tree's layout). So a
+ * config copied from there, as /etc/o2hub/hub.json is, still finds its pages. */
+static char *resolve_cfg_folder(ws_transport *tr, const o2h_cfg *cfg, const char *path) {
+    char *beside = resolve_cfg_path(tr, cfg, path);
+#ifdef O2H_WS_INSTALLED_EXAMPLES
+    struct stat st;
+    if (!beside || path[0] == '/' || stat(beside, &st) == 0) return beside;
+    char *installed = join_path(O2H_WS_INSTALLED_EXAMPLES, path);
+    if (installed && stat(installed, &st) == 0 && S_ISDIR(st.st_mode)) {
+        tr->host->log->write(tr->self, O2H_LOG_INFO, "%s: not found, serving the installed %s",
+                             beside, installed);
+        free(beside);
+        return installed;
+    }
+    free(installed);
+#endif
+    return beside;
+}
+
 /* ---- libmicrohttpd on the loop ---- */
 
 static void on_mhd_timer(void *ctx);
@@ -172,7 +194,7 @@ static int read_mounts(ws_transport *tr, const o2h_cfg *cfg) {
                                  url);
         norm[strlen(norm) - 2] = '\0'; /* drop "/x" */
         snprintf(tr->mounts[i].url, sizeof tr->mounts[i].url, "%s", norm);
-        tr->mounts[i].dir = resolve_cfg_path(tr, cfg, dir);
+        tr->mounts[i].dir = resolve_cfg_folder(tr, cfg, dir);
         tr->mounts[i].fd = -1;
         tr->n_mounts = i + 1;
         if (!tr->mounts[i].dir) return O2H_NO_MEMORY;
@@ -248,7 +270,7 @@ static int ws_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg,
         if (inet_pton(AF_INET, bind_host, &tr->bind_addr.sin_addr) != 1)
             rc = host->cfg->error(cfg, "host", "\"%s\" is not an IPv4 address", bind_host);
     }
-    if (rc == O2H_OK && root && !(tr->root = resolve_cfg_path(tr, cfg, root))) rc = O2H_NO_MEMORY;
+    if (rc == O2H_OK && root && !(tr->root = resolve_cfg_folder(tr, cfg, root))) rc = O2H_NO_MEMORY;
     if (rc == O2H_OK && tr->root) rc = check_folder(tr, cfg, "root", tr->root);
     if (rc == O2H_OK && !(tr->builder = host->msg->builder_new(self))) rc = O2H_NO_MEMORY;
     if (rc != O2H_OK) {
