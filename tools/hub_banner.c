@@ -139,7 +139,7 @@ void o2hub_print_banner(o2h_router *r, FILE *out) {
         if (ws) print_websocket(out, ws, ip);
         const json_t *osc = entry(transports, "osc");
         if (osc) print_osc(out, osc, ip);
-        print_try(out, ensemble, transports);
+        if (entry(transports, "tcp")) print_try(out, ensemble, transports);
         json_decref(cfg);
     }
     fflush(out);

@@ -4,8 +4,9 @@
  * ensemble's services, print the ensemble's time.
  *
  * It joins an ensemble like any O2 process: tcp and udp transports, then
- * broadcast discovery (O2's UDP discovery ports on this host) or, with
- * --peer, static discovery of the given processes.
+ * ZeroConf (dnssd, where avahi-daemon runs) and broadcast discovery, or with
+ * --peer static discovery of the given processes. Its plugins are linked in
+ * (libo2hub_linked_plugins): it needs no plugin folder.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -18,12 +19,20 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <o2hub/linked_plugins.h>
 #include <o2hub/o2hub.h>
+
+#include "tool_defaults.h"
+
+#define MAX_PEERS 16
 
 typedef struct options {
     const char *ensemble;
-    const char *peers[16];
+    const char *peers[MAX_PEERS];
     int n_peers;
+    char *env_peers;       /* $O2HUB_PEERS, split in place into peers[] */
+    const char *discovery; /* "dnssd,broadcast,static,none" words; NULL: the default */
+    char *plugin_path;     /* the --plugin-dir folders, then $O2HUB_PLUGIN_PATH */
     const char *host;
     int port;
     bool udp;
@@ -68,11 +77,16 @@ static void usage(FILE *out) {
             "  time                            the ensemble's (synchronised) time\n"
             "\n"
             "Options:\n"
-            "  -e, --ensemble NAME   ensemble to join (default $O2HUB_ENSEMBLE, else \"o2hub\")\n"
-            "  -p, --peer HOST:PORT  find processes through this one (static discovery;\n"
-            "                        repeatable); without it: broadcast discovery\n"
-            "  -H, --host ADDR       address to bind (default 0.0.0.0)\n"
-            "  -P, --port N          our TCP and UDP port (default: any)\n"
+            "  -e, --ensemble NAME   ensemble to join (default $O2HUB_ENSEMBLE, else "
+            "\"" O2HUB_DEFAULT_ENSEMBLE "\")\n"
+            "  -p, --peer HOST:PORT  find processes through this one, HOST a name or an IPv4\n"
+            "                        address, PORT its UDP port (static discovery; repeatable;\n"
+            "                        default $O2HUB_PEERS, comma-separated)\n"
+            "  -D, --discovery LIST  dnssd, broadcast, static, none, comma-separated (default\n"
+            "                        $O2HUB_DISCOVERY, else dnssd,broadcast, or static alone\n"
+            "                        with --peer); dnssd is ZeroConf where avahi-daemon runs\n"
+            "  -H, --host ADDR       address to bind (default $O2HUB_HOST, else 0.0.0.0)\n"
+            "  -P, --port N          our TCP and UDP port (default $O2HUB_PORT, else any)\n"
             "  -u, --udp             send: best effort instead of reliable\n"
             "  -t, --time T          send: timestamp T (O2 time), or +D for D seconds from now\n"
             "  -w, --wait S          list: discovery window (default 1 s); other commands: the\n"
@@ -83,11 +97,12 @@ static void usage(FILE *out) {
             "  -j, --json            JSON output (one object per line for dump and tap)\n"
             "  -a, --all             list: also the internal services (_o2, _cs, @process)\n"
             "  -l, --log-level L     error, warn, info or debug (default warn)\n"
-            "      --plugin-dir DIR  also search DIR for plugins\n"
+            "  -L, --plugin-dir DIR  search DIR for plugins that are not linked in (repeatable)\n"
             "  -h, --help, -V, --version\n"
             "\n"
             "Types for send: i h f d t s S c m B T F N I [ ] and b (hex bytes); T F N I [ ]\n"
-            "take no argument. Exit status: 0 ok, 1 failure, 2 bad usage.\n");
+            "take no argument. Exit status: 0 ok, 1 failure (nothing found, no clock, send\n"
+            "failed), 2 bad usage.\n");
 }
 
 static int parse_level(const char *text) {
@@ -120,11 +135,61 @@ static int add_plugin(o2h_router *r, const char *kind, const char *type, json_t 
     return rc;
 }
 
+/* Whether comma list `list` has `word`. */
+static bool has_word(const char *list, const char *word) {
+    size_t n = strlen(word);
+    for (const char *p = list; *p;) {
+        size_t k = strcspn(p, ",");
+        if (k == n && strncmp(p, word, n) == 0) return true;
+        p += k + (p[k] == ',');
+    }
+    return false;
+}
+
+/* The discovery words in effect: --discovery, else $O2HUB_DISCOVERY, else the default. */
+static const char *discovery_list(const options *o) {
+    if (o->discovery) return o->discovery;
+    return o->n_peers ? "static" : "dnssd,broadcast";
+}
+
+static int start_discovery(app *a) {
+    const char *list = discovery_list(&a->o);
+    int rc = O2H_OK;
+    if (has_word(list, "dnssd")) {
+        /* Optional: where avahi-daemon does not run it says so at info level only. */
+        o2h_error err;
+        int d = o2h_router_add_plugin(a->r, "discovery", "dnssd",
+                                      "{\"when_unavailable\": \"info\"}", &err);
+        if (d != O2H_OK && d != O2H_PLUGIN_NOT_FOUND) {
+            char line[1024];
+            fprintf(stderr, "o2ctl: dnssd plugin: %s\n", o2h_error_format(&err, line, sizeof line));
+        }
+    }
+    if (rc == O2H_OK && has_word(list, "broadcast"))
+        rc = add_plugin(a->r, "discovery", "broadcast",
+                        json_pack("{s:f, s:f}", "interval_min", 0.1, "interval_max", 1.0));
+    if (rc == O2H_OK && has_word(list, "static")) {
+        if (!a->o.n_peers) {
+            fprintf(stderr, "o2ctl: static discovery needs --peer HOST:PORT (or $O2HUB_PEERS)\n");
+            return O2H_BAD_ARGS;
+        }
+        json_t *peers = json_array();
+        for (int i = 0; i < a->o.n_peers; i++)
+            json_array_append_new(peers, json_string(a->o.peers[i]));
+        rc = add_plugin(
+            a->r, "discovery", "static",
+            json_pack("{s:o, s:f, s:f}", "peers", peers, "interval_min", 0.1, "interval_max", 1.0));
+    }
+    return rc;
+}
+
 static o2h_router *join(app *a) {
+    static const o2h_plugin_entry_fn linked[] = O2HUB_LINKED_PLUGINS;
     o2h_router_options opts = {.struct_size = sizeof opts,
                                .ensemble = a->o.ensemble,
                                .log_level = a->o.log_level,
-                               .log_level_fixed = true};
+                               .log_level_fixed = true,
+                               .linked_plugins = linked};
     o2h_error err;
     o2h_router *r = o2h_router_new(&opts, &err);
     if (!r) {
@@ -137,25 +202,34 @@ static o2h_router *join(app *a) {
         rc = add_plugin(r, "transports", i ? "udp" : "tcp",
                         json_pack("{s:s, s:i}", "host", a->o.host, "port", a->o.port));
     if (rc == O2H_OK) rc = o2h_router_start(r);
-    if (rc == O2H_OK) {
-        if (a->o.n_peers) {
-            json_t *peers = json_array();
-            for (int i = 0; i < a->o.n_peers; i++)
-                json_array_append_new(peers, json_string(a->o.peers[i]));
-            rc = add_plugin(r, "discovery", "static",
-                            json_pack("{s:o, s:f, s:f}", "peers", peers, "interval_min", 0.1,
-                                      "interval_max", 1.0));
-        } else {
-            rc = add_plugin(r, "discovery", "broadcast",
-                            json_pack("{s:f, s:f}", "interval_min", 0.1, "interval_max", 1.0));
-        }
-    }
+    a->r = r;
+    if (rc == O2H_OK) rc = start_discovery(a);
     if (rc != O2H_OK) {
+        a->r = NULL;
         o2h_router_free(r);
         return NULL;
     }
     signal_router = r;
     return r;
+}
+
+/* "in ensemble "demo" (discovery: dnssd, broadcast)": where a search looked, for errors. */
+static const char *where_looked(const app *a, char *buf, size_t size) {
+    snprintf(buf, size, "in ensemble \"%s\" (discovery: %s", a->o.ensemble, discovery_list(&a->o));
+    for (int i = 0; i < a->o.n_peers; i++) {
+        size_t used = strlen(buf);
+        snprintf(buf + used, size - used, "%s%s", i ? ", " : "; peers ", a->o.peers[i]);
+    }
+    size_t used = strlen(buf);
+    snprintf(buf + used, size - used, ")");
+    return buf;
+}
+
+/* What to try when nothing was found. */
+static void nothing_found_hint(void) {
+    fprintf(stderr,
+            "o2ctl: is a hub running (bash scripts/run-router.sh)? Another ensemble: -e NAME "
+            "or $O2HUB_ENSEMBLE; a process discovery does not reach: --peer HOST:PORT\n");
 }
 
 /* Poll until `done(a)` or `limit` seconds or a signal. Returns done(a). */
@@ -475,8 +549,12 @@ static int cmd_send(app *a, const char *address_arg, const char *types, char **a
     bool timed = a->o.time != NULL;
     double wait = a->o.wait < 0 ? 5 : a->o.wait;
     if (!poll_until(a, timed ? service_synced : service_known, wait)) {
-        fprintf(stderr, "o2ctl: service %s %s within %g s\n", service,
-                o2h_status(a->r, service) < 0 ? "not found" : "not clock-synchronised", wait);
+        char where[512];
+        bool missing = o2h_status(a->r, service) < 0;
+        fprintf(stderr, "o2ctl: service %s %s within %g s %s; nothing sent\n", service,
+                missing ? "not found" : "not clock-synchronised", wait,
+                where_looked(a, where, sizeof where));
+        if (missing) nothing_found_hint();
         return 1;
     }
     double when = 0;
@@ -633,7 +711,7 @@ static int cmd_list(app *a) {
         if (text) puts(text);
         free(text);
         json_decref(o);
-    } else {
+    } else if (json_array_size(l.services) || json_array_size(l.taps)) {
         printf("%-24s %-14s %-24s %s\n", "SERVICE", "STATUS", "PROCESS", "PROPERTIES");
         size_t i;
         json_t *s;
@@ -650,10 +728,20 @@ static int cmd_list(app *a) {
         }
     }
     fflush(stdout);
+    bool none = json_array_size(l.services) == 0 && json_array_size(l.taps) == 0;
     json_decref(l.services);
     json_decref(l.taps);
+    char where[512];
     if (a->o.until && o2h_status(a->r, a->o.until) < 0) {
-        fprintf(stderr, "o2ctl: service %s not found within %g s\n", a->o.until, wait);
+        fprintf(stderr, "o2ctl: service %s not found within %g s %s\n", a->o.until, wait,
+                where_looked(a, where, sizeof where));
+        nothing_found_hint();
+        return 1;
+    }
+    if (none) {
+        fprintf(stderr, "o2ctl: no services found within %g s %s\n", wait,
+                where_looked(a, where, sizeof where));
+        nothing_found_hint();
         return 1;
     }
     return 0;
@@ -691,11 +779,75 @@ static int cmd_time(app *a) {
 
 /* ---- main ---------------------------------------------------------------------------- */
 
+static bool valid_discovery(const char *list) {
+    static const char *const words[] = {"dnssd", "broadcast", "static", "none"};
+    for (const char *p = list; *p;) {
+        size_t k = strcspn(p, ",");
+        bool known = false;
+        for (int i = 0; i < 4; i++)
+            known = known || (strlen(words[i]) == k && strncmp(p, words[i], k) == 0);
+        if (!known) {
+            fprintf(stderr,
+                    "o2ctl: unknown discovery \"%.*s\" in \"%s\" (dnssd, broadcast, "
+                    "static, none)\n",
+                    (int)k, p, list);
+            return false;
+        }
+        p += k + (p[k] == ',');
+    }
+    return true;
+}
+
+static bool parse_port(const char *text, int *port) {
+    char *end;
+    long p = strtol(text, &end, 10);
+    if (!*text || *end || p < 0 || p > 65535) {
+        fprintf(stderr, "o2ctl: \"%s\" is not a port (0..65535)\n", text);
+        return false;
+    }
+    *port = (int)p;
+    return true;
+}
+
+static int add_plugin_dir(options *o, const char *dir) {
+    size_t old = o->plugin_path ? strlen(o->plugin_path) : 0;
+    char *p = realloc(o->plugin_path, old + strlen(dir) + 2);
+    if (!p) return 2;
+    if (old)
+        sprintf(p + old, ":%s", dir);
+    else
+        strcpy(p, dir);
+    o->plugin_path = p;
+    return 0;
+}
+
+/* The environment's defaults, as the O2 API reads them (sdk/include/o2hub/o2.h). */
+static int read_environment(options *o) {
+    o->ensemble = o2hub_default_ensemble();
+    const char *host = getenv("O2HUB_HOST");
+    o->host = host && *host ? host : "0.0.0.0";
+    const char *port = getenv("O2HUB_PORT");
+    if (port && *port && !parse_port(port, &o->port)) return 2;
+    const char *disc = getenv("O2HUB_DISCOVERY");
+    if (disc && *disc) {
+        if (!valid_discovery(disc)) return 2;
+        o->discovery = disc;
+    }
+    const char *peers = getenv("O2HUB_PEERS");
+    if (peers && *peers && (o->env_peers = strdup(peers))) {
+        char *save = NULL;
+        for (char *p = strtok_r(o->env_peers, ",", &save); p && o->n_peers < MAX_PEERS;
+             p = strtok_r(NULL, ",", &save))
+            o->peers[o->n_peers++] = p;
+    }
+    return 0;
+}
+
 /* Options: before the command, and after it (for send only up to the address). */
 static int parse_args(int argc, char **argv, options *o, bool permute) {
-    enum { OPT_PLUGIN_DIR = 1000 };
     static const struct option longs[] = {{"ensemble", required_argument, NULL, 'e'},
                                           {"peer", required_argument, NULL, 'p'},
+                                          {"discovery", required_argument, NULL, 'D'},
                                           {"host", required_argument, NULL, 'H'},
                                           {"port", required_argument, NULL, 'P'},
                                           {"udp", no_argument, NULL, 'u'},
@@ -707,23 +859,38 @@ static int parse_args(int argc, char **argv, options *o, bool permute) {
                                           {"json", no_argument, NULL, 'j'},
                                           {"all", no_argument, NULL, 'a'},
                                           {"log-level", required_argument, NULL, 'l'},
-                                          {"plugin-dir", required_argument, NULL, OPT_PLUGIN_DIR},
+                                          {"plugin-dir", required_argument, NULL, 'L'},
                                           {"help", no_argument, NULL, 'h'},
                                           {"version", no_argument, NULL, 'V'},
                                           {NULL, 0, NULL, 0}};
     int c;
     /* "+": options end at the first other word, so send's arguments may start with '-'. */
-    const char *optstring = permute ? "e:p:H:P:ut:w:U:n:d:jal:hV" : "+e:p:H:P:ut:w:U:n:d:jal:hV";
+    const char *optstring =
+        permute ? "e:p:D:H:P:ut:w:U:n:d:jal:L:hV" : "+e:p:D:H:P:ut:w:U:n:d:jal:L:hV";
     optind = 0; /* glibc: start over (this runs twice) */
     while ((c = getopt_long(argc, argv, optstring, longs, NULL)) != -1) {
         switch (c) {
         case 'e': o->ensemble = optarg; break;
         case 'p':
-            if (o->n_peers == (int)(sizeof o->peers / sizeof o->peers[0])) return 2;
+            if (o->env_peers) { /* --peer replaces $O2HUB_PEERS */
+                o->n_peers = 0;
+                free(o->env_peers);
+                o->env_peers = NULL;
+            }
+            if (o->n_peers == MAX_PEERS) {
+                fprintf(stderr, "o2ctl: at most %d --peer options\n", MAX_PEERS);
+                return 2;
+            }
             o->peers[o->n_peers++] = optarg;
             break;
+        case 'D':
+            if (!valid_discovery(optarg)) return 2;
+            o->discovery = optarg;
+            break;
         case 'H': o->host = optarg; break;
-        case 'P': o->port = atoi(optarg); break;
+        case 'P':
+            if (!parse_port(optarg, &o->port)) return 2;
+            break;
         case 'u': o->udp = true; break;
         case 't': o->time = optarg; break;
         case 'w': o->wait = atof(optarg); break;
@@ -739,9 +906,14 @@ static int parse_args(int argc, char **argv, options *o, bool permute) {
                 return 2;
             }
             break;
-        case OPT_PLUGIN_DIR: setenv("O2HUB_PLUGIN_PATH", optarg, 1); break;
+        case 'L':
+            if (add_plugin_dir(o, optarg)) return 2;
+            break;
         case 'h': usage(stdout); exit(0);
-        case 'V': printf("o2ctl %s\n", o2h_version_string()); exit(0);
+        case 'V':
+            printf("o2ctl %s (plugins linked in: tcp, udp, osc, shm, static, broadcast%s)\n",
+                   o2h_version_string(), o2hub_dnssd_entry() ? ", dnssd" : "");
+            exit(0);
         default: usage(stderr); return 2;
         }
     }
@@ -751,12 +923,9 @@ static int parse_args(int argc, char **argv, options *o, bool permute) {
 int main(int argc, char **argv) {
     app a = {0};
     options *o = &a.o;
-    o->ensemble = getenv("O2HUB_ENSEMBLE");
-    if (!o->ensemble || !*o->ensemble) o->ensemble = "o2hub";
-    o->host = "0.0.0.0";
     o->wait = -1;
     o->log_level = O2H_LOG_WARN;
-    if (parse_args(argc, argv, o, false) != 0) return 2;
+    if (read_environment(o) != 0 || parse_args(argc, argv, o, false) != 0) return 2;
     if (optind >= argc) {
         usage(stderr);
         return 2;
@@ -770,6 +939,13 @@ int main(int argc, char **argv) {
     for (int i = 1; i < sub_argc; i++)
         sub[i] = argv[optind + i];
     if (parse_args(sub_argc, sub, o, strcmp(cmd, "send") != 0) != 0) return 2;
+    if (o->plugin_path) {
+        const char *env_path = getenv("O2HUB_PLUGIN_PATH");
+        if (env_path && *env_path && add_plugin_dir(o, env_path)) return 2;
+        setenv("O2HUB_PLUGIN_PATH", o->plugin_path, 1);
+    }
+    /* avahi's compatibility library warns on stderr in every program using it. */
+    setenv("AVAHI_COMPAT_NOWARN", "1", 0);
     char **rest = sub + optind;
     int n_rest = sub_argc - optind;
     bool known = strcmp(cmd, "send") == 0 || strcmp(cmd, "dump") == 0 || strcmp(cmd, "tap") == 0 ||
@@ -805,5 +981,7 @@ int main(int argc, char **argv) {
     signal_router = NULL;
     o2h_router_free(a.r);
     free(sub);
+    free(o->env_peers);
+    free(o->plugin_path);
     return rc;
 }

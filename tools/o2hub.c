@@ -4,10 +4,12 @@
  */
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <o2hub/o2hub.h>
 #include <o2hub/plugin.h>
@@ -208,10 +210,30 @@ static int list_plugins(void) {
     return 0;
 }
 
+/*
+ * The build tree's plugin folders, searched after $O2HUB_PLUGIN_PATH when this
+ * is the o2hub the build made (not an installed copy), so that example configs
+ * need no plugin path in the source tree either.
+ */
+static void add_build_tree_plugins(options *o) {
+    char self[PATH_MAX], built[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0 || !realpath(O2HUB_BUILD_ROOT "/tools/o2hub", built)) return;
+    self[n] = '\0';
+    if (strcmp(self, built) != 0) return;
+    if (!o->plugin_path) {
+        const char *env_path = getenv("O2HUB_PLUGIN_PATH");
+        if (env_path && *env_path && add_plugin_dir(o, env_path)) return;
+    }
+    add_plugin_dir(o, O2HUB_BUILD_ROOT "/transports:" O2HUB_BUILD_ROOT "/plugins:" O2HUB_BUILD_ROOT
+                                       "/examples/plugin-skeleton");
+}
+
 int main(int argc, char **argv) {
     options o = {.log_level = -1};
     int rc = parse_args(argc, argv, &o);
     if (rc) return rc;
+    add_build_tree_plugins(&o);
     if (o.plugin_path) setenv("O2HUB_PLUGIN_PATH", o.plugin_path, 1);
     free(o.plugin_path);
     /* avahi's compatibility library warns on stderr in every program using it. */

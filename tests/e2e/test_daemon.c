@@ -235,10 +235,14 @@ Test(daemon, check_reports_line_7_with_the_key_path) {
 }
 
 Test(daemon, check_accepts_every_example_config) {
-    const char *configs[] = {EXAMPLES_DIR "/router.json", EXAMPLES_DIR "/network-a.json",
-                             EXAMPLES_DIR "/network-b.json",
+    const char *configs[] = {
+        EXAMPLES_DIR "/router.json", EXAMPLES_DIR "/network-a.json", EXAMPLES_DIR "/network-b.json",
+        EXAMPLES_DIR "/osc.json",    EXAMPLES_DIR "/shm.json",
+#ifdef HAVE_WEBSOCKET
+        EXAMPLES_DIR "/hub.json",    EXAMPLES_DIR "/monitor.json",   EXAMPLES_DIR "/websocket.json",
+#endif
 #ifdef HAVE_MQTT
-                             EXAMPLES_DIR "/mqtt.json"
+        EXAMPLES_DIR "/mqtt.json"
 #endif
     };
     for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
