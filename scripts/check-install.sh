@@ -85,6 +85,16 @@ if pkg-config --exists o2lite-dnssd; then
   step "and starts (no host: gives up after 0.3 s)" \
     "$out/imu" --dnssd --host 127.0.0.1 9 9 --seconds 0.3
 fi
+# o2ctl carries its plugins: no plugin path, and it gets as far as looking.
+o2ctl_alone() {
+  local log
+  log=$(env -u O2HUB_PLUGIN_PATH "$dest$bindir/o2ctl" -e install -H 127.0.0.1 -p 127.0.0.1:9 \
+    -w 0.2 list 2>&1) && return 1 # nothing is there: it must fail, saying so
+  echo "$log"
+  grep -q "no services found" <<<"$log"
+}
+step "the installed o2ctl runs with no plugin path" o2ctl_alone
+
 step "the config schema is installed" test -s "$dest$prefix/share/o2hub/o2hub-config.schema.json"
 
 echo "$failures failures"
