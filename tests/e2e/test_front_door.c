@@ -16,11 +16,16 @@
  * (loopback); o2ctl gets no option at all for `list`. DBUS_SYSTEM_BUS_ADDRESS
  * points nowhere, so ZeroConf is unavailable whatever this machine runs:
  * the hub says so in one info line and the broadcast fallback does the work.
+ * A second test gives the hub a private avahi-daemon (as the dnssd tests do)
+ * and takes broadcast away: plain `o2ctl list` then finds it by ZeroConf.
  */
 #include <limits.h>
 #include <poll.h>
 
 #include "proc_util.h"
+#ifdef HAVE_AVAHI_ENV
+#include "avahi_env.h"
+#endif
 
 static char ensemble_env[96], build_env[PATH_MAX + 32];
 
@@ -175,3 +180,69 @@ Test(front_door, nothing_running_is_said, .timeout = 60) {
     cr_assert_not_null(strstr(c.out, "run-router.sh"), "%s", c.out);
     pu_kill(&c);
 }
+
+#ifdef HAVE_AVAHI_ENV
+Test(front_door, o2ctl_finds_the_hub_by_zeroconf, .timeout = 120) {
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/o2hub-front-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    avahi_env env;
+    avahi_env_init(&env, dir); /* DBUS_SYSTEM_BUS_ADDRESS: the private bus, for every child */
+    if (!avahi_env_start(&env, 10)) {
+        fprintf(stderr, "front door ZeroConf test skipped: %s\n", env.why);
+        avahi_env_stop(&env);
+        cr_skip_test("this machine cannot run avahi-daemon: %s", env.why);
+    }
+    snprintf(ensemble_env, sizeof ensemble_env, "O2HUB_ENSEMBLE=zc-%d", (int)getpid());
+    snprintf(build_env, sizeof build_env, "O2HUB_BUILD_DIR=%s", BUILD_ROOT);
+    int o2_port = pu_free_port(), web_port = pu_free_port(), osc_port = pu_free_port();
+    char set_tcp[64], set_udp[64], set_web[64], set_osc[64];
+    snprintf(set_tcp, sizeof set_tcp, "transports.tcp.port=%d", o2_port);
+    snprintf(set_udp, sizeof set_udp, "transports.udp.port=%d", o2_port);
+    snprintf(set_web, sizeof set_web, "transports.websocket.port=%d", web_port);
+    snprintf(set_osc, sizeof set_osc, "transports.osc.ports[0].port=%d", osc_port);
+    char *hub_argv[] = {"/bin/bash", SOURCE_ROOT "/scripts/run-router.sh",
+                        "--set",     set_tcp,
+                        "--set",     set_udp,
+                        "--set",     set_web,
+                        "--set",     set_osc,
+                        "--set",     "transports.tcp.host=127.0.0.1",
+                        "--set",     "transports.udp.host=127.0.0.1",
+                        "--set",     "transports.osc.ports[0].host=127.0.0.1",
+                        "--set",     "discovery=[{\"type\": \"dnssd\", \"interface\": \"lo\"}]",
+                        NULL};
+    const char *hub_env[] = {ensemble_env, build_env, "O2HUB_NO_BUILD=1", NULL};
+    child hub;
+    pu_spawn(&hub, hub_argv, hub_env, false);
+    cr_assert_not_null(pu_expect(&hub, "DNS-SD is up", 20), "hub:\n%s", hub.out);
+    cr_assert_not_null(pu_expect(&hub, "discovery      dnssd\n", 5), "hub:\n%s", hub.out);
+
+    child c;
+    const char *list_env[] = {ensemble_env, "O2HUB_HOST=127.0.0.1", NULL};
+    char *argv[] = {O2CTL_EXE, "list", NULL};
+    int st = -1;
+    for (int attempt = 0; attempt < 3 && st != 0; attempt++) {
+        if (attempt) pu_kill(&c);
+        pu_spawn(&c, argv, list_env, false);
+        st = pu_wait(&c, 20);
+        if (st != 0) fprintf(stderr, "o2ctl list, attempt %d:\n%s", attempt + 1, c.out);
+    }
+    cr_assert_eq(st, 0, "o2ctl list:\n%s\nhub:\n%s", c.out, hub.out);
+    cr_assert_not_null(strstr(c.out, "\nhub "), "o2ctl list:\n%s", c.out);
+    pu_kill(&c);
+    /* without ZeroConf it would not: broadcast alone finds nothing */
+    const char *b_env[] = {ensemble_env, "O2HUB_HOST=127.0.0.1", "O2HUB_DISCOVERY=broadcast", NULL};
+    char *b_argv[] = {O2CTL_EXE, "-w", "1.5", "list", NULL};
+    pu_spawn(&c, b_argv, b_env, false);
+    cr_assert_eq(pu_wait(&c, 20), 1, "o2ctl -D broadcast list:\n%s", c.out);
+    pu_kill(&c);
+
+    kill(hub.pid, SIGTERM);
+    cr_assert_eq(pu_wait(&hub, 10), 0, "hub:\n%s", hub.out);
+    pu_kill(&hub);
+    avahi_env_stop(&env);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    (void)!system(cmd);
+}
+#endif
