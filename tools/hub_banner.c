@@ -68,7 +68,8 @@ static void print_o2(FILE *out, const json_t *transports, const json_t *discover
     fprintf(out, "  discovery      %s\n", found_by[0] ? found_by : "none (give peers by address)");
 }
 
-static void print_websocket(FILE *out, const json_t *ws, const char *ip) {
+/* The pages (the monitor, examples/www) join "demo" unless told ?ensemble=. */
+static void print_websocket(FILE *out, const json_t *ws, const char *ip, const char *ensemble) {
     bool tls = json_object_get(ws, "tls_cert") != NULL;
     const char *host = shown_host(str(ws, "host", "127.0.0.1"), ip);
     long port = num(ws, "port", 8080);
@@ -77,7 +78,10 @@ static void print_websocket(FILE *out, const json_t *ws, const char *ip) {
         return;
     }
     fprintf(out, "  web            %s://%s:%ld/", tls ? "https" : "http", host, port);
-    if (!json_object_get(ws, "root")) fprintf(out, " (no pages)");
+    if (!json_object_get(ws, "root"))
+        fprintf(out, " (no pages)");
+    else if (strcmp(ensemble, O2HUB_DEFAULT_ENSEMBLE) != 0)
+        fprintf(out, "?ensemble=%s", ensemble);
     fprintf(out, "   WebSocket %s://%s:%ld/o2ws\n", tls ? "wss" : "ws", host, port);
     size_t i;
     const json_t *m;
@@ -136,7 +140,7 @@ void o2hub_print_banner(o2h_router *r, FILE *out) {
         if (name_address(name, ip, sizeof ip, &tcp_port))
             print_o2(out, transports, json_object_get(cfg, "discovery"), ip, tcp_port);
         const json_t *ws = entry(transports, "websocket");
-        if (ws) print_websocket(out, ws, ip);
+        if (ws) print_websocket(out, ws, ip, ensemble);
         const json_t *osc = entry(transports, "osc");
         if (osc) print_osc(out, osc, ip);
         if (entry(transports, "tcp")) print_try(out, ensemble, transports);

@@ -50,7 +50,8 @@ static void usage(FILE *out) {
             "  -V, --version          show the version\n"
             "\n"
             "Plugins are looked for in the config's \"plugin_path\", the --plugin-dir folders,\n"
-            "$O2HUB_PLUGIN_PATH (colon-separated) and %s.\n"
+            "$O2HUB_PLUGIN_PATH (colon-separated), the build's own folders when this o2hub\n"
+            "is the one in the build tree, and %s.\n"
             "Exit status: 0 on a clean stop, 1 on a config or plugin error, 2 on bad usage.\n",
             O2HUB_PLUGIN_DIR);
 }
