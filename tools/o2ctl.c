@@ -8,10 +8,7 @@
  * --peer static discovery of the given processes. Its plugins are linked in
  * (libo2hub_linked_plugins): it needs no plugin folder.
  */
-#include <ctype.h>
-#include <errno.h>
 #include <getopt.h>
-#include <inttypes.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,29 +19,8 @@
 #include <o2hub/linked_plugins.h>
 #include <o2hub/o2hub.h>
 
+#include "o2ctl.h"
 #include "tool_defaults.h"
-
-#define MAX_PEERS 16
-
-typedef struct options {
-    const char *ensemble;
-    const char *peers[MAX_PEERS];
-    int n_peers;
-    char *env_peers;       /* $O2HUB_PEERS, split in place into peers[] */
-    const char *discovery; /* "dnssd,broadcast,static,none" words; NULL: the default */
-    char *plugin_path;     /* the --plugin-dir folders, then $O2HUB_PLUGIN_PATH */
-    const char *host;
-    int port;
-    bool udp;
-    const char *time; /* as given: "T" or "+D" */
-    double wait;      /* < 0: the command's default */
-    const char *until;
-    long count;
-    double duration;
-    bool json;
-    bool all;
-    int log_level;
-} options;
 
 typedef struct app {
     options o;
@@ -63,53 +39,6 @@ static void on_signal(int sig) {
     (void)sig;
     interrupted = 1;
     if (signal_router) o2h_router_wake(signal_router);
-}
-
-static void usage(FILE *out) {
-    fprintf(out,
-            "usage: o2ctl [OPTIONS] COMMAND [ARGS...]\n"
-            "\n"
-            "Commands:\n"
-            "  send ADDRESS [TYPES [ARGS...]]  send one message (reliable unless --udp)\n"
-            "  dump SERVICE                    offer SERVICE and print every message to it\n"
-            "  tap SERVICE                     tap SERVICE and print the copies\n"
-            "  list                            services: status, process, properties; taps\n"
-            "  time                            the ensemble's (synchronised) time\n"
-            "\n"
-            "Options:\n"
-            "  -e, --ensemble NAME   ensemble to join (default $O2HUB_ENSEMBLE, else "
-            "\"" O2HUB_DEFAULT_ENSEMBLE "\")\n"
-            "  -p, --peer HOST:PORT  find processes through this one, HOST a name or an IPv4\n"
-            "                        address, PORT its UDP port (static discovery; repeatable;\n"
-            "                        default $O2HUB_PEERS, comma-separated)\n"
-            "  -D, --discovery LIST  dnssd, broadcast, static, none, comma-separated (default\n"
-            "                        $O2HUB_DISCOVERY, else dnssd,broadcast, or static alone\n"
-            "                        with --peer); dnssd is ZeroConf where avahi-daemon runs\n"
-            "  -H, --host ADDR       address to bind (default $O2HUB_HOST, else 0.0.0.0)\n"
-            "  -P, --port N          our TCP and UDP port (default $O2HUB_PORT, else any)\n"
-            "  -u, --udp             send: best effort instead of reliable\n"
-            "  -t, --time T          send: timestamp T (O2 time), or +D for D seconds from now\n"
-            "  -w, --wait S          list: discovery window (default 1 s); other commands: the\n"
-            "                        longest wait for the service or clock (default 5 s)\n"
-            "  -U, --until SERVICE   list: stop waiting as soon as SERVICE is known\n"
-            "  -n, --count N         dump, tap: exit after N messages\n"
-            "  -d, --duration S      dump, tap: exit after S seconds\n"
-            "  -j, --json            JSON output (one object per line for dump and tap)\n"
-            "  -a, --all             list: also the internal services (_o2, _cs, @process)\n"
-            "  -l, --log-level L     error, warn, info or debug (default warn)\n"
-            "  -L, --plugin-dir DIR  search DIR for plugins that are not linked in (repeatable)\n"
-            "  -h, --help, -V, --version\n"
-            "\n"
-            "Types for send: i h f d t s S c m B T F N I [ ] and b (hex bytes); T F N I [ ]\n"
-            "take no argument. Exit status: 0 ok, 1 failure (nothing found, no clock, send\n"
-            "failed), 2 bad usage.\n");
-}
-
-static int parse_level(const char *text) {
-    static const char *const names[] = {"error", "warn", "info", "debug"};
-    for (int i = 0; i < 4; i++)
-        if (strcmp(text, names[i]) == 0) return i;
-    return -1;
 }
 
 static const char *status_name(int status) {
@@ -135,27 +64,10 @@ static int add_plugin(o2h_router *r, const char *kind, const char *type, json_t 
     return rc;
 }
 
-/* Whether comma list `list` has `word`. */
-static bool has_word(const char *list, const char *word) {
-    size_t n = strlen(word);
-    for (const char *p = list; *p;) {
-        size_t k = strcspn(p, ",");
-        if (k == n && strncmp(p, word, n) == 0) return true;
-        p += k + (p[k] == ',');
-    }
-    return false;
-}
-
-/* The discovery words in effect: --discovery, else $O2HUB_DISCOVERY, else the default. */
-static const char *discovery_list(const options *o) {
-    if (o->discovery) return o->discovery;
-    return o->n_peers ? "static" : "dnssd,broadcast";
-}
-
 static int start_discovery(app *a) {
-    const char *list = discovery_list(&a->o);
+    const char *list = o2ctl_discovery_list(&a->o);
     int rc = O2H_OK;
-    if (has_word(list, "dnssd")) {
+    if (o2ctl_has_word(list, "dnssd")) {
         /* Optional: where avahi-daemon does not run it says so at info level only. */
         o2h_error err;
         int d = o2h_router_add_plugin(a->r, "discovery", "dnssd",
@@ -165,10 +77,10 @@ static int start_discovery(app *a) {
             fprintf(stderr, "o2ctl: dnssd plugin: %s\n", o2h_error_format(&err, line, sizeof line));
         }
     }
-    if (rc == O2H_OK && has_word(list, "broadcast"))
+    if (rc == O2H_OK && o2ctl_has_word(list, "broadcast"))
         rc = add_plugin(a->r, "discovery", "broadcast",
                         json_pack("{s:f, s:f}", "interval_min", 0.1, "interval_max", 1.0));
-    if (rc == O2H_OK && has_word(list, "static")) {
+    if (rc == O2H_OK && o2ctl_has_word(list, "static")) {
         if (!a->o.n_peers) {
             fprintf(stderr, "o2ctl: static discovery needs --peer HOST:PORT (or $O2HUB_PEERS)\n");
             return O2H_BAD_ARGS;
@@ -215,7 +127,8 @@ static o2h_router *join(app *a) {
 
 /* "in ensemble "demo" (discovery: dnssd, broadcast)": where a search looked, for errors. */
 static const char *where_looked(const app *a, char *buf, size_t size) {
-    snprintf(buf, size, "in ensemble \"%s\" (discovery: %s", a->o.ensemble, discovery_list(&a->o));
+    snprintf(buf, size, "in ensemble \"%s\" (discovery: %s", a->o.ensemble,
+             o2ctl_discovery_list(&a->o));
     for (int i = 0; i < a->o.n_peers; i++) {
         size_t used = strlen(buf);
         snprintf(buf + used, size - used, "%s%s", i ? ", " : "; peers ", a->o.peers[i]);
@@ -243,97 +156,12 @@ static bool poll_until(app *a, bool (*done)(app *a), double limit) {
     }
 }
 
-/* ---- Message output (dump, tap) ----------------------------------------------- */
-
-static json_t *vector_json(const o2h_vector *v) {
-    json_t *arr = json_array();
-    for (int32_t k = 0; k < v->len; k++) {
-        switch (v->type) {
-        case 'i': json_array_append_new(arr, json_integer(((const int32_t *)v->data)[k])); break;
-        case 'h': json_array_append_new(arr, json_integer(((const int64_t *)v->data)[k])); break;
-        case 'f': json_array_append_new(arr, json_real(((const float *)v->data)[k])); break;
-        default: json_array_append_new(arr, json_real(((const double *)v->data)[k])); break;
-        }
-    }
-    return arr;
-}
-
-static json_t *arg_json(char t, const o2h_arg *a) {
-    char hex[3];
-    switch (t) {
-    case 'i': return json_integer(a->i);
-    case 'h': return json_integer(a->h);
-    case 'f': return json_real(a->f);
-    case 'd': return json_real(a->d);
-    case 't': return json_real(a->t);
-    case 's':
-    case 'S': return json_string(a->s);
-    case 'c': {
-        char s[2] = {(char)a->c, 0};
-        return json_string(s);
-    }
-    case 'm': return json_integer(a->m);
-    case 'B': return json_boolean(a->B);
-    case 'T': return json_true();
-    case 'F': return json_false();
-    case 'N': return json_null();
-    case 'I': return json_string("inf");
-    case 'b': {
-        json_t *s = json_string("");
-        char *text = malloc(2 * (size_t)a->b.size + 1);
-        if (!text) return s;
-        for (uint32_t k = 0; k < a->b.size; k++) {
-            snprintf(hex, sizeof hex, "%02x", a->b.data[k]);
-            memcpy(text + 2 * k, hex, 2);
-        }
-        text[2 * a->b.size] = '\0';
-        json_string_set(s, text);
-        free(text);
-        return s;
-    }
-    default: return json_null();
-    }
-}
-
-/* The arguments as JSON values; '[' ... ']' become nested arrays, vectors arrays. */
-static json_t *args_json(const o2h_msg *msg) {
-    json_t *stack[O2H_MAX_BUNDLE_DEPTH * 4 + 1];
-    int depth = 0;
-    stack[0] = json_array();
-    size_t scratch_size = 2u * msg->length + 64u;
-    uint8_t *scratch = malloc(scratch_size);
-    o2h_reader rd;
-    if (!scratch || o2h_reader_init(&rd, msg, scratch, scratch_size) != O2H_OK) {
-        free(scratch);
-        return stack[0];
-    }
-    for (char t; (t = o2h_reader_peek(&rd)) != 0;) {
-        o2h_arg a;
-        memset(&a, 0, sizeof a);
-        if (o2h_reader_next(&rd, t, &a) != O2H_OK) break;
-        if (t == '[' && depth + 1 < (int)(sizeof stack / sizeof stack[0])) {
-            stack[++depth] = json_array();
-        } else if (t == ']' && depth > 0) {
-            json_array_append_new(stack[depth - 1], stack[depth]);
-            depth--;
-        } else {
-            json_array_append_new(stack[depth], t == 'v' ? vector_json(&a.v) : arg_json(t, &a));
-        }
-    }
-    while (depth > 0) {
-        json_array_append_new(stack[depth - 1], stack[depth]);
-        depth--;
-    }
-    free(scratch);
-    return stack[0];
-}
-
 /* Print one message; `address` replaces the message's own (taps show the tapped service). */
 static void print_message(app *a, const o2h_msg *msg, const char *address) {
     if (a->o.json) {
         json_t *o = json_pack("{s:s, s:f, s:s, s:b, s:o}", "address", address, "time",
                               o2h_msg_time(msg), "types", o2h_msg_types(msg), "reliable",
-                              o2h_msg_reliable(msg), "args", args_json(msg));
+                              o2h_msg_reliable(msg), "args", o2ctl_args_json(msg));
         char *text = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
         if (text) puts(text);
         free(text);
@@ -421,110 +249,6 @@ static int cmd_tap(app *a, const char *service) {
 
 /* ---- send ------------------------------------------------------------------------- */
 
-static int hexval(int c) {
-    return isdigit(c) ? c - '0' : isxdigit(c) ? tolower(c) - 'a' + 10 : -1;
-}
-
-static bool parse_number(const char *text, bool integer, int64_t *i, double *d) {
-    char *end;
-    errno = 0;
-    if (integer) {
-        *i = strtoll(text, &end, 0);
-    } else {
-        *d = strtod(text, &end);
-    }
-    return *text && !*end && errno == 0;
-}
-
-/* Add args[] to the builder as `types` says; false (with a message) on a mistake. */
-static bool add_args(o2h_builder *b, const char *types, char **args, int n_args) {
-    int k = 0;
-    for (const char *t = types; *t; t++) {
-        if (strchr("TFNI[]", *t)) {
-            if (*t == 'T') o2h_add_true(b);
-            if (*t == 'F') o2h_add_false(b);
-            if (*t == 'N') o2h_add_nil(b);
-            if (*t == 'I') o2h_add_infinitum(b);
-            if (*t == '[') o2h_add_start_array(b);
-            if (*t == ']') o2h_add_end_array(b);
-            continue;
-        }
-        if (!strchr("ihfdtsScmBb", *t)) {
-            fprintf(stderr, "o2ctl: type '%c' is not supported by send\n", *t);
-            return false;
-        }
-        if (k >= n_args) {
-            fprintf(stderr, "o2ctl: types \"%s\" need more arguments\n", types);
-            return false;
-        }
-        const char *text = args[k++];
-        int64_t i = 0;
-        double d = 0;
-        bool ok = true;
-        switch (*t) {
-        case 'i':
-            ok = parse_number(text, true, &i, &d) && i >= INT32_MIN && i <= INT32_MAX;
-            if (ok) o2h_add_int32(b, (int32_t)i);
-            break;
-        case 'h':
-            ok = parse_number(text, true, &i, &d);
-            if (ok) o2h_add_int64(b, i);
-            break;
-        case 'm':
-            ok = parse_number(text, true, &i, &d) && i >= 0 && i <= UINT32_MAX;
-            if (ok) o2h_add_midi(b, (uint32_t)i);
-            break;
-        case 'f':
-            ok = parse_number(text, false, &i, &d);
-            if (ok) o2h_add_float(b, (float)d);
-            break;
-        case 'd':
-            ok = parse_number(text, false, &i, &d);
-            if (ok) o2h_add_double(b, d);
-            break;
-        case 't':
-            ok = parse_number(text, false, &i, &d);
-            if (ok) o2h_add_time(b, d);
-            break;
-        case 's': o2h_add_string(b, text); break;
-        case 'S': o2h_add_symbol(b, text); break;
-        case 'c':
-            ok = strlen(text) == 1;
-            if (ok) o2h_add_char(b, text[0]);
-            break;
-        case 'B':
-            ok = strcmp(text, "true") == 0 || strcmp(text, "false") == 0 ||
-                 strcmp(text, "1") == 0 || strcmp(text, "0") == 0;
-            if (ok) o2h_add_bool(b, text[0] == 't' || text[0] == '1');
-            break;
-        case 'b': {
-            const char *h = strncmp(text, "0x", 2) == 0 ? text + 2 : text;
-            size_t len = strlen(h);
-            ok = len % 2 == 0;
-            uint8_t *bytes = malloc(len / 2 + 1);
-            for (size_t j = 0; ok && bytes && j < len / 2; j++) {
-                int hi = hexval((unsigned char)h[2 * j]), lo = hexval((unsigned char)h[2 * j + 1]);
-                ok = hi >= 0 && lo >= 0;
-                bytes[j] = (uint8_t)(hi * 16 + lo);
-            }
-            if (ok && bytes) o2h_add_blob(b, bytes, (uint32_t)(len / 2));
-            free(bytes);
-            break;
-        }
-        default: break;
-        }
-        if (!ok) {
-            fprintf(stderr, "o2ctl: \"%s\" is not a valid '%c' argument\n", text, *t);
-            return false;
-        }
-    }
-    if (k < n_args) {
-        fprintf(stderr, "o2ctl: %d argument(s) more than types \"%s\" take\n", n_args - k, types);
-        return false;
-    }
-    return true;
-}
-
 static bool service_synced(app *a) {
     return o2h_status(a->r, a->service) >= O2H_STATUS_LOCAL && o2h_time_get(a->r) >= 0;
 }
@@ -543,7 +267,7 @@ static int cmd_send(app *a, const char *address_arg, const char *types, char **a
     service[len] = '\0';
     a->service = service;
     o2h_builder *check = o2h_builder_new(NULL); /* reject bad arguments before waiting */
-    bool args_ok = check && add_args(check, types, args, n_args);
+    bool args_ok = check && o2ctl_add_args(check, types, args, n_args);
     if (check) o2h_builder_free(check);
     if (!args_ok) return 2;
     bool timed = a->o.time != NULL;
@@ -568,7 +292,7 @@ static int cmd_send(app *a, const char *address_arg, const char *types, char **a
         }
         if (relative) when += o2h_time_get(a->r);
     }
-    add_args(o2h_send_start(a->r), types, args, n_args);
+    o2ctl_add_args(o2h_send_start(a->r), types, args, n_args);
     int rc = o2h_send_finish(a->r, when, address, !a->o.udp);
     if (rc != O2H_OK) {
         fprintf(stderr, "o2ctl: send %s: %s\n", address, o2h_strerror(rc));
@@ -594,29 +318,6 @@ typedef struct listing {
     json_t *services, *taps;
 } listing;
 
-/* "a:v;b:w;" (O2's escaping) -> {"a": "v", "b": "w"} */
-static json_t *properties_json(const char *props) {
-    json_t *obj = json_object();
-    const char *p = props ? props : "";
-    while (*p) {
-        const char *colon = strchr(p, ':');
-        if (!colon) break;
-        char *key = strndup(p, (size_t)(colon - p));
-        char *value = malloc(strlen(colon) + 1), *v = value;
-        const char *s = colon + 1;
-        for (; *s && *s != ';'; s++) {
-            if (*s == '\\' && s[1]) s++;
-            *v++ = *s;
-        }
-        *v = '\0';
-        if (key && value) json_object_set_new(obj, key, json_string(value));
-        free(key);
-        free(value);
-        p = *s ? s + 1 : s;
-    }
-    return obj;
-}
-
 static void collect(void *ctx, const o2h_service_info *info) {
     listing *l = ctx;
     bool internal = info->name[0] == '_' || info->name[0] == '@';
@@ -626,12 +327,12 @@ static void collect(void *ctx, const o2h_service_info *info) {
                                                  info->tapper, "process", info->process));
         return;
     }
-    json_array_append_new(l->services, json_pack("{s:s, s:s, s:i, s:s, s:i, s:o, s:s}", "name",
-                                                 info->name, "status", status_name(info->status),
-                                                 "status_code", info->status, "process",
-                                                 info->process, "providers", info->providers,
-                                                 "properties", properties_json(info->properties),
-                                                 "properties_raw", info->properties));
+    json_array_append_new(
+        l->services,
+        json_pack("{s:s, s:s, s:i, s:s, s:i, s:o, s:s}", "name", info->name, "status",
+                  status_name(info->status), "status_code", info->status, "process", info->process,
+                  "providers", info->providers, "properties",
+                  o2ctl_properties_json(info->properties), "properties_raw", info->properties));
 }
 
 static int by_name(const void *x, const void *y) {
@@ -779,155 +480,14 @@ static int cmd_time(app *a) {
 
 /* ---- main ---------------------------------------------------------------------------- */
 
-static bool valid_discovery(const char *list) {
-    static const char *const words[] = {"dnssd", "broadcast", "static", "none"};
-    for (const char *p = list; *p;) {
-        size_t k = strcspn(p, ",");
-        bool known = false;
-        for (int i = 0; i < 4; i++)
-            known = known || (strlen(words[i]) == k && strncmp(p, words[i], k) == 0);
-        if (!known) {
-            fprintf(stderr,
-                    "o2ctl: unknown discovery \"%.*s\" in \"%s\" (dnssd, broadcast, "
-                    "static, none)\n",
-                    (int)k, p, list);
-            return false;
-        }
-        p += k + (p[k] == ',');
-    }
-    return true;
-}
-
-static bool parse_port(const char *text, int *port) {
-    char *end;
-    long p = strtol(text, &end, 10);
-    if (!*text || *end || p < 0 || p > 65535) {
-        fprintf(stderr, "o2ctl: \"%s\" is not a port (0..65535)\n", text);
-        return false;
-    }
-    *port = (int)p;
-    return true;
-}
-
-static int add_plugin_dir(options *o, const char *dir) {
-    size_t old = o->plugin_path ? strlen(o->plugin_path) : 0;
-    char *p = realloc(o->plugin_path, old + strlen(dir) + 2);
-    if (!p) return 2;
-    if (old)
-        sprintf(p + old, ":%s", dir);
-    else
-        strcpy(p, dir);
-    o->plugin_path = p;
-    return 0;
-}
-
-/* The environment's defaults, as the O2 API reads them (sdk/include/o2hub/o2.h). */
-static int read_environment(options *o) {
-    o->ensemble = o2hub_default_ensemble();
-    const char *host = getenv("O2HUB_HOST");
-    o->host = host && *host ? host : "0.0.0.0";
-    const char *port = getenv("O2HUB_PORT");
-    if (port && *port && !parse_port(port, &o->port)) return 2;
-    const char *disc = getenv("O2HUB_DISCOVERY");
-    if (disc && *disc) {
-        if (!valid_discovery(disc)) return 2;
-        o->discovery = disc;
-    }
-    const char *peers = getenv("O2HUB_PEERS");
-    if (peers && *peers && (o->env_peers = strdup(peers))) {
-        char *save = NULL;
-        for (char *p = strtok_r(o->env_peers, ",", &save); p && o->n_peers < MAX_PEERS;
-             p = strtok_r(NULL, ",", &save))
-            o->peers[o->n_peers++] = p;
-    }
-    return 0;
-}
-
-/* Options: before the command, and after it (for send only up to the address). */
-static int parse_args(int argc, char **argv, options *o, bool permute) {
-    static const struct option longs[] = {{"ensemble", required_argument, NULL, 'e'},
-                                          {"peer", required_argument, NULL, 'p'},
-                                          {"discovery", required_argument, NULL, 'D'},
-                                          {"host", required_argument, NULL, 'H'},
-                                          {"port", required_argument, NULL, 'P'},
-                                          {"udp", no_argument, NULL, 'u'},
-                                          {"time", required_argument, NULL, 't'},
-                                          {"wait", required_argument, NULL, 'w'},
-                                          {"until", required_argument, NULL, 'U'},
-                                          {"count", required_argument, NULL, 'n'},
-                                          {"duration", required_argument, NULL, 'd'},
-                                          {"json", no_argument, NULL, 'j'},
-                                          {"all", no_argument, NULL, 'a'},
-                                          {"log-level", required_argument, NULL, 'l'},
-                                          {"plugin-dir", required_argument, NULL, 'L'},
-                                          {"help", no_argument, NULL, 'h'},
-                                          {"version", no_argument, NULL, 'V'},
-                                          {NULL, 0, NULL, 0}};
-    int c;
-    /* "+": options end at the first other word, so send's arguments may start with '-'. */
-    const char *optstring =
-        permute ? "e:p:D:H:P:ut:w:U:n:d:jal:L:hV" : "+e:p:D:H:P:ut:w:U:n:d:jal:L:hV";
-    optind = 0; /* glibc: start over (this runs twice) */
-    while ((c = getopt_long(argc, argv, optstring, longs, NULL)) != -1) {
-        switch (c) {
-        case 'e': o->ensemble = optarg; break;
-        case 'p':
-            if (o->env_peers) { /* --peer replaces $O2HUB_PEERS */
-                o->n_peers = 0;
-                free(o->env_peers);
-                o->env_peers = NULL;
-            }
-            if (o->n_peers == MAX_PEERS) {
-                fprintf(stderr, "o2ctl: at most %d --peer options\n", MAX_PEERS);
-                return 2;
-            }
-            o->peers[o->n_peers++] = optarg;
-            break;
-        case 'D':
-            if (!valid_discovery(optarg)) return 2;
-            o->discovery = optarg;
-            break;
-        case 'H': o->host = optarg; break;
-        case 'P':
-            if (!parse_port(optarg, &o->port)) return 2;
-            break;
-        case 'u': o->udp = true; break;
-        case 't': o->time = optarg; break;
-        case 'w': o->wait = atof(optarg); break;
-        case 'U': o->until = optarg; break;
-        case 'n': o->count = atol(optarg); break;
-        case 'd': o->duration = atof(optarg); break;
-        case 'j': o->json = true; break;
-        case 'a': o->all = true; break;
-        case 'l':
-            o->log_level = parse_level(optarg);
-            if (o->log_level < 0) {
-                fprintf(stderr, "o2ctl: unknown log level \"%s\"\n", optarg);
-                return 2;
-            }
-            break;
-        case 'L':
-            if (add_plugin_dir(o, optarg)) return 2;
-            break;
-        case 'h': usage(stdout); exit(0);
-        case 'V':
-            printf("o2ctl %s (plugins linked in: tcp, udp, osc, shm, static, broadcast%s)\n",
-                   o2h_version_string(), o2hub_dnssd_entry() ? ", dnssd" : "");
-            exit(0);
-        default: usage(stderr); return 2;
-        }
-    }
-    return 0;
-}
-
 int main(int argc, char **argv) {
     app a = {0};
     options *o = &a.o;
     o->wait = -1;
     o->log_level = O2H_LOG_WARN;
-    if (read_environment(o) != 0 || parse_args(argc, argv, o, false) != 0) return 2;
+    if (o2ctl_read_environment(o) != 0 || o2ctl_parse_args(argc, argv, o, false) != 0) return 2;
     if (optind >= argc) {
-        usage(stderr);
+        o2ctl_usage(stderr);
         return 2;
     }
     const char *cmd = argv[optind];
@@ -938,10 +498,10 @@ int main(int argc, char **argv) {
     sub[0] = argv[0];
     for (int i = 1; i < sub_argc; i++)
         sub[i] = argv[optind + i];
-    if (parse_args(sub_argc, sub, o, strcmp(cmd, "send") != 0) != 0) return 2;
+    if (o2ctl_parse_args(sub_argc, sub, o, strcmp(cmd, "send") != 0) != 0) return 2;
     if (o->plugin_path) {
         const char *env_path = getenv("O2HUB_PLUGIN_PATH");
-        if (env_path && *env_path && add_plugin_dir(o, env_path)) return 2;
+        if (env_path && *env_path && o2hub_path_append(&o->plugin_path, env_path)) return 2;
         setenv("O2HUB_PLUGIN_PATH", o->plugin_path, 1);
     }
     /* avahi's compatibility library warns on stderr in every program using it. */
@@ -954,7 +514,7 @@ int main(int argc, char **argv) {
     if (!known || (strcmp(cmd, "send") == 0 && n_rest < 1) || (one_service && n_rest != 1) ||
         ((strcmp(cmd, "list") == 0 || strcmp(cmd, "time") == 0) && n_rest != 0)) {
         fprintf(stderr, "o2ctl: %s\n", known ? "wrong number of arguments" : "unknown command");
-        usage(stderr);
+        o2ctl_usage(stderr);
         free(sub);
         return 2;
     }

@@ -15,6 +15,7 @@
 #include <o2hub/plugin.h>
 
 #include "hub_banner.h"
+#include "tool_defaults.h"
 
 #define MAX_SETS 64
 
@@ -94,18 +95,6 @@ static char *ensemble_set(const char *name) {
     return out;
 }
 
-static int add_plugin_dir(options *o, const char *dir) {
-    size_t old = o->plugin_path ? strlen(o->plugin_path) : 0;
-    char *p = realloc(o->plugin_path, old + strlen(dir) + 2);
-    if (!p) return 2;
-    if (old)
-        sprintf(p + old, ":%s", dir);
-    else
-        strcpy(p, dir);
-    o->plugin_path = p;
-    return 0;
-}
-
 static int parse_args(int argc, char **argv, options *o) {
     enum { OPT_CHECK = 1000, OPT_LIST_PLUGINS };
     static const struct option longs[] = {{"config", required_argument, NULL, 'c'},
@@ -134,7 +123,7 @@ static int parse_args(int argc, char **argv, options *o) {
             if (add_set(o, strdup(optarg))) return 2;
             break;
         case 'L':
-            if (add_plugin_dir(o, optarg)) return 2;
+            if (o2hub_path_append(&o->plugin_path, optarg)) return 2;
             break;
         case 'l':
             if ((o->log_level = parse_level(optarg)) < 0) {
@@ -160,7 +149,8 @@ static int parse_args(int argc, char **argv, options *o) {
         return 2;
     }
     const char *env_path = getenv("O2HUB_PLUGIN_PATH");
-    if (o->plugin_path && env_path && *env_path && add_plugin_dir(o, env_path)) return 2;
+    if (o->plugin_path && env_path && *env_path && o2hub_path_append(&o->plugin_path, env_path))
+        return 2;
     return 0;
 }
 
@@ -224,9 +214,10 @@ static void add_build_tree_plugins(options *o) {
     if (strcmp(self, built) != 0) return;
     if (!o->plugin_path) {
         const char *env_path = getenv("O2HUB_PLUGIN_PATH");
-        if (env_path && *env_path && add_plugin_dir(o, env_path)) return;
+        if (env_path && *env_path && o2hub_path_append(&o->plugin_path, env_path)) return;
     }
-    add_plugin_dir(o, O2HUB_BUILD_ROOT "/transports:" O2HUB_BUILD_ROOT "/plugins:" O2HUB_BUILD_ROOT
+    o2hub_path_append(&o->plugin_path,
+                      O2HUB_BUILD_ROOT "/transports:" O2HUB_BUILD_ROOT "/plugins:" O2HUB_BUILD_ROOT
                                        "/examples/plugin-skeleton");
 }
 
