@@ -291,7 +291,10 @@ Test(daemon, list_plugins_describes_each) {
     spawn(&d, args);
     cr_assert_eq(wait_exit(&d, 10), 0, "%s", d.log);
     cr_assert(strstr(d.log, "NAME       KIND       ABI  VERSION  DESCRIPTION / FILE"), "%s", d.log);
-    const char *tcp = strstr(d.log, "\ntcp        transport  1.0  1.0.0    O2 reliable transport");
+    char want[128]; /* the plugins of this build carry this build's ABI version */
+    snprintf(want, sizeof want, "\ntcp        transport  %d.%d  1.0.0    O2 reliable transport",
+             O2H_ABI_MAJOR, O2H_ABI_MINOR);
+    const char *tcp = strstr(d.log, want);
     cr_assert_not_null(tcp, "%s", d.log);
     cr_assert(strstr(tcp, TRANSPORT_DIR "/o2hub_tcp.so"), "%s", d.log);
     cr_assert(strstr(d.log, "\nskeleton "), "the first --plugin-dir is searched too:\n%s", d.log);
