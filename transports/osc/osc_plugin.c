@@ -1,6 +1,6 @@
 /*
  * The OSC transport plugin (o2hub_osc.so): configuration, lifecycle and the
- * transport ops. See README.md ("OSC") for the config keys:
+ * transport ops. The config keys (docs/configuration.md, docs/osc.md):
  *
  *   { "type": "osc", "max_packet": 1048576, "queue_bytes": 1048576,
  *     "delegates": [ { "service": "synth", "address": "127.0.0.1:9000",

@@ -9,7 +9,7 @@
  * This file is the plugin's lifecycle (config, start, stop), libmicrohttpd's
  * place on the loop and the descriptor; ws_internal.h lists the other files.
  *
- * Loop integration, two modes (README, "WebSocket transport", compares them):
+ * Loop integration, two modes (docs/websocket.md compares them):
  *  - default: MHD runs in "external epoll" mode on the router's loop thread.
  *    MHD's epoll descriptor is watched with host->loop->watch_fd, MHD_run() is
  *    called when it is readable and when the timer armed from

@@ -67,8 +67,9 @@ typedef struct o2h_router_options {
 O2H_EXPORT o2h_router *o2h_router_new(const o2h_router_options *opts, o2h_error *err);
 
 /**
- * A new router configured from the JSON file at `path` (see README for the
- * format): ensemble, log level, plugin path, transports, discovery, services.
+ * A new router configured from the JSON file at `path` (its format is in
+ * docs/configuration.md): ensemble, log level, plugin path, transports,
+ * discovery, services.
  * Plugins are loaded and created but not started. `opts` may be NULL; its
  * ensemble and log level are overridden by the file. On error returns NULL
  * and fills *err with file, line, column and key path.
