@@ -5,7 +5,8 @@
  *
  * It joins an ensemble like any O2 process: tcp and udp transports, then
  * broadcast discovery (O2's UDP discovery ports on this host) or, with
- * --peer, static discovery of the given processes.
+ * --peer, static discovery of the given processes, or, with --hub, every
+ * process the given one knows (O2's hub discovery).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -24,6 +25,7 @@ typedef struct options {
     const char *ensemble;
     const char *peers[16];
     int n_peers;
+    const char *hub; /* --hub: find processes through this one as O2's o2_hub does */
     const char *host;
     int port;
     bool udp;
@@ -70,7 +72,8 @@ static void usage(FILE *out) {
             "Options:\n"
             "  -e, --ensemble NAME   ensemble to join (default $O2HUB_ENSEMBLE, else \"o2hub\")\n"
             "  -p, --peer HOST:PORT  find processes through this one (static discovery;\n"
-            "                        repeatable); without it: broadcast discovery\n"
+            "                        repeatable); without it or --hub: broadcast discovery\n"
+            "      --hub HOST:PORT   find every process this one knows (O2's hub discovery)\n"
             "  -H, --host ADDR       address to bind (default 0.0.0.0)\n"
             "  -P, --port N          our TCP and UDP port (default: any)\n"
             "  -u, --udp             send: best effort instead of reliable\n"
@@ -145,11 +148,14 @@ static o2h_router *join(app *a) {
             rc = add_plugin(r, "discovery", "static",
                             json_pack("{s:o, s:f, s:f}", "peers", peers, "interval_min", 0.1,
                                       "interval_max", 1.0));
-        } else {
+        } else if (!a->o.hub) {
             rc = add_plugin(r, "discovery", "broadcast",
                             json_pack("{s:f, s:f}", "interval_min", 0.1, "interval_max", 1.0));
         }
     }
+    if (rc == O2H_OK && a->o.hub && (rc = o2h_router_hub(r, a->o.hub)) != O2H_OK)
+        fprintf(stderr, "o2ctl: --hub %s: %s\n", a->o.hub,
+                rc == O2H_BAD_ARGS ? "expected IPv4:PORT" : o2h_strerror(rc));
     if (rc != O2H_OK) {
         o2h_router_free(r);
         return NULL;
@@ -693,7 +699,7 @@ static int cmd_time(app *a) {
 
 /* Options: before the command, and after it (for send only up to the address). */
 static int parse_args(int argc, char **argv, options *o, bool permute) {
-    enum { OPT_PLUGIN_DIR = 1000 };
+    enum { OPT_PLUGIN_DIR = 1000, OPT_HUB };
     static const struct option longs[] = {{"ensemble", required_argument, NULL, 'e'},
                                           {"peer", required_argument, NULL, 'p'},
                                           {"host", required_argument, NULL, 'H'},
@@ -708,6 +714,7 @@ static int parse_args(int argc, char **argv, options *o, bool permute) {
                                           {"all", no_argument, NULL, 'a'},
                                           {"log-level", required_argument, NULL, 'l'},
                                           {"plugin-dir", required_argument, NULL, OPT_PLUGIN_DIR},
+                                          {"hub", required_argument, NULL, OPT_HUB},
                                           {"help", no_argument, NULL, 'h'},
                                           {"version", no_argument, NULL, 'V'},
                                           {NULL, 0, NULL, 0}};
@@ -740,6 +747,7 @@ static int parse_args(int argc, char **argv, options *o, bool permute) {
             }
             break;
         case OPT_PLUGIN_DIR: setenv("O2HUB_PLUGIN_PATH", optarg, 1); break;
+        case OPT_HUB: o->hub = optarg; break;
         case 'h': usage(stdout); exit(0);
         case 'V': printf("o2ctl %s\n", o2h_version_string()); exit(0);
         default: usage(stderr); return 2;
