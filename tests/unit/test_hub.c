@@ -28,6 +28,7 @@ typedef struct fake_net {
     int n_sent;
     int udp_connects;
     char udp_address[32];
+    o2h_link *udp_links[MAX_LINKS];
 } fake_net;
 
 static fake_net net;
@@ -44,9 +45,10 @@ static int fake_connect(void *instance, const char *address, o2h_link **link) {
 
 static int fake_udp_connect(void *instance, const char *address, o2h_link **link) {
     fake_net *n = instance;
-    n->udp_connects++;
+    cr_assert(n->udp_connects < MAX_LINKS);
     snprintf(n->udp_address, sizeof n->udp_address, "%s", address);
-    *link = o2h__host_table()->link->link_new(&n->udp, NULL, address);
+    *link = n->udp_links[n->udp_connects++] =
+        o2h__host_table()->link->link_new(&n->udp, NULL, address);
     return O2H_OK;
 }
 
@@ -78,9 +80,14 @@ static void start_net(int port) {
     o2h__proto_net_register(net.r, &net.udp, O2H_NET_UDP, 0x7f000001, port);
 }
 
+/* The transports free their links, as real ones do when they close. */
 static void stop_net(void) {
     for (int i = 0; i < net.n_sent; i++)
         o2h_msg_unref(net.sent[i].msg);
+    for (int i = 0; i < net.n_links; i++)
+        o2h__host_table()->link->link_free(net.links[i]);
+    for (int i = 0; i < net.udp_connects; i++)
+        o2h__host_table()->link->link_free(net.udp_links[i]);
     o2h_router_free(net.r);
 }
 
