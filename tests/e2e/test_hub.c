@@ -92,7 +92,9 @@ Test(hub, clients_of_a_hub_learn_each_other_and_talk_directly) {
     tell(&c, "offer echo");
     must(&c, "offered echo", 5);
     must_see(&b, "echo", name_c);
-    /* Directly: A neither receives nor sends anything while B and C talk. */
+    /* Directly: once A has heard of echo too, it neither receives nor sends anything
+     * while B and C talk. */
+    must_see(&a, "echo", name_c);
     long a_delivered = stat_field(&a, "delivered"), a_forwarded = stat_field(&a, "forwarded");
     tell(&b, "ping /echo/ping tcp 41");
     char pong[64];
