@@ -237,6 +237,14 @@ const char *o2h__config_cfg_dir(const o2h_cfg *cfg) {
     return cfg && cfg->doc && cfg->doc->dir ? cfg->doc->dir : ".";
 }
 
+bool o2h__config_cfg_equal(const o2h_cfg *a, const o2h_cfg *b) {
+    return a && b && json_equal(a->value, b->value);
+}
+
+const char *o2h__config_cfg_path(const o2h_cfg *cfg) {
+    return cfg->path;
+}
+
 int o2h__config_doc_take_error(config_doc *doc, o2h_error *err) {
     if (!doc->has_error) return O2H_OK;
     if (err) *err = doc->error;

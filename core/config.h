@@ -94,6 +94,12 @@ o2h_cfg *o2h__config_doc_root_cfg(config_doc *doc, const char *path_prefix);
  */
 int o2h__config_cfg_check_unread(const o2h_cfg *cfg);
 
+/** Whether two cfgs hold equal JSON values. */
+bool o2h__config_cfg_equal(const o2h_cfg *a, const o2h_cfg *b);
+
+/** The key path of a cfg ("transports[1]"). */
+const char *o2h__config_cfg_path(const o2h_cfg *cfg);
+
 /** The first error recorded through a cfg of this doc (O2H_OK if none). */
 int o2h__config_doc_take_error(config_doc *doc, o2h_error *err);
 

@@ -20,7 +20,7 @@
  * (built for a newer minor: refused earlier) or as large, never smaller. When
  * a later minor appends to one of these, its 1.0 size becomes a constant here. */
 #define DESC_SIZE_1_0 sizeof(o2h_plugin_desc)
-#define TRANSPORT_OPS_SIZE_1_0 sizeof(o2h_transport_ops)
+#define TRANSPORT_OPS_SIZE_1_0 offsetof(o2h_transport_ops, queued)
 #define DISCOVERY_OPS_SIZE_1_0 sizeof(o2h_discovery_ops)
 
 static bool is_file(const char *path) {

@@ -837,9 +837,11 @@ int o2_status(const char *service) {
     return o2h_status(the->r, service);
 }
 
+/* As O2: O2_FAIL for a service nobody offers, O2_BLOCKED while earlier messages wait. */
 O2err o2_can_send(const char *service) {
     NEED_ROUTER();
-    if (o2h_status(the->r, service) < 0) return O2_NO_SERVICE;
+    if (!service || !*service || strchr(service, '/') || strchr(service, '!')) return O2_BAD_NAME;
+    if (o2h_status(the->r, service) < 0) return O2_FAIL;
     return o2h_can_send(the->r, service) == O2H_BLOCKED ? O2_BLOCKED : O2_SUCCESS;
 }
 
@@ -855,22 +857,29 @@ static const char *service_of(const char *address, char *out, size_t size) {
 
 /*
  * O2's o2_send_cmd never drops: while the path's earlier messages wait for
- * the other side (and the router's hold for it is full), it waits, polling
- * the network without running handlers, until there is room or the service
- * is gone. Best-effort messages are sent (or dropped) at once.
+ * the other side (o2_can_send says O2_BLOCKED), it waits, polling the network
+ * without running handlers, until they can go or the service is gone. Waiting
+ * before sending keeps the router's hold from ever refusing the message.
+ * Best-effort messages are sent (or dropped) at once.
  */
+static int wait_until_sendable(const char *address) {
+    char svc[64];
+    service_of(address, svc, sizeof svc);
+    for (;;) {
+        int rc = o2h_can_send(the->r, svc);
+        if (rc != O2H_BLOCKED) return O2H_OK; /* or no such service: the send says so */
+        if (o2h_status(the->r, svc) < 0) return O2H_NO_SERVICE; /* the link went away */
+        o2h_router_poll_io(the->r, 5);
+    }
+}
+
 static O2err send_msg(o2h_msg *m) {
     if (!o2h_msg_reliable(m)) return o2err_of(o2h_send_msg(the->r, m));
-    int rc = o2h_send_msg(the->r, o2h_msg_ref(m));
-    char svc[64];
-    while (rc == O2H_BLOCKED) {
-        if (o2h_status(the->r, service_of(o2h_msg_address(m), svc, sizeof svc)) < 0) {
-            rc = O2H_NO_SERVICE; /* the link went away while we waited */
-            break;
-        }
-        o2h_router_poll_io(the->r, 5);
-        if (o2h_can_send(the->r, svc) == O2H_OK) rc = o2h_send_msg(the->r, o2h_msg_ref(m));
-    }
+    int rc;
+    do {
+        rc = wait_until_sendable(o2h_msg_address(m));
+        if (rc == O2H_OK) rc = o2h_send_msg(the->r, o2h_msg_ref(m));
+    } while (rc == O2H_BLOCKED);
     o2h_msg_unref(m);
     return o2err_of(rc);
 }

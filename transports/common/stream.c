@@ -331,6 +331,10 @@ void o2h_stream_close_when_flushed(o2h_stream *s) {
         update_interest(s); /* on_event closes it once the queue is empty */
 }
 
+size_t o2h_stream_queued(const o2h_stream *s) {
+    return s->closed ? 0 : s->q_bytes - s->sent;
+}
+
 bool o2h_stream_is_closed(const o2h_stream *s) {
     return s->closed;
 }

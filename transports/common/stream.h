@@ -114,5 +114,7 @@ void o2h_stream_close(o2h_stream *s);
 void o2h_stream_close_when_flushed(o2h_stream *s);
 
 bool o2h_stream_is_closed(const o2h_stream *s);
+/** Bytes queued and not yet written (framing included). */
+size_t o2h_stream_queued(const o2h_stream *s);
 
 #endif

@@ -223,6 +223,12 @@ static int tcp_pause(void *instance, void *link_ctx, bool paused) {
     return O2H_OK;
 }
 
+static size_t tcp_queued(void *instance, void *link_ctx) {
+    conn *c = link_ctx;
+    (void)instance;
+    return o2h_stream_queued(c->stream);
+}
+
 static void tcp_close(void *instance, void *link_ctx) {
     conn *c = link_ctx;
     (void)instance;
@@ -302,6 +308,7 @@ static const o2h_transport_ops tcp_ops = {
     .send = tcp_send,
     .close = tcp_close,
     .pause = tcp_pause,
+    .queued = tcp_queued,
 };
 
 static const o2h_plugin_desc tcp_desc = {

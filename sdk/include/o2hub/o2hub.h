@@ -183,6 +183,30 @@ O2H_EXPORT o2h_pool *o2h_router_pool(o2h_router *r);
 /** Change the log level (enum o2h_log_level). */
 O2H_EXPORT void o2h_router_set_log_level(o2h_router *r, int level);
 
+/* ---- Reloading the configuration ---------------------------------------- */
+
+/**
+ * What a reload did with one key that changed: `key` is its path
+ * ("log_level", "allow", "services[2]", "transports[1]"), `applied` says
+ * whether the running router now follows the new value, `what` says what
+ * changed or why it needs a restart.
+ */
+typedef void (*o2h_reload_note_fn)(void *ctx, const char *key, bool applied, const char *what);
+
+/**
+ * Read the config file at `path` again (the daemon's SIGHUP). The new file
+ * is checked completely first, as o2h_router_new_from_file does (plugins
+ * loaded and created, not started: what `o2hub --check` does). If it is
+ * bad, nothing changes: returns the error code and fills *err with file,
+ * line, column and key. If it is good, the keys that can change while the
+ * router runs are applied ("log_level" unless log_level_fixed, "allow",
+ * "services", "clock" becoming a reference) and `note` (may be NULL) is
+ * called for every key that differs, applied or not (ensemble, plugin
+ * path, any plugin entry: those need a restart). Returns O2H_OK.
+ */
+O2H_EXPORT int o2h_router_reload_file(o2h_router *r, const char *path, o2h_reload_note_fn note,
+                                      void *ctx, o2h_error *err);
+
 /* ---- Services and methods ------------------------------------------------ */
 
 /**
@@ -407,6 +431,15 @@ O2H_EXPORT int o2h_stats_count(void);
  * NULL for another `i`.
  */
 O2H_EXPORT const char *o2h_stats_name(int i, const o2h_stats *stats, uint64_t *value);
+
+/**
+ * Every counter of the router in Prometheus' text exposition format (0.0.4):
+ * the o2h_stats counters, messages routed per service, and per plugin what
+ * went through its links. Writes at most `size` bytes, terminated when size
+ * > 0, and returns the length of the whole text (as snprintf: call again
+ * with a larger buffer when it is >= size).
+ */
+O2H_EXPORT size_t o2h_router_stats_text(const o2h_router *r, char *buf, size_t size);
 
 #ifdef __cplusplus
 }
