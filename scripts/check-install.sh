@@ -126,6 +126,15 @@ if [ -e "$dest$libdir/o2hub/plugins/o2hub_websocket.so" ]; then
     env O2HUB_PLUGIN_PATH="$dest$libdir/o2hub/plugins" \
     "$dest$bindir/o2hub" --config "$dest$datadir/o2hub/examples/monitor.json" --check
 fi
+# o2ctl carries its plugins: no plugin path, and it gets as far as looking.
+o2ctl_alone() {
+  local log
+  log=$(env -u O2HUB_PLUGIN_PATH "$dest$bindir/o2ctl" -e install -H 127.0.0.1 -p 127.0.0.1:9 \
+    -w 0.2 list 2>&1) && return 1 # nothing is there: it must fail, saying so
+  echo "$log"
+  grep -q "no services found" <<<"$log"
+}
+step "the installed o2ctl runs with no plugin path" o2ctl_alone
 
 echo "$failures failures"
 [ "$failures" -eq 0 ]

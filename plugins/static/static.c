@@ -97,8 +97,10 @@ static int read_peers(static_discovery *sd, const o2h_cfg *cfg) {
     for (int i = 0; i < n; i++) {
         const o2h_cfg *item = h->cfg->array_item(cfg, "peers", i);
         const char *text = h->cfg->as_string(item);
-        if (!text || o2h_netaddr_parse_endpoint(text, &sd->peers[i]) != 0)
-            return h->cfg->error(item, NULL, "expected \"IPv4:port\", as \"127.0.0.1:50000\"");
+        if (!text || o2h_netaddr_resolve_endpoint(text, &sd->peers[i]) != 0)
+            return h->cfg->error(item, NULL,
+                                 "expected \"host:port\" (an IPv4 address or a name with an "
+                                 "IPv4 address), as \"127.0.0.1:50000\" or \"localhost:50000\"");
     }
     sd->n_peers = n;
     return O2H_OK;

@@ -9,7 +9,7 @@
  * This file is the plugin's lifecycle (config, start, stop), libmicrohttpd's
  * place on the loop and the descriptor; ws_internal.h lists the other files.
  *
- * Loop integration, two modes (README, "WebSocket transport", compares them):
+ * Loop integration, two modes (docs/websocket.md compares them):
  *  - default: MHD runs in "external epoll" mode on the router's loop thread.
  *    MHD's epoll descriptor is watched with host->loop->watch_fd, MHD_run() is
  *    called when it is readable and when the timer armed from
@@ -44,6 +44,7 @@
 
 #include "http_path.h"
 #include "tls_files.h"
+#include "netaddr.h"
 #include "ws_internal.h"
 
 /* ---- small helpers ---- */
@@ -260,16 +261,14 @@ static int ws_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg,
         rc = O2H_NO_MEMORY;
     if (rc == O2H_OK) rc = o2h_ws_read_access(tr, cfg);
     if (rc == O2H_OK) rc = o2h_ws_read_limits(tr, cfg);
-    if (rc == O2H_OK) rc = host->cfg->claim_port(cfg, "port", O2H_NET_TCP, bind_host, (int)port);
+    char numeric[INET_ADDRSTRLEN] = "";
+    if (rc == O2H_OK &&
+        o2h_netaddr_resolve_ipv4(bind_host, (int)port, &tr->bind_addr, numeric) != 0)
+        rc = host->cfg->error(cfg, "host", "\"%s\" is neither an IPv4 address nor a name of one",
+                              bind_host);
+    if (rc == O2H_OK) rc = host->cfg->claim_port(cfg, "port", O2H_NET_TCP, numeric, (int)port);
     if (rc == O2H_OK) rc = read_mounts(tr, cfg);
     if (rc == O2H_OK) rc = read_tls(tr, cfg);
-    if (rc == O2H_OK) {
-        memset(&tr->bind_addr, 0, sizeof tr->bind_addr);
-        tr->bind_addr.sin_family = AF_INET;
-        tr->bind_addr.sin_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET, bind_host, &tr->bind_addr.sin_addr) != 1)
-            rc = host->cfg->error(cfg, "host", "\"%s\" is not an IPv4 address", bind_host);
-    }
     if (rc == O2H_OK && root && !(tr->root = resolve_cfg_folder(tr, cfg, root))) rc = O2H_NO_MEMORY;
     if (rc == O2H_OK && tr->root) rc = check_folder(tr, cfg, "root", tr->root);
     if (rc == O2H_OK && !(tr->builder = host->msg->builder_new(self))) rc = O2H_NO_MEMORY;

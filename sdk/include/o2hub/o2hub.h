@@ -48,6 +48,16 @@ typedef struct o2h_router_options {
      * uses it, checked as a loaded one is; no shared object is looked for.
      */
     const o2h_plugin_entry_fn *linked_plugins;
+    /**
+     * Overrides for o2h_router_new_from_file/_json, NULL-terminated: each
+     * "KEY.PATH=VALUE" replaces (or adds) one value of the config before it
+     * is read, as o2hub's --set does. KEY.PATH is a key path as errors print
+     * it ("transports[2].port", "ensemble"); an entry of "transports",
+     * "discovery" or "plugins" may be named by its type instead of its index
+     * when only one has it ("transports.websocket.port"). VALUE is JSON, or
+     * else a string. Errors about an overridden key name the override.
+     */
+    const char *const *config_set;
 } o2h_router_options;
 
 /**
@@ -57,8 +67,9 @@ typedef struct o2h_router_options {
 O2H_EXPORT o2h_router *o2h_router_new(const o2h_router_options *opts, o2h_error *err);
 
 /**
- * A new router configured from the JSON file at `path` (see README for the
- * format): ensemble, log level, plugin path, transports, discovery, services.
+ * A new router configured from the JSON file at `path` (its format is in
+ * docs/configuration.md): ensemble, log level, plugin path, transports,
+ * discovery, services.
  * Plugins are loaded and created but not started. `opts` may be NULL; its
  * ensemble and log level are overridden by the file. On error returns NULL
  * and fills *err with file, line, column and key path.
@@ -124,6 +135,29 @@ O2H_EXPORT int o2h_router_hub(o2h_router *r, const char *address);
  */
 O2H_EXPORT int o2h_router_discovery_stop(o2h_router *r);
 
+/** One plugin as o2h_router_plugins_list finds it. */
+typedef struct o2h_plugin_info {
+    const char *name;   /**< the "type" configs use */
+    const char *kind;   /**< "transport", "discovery", "extension" ("" if unreadable) */
+    unsigned abi_major; /**< the plugin ABI it was built for */
+    unsigned abi_minor;
+    const char *version;     /**< the plugin's own version ("" if none) */
+    const char *description; /**< one line ("" if none) */
+    const char *file;        /**< its shared object, or "linked-in" */
+    const char *error;       /**< NULL if this router can load it, else why not */
+    bool shadowed;           /**< a plugin of this type found earlier is the one used */
+} o2h_plugin_info;
+
+typedef void (*o2h_plugin_info_fn)(void *ctx, const o2h_plugin_info *info);
+
+/**
+ * Call `fn` for every plugin this router could load, in search order: the
+ * linked-in ones, then each plugin file in the router's plugin dirs,
+ * $O2HUB_PLUGIN_PATH and the install dir (each file is opened to read its
+ * descriptor, then closed). For `o2hub --list-plugins`.
+ */
+O2H_EXPORT int o2h_router_plugins_list(o2h_router *r, o2h_plugin_info_fn fn, void *ctx);
+
 /** Start every plugin (open sockets, announce). */
 O2H_EXPORT int o2h_router_start(o2h_router *r);
 
@@ -176,6 +210,13 @@ O2H_EXPORT const char *o2h_router_ensemble(const o2h_router *r);
  * port in hex), once TCP and UDP transports have started; NULL before.
  */
 O2H_EXPORT const char *o2h_router_process_name(const o2h_router *r);
+
+/**
+ * The configuration the router was made from, as read (with the
+ * o2h_router_options.config_set overrides applied), as compact JSON text;
+ * NULL for a router made by o2h_router_new. Free it with free().
+ */
+O2H_EXPORT char *o2h_router_config_text(const o2h_router *r);
 
 /** The router's message pool (for builders and o2h_msg_alloc on its thread). */
 O2H_EXPORT o2h_pool *o2h_router_pool(o2h_router *r);
