@@ -5,7 +5,8 @@
  *
  * It joins an ensemble like any O2 process: tcp and udp transports, then
  * ZeroConf (dnssd, where avahi-daemon runs) and broadcast discovery, or with
- * --peer static discovery of the given processes. Its plugins are linked in
+ * --peer static discovery of the given processes, or with --hub every
+ * process the given one knows (O2's hub discovery). Its plugins are linked in
  * (libo2hub_linked_plugins): it needs no plugin folder.
  */
 #include <getopt.h>
@@ -116,6 +117,9 @@ static o2h_router *join(app *a) {
     if (rc == O2H_OK) rc = o2h_router_start(r);
     a->r = r;
     if (rc == O2H_OK) rc = start_discovery(a);
+    if (rc == O2H_OK && a->o.hub && (rc = o2h_router_hub(r, a->o.hub)) != O2H_OK)
+        fprintf(stderr, "o2ctl: --hub %s: %s\n", a->o.hub,
+                rc == O2H_BAD_ARGS ? "expected IPv4:PORT" : o2h_strerror(rc));
     if (rc != O2H_OK) {
         a->r = NULL;
         o2h_router_free(r);
@@ -134,6 +138,8 @@ static const char *where_looked(const app *a, char *buf, size_t size) {
         snprintf(buf + used, size - used, "%s%s", i ? ", " : "; peers ", a->o.peers[i]);
     }
     size_t used = strlen(buf);
+    if (a->o.hub) snprintf(buf + used, size - used, "; hub %s", a->o.hub);
+    used = strlen(buf);
     snprintf(buf + used, size - used, ")");
     return buf;
 }

@@ -19,6 +19,7 @@ typedef struct options {
     int n_peers;
     char *env_peers;       /* $O2HUB_PEERS, split in place into peers[] */
     const char *discovery; /* "dnssd,broadcast,static,none" words; NULL: the default */
+    const char *hub;       /* --hub: find processes through this one as O2's o2_hub does */
     char *plugin_path;     /* the --plugin-dir folders, then $O2HUB_PLUGIN_PATH */
     const char *host;
     int port;

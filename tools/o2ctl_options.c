@@ -27,7 +27,10 @@ void o2ctl_usage(FILE *out) {
             "                        default $O2HUB_PEERS, comma-separated)\n"
             "  -D, --discovery LIST  dnssd, broadcast, static, none, comma-separated (default\n"
             "                        $O2HUB_DISCOVERY, else dnssd,broadcast, or static alone\n"
-            "                        with --peer); dnssd is ZeroConf where avahi-daemon runs\n"
+            "                        with --peer, none with --hub); dnssd is ZeroConf where\n"
+            "                        avahi-daemon runs\n"
+            "      --hub HOST:PORT   find every process this one knows (O2's hub discovery;\n"
+            "                        HOST its IPv4 address, PORT its TCP port)\n"
             "  -H, --host ADDR       address to bind (default $O2HUB_HOST, else 0.0.0.0)\n"
             "  -P, --port N          our TCP and UDP port (default $O2HUB_PORT, else any)\n"
             "  -u, --udp             send: best effort instead of reliable\n"
@@ -67,7 +70,7 @@ bool o2ctl_has_word(const char *list, const char *word) {
 
 const char *o2ctl_discovery_list(const options *o) {
     if (o->discovery) return o->discovery;
-    return o->n_peers ? "static" : "dnssd,broadcast";
+    return o->n_peers ? "static" : o->hub ? "none" : "dnssd,broadcast";
 }
 
 static bool valid_discovery(const char *list) {
@@ -123,6 +126,7 @@ int o2ctl_read_environment(options *o) {
 }
 
 int o2ctl_parse_args(int argc, char **argv, options *o, bool permute) {
+    enum { OPT_HUB = 1000 };
     static const struct option longs[] = {{"ensemble", required_argument, NULL, 'e'},
                                           {"peer", required_argument, NULL, 'p'},
                                           {"discovery", required_argument, NULL, 'D'},
@@ -138,6 +142,7 @@ int o2ctl_parse_args(int argc, char **argv, options *o, bool permute) {
                                           {"all", no_argument, NULL, 'a'},
                                           {"log-level", required_argument, NULL, 'l'},
                                           {"plugin-dir", required_argument, NULL, 'L'},
+                                          {"hub", required_argument, NULL, OPT_HUB},
                                           {"help", no_argument, NULL, 'h'},
                                           {"version", no_argument, NULL, 'V'},
                                           {NULL, 0, NULL, 0}};
@@ -166,6 +171,7 @@ int o2ctl_parse_args(int argc, char **argv, options *o, bool permute) {
             o->discovery = optarg;
             break;
         case 'H': o->host = optarg; break;
+        case OPT_HUB: o->hub = optarg; break;
         case 'P':
             if (!parse_port(optarg, &o->port)) return 2;
             break;

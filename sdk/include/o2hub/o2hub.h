@@ -104,6 +104,37 @@ O2H_EXPORT int o2h_router_add_plugin_dir(o2h_router *r, const char *dir);
  */
 O2H_EXPORT int o2h_router_allow(o2h_router *r, const char *cidr);
 
+/**
+ * Use the O2 process at `address` as a hub, as O2's o2_hub() does: this
+ * router connects to it (or, when its name is the lesser, asks it to
+ * connect), asks it for the processes it knows, and connects to each of
+ * them. `address` is "IPv4:PORT", the hub's internal IP and TCP port, for a
+ * hub without a public IP (o2hub routers, O2 offline); or a full O2
+ * process name "@pppppppp:iiiiiiii:tttt". The address must be the one in
+ * the hub's process name: the hub's answer is checked against it, as O2
+ * does. Its UDP port is learned from its answer.
+ *
+ * Called before the router has a name (before o2h_router_start), the hub
+ * is reached once it has one. Calling again with the same hub does nothing
+ * more; once connected, the connection is not retried if the hub goes
+ * away (the static discovery plugin's "hub" key retries). Every router
+ * answers such requests from others. Discovery plugins keep running: see
+ * o2h_router_discovery_stop. Returns O2H_OK, O2H_BAD_ARGS for an address
+ * that is neither form, O2H_FAIL when "allow" refuses it or 16 hubs are in
+ * use.
+ */
+O2H_EXPORT int o2h_router_hub(o2h_router *r, const char *address);
+
+/**
+ * Stop announcing this router through its discovery plugins (broadcast,
+ * dnssd, static): each is withdrawn now and not told again, as O2 stops its
+ * discovery broadcasts once o2_hub() is called. What each still does is
+ * its own: broadcast keeps listening, so processes that find us still
+ * connect; dnssd stops browsing too. Transports that announce (mqtt) are
+ * not affected. Returns O2H_OK.
+ */
+O2H_EXPORT int o2h_router_discovery_stop(o2h_router *r);
+
 /** One plugin as o2h_router_plugins_list finds it. */
 typedef struct o2h_plugin_info {
     const char *name;   /**< the "type" configs use */
