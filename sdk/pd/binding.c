@@ -457,6 +457,15 @@ int o2hb_send(o2hb_session *s, const char *path, const char *types, const o2hb_v
         logf_(s, true, "o2send %s: not joined to an ensemble (no active o2ensemble)", path);
         return O2H_NOT_INITIALIZED;
     }
+    /* Checked first: from inside a handler the router queues the message and
+     * would drop it later, silently. */
+    char service[64];
+    size_t slen = service_len(path);
+    snprintf(service, sizeof service, "%.*s", (int)(slen < 63 ? slen : 63), path + 1);
+    if (o2h_status(s->r, service) == O2H_STATUS_UNKNOWN) {
+        logf_(s, true, "o2send %s: no service \"%s\" (yet): message dropped", path, service);
+        return O2H_NO_SERVICE;
+    }
     o2h_builder *b = o2h_send_start(s->r);
     char why[160] = "";
     int rc = O2H_OK, k = 0;
@@ -508,13 +517,9 @@ int o2hb_send(o2hb_session *s, const char *path, const char *types, const o2hb_v
         return rc;
     }
     rc = o2h_send_finish(s->r, time, path, reliable);
-    if (rc == O2H_NO_SERVICE) {
-        char name[64];
-        size_t len = service_len(path);
-        snprintf(name, sizeof name, "%.*s", (int)(len < 63 ? len : 63), path + 1);
-        logf_(s, true, "o2send %s: no service \"%s\" (yet): message dropped", path, name);
-    } else if (rc != O2H_OK) {
+    if (rc == O2H_NO_SERVICE)
+        logf_(s, true, "o2send %s: no service \"%s\" (yet): message dropped", path, service);
+    else if (rc != O2H_OK)
         logf_(s, true, "o2send %s: %s", path, o2h_strerror(rc));
-    }
     return rc;
 }
