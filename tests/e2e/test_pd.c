@@ -6,7 +6,8 @@
  * o2ctl dump. A message the patch sends itself with "delay 300" arrives no
  * earlier in Pd's logical time ([timer]) nor before its timestamp. Bad
  * arguments give console errors and Pd keeps running. A second Pd finds the
- * first through static discovery and sends it a message.
+ * first through static discovery and sends it a message. Every help patch
+ * opens without an error.
  *
  * Exit 0: all passed; 1: a check failed; 77: no pd (skipped).
  */
@@ -208,6 +209,25 @@ static void start_pd(proc *p, const char *patch_path) {
     spawn(p, argv);
 }
 
+/* Every help patch and the example open with no error and no "couldn't create". */
+static void help_patches_open_cleanly(void) {
+    static const char *const names[] = {"o2ensemble-help.pd", "o2receive-help.pd", "o2send-help.pd",
+                                        "o2property-help.pd", "o2.status-help.pd", "o2.tap-help.pd",
+                                        "o2.time-help.pd",    "o2hub-example.pd"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", PD_HELP_DIR, names[i]);
+        char *argv[] = {PD_EXE,  "-nogui",        "-noaudio", "-stderr", "-noprefs", "-nrt",
+                        "-path", PD_EXTERNAL_DIR, "-open",    path,      "-send",    "pd quit",
+                        NULL};
+        proc p;
+        int st = run(&p, argv, 15);
+        check(st == 0 && strstr(p.out, "o2hub ") && !strstr(p.out, "error") &&
+                  !strstr(p.out, "couldn't create"),
+              "%s opens cleanly (exit %d: %s)", names[i], st, p.out);
+    }
+}
+
 static char ensemble[64], tmpdir[64];
 static int port_a, port_b;
 
@@ -230,6 +250,7 @@ int main(void) {
         return 77;
     }
     atexit(stop_all);
+    help_patches_open_cleanly();
     snprintf(ensemble, sizeof ensemble, "pdtest-%d", (int)getpid());
     snprintf(tmpdir, sizeof tmpdir, "/tmp/pd-test-XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
@@ -278,6 +299,16 @@ int main(void) {
     int nosvc = obj(&a, "obj", "o2send /nosuch/x");
     wire(&a, err, 0, nosvc, 0);
     receive_print(&a, "/pdrx/fromb", "FROMB");
+    /* a tap on our own service; a property put and read back */
+    int tap = obj(&a, "obj", "o2.tap pdrx");
+    wire(&a, tap, 0, obj(&a, "obj", "print TAP"), 0);
+    int prop_in = obj(&a, "obj", "o2receive /pdrx/prop");
+    int prop_msg = obj(&a, "msg", "put pdrx color red \\, get pdrx color \\, get pdrx flavor");
+    int prop = obj(&a, "obj", "o2property");
+    wire(&a, prop_in, 0, prop_msg, 0);
+    wire(&a, prop_msg, 0, prop, 0);
+    wire(&a, prop, 0, obj(&a, "obj", "print PROP"), 0);
+    wire(&a, prop, 1, obj(&a, "obj", "print NOPROP"), 0);
     char path_a[128];
     snprintf(path_a, sizeof path_a, "%s/a.pd", tmpdir);
     write_patch(path_a, &a);
@@ -292,6 +323,15 @@ int main(void) {
     check(o2ctl(&c, 20, s1) == 0, "o2ctl send /pdrx/v (%s)", c.out);
     check(expect(&pa, "RX: 3 2.5 hello", 5) != NULL, "[o2receive pdrx v] got int, float, string");
     check(strstr(pa.out, "RX_T: 0") != NULL, "an untimed message has time 0 on the right outlet");
+
+    check(expect(&pa, "TAP: list /pdrx/v 3 2.5 hello", 5) != NULL, "[o2.tap pdrx] got a copy");
+
+    const char *sp[] = {"-p", peer_a, "send", "/pdrx/prop", NULL};
+    check(o2ctl(&c, 20, sp) == 0, "o2ctl send /pdrx/prop");
+    check(expect(&pa, "PROP: symbol red", 5) != NULL, "[o2property] put and got color red");
+    check(expect(&pa, "NOPROP: bang", 5) != NULL, "an unknown attribute bangs the right outlet");
+    const char *ls[] = {"-p", peer_a, "list", "-U", "pdrx", NULL};
+    check(o2ctl(&c, 20, ls) == 0 && strstr(c.out, "color:red"), "o2ctl list shows it: %s", c.out);
 
     const char *s2[] = {"-p", peer_a, "send", "/pdrx/typed", "dis", "1.5", "4", "word", NULL};
     check(o2ctl(&c, 20, s2) == 0, "o2ctl send /pdrx/typed (%s)", c.out);
