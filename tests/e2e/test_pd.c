@@ -87,6 +87,11 @@ static void spawn(proc *p, char *const argv[]) {
         close(fds[0]);
         close(fds[1]);
         setenv("O2HUB_PLUGIN_PATH", TRANSPORT_DIR ":" DISCOVERY_DIR, 1);
+        if (PD_PRELOAD[0] && strcmp(argv[0], PD_EXE) == 0) {
+            /* sanitizer build: its runtimes first; Pd itself frees little at exit */
+            setenv("LD_PRELOAD", PD_PRELOAD, 1);
+            setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
+        }
         execv(argv[0], argv);
         _exit(127);
     }
