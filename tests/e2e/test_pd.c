@@ -411,6 +411,42 @@ int main(void) {
 
     stop(&pb);
     stop(&pa);
+
+    /* Pd C joins, leaves and joins again: its receiver comes back by itself */
+    int port_c = free_port();
+    patch cp = {0};
+    int lb = obj(&cp, "obj", "loadbang");
+    int join1 =
+        obj(&cp, "msg", "join %s -host 127.0.0.1 -port %d -discovery none", ensemble, port_c);
+    int d1 = obj(&cp, "obj", "delay 300");
+    int leave = obj(&cp, "msg", "leave");
+    int d2 = obj(&cp, "obj", "delay 300");
+    int ens_c = obj(&cp, "obj", "o2ensemble");
+    wire(&cp, lb, 0, join1, 0);
+    wire(&cp, lb, 0, d1, 0);
+    wire(&cp, d1, 0, leave, 0);
+    wire(&cp, d1, 0, d2, 0);
+    wire(&cp, d2, 0, join1, 0);
+    wire(&cp, join1, 0, ens_c, 0);
+    wire(&cp, leave, 0, ens_c, 0);
+    wire(&cp, ens_c, 0, obj(&cp, "obj", "print ENSC"), 0);
+    receive_print(&cp, "/cyc/x", "CYC");
+    char path_c[128], peer_c[32];
+    snprintf(path_c, sizeof path_c, "%s/c.pd", tmpdir);
+    snprintf(peer_c, sizeof peer_c, "127.0.0.1:%d", port_c);
+    write_patch(path_c, &cp);
+    proc pc;
+    start_pd(&pc, path_c);
+    const char *left = expect(&pc, "ENSC: left", 10);
+    check(left && expect(&pc, "ENSC: joined", 0) < left, "Pd C joined, then left");
+    const char *again = left ? strstr(left, "ENSC: joined") : NULL;
+    for (double end = now_s() + 10; left && !again && now_s() < end; drain(&pc, 50))
+        again = strstr(left, "ENSC: joined");
+    check(again != NULL, "and joined again (%s)", pc.out);
+    const char *s6[] = {"-p", peer_c, "send", "/cyc/x", "i", "5", NULL};
+    check(o2ctl(&c, 20, s6) == 0, "o2ctl send /cyc/x after the second join (%s)", c.out);
+    check(expect(&pc, "CYC: 5", 5) != NULL, "the receiver came back with the second join");
+    stop(&pc);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) failures++;
