@@ -412,12 +412,30 @@ int main(void) {
     stop(&pb);
     stop(&pa);
 
-    /* Pd C joins, leaves and joins again: its receiver comes back by itself */
+    /* Pd C joins by a config file, leaves and joins again: its receiver comes back */
     int port_c = free_port();
     patch cp = {0};
     int lb = obj(&cp, "obj", "loadbang");
-    int join1 =
-        obj(&cp, "msg", "join %s -host 127.0.0.1 -port %d -discovery none", ensemble, port_c);
+    /* a config file (the plugins by type, linked in) and a bad one */
+    char cfg_c[128], cfg_bad[128], json[512];
+    snprintf(cfg_c, sizeof cfg_c, "%s/c.json", tmpdir);
+    snprintf(cfg_bad, sizeof cfg_bad, "%s/bad.json", tmpdir);
+    snprintf(json, sizeof json,
+             "{\"ensemble\": \"%s\",\n"
+             " \"transports\": [{\"type\": \"tcp\", \"host\": \"127.0.0.1\", \"port\": %d},\n"
+             "                {\"type\": \"udp\", \"host\": \"127.0.0.1\", \"port\": %d}]}\n",
+             ensemble, port_c, port_c);
+    FILE *f = fopen(cfg_c, "w");
+    if (!f) return 1;
+    fputs(json, f);
+    fclose(f);
+    f = fopen(cfg_bad, "w");
+    if (!f) return 1;
+    fputs("{\"ensemble\": \"x\",\n \"transports\": [{\"type\": \"tcp\", \"port\": \"many\"}]}\n",
+          f);
+    fclose(f);
+    obj(&cp, "obj", "o2ensemble -config %s", cfg_bad);
+    int join1 = obj(&cp, "msg", "join -config %s", cfg_c);
     int d1 = obj(&cp, "obj", "delay 300");
     int leave = obj(&cp, "msg", "leave");
     int d2 = obj(&cp, "obj", "delay 300");
@@ -438,6 +456,8 @@ int main(void) {
     proc pc;
     start_pd(&pc, path_c);
     const char *left = expect(&pc, "ENSC: left", 10);
+    check(strstr(pc.out, "bad.json:2:") != NULL,
+          "a bad config file is a console error at file:line");
     check(left && expect(&pc, "ENSC: joined", 0) < left, "Pd C joined, then left");
     const char *again = left ? strstr(left, "ENSC: joined") : NULL;
     for (double end = now_s() + 10; left && !again && now_s() < end; drain(&pc, 50))
