@@ -21,6 +21,7 @@ struct o2hb_receiver {
     char *path;  /* last address set, NULL: none */
     char *types; /* NULL: any */
     bool active;
+    bool dead; /* freed during a delivery: unlinked once the delivery ends */
 };
 
 struct o2hb_session {
@@ -30,6 +31,9 @@ struct o2hb_session {
     o2hb_receiver *receivers;
     o2hb_value *values; /* conversion buffer for deliveries */
     int values_cap;
+    o2h_router *polled; /* the router inside o2h_router_poll, NULL: none */
+    o2h_router *doomed; /* left during its own poll: freed when the poll returns */
+    int delivering;     /* depth of deliver(): receivers freed meanwhile wait */
 };
 
 static const o2h_plugin_entry_fn linked_plugins[] = O2HUB_LINKED_PLUGINS;
@@ -77,7 +81,14 @@ int o2hb_fd(o2hb_session *s) {
 }
 
 void o2hb_poll(o2hb_session *s) {
-    if (s->r) o2h_router_poll(s->r, 0);
+    if (!s->r || s->polled) return;
+    s->polled = s->r;
+    o2h_router_poll(s->r, 0);
+    s->polled = NULL;
+    if (s->doomed) {
+        o2h_router_free(s->doomed);
+        s->doomed = NULL;
+    }
 }
 
 double o2hb_time(o2hb_session *s) {
@@ -86,14 +97,13 @@ double o2hb_time(o2hb_session *s) {
 
 /* ---- Type strings -------------------------------------------------------- */
 
-const char *o2hb_types_check(const char *types) {
+const char *o2hb_types_check(const char *types, char *why, size_t size) {
     static const char known[] = "ihfdtsScBTFNIb";
-    static char reason[96]; /* written only on the caller's thread, read at once */
     if (!types) return NULL;
     for (const char *t = types; *t; t++) {
         if (!strchr(known, *t)) {
-            snprintf(reason, sizeof reason, "type code '%c' is not one of %s", *t, known);
-            return reason;
+            snprintf(why, size, "type code '%c' is not one of %s", *t, known);
+            return why;
         }
     }
     return NULL;
@@ -136,23 +146,20 @@ static bool same_path(const char *a, const char *b) {
 static void deliver(o2h_router *r, const o2h_msg *msg, const char *types,
                     const o2h_arg *const *argv, int argc, void *user_data);
 
+/* Offer the service and install the method; again is harmless (same handler). */
 static void install(o2hb_receiver *rc) {
     o2hb_session *s = rc->s;
     if (!s->r) return;
-    if (!other_active(rc, same_service)) {
-        char name[64];
-        size_t n = service_len(rc->path);
-        snprintf(name, sizeof name, "%.*s", (int)(n < 63 ? n : 63), rc->path + 1);
-        int rc_ = o2h_service_new(s->r, name);
-        if (rc_ != O2H_OK && rc_ != O2H_SERVICE_EXISTS)
-            logf_(s, true, "o2receive %s: cannot offer service %s: %s", rc->path, name,
-                  o2h_strerror(rc_));
-    }
-    if (!other_active(rc, same_path)) {
-        int rc_ = o2h_method_new(s->r, rc->path, rc->types, deliver, s, true, true);
-        if (rc_ != O2H_OK)
-            logf_(s, true, "o2receive %s: cannot receive: %s", rc->path, o2h_strerror(rc_));
-    }
+    char name[64];
+    size_t n = service_len(rc->path);
+    snprintf(name, sizeof name, "%.*s", (int)(n < 63 ? n : 63), rc->path + 1);
+    int rc_ = o2h_service_new(s->r, name);
+    if (rc_ != O2H_OK && rc_ != O2H_SERVICE_EXISTS)
+        logf_(s, true, "o2receive %s: cannot offer service %s: %s", rc->path, name,
+              o2h_strerror(rc_));
+    rc_ = o2h_method_new(s->r, rc->path, rc->types, deliver, s, true, true);
+    if (rc_ != O2H_OK)
+        logf_(s, true, "o2receive %s: cannot receive: %s", rc->path, o2h_strerror(rc_));
 }
 
 static void uninstall(o2hb_receiver *rc) {
@@ -212,7 +219,8 @@ bool o2hb_receiver_set(o2hb_receiver *rc, const char *path, const char *types, b
     free(rc->types);
     rc->path = path ? strdup(path) : NULL;
     rc->types = types && *types ? strdup(types) : NULL;
-    const char *bad = o2hb_types_check(rc->types);
+    char why[96];
+    const char *bad = o2hb_types_check(rc->types, why, sizeof why);
     if (bad) {
         logf_(rc->s, true, "o2receive %s: bad types \"%s\": %s", path ? path : "", rc->types, bad);
         free(rc->types);
@@ -234,8 +242,7 @@ bool o2hb_receiver_active(const o2hb_receiver *rc) {
     return rc->active;
 }
 
-void o2hb_receiver_free(o2hb_receiver *rc) {
-    o2hb_receiver_disable(rc);
+static void receiver_unlink(o2hb_receiver *rc) {
     for (o2hb_receiver **p = &rc->s->receivers; *p; p = &(*p)->next) {
         if (*p == rc) {
             *p = rc->next;
@@ -245,6 +252,16 @@ void o2hb_receiver_free(o2hb_receiver *rc) {
     free(rc->path);
     free(rc->types);
     free(rc);
+}
+
+void o2hb_receiver_free(o2hb_receiver *rc) {
+    o2hb_receiver_disable(rc);
+    rc->deliver = NULL;
+    rc->ctx = NULL;
+    if (rc->s->delivering)
+        rc->dead = true; /* deliver() is walking the list */
+    else
+        receiver_unlink(rc);
 }
 
 static o2hb_value *values_room(o2hb_session *s, int n) {
@@ -306,19 +323,28 @@ static int convert(o2hb_session *s, const char *types, const o2h_arg *const *arg
 
 static void deliver(o2h_router *r, const o2h_msg *msg, const char *types,
                     const o2h_arg *const *argv, int argc, void *user_data) {
-    (void)r;
     o2hb_session *s = user_data;
+    if (r != s->r) return; /* the patch left during this poll */
     const char *addr = o2h_msg_address(msg);
     o2hb_value *values = NULL;
     int n = convert(s, types ? types : "", argv, argc, &values);
     if (n < 0) return;
     double time = o2h_msg_time(msg);
+    /* An outlet may free receivers, leave, or join again: freed receivers
+     * stay in the list (dead) until the walk ends. */
+    s->delivering++;
     for (o2hb_receiver *rc = s->receivers; rc; rc = rc->next) {
-        if (!rc->active) continue;
+        if (!rc->active || rc->dead || r != s->r) continue;
         /* "/svc" gets everything for svc; "/svc/a" only its own address. */
         bool whole = strchr(rc->path + 1, '/') == NULL;
         if (whole ? same_service(rc->path, addr) : strcmp(rc->path + 1, addr + 1) == 0)
             rc->deliver(rc->ctx, addr, values, n, time);
+    }
+    if (--s->delivering == 0) {
+        for (o2hb_receiver *rc = s->receivers, *next; rc; rc = next) {
+            next = rc->next;
+            if (rc->dead) receiver_unlink(rc);
+        }
     }
 }
 
@@ -402,7 +428,11 @@ int o2hb_join(o2hb_session *s, const o2hb_join_options *o) {
 
 void o2hb_leave(o2hb_session *s) {
     if (!s->r) return;
-    o2h_router_free(s->r);
+    /* a patch may leave from a message's outlet, inside the router's poll */
+    if (s->r == s->polled)
+        s->doomed = s->r;
+    else
+        o2h_router_free(s->r);
     s->r = NULL;
 }
 

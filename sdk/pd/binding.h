@@ -61,9 +61,10 @@ void o2hb_poll(o2hb_session *s);
 
 /**
  * Check a type string for sending or receiving: NULL when every code is
- * one this binding handles, else a sentence saying which is not.
+ * one this binding handles, else `why`, filled with a sentence saying which
+ * is not.
  */
-const char *o2hb_types_check(const char *types);
+const char *o2hb_types_check(const char *types, char *why, size_t size);
 
 /**
  * A receiver for `path` ("/svc" or "/svc/a/b") with `types` (NULL: any).

@@ -21,6 +21,7 @@ typedef struct o2pd_session {
     t_clock *kick; /* polls the router once more after Pd sent something */
     int fd;        /* the router's fd while registered with sys_addpollfn, else -1 */
     int refs;      /* objects using the session */
+    bool polling;  /* inside the router's poll: a release to 0 waits for its end */
     void *active;  /* the o2ensemble that joined, NULL: none */
     o2pd_tap *taps[O2PD_MAX_TAPS];
 } o2pd_session;

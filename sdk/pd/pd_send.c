@@ -45,7 +45,8 @@ static bool send_parse(o2pd_send *x, int argc, t_atom *argv) {
             return false;
         }
     }
-    const char *bad = types ? o2hb_types_check(types->s_name) : NULL;
+    char why[96];
+    const char *bad = types ? o2hb_types_check(types->s_name, why, sizeof why) : NULL;
     if (bad) {
         pd_error(&x->obj, "o2send: bad types \"%s\": %s", types->s_name, bad);
         return false;
@@ -76,7 +77,8 @@ static void send_address(o2pd_send *x, t_symbol *sel, int argc, t_atom *argv) {
 static void send_types(o2pd_send *x, t_symbol *sel, int argc, t_atom *argv) {
     (void)sel;
     t_symbol *t = argc > 0 && argv[0].a_type == A_SYMBOL ? argv[0].a_w.w_symbol : NULL;
-    const char *bad = t ? o2hb_types_check(t->s_name) : NULL;
+    char why[96];
+    const char *bad = t ? o2hb_types_check(t->s_name, why, sizeof why) : NULL;
     if (bad) {
         pd_error(&x->obj, "o2send: bad types \"%s\": %s", t->s_name, bad);
         return;

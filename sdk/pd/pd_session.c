@@ -22,17 +22,27 @@ static void session_log(void *ctx, bool error, const char *text) {
         post("%s", text);
 }
 
+static void session_destroy(o2pd_session *s);
+
+/* Poll the router; the patch may delete every o2 object from an outlet
+ * meanwhile, so the session goes only after the poll. */
+static void session_poll_now(o2pd_session *s) {
+    s->polling = true;
+    o2hb_poll(s->hb);
+    s->polling = false;
+    if (s->refs == 0)
+        session_destroy(s);
+    else
+        o2pd_session_watch(s); /* an outlet may have left or joined */
+}
+
 static void session_poll(void *ptr, int fd) {
     (void)fd;
-    o2pd_session *s = ptr;
-    o2hb_poll(s->hb);
-    /* a handler may have made the patch leave: follow the fd */
-    o2pd_session_watch(s);
+    session_poll_now(ptr);
 }
 
 static void session_kick_tick(void *ptr) {
-    o2pd_session *s = ptr;
-    o2hb_poll(s->hb);
+    session_poll_now(ptr);
 }
 
 static t_symbol *session_symbol(void) {
@@ -54,14 +64,20 @@ o2pd_session *o2pd_session_acquire(void) {
     return s;
 }
 
-void o2pd_session_release(o2pd_session *s) {
-    if (--s->refs > 0) return;
+static t_symbol *session_symbol(void);
+
+static void session_destroy(o2pd_session *s) {
     if (s->fd >= 0) sys_rmpollfn(s->fd);
     s->fd = -1;
     pd_unbind(&s->pd, session_symbol());
     clock_free(s->kick);
     o2hb_session_free(s->hb);
     pd_free(&s->pd);
+}
+
+void o2pd_session_release(o2pd_session *s) {
+    if (--s->refs > 0 || s->polling) return;
+    session_destroy(s);
 }
 
 void o2pd_session_watch(o2pd_session *s) {

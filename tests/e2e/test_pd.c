@@ -449,6 +449,11 @@ int main(void) {
     wire(&cp, leave, 0, ens_c, 0);
     wire(&cp, ens_c, 0, obj(&cp, "obj", "print ENSC"), 0);
     receive_print(&cp, "/cyc/x", "CYC");
+    /* leaving from a message's outlet: inside the router's own poll */
+    int quit = obj(&cp, "obj", "o2receive /cyc/quit");
+    int leave2 = obj(&cp, "msg", "leave");
+    wire(&cp, quit, 0, leave2, 0);
+    wire(&cp, leave2, 0, ens_c, 0);
     char path_c[128], peer_c[32];
     snprintf(path_c, sizeof path_c, "%s/c.pd", tmpdir);
     snprintf(peer_c, sizeof peer_c, "127.0.0.1:%d", port_c);
@@ -466,6 +471,16 @@ int main(void) {
     const char *s6[] = {"-p", peer_c, "send", "/cyc/x", "i", "5", NULL};
     check(o2ctl(&c, 20, s6) == 0, "o2ctl send /cyc/x after the second join (%s)", c.out);
     check(expect(&pc, "CYC: 5", 5) != NULL, "the receiver came back with the second join");
+    const char *s7[] = {"-p", peer_c, "send", "/cyc/quit", NULL};
+    check(o2ctl(&c, 20, s7) == 0, "o2ctl send /cyc/quit");
+    const char *cyc = strstr(pc.out, "CYC: 5");
+    const char *left2 = NULL;
+    for (double end = now_s() + 5; cyc && !left2 && now_s() < end; drain(&pc, 50))
+        left2 = strstr(cyc, "ENSC: left");
+    check(left2 != NULL, "a leave from [o2receive]'s outlet left");
+    drain(&pc, 200);
+    check(kill(pc.pid, 0) == 0 && !strstr(pc.out, "ERROR: AddressSanitizer"),
+          "and Pd C is still running");
     stop(&pc);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
