@@ -303,6 +303,9 @@ int main(void) {
     int err = obj(&a, "obj", "o2receive /pdrx/err");
     int nosvc = obj(&a, "obj", "o2send /nosuch/x");
     wire(&a, err, 0, nosvc, 0);
+    int abc = obj(&a, "msg", "abc");
+    wire(&a, err, 0, abc, 0);
+    wire(&a, abc, 0, obj(&a, "obj", "o2send /pdrx/v -t i"), 0);
     receive_print(&a, "/pdrx/fromb", "FROMB");
     /* a tap on our own service; a property put and read back */
     int tap = obj(&a, "obj", "o2.tap pdrx");
@@ -379,6 +382,8 @@ int main(void) {
     const char *s5[] = {"-p", peer_a, "send", "/pdrx/err", "i", "1", NULL};
     check(o2ctl(&c, 20, s5) == 0, "o2ctl send /pdrx/err");
     check(expect(&pa, "no service \"nosuch\"", 5) != NULL, "a missing service is a console error");
+    check(expect(&pa, "type 'i' wants a number, not \"abc\"", 5) != NULL,
+          "a value that does not fit its type is a console error");
     check(kill(pa.pid, 0) == 0, "Pd A is still running");
 
     /* Pd B finds A and, once A's service is known, sends to it */
