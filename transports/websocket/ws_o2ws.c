@@ -14,6 +14,7 @@
 #include "ws_internal.h"
 
 static void send_text(ws_conn *c, const o2ws_buf *text) {
+    if (c->dead || c->closing) return; /* nothing after our close frame */
     int rc = o2h_ws_queue_frame(c, WS_OP_TEXT, text->data, text->len, false);
     if (rc == O2H_SEND_FAIL || rc == O2H_NO_MEMORY) o2h_ws_conn_destroy(c);
 }
