@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #define MAX_IOV 64 /* queued messages per gather write */
+/* Copied sends that wait go into the last entry while it is smaller than
+ * this: many small frames cost one allocation and one iovec, not one each. */
+#define APPEND_MAX 65536
 #define DEFAULT_READ_BUDGET 16
 #define SINK_SIZE 512 /* reads thrown away (no on_data) */
 
@@ -21,6 +24,7 @@ typedef struct entry {
     uint8_t *bytes;
     const uint8_t *at;
     size_t len;
+    size_t room; /* bytes allocated at `bytes` */
 } entry;
 
 struct o2h_stream {
@@ -188,7 +192,8 @@ static int may_send(o2h_stream *s, size_t len, unsigned flags) {
 static ssize_t write_now(o2h_stream *s, const struct iovec *iov, int n) {
     if (s->connecting || s->count) return 0;
     struct msghdr mh = {.msg_iov = (struct iovec *)(uintptr_t)iov, .msg_iovlen = (size_t)n};
-    ssize_t w = sendmsg(s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t w = n == 1 ? send(s->fd, iov->iov_base, iov->iov_len, MSG_NOSIGNAL | MSG_DONTWAIT)
+                       : sendmsg(s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w >= 0) return w;
     if (again(errno)) return 0;
     end(s, O2H_STREAM_ERROR, errno);
@@ -212,6 +217,41 @@ int o2h_stream_send_msg(o2h_stream *s, o2h_msg *msg, bool length_prefix) {
     return send_span(s, msg, msg->data - 4, 4 + (size_t)msg->length);
 }
 
+/* Copy the bytes of `iov` after the first `skip` to `to`. */
+static void gather(uint8_t *to, const struct iovec *iov, int n, size_t skip) {
+    for (int i = 0; i < n; i++) {
+        size_t k = iov[i].iov_len;
+        if (skip >= k) {
+            skip -= k;
+            continue;
+        }
+        memcpy(to, (const uint8_t *)iov[i].iov_base + skip, k - skip);
+        to += k - skip;
+        skip = 0;
+    }
+}
+
+/* Append `len` bytes to the last queued entry when it is a copy of ours with
+ * room to grow; false (nothing changed) when it is not. */
+static bool append_to_last(o2h_stream *s, const struct iovec *iov, int n, size_t len) {
+    if (s->count == 0) return false;
+    entry *e = &s->q[(s->head + s->count - 1) % s->cap];
+    if (!e->bytes || e->len + len > APPEND_MAX) return false;
+    if (e->len + len > e->room) {
+        size_t room = e->room * 2 > e->len + len ? e->room * 2 : e->len + len;
+        if (room > APPEND_MAX) room = APPEND_MAX;
+        uint8_t *b = realloc(e->bytes, room);
+        if (!b) return false;
+        e->bytes = b;
+        e->at = b;
+        e->room = room;
+    }
+    gather(e->bytes + e->len, iov, n, 0);
+    e->len += len;
+    s->q_bytes += len;
+    return true;
+}
+
 int o2h_stream_sendv(o2h_stream *s, const struct iovec *iov, int n, unsigned flags) {
     size_t len = 0;
     for (int i = 0; i < n; i++)
@@ -222,21 +262,10 @@ int o2h_stream_sendv(o2h_stream *s, const struct iovec *iov, int n, unsigned fla
     if (w < 0) return O2H_SEND_FAIL;
     size_t done = (size_t)w;
     if (done == len) return O2H_OK;
-    entry e = {.bytes = malloc(len - done), .len = len - done};
-    if (e.bytes) { /* the rest of the pieces, one copy */
-        size_t skip = done, put = 0;
-        for (int i = 0; i < n; i++) {
-            size_t k = iov[i].iov_len;
-            if (skip >= k) {
-                skip -= k;
-                continue;
-            }
-            memcpy(e.bytes + put, (const uint8_t *)iov[i].iov_base + skip, k - skip);
-            put += k - skip;
-            skip = 0;
-        }
-        e.at = e.bytes;
-    }
+    if (done == 0 && append_to_last(s, iov, n, len)) return O2H_OK;
+    entry e = {.bytes = malloc(len - done), .len = len - done, .room = len - done};
+    if (e.bytes) gather(e.bytes, iov, n, done); /* the rest of the pieces, one copy */
+    e.at = e.bytes;
     return enqueue(s, e, 0, done > 0);
 }
 
