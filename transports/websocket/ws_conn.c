@@ -90,14 +90,37 @@ static void update_reading(ws_conn *c) {
     o2h_stream_set_reading(c->stream, !over && !c->paused);
 }
 
-/* One frame: header and payload in one write, or queued by the stream. */
-int o2h_ws_queue_frame(ws_conn *c, uint8_t opcode, const void *payload, size_t n, bool control) {
+/* One whole frame to the stream: written at once, or queued. */
+static int send_frame(ws_conn *c, const uint8_t *frame, size_t len, unsigned flags) {
     if (c->dead) return O2H_SEND_FAIL;
-    uint8_t hdr[10];
-    struct iovec iov[2] = {{hdr, ws_frame_header(hdr, opcode, n)}, {(void *)(uintptr_t)payload, n}};
-    int rc = o2h_stream_sendv(c->stream, iov, 2, control ? O2H_STREAM_PAST_BOUND : 0);
+    struct iovec iov = {(void *)(uintptr_t)frame, len};
+    int rc = o2h_stream_sendv(c->stream, &iov, 1, flags);
     update_reading(c);
     return rc;
+}
+
+int o2h_ws_text_start(o2ws_buf *b) {
+    b->len = 0;
+    if (o2ws_buf_reserve(b, WS_HEADROOM) != O2H_OK) return O2H_NO_MEMORY;
+    b->len = WS_HEADROOM;
+    return O2H_OK;
+}
+
+int o2h_ws_queue_text(ws_conn *c, o2ws_buf *b) {
+    uint8_t hdr[WS_HEADROOM];
+    size_t n = b->len - WS_HEADROOM;
+    size_t h = ws_frame_header(hdr, WS_OP_TEXT, n);
+    uint8_t *frame = b->data + WS_HEADROOM - h; /* the header right before the payload */
+    memcpy(frame, hdr, h);
+    return send_frame(c, frame, h + n, 0);
+}
+
+int o2h_ws_queue_control(ws_conn *c, uint8_t opcode, const void *payload, size_t n) {
+    uint8_t frame[2 + 125];
+    if (n > 125) n = 125; /* RFC 6455 §5.5; our callers never give more */
+    size_t h = ws_frame_header(frame, opcode, n);
+    memcpy(frame + h, payload, n);
+    return send_frame(c, frame, h + n, O2H_STREAM_PAST_BOUND);
 }
 
 static void on_linger_timeout(void *ctx) {
@@ -122,7 +145,7 @@ void o2h_ws_conn_fail(ws_conn *c, uint16_t code, const char *reason) {
     body[0] = (uint8_t)(code >> 8);
     body[1] = (uint8_t)code;
     memcpy(body + 2, reason, rlen);
-    if (o2h_ws_queue_frame(c, WS_OP_CLOSE, body, 2 + rlen, true) != O2H_OK) {
+    if (o2h_ws_queue_control(c, WS_OP_CLOSE, body, 2 + rlen) != O2H_OK) {
         o2h_ws_conn_destroy(c);
         return;
     }
@@ -141,14 +164,13 @@ static void answer_ping(ws_conn *c, const void *payload, size_t n) {
         c->pong_pending = true;
         return;
     }
-    if (o2h_ws_queue_frame(c, WS_OP_PONG, payload, n, true) != O2H_OK) o2h_ws_conn_destroy(c);
+    if (o2h_ws_queue_control(c, WS_OP_PONG, payload, n) != O2H_OK) o2h_ws_conn_destroy(c);
 }
 
 static void send_pending_pong(ws_conn *c) {
     if (c->dead || !c->pong_pending || o2h_stream_queued(c->stream) > 0) return;
     c->pong_pending = false;
-    if (o2h_ws_queue_frame(c, WS_OP_PONG, c->pong, c->pong_len, true) != O2H_OK)
-        o2h_ws_conn_destroy(c);
+    if (o2h_ws_queue_control(c, WS_OP_PONG, c->pong, c->pong_len) != O2H_OK) o2h_ws_conn_destroy(c);
 }
 
 /* Run the decoder over what we have; false when the connection is gone. */
@@ -331,7 +353,7 @@ static void say_going_away(ws_conn *c) {
     body[0] = WS_CLOSE_GOING_AWAY >> 8;
     body[1] = WS_CLOSE_GOING_AWAY & 0xff;
     memcpy(body + 2, reason, sizeof reason - 1);
-    o2h_ws_queue_frame(c, WS_OP_CLOSE, body, sizeof body, true);
+    o2h_ws_queue_control(c, WS_OP_CLOSE, body, sizeof body);
 }
 
 void o2h_ws_close_all(ws_transport *tr) {

@@ -34,6 +34,10 @@
 #define WS_PATH "/o2ws"
 #define MAX_MOUNTS 8
 #define WS_READ_CHUNK 16384 /* one read of an upgraded socket */
+/* A text frame's payload is formatted after this much room (a server frame's
+ * largest header), so that header and payload leave in one send(): a gather
+ * write of the two pieces costs the kernel measurably more per message. */
+#define WS_HEADROOM 10
 
 typedef struct ws_transport ws_transport;
 typedef struct ws_http_conn ws_http_conn; /* ws_limits.c */
@@ -202,8 +206,12 @@ void o2h_ws_free_access(ws_transport *tr);
 /** NULL when this upgrade may join, else the response text (status in *status); counted. */
 const char *o2h_ws_access_refusal(ws_transport *tr, struct MHD_Connection *conn, int *status);
 
-/** Queue one frame; control frames are not held to "send_queue_bytes". */
-int o2h_ws_queue_frame(ws_conn *c, uint8_t opcode, const void *payload, size_t n, bool control);
+/** Empty `b` for a text frame: its first WS_HEADROOM bytes are kept for the header. */
+int o2h_ws_text_start(o2ws_buf *b);
+/** Queue `b` (begun with o2h_ws_text_start) as one text frame, held to "send_queue_bytes". */
+int o2h_ws_queue_text(ws_conn *c, o2ws_buf *b);
+/** Queue one control frame (`n` at most 125); not held to "send_queue_bytes". */
+int o2h_ws_queue_control(ws_conn *c, uint8_t opcode, const void *payload, size_t n);
 /** Start the closing handshake with `code`. */
 void o2h_ws_conn_fail(ws_conn *c, uint16_t code, const char *reason);
 /** Gone for good (memory freed in the loop's deferred phase). */
