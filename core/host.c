@@ -51,8 +51,10 @@ static o2h_builder *host_builder_new(o2h_plugin *self) {
 static int host_deliver(o2h_plugin *self, o2h_link *from, o2h_msg *msg) {
     o2h_router *r = self->router;
     o2h_msg_error why;
+    self->counts.received++;
     if (o2h__msg_validate_in_place(msg, &why) != O2H_OK) {
         r->stats.dropped_invalid++;
+        self->counts.invalid++;
         o2h__router_log(r, O2H_LOG_DEBUG, self->type, "dropped malformed message: %s at byte %u",
                         why.reason, why.offset);
         o2h_msg_unref(msg);
@@ -68,6 +70,7 @@ static void host_drained(o2h_link *link) {
 
 static void host_count_invalid(o2h_plugin *self, const char *reason) {
     self->router->stats.dropped_invalid++;
+    self->counts.invalid++;
     o2h__router_log(self->router, O2H_LOG_DEBUG, self->type, "dropped malformed input: %s",
                     reason ? reason : "?");
 }
@@ -114,6 +117,7 @@ static bool host_allowed(o2h_plugin *self, uint32_t ip) {
 static void host_refused(o2h_plugin *self, const char *what) {
     o2h_router *r = self->router;
     r->stats.refused++;
+    self->counts.refused++;
     o2h__router_log_limited(r, &r->refused_log, O2H_LOG_WARN, self->type, "refused %s",
                             what ? what : "a connection");
 }
@@ -242,6 +246,15 @@ static const o2h_host_bridge bridge_table = {
     .synced = host_bridge_synced,
 };
 
+static size_t host_stats_text(o2h_plugin *self, char *buf, size_t size) {
+    return o2h_router_stats_text(self->router, buf, size);
+}
+
+static const o2h_host_stats stats_table = {
+    .size = sizeof stats_table,
+    .text = host_stats_text,
+};
+
 static const o2h_host the_host = {
     .abi_major = O2H_ABI_MAJOR,
     .abi_minor = O2H_ABI_MINOR,
@@ -253,6 +266,7 @@ static const o2h_host the_host = {
     .link = &link_table,
     .proc = &proc_table,
     .bridge = &bridge_table,
+    .stats = &stats_table,
 };
 
 const o2h_host *o2h__host_table(void) {

@@ -11,6 +11,7 @@ o2h_link *o2h__link_new(o2h_plugin *p, void *ctx, const char *description) {
     if (!l) return NULL;
     l->plugin = p;
     l->ctx = ctx;
+    p->counts.links_opened++;
     l->description = strdup(description ? description : p->type);
     if (!l->description) {
         free(l);
@@ -29,6 +30,7 @@ void o2h__link_free(o2h_link *link) {
     if (!link || link->freed) return;
     o2h_router *r = link->plugin->router;
     link->freed = true;
+    link->plugin->counts.links_closed++;
     o2h__link_hold_release(r, link);
     o2h__proto_link_closed(r, link);
     o2h__bridge_link_closed(r, link);
@@ -56,6 +58,7 @@ static int hold(o2h_router *r, o2h_link *link, o2h_msg *msg) {
     if (o2h__link_hold_push(r, link, msg) == O2H_OK) return O2H_OK;
     r->stats.dropped_queue_full++;
     link->dropped++;
+    link->plugin->counts.dropped++;
     o2h__router_log_limited(r, &link->drop_log, O2H_LOG_WARN, link->plugin->type,
                             "%s: refusing reliable messages (O2H_BLOCKED): %u are already waiting "
                             "for the other side to read, e.g. %s",
@@ -63,9 +66,16 @@ static int hold(o2h_router *r, o2h_link *link, o2h_msg *msg) {
     return O2H_BLOCKED;
 }
 
+size_t o2h__link_queued(const o2h_link *link) {
+    const o2h_plugin *p = link->plugin;
+    if (link->freed || !p->transport.queued) return 0;
+    return p->transport.queued(p->instance, link->ctx);
+}
+
 int o2h__link_send(o2h_router *r, o2h_link *link, o2h_msg *msg) {
     if (link->freed || link->close_pending) {
         r->stats.dropped_send_error++;
+        link->plugin->counts.dropped++;
         return O2H_SEND_FAIL;
     }
     bool reliable = o2h_msg_reliable(msg);
@@ -75,6 +85,7 @@ int o2h__link_send(o2h_router *r, o2h_link *link, o2h_msg *msg) {
         rc = p->transport.send ? p->transport.send(p->instance, link->ctx, msg) : O2H_SEND_FAIL;
     if (rc == O2H_OK) {
         r->stats.forwarded++;
+        p->counts.forwarded++;
         return rc;
     }
     bool full = rc == O2H_QUEUE_FULL || rc == O2H_BLOCKED;
@@ -84,6 +95,7 @@ int o2h__link_send(o2h_router *r, o2h_link *link, o2h_msg *msg) {
     else
         r->stats.dropped_send_error++;
     link->dropped++;
+    p->counts.dropped++;
     o2h__router_log_limited(
         r, &link->drop_log, O2H_LOG_WARN, p->type,
         "%s: dropping messages (%s), %llu so far, e.g. %s %s", link->description,

@@ -42,6 +42,9 @@ void o2h__link_free(o2h_link *link);
  */
 void o2h__link_close(o2h_link *link);
 
+/** Bytes the link's transport accepted and has not written yet (0: none, or it cannot tell). */
+size_t o2h__link_queued(const o2h_link *link);
+
 /** Send on one link (borrows the message); counts forwarded or dropped. */
 int o2h__link_send(o2h_router *r, o2h_link *link, o2h_msg *msg);
 

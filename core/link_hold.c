@@ -111,10 +111,13 @@ void o2h__link_hold_drained(o2h_link *link) {
         o2h_msg *m = h->ring[h->head];
         int rc = p->transport.send ? p->transport.send(p->instance, link->ctx, m) : O2H_SEND_FAIL;
         if (rc == O2H_QUEUE_FULL || rc == O2H_BLOCKED) return; /* still full: wait again */
-        if (rc == O2H_OK)
+        if (rc == O2H_OK) {
             r->stats.forwarded++;
-        else
+            p->counts.forwarded++;
+        } else {
             r->stats.dropped_send_error++;
+            p->counts.dropped++;
+        }
         o2h_msg_unref(ring_pop(h));
     }
     if (h->retry) o2h__loop_timer_stop(h->retry);

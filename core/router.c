@@ -67,6 +67,8 @@ o2h_router *o2h_router_new(const o2h_router_options *opts, o2h_error *err) {
     r->env_plugin_path = env_plugin_path();
     o2h__allow_read_local(&r->allow); /* part of the default "allow": this machine's own LANs */
     r->log_level = o.log_level;
+    r->base_log_level = o.log_level;
+    r->log_level_fixed = o.log_level_fixed;
     r->log = o.log;
     r->log_ctx = o.log_ctx;
     r->t0_ns = o2h__loop_now_ns();
@@ -118,6 +120,20 @@ static char **plugin_search_dirs(const o2h_router *r, int *n) {
     return dirs;
 }
 
+char *o2h_router_config_text(const o2h_router *r) {
+    return r ? o2h__config_doc_dump(r->doc) : NULL;
+}
+
+int o2h_router_plugins_list(o2h_router *r, o2h_plugin_info_fn fn, void *ctx) {
+    if (!r || !fn) return O2H_BAD_ARGS;
+    int n_dirs;
+    char **dirs = plugin_search_dirs(r, &n_dirs);
+    if (!dirs) return O2H_NO_MEMORY;
+    int rc = o2h__loader_list(r, (const char *const *)dirs, n_dirs, fn, ctx);
+    free(dirs);
+    return rc;
+}
+
 static bool kind_fits(const char *kind_key, o2h_plugin_kind kind) {
     if (strcmp(kind_key, "transports") == 0) return kind == O2H_PLUGIN_TRANSPORT;
     if (strcmp(kind_key, "discovery") == 0) return kind == O2H_PLUGIN_DISCOVERY;
@@ -161,6 +177,7 @@ static int load_plugin(o2h_router *r, config_doc *doc, const config_plugin *cp, 
     }
     if (p) {
         p->required = cp->required;
+        snprintf(p->entry, sizeof p->entry, "%s", o2h__config_cfg_path(cp->cfg));
         rc = p->lifecycle.create(o2h__host_table(), p, cp->cfg, &p->instance);
         /* Keys the plugin did not read are unknown keys (only checked when it read the rest). */
         if (rc == O2H_OK) o2h__config_cfg_check_unread(cp->cfg);
@@ -227,15 +244,22 @@ static int apply_config(o2h_router *r, config_doc *doc, const router_config *rc_
 
 static o2h_router *router_from_doc(config_doc *doc, const o2h_router_options *opts,
                                    o2h_error *err) {
+    o2h_router_options o = {.struct_size = sizeof o};
+    if (opts) memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
+    o.struct_size = sizeof o;
+    for (const char *const *set = o.config_set; doc && set && *set; set++) {
+        if (o2h__config_doc_set(doc, *set, err) != O2H_OK) {
+            o2h__config_doc_free(doc);
+            return NULL;
+        }
+    }
     router_config rc_;
     if (!doc || o2h__config_parse_router(doc, &rc_, err) != O2H_OK) {
         o2h__config_doc_free(doc);
         return NULL;
     }
-    o2h_router_options o = {.struct_size = sizeof o};
-    if (opts) memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
-    o.struct_size = sizeof o;
     o.ensemble = rc_.ensemble;
+    int base_log_level = o.log_level;
     if (rc_.log_level >= 0 && !o.log_level_fixed) o.log_level = rc_.log_level;
     o2h_router *r = o2h_router_new(&o, err);
     if (!r) {
@@ -243,6 +267,13 @@ static o2h_router *router_from_doc(config_doc *doc, const o2h_router_options *op
         return NULL;
     }
     r->doc = doc;
+    r->base_log_level = base_log_level;
+    r->config = rc_;
+    if (o2h__reload_offered_init(&r->offered, &rc_) != 0) {
+        o2h__error_set(err, O2H_NO_MEMORY, "out of memory");
+        o2h_router_free(r);
+        return NULL;
+    }
     if (apply_config(r, doc, &rc_, err) != O2H_OK) {
         o2h_router_free(r);
         return NULL;
@@ -431,6 +462,7 @@ void o2h_router_free(o2h_router *r) {
     free(r->env_plugin_path);
     o2h__allow_fini(&r->allow);
     free(r->linked_plugins);
+    o2h__reload_offered_fini(&r->offered);
     o2h__config_doc_free(r->doc);
     for (int i = 0; i < r->n_extra_docs; i++)
         o2h__config_doc_free(r->extra_docs[i]);
@@ -552,7 +584,8 @@ int o2h_can_send(o2h_router *r, const char *name) {
                            : p->kind == PROVIDER_PEER ? p->peer->tcp
                                                       : NULL;
     if (link && link->bridge) link = link->bridge->link;
-    return link && o2h__link_hold_busy(link) ? O2H_BLOCKED : O2H_OK;
+    if (!link) return O2H_OK;
+    return o2h__link_hold_busy(link) || o2h__link_queued(link) ? O2H_BLOCKED : O2H_OK;
 }
 
 const char *o2h_router_process_name(const o2h_router *r) {

@@ -13,6 +13,7 @@
 #include "loop.h"
 #include "o2hub/o2hub.h"
 #include "post_queue.h"
+#include "reload.h"
 #include "proto.h"
 #include "scheduler.h"
 #include "services.h"
@@ -67,6 +68,10 @@ struct o2h_router {
     config_doc *doc;                     /* kept alive: plugins' cfgs point into it */
     config_doc **extra_docs;             /* one per o2h_router_add_plugin */
     int n_extra_docs;
+    router_config config;       /* what r->doc says; its plugins run from it */
+    config_service_set offered; /* the services the config offers now (reload.h) */
+    int base_log_level;         /* the options' level, for a config without "log_level" */
+    bool log_level_fixed;       /* the options' level wins over the config's */
     bool started;
     bool closing; /* o2h_router_free is running: no notifications */
 };

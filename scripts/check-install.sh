@@ -3,7 +3,10 @@
 # DESTDIR and build what SDK users build, with nothing but the installed
 # files and their pkg-config names: an embedding program, a program with the
 # linked-in plugins, a plugin (then loaded by the installed daemon), an O2-API
-# program and an o2lite device with DNS-SD. Each is run or loaded.
+# program and an o2lite device with DNS-SD. Each is run or loaded. Then what a
+# distribution installs (docs/install.md): programs that find libo2hub by
+# their rpath, no example plugin among the plugins, man pages, the unit, the
+# default config, the pages and sdk/js beside the example configs.
 set -euo pipefail
 build=$(realpath "$1")
 src=$(realpath "$2")
@@ -17,6 +20,10 @@ option() {
 prefix=$(option prefix)
 libdir=$prefix/$(option libdir)
 bindir=$prefix/$(option bindir)
+sysconfdir=$(option sysconfdir)
+case $sysconfdir in /*) ;; *) sysconfdir=$prefix/$sysconfdir ;; esac
+mandir=$prefix/$(option mandir)
+datadir=$prefix/$(option datadir)
 
 meson install -C "$build" --destdir "$dest" --no-rebuild >"$dest/install.log" 2>&1 ||
   { cat "$dest/install.log"; exit 1; }
@@ -85,7 +92,49 @@ if pkg-config --exists o2lite-dnssd; then
   step "and starts (no host: gives up after 0.3 s)" \
     "$out/imu" --dnssd --host 127.0.0.1 9 9 --seconds 0.3
 fi
-step "the config schema is installed" test -s "$dest$prefix/share/o2hub/o2hub-config.schema.json"
+step "the config schema is installed" test -s "$dest$datadir/o2hub/o2hub-config.schema.json"
+
+if [ "$(option relocatable)" = True ]; then
+  step "the installed o2hub and o2ctl find libo2hub by their rpath" \
+    env -u LD_LIBRARY_PATH sh -c "'$dest$bindir/o2hub' --version && '$dest$bindir/o2ctl' --version"
+  # A program linking libo2hub_o2 alone, with a runpath to it: only libo2hub_o2's
+  # own runpath ($ORIGIN) can find libo2hub (a runpath does not serve dependencies).
+  # shellcheck disable=SC2046
+  step "libo2hub_o2 finds libo2hub by its own rpath" sh -c \
+    "cc ${cflags[*]} '$out/o2api.c' $(pkg-config --cflags o2hub-o2) -L'$dest$libdir' -lo2hub_o2 \
+       -Wl,-rpath,'$dest$libdir' -o '$out/o2api-rpath' &&
+     env -u LD_LIBRARY_PATH O2HUB_PLUGIN_PATH='$dest$libdir/o2hub/plugins' '$out/o2api-rpath'"
+fi
+step "the skeleton example is not installed as a plugin" \
+  sh -c "test -e '$dest$libdir/o2hub/plugins/o2hub_tcp.so' &&
+         ! test -e '$dest$libdir/o2hub/plugins/o2hub_skeleton.so' &&
+         test -s '$dest$datadir/o2hub/examples/plugin-skeleton/skeleton.c'"
+if [ "$(option man)" != disabled ] && command -v scdoc >/dev/null; then
+  step "the man pages o2hub(1), o2ctl(1), o2hub.json(5) are installed" \
+    sh -c "for p in man1/o2hub.1 man1/o2ctl.1 man5/o2hub.json.5; do
+             man -l -P cat '$dest$mandir/'\$p | grep -q EXAMPLE || exit 1; done"
+fi
+unit=$(find "$dest" -name o2hub.service | head -1)
+step "the unit runs the installed daemon on the installed default config" \
+  sh -c "test -s '$dest$sysconfdir/o2hub/hub.json' &&
+         grep -qx 'ExecStart=$bindir/o2hub --config $sysconfdir/o2hub/hub.json' '$unit'"
+step "the pages and sdk/js are installed beside the example configs" \
+  sh -c "cd '$dest$datadir/o2hub/examples' && test -s monitor/index.html && test -s www/app.js &&
+         test -s ../sdk/js/o2ws.js && test -s hub.json"
+if [ -e "$dest$libdir/o2hub/plugins/o2hub_websocket.so" ]; then
+  step "an installed example config finds its pages and plugins" \
+    env O2HUB_PLUGIN_PATH="$dest$libdir/o2hub/plugins" \
+    "$dest$bindir/o2hub" --config "$dest$datadir/o2hub/examples/monitor.json" --check
+fi
+# o2ctl carries its plugins: no plugin path, and it gets as far as looking.
+o2ctl_alone() {
+  local log
+  log=$(env -u O2HUB_PLUGIN_PATH "$dest$bindir/o2ctl" -e install -H 127.0.0.1 -p 127.0.0.1:9 \
+    -w 0.2 list 2>&1) && return 1 # nothing is there: it must fail, saying so
+  echo "$log"
+  grep -q "no services found" <<<"$log"
+}
+step "the installed o2ctl runs with no plugin path" o2ctl_alone
 
 echo "$failures failures"
 [ "$failures" -eq 0 ]

@@ -21,6 +21,12 @@ O2HUB_DEBIAN_PACKAGES=(
   chromium                              # tests/ws/test_browser.mjs: headless browser e2e
   libmosquitto-dev                      # transports/mqtt: MQTT client library
   mosquitto                             # tests: the MQTT broker the e2e tests start
+  scdoc                                 # docs/man: the man pages (o2hub.1, o2ctl.1, o2hub.json.5)
+  systemd                               # data/o2hub.service: unit folder (systemd.pc), systemd-analyze verify
+  debhelper dpkg-dev                    # debian/: dpkg-buildpackage (scripts/build-debs.sh, CI)
+  lintian                               # debian/: the packages' checks (scripts/build-debs.sh, CI)
+  man-db                                # CI: `man o2hub` on the installed package
+  curl                                  # CI: the installed monitor page is served
 )
 
 o2hub_install_deps() {

@@ -11,6 +11,8 @@
  * o2_initialize, such as o2_network_enable or o2_stop_flag, have a home) and
  * freed by o2_finish.
  */
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -607,6 +609,40 @@ O2time o2_set_discovery_period(O2time period) {
     return old;
 }
 
+/* An IPv4 address (dotted, or a name looked up as O2 does; "" is localhost) in hex. */
+static bool ip_to_hex(const char *text, char hex[9]) {
+    struct in_addr a;
+    if (inet_pton(AF_INET, text, &a) != 1) {
+        struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+        if (getaddrinfo(*text ? text : "localhost", NULL, &hints, &ai) != 0 || !ai) return false;
+        a = ((const struct sockaddr_in *)ai->ai_addr)->sin_addr;
+        freeaddrinfo(ai);
+    }
+    snprintf(hex, 9, "%08x", (unsigned)ntohl(a.s_addr));
+    return true;
+}
+
+/*
+ * As O2's o2_hub: NULL addresses only stop discovery; an address that does
+ * not resolve fails before anything changes; otherwise discovery stops, then
+ * an incompatible version fails, then the hub is used. The hub's UDP port
+ * comes with its own !_o2/dy.
+ */
+O2err o2_hub(int version, const char *public_ip, const char *internal_ip, int tcp_port,
+             int udp_port) {
+    (void)udp_port;
+    if (!the || !the->r) return O2_NOT_INITIALIZED;
+    if (!public_ip || !internal_ip) return o2err_of(o2h_router_discovery_stop(the->r));
+    char pip[9], iip[9], name[O2_MAX_PROCNAME_LEN];
+    if (!ip_to_hex(public_ip, pip) || !ip_to_hex(internal_ip, iip))
+        return O2_HOSTNAME_TO_NETADDR_FAIL;
+    o2h_router_discovery_stop(the->r);
+    if ((version & 0xff0000) != (O2_VERSION & 0xff0000)) return O2_FAIL;
+    if (tcp_port <= 0 || tcp_port > 65535) return O2_BAD_ARGS;
+    snprintf(name, sizeof name, "@%s:%s:%04x", pip, iip, (unsigned)tcp_port);
+    return o2err_of(o2h_router_hub(the->r, name));
+}
+
 /* "@pppppppp:iiiiiiii:tttt" -> parts. */
 int o2_parse_name(const char *name, char *public_ip, char *internal_ip, int *port) {
     if (!name || name[0] != '@' || strlen(name) < 20 || name[9] != ':' || name[18] != ':')
@@ -801,9 +837,11 @@ int o2_status(const char *service) {
     return o2h_status(the->r, service);
 }
 
+/* As O2: O2_FAIL for a service nobody offers, O2_BLOCKED while earlier messages wait. */
 O2err o2_can_send(const char *service) {
     NEED_ROUTER();
-    if (o2h_status(the->r, service) < 0) return O2_NO_SERVICE;
+    if (!service || !*service || strchr(service, '/') || strchr(service, '!')) return O2_BAD_NAME;
+    if (o2h_status(the->r, service) < 0) return O2_FAIL;
     return o2h_can_send(the->r, service) == O2H_BLOCKED ? O2_BLOCKED : O2_SUCCESS;
 }
 
@@ -819,22 +857,29 @@ static const char *service_of(const char *address, char *out, size_t size) {
 
 /*
  * O2's o2_send_cmd never drops: while the path's earlier messages wait for
- * the other side (and the router's hold for it is full), it waits, polling
- * the network without running handlers, until there is room or the service
- * is gone. Best-effort messages are sent (or dropped) at once.
+ * the other side (o2_can_send says O2_BLOCKED), it waits, polling the network
+ * without running handlers, until they can go or the service is gone. Waiting
+ * before sending keeps the router's hold from ever refusing the message.
+ * Best-effort messages are sent (or dropped) at once.
  */
+static int wait_until_sendable(const char *address) {
+    char svc[64];
+    service_of(address, svc, sizeof svc);
+    for (;;) {
+        int rc = o2h_can_send(the->r, svc);
+        if (rc != O2H_BLOCKED) return O2H_OK; /* or no such service: the send says so */
+        if (o2h_status(the->r, svc) < 0) return O2H_NO_SERVICE; /* the link went away */
+        o2h_router_poll_io(the->r, 5);
+    }
+}
+
 static O2err send_msg(o2h_msg *m) {
     if (!o2h_msg_reliable(m)) return o2err_of(o2h_send_msg(the->r, m));
-    int rc = o2h_send_msg(the->r, o2h_msg_ref(m));
-    char svc[64];
-    while (rc == O2H_BLOCKED) {
-        if (o2h_status(the->r, service_of(o2h_msg_address(m), svc, sizeof svc)) < 0) {
-            rc = O2H_NO_SERVICE; /* the link went away while we waited */
-            break;
-        }
-        o2h_router_poll_io(the->r, 5);
-        if (o2h_can_send(the->r, svc) == O2H_OK) rc = o2h_send_msg(the->r, o2h_msg_ref(m));
-    }
+    int rc;
+    do {
+        rc = wait_until_sendable(o2h_msg_address(m));
+        if (rc == O2H_OK) rc = o2h_send_msg(the->r, o2h_msg_ref(m));
+    } while (rc == O2H_BLOCKED);
     o2h_msg_unref(m);
     return o2err_of(rc);
 }

@@ -832,3 +832,63 @@ Test(mqtt, an_o2_api_program_enables_mqtt_with_a_port_and_meets_a_peer) {
     must(&b, "si o2side ", 10); /* and the peer saw the program's service */
     stop(&b, SIGTERM);
 }
+
+typedef struct disc_log {
+    const char *name; /* the process whose announcements are kept */
+    char first[96];
+    int n, n_cs;
+} disc_log;
+
+static void on_disc(struct mosquitto *m, void *ctx, const struct mosquitto_message *msg) {
+    disc_log *d = ctx;
+    (void)m;
+    const char *text = (const char *)msg->payload;
+    int len = msg->payloadlen;
+    while (len > 0 && *text == '\0') { /* O2's 2-byte prefix */
+        text++;
+        len--;
+    }
+    if (len <= 0 || strncmp(text, d->name, strlen(d->name)) != 0) return;
+    if (d->n++ == 0) snprintf(d->first, sizeof d->first, "%.*s", len, text);
+    if (memmem(text, (size_t)len, "/cs/", 4)) d->n_cs++;
+}
+
+/* O2 processes join before they sync, so their first /disc says /dy/; an O2
+ * process that must connect to a /cs/ sender by TCP logs an error otherwise. */
+Test(mqtt, a_clock_reference_first_announces_dy_then_cs) {
+    proc a = {0};
+    int pa = free_port();
+    snprintf(a.config, sizeof a.config, "%s/ref.json", tmpdir);
+    FILE *f = fopen(a.config, "w");
+    cr_assert_not_null(f);
+    fprintf(
+        f,
+        "{\"ensemble\": \"e2e\", \"clock\": {\"reference\": true}, \"plugin_path\": [\"%s\"],\n"
+        " \"transports\": [{\"type\": \"tcp\", \"host\": \"127.0.0.1\", \"port\": %d},\n"
+        "                {\"type\": \"udp\", \"host\": \"127.0.0.1\", \"port\": %d},\n"
+        "                {\"type\": \"mqtt\", \"broker\": \"127.0.0.1:%d\", \"keepalive\": 5}]}\n",
+        TRANSPORT_DIR, pa, pa, broker_port);
+    fclose(f);
+    a.port = pa;
+    disc_log d = {.name = "@"};
+    mosquitto_lib_init();
+    struct mosquitto *m = mosquitto_new(NULL, true, &d);
+    cr_assert_not_null(m);
+    mosquitto_message_callback_set(m, on_disc);
+    cr_assert_eq(mosquitto_connect(m, "127.0.0.1", broker_port, 10), MOSQ_ERR_SUCCESS);
+    cr_assert_eq(mosquitto_subscribe(m, NULL, "O2-e2e/disc", 1), MOSQ_ERR_SUCCESS);
+    for (int i = 0; i < 5; i++) /* the SUBACK before the process starts */
+        mosquitto_loop(m, 50, 1);
+    start(&a);
+    must(&a, "ready", 5);
+    double end = now_s() + 12; /* the keepalive (5 s) brings the second */
+    while (now_s() < end && d.n_cs == 0)
+        mosquitto_loop(m, 100, 1);
+    stop(&a, SIGTERM);
+    mosquitto_disconnect(m);
+    mosquitto_destroy(m);
+    mosquitto_lib_cleanup();
+    cr_assert_geq(d.n, 2, "announcements seen: %d", d.n);
+    cr_assert(strstr(d.first, "/dy/"), "first announcement: %s", d.first);
+    cr_assert_gt(d.n_cs, 0, "a later one says the clock is synchronised");
+}

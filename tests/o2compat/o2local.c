@@ -99,6 +99,10 @@ int main(void) {
     check(o2_service_new("local") == O2_SUCCESS);
     check(o2_service_new("bad/name") == O2_BAD_NAME);
     check(o2_status("local") == O2_LOCAL_NOTIME);
+    /* O2's o2_can_send: a local service can always be sent to; nobody's is O2_FAIL */
+    check(o2_can_send("local") == O2_SUCCESS);
+    check(o2_can_send("nobody") == O2_FAIL);
+    check(o2_can_send("bad/name") == O2_BAD_NAME);
 
     /* parse + coerce: "ifs" arrives, the handler wants "dfs" */
     check(o2_method_new("/local/a", "dfs", &on_a, NULL, true, true) == O2_SUCCESS);

@@ -56,6 +56,38 @@ Test(abi, a_plugin_built_against_frozen_1_0_headers_runs) {
     o2h_router_free(r);
 }
 
+static o2h_router *frozen_router(const char *transports, o2h_error *err) {
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"ensemble\": \"abi\", \"plugin_path\": [\"%s\"],"
+             " \"transports\": [%s]}",
+             FROZEN_PLUGIN_DIR, transports);
+    return o2h_router_new_from_json(json, "abi.json", NULL, err);
+}
+
+Test(abi, a_1_1_plugin_s_queued_bytes_block_o2h_can_send) {
+    o2h_error err;
+    o2h_router *r = frozen_router("{\"type\": \"frozen11\", \"service\": \"q\"}", &err);
+    cr_assert_not_null(r, "%s", err.message);
+    cr_assert_eq(o2h_router_start(r), O2H_OK);
+    cr_assert_eq(o2h_can_send(r, "q"), O2H_OK);
+    cr_assert_eq(o2h_send(r, "!q/x", 0, "i", 1), O2H_OK);
+    cr_assert_eq(o2h_can_send(r, "q"), O2H_BLOCKED, "bytes wait in the transport");
+    o2h_router_poll(r, 0); /* the deferred phase "writes" them */
+    cr_assert_eq(o2h_can_send(r, "q"), O2H_OK);
+    o2h_router_free(r);
+}
+
+Test(abi, a_1_0_plugin_without_queued_never_blocks_o2h_can_send) {
+    o2h_error err;
+    o2h_router *r = frozen_router("{\"type\": \"frozen\", \"service\": \"old\"}", &err);
+    cr_assert_not_null(r, "%s", err.message);
+    cr_assert_eq(o2h_router_start(r), O2H_OK);
+    cr_assert_eq(o2h_send(r, "!old/ask", 0, "si", "/nowhere/x", 1), O2H_OK);
+    cr_assert_eq(o2h_can_send(r, "old"), O2H_OK, "its ops end before queued: read as NULL");
+    o2h_router_free(r);
+}
+
 /* Every member after `size` of a table of function pointers is non-NULL. */
 static void assert_all_set(const void *table, size_t first, const char *name) {
     uint32_t size;
@@ -85,6 +117,13 @@ Test(abi, every_host_member_of_1_0_is_filled) {
     const void *const *subs = (const void *const *)&h->log;
     for (int i = 0; i < 7; i++)
         cr_assert_not_null(subs[i]);
+}
+
+Test(abi, every_host_member_of_1_1_is_filled) {
+    const o2h_host *h = o2h__host_table();
+    cr_assert_geq(h->abi_minor, 1);
+    cr_assert(O2H_HAS(h, stats));
+    assert_all_set(h->stats, offsetof(o2h_host_stats, text), "stats");
 }
 
 Test(abi, o2h_has_says_no_beyond_a_smaller_table) {
@@ -300,5 +339,33 @@ Test(abi, a_full_hold_refuses_with_blocked_and_a_freed_link_drops_what_it_held) 
     o2h_stats st = {.struct_size = sizeof st};
     o2h_router_get_stats(r, &st);
     cr_assert_eq(st.dropped_send_error, 65536, "lost with the link, and counted");
+    o2h_router_free(r);
+}
+
+typedef struct log_capture {
+    char text[1024];
+} log_capture;
+
+static void capture_line(void *ctx, int level, const char *origin, const char *text) {
+    log_capture *c = ctx;
+    (void)level;
+    if (strcmp(origin, "frozen11") == 0) snprintf(c->text, sizeof c->text, "%s", text);
+}
+
+Test(abi, a_plugin_built_against_1_1_reads_the_counters) {
+    log_capture cap = {{0}};
+    o2h_router_options o = {.struct_size = sizeof o,
+                            .ensemble = "abi",
+                            .log_level = O2H_LOG_WARN,
+                            .log = capture_line,
+                            .log_ctx = &cap};
+    o2h_error err;
+    o2h_router *r = o2h_router_new(&o, &err);
+    cr_assert_not_null(r, "%s", err.message);
+    cr_assert_eq(o2h_router_add_plugin_dir(r, FROZEN_PLUGIN_DIR), O2H_OK);
+    cr_assert_eq(o2h_router_add_plugin(r, "transports", "frozen11", "{}", &err), O2H_OK, "%s",
+                 err.message);
+    cr_assert_eq(o2h_router_start(r), O2H_OK);
+    cr_assert(strstr(cap.text, "bytes of counters, o2hub_delivered"), "%s", cap.text);
     o2h_router_free(r);
 }

@@ -274,10 +274,6 @@ int o2h_stream_send_bytes(o2h_stream *s, const void *data, size_t len) {
     return o2h_stream_sendv(s, &iov, 1, 0);
 }
 
-size_t o2h_stream_queued(const o2h_stream *s) {
-    return s->q_bytes - s->sent;
-}
-
 /* ---- receiving and events ---- */
 
 o2h_stream_read_result o2h_stream_read(o2h_stream *s) {
@@ -425,6 +421,10 @@ void o2h_stream_shutdown_when_flushed(o2h_stream *s) {
     if (s->closed) return;
     s->closing = s->shut_when_flushed = true;
     when_flushed(s);
+}
+
+size_t o2h_stream_queued(const o2h_stream *s) {
+    return s->closed ? 0 : s->q_bytes - s->sent;
 }
 
 bool o2h_stream_is_closed(const o2h_stream *s) {

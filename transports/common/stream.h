@@ -122,8 +122,6 @@ int o2h_stream_send_bytes(o2h_stream *s, const void *data, size_t len);
 /** The same for the bytes of `n` pieces, one frame (written in one call, or
  * what is left copied into one entry); `flags`: O2H_STREAM_PAST_BOUND or 0. */
 int o2h_stream_sendv(o2h_stream *s, const struct iovec *iov, int n, unsigned flags);
-/** Bytes queued and not yet written. */
-size_t o2h_stream_queued(const o2h_stream *s);
 
 /** Read what is waiting, up to the read budget (for ops->on_readable users). When
  * reading is on, on_data turning it off (a pause) ends the read there. */
@@ -142,5 +140,7 @@ void o2h_stream_close_when_flushed(o2h_stream *s);
 void o2h_stream_shutdown_when_flushed(o2h_stream *s);
 
 bool o2h_stream_is_closed(const o2h_stream *s);
+/** Bytes queued and not yet written (framing included). */
+size_t o2h_stream_queued(const o2h_stream *s);
 
 #endif

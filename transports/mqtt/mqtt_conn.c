@@ -42,6 +42,7 @@ static void on_connect(struct mosquitto *mosq, void *ctx, int rc) {
     }
     tr->connecting = false;
     tr->connected = true;
+    tr->announced = false;
     tr->refusal_reported = tr->error_reported = false;
     tr->backoff = tr->reconnect_min;
     tr->retry_same = true;

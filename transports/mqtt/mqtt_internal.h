@@ -90,6 +90,7 @@ typedef struct mqtt_transport {
     mqtt_lookup *lookup; /* the broker's name, resolved off the loop */
     o2h_watch *lookup_watch;
     bool connected;        /* CONNACK received */
+    bool announced;        /* on /disc since this connect */
     bool refusal_reported; /* a refused CONNACK was logged: quiet until connected again */
     bool error_reported;   /* libmosquitto's error (TLS) logged: quiet until connected again */
     int in_lib;            /* inside mosquitto_loop_*: its callbacks may run */

@@ -18,11 +18,18 @@ static mqtt_peer *find_peer(mqtt_transport *tr, const char *name) {
     return NULL;
 }
 
-/* "@pip:iip:tcp:udp/dy/2.0.1" (or /cs/ once synchronised) to O2-<ens>/disc. */
+/*
+ * "@pip:iip:tcp:udp/dy/2.0.1" (or /cs/ once synchronised) to O2-<ens>/disc.
+ * The first after each connect says /dy/, as an O2 process's does (it joins
+ * before it syncs): O2 answers a /cs/ from a process it must still connect
+ * to by TCP with a clock-synced notice for a connection not yet made, and
+ * complains. Peers learn our sync on the link anyway (!_o2/cs/cs).
+ */
 void o2h_mqtt_announce_now(mqtt_transport *tr) {
     if (!tr->connected || !tr->named) return;
     char text[96];
-    bool synced = tr->host->loop->time_get(tr->self) >= 0;
+    bool synced = tr->announced && tr->host->loop->time_get(tr->self) >= 0;
+    tr->announced = true;
     int n = snprintf(text, sizeof text, "%s:%04x/%s/%s", tr->name, (unsigned)tr->udp_port,
                      synced ? "cs" : "dy", tr->version);
     o2h_mqtt_publish(tr, tr->topic_disc, text, (size_t)n, 0, false);

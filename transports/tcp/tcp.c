@@ -223,6 +223,12 @@ static int tcp_pause(void *instance, void *link_ctx, bool paused) {
     return O2H_OK;
 }
 
+static size_t tcp_queued(void *instance, void *link_ctx) {
+    conn *c = link_ctx;
+    (void)instance;
+    return o2h_stream_queued(c->stream);
+}
+
 static void tcp_close(void *instance, void *link_ctx) {
     conn *c = link_ctx;
     (void)instance;
@@ -243,13 +249,18 @@ static int tcp_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg
         host->cfg->get_int(cfg, "send_queue_bytes", 4 << 20, 1024, (int64_t)1 << 32,
                            &tr->queue_limit) == O2H_CONFIG_ERROR ||
         host->cfg->get_int(cfg, "max_connections", 1024, 1, 1 << 20, &tr->max_connections) ==
-            O2H_CONFIG_ERROR ||
-        host->cfg->claim_port(cfg, "port", O2H_NET_TCP, bind_host, (int)port) != O2H_OK) {
+            O2H_CONFIG_ERROR) {
         free(tr);
         return O2H_CONFIG_ERROR;
     }
-    if (o2h_netaddr_parse_ipv4(bind_host, (int)port, &tr->bind_addr) != 0) {
-        host->cfg->error(cfg, "host", "\"%s\" is not an IPv4 address", bind_host);
+    char numeric[INET_ADDRSTRLEN];
+    if (o2h_netaddr_resolve_ipv4(bind_host, (int)port, &tr->bind_addr, numeric) != 0) {
+        host->cfg->error(cfg, "host", "\"%s\" is neither an IPv4 address nor a name of one",
+                         bind_host);
+        free(tr);
+        return O2H_CONFIG_ERROR;
+    }
+    if (host->cfg->claim_port(cfg, "port", O2H_NET_TCP, numeric, (int)port) != O2H_OK) {
         free(tr);
         return O2H_CONFIG_ERROR;
     }
@@ -302,6 +313,7 @@ static const o2h_transport_ops tcp_ops = {
     .send = tcp_send,
     .close = tcp_close,
     .pause = tcp_pause,
+    .queued = tcp_queued,
 };
 
 static const o2h_plugin_desc tcp_desc = {

@@ -9,7 +9,7 @@
  * This file is the plugin's lifecycle (config, start, stop), libmicrohttpd's
  * place on the loop and the descriptor; ws_internal.h lists the other files.
  *
- * Loop integration, two modes (README, "WebSocket transport", compares them):
+ * Loop integration, two modes (docs/websocket.md compares them):
  *  - default: MHD runs in "external epoll" mode on the router's loop thread.
  *    MHD's epoll descriptor is watched with host->loop->watch_fd, MHD_run() is
  *    called when it is readable and when the timer armed from
@@ -28,7 +28,7 @@
  *           "max_frame": 65536, "max_clients": 256,
  *           "send_queue_bytes": 4194304, "mhd_thread": false, "mhd_queue": 64,
  *           "allowed_origins": ["https://surface.example"], "token_env": "O2HUB_TOKEN",
- *           "max_per_address": 32, "header_timeout": 10 }
+ *           "max_per_address": 32, "header_timeout": 10, "stats": true }
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -44,6 +44,7 @@
 
 #include "http_path.h"
 #include "tls_files.h"
+#include "netaddr.h"
 #include "ws_internal.h"
 
 /* ---- small helpers ---- */
@@ -58,6 +59,28 @@ static char *join_path(const char *dir, const char *path) {
 static char *resolve_cfg_path(ws_transport *tr, const o2h_cfg *cfg, const char *path) {
     if (path[0] == '/') return strdup(path);
     return join_path(tr->host->cfg->dir(cfg), path);
+}
+
+/* A folder ("root", a mount's "root"): relative to the config file, or, when
+ * there is no such folder there, relative to the installed examples folder
+ * (O2H_WS_INSTALLED_EXAMPLES, $datadir/o2hub/examples, where the example
+ * configs' pages and sdk/js are installed in the source tree's layout). So a
+ * config copied from there, as /etc/o2hub/hub.json is, still finds its pages. */
+static char *resolve_cfg_folder(ws_transport *tr, const o2h_cfg *cfg, const char *path) {
+    char *beside = resolve_cfg_path(tr, cfg, path);
+#ifdef O2H_WS_INSTALLED_EXAMPLES
+    struct stat st;
+    if (!beside || path[0] == '/' || stat(beside, &st) == 0) return beside;
+    char *installed = join_path(O2H_WS_INSTALLED_EXAMPLES, path);
+    if (installed && stat(installed, &st) == 0 && S_ISDIR(st.st_mode)) {
+        tr->host->log->write(tr->self, O2H_LOG_INFO, "%s: not found, serving the installed %s",
+                             beside, installed);
+        free(beside);
+        return installed;
+    }
+    free(installed);
+#endif
+    return beside;
 }
 
 /* ---- libmicrohttpd on the loop ---- */
@@ -172,7 +195,7 @@ static int read_mounts(ws_transport *tr, const o2h_cfg *cfg) {
                                  url);
         norm[strlen(norm) - 2] = '\0'; /* drop "/x" */
         snprintf(tr->mounts[i].url, sizeof tr->mounts[i].url, "%s", norm);
-        tr->mounts[i].dir = resolve_cfg_path(tr, cfg, dir);
+        tr->mounts[i].dir = resolve_cfg_folder(tr, cfg, dir);
         tr->mounts[i].fd = -1;
         tr->n_mounts = i + 1;
         if (!tr->mounts[i].dir) return O2H_NO_MEMORY;
@@ -228,7 +251,8 @@ static int ws_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg,
         host->cfg->get_string(cfg, "dnssd_name", host->proc->ensemble(self), &dnssd_name) ==
             O2H_CONFIG_ERROR ||
         host->cfg->get_bool(cfg, "mhd_thread", false, &tr->mhd_thread) == O2H_CONFIG_ERROR ||
-        host->cfg->get_int(cfg, "mhd_queue", 64, 1, 65536, &tr->handoff_cap) == O2H_CONFIG_ERROR)
+        host->cfg->get_int(cfg, "mhd_queue", 64, 1, 65536, &tr->handoff_cap) == O2H_CONFIG_ERROR ||
+        host->cfg->get_bool(cfg, "stats", true, &tr->stats) == O2H_CONFIG_ERROR)
         rc = O2H_CONFIG_ERROR;
     if (rc == O2H_OK && tr->dnssd && !http_dnssd_available())
         rc = host->cfg->error(cfg, "dnssd",
@@ -237,17 +261,15 @@ static int ws_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg,
         rc = O2H_NO_MEMORY;
     if (rc == O2H_OK) rc = o2h_ws_read_access(tr, cfg);
     if (rc == O2H_OK) rc = o2h_ws_read_limits(tr, cfg);
-    if (rc == O2H_OK) rc = host->cfg->claim_port(cfg, "port", O2H_NET_TCP, bind_host, (int)port);
+    char numeric[INET_ADDRSTRLEN] = "";
+    if (rc == O2H_OK &&
+        o2h_netaddr_resolve_ipv4(bind_host, (int)port, &tr->bind_addr, numeric) != 0)
+        rc = host->cfg->error(cfg, "host", "\"%s\" is neither an IPv4 address nor a name of one",
+                              bind_host);
+    if (rc == O2H_OK) rc = host->cfg->claim_port(cfg, "port", O2H_NET_TCP, numeric, (int)port);
     if (rc == O2H_OK) rc = read_mounts(tr, cfg);
     if (rc == O2H_OK) rc = read_tls(tr, cfg);
-    if (rc == O2H_OK) {
-        memset(&tr->bind_addr, 0, sizeof tr->bind_addr);
-        tr->bind_addr.sin_family = AF_INET;
-        tr->bind_addr.sin_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET, bind_host, &tr->bind_addr.sin_addr) != 1)
-            rc = host->cfg->error(cfg, "host", "\"%s\" is not an IPv4 address", bind_host);
-    }
-    if (rc == O2H_OK && root && !(tr->root = resolve_cfg_path(tr, cfg, root))) rc = O2H_NO_MEMORY;
+    if (rc == O2H_OK && root && !(tr->root = resolve_cfg_folder(tr, cfg, root))) rc = O2H_NO_MEMORY;
     if (rc == O2H_OK && tr->root) rc = check_folder(tr, cfg, "root", tr->root);
     if (rc == O2H_OK && !(tr->builder = host->msg->builder_new(self))) rc = O2H_NO_MEMORY;
     if (rc != O2H_OK) {
@@ -326,6 +348,7 @@ static int ws_start(void *instance) {
     for (int i = 0; i < tr->n_mounts; i++)
         if ((tr->mounts[i].fd = open_dir(tr, tr->mounts[i].dir)) < 0) return O2H_BAD_ARGS;
     int lrc = o2h_ws_limits_start(tr);
+    if (lrc == O2H_OK) lrc = o2h_ws_stats_start(tr);
     if (lrc != O2H_OK) return lrc;
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
     if (tr->mhd_thread) {
@@ -340,6 +363,7 @@ static int ws_start(void *instance) {
         return O2H_NO_PORT;
     }
     int rc = connect_mhd(tr);
+    if (rc == O2H_OK) rc = o2h_ws_stats_listening(tr);
     if (rc != O2H_OK) {
         MHD_stop_daemon(tr->mhd);
         tr->mhd = NULL;
@@ -376,6 +400,7 @@ static void ws_stop(void *instance) {
     tr->mhd = NULL;
     if (mhd) MHD_stop_daemon(mhd); /* joins MHD's thread */
     o2h_ws_limits_stop(tr);
+    o2h_ws_stats_stop(tr);
     if (tr->mhd_thread) {
         if (tr->handoff_watch) tr->host->loop->watch_remove(tr->handoff_watch);
         tr->handoff_watch = NULL;

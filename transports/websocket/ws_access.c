@@ -117,3 +117,33 @@ const char *o2h_ws_access_refusal(ws_transport *tr, struct MHD_Connection *conn,
     }
     return NULL;
 }
+
+/* "Authorization: Bearer TOKEN" (what Prometheus' authorization setting sends). */
+static const char *bearer_token(struct MHD_Connection *conn) {
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) return NULL;
+    auth += 7;
+    while (*auth == ' ')
+        auth++;
+    return auth;
+}
+
+const char *o2h_ws_stats_refusal(const ws_transport *tr, struct MHD_Connection *conn, int *status,
+                                 char *what, size_t what_size) {
+    const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+    const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+    *status = MHD_HTTP_FORBIDDEN;
+    if (!origin_allowed(tr, origin, host)) {
+        snprintf(what, what_size,
+                 "GET /stats from origin %.200s: not this server's, not in \"allowed_origins\"",
+                 origin);
+        return "This page's origin may not read this server's counters.\n";
+    }
+    if (!tr->token) return NULL;
+    const char *given = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token");
+    if (!given) given = bearer_token(conn);
+    if (given && token_equal(given, tr->token)) return NULL;
+    snprintf(what, what_size, "GET /stats: %s token", given ? "wrong" : "no");
+    *status = MHD_HTTP_UNAUTHORIZED;
+    return "A valid ?token= or \"Authorization: Bearer\" is required.\n";
+}

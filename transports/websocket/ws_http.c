@@ -1,10 +1,10 @@
 /*
  * libmicrohttpd's callbacks: GET and HEAD of static files below "root" and
  * the "mounts" (opened beneath their folders' descriptors, never following
- * a symbolic link), and the WebSocket upgrade of GET /o2ws (RFC 6455
- * handshake). With "mhd_thread" these run on MHD's own thread, so they read
- * only configuration fixed before it started and log through o2h_ws_log;
- * the upgraded socket goes to the loop through ws_handoff.c.
+ * a symbolic link), the WebSocket upgrade of GET /o2ws (RFC 6455
+ * handshake) and GET /stats (ws_stats.c). With "mhd_thread" these run on MHD's own thread, so they
+ * read only configuration fixed before it started and log through o2h_ws_log; the upgraded socket
+ * goes to the loop through ws_handoff.c.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -306,6 +306,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "GET or HEAD only.\n", "Allow",
                             "GET, HEAD");
     if (strcmp(url, WS_PATH) == 0) return upgrade(tr, conn, req_cls);
+    if (tr->stats && strcmp(url, WS_STATS_PATH) == 0) return o2h_ws_serve_stats(tr, conn);
     return serve_file(tr, conn, url);
 }
 

@@ -6,7 +6,8 @@
  *  - ws_handoff.c: "mhd_thread": MHD's thread -> loop (rings, eventfd, logs);
  *  - ws_limits.c: per-address limit and header deadline of HTTP connections;
  *  - ws_conn.c:   upgraded sockets on a stream (stream.h): framing, closing;
- *  - ws_o2ws.c:   the O2ws protocol on a connection, to and from the core.
+ *  - ws_o2ws.c:   the O2ws protocol on a connection, to and from the core;
+ *  - ws_stats.c:  GET /stats, the router's counters as Prometheus text.
  * Everything else in those files is static; names that leave a file start
  * with o2h_ws_ (the plugin may be linked into a program beside others).
  */
@@ -140,6 +141,15 @@ struct ws_transport {
     atomic_uint logs_dropped;         /* log lines lost: log ring full */
     atomic_uint logs_dropped_notable; /* of which warnings and errors */
     unsigned refused_seen, dropped_seen, notable_seen;
+    /* GET /stats (ws_stats.c); with "mhd_thread", MHD's thread serves the
+     * snapshot the loop refreshes every second, under stats_lock. */
+    bool stats;
+    pthread_mutex_t stats_lock;
+    bool stats_lock_ready;
+    char *stats_snapshot;
+    int stats_port; /* tr->port as of the snapshot */
+    o2h_timer *stats_timer;
+    atomic_uint stats_scrapes;
 };
 
 /* ---- websocket.c: libmicrohttpd on the loop ---- */
@@ -194,6 +204,18 @@ void o2h_ws_handoff_quiesce(ws_transport *tr);
 /** After MHD's thread has ended: the last log lines, then the rings go. */
 void o2h_ws_handoff_stop(ws_transport *tr);
 
+/* ---- ws_stats.c ---- */
+
+#define WS_STATS_PATH "/stats"
+/** Before MHD starts: with "mhd_thread", the snapshot's lock. */
+int o2h_ws_stats_start(ws_transport *tr);
+/** Once the port is known: with "mhd_thread", the first snapshot and its timer. */
+int o2h_ws_stats_listening(ws_transport *tr);
+/** After MHD has stopped. */
+void o2h_ws_stats_stop(ws_transport *tr);
+/** Answer GET /stats (any thread: the snapshot with "mhd_thread"). */
+enum MHD_Result o2h_ws_serve_stats(ws_transport *tr, struct MHD_Connection *conn);
+
 /* ---- ws_conn.c ---- */
 
 /** An upgraded socket becomes a connection watched by the loop (loop thread). */
@@ -205,6 +227,13 @@ int o2h_ws_read_access(ws_transport *tr, const o2h_cfg *cfg);
 void o2h_ws_free_access(ws_transport *tr);
 /** NULL when this upgrade may join, else the response text (status in *status); counted. */
 const char *o2h_ws_access_refusal(ws_transport *tr, struct MHD_Connection *conn, int *status);
+/**
+ * The same rules for GET /stats: a web page of another origin is refused,
+ * and with "token" the request carries ?token= or "Authorization: Bearer".
+ * NULL when it may have the page; `what` says who was refused and why.
+ */
+const char *o2h_ws_stats_refusal(const ws_transport *tr, struct MHD_Connection *conn, int *status,
+                                 char *what, size_t what_size);
 
 /** Empty `b` for a text frame: its first WS_HEADROOM bytes are kept for the header. */
 int o2h_ws_text_start(o2ws_buf *b);

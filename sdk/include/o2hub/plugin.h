@@ -41,7 +41,7 @@ extern "C" {
 #endif
 
 #define O2H_ABI_MAJOR 1
-#define O2H_ABI_MINOR 0
+#define O2H_ABI_MINOR 1
 
 /** The one symbol a plugin exports. */
 #define O2H_PLUGIN_ENTRY_NAME "o2hub_plugin_entry"
@@ -159,6 +159,15 @@ typedef struct o2h_transport_ops {
      * be delivered. Returns O2H_OK.
      */
     int (*pause)(void *instance, void *link_ctx, bool paused);
+    /* 1.1 */
+    /**
+     * Bytes that send() accepted on this link and that still wait to be
+     * handed to the operating system; optional (NULL: the core cannot tell).
+     * While it is not 0, o2h_can_send() says O2H_BLOCKED for the services
+     * the link carries, as O2's o2_can_send does while a message is pending
+     * on its socket. Must be cheap: it runs on every o2h_can_send().
+     */
+    size_t (*queued)(void *instance, void *link_ctx);
 } o2h_transport_ops;
 
 /**
@@ -417,6 +426,20 @@ typedef struct o2h_host_bridge {
 } o2h_host_bridge;
 
 /**
+ * Counters (ABI 1.1: test with O2H_HAS(host, stats) first). Loop thread
+ * only, like every host call.
+ */
+typedef struct o2h_host_stats {
+    uint32_t size;
+    /**
+     * Every counter of the plugin's router in Prometheus' text exposition
+     * format, as o2h_router_stats_text (o2hub.h) writes it: at most `size`
+     * bytes, terminated when size > 0; returns the length of the whole text.
+     */
+    size_t (*text)(o2h_plugin *self, char *buf, size_t size);
+} o2h_host_stats;
+
+/**
  * The host table given to create(). Constant, shared by every plugin of every
  * router in the process; valid until the plugin is destroyed.
  *
@@ -479,6 +502,8 @@ struct o2h_host {
     const o2h_host_link *link;
     const o2h_host_proc *proc;
     const o2h_host_bridge *bridge;
+    /* 1.1 */
+    const o2h_host_stats *stats;
 };
 
 /* bridge_new flags */
