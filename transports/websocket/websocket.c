@@ -428,6 +428,7 @@ static const o2h_transport_ops ws_ops = {
     .send = o2h_ws_send,
     .close = o2h_ws_close,
     .pause = o2h_ws_pause,
+    .queued = o2h_ws_queued,
 };
 
 static const o2h_plugin_desc ws_desc = {

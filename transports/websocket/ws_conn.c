@@ -337,6 +337,13 @@ int o2h_ws_pause(void *instance, void *link_ctx, bool paused) {
     return O2H_OK;
 }
 
+/* Bytes of frames the client has not taken yet: o2h_can_send says BLOCKED meanwhile. */
+size_t o2h_ws_queued(void *instance, void *link_ctx) {
+    ws_conn *c = link_ctx;
+    (void)instance;
+    return c->stream ? o2h_stream_queued(c->stream) : 0;
+}
+
 void o2h_ws_close(void *instance, void *link_ctx) {
     ws_conn *c = link_ctx;
     (void)instance;

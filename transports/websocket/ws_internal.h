@@ -250,6 +250,7 @@ void o2h_ws_close_all(ws_transport *tr);
 /** ops->close. */
 void o2h_ws_close(void *instance, void *link_ctx);
 int o2h_ws_pause(void *instance, void *link_ctx, bool paused);
+size_t o2h_ws_queued(void *instance, void *link_ctx);
 
 /* ---- ws_o2ws.c ---- */
 
