@@ -288,6 +288,10 @@ static void peer_unlink(o2h_router *r, peer *gone) {
         }
 }
 
+static void free_peer(void *ctx) {
+    free(ctx);
+}
+
 /* The peer is gone: its services everywhere, its links, and tell discovery. */
 static void peer_lost(o2h_router *r, peer *p) {
     o2h__router_log(r, O2H_LOG_INFO, "core", "lost process %s", p->name);
@@ -298,7 +302,7 @@ static void peer_lost(o2h_router *r, peer *p) {
         p->udp->peer = NULL;
         o2h__link_close(p->udp);
     }
-    free(p);
+    o2h__loop_defer(&r->lp, &p->free_later, free_peer, p);
     o2h__proto_announce(r); /* start the discovery backoff over, to find it again */
 }
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "o2hub/o2hub.h"
+#include "o2hub/plugin.h"
 #include "services.h"
 
 typedef struct peer {
@@ -23,6 +24,9 @@ typedef struct peer {
     bool our_hub;    /* we asked it to be our hub (hub.h) */
     bool hub_client; /* it asked us to be its hub (/_o2/hub) */
     struct peer *next;
+    /* A lost peer is unlinked at once and freed in the loop's deferred phase:
+     * a loop over the peers may be sending when a failed send loses one. */
+    o2h_deferred free_later;
 } peer;
 
 typedef struct hub_entry hub_entry;

@@ -27,6 +27,8 @@ O2HUB_DEBIAN_PACKAGES=(
   lintian                               # debian/: the packages' checks (scripts/build-debs.sh, CI)
   man-db                                # CI: `man o2hub` on the installed package
   curl                                  # CI: the installed monitor page is served
+  puredata-dev                          # sdk/pd: m_pd.h for the Pure Data external
+  puredata-core                         # tests/e2e/test_pd.c: headless pd runs the test patches
 )
 
 o2hub_install_deps() {

@@ -19,9 +19,9 @@
  *    are handed to the loop through lock-free rings (handoff.h, ws_handoff.c)
  *    and an eventfd the loop watches, so every call into the core still
  *    happens on the loop thread. See "Threads" at struct ws_transport.
- * Either way an upgraded connection's socket is then watched directly by
- * this plugin on the loop (ws_conn.c), so WebSocket traffic never goes
- * through MHD.
+ * Either way an upgraded connection's socket is then a stream of this
+ * plugin on the loop (ws_conn.c, transports/common/stream.h, as tcp's
+ * connections are), so WebSocket traffic never goes through MHD.
  *
  * Config: { "type": "websocket", "host": "127.0.0.1", "port": 8080,
  *           "root": "www", "mounts": [{"url": "/sdk/", "root": "../sdk/js"}],
