@@ -1,6 +1,6 @@
 /*
- * Hub discovery (O2-REFERENCE §3.3, O2's src/discovery.cpp and the "Hubs"
- * notes of src/o2.cpp), in both roles.
+ * Hub discovery (docs/discovery-hub.md; O2's src/discovery.cpp and the
+ * "Hubs" notes of src/o2.cpp), in both roles.
  *
  * Client: of us and the hub, the lesser name connects, as always. If that
  * is us, our dy on the new connection says HUB instead of CONNECT; the hub

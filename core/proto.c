@@ -1,5 +1,5 @@
 /*
- * The O2 process protocol (O2-REFERENCE §3.3): naming, the !_o2/dy
+ * The O2 process protocol (docs/tcp-udp.md): naming, the !_o2/dy
  * handshake, !_o2/sv service lists, /_o2/si notifications.
  *
  * Roles: of two processes, the one with the lesser name connects (client);

@@ -1,5 +1,5 @@
 /*
- * DNS-SD discovery, as O2 2.x does it with ZeroConf (O2-REFERENCE §3.2),
+ * DNS-SD discovery, as O2 2.x does it with ZeroConf (docs/dnssd.md),
  * through the Bonjour API (dns_sd.h) of avahi's compatibility library.
  *
  * - Registers a `_o2proc._tcp` service named after the ensemble (avahi renames

@@ -1362,14 +1362,14 @@ void o2_message_print(O2message_ptr msg) {
 
 /* ---- Plugins: OSC, WebSocket/HTTP, MQTT ---------------------------------------------
  *
- * These load a plugin with o2h_router_add_plugin and a JSON object. The keys
- * assumed here (to be aligned with the plugins when they land; the "type" key is
- * given to the core separately, not in the JSON):
- *   osc (transports):       {"delegates": [{"service": S, "address": "IP:PORT",
+ * These load a plugin with o2h_router_add_plugin and a JSON object, with the
+ * keys of docs/configuration.md (the "type" key is given to the core
+ * separately, not in the JSON):
+ *   osc (transports):       {"delegates": [{"service": S, "address": "HOST:PORT",
  *                                           "protocol": "udp"|"tcp"}]}
  *                           {"ports": [{"port": P, "protocol": "udp"|"tcp", "service": S}]}
  *   websocket (transports): {"port": P, "root": DIR}
- *   mqtt (transports):      {"broker": HOST, "port": P}
+ *   mqtt (transports):      {"broker": "HOST:PORT"}
  *   dnssd (discovery):      {}
  */
 

@@ -1,7 +1,7 @@
 /*
  * The WebSocket transport: an HTTP server (libmicrohttpd) that serves static
  * files from a root folder and upgrades GET /o2ws to a WebSocket carrying
- * O2's O2ws text protocol (O2-REFERENCE §5.4). Each WebSocket client that
+ * O2's O2ws text protocol (docs/websocket.md#o2ws). Each WebSocket client that
  * joins with /_o2/ws/dy becomes a bridge (host->bridge->bridge_new): its services
  * are offered by this process, and messages the router sends them arrive
  * at o2h_ws_send() (ws_o2ws.c) as O2 messages, converted to O2ws text.

@@ -1,5 +1,5 @@
 /*
- * The O2ws protocol (O2-REFERENCE §5.4) on one connection: a client joins
+ * The O2ws protocol (docs/websocket.md#o2ws) on one connection: a client joins
  * with /_o2/ws/dy and becomes a bridge (host->bridge->bridge_new); its
  * /_o2/ws/ system messages (services, clock, status, list) are answered
  * here; other text messages go to the core as O2 messages, and messages the
