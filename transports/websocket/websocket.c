@@ -157,6 +157,7 @@ static void on_mhd_event(void *ctx, int fd, unsigned events) {
 
 static void free_config(ws_transport *tr) {
     o2h_ws_free_access(tr);
+    o2h_ws_free_layouts(tr);
     free(tr->root);
     free(tr->dnssd_name);
     ws_tls_free(tr->tls_cert);
@@ -234,6 +235,7 @@ static int ws_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg,
     tr->host = host;
     tr->self = self;
     tr->root_fd = -1;
+    tr->layouts_fd = -1;
     tr->handoff_efd = -1;
     const char *bind_host, *root, *dnssd_name = NULL;
     int64_t port;
@@ -261,6 +263,7 @@ static int ws_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg,
         rc = O2H_NO_MEMORY;
     if (rc == O2H_OK) rc = o2h_ws_read_access(tr, cfg);
     if (rc == O2H_OK) rc = o2h_ws_read_limits(tr, cfg);
+    if (rc == O2H_OK) rc = o2h_ws_read_layouts(tr, cfg);
     char numeric[INET_ADDRSTRLEN] = "";
     if (rc == O2H_OK &&
         o2h_netaddr_resolve_ipv4(bind_host, (int)port, &tr->bind_addr, numeric) != 0)
@@ -349,6 +352,7 @@ static int ws_start(void *instance) {
         if ((tr->mounts[i].fd = open_dir(tr, tr->mounts[i].dir)) < 0) return O2H_BAD_ARGS;
     int lrc = o2h_ws_limits_start(tr);
     if (lrc == O2H_OK) lrc = o2h_ws_stats_start(tr);
+    if (lrc == O2H_OK) lrc = o2h_ws_layouts_start(tr);
     if (lrc != O2H_OK) return lrc;
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
     if (tr->mhd_thread) {
@@ -401,6 +405,7 @@ static void ws_stop(void *instance) {
     if (mhd) MHD_stop_daemon(mhd); /* joins MHD's thread */
     o2h_ws_limits_stop(tr);
     o2h_ws_stats_stop(tr);
+    o2h_ws_layouts_stop(tr);
     if (tr->mhd_thread) {
         if (tr->handoff_watch) tr->host->loop->watch_remove(tr->handoff_watch);
         tr->handoff_watch = NULL;

@@ -128,22 +128,23 @@ static const char *bearer_token(struct MHD_Connection *conn) {
     return auth;
 }
 
-const char *o2h_ws_stats_refusal(const ws_transport *tr, struct MHD_Connection *conn, int *status,
-                                 char *what, size_t what_size) {
+const char *o2h_ws_http_refusal(const ws_transport *tr, struct MHD_Connection *conn,
+                                const char *method, const char *path, int *status, char *what,
+                                size_t what_size) {
     const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
     const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
     *status = MHD_HTTP_FORBIDDEN;
     if (!origin_allowed(tr, origin, host)) {
         snprintf(what, what_size,
-                 "GET /stats from origin %.200s: not this server's, not in \"allowed_origins\"",
-                 origin);
-        return "This page's origin may not read this server's counters.\n";
+                 "%s %s from origin %.200s: not this server's, not in \"allowed_origins\"", method,
+                 path, origin);
+        return "This page's origin may not use this server's HTTP endpoints.\n";
     }
     if (!tr->token) return NULL;
     const char *given = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token");
     if (!given) given = bearer_token(conn);
     if (given && token_equal(given, tr->token)) return NULL;
-    snprintf(what, what_size, "GET /stats: %s token", given ? "wrong" : "no");
+    snprintf(what, what_size, "%s %s: %s token", method, path, given ? "wrong" : "no");
     *status = MHD_HTTP_UNAUTHORIZED;
     return "A valid ?token= or \"Authorization: Bearer\" is required.\n";
 }

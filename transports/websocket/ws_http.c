@@ -2,9 +2,9 @@
  * libmicrohttpd's callbacks: GET and HEAD of static files below "root" and
  * the "mounts" (opened beneath their folders' descriptors, never following
  * a symbolic link), the WebSocket upgrade of GET /o2ws (RFC 6455
- * handshake) and GET /stats (ws_stats.c). With "mhd_thread" these run on MHD's own thread, so they
- * read only configuration fixed before it started and log through o2h_ws_log; the upgraded socket
- * goes to the loop through ws_handoff.c.
+ * handshake), GET /stats (ws_stats.c) and /layouts/ (ws_layouts.c). With "mhd_thread" these run on
+ * MHD's own thread, so they read only configuration fixed before it started and log through
+ * o2h_ws_log; the upgraded socket goes to the loop through ws_handoff.c.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,6 +31,7 @@
 
 /* One upgrade request in "mhd_thread" mode (MHD's req_cls; MHD's thread). */
 typedef struct upgrade_req {
+    int kind;    /* WS_REQ_UPGRADE */
     bool handed; /* on_upgraded took its reservation */
 } upgrade_req;
 
@@ -78,6 +79,11 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **re
     ws_transport *tr = cls;
     o2h_ws_request_done(tr, connection);
     if (!*req_cls || *req_cls == tr) return; /* not an upgrade_req */
+    if (o2h_ws_is_layout_req(*req_cls)) {
+        o2h_ws_layout_req_free(*req_cls);
+        *req_cls = NULL;
+        return;
+    }
     upgrade_req *u = *req_cls;
     if (!u->handed) {
         o2h_ws_log(tr, O2H_LOG_DEBUG,
@@ -157,6 +163,7 @@ static const char *reserve_slot(ws_transport *tr, void **req_cls, bool *retry) {
         o2h_ws_release_reservation(tr);
         return "Shutting down.\n";
     }
+    u->kind = WS_REQ_UPGRADE;
     *req_cls = u; /* on_completed gives the slot back if on_upgraded never runs */
     return NULL;
 }
@@ -290,9 +297,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   size_t *upload_data_size, void **req_cls) {
     ws_transport *tr = cls;
     (void)version;
-    (void)upload_data;
     /* Answer once the whole request is in (the first call has only the headers):
      * an answer given earlier makes MHD close the connection after it. */
+    if (!*req_cls && o2h_ws_is_layouts_url(tr, url))
+        return o2h_ws_layouts_begin(tr, conn, url, method, req_cls);
+    if (o2h_ws_is_layout_req(*req_cls))
+        return o2h_ws_layouts_request(tr, conn, url, method, upload_data, upload_data_size,
+                                      *req_cls);
     if (!*req_cls) {
         *req_cls = tr; /* any non-NULL marker */
         return MHD_YES;

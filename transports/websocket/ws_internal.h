@@ -7,7 +7,8 @@
  *  - ws_limits.c: per-address limit and header deadline of HTTP connections;
  *  - ws_conn.c:   upgraded sockets on a stream (stream.h): framing, closing;
  *  - ws_o2ws.c:   the O2ws protocol on a connection, to and from the core;
- *  - ws_stats.c:  GET /stats, the router's counters as Prometheus text.
+ *  - ws_stats.c:  GET /stats, the router's counters as Prometheus text;
+ *  - ws_layouts.c: GET/PUT /layouts/NAME.json, the surface designer's files.
  * Everything else in those files is static; names that leave a file start
  * with o2h_ws_ (the plugin may be linked into a program beside others).
  */
@@ -150,7 +151,18 @@ struct ws_transport {
     int stats_port; /* tr->port as of the snapshot */
     o2h_timer *stats_timer;
     atomic_uint stats_scrapes;
+    /* /layouts/ (ws_layouts.c): set before MHD starts, then only read, but
+     * for layouts_seq (temporary file names). */
+    char *layouts_dir; /* NULL: no "layouts", the endpoint is off */
+    int layouts_fd;
+    int64_t layouts_max;
+    bool layouts_read_only;
+    atomic_uint layouts_seq;
 };
+
+/* What MHD's req_cls points at besides the marker `tr`: a struct whose
+ * first member is one of these. */
+enum { WS_REQ_UPGRADE = 1, WS_REQ_LAYOUT = 2 };
 
 /* ---- websocket.c: libmicrohttpd on the loop ---- */
 
@@ -228,12 +240,35 @@ void o2h_ws_free_access(ws_transport *tr);
 /** NULL when this upgrade may join, else the response text (status in *status); counted. */
 const char *o2h_ws_access_refusal(ws_transport *tr, struct MHD_Connection *conn, int *status);
 /**
- * The same rules for GET /stats: a web page of another origin is refused,
- * and with "token" the request carries ?token= or "Authorization: Bearer".
- * NULL when it may have the page; `what` says who was refused and why.
+ * The same rules for an HTTP endpoint (GET /stats, /layouts/): a web page of
+ * another origin is refused (403), and with "token" the request carries
+ * ?token= or "Authorization: Bearer" (else 401). NULL when it may go on;
+ * `what` says who was refused and why, `method` and `path` name the request.
  */
-const char *o2h_ws_stats_refusal(const ws_transport *tr, struct MHD_Connection *conn, int *status,
-                                 char *what, size_t what_size);
+const char *o2h_ws_http_refusal(const ws_transport *tr, struct MHD_Connection *conn,
+                                const char *method, const char *path, int *status, char *what,
+                                size_t what_size);
+
+/* ---- ws_layouts.c ---- */
+
+/** "layouts", "layouts_max_bytes", "layouts_read_only" (create()). */
+int o2h_ws_read_layouts(ws_transport *tr, const o2h_cfg *cfg);
+void o2h_ws_free_layouts(ws_transport *tr);
+/** Before MHD starts: the folder's descriptor; after it stopped: closed. */
+int o2h_ws_layouts_start(ws_transport *tr);
+void o2h_ws_layouts_stop(ws_transport *tr);
+/** Whether `url` is the endpoint's (never when it is off). */
+bool o2h_ws_is_layouts_url(const ws_transport *tr, const char *url);
+/** Whether MHD's req_cls is a layout request's, and freeing it. */
+bool o2h_ws_is_layout_req(const void *req_cls);
+void o2h_ws_layout_req_free(void *req_cls);
+/** on_request's first call for the endpoint (sets *req_cls). */
+enum MHD_Result o2h_ws_layouts_begin(ws_transport *tr, struct MHD_Connection *conn, const char *url,
+                                     const char *method, void **req_cls);
+/** on_request's later calls: body pieces, then the answer. */
+enum MHD_Result o2h_ws_layouts_request(ws_transport *tr, struct MHD_Connection *conn,
+                                       const char *url, const char *method, const char *upload_data,
+                                       size_t *upload_data_size, void *req_cls);
 
 /** Empty `b` for a text frame: its first WS_HEADROOM bytes are kept for the header. */
 int o2h_ws_text_start(o2ws_buf *b);

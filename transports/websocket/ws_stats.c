@@ -120,7 +120,8 @@ static char *copy_snapshot(ws_transport *tr, int *port) {
 enum MHD_Result o2h_ws_serve_stats(ws_transport *tr, struct MHD_Connection *conn) {
     int status;
     char what[300];
-    const char *refusal = o2h_ws_stats_refusal(tr, conn, &status, what, sizeof what);
+    const char *refusal =
+        o2h_ws_http_refusal(tr, conn, "GET", WS_STATS_PATH, &status, what, sizeof what);
     if (refusal) {
         if (tr->mhd_thread)
             o2h_ws_log(tr, O2H_LOG_WARN, "refused %s", what); /* no host call here */
