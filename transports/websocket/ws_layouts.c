@@ -58,8 +58,6 @@ int o2h_ws_read_layouts(ws_transport *tr, const o2h_cfg *cfg) {
     else
         snprintf(tr->layouts_dir, n, "%s/%s", base, dir);
     struct stat st;
-    if (stat(tr->layouts_dir, &st) != 0 && errno == ENOENT && !tr->layouts_read_only)
-        mkdir(tr->layouts_dir, 0755); /* a new folder for a new setup; checked just below */
     if (stat(tr->layouts_dir, &st) != 0)
         return h->cfg->error(cfg, "layouts", "folder %s: %s", tr->layouts_dir, strerror(errno));
     if (!S_ISDIR(st.st_mode))

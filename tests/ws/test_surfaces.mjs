@@ -1,0 +1,267 @@
+// The control-surface designer (examples/surfaces) in headless Chromium,
+// served by an o2hub daemon with a "layouts" folder: a surface built in the
+// page (a slider bound to /synth/freq f 20..2000, a toggle) is saved to the
+// router and comes back on reload; dragging the slider with the mouse sends
+// values that `o2ctl dump synth` prints in range and in order; o2ctl's
+// /surface/... messages move the widgets. Then the endpoint's refusals:
+// a name with ../, a bad name, a body over layouts_max_bytes, a foreign
+// Origin, a missing token, a read-only folder (HTTP status checked).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startDaemon, until, env, requireDep, freePort, useTls, origin, certificateFiles }
+  from './lib.mjs';
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+if (!existsSync(CHROMIUM)) {
+  console.log(`SKIP: ${CHROMIUM} not found (Debian: apt-get install chromium)`);
+  process.exit(77);
+}
+const { chromium } = requireDep('playwright-core');
+const ENSEMBLE = `wssurf${process.pid}`;
+const O2CTL = env('O2CTL_EXE') || `${env('SOURCE_ROOT')}build/tools/o2ctl`;
+const ARTIFACTS = env('ARTIFACT_DIR') || `${env('SOURCE_ROOT')}build/tests/ws`;
+const MAX_BYTES = 4096;
+
+let d, dir, layouts, hubPort, ctx;
+const children = [];
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'o2hub-surfaces-'));
+  layouts = join(dir, 'layouts');
+  mkdirSync(layouts);
+  hubPort = await freePort();
+  const src = env('SOURCE_ROOT');
+  d = await startDaemon({
+    ensemble: ENSEMBLE,
+    root: join(src, 'examples', 'surfaces'),
+    mounts: [{ url: '/sdk/', root: join(src, 'sdk', 'js') }],
+    wsKeys: { layouts, layouts_max_bytes: MAX_BYTES },
+    transports: [{ type: 'tcp', host: '127.0.0.1', port: hubPort },
+                 { type: 'udp', host: '127.0.0.1', port: hubPort }],
+  });
+  ctx = await chromium.launchPersistentContext(join(dir, 'profile'), {
+    executablePath: CHROMIUM,
+    headless: true,
+    ignoreHTTPSErrors: useTls,
+    viewport: { width: 1200, height: 800 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  if (ctx) await ctx.close();
+  if (d) assert.equal((await d.stop()).code, 0, 'the daemon stops cleanly');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+// o2ctl joined to the daemon by static discovery; stdout lines and stderr kept.
+function o2ctl(...args) {
+  const child = spawn(O2CTL, ['-e', ENSEMBLE, '-H', '127.0.0.1', '-p', `127.0.0.1:${hubPort}`,
+                              ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  const p = { child, out: '', err: '', exited: null };
+  child.stdout.on('data', (b) => { p.out += b; });
+  child.stderr.on('data', (b) => { p.err += b; });
+  child.on('exit', (code) => { p.exited = { code }; });
+  p.lines = () => p.out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  return p;
+}
+
+// One HTTP request as written (node does not normalise "../" in a path).
+function request(method, path, { body, headers = {} } = {}) {
+  const lib = useTls ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = lib.request({ host: '127.0.0.1', port: d.port, method, path, headers,
+                              ...(useTls ? { ca: certificateFiles().ca } : {}) }, (res) => {
+      let text = '';
+      res.on('data', (c) => { text += c; });
+      res.on('end', () => resolve({ status: res.statusCode, text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+// Fill a widget's properties in the inspector, then one change event applies them all.
+async function setProps(page, props) {
+  for (const [k, v] of Object.entries(props)) {
+    const sel = `#prop-${k}`;
+    if (typeof v === 'boolean') await page.setChecked(sel, v);
+    else if ((await page.$eval(sel, (e) => e.tagName)) === 'SELECT') await page.selectOption(sel, v);
+    else await page.fill(sel, String(v));
+  }
+  await page.$eval('#prop-label', (e) => e.dispatchEvent(new Event('change')));
+}
+
+const widgetsOf = (page) => page.$$eval('#surface .widget', (els) =>
+  els.map((e) => ({ id: e.dataset.id, kind: e.dataset.kind, value: e.dataset.value })));
+
+test('build, save, reload, play and receive with a surface', { timeout: 150000 }, async () => {
+  const page = await ctx.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(`${origin(d.port)}/?ensemble=${ENSEMBLE}`);
+  await page.waitForSelector('body[data-ready="1"]', { timeout: 10000 });
+  await page.waitForSelector('#state.up', { timeout: 10000 });
+
+  // edit mode: a vertical slider and a toggle, bound with the inspector
+  await page.click('button[data-add="slider"]');
+  await setProps(page, { label: 'freq', address: '/synth/freq', types: 'f', min: 20, max: 2000,
+                         reliable: true, h: 6 });
+  await page.click('button[data-add="button"]');
+  await setProps(page, { label: 'gate', address: '/synth/gate', types: 'i', mode: 'toggle' });
+  assert.equal(await page.textContent('#message'), '', 'the inspector accepted the properties');
+  const built = await widgetsOf(page);
+  assert.deepEqual(built.map((w) => [w.id, w.kind]), [['slider1', 'slider'], ['button2', 'button']]);
+
+  await page.fill('#name', 'synthtest');
+  await page.click('#save');
+  await page.waitForSelector('body[data-saved="synthtest"]', { timeout: 5000 });
+  const saved = JSON.parse(readFileSync(join(layouts, 'synthtest.json'), 'utf8'));
+  assert.equal(saved.format, 'o2hub-surface');
+  assert.deepEqual(saved.widgets.map((w) => [w.id, w.kind, w.address, w.types, w.min, w.max]),
+                   [['slider1', 'slider', '/synth/freq', 'f', 20, 2000],
+                    ['button2', 'button', '/synth/gate', 'i', 0, 1]]);
+  assert.equal(saved.widgets[1].mode, 'toggle');
+  assert.equal(saved.widgets[0].h, 6);
+  assert.deepEqual(readdirSync(layouts), ['synthtest.json'], 'no temporary file is left');
+
+  // reload: ?layout=synthtest brings the same layout back, in play mode
+  assert.match(page.url(), /[?&]layout=synthtest/);
+  await page.reload();
+  await page.waitForSelector('body[data-loaded="synthtest"][data-mode="play"]', { timeout: 10000 });
+  await page.waitForSelector('#state.up', { timeout: 10000 });
+  assert.deepEqual((await widgetsOf(page)).map((w) => [w.id, w.kind]),
+                   built.map((w) => [w.id, w.kind]));
+  assert.ok((await page.$$eval('#layouts option', (os) => os.map((o) => o.value))).includes('synthtest'));
+
+  // o2ctl offers "synth"; the page's router must know it before the drag
+  const dump = o2ctl('-j', '-d', '60', 'dump', 'synth');
+  await until(() => dump.err.includes('offering synth') || dump.exited, 10000, 'o2ctl dump to offer synth');
+  assert.equal(dump.exited, null, dump.err);
+  const end = Date.now() + 10000;
+  while ((await page.evaluate(() => window.o2.status('synth'))) < 0) {
+    assert.ok(Date.now() < end, 'the page sees service synth');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+
+  // drag the slider from bottom to top with the mouse (pointer events)
+  const track = await (await page.$('.widget[data-id="slider1"] .track')).boundingBox();
+  const x = track.x + track.width / 2;
+  await page.mouse.move(x, track.y + track.height - 2);
+  await page.mouse.down();
+  await page.mouse.move(x, track.y + 2, { steps: 25 });
+  await page.mouse.up();
+  const shown = Number(await page.getAttribute('.widget[data-id="slider1"]', 'data-value'));
+  assert.ok(shown > 1900, `the slider is near its top after the drag (${shown})`);
+  await until(() => {
+    const l = dump.lines().filter((m) => m.address === '/synth/freq');
+    return l.length && Math.abs(l[l.length - 1].args[0] - shown) < 1;
+  }, 10000, 'o2ctl to print the last slider value');
+  const freqs = dump.lines().filter((m) => m.address === '/synth/freq');
+  assert.ok(freqs.length >= 10, `many values during the drag (${freqs.length})`);
+  for (const [i, m] of freqs.entries()) {
+    assert.equal(m.types, 'f');
+    assert.equal(m.reliable, true);
+    const v = m.args[0];
+    assert.ok(v >= 20 && v <= 2000, `value ${v} in 20..2000`);
+    if (i) assert.ok(v > freqs[i - 1].args[0], `values rise in order: ${freqs.map((f) => f.args[0])}`);
+  }
+  assert.ok(freqs[0].args[0] < 100, `the drag starts near the bottom (${freqs[0].args[0]})`);
+
+  // the toggle: one click on, one click off
+  await page.click('.widget[data-id="button2"]');
+  await page.click('.widget[data-id="button2"]');
+  await until(() => dump.lines().filter((m) => m.address === '/synth/gate').length >= 2, 10000,
+              'the toggle\'s two messages');
+  assert.deepEqual(dump.lines().filter((m) => m.address === '/synth/gate').map((m) => m.args[0]), [1, 0]);
+
+  // two-way: o2ctl moves the widgets through the surface's service
+  const countBefore = dump.lines().length;
+  for (const args of [['/surface/synth/freq', 'f', '440'], ['/surface/synth/gate', 'i', '1']]) {
+    const s = o2ctl('send', ...args);
+    await until(() => s.exited, 15000, `o2ctl send ${args[0]}`);
+    assert.equal(s.exited.code, 0, s.err);
+  }
+  await page.waitForSelector('.widget[data-id="slider1"][data-value="440"]', { timeout: 5000 });
+  await page.waitForSelector('.widget[data-id="button2"].on', { timeout: 5000 });
+  const fill = await page.$eval('.widget[data-id="slider1"] .fill', (e) => e.style.getPropertyValue('--t'));
+  assert.ok(Math.abs(Number(fill) - (440 - 20) / 1980) < 1e-6, `the fill follows (${fill})`);
+  assert.equal(dump.lines().length, countBefore, 'a widget moved by a message sends nothing back');
+
+  // the dark style, and a screenshot as the test's artifact
+  await page.selectOption('#theme', 'dark');
+  assert.equal(await page.getAttribute('html', 'data-theme'), 'dark');
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, 'surfaces.png') });
+  assert.deepEqual(errors, [], 'no page errors');
+  dump.child.kill('SIGTERM');
+  await page.close();
+});
+
+test('the layouts endpoint refuses bad names, large bodies, foreign origins', async () => {
+  const ok = await request('PUT', '/layouts/a_b-1.json', { body: '{"widgets": []}' });
+  assert.equal(ok.status, 200, ok.text);
+  assert.equal((await request('GET', '/layouts/a_b-1.json')).text, '{"widgets": []}');
+  assert.deepEqual(JSON.parse((await request('GET', '/layouts/')).text).sort(), ['a_b-1', 'synthtest']);
+  for (const path of ['/layouts/../evil.json', '/layouts/..%2fevil.json', '/layouts/%2e%2e%2fevil.json',
+                      '/layouts/sub/evil.json']) {
+    const r = await request('PUT', path, { body: '{}' });
+    assert.equal(r.status, 403, `${path}: ${r.text}`);
+    assert.equal((await request('GET', path)).status, 403, `GET ${path}`);
+  }
+  for (const path of [`/layouts/${'x'.repeat(65)}.json`, '/layouts/a!b.json', '/layouts/a.txt',
+                      '/layouts/.json', '/layouts/a.json.json']) {
+    const r = await request('PUT', path, { body: '{}' });
+    assert.equal(r.status, 400, `${path}: ${r.text}`);
+  }
+  assert.equal((await request('PUT', `/layouts/${'x'.repeat(64)}.json`, { body: '{}' })).status, 200);
+  const big = JSON.stringify({ pad: 'x'.repeat(MAX_BYTES) });
+  assert.equal((await request('PUT', '/layouts/big.json', { body: big })).status, 413);
+  assert.equal((await request('PUT', '/layouts/big.json', {
+    body: big, headers: { 'Transfer-Encoding': 'chunked' } })).status, 413, 'chunked, no length');
+  assert.equal((await request('PUT', '/layouts/notjson.json', { body: '[1, 2]' })).status, 400);
+  assert.equal((await request('PUT', '/layouts/foreign.json', {
+    body: '{}', headers: { Origin: 'http://evil.example' } })).status, 403);
+  assert.equal((await request('GET', '/layouts/a_b-1.json', {
+    headers: { Origin: 'http://evil.example' } })).status, 403);
+  assert.equal((await request('GET', '/layouts/nosuch.json')).status, 404);
+  assert.equal((await request('DELETE', '/layouts/a_b-1.json')).status, 405);
+  const files = readdirSync(layouts).sort();
+  assert.deepEqual(files, ['a_b-1.json', 'synthtest.json', `${'x'.repeat(64)}.json`]);
+  assert.ok(!existsSync(join(dir, 'evil.json')), 'nothing was written outside the folder');
+});
+
+test('with a token and read-only', async () => {
+  const ro = join(dir, 'ro');
+  mkdirSync(ro);
+  const t = await startDaemon({ ensemble: `${ENSEMBLE}ro`,
+                                wsKeys: { layouts: ro, layouts_read_only: true, token: 'sekrit-token' } });
+  try {
+    const get = (path, headers) => new Promise((resolve, reject) => {
+      const lib = useTls ? https : http;
+      const req = lib.request({ host: '127.0.0.1', port: t.port, method: path[0], path: path[1], headers,
+                                ...(useTls ? { ca: certificateFiles().ca } : {}) },
+                              (res) => { res.resume(); res.on('end', () => resolve(res.statusCode)); });
+      req.on('error', reject);
+      req.end(path[0] === 'PUT' ? '{}' : undefined);
+    });
+    assert.equal(await get(['GET', '/layouts/']), 403, 'no token');
+    assert.equal(await get(['GET', '/layouts/?token=wrong-token']), 403, 'a wrong token');
+    assert.equal(await get(['GET', '/layouts/?token=sekrit-token']), 200);
+    assert.equal(await get(['GET', '/layouts/'], { Authorization: 'Bearer sekrit-token' }), 200);
+    assert.equal(await get(['PUT', '/layouts/x.json']), 403, 'PUT without a token');
+    assert.equal(await get(['PUT', '/layouts/x.json?token=sekrit-token']), 403, 'read-only');
+    assert.deepEqual(readdirSync(ro), []);
+  } finally {
+    assert.equal((await t.stop()).code, 0);
+  }
+});
