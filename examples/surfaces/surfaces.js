@@ -101,26 +101,19 @@ function render() {
 
 // ---- edit mode: move, resize, inspect ----
 
-function cellOf(e) {
-  const box = $('surface').getBoundingClientRect();
-  return {
-    x: Math.floor(((e.clientX - box.left) / box.width) * layout.grid.columns),
-    y: Math.floor(((e.clientY - box.top) / box.height) * layout.grid.rows),
-  };
-}
-
 function startEditDrag(e, spec, resizing) {
   if (mode !== 'edit') return;
   e.preventDefault();
   selected = spec.id;
   const target = e.currentTarget;
   target.setPointerCapture(e.pointerId);
-  const from = cellOf(e);
-  const start = { x: spec.x, y: spec.y, w: spec.w, h: spec.h };
+  // whole cells from where the pointer went down, in the grid's size then
+  const box = $('surface').getBoundingClientRect();
   const { columns, rows } = layout.grid;
+  const cellW = box.width / columns, cellH = box.height / rows;
+  const start = { x: spec.x, y: spec.y, w: spec.w, h: spec.h, px: e.clientX, py: e.clientY };
   const move = (ev) => {
-    const c = cellOf(ev);
-    const dx = c.x - from.x, dy = c.y - from.y;
+    const dx = Math.round((ev.clientX - start.px) / cellW), dy = Math.round((ev.clientY - start.py) / cellH);
     if (resizing) {
       spec.w = Math.max(1, Math.min(columns - spec.x, start.w + dx));
       spec.h = Math.max(1, Math.min(rows - spec.y, start.h + dy));
@@ -165,15 +158,16 @@ function addWidget(kind) {
 const FIELDS = ['label', 'address', 'types', 'min', 'max', 'reliable', 'mode', 'orientation', 'w', 'h'];
 
 function showInspector() {
+  // always there in edit mode, so that the grid keeps its size while a widget is dragged
   const spec = layout.widgets.find((s) => s.id === selected);
-  $('inspector').hidden = mode !== 'edit' || !spec;
-  if (!spec) return;
-  $('prop-id').textContent = `${spec.kind} ${spec.id}`;
+  $('inspector').hidden = mode !== 'edit';
+  $('prop-id').textContent = spec ? `${spec.kind} ${spec.id}` : 'Select a widget';
+  $('remove').hidden = !spec;
   for (const f of FIELDS) {
     const input = $(`prop-${f}`);
     const row = input.closest('label');
-    row.hidden = !(f in spec);
-    if (!(f in spec)) continue;
+    row.hidden = !spec || !(f in spec);
+    if (row.hidden) continue;
     if (input.type === 'checkbox') input.checked = spec[f];
     else if (document.activeElement !== input) input.value = spec[f];
   }

@@ -9,7 +9,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync,
+         writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
@@ -50,6 +51,8 @@ before(async () => {
     headless: true,
     ignoreHTTPSErrors: useTls,
     viewport: { width: 1200, height: 800 },
+    hasTouch: true,
+    acceptDownloads: true,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
            '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
@@ -147,11 +150,7 @@ test('build, save, reload, play and receive with a surface', { timeout: 150000 }
   const dump = o2ctl('-j', '-d', '60', 'dump', 'synth');
   await until(() => dump.err.includes('offering synth') || dump.exited, 10000, 'o2ctl dump to offer synth');
   assert.equal(dump.exited, null, dump.err);
-  const end = Date.now() + 10000;
-  while ((await page.evaluate(() => window.o2.status('synth'))) < 0) {
-    assert.ok(Date.now() < end, 'the page sees service synth');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await pageKnows(page, 'synth');
 
   // drag the slider from bottom to top with the mouse (pointer events)
   const track = await (await page.$('.widget[data-id="slider1"] .track')).boundingBox();
@@ -207,11 +206,118 @@ test('build, save, reload, play and receive with a surface', { timeout: 150000 }
   await page.close();
 });
 
+// Until the page knows `service` (its router routes to it).
+async function pageKnows(page, service) {
+  const end = Date.now() + 10000;
+  while ((await page.evaluate((s) => window.o2.status(s), service)) < 0) {
+    assert.ok(Date.now() < end, `the page sees service ${service}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test('every kind of widget, two fingers at once, edit moves, export and import', { timeout: 150000 }, async () => {
+  copyFileSync(join(env('SOURCE_ROOT'), 'examples', 'surfaces-layouts', 'demo.json'), join(layouts, 'demo.json'));
+  const page = await ctx.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(`${origin(d.port)}/?ensemble=${ENSEMBLE}&layout=demo`);
+  await page.waitForSelector('body[data-loaded="demo"][data-mode="play"]', { timeout: 10000 });
+  assert.deepEqual((await widgetsOf(page)).map((w) => w.kind).sort(),
+                   ['button', 'knob', 'label', 'meter', 'slider', 'slider', 'xy']);
+  const dump = o2ctl('-j', '-d', '60', 'dump', 'synth');
+  await until(() => dump.err.includes('offering synth') || dump.exited, 10000, 'o2ctl dump to offer synth');
+  await pageKnows(page, 'synth');
+  const of = (address) => dump.lines().filter((m) => m.address === address);
+  const box = async (sel) => (await page.$(sel)).boundingBox();
+
+  // two touch points at once: freq (vertical) up and pan (horizontal) right
+  const freq = await box('.widget[data-id="freq"] .track');
+  const pan = await box('.widget[data-id="pan"] .track');
+  const cdp = await ctx.newCDPSession(page);
+  const points = (k) => [
+    { x: freq.x + freq.width / 2, y: freq.y + freq.height * (0.9 - 0.08 * k), id: 1 },
+    { x: pan.x + pan.width * (0.1 + 0.08 * k), y: pan.y + pan.height / 2, id: 2 },
+  ];
+  await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: points(0) });
+  for (let k = 1; k <= 10; k++)
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', touchPoints: points(k) });
+  await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+  await until(() => of('/synth/freq').length >= 8 && of('/synth/pan').length >= 8, 10000,
+              'both sliders\' values');
+  const f = of('/synth/freq').map((m) => m.args[0]), p = of('/synth/pan').map((m) => m.args[0]);
+  assert.ok(f.every((v) => v >= 20 && v <= 2000) && f[f.length - 1] > f[0], `freq ${f}`);
+  assert.ok(p.every((v) => v >= -1 && v <= 1) && p[p.length - 1] > p[0], `pan ${p}`);
+
+  // a knob turns by vertical dragging: 100 px is half its range
+  const gain = await box('.widget[data-id="gain"] .dial');
+  await page.mouse.move(gain.x + gain.width / 2, gain.y + gain.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(gain.x + gain.width / 2, gain.y + gain.height / 2 - 100, { steps: 10 });
+  await page.mouse.up();
+  assert.equal(await page.getAttribute('.widget[data-id="gain"]', 'data-value'), '0.50');
+  await until(() => of('/synth/gain').some((m) => Math.abs(m.args[0] - 0.5) < 1e-6), 10000, 'gain 0.5');
+
+  // an XY pad sends both values, y upwards
+  const pad = await box('.widget[data-id="filter"] .pad');
+  await page.mouse.click(pad.x + pad.width * 0.75, pad.y + pad.height * 0.25);
+  const xy = await until(() => of('/synth/filter')[0], 10000, 'the pad\'s message');
+  assert.equal(xy.types, 'ff');
+  assert.ok(Math.abs(xy.args[0] - 0.75) < 0.02 && Math.abs(xy.args[1] - 0.75) < 0.02, `${xy.args}`);
+
+  // a meter and a label only display what arrives
+  for (const args of [['/surface/synth/level', 'f', '0.7'], ['/surface/synth/title', 's', 'hello']]) {
+    const s = o2ctl('send', ...args);
+    await until(() => s.exited, 15000, `o2ctl send ${args[0]}`);
+    assert.equal(s.exited.code, 0, s.err);
+  }
+  await page.waitForSelector('.widget[data-id="level"][data-value="0.70"]', { timeout: 5000 });
+  await page.waitForSelector('.widget[data-id="title"][data-value="hello"]', { timeout: 5000 });
+  const level = await box('.widget[data-id="level"] .track');
+  await page.mouse.click(level.x + level.width / 2, level.y + 2);
+  assert.equal(await page.getAttribute('.widget[data-id="level"]', 'data-value'), '0.70', 'a meter takes no input');
+  assert.equal(of('/synth/level').length, 0);
+
+  // edit mode: drag the meter one cell to the right, then export the layout
+  await page.click('#mode');
+  await page.waitForSelector('body[data-mode="edit"]');
+  const grid = await box('#surface');
+  const cell = grid.width / 12;
+  const meter = await box('.widget[data-id="level"]');
+  await page.mouse.move(meter.x + meter.width / 2, meter.y + meter.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(meter.x + meter.width / 2 + cell, meter.y + meter.height / 2, { steps: 5 });
+  await page.mouse.up();
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export')]);
+  const exported = join(dir, 'exported.json');
+  await download.saveAs(exported);
+  const doc = JSON.parse(readFileSync(exported, 'utf8'));
+  assert.equal(doc.widgets.find((w) => w.id === 'level').x, 9, 'the meter moved from column 8 to 9');
+
+  // import: a file with one more widget replaces the layout; a bad one is refused
+  doc.widgets.push({ id: 'extra', kind: 'knob', x: 10, y: 6, address: '/synth/extra' });
+  writeFileSync(join(dir, 'more.json'), JSON.stringify(doc));
+  await page.setInputFiles('#import', join(dir, 'more.json'));
+  await page.waitForSelector('.widget[data-id="extra"][data-kind="knob"]', { timeout: 5000 });
+  writeFileSync(join(dir, 'bad.json'), JSON.stringify({ widgets: [{ kind: 'slider', min: 1, max: 1 }] }));
+  await page.setInputFiles('#import', join(dir, 'bad.json'));
+  await page.waitForSelector('#message.bad', { timeout: 5000 });
+  assert.match(await page.textContent('#message'), /min and max are equal/);
+  assert.ok(await page.$('.widget[data-id="extra"]'), 'the layout stays as it was');
+
+  // the light style
+  await page.selectOption('#theme', 'light');
+  assert.equal(await page.getAttribute('html', 'data-theme'), 'light');
+  await page.screenshot({ path: join(ARTIFACTS, 'surfaces-demo-edit.png') });
+  assert.deepEqual(errors, [], 'no page errors');
+  dump.child.kill('SIGTERM');
+  await page.close();
+});
+
 test('the layouts endpoint refuses bad names, large bodies, foreign origins', async () => {
   const ok = await request('PUT', '/layouts/a_b-1.json', { body: '{"widgets": []}' });
   assert.equal(ok.status, 200, ok.text);
   assert.equal((await request('GET', '/layouts/a_b-1.json')).text, '{"widgets": []}');
-  assert.deepEqual(JSON.parse((await request('GET', '/layouts/')).text).sort(), ['a_b-1', 'synthtest']);
+  assert.deepEqual(JSON.parse((await request('GET', '/layouts/')).text).sort(), ['a_b-1', 'demo', 'synthtest']);
   for (const path of ['/layouts/../evil.json', '/layouts/..%2fevil.json', '/layouts/%2e%2e%2fevil.json',
                       '/layouts/sub/evil.json']) {
     const r = await request('PUT', path, { body: '{}' });
@@ -236,7 +342,7 @@ test('the layouts endpoint refuses bad names, large bodies, foreign origins', as
   assert.equal((await request('GET', '/layouts/nosuch.json')).status, 404);
   assert.equal((await request('DELETE', '/layouts/a_b-1.json')).status, 405);
   const files = readdirSync(layouts).sort();
-  assert.deepEqual(files, ['a_b-1.json', 'synthtest.json', `${'x'.repeat(64)}.json`]);
+  assert.deepEqual(files, ['a_b-1.json', 'demo.json', 'synthtest.json', `${'x'.repeat(64)}.json`]);
   assert.ok(!existsSync(join(dir, 'evil.json')), 'nothing was written outside the folder');
 });
 
