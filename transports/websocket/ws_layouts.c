@@ -167,7 +167,14 @@ static enum MHD_Result list_layouts(ws_transport *tr, struct MHD_Connection *con
     while (names && (e = readdir(d)) && count < LAYOUTS_LIST_MAX) {
         char file[LAYOUT_NAME_MAX + 6], url[LAYOUT_NAME_MAX + 32];
         snprintf(url, sizeof url, LAYOUTS_PREFIX "%.*s", LAYOUT_NAME_MAX + 6, e->d_name);
-        if (e->d_type != DT_REG || layout_file(url, file) != 200 || !file[0]) continue;
+        if (strlen(e->d_name) > LAYOUT_NAME_MAX + 5 || layout_file(url, file) != 200 || !file[0])
+            continue;
+        struct stat st; /* d_type is DT_UNKNOWN on some file systems */
+        if (e->d_type != DT_REG &&
+            (e->d_type != DT_UNKNOWN ||
+             fstatat(tr->layouts_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+             !S_ISREG(st.st_mode)))
+            continue;
         file[strlen(file) - 5] = '\0';
         json_array_append_new(names, json_string(file));
         count++;
