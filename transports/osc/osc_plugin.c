@@ -131,11 +131,8 @@ static int read_port(osc_plugin *pl, const o2h_cfg *item, osc_port *p) {
     if (rc == O2H_OK && !p->tcp)
         return h->cfg->error(item, "max_connections",
                              "max_connections applies to \"protocol\": \"tcp\" only");
-    char numeric[INET_ADDRSTRLEN];
-    if (o2h_netaddr_resolve_ipv4(host, (int)port, &p->bind_addr, numeric) != 0)
-        return h->cfg->error(item, "host", "\"%s\" is neither an IPv4 address nor a name of one",
-                             host);
-    return h->cfg->claim_port(item, "port", p->tcp ? O2H_NET_TCP : O2H_NET_UDP, numeric, (int)port);
+    return o2h_netaddr_cfg_listen(h, item, host, (int)port, p->tcp ? O2H_NET_TCP : O2H_NET_UDP,
+                                  &p->bind_addr);
 }
 
 static void plugin_free(osc_plugin *pl) {
