@@ -5,7 +5,8 @@
  *   { "type": "osc", "max_packet": 1048576, "queue_bytes": 1048576,
  *     "delegates": [ { "service": "synth", "address": "127.0.0.1:9000",
  *                      "protocol": "udp" | "tcp", "framing": "length" | "slip",
- *                      "replies": "fromsynth", "replies_from": "server" | "any" } ],
+ *                      "replies": "fromsynth", "replies_from": "server" | "any",
+ *                      "pace_us": 50 } ],
  *     "ports": [ { "port": 9001, "host": "0.0.0.0", "protocol": "udp" | "tcp",
  *                  "framing": "length" | "slip", "service": "fromosc", "pace_us": 50,
  *                  "max_connections": 1024 } ] }
@@ -77,12 +78,18 @@ static int read_service(const o2h_host *h, const o2h_cfg *item, char *out) {
 static int read_replies(const o2h_host *h, const o2h_cfg *item, osc_delegate *d) {
     const char *from;
     d->replies.fd = -1;
-    d->replies.pace = OSC_PACE_US_DEFAULT * 1e-6;
     int rc = h->cfg->get_string(item, "replies", NULL, &from);
     if (rc == O2H_CONFIG_ERROR) return rc;
     d->has_replies = rc == O2H_OK;
     if (d->has_replies && read_service_key(h, item, "replies", d->replies.service) != O2H_OK)
         return O2H_CONFIG_ERROR;
+    int64_t pace_us;
+    rc = h->cfg->get_int(item, "pace_us", OSC_PACE_US_DEFAULT, 0, 100000, &pace_us);
+    if (rc == O2H_CONFIG_ERROR) return rc;
+    if (rc == O2H_OK && !d->has_replies)
+        return h->cfg->error(item, "pace_us",
+                             "pace_us applies to a delegate with \"replies\" only");
+    d->replies.pace = (double)pace_us * 1e-6;
     rc = h->cfg->get_string(item, "replies_from", "server", &from);
     if (rc == O2H_CONFIG_ERROR) return rc;
     if (strcmp(from, "server") != 0 && strcmp(from, "any") != 0)
