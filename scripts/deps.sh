@@ -11,6 +11,9 @@ O2HUB_DEBIAN_PACKAGES=(
   python3                               # CI: summary line from meson's test log
   python3-jsonschema                    # tests: the config schema check
   liblo-dev liblo-tools                 # OSC: e2e tests and bench against liblo, oscsend/oscdump
+  supercollider-server                  # tests/e2e/test_osc_replies.c: scsynth answers a delegate
+  jackd2                                # the same: jackd -d dummy, the audio server scsynth needs
+  puredata-core                         # the same: pd -nogui runs an echo patch ([netsend] answers)
   libavahi-compat-libdnssd-dev          # plugins/dnssd: the dns_sd.h API (avahi)
   avahi-daemon dbus                     # plugins/dnssd at run time, and its e2e test
   libmicrohttpd-dev                     # transports/websocket: HTTP server and upgrade
@@ -41,7 +44,10 @@ o2hub_install_deps() {
   fi
   echo "o2hub: installing ${missing[*]}" >&2
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  # jackd2 asks whether to allow realtime priority (jackd/tweak_rt_limits): the
+  # default "no" is what the tests need (they run jackd --no-realtime).
+  echo "jackd2 jackd/tweak_rt_limits boolean false" | debconf-set-selections 2>/dev/null || true
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" </dev/null >/dev/null
 }
 
 # The Node packages of the WebSocket tests (tests/package-lock.json: ws,
