@@ -1,7 +1,9 @@
 #include "osc_peers.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +169,7 @@ bool sc_server_start(sc_server *s, bool tcp) {
     snprintf(s->log, sizeof s->log, "%s/scsynth.log", s->dir);
     snprintf(s->jack_log, sizeof s->jack_log, "%s/jackd.log", s->dir);
     if (!start_jackd(s)) return false;
+    s->tcp = tcp;
     s->port = free_port(tcp ? SOCK_STREAM : SOCK_DGRAM);
     char port[16];
     snprintf(port, sizeof port, "%d", s->port);
@@ -196,8 +199,33 @@ bool sc_server_start(sc_server *s, bool tcp) {
     return true;
 }
 
+/* OSC /quit to scsynth: it closes its JACK client (a killed client leaves
+ * jackd's shared memory behind). */
+static void sc_send_quit(const sc_server *s) {
+    static const char quit[8] = "/quit\0\0\0";
+    static const char packet[16] = {0, 0, 0, 12, '/', 'q', 'u', 'i', 't', 0, 0, 0, ',', 0, 0, 0};
+    struct sockaddr_in to = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)s->port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, s->tcp ? SOCK_STREAM : SOCK_DGRAM, 0);
+    if (fd < 0) return;
+    if (s->tcp) {
+        if (connect(fd, (struct sockaddr *)&to, sizeof to) == 0) {
+            ssize_t n = send(fd, packet, sizeof packet, MSG_NOSIGNAL);
+            (void)n;
+        }
+    } else {
+        char msg[12];
+        memcpy(msg, quit, 8);
+        memcpy(msg + 8, ",\0\0\0", 4);
+        sendto(fd, msg, sizeof msg, 0, (struct sockaddr *)&to, sizeof to);
+    }
+    close(fd);
+}
+
 void sc_server_stop(sc_server *s) {
-    if (s->scsynth > 0 && wait_exit(s->scsynth, 2) >= 0) s->scsynth = 0; /* after /quit */
+    if (s->scsynth > 0) sc_send_quit(s);
+    if (s->scsynth > 0 && wait_exit(s->scsynth, 3) >= 0) s->scsynth = 0;
     stop_pid(&s->scsynth);
     stop_pid(&s->jackd);
     char shm[64];

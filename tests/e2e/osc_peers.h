@@ -18,6 +18,7 @@
 typedef struct sc_server {
     pid_t jackd, scsynth;
     int port; /* scsynth's UDP or TCP port */
+    bool tcp;
     char dir[64];
     char log[128]; /* scsynth's stdout and stderr */
     char jack_log[128];

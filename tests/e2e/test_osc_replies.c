@@ -134,11 +134,6 @@ static void sc_rig_start(sc_rig *g, bool tcp, log_seen *ls, const char *extra) {
 static sc_rig the_sc;
 
 static void sc_rig_stop(sc_rig *g) {
-    if (g->r) {
-        o2h_send(g->r, "/sc/quit", 0, ""); /* scsynth then exits by itself */
-        for (int i = 0; i < 20; i++)
-            o2h_router_poll(g->r, 5);
-    }
     sc_server_stop(&g->sc);
     if (g->r) o2h_router_free(g->r);
     g->r = NULL;
@@ -253,6 +248,49 @@ Test(osc_replies, a_reply_storm_is_paced_and_counted, .timeout = 120) {
     cr_assert_eq(o2h_send(g->r, "/sc/status", 0, ""), O2H_OK);
     cr_assert(poll_until(g->r, &g->status.count, before + 1, 2),
               "no /status.reply after the storm");
+    sc_rig_stop(g);
+}
+
+/* examples/sc-status: a program on O2's API joins a hub (this router, on TCP
+ * and UDP as examples/supercollider.json), sends /sc/status and prints the
+ * /status.reply that the hub's delegate got back from scsynth. */
+Test(osc_replies, the_o2_api_example_prints_scsynth_status, .timeout = 60) {
+    const char *why = sc_server_missing();
+    if (why) cr_skip_test("%s", why);
+    sc_rig *g = &the_sc;
+    memset(g, 0, sizeof *g);
+    cr_assert(sc_server_start(&g->sc, false), "scsynth: %s", g->sc.why);
+    int port = free_port(SOCK_STREAM);
+    char json[2048];
+    snprintf(json, sizeof json,
+             "{\"ensemble\": \"demo\", \"clock\": {\"reference\": true},"
+             " \"plugin_path\": [\"%s\", \"%s\"], \"transports\": ["
+             "{\"type\": \"tcp\", \"host\": \"127.0.0.1\", \"port\": %d},"
+             "{\"type\": \"udp\", \"host\": \"127.0.0.1\", \"port\": %d},"
+             "{\"type\": \"osc\", \"delegates\": [{\"service\": \"sc\","
+             " \"address\": \"127.0.0.1:%d\", \"replies\": \"scr\"}]}],"
+             " \"discovery\": [{\"type\": \"static\", \"peers\": []}]}",
+             TRANSPORT_DIR, DISCOVERY_DIR, port, port, g->sc.port);
+    o2h_router_options o = {.struct_size = sizeof o, .log_level = O2H_LOG_WARN};
+    o2h_error err;
+    g->r = o2h_router_new_from_json(json, "supercollider.json", &o, &err);
+    cr_assert_not_null(g->r, "%s (%s)", err.message, err.key_path);
+    cr_assert_eq(o2h_router_start(g->r), O2H_OK);
+    char peers[64];
+    snprintf(peers, sizeof peers, "127.0.0.1:%d", port);
+    setenv("O2HUB_PLUGIN_PATH", TRANSPORT_DIR ":" DISCOVERY_DIR, 1);
+    setenv("O2HUB_DISCOVERY", "static", 1);
+    setenv("O2HUB_PEERS", peers, 1);
+    child c;
+    char *argv[] = {SC_STATUS_EXE, NULL};
+    child_spawn(&c, argv);
+    char line[512];
+    bool printed = child_line(&c, g->r, "scsynth:", 15, line, sizeof line);
+    int rc = child_wait(&c, g->r, 10);
+    if (rc < 0) child_kill(&c);
+    cr_assert(printed, "sc_status printed no status: %s", c.buf);
+    cr_assert_eq(rc, 0, "sc_status exited %d: %s", rc, c.buf);
+    cr_assert(strstr(line, " 1 groups") && strstr(line, " 48000 Hz"), "%s", line);
     sc_rig_stop(g);
 }
 
