@@ -174,7 +174,7 @@ Test(osc_replies, scsynth_over_tcp_answers_on_the_connection, .timeout = 60) {
     sc_rig_stop(g);
 }
 
-Test(osc_replies, scsynth_notify_then_a_missing_node_fails, .timeout = 60) {
+Test(osc_replies, scsynth_notify_then_fail_and_node_events, .timeout = 60) {
     sc_rig_start(&the_sc, false, NULL, "");
     sc_rig *g = &the_sc;
     cr_assert_eq(o2h_send(g->r, "/sc/notify", 0, "i", 1), O2H_OK);
@@ -186,6 +186,18 @@ Test(osc_replies, scsynth_notify_then_a_missing_node_fails, .timeout = 60) {
     cr_assert_eq(strncmp(g->fail.types, "ss", 2), 0, "types %s", g->fail.types);
     cr_assert_str_eq(g->fail.args[0].s, "/n_free");
     cr_assert(strstr(g->fail.args[1].s, "999999"), "%s", g->fail.args[1].s);
+    /* Node events now come to the delegate: a new group (no synthdef needed). */
+    reply go = {0}, end = {0};
+    cr_assert_eq(o2h_method_new(g->r, "/scr/n_go", NULL, on_reply, &go, false, true), O2H_OK);
+    cr_assert_eq(o2h_method_new(g->r, "/scr/n_end", NULL, on_reply, &end, false, true), O2H_OK);
+    cr_assert_eq(o2h_send(g->r, "/sc/g_new", 0, "iii", 1000, 0, 0), O2H_OK);
+    cr_assert(poll_until(g->r, &go.count, 1, 5), "no /n_go for /g_new 1000");
+    cr_assert_eq(strncmp(go.types, "iiiii", 5), 0, "types %s", go.types);
+    cr_assert_eq(go.args[0].i, 1000);
+    cr_assert_eq(go.args[1].i, 0, "parent %d", go.args[1].i);
+    cr_assert_eq(o2h_send(g->r, "/sc/n_free", 0, "i", 1000), O2H_OK);
+    cr_assert(poll_until(g->r, &end.count, 1, 5), "no /n_end for /n_free 1000");
+    cr_assert_eq(end.args[0].i, 1000);
     sc_rig_stop(g);
 }
 
