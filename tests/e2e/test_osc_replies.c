@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -304,6 +306,90 @@ Test(osc_replies, the_o2_api_example_prints_scsynth_status, .timeout = 60) {
     cr_assert_eq(rc, 0, "sc_status exited %d: %s", rc, c.buf);
     cr_assert(strstr(line, " 1 groups") && strstr(line, " 48000 Hz"), "%s", line);
     sc_rig_stop(g);
+}
+
+/* A TCP delegate reads its connection in its framing: an OSC server of the
+ * test's own accepts the delegate's connection and answers on it with two
+ * packets in one write, SLIP or length-prefixed, the second a bundle. */
+typedef struct ints {
+    int count;
+    int32_t v[4];
+} ints;
+
+static void on_int(o2h_router *r, const o2h_msg *msg, const char *types, const o2h_arg *const *argv,
+                   int argc, void *user_data) {
+    ints *got = user_data;
+    (void)r, (void)msg, (void)types, (void)argc;
+    if (got->count < 4) got->v[got->count] = argv[0]->i;
+    got->count++;
+}
+
+static void tcp_framing_replies(const char *framing) {
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(lfd, 1), 0);
+    socklen_t alen = sizeof a;
+    getsockname(lfd, (struct sockaddr *)&a, &alen);
+    char d[256];
+    snprintf(d, sizeof d,
+             "{\"service\": \"srv\", \"address\": \"127.0.0.1:%d\", \"protocol\": \"tcp\","
+             " \"framing\": \"%s\", \"replies\": \"back\"}",
+             ntohs(a.sin_port), framing);
+    o2h_router *r = reply_router(d, NULL);
+    ints got = {0};
+    cr_assert_eq(o2h_service_new(r, "back"), O2H_OK);
+    cr_assert_eq(o2h_method_new(r, "/back/pong", "i", on_int, &got, false, true), O2H_OK);
+    int cfd = -1;
+    double end = now_mono() + 5;
+    while (cfd < 0 && now_mono() < end) {
+        o2h_router_poll(r, 5);
+        cfd = accept(lfd, NULL, NULL);
+    }
+    cr_assert_geq(cfd, 0, "the delegate never connected");
+    /* /pong ,i 1 (0xC0 and 0xDB in the int exercise SLIP's escapes), and a bundle with /pong ,i 2
+     */
+    static const uint8_t pong1[] = {'/', 'p', 'o', 'n', 'g',  0,    0, 0,
+                                    ',', 'i', 0,   0,   0xC0, 0xDB, 0, 1};
+    static const uint8_t bundle[] = {'#', 'b', 'u', 'n', 'd', 'l', 'e', 0,  0,   0,   0,   0,
+                                     0,   0,   0,   1,   0,   0,   0,   16, '/', 'p', 'o', 'n',
+                                     'g', 0,   0,   0,   ',', 'i', 0,   0,  0,   0,   0,   2};
+    uint8_t out[256];
+    size_t n = 0;
+    const uint8_t *packets[] = {pong1, bundle};
+    size_t sizes[] = {sizeof pong1, sizeof bundle};
+    for (int k = 0; k < 2; k++) {
+        if (framing[0] == 's') {
+            out[n++] = 0xC0;
+            for (size_t i = 0; i < sizes[k]; i++) {
+                uint8_t b = packets[k][i];
+                if (b == 0xC0 || b == 0xDB) {
+                    out[n++] = 0xDB;
+                    out[n++] = b == 0xC0 ? 0xDC : 0xDD;
+                } else {
+                    out[n++] = b;
+                }
+            }
+            out[n++] = 0xC0;
+        } else {
+            uint32_t len = htonl((uint32_t)sizes[k]);
+            memcpy(out + n, &len, 4);
+            memcpy(out + n + 4, packets[k], sizes[k]);
+            n += 4 + sizes[k];
+        }
+    }
+    cr_assert_eq(write(cfd, out, n), (ssize_t)n);
+    cr_assert(poll_until(r, &got.count, 2, 5), "%s: %d of 2 replies", framing, got.count);
+    cr_assert_eq(got.v[0], (int32_t)0xC0DB0001, "%s: first %x", framing, (unsigned)got.v[0]);
+    cr_assert_eq(got.v[1], 2, "%s: the bundle's message second", framing);
+    close(cfd);
+    close(lfd);
+    o2h_router_free(r);
+}
+
+Test(osc_replies, a_tcp_delegate_reads_replies_in_slip_and_length_framing, .timeout = 30) {
+    tcp_framing_replies("slip");
+    tcp_framing_replies("length");
 }
 
 /* ---- Pure Data ---- */
