@@ -62,12 +62,15 @@ static void on_count(o2h_router *r, const o2h_msg *msg, const char *types,
 /* Lines of the router's log that tell when a reply input paces. */
 typedef struct log_seen {
     int floods;
+    long long kernel_dropped; /* the last "... in all" of a kernel-drop line */
 } log_seen;
 
 static void on_log(void *ctx, int level, const char *origin, const char *text) {
     log_seen *ls = ctx;
     (void)level, (void)origin;
     if (strstr(text, "OSC replies from") && strstr(text, ": a flood: reading every")) ls->floods++;
+    const char *k = strstr(text, "the kernel dropped datagrams (socket buffer full): ");
+    if (strstr(text, "OSC replies from") && k) ls->kernel_dropped = atoll(strchr(k, ':') + 2);
 }
 
 static o2h_router *reply_router(const char *delegate_json, log_seen *ls) {
@@ -262,6 +265,44 @@ Test(osc_replies, a_reply_storm_is_paced_and_counted, .timeout = 120) {
     cr_assert_eq(o2h_send(g->r, "/sc/status", 0, ""), O2H_OK);
     cr_assert(poll_until(g->r, &g->status.count, before + 1, 2),
               "no /status.reply after the storm");
+    sc_rig_stop(g);
+}
+
+#define OVERFLOW 3000
+#define CHUNK 150
+
+/* Replies that the router does not read pile up in the delegate's socket;
+ * what does not fit there the kernel drops, and the router counts and logs
+ * it: every /fail scsynth sent was either handled or counted as dropped. */
+Test(osc_replies, replies_beyond_the_socket_buffer_are_counted, .timeout = 120) {
+    static log_seen ls;
+    sc_rig_start(&the_sc, false, &ls, "");
+    sc_rig *g = &the_sc;
+    int fails = 0;
+    cr_assert_eq(o2h_method_new(g->r, "/scr/fail", NULL, on_count, &fails, false, true), O2H_OK);
+    cr_assert_eq(o2h_send(g->r, "/sc/notify", 0, "i", 1), O2H_OK);
+    cr_assert(poll_until(g->r, &g->done.count, 1, 5), "no /done for /notify");
+    /* No polling now: scsynth answers each chunk (its log says so) into the unread socket. */
+    for (int sent = 0; sent < OVERFLOW;) {
+        for (int k = 0; k < CHUNK; k++, sent++)
+            cr_assert_eq(o2h_send(g->r, "/sc/n_free", 0, "i", 1000000 + sent), O2H_OK);
+        double end = now_mono() + 5;
+        while (sc_server_count(&g->sc, "FAILURE IN SERVER") < sent && now_mono() < end)
+            usleep(2000);
+    }
+    int printed = sc_server_count(&g->sc, "FAILURE IN SERVER");
+    cr_assert_eq(printed, OVERFLOW, "scsynth failed %d of %d commands", printed, OVERFLOW);
+    double quiet = now_mono() + 1.2; /* read all, and let the log's once-a-second pass */
+    while (now_mono() < quiet)
+        o2h_router_poll(g->r, 5);
+    int before = g->status.count; /* its reply brings the kernel's final count */
+    cr_assert_eq(o2h_send(g->r, "/sc/status", 0, ""), O2H_OK);
+    cr_assert(poll_until(g->r, &g->status.count, before + 1, 2), "no /status.reply");
+    fprintf(stderr, "overflow: scsynth sent %d /fail, O2 handled %d, the kernel dropped %lld\n",
+            printed, fails, ls.kernel_dropped);
+    cr_assert_gt(ls.kernel_dropped, 0, "nothing was dropped: the test did not overflow the socket");
+    cr_assert_eq(fails + ls.kernel_dropped, printed, "handled %d + dropped %lld != sent %d", fails,
+                 ls.kernel_dropped, printed);
     sc_rig_stop(g);
 }
 

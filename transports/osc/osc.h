@@ -56,6 +56,10 @@ struct osc_port {
     int fd;
     o2h_watch *watch;
     osc_pacer pacer;
+    uint32_t kernel_dropped;     /* the kernel's count (SO_RXQ_OVFL) at the last read */
+    uint64_t kernel_dropped_all; /* since start */
+    uint64_t kernel_logged_all;  /* the total the last log line gave */
+    double kernel_logged;        /* local time of that line */
     /* TCP */
     int64_t max_connections;
     o2h_listener *listener;
@@ -107,6 +111,10 @@ struct osc_plugin {
     uint8_t *rx; /* OSC_RX_BATCH x OSC_RX_SIZE */
     struct mmsghdr rx_msgs[OSC_RX_BATCH];
     struct iovec rx_iovs[OSC_RX_BATCH];
+    union { /* SO_RXQ_OVFL: the socket's count of datagrams the kernel dropped */
+        struct cmsghdr align;
+        uint8_t buf[CMSG_SPACE(sizeof(uint32_t))];
+    } rx_ctl[OSC_RX_BATCH];
 };
 
 /* osc_plugin.c */

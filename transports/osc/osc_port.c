@@ -68,6 +68,27 @@ void o2h_osc_port_packet(osc_port *p, const uint8_t *data, size_t len) {
 
 /* ---- UDP ---- */
 
+/* The kernel's drop count comes with each datagram: log what it dropped, at
+ * most once a second (a line owed is written at the next read after that). */
+static void note_kernel_drops(osc_port *p, const struct msghdr *h) {
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR((struct msghdr *)h, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SO_RXQ_OVFL) continue;
+        uint32_t total;
+        memcpy(&total, CMSG_DATA(c), sizeof total);
+        p->kernel_dropped_all += (uint32_t)(total - p->kernel_dropped);
+        p->kernel_dropped = total;
+    }
+    if (p->kernel_dropped_all == p->kernel_logged_all) return;
+    osc_plugin *pl = p->pl;
+    double now = pl->host->loop->local_time(pl->self);
+    if (p->kernel_logged > 0 && now - p->kernel_logged < 1) return;
+    p->kernel_logged = now;
+    p->kernel_logged_all = p->kernel_dropped_all;
+    pl->host->log->write(pl->self, O2H_LOG_WARN,
+                         "%s: the kernel dropped datagrams (socket buffer full): %llu in all",
+                         p->label, (unsigned long long)p->kernel_dropped_all);
+}
+
 static osc_read_result udp_read(void *ctx) {
     osc_port *p = ctx;
     osc_plugin *pl = p->pl;
@@ -75,11 +96,15 @@ static osc_read_result udp_read(void *ctx) {
     for (int round = 0; round < 4; round++) {
         for (int i = 0; i < OSC_RX_BATCH; i++) {
             pl->rx_iovs[i] = (struct iovec){pl->rx + (size_t)i * OSC_RX_SIZE, OSC_RX_SIZE};
-            pl->rx_msgs[i].msg_hdr = (struct msghdr){.msg_iov = &pl->rx_iovs[i], .msg_iovlen = 1};
+            pl->rx_msgs[i].msg_hdr = (struct msghdr){.msg_iov = &pl->rx_iovs[i],
+                                                     .msg_iovlen = 1,
+                                                     .msg_control = pl->rx_ctl[i].buf,
+                                                     .msg_controllen = sizeof pl->rx_ctl[i].buf};
         }
         int n = recvmmsg(p->fd, pl->rx_msgs, OSC_RX_BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0) break;
         got = OSC_READ_SOME;
+        note_kernel_drops(p, &pl->rx_msgs[n - 1].msg_hdr);
         for (int i = 0; i < n; i++) {
             if (pl->rx_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
                 pl->host->link->count_invalid(pl->self, "truncated UDP datagram");
@@ -106,6 +131,8 @@ static void udp_watch(void *ctx, bool on) {
 int o2h_osc_port_watch_udp(osc_port *p, int fd) {
     osc_plugin *pl = p->pl;
     p->fd = fd;
+    int one = 1; /* what the kernel drops is counted (note_kernel_drops) */
+    setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
     p->watch = pl->host->loop->watch_fd(pl->self, p->fd, O2H_EV_READ, on_udp, p);
     o2h_osc_pacer_init(&p->pacer, pl->host, pl->self, p->pace, udp_read, udp_watch, p, p->label);
     return p->watch ? O2H_OK : O2H_NO_MEMORY;
