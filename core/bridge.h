@@ -1,5 +1,5 @@
 /*
- * Bridges (O2's bridge model, O2-REFERENCE §5.1): a light client — an
+ * Bridges (O2's bridge model, docs/design.md): a light client — an
  * O2lite device, a browser, a shared-memory thread — reaches the ensemble
  * through this process. Each connected client is one bridge, carried by one
  * transport link; the services it offers are offered by this process, so

@@ -1,5 +1,5 @@
 /*
- * Clock synchronisation as O2 does it (O2-REFERENCE §4): one reference
+ * Clock synchronisation as O2 does it (docs/design.md): one reference
  * process offers "_cs" and answers !_cs/get; the others ping it over UDP,
  * keep the last 5 round trips, and take the offset of the fastest one.
  * The first estimate sets the clock; later ones slew it (rate 1.1 or 0.9

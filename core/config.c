@@ -27,6 +27,12 @@ struct o2h_cfg {
     int n_children, cap_children;
 };
 
+/* An override: the key path it replaced ("transports[2].port") and its "KEY=VALUE". */
+typedef struct config_set_item {
+    char *path;
+    char *text;
+} config_set_item;
+
 struct config_doc {
     char *name;
     char *dir;
@@ -41,6 +47,8 @@ struct config_doc {
     void *arrays[4];    /* path, plugin, service and allow arrays of o2h__config_parse_router */
     port_claim *claims; /* ports the plugins of this doc will listen on */
     int n_claims;
+    config_set_item *sets; /* the overrides applied (o2h__config_doc_set) */
+    int n_sets;
 };
 
 /* A port a plugin will listen on, so two cannot be given the same one. */
@@ -110,6 +118,15 @@ static int record_verror(config_doc *doc, const char *path, const char *locate_p
     snprintf(e->file, sizeof e->file, "%s", doc->name);
     snprintf(e->key_path, sizeof e->key_path, "%s", path);
     vsnprintf(e->message, sizeof e->message, fmt, ap);
+    for (int i = doc->n_sets - 1; i >= 0; i--) {
+        size_t n = strlen(doc->sets[i].path);
+        if (strncmp(locate_path, doc->sets[i].path, n) == 0 &&
+            strchr(".[", locate_path[n])) { /* the key itself or inside it ('\0' is in it) */
+            snprintf(e->file, sizeof e->file, "%s, --set %s", doc->name, doc->sets[i].text);
+            doc->has_error = true;
+            return O2H_CONFIG_ERROR;
+        }
+    }
     o2h__config_locate(doc->text, locate_path, at_key, &e->line, &e->column);
     doc->has_error = true;
     return O2H_CONFIG_ERROR;
@@ -222,11 +239,49 @@ void o2h__config_doc_free(config_doc *doc) {
     for (int i = 0; i < 4; i++)
         free(doc->arrays[i]);
     free(doc->claims);
+    for (int i = 0; i < doc->n_sets; i++) {
+        free(doc->sets[i].path);
+        free(doc->sets[i].text);
+    }
+    free(doc->sets);
     if (doc->root) json_decref(doc->root);
     free(doc->text);
     free(doc->name);
     free(doc->dir);
     free(doc);
+}
+
+const char **o2h__config_doc_set_texts(const config_doc *doc) {
+    const char **texts = calloc((size_t)doc->n_sets + 1, sizeof *texts);
+    for (int i = 0; texts && i < doc->n_sets; i++)
+        texts[i] = doc->sets[i].text;
+    return texts;
+}
+
+int o2h__config_doc_set(config_doc *doc, const char *assignment, o2h_error *err) {
+    char path[256], why[200] = "";
+    int rc = o2h__config_set_json(doc->root, assignment, path, sizeof path, why, sizeof why);
+    if (rc == O2H_OK) {
+        config_set_item *items = realloc(doc->sets, (size_t)(doc->n_sets + 1) * sizeof *items);
+        if (items) doc->sets = items;
+        char *p = items ? strdup(path) : NULL, *t = p ? strdup(assignment) : NULL;
+        if (t) {
+            doc->sets[doc->n_sets++] = (config_set_item){.path = p, .text = t};
+            return O2H_OK;
+        }
+        free(p);
+        rc = O2H_NO_MEMORY;
+        snprintf(why, sizeof why, "out of memory");
+    }
+    memset(err, 0, sizeof *err);
+    err->code = rc == O2H_NO_MEMORY ? O2H_NO_MEMORY : O2H_CONFIG_ERROR;
+    snprintf(err->file, sizeof err->file, "--set %s", assignment);
+    snprintf(err->message, sizeof err->message, "%s", why);
+    return err->code;
+}
+
+char *o2h__config_doc_dump(const config_doc *doc) {
+    return doc && doc->root ? json_dumps(doc->root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 }
 
 const char *o2h__config_doc_name(const config_doc *doc) {

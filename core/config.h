@@ -28,6 +28,27 @@ config_doc *o2h__config_doc_load_string(const char *text, const char *name, o2h_
 
 void o2h__config_doc_free(config_doc *doc);
 
+/** The document as parsed (and overridden), as compact JSON text to free(). */
+char *o2h__config_doc_dump(const config_doc *doc);
+
+/**
+ * Apply one override "KEY.PATH=VALUE" (o2hub --set; see config_set.c) to the
+ * parsed document. Later errors about that key name the override instead of
+ * a line of the file. On a bad path returns O2H_CONFIG_ERROR and fills *err.
+ */
+int o2h__config_doc_set(config_doc *doc, const char *assignment, o2h_error *err);
+/** The overrides applied to `doc`, in order, NULL-terminated (free the array, not the
+ * strings: they are the doc's); NULL when out of memory. */
+const char **o2h__config_doc_set_texts(const config_doc *doc);
+
+/**
+ * The work of o2h__config_doc_set on a JSON tree: `path_out` receives the
+ * key path with indexes ("transports[2].port"), `why` the reason of a
+ * failure (O2H_BAD_ARGS, O2H_NO_MEMORY).
+ */
+int o2h__config_set_json(json_t *root, const char *assignment, char *path_out, size_t path_size,
+                         char *why, size_t why_size);
+
 /** The file name as given (used to resolve relative plugin_path entries). */
 const char *o2h__config_doc_name(const config_doc *doc);
 

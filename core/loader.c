@@ -6,6 +6,7 @@
  */
 #include "loader.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <stddef.h>
@@ -229,4 +230,138 @@ void o2h__loader_close(o2h_plugin *p) {
     if (p->router) o2h__loop_run_deferred(&p->router->lp);
     if (p->dl) dlclose(p->dl);
     free(p);
+}
+
+/* ---- listing what could be loaded (o2hub --list-plugins) ---- */
+
+static const char *kind_word(o2h_plugin_kind kind) {
+    switch (kind) {
+    case O2H_PLUGIN_TRANSPORT: return "transport";
+    case O2H_PLUGIN_DISCOVERY: return "discovery";
+    case O2H_PLUGIN_EXTENSION: return "extension";
+    default: return "unknown";
+    }
+}
+
+static void report(const o2h_plugin_desc *d, const char *type, const char *file, const char *error,
+                   bool shadowed, o2h_plugin_info_fn fn, void *ctx) {
+    bool readable = d && d->abi_major == O2H_ABI_MAJOR && d->struct_size >= DESC_SIZE_1_0;
+    o2h_plugin_info info = {
+        .name = readable && d->name ? d->name : type,
+        .kind = readable ? kind_word(d->kind) : "",
+        .abi_major = d ? d->abi_major : 0,
+        .abi_minor = d ? d->abi_minor : 0,
+        .version = readable && d->version ? d->version : "",
+        .description = readable && d->description ? d->description : "",
+        .file = file,
+        .error = error,
+        .shadowed = shadowed,
+    };
+    fn(ctx, &info);
+}
+
+/* "o2hub_TYPE.so" -> TYPE in `out`; false for other names. */
+static bool type_of_file(const char *name, char *out, size_t size) {
+    size_t len = strlen(name);
+    if (len <= 9 || strncmp(name, "o2hub_", 6) != 0 || strcmp(name + len - 3, ".so") != 0 ||
+        len - 9 >= size)
+        return false;
+    memcpy(out, name + 6, len - 9);
+    out[len - 9] = '\0';
+    return valid_type_name(out);
+}
+
+typedef struct seen_types {
+    char (*names)[64];
+    int n, cap;
+} seen_types;
+
+/* Whether `type` was listed before (and remember it if not). */
+static bool seen_before(seen_types *seen, const char *type) {
+    for (int i = 0; i < seen->n; i++)
+        if (strcmp(seen->names[i], type) == 0) return true;
+    if (seen->n == seen->cap) {
+        int cap = seen->cap ? seen->cap * 2 : 16;
+        char(*names)[64] = realloc(seen->names, (size_t)cap * sizeof *names);
+        if (!names) return false;
+        seen->names = names;
+        seen->cap = cap;
+    }
+    snprintf(seen->names[seen->n++], sizeof seen->names[0], "%s", type);
+    return false;
+}
+
+static void describe_file(const char *path, const char *type, seen_types *seen,
+                          o2h_plugin_info_fn fn, void *ctx) {
+    bool shadowed = seen_before(seen, type);
+    o2h_error err = {0};
+    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!dl) {
+        report(NULL, type, path, dlerror(), shadowed, fn, ctx);
+        return;
+    }
+    const o2h_plugin_desc *d = resolve_entry(dl, path, &err);
+    if (d && check_abi(d, path, &err) == O2H_OK && check_kind(d, path, &err) == O2H_OK &&
+        strcmp(d->name, type) != 0)
+        o2h__error_set(&err, O2H_PLUGIN_INVALID, "%s: plugin calls itself \"%s\"", path, d->name);
+    report(d, type, path, err.code ? err.message : NULL, shadowed, fn, ctx);
+    dlclose(dl);
+}
+
+static int by_name(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every o2hub_TYPE.so in `dir` and in its sub-folders TYPE/ (the build tree), by name. */
+static void describe_dir(const char *dir, seen_types *seen, o2h_plugin_info_fn fn, void *ctx) {
+    DIR *dh = opendir(dir);
+    if (!dh) return;
+    char **names = NULL;
+    int n = 0, cap = 0;
+    for (struct dirent *e; (e = readdir(dh));) {
+        char type[64], path[PATH_MAX];
+        if (type_of_file(e->d_name, type, sizeof type))
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        else if (valid_type_name(e->d_name))
+            snprintf(path, sizeof path, "%s/%s/o2hub_%s.so", dir, e->d_name, e->d_name);
+        else
+            continue;
+        if (!is_file(path)) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **grown = realloc(names, (size_t)cap * sizeof *grown);
+            if (!grown) break;
+            names = grown;
+        }
+        if (!(names[n] = strdup(path))) break;
+        n++;
+    }
+    closedir(dh);
+    qsort(names, (size_t)n, sizeof *names, by_name);
+    for (int i = 0; i < n; i++) {
+        char type[64];
+        const char *base = strrchr(names[i], '/');
+        if (type_of_file(base ? base + 1 : names[i], type, sizeof type))
+            describe_file(names[i], type, seen, fn, ctx);
+        free(names[i]);
+    }
+    free(names);
+}
+
+int o2h__loader_list(o2h_router *r, const char *const *dirs, int n_dirs, o2h_plugin_info_fn fn,
+                     void *ctx) {
+    seen_types seen = {0};
+    for (const o2h_plugin_entry_fn *e = r->linked_plugins; e && *e; e++) {
+        const o2h_plugin_desc *d = (*e)();
+        if (!d) continue; /* not in this build (o2hub_dnssd_entry without avahi) */
+        o2h_error err = {0};
+        bool ok = check_abi(d, "linked-in plugin", &err) == O2H_OK &&
+                  check_kind(d, "linked-in plugin", &err) == O2H_OK;
+        report(d, "?", "linked-in", ok ? NULL : err.message, ok && seen_before(&seen, d->name), fn,
+               ctx);
+    }
+    for (int i = 0; i <= n_dirs; i++)
+        describe_dir(i < n_dirs ? dirs[i] : O2H_PLUGIN_INSTALL_DIR, &seen, fn, ctx);
+    free(seen.names);
+    return O2H_OK;
 }

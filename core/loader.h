@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdint.h>
 
+#include "o2hub/o2hub.h"
 #include "o2hub/plugin.h"
 
 /* What went through one plugin, as the core sees it (o2h_router_stats_text). */
@@ -42,6 +43,14 @@ struct o2h_plugin {
  */
 o2h_plugin *o2h__loader_open(o2h_router *r, const char *type, const char *file,
                              const char *const *dirs, int n_dirs, o2h_error *err);
+
+/**
+ * Report every plugin that could be loaded: the linked-in ones, then each
+ * o2hub_TYPE.so (or TYPE/o2hub_TYPE.so) in `dirs` and the install dir, in
+ * search order; a type found earlier shadows later files of that type.
+ */
+int o2h__loader_list(o2h_router *r, const char *const *dirs, int n_dirs, o2h_plugin_info_fn fn,
+                     void *ctx);
 
 /** Destroy the instance (if created) and dlclose. */
 void o2h__loader_close(o2h_plugin *p);

@@ -1,5 +1,5 @@
 /*
- * The host side of O2lite over TCP and UDP (O2-REFERENCE §5.2): a client
+ * The host side of O2lite over TCP and UDP (docs/o2lite.md): a client
  * connects to our TCP port and sends !_o2/o2lite/con; that link becomes a
  * bridge. Its services, clock pings, status and list queries arrive as
  * !_o2/o2lite/... messages to our "_o2" service.

@@ -1,5 +1,5 @@
 /*
- * The O2 process protocol (O2-REFERENCE §3.3): naming, the !_o2/dy
+ * The O2 process protocol (docs/tcp-udp.md): naming, the !_o2/dy
  * handshake, !_o2/sv service lists, /_o2/si notifications.
  *
  * Roles: of two processes, the one with the lesser name connects (client);
@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hub.h"
 #include "loader.h"
 #include "msg_internal.h"
 #include "monitor.h"
@@ -65,6 +66,7 @@ void o2h__proto_announce(o2h_router *r) {
                              .internal_ip = r->net.internal_ip};
     for (o2h_plugin *p = r->plugins; p; p = p->next) {
         if (!p->started) continue;
+        if (p->desc->kind == O2H_PLUGIN_DISCOVERY && r->net.discovery_stopped) continue;
         if (p->desc->kind == O2H_PLUGIN_DISCOVERY && p->discovery.announce)
             p->discovery.announce(p->instance, &info);
         else if (p->desc->kind == O2H_PLUGIN_TRANSPORT && p->transport.announce)
@@ -75,20 +77,34 @@ void o2h__proto_announce(o2h_router *r) {
 
 /* ---- messages this process sends ---- */
 
-o2h_msg *o2h__proto_dy_message(o2h_router *r, int flag) {
-    if (!named(r)) return NULL;
-    char iip[16];
-    snprintf(iip, sizeof iip, "%08x", r->net.internal_ip);
+static o2h_msg *dy_for(o2h_router *r, const char *pip, const char *iip, int tcp, int udp,
+                       int flag) {
     o2h_builder *b = r->pbuilder;
     o2h_builder_start(b);
     o2h_add_string(b, r->ensemble);
     o2h_add_int32(b, O2H_O2_PROTOCOL_VERSION);
-    o2h_add_string(b, "00000000"); /* public IP: no STUN, as O2 offline */
+    o2h_add_string(b, pip);
     o2h_add_string(b, iip);
-    o2h_add_int32(b, r->net.tcp_port);
-    o2h_add_int32(b, r->net.udp_port);
+    o2h_add_int32(b, tcp);
+    o2h_add_int32(b, udp);
     o2h_add_int32(b, flag);
     return o2h_builder_finish(b, 0, "!_o2/dy", O2H_FLAG_RELIABLE);
+}
+
+o2h_msg *o2h__proto_dy_message(o2h_router *r, int flag) {
+    if (!named(r)) return NULL;
+    char iip[16];
+    snprintf(iip, sizeof iip, "%08x", r->net.internal_ip);
+    /* public IP: no STUN, as O2 offline */
+    return dy_for(r, "00000000", iip, r->net.tcp_port, r->net.udp_port, flag);
+}
+
+o2h_msg *o2h__proto_dy_of_peer(o2h_router *r, const peer *p, int flag) {
+    char pip[9], iip[9]; /* "@pppppppp:iiiiiiii:tttt" */
+    if (strlen(p->name) < 19) return NULL;
+    snprintf(pip, sizeof pip, "%.8s", p->name + 1);
+    snprintf(iip, sizeof iip, "%.8s", p->name + 10);
+    return dy_for(r, pip, iip, p->tcp_port, p->udp_port, flag);
 }
 
 /* Every service but the local process's own names ("_o2", "@...") is announced. */
@@ -272,6 +288,10 @@ static void peer_unlink(o2h_router *r, peer *gone) {
         }
 }
 
+static void free_peer(void *ctx) {
+    free(ctx);
+}
+
 /* The peer is gone: its services everywhere, its links, and tell discovery. */
 static void peer_lost(o2h_router *r, peer *p) {
     o2h__router_log(r, O2H_LOG_INFO, "core", "lost process %s", p->name);
@@ -282,7 +302,7 @@ static void peer_lost(o2h_router *r, peer *p) {
         p->udp->peer = NULL;
         o2h__link_close(p->udp);
     }
-    free(p);
+    o2h__loop_defer(&r->lp, &p->free_later, free_peer, p);
     o2h__proto_announce(r); /* start the discovery backoff over, to find it again */
 }
 
@@ -300,12 +320,39 @@ void o2h__proto_link_closed(o2h_router *r, o2h_link *link) {
     }
 }
 
+static void send_callback(o2h_router *r, uint32_t ip, int tcp);
+
 static void attach_udp(o2h_router *r, peer *p) {
     p->udp = o2h__proto_connect(r->net.udp_plugin, p->ip, p->udp_port);
     if (p->udp) p->udp->peer = p;
 }
 
-/* We are the lesser name: connect, then send dy CONNECT and our service list. */
+void o2h__proto_peer_udp_port(o2h_router *r, peer *p, int udp) {
+    if (udp == p->udp_port || udp <= 0 || udp > 65535) return;
+    p->udp_port = udp;
+    if (p->udp) {
+        p->udp->peer = NULL;
+        o2h__link_close(p->udp);
+        p->udp = NULL;
+    }
+    attach_udp(r, p);
+}
+
+peer *o2h__proto_peer_at(o2h_router *r, uint32_t ip, int tcp) {
+    for (peer *p = r->net.peers; p; p = p->next)
+        if (p->ip == ip && p->tcp_port == tcp) return p;
+    return NULL;
+}
+
+bool o2h__proto_tcp_peer(const o2h_router *r, const peer *p) {
+    return p->tcp && !p->tcp->freed && p->tcp->plugin == r->net.tcp_plugin;
+}
+
+/*
+ * We are the lesser name: connect, then send dy CONNECT and our service
+ * list; dy HUB instead when it is a process we asked to be our hub (it
+ * answers dy REPLY, then we send !_o2/hub).
+ */
 static void connect_as_client(o2h_router *r, const char *name, uint32_t ip, int tcp, int udp) {
     o2h_link *link = o2h__proto_connect(r->net.tcp_plugin, ip, tcp);
     if (!link) {
@@ -320,11 +367,23 @@ static void connect_as_client(o2h_router *r, const char *name, uint32_t ip, int 
     p->tcp = link;
     link->peer = p;
     attach_udp(r, p);
-    o2h__router_log(r, O2H_LOG_INFO, "core", "connecting to process %s", name);
-    send_and_release(r, link, o2h__proto_dy_message(r, O2H_DY_CONNECT));
+    p->our_hub = o2h__hub_is(r, ip, tcp);
+    o2h__router_log(r, O2H_LOG_INFO, "core", "connecting to process %s%s", name,
+                    p->our_hub ? " (our hub)" : "");
+    send_and_release(r, link, o2h__proto_dy_message(r, p->our_hub ? O2H_DY_HUB : O2H_DY_CONNECT));
     o2h__clock_announce_sync_on(r, link);
     send_and_release(r, link, full_service_list(r));
+    if (link->freed) return; /* the connection failed at once: the peer is gone */
     o2h__services_add_peer(r, name, p, NULL);
+    o2h__hub_peer_added(r, p);
+}
+
+void o2h__proto_discovered(o2h_router *r, const char *name, uint32_t ip, int tcp, int udp) {
+    if (find_peer(r, name) || strcmp(r->process_name, name) == 0) return;
+    if (strcmp(r->process_name, name) < 0)
+        connect_as_client(r, name, ip, tcp, udp);
+    else
+        send_callback(r, ip, tcp);
 }
 
 /* We are the greater name: ask the peer to connect to us. */
@@ -335,9 +394,14 @@ static void send_callback(o2h_router *r, uint32_t ip, int tcp) {
     o2h__link_close(link); /* the transport flushes, then closes */
 }
 
-/* A lesser process connected to us and named itself. */
+/*
+ * A lesser process connected to us and named itself: dy CONNECT, or dy HUB
+ * (`hub_request`: it wants us as its hub; we answer dy REPLY first). When it
+ * is a process we asked to be our hub, it connected because we sent it dy
+ * CALLBACK: we ask with !_o2/hub first, as O2 does.
+ */
 static void accept_client(o2h_router *r, o2h_link *from, const char *name, uint32_t ip, int tcp,
-                          int udp) {
+                          int udp, bool hub_request) {
     /* A link speaks for one process, named once: a second dy CONNECT (another
      * name) or one from an O2lite client's link is ignored. */
     if (from->peer || from->bridge) return;
@@ -348,10 +412,18 @@ static void accept_client(o2h_router *r, o2h_link *from, const char *name, uint3
     p->tcp = from;
     from->peer = p;
     attach_udp(r, p);
-    o2h__router_log(r, O2H_LOG_INFO, "core", "accepted process %s", name);
+    p->our_hub = !hub_request && o2h__hub_is(r, ip, tcp);
+    o2h__router_log(r, O2H_LOG_INFO, "core", "accepted process %s%s", name,
+                    hub_request  ? " (asks us to be its hub)"
+                    : p->our_hub ? " (our hub)"
+                                 : "");
+    if (hub_request) send_and_release(r, from, o2h__proto_dy_message(r, O2H_DY_REPLY));
+    if (p->our_hub) o2h__hub_ask(r, p);
     o2h__clock_announce_sync_on(r, from);
     send_and_release(r, from, full_service_list(r));
+    if (from->freed) return; /* it closed meanwhile: the peer is gone */
     o2h__services_add_peer(r, name, p, NULL);
+    if (!hub_request) o2h__hub_peer_added(r, p); /* else its !_o2/hub introduces it */
 }
 
 /* A transport's link is the only path to a process (O2's MQTT "process via broker"). */
@@ -419,24 +491,28 @@ static void handle_dy(o2h_router *r, const o2h_msg *msg, const char *types,
     uint32_t ip = (uint32_t)strtoul(iip, NULL, 16);
     if (!o2h__allow_permits(&r->allow, ip)) {
         refuse_process(r, name, ip, from);
-        if (from && flag == O2H_DY_CONNECT) o2h__link_close(from);
+        if (from && (flag == O2H_DY_CONNECT || flag == O2H_DY_HUB)) o2h__link_close(from);
         return;
     }
     switch (flag) {
     case O2H_DY_CONNECT:
-        if (from) accept_client(r, from, name, ip, tcp, udp);
+        if (from) accept_client(r, from, name, ip, tcp, udp, false);
+        return;
+    case O2H_DY_HUB:
+        if (from)
+            accept_client(r, from, name, ip, tcp, udp, true);
+        else /* made in this process (the static plugin's "hub"): use it as a hub */
+            o2h__hub_use(r, argv[2]->s, ip, tcp, udp);
+        return;
+    case O2H_DY_REPLY:
+        if (from) o2h__hub_replied(r, from, name, udp);
         return;
     case O2H_DY_CALLBACK:
         if (from) o2h__link_close(from);
         if (!find_peer(r, name) && strcmp(r->process_name, name) < 0)
             connect_as_client(r, name, ip, tcp, udp);
         return;
-    default: /* INFO and the rest: discovery */
-        if (find_peer(r, name)) return;
-        if (strcmp(r->process_name, name) < 0)
-            connect_as_client(r, name, ip, tcp, udp);
-        else
-            send_callback(r, ip, tcp);
+    default: /* INFO and the rest: discovery */ o2h__proto_discovered(r, name, ip, tcp, udp);
     }
 }
 
@@ -499,6 +575,7 @@ int o2h__proto_init(o2h_router *r) {
         rc = o2h__services_add_method(r, "/_o2/sv", NULL, handle_sv, NULL, false, false);
     if (rc == O2H_OK) rc = o2h__o2lite_host_init(r);
     if (rc == O2H_OK) rc = o2h__monitor_init(r);
+    if (rc == O2H_OK) rc = o2h__hub_init(r);
     return rc;
 }
 
@@ -510,6 +587,7 @@ void o2h__proto_fini(o2h_router *r) {
         if (p->udp) p->udp->peer = NULL;
         free(p);
     }
+    o2h__hub_fini(r);
 }
 
 int o2h__proto_net_register(o2h_router *r, o2h_plugin *p, int proto, uint32_t ip, int port) {
@@ -531,6 +609,7 @@ int o2h__proto_net_register(o2h_router *r, o2h_plugin *p, int proto, uint32_t ip
                  (unsigned)r->net.tcp_port);
         o2h__router_log(r, O2H_LOG_INFO, "core", "process name %s", r->process_name);
         o2h__proto_announce(r);
+        o2h__hub_named(r); /* hubs asked for before we had a name */
     }
     return O2H_OK;
 }

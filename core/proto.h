@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "o2hub/o2hub.h"
+#include "o2hub/plugin.h"
 #include "services.h"
 
 typedef struct peer {
@@ -19,9 +20,16 @@ typedef struct peer {
     uint32_t ip;   /* internal IPv4, host order */
     int tcp_port;
     int udp_port;
-    bool synced; /* it sent !_o2/cs/cs */
+    bool synced;     /* it sent !_o2/cs/cs */
+    bool our_hub;    /* we asked it to be our hub (hub.h) */
+    bool hub_client; /* it asked us to be its hub (/_o2/hub) */
     struct peer *next;
+    /* A lost peer is unlinked at once and freed in the loop's deferred phase:
+     * a loop over the peers may be sending when a failed send loses one. */
+    o2h_deferred free_later;
 } peer;
+
+typedef struct hub_entry hub_entry;
 
 typedef struct net_state {
     o2h_plugin *tcp_plugin;
@@ -30,7 +38,10 @@ typedef struct net_state {
     int tcp_port;
     int udp_port;
     peer *peers;
-    bool announcing; /* discovery plugins have been told our name */
+    hub_entry *hubs; /* the processes asked to be our hub (hub.h) */
+    int n_hubs;
+    bool announcing;        /* discovery plugins have been told our name */
+    bool discovery_stopped; /* o2h_router_discovery_stop: discovery plugins are not told again */
 } net_state;
 
 /** Create the "_o2" service and the handlers for O2's system messages. */
@@ -44,6 +55,24 @@ void o2h__proto_announce(o2h_router *r);
 
 /** A `!_o2/dy` message for this process, or NULL before it has a name. */
 o2h_msg *o2h__proto_dy_message(o2h_router *r, int flag);
+
+/** A `!_o2/dy` message describing the peer `p` (a hub introduces processes with it). */
+o2h_msg *o2h__proto_dy_of_peer(o2h_router *r, const peer *p, int flag);
+
+/**
+ * A process was found (a discovery message, a hub): the lesser name connects,
+ * the greater asks it to with dy CALLBACK; nothing if it is already a peer.
+ */
+void o2h__proto_discovered(o2h_router *r, const char *name, uint32_t ip, int tcp, int udp);
+
+/** The peer whose TCP port is `tcp` at internal IP `ip`, or NULL. */
+peer *o2h__proto_peer_at(o2h_router *r, uint32_t ip, int tcp);
+
+/** The peer's UDP port is `udp` after all (its dy REPLY): best effort goes there now. */
+void o2h__proto_peer_udp_port(o2h_router *r, peer *p, int udp);
+
+/** Is the peer an O2 process reached by the TCP transport (not through a broker)? */
+bool o2h__proto_tcp_peer(const o2h_router *r, const peer *p);
 
 /** A link is gone (closed by its transport): forget the peer it led to. */
 void o2h__proto_link_closed(o2h_router *r, o2h_link *link);

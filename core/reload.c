@@ -193,14 +193,16 @@ static void report_plugins(const router_config *oc, const router_config *nc, con
     }
 }
 
-/* The whole check `o2hub --check` makes: a router from the file, never started. */
-static int check_file(o2h_router *r, const char *path, o2h_error *err) {
+/* The whole check `o2hub --check` makes: a router from the file, never started.
+ * The running router's overrides (o2hub --set) apply to the new file too. */
+static int check_file(o2h_router *r, const char *path, const char *const *sets, o2h_error *err) {
     o2h_router_options o = {.struct_size = sizeof o,
                             .log = r->log,
                             .log_ctx = r->log_ctx,
                             .log_level = O2H_LOG_ERROR,
                             .log_level_fixed = true,
-                            .linked_plugins = (const o2h_plugin_entry_fn *)r->linked_plugins};
+                            .linked_plugins = (const o2h_plugin_entry_fn *)r->linked_plugins,
+                            .config_set = sets};
     o2h_router *scratch = o2h_router_new_from_file(path, &o, err);
     if (!scratch) return err->code ? err->code : O2H_CONFIG_ERROR;
     o2h_router_free(scratch);
@@ -213,13 +215,18 @@ int o2h_router_reload_file(o2h_router *r, const char *path, o2h_reload_note_fn f
     if (!err) err = &local;
     memset(err, 0, sizeof *err);
     if (!r || !path) return o2h__error_set(err, O2H_BAD_ARGS, "no router or no path");
-    int rc = check_file(r, path, err);
-    if (rc != O2H_OK) return rc;
-    config_doc *doc = o2h__config_doc_load_file(path, err);
+    const char **sets = r->doc ? o2h__config_doc_set_texts(r->doc) : NULL;
+    if (r->doc && !sets) return o2h__error_set(err, O2H_NO_MEMORY, "out of memory");
+    int rc = check_file(r, path, sets, err);
+    config_doc *doc = rc == O2H_OK ? o2h__config_doc_load_file(path, err) : NULL;
+    if (rc == O2H_OK && !doc) rc = err->code;
+    for (int i = 0; rc == O2H_OK && sets && sets[i]; i++)
+        rc = o2h__config_doc_set(doc, sets[i], err);
+    free(sets);
     router_config nc;
-    if (!doc) return err->code;
-    if ((rc = o2h__config_parse_router(doc, &nc, err)) != O2H_OK) { /* changed meanwhile */
-        o2h__config_doc_free(doc);
+    if (rc == O2H_OK) rc = o2h__config_parse_router(doc, &nc, err); /* changed meanwhile? */
+    if (rc != O2H_OK) {
+        if (doc) o2h__config_doc_free(doc);
         return rc;
     }
     notes n = {fn, ctx};

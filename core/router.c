@@ -120,6 +120,20 @@ static char **plugin_search_dirs(const o2h_router *r, int *n) {
     return dirs;
 }
 
+char *o2h_router_config_text(const o2h_router *r) {
+    return r ? o2h__config_doc_dump(r->doc) : NULL;
+}
+
+int o2h_router_plugins_list(o2h_router *r, o2h_plugin_info_fn fn, void *ctx) {
+    if (!r || !fn) return O2H_BAD_ARGS;
+    int n_dirs;
+    char **dirs = plugin_search_dirs(r, &n_dirs);
+    if (!dirs) return O2H_NO_MEMORY;
+    int rc = o2h__loader_list(r, (const char *const *)dirs, n_dirs, fn, ctx);
+    free(dirs);
+    return rc;
+}
+
 static bool kind_fits(const char *kind_key, o2h_plugin_kind kind) {
     if (strcmp(kind_key, "transports") == 0) return kind == O2H_PLUGIN_TRANSPORT;
     if (strcmp(kind_key, "discovery") == 0) return kind == O2H_PLUGIN_DISCOVERY;
@@ -230,14 +244,20 @@ static int apply_config(o2h_router *r, config_doc *doc, const router_config *rc_
 
 static o2h_router *router_from_doc(config_doc *doc, const o2h_router_options *opts,
                                    o2h_error *err) {
+    o2h_router_options o = {.struct_size = sizeof o};
+    if (opts) memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
+    o.struct_size = sizeof o;
+    for (const char *const *set = o.config_set; doc && set && *set; set++) {
+        if (o2h__config_doc_set(doc, *set, err) != O2H_OK) {
+            o2h__config_doc_free(doc);
+            return NULL;
+        }
+    }
     router_config rc_;
     if (!doc || o2h__config_parse_router(doc, &rc_, err) != O2H_OK) {
         o2h__config_doc_free(doc);
         return NULL;
     }
-    o2h_router_options o = {.struct_size = sizeof o};
-    if (opts) memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
-    o.struct_size = sizeof o;
     o.ensemble = rc_.ensemble;
     int base_log_level = o.log_level;
     if (rc_.log_level >= 0 && !o.log_level_fixed) o.log_level = rc_.log_level;

@@ -6,7 +6,8 @@
 # program and an o2lite device with DNS-SD. Each is run or loaded. Then what a
 # distribution installs (docs/install.md): programs that find libo2hub by
 # their rpath, no example plugin among the plugins, man pages, the unit, the
-# default config, the pages and sdk/js beside the example configs.
+# default config, the pages and sdk/js beside the example configs, and the
+# Pd folder (lib/pd/extra/o2hub), loaded by pd through an object's name.
 set -euo pipefail
 build=$(realpath "$1")
 src=$(realpath "$2")
@@ -125,6 +126,31 @@ if [ -e "$dest$libdir/o2hub/plugins/o2hub_websocket.so" ]; then
   step "an installed example config finds its pages and plugins" \
     env O2HUB_PLUGIN_PATH="$dest$libdir/o2hub/plugins" \
     "$dest$bindir/o2hub" --config "$dest$datadir/o2hub/examples/monitor.json" --check
+fi
+# o2ctl carries its plugins: no plugin path, and it gets as far as looking.
+o2ctl_alone() {
+  local log
+  log=$(env -u O2HUB_PLUGIN_PATH "$dest$bindir/o2ctl" -e install -H 127.0.0.1 -p 127.0.0.1:9 \
+    -w 0.2 list 2>&1) && return 1 # nothing is there: it must fail, saying so
+  echo "$log"
+  grep -q "no services found" <<<"$log"
+}
+step "the installed o2ctl runs with no plugin path" o2ctl_alone
+
+pdext=$dest$prefix/lib/pd/extra/o2hub
+if [ -e "$pdext/o2hub.pd_linux" ] && command -v pd >/dev/null; then
+  step "the Pd folder has the external, its links, help patches and README" sh -c "
+    cd '$pdext' && test -s README.txt && test -s o2hub-example.pd &&
+    for o in o2ensemble o2receive o2send o2property o2.status o2.tap o2.time; do
+      test -L \$o.pd_linux && test -s \$o-help.pd || exit 1; done"
+  printf '#N canvas 0 0 400 300 12;\n#X obj 10 10 o2ensemble;\n#X obj 10 40 o2.time;\n' >"$out/load.pd"
+  # shellcheck disable=SC2016  # $1 and $2 belong to the inner shell
+  step "pd loads the installed external by an object's name (libo2hub by its rpath)" \
+    env -u LD_LIBRARY_PATH sh -c '
+      log=$(timeout 20 pd -nogui -noaudio -stderr -noprefs -nrt -path "$1" -open "$2" \
+            -send "pd quit" 2>&1) || exit 1
+      echo "$log"; echo "$log" | grep -q "^o2hub " && ! echo "$log" | grep -q "couldn.t create"' \
+    sh "$pdext" "$out/load.pd"
 fi
 
 echo "$failures failures"

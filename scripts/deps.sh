@@ -13,7 +13,6 @@ O2HUB_DEBIAN_PACKAGES=(
   liblo-dev liblo-tools                 # OSC: e2e tests and bench against liblo, oscsend/oscdump
   supercollider-server                  # tests/e2e/test_osc_replies.c: scsynth answers a delegate
   jackd2                                # the same: jackd -d dummy, the audio server scsynth needs
-  puredata-core                         # the same: pd -nogui runs an echo patch ([netsend] answers)
   libavahi-compat-libdnssd-dev          # plugins/dnssd: the dns_sd.h API (avahi)
   avahi-daemon dbus                     # plugins/dnssd at run time, and its e2e test
   libmicrohttpd-dev                     # transports/websocket: HTTP server and upgrade
@@ -30,6 +29,8 @@ O2HUB_DEBIAN_PACKAGES=(
   lintian                               # debian/: the packages' checks (scripts/build-debs.sh, CI)
   man-db                                # CI: `man o2hub` on the installed package
   curl                                  # CI: the installed monitor page is served
+  puredata-dev                          # sdk/pd: m_pd.h for the Pure Data external
+  puredata-core                         # tests/e2e/test_pd.c, test_osc_replies.c: headless pd
 )
 
 o2hub_install_deps() {

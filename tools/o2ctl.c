@@ -4,13 +4,12 @@
  * ensemble's services, print the ensemble's time.
  *
  * It joins an ensemble like any O2 process: tcp and udp transports, then
- * broadcast discovery (O2's UDP discovery ports on this host) or, with
- * --peer, static discovery of the given processes.
+ * ZeroConf (dnssd, where avahi-daemon runs) and broadcast discovery, or with
+ * --peer static discovery of the given processes, or with --hub every
+ * process the given one knows (O2's hub discovery). Its plugins are linked in
+ * (libo2hub_linked_plugins): it needs no plugin folder.
  */
-#include <ctype.h>
-#include <errno.h>
 #include <getopt.h>
-#include <inttypes.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,24 +17,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <o2hub/linked_plugins.h>
 #include <o2hub/o2hub.h>
 
-typedef struct options {
-    const char *ensemble;
-    const char *peers[16];
-    int n_peers;
-    const char *host;
-    int port;
-    bool udp;
-    const char *time; /* as given: "T" or "+D" */
-    double wait;      /* < 0: the command's default */
-    const char *until;
-    long count;
-    double duration;
-    bool json;
-    bool all;
-    int log_level;
-} options;
+#include "o2ctl.h"
+#include "tool_defaults.h"
 
 typedef struct app {
     options o;
@@ -54,47 +40,6 @@ static void on_signal(int sig) {
     (void)sig;
     interrupted = 1;
     if (signal_router) o2h_router_wake(signal_router);
-}
-
-static void usage(FILE *out) {
-    fprintf(out,
-            "usage: o2ctl [OPTIONS] COMMAND [ARGS...]\n"
-            "\n"
-            "Commands:\n"
-            "  send ADDRESS [TYPES [ARGS...]]  send one message (reliable unless --udp)\n"
-            "  dump SERVICE                    offer SERVICE and print every message to it\n"
-            "  tap SERVICE                     tap SERVICE and print the copies\n"
-            "  list                            services: status, process, properties; taps\n"
-            "  time                            the ensemble's (synchronised) time\n"
-            "\n"
-            "Options:\n"
-            "  -e, --ensemble NAME   ensemble to join (default $O2HUB_ENSEMBLE, else \"o2hub\")\n"
-            "  -p, --peer HOST:PORT  find processes through this one (static discovery;\n"
-            "                        repeatable); without it: broadcast discovery\n"
-            "  -H, --host ADDR       address to bind (default 0.0.0.0)\n"
-            "  -P, --port N          our TCP and UDP port (default: any)\n"
-            "  -u, --udp             send: best effort instead of reliable\n"
-            "  -t, --time T          send: timestamp T (O2 time), or +D for D seconds from now\n"
-            "  -w, --wait S          list: discovery window (default 1 s); other commands: the\n"
-            "                        longest wait for the service or clock (default 5 s)\n"
-            "  -U, --until SERVICE   list: stop waiting as soon as SERVICE is known\n"
-            "  -n, --count N         dump, tap: exit after N messages\n"
-            "  -d, --duration S      dump, tap: exit after S seconds\n"
-            "  -j, --json            JSON output (one object per line for dump and tap)\n"
-            "  -a, --all             list: also the internal services (_o2, _cs, @process)\n"
-            "  -l, --log-level L     error, warn, info or debug (default warn)\n"
-            "      --plugin-dir DIR  also search DIR for plugins\n"
-            "  -h, --help, -V, --version\n"
-            "\n"
-            "Types for send: i h f d t s S c m B T F N I [ ] and b (hex bytes); T F N I [ ]\n"
-            "take no argument. Exit status: 0 ok, 1 failure, 2 bad usage.\n");
-}
-
-static int parse_level(const char *text) {
-    static const char *const names[] = {"error", "warn", "info", "debug"};
-    for (int i = 0; i < 4; i++)
-        if (strcmp(text, names[i]) == 0) return i;
-    return -1;
 }
 
 static const char *status_name(int status) {
@@ -120,11 +65,44 @@ static int add_plugin(o2h_router *r, const char *kind, const char *type, json_t 
     return rc;
 }
 
+static int start_discovery(app *a) {
+    const char *list = o2ctl_discovery_list(&a->o);
+    int rc = O2H_OK;
+    if (o2ctl_has_word(list, "dnssd")) {
+        /* Optional: where avahi-daemon does not run it says so at info level only. */
+        o2h_error err;
+        int d = o2h_router_add_plugin(a->r, "discovery", "dnssd",
+                                      "{\"when_unavailable\": \"info\"}", &err);
+        if (d != O2H_OK && d != O2H_PLUGIN_NOT_FOUND) {
+            char line[1024];
+            fprintf(stderr, "o2ctl: dnssd plugin: %s\n", o2h_error_format(&err, line, sizeof line));
+        }
+    }
+    if (rc == O2H_OK && o2ctl_has_word(list, "broadcast"))
+        rc = add_plugin(a->r, "discovery", "broadcast",
+                        json_pack("{s:f, s:f}", "interval_min", 0.1, "interval_max", 1.0));
+    if (rc == O2H_OK && o2ctl_has_word(list, "static")) {
+        if (!a->o.n_peers) {
+            fprintf(stderr, "o2ctl: static discovery needs --peer HOST:PORT (or $O2HUB_PEERS)\n");
+            return O2H_BAD_ARGS;
+        }
+        json_t *peers = json_array();
+        for (int i = 0; i < a->o.n_peers; i++)
+            json_array_append_new(peers, json_string(a->o.peers[i]));
+        rc = add_plugin(
+            a->r, "discovery", "static",
+            json_pack("{s:o, s:f, s:f}", "peers", peers, "interval_min", 0.1, "interval_max", 1.0));
+    }
+    return rc;
+}
+
 static o2h_router *join(app *a) {
+    static const o2h_plugin_entry_fn linked[] = O2HUB_LINKED_PLUGINS;
     o2h_router_options opts = {.struct_size = sizeof opts,
                                .ensemble = a->o.ensemble,
                                .log_level = a->o.log_level,
-                               .log_level_fixed = true};
+                               .log_level_fixed = true,
+                               .linked_plugins = linked};
     o2h_error err;
     o2h_router *r = o2h_router_new(&opts, &err);
     if (!r) {
@@ -137,25 +115,40 @@ static o2h_router *join(app *a) {
         rc = add_plugin(r, "transports", i ? "udp" : "tcp",
                         json_pack("{s:s, s:i}", "host", a->o.host, "port", a->o.port));
     if (rc == O2H_OK) rc = o2h_router_start(r);
-    if (rc == O2H_OK) {
-        if (a->o.n_peers) {
-            json_t *peers = json_array();
-            for (int i = 0; i < a->o.n_peers; i++)
-                json_array_append_new(peers, json_string(a->o.peers[i]));
-            rc = add_plugin(r, "discovery", "static",
-                            json_pack("{s:o, s:f, s:f}", "peers", peers, "interval_min", 0.1,
-                                      "interval_max", 1.0));
-        } else {
-            rc = add_plugin(r, "discovery", "broadcast",
-                            json_pack("{s:f, s:f}", "interval_min", 0.1, "interval_max", 1.0));
-        }
-    }
+    a->r = r;
+    if (rc == O2H_OK) rc = start_discovery(a);
+    if (rc == O2H_OK && a->o.hub && (rc = o2h_router_hub(r, a->o.hub)) != O2H_OK)
+        fprintf(stderr, "o2ctl: --hub %s: %s\n", a->o.hub,
+                rc == O2H_BAD_ARGS ? "expected IPv4:PORT" : o2h_strerror(rc));
     if (rc != O2H_OK) {
+        a->r = NULL;
         o2h_router_free(r);
         return NULL;
     }
     signal_router = r;
     return r;
+}
+
+/* "in ensemble "demo" (discovery: dnssd, broadcast)": where a search looked, for errors. */
+static const char *where_looked(const app *a, char *buf, size_t size) {
+    snprintf(buf, size, "in ensemble \"%s\" (discovery: %s", a->o.ensemble,
+             o2ctl_discovery_list(&a->o));
+    for (int i = 0; i < a->o.n_peers; i++) {
+        size_t used = strlen(buf);
+        snprintf(buf + used, size - used, "%s%s", i ? ", " : "; peers ", a->o.peers[i]);
+    }
+    size_t used = strlen(buf);
+    if (a->o.hub) snprintf(buf + used, size - used, "; hub %s", a->o.hub);
+    used = strlen(buf);
+    snprintf(buf + used, size - used, ")");
+    return buf;
+}
+
+/* What to try when nothing was found. */
+static void nothing_found_hint(void) {
+    fprintf(stderr,
+            "o2ctl: is a hub running (bash scripts/run-router.sh)? Another ensemble: -e NAME "
+            "or $O2HUB_ENSEMBLE; a process discovery does not reach: --peer HOST:PORT\n");
 }
 
 /* Poll until `done(a)` or `limit` seconds or a signal. Returns done(a). */
@@ -169,97 +162,12 @@ static bool poll_until(app *a, bool (*done)(app *a), double limit) {
     }
 }
 
-/* ---- Message output (dump, tap) ----------------------------------------------- */
-
-static json_t *vector_json(const o2h_vector *v) {
-    json_t *arr = json_array();
-    for (int32_t k = 0; k < v->len; k++) {
-        switch (v->type) {
-        case 'i': json_array_append_new(arr, json_integer(((const int32_t *)v->data)[k])); break;
-        case 'h': json_array_append_new(arr, json_integer(((const int64_t *)v->data)[k])); break;
-        case 'f': json_array_append_new(arr, json_real(((const float *)v->data)[k])); break;
-        default: json_array_append_new(arr, json_real(((const double *)v->data)[k])); break;
-        }
-    }
-    return arr;
-}
-
-static json_t *arg_json(char t, const o2h_arg *a) {
-    char hex[3];
-    switch (t) {
-    case 'i': return json_integer(a->i);
-    case 'h': return json_integer(a->h);
-    case 'f': return json_real(a->f);
-    case 'd': return json_real(a->d);
-    case 't': return json_real(a->t);
-    case 's':
-    case 'S': return json_string(a->s);
-    case 'c': {
-        char s[2] = {(char)a->c, 0};
-        return json_string(s);
-    }
-    case 'm': return json_integer(a->m);
-    case 'B': return json_boolean(a->B);
-    case 'T': return json_true();
-    case 'F': return json_false();
-    case 'N': return json_null();
-    case 'I': return json_string("inf");
-    case 'b': {
-        json_t *s = json_string("");
-        char *text = malloc(2 * (size_t)a->b.size + 1);
-        if (!text) return s;
-        for (uint32_t k = 0; k < a->b.size; k++) {
-            snprintf(hex, sizeof hex, "%02x", a->b.data[k]);
-            memcpy(text + 2 * k, hex, 2);
-        }
-        text[2 * a->b.size] = '\0';
-        json_string_set(s, text);
-        free(text);
-        return s;
-    }
-    default: return json_null();
-    }
-}
-
-/* The arguments as JSON values; '[' ... ']' become nested arrays, vectors arrays. */
-static json_t *args_json(const o2h_msg *msg) {
-    json_t *stack[O2H_MAX_BUNDLE_DEPTH * 4 + 1];
-    int depth = 0;
-    stack[0] = json_array();
-    size_t scratch_size = 2u * msg->length + 64u;
-    uint8_t *scratch = malloc(scratch_size);
-    o2h_reader rd;
-    if (!scratch || o2h_reader_init(&rd, msg, scratch, scratch_size) != O2H_OK) {
-        free(scratch);
-        return stack[0];
-    }
-    for (char t; (t = o2h_reader_peek(&rd)) != 0;) {
-        o2h_arg a;
-        memset(&a, 0, sizeof a);
-        if (o2h_reader_next(&rd, t, &a) != O2H_OK) break;
-        if (t == '[' && depth + 1 < (int)(sizeof stack / sizeof stack[0])) {
-            stack[++depth] = json_array();
-        } else if (t == ']' && depth > 0) {
-            json_array_append_new(stack[depth - 1], stack[depth]);
-            depth--;
-        } else {
-            json_array_append_new(stack[depth], t == 'v' ? vector_json(&a.v) : arg_json(t, &a));
-        }
-    }
-    while (depth > 0) {
-        json_array_append_new(stack[depth - 1], stack[depth]);
-        depth--;
-    }
-    free(scratch);
-    return stack[0];
-}
-
 /* Print one message; `address` replaces the message's own (taps show the tapped service). */
 static void print_message(app *a, const o2h_msg *msg, const char *address) {
     if (a->o.json) {
         json_t *o = json_pack("{s:s, s:f, s:s, s:b, s:o}", "address", address, "time",
                               o2h_msg_time(msg), "types", o2h_msg_types(msg), "reliable",
-                              o2h_msg_reliable(msg), "args", args_json(msg));
+                              o2h_msg_reliable(msg), "args", o2ctl_args_json(msg));
         char *text = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
         if (text) puts(text);
         free(text);
@@ -347,110 +255,6 @@ static int cmd_tap(app *a, const char *service) {
 
 /* ---- send ------------------------------------------------------------------------- */
 
-static int hexval(int c) {
-    return isdigit(c) ? c - '0' : isxdigit(c) ? tolower(c) - 'a' + 10 : -1;
-}
-
-static bool parse_number(const char *text, bool integer, int64_t *i, double *d) {
-    char *end;
-    errno = 0;
-    if (integer) {
-        *i = strtoll(text, &end, 0);
-    } else {
-        *d = strtod(text, &end);
-    }
-    return *text && !*end && errno == 0;
-}
-
-/* Add args[] to the builder as `types` says; false (with a message) on a mistake. */
-static bool add_args(o2h_builder *b, const char *types, char **args, int n_args) {
-    int k = 0;
-    for (const char *t = types; *t; t++) {
-        if (strchr("TFNI[]", *t)) {
-            if (*t == 'T') o2h_add_true(b);
-            if (*t == 'F') o2h_add_false(b);
-            if (*t == 'N') o2h_add_nil(b);
-            if (*t == 'I') o2h_add_infinitum(b);
-            if (*t == '[') o2h_add_start_array(b);
-            if (*t == ']') o2h_add_end_array(b);
-            continue;
-        }
-        if (!strchr("ihfdtsScmBb", *t)) {
-            fprintf(stderr, "o2ctl: type '%c' is not supported by send\n", *t);
-            return false;
-        }
-        if (k >= n_args) {
-            fprintf(stderr, "o2ctl: types \"%s\" need more arguments\n", types);
-            return false;
-        }
-        const char *text = args[k++];
-        int64_t i = 0;
-        double d = 0;
-        bool ok = true;
-        switch (*t) {
-        case 'i':
-            ok = parse_number(text, true, &i, &d) && i >= INT32_MIN && i <= INT32_MAX;
-            if (ok) o2h_add_int32(b, (int32_t)i);
-            break;
-        case 'h':
-            ok = parse_number(text, true, &i, &d);
-            if (ok) o2h_add_int64(b, i);
-            break;
-        case 'm':
-            ok = parse_number(text, true, &i, &d) && i >= 0 && i <= UINT32_MAX;
-            if (ok) o2h_add_midi(b, (uint32_t)i);
-            break;
-        case 'f':
-            ok = parse_number(text, false, &i, &d);
-            if (ok) o2h_add_float(b, (float)d);
-            break;
-        case 'd':
-            ok = parse_number(text, false, &i, &d);
-            if (ok) o2h_add_double(b, d);
-            break;
-        case 't':
-            ok = parse_number(text, false, &i, &d);
-            if (ok) o2h_add_time(b, d);
-            break;
-        case 's': o2h_add_string(b, text); break;
-        case 'S': o2h_add_symbol(b, text); break;
-        case 'c':
-            ok = strlen(text) == 1;
-            if (ok) o2h_add_char(b, text[0]);
-            break;
-        case 'B':
-            ok = strcmp(text, "true") == 0 || strcmp(text, "false") == 0 ||
-                 strcmp(text, "1") == 0 || strcmp(text, "0") == 0;
-            if (ok) o2h_add_bool(b, text[0] == 't' || text[0] == '1');
-            break;
-        case 'b': {
-            const char *h = strncmp(text, "0x", 2) == 0 ? text + 2 : text;
-            size_t len = strlen(h);
-            ok = len % 2 == 0;
-            uint8_t *bytes = malloc(len / 2 + 1);
-            for (size_t j = 0; ok && bytes && j < len / 2; j++) {
-                int hi = hexval((unsigned char)h[2 * j]), lo = hexval((unsigned char)h[2 * j + 1]);
-                ok = hi >= 0 && lo >= 0;
-                bytes[j] = (uint8_t)(hi * 16 + lo);
-            }
-            if (ok && bytes) o2h_add_blob(b, bytes, (uint32_t)(len / 2));
-            free(bytes);
-            break;
-        }
-        default: break;
-        }
-        if (!ok) {
-            fprintf(stderr, "o2ctl: \"%s\" is not a valid '%c' argument\n", text, *t);
-            return false;
-        }
-    }
-    if (k < n_args) {
-        fprintf(stderr, "o2ctl: %d argument(s) more than types \"%s\" take\n", n_args - k, types);
-        return false;
-    }
-    return true;
-}
-
 static bool service_synced(app *a) {
     return o2h_status(a->r, a->service) >= O2H_STATUS_LOCAL && o2h_time_get(a->r) >= 0;
 }
@@ -469,14 +273,18 @@ static int cmd_send(app *a, const char *address_arg, const char *types, char **a
     service[len] = '\0';
     a->service = service;
     o2h_builder *check = o2h_builder_new(NULL); /* reject bad arguments before waiting */
-    bool args_ok = check && add_args(check, types, args, n_args);
+    bool args_ok = check && o2ctl_add_args(check, types, args, n_args);
     if (check) o2h_builder_free(check);
     if (!args_ok) return 2;
     bool timed = a->o.time != NULL;
     double wait = a->o.wait < 0 ? 5 : a->o.wait;
     if (!poll_until(a, timed ? service_synced : service_known, wait)) {
-        fprintf(stderr, "o2ctl: service %s %s within %g s\n", service,
-                o2h_status(a->r, service) < 0 ? "not found" : "not clock-synchronised", wait);
+        char where[512];
+        bool missing = o2h_status(a->r, service) < 0;
+        fprintf(stderr, "o2ctl: service %s %s within %g s %s; nothing sent\n", service,
+                missing ? "not found" : "not clock-synchronised", wait,
+                where_looked(a, where, sizeof where));
+        if (missing) nothing_found_hint();
         return 1;
     }
     double when = 0;
@@ -490,7 +298,7 @@ static int cmd_send(app *a, const char *address_arg, const char *types, char **a
         }
         if (relative) when += o2h_time_get(a->r);
     }
-    add_args(o2h_send_start(a->r), types, args, n_args);
+    o2ctl_add_args(o2h_send_start(a->r), types, args, n_args);
     int rc = o2h_send_finish(a->r, when, address, !a->o.udp);
     if (rc != O2H_OK) {
         fprintf(stderr, "o2ctl: send %s: %s\n", address, o2h_strerror(rc));
@@ -516,29 +324,6 @@ typedef struct listing {
     json_t *services, *taps;
 } listing;
 
-/* "a:v;b:w;" (O2's escaping) -> {"a": "v", "b": "w"} */
-static json_t *properties_json(const char *props) {
-    json_t *obj = json_object();
-    const char *p = props ? props : "";
-    while (*p) {
-        const char *colon = strchr(p, ':');
-        if (!colon) break;
-        char *key = strndup(p, (size_t)(colon - p));
-        char *value = malloc(strlen(colon) + 1), *v = value;
-        const char *s = colon + 1;
-        for (; *s && *s != ';'; s++) {
-            if (*s == '\\' && s[1]) s++;
-            *v++ = *s;
-        }
-        *v = '\0';
-        if (key && value) json_object_set_new(obj, key, json_string(value));
-        free(key);
-        free(value);
-        p = *s ? s + 1 : s;
-    }
-    return obj;
-}
-
 static void collect(void *ctx, const o2h_service_info *info) {
     listing *l = ctx;
     bool internal = info->name[0] == '_' || info->name[0] == '@';
@@ -548,12 +333,12 @@ static void collect(void *ctx, const o2h_service_info *info) {
                                                  info->tapper, "process", info->process));
         return;
     }
-    json_array_append_new(l->services, json_pack("{s:s, s:s, s:i, s:s, s:i, s:o, s:s}", "name",
-                                                 info->name, "status", status_name(info->status),
-                                                 "status_code", info->status, "process",
-                                                 info->process, "providers", info->providers,
-                                                 "properties", properties_json(info->properties),
-                                                 "properties_raw", info->properties));
+    json_array_append_new(
+        l->services,
+        json_pack("{s:s, s:s, s:i, s:s, s:i, s:o, s:s}", "name", info->name, "status",
+                  status_name(info->status), "status_code", info->status, "process", info->process,
+                  "providers", info->providers, "properties",
+                  o2ctl_properties_json(info->properties), "properties_raw", info->properties));
 }
 
 static int by_name(const void *x, const void *y) {
@@ -633,7 +418,7 @@ static int cmd_list(app *a) {
         if (text) puts(text);
         free(text);
         json_decref(o);
-    } else {
+    } else if (json_array_size(l.services) || json_array_size(l.taps)) {
         printf("%-24s %-14s %-24s %s\n", "SERVICE", "STATUS", "PROCESS", "PROPERTIES");
         size_t i;
         json_t *s;
@@ -650,10 +435,20 @@ static int cmd_list(app *a) {
         }
     }
     fflush(stdout);
+    bool none = json_array_size(l.services) == 0 && json_array_size(l.taps) == 0;
     json_decref(l.services);
     json_decref(l.taps);
+    char where[512];
     if (a->o.until && o2h_status(a->r, a->o.until) < 0) {
-        fprintf(stderr, "o2ctl: service %s not found within %g s\n", a->o.until, wait);
+        fprintf(stderr, "o2ctl: service %s not found within %g s %s\n", a->o.until, wait,
+                where_looked(a, where, sizeof where));
+        nothing_found_hint();
+        return 1;
+    }
+    if (none) {
+        fprintf(stderr, "o2ctl: no services found within %g s %s\n", wait,
+                where_looked(a, where, sizeof where));
+        nothing_found_hint();
         return 1;
     }
     return 0;
@@ -691,74 +486,14 @@ static int cmd_time(app *a) {
 
 /* ---- main ---------------------------------------------------------------------------- */
 
-/* Options: before the command, and after it (for send only up to the address). */
-static int parse_args(int argc, char **argv, options *o, bool permute) {
-    enum { OPT_PLUGIN_DIR = 1000 };
-    static const struct option longs[] = {{"ensemble", required_argument, NULL, 'e'},
-                                          {"peer", required_argument, NULL, 'p'},
-                                          {"host", required_argument, NULL, 'H'},
-                                          {"port", required_argument, NULL, 'P'},
-                                          {"udp", no_argument, NULL, 'u'},
-                                          {"time", required_argument, NULL, 't'},
-                                          {"wait", required_argument, NULL, 'w'},
-                                          {"until", required_argument, NULL, 'U'},
-                                          {"count", required_argument, NULL, 'n'},
-                                          {"duration", required_argument, NULL, 'd'},
-                                          {"json", no_argument, NULL, 'j'},
-                                          {"all", no_argument, NULL, 'a'},
-                                          {"log-level", required_argument, NULL, 'l'},
-                                          {"plugin-dir", required_argument, NULL, OPT_PLUGIN_DIR},
-                                          {"help", no_argument, NULL, 'h'},
-                                          {"version", no_argument, NULL, 'V'},
-                                          {NULL, 0, NULL, 0}};
-    int c;
-    /* "+": options end at the first other word, so send's arguments may start with '-'. */
-    const char *optstring = permute ? "e:p:H:P:ut:w:U:n:d:jal:hV" : "+e:p:H:P:ut:w:U:n:d:jal:hV";
-    optind = 0; /* glibc: start over (this runs twice) */
-    while ((c = getopt_long(argc, argv, optstring, longs, NULL)) != -1) {
-        switch (c) {
-        case 'e': o->ensemble = optarg; break;
-        case 'p':
-            if (o->n_peers == (int)(sizeof o->peers / sizeof o->peers[0])) return 2;
-            o->peers[o->n_peers++] = optarg;
-            break;
-        case 'H': o->host = optarg; break;
-        case 'P': o->port = atoi(optarg); break;
-        case 'u': o->udp = true; break;
-        case 't': o->time = optarg; break;
-        case 'w': o->wait = atof(optarg); break;
-        case 'U': o->until = optarg; break;
-        case 'n': o->count = atol(optarg); break;
-        case 'd': o->duration = atof(optarg); break;
-        case 'j': o->json = true; break;
-        case 'a': o->all = true; break;
-        case 'l':
-            o->log_level = parse_level(optarg);
-            if (o->log_level < 0) {
-                fprintf(stderr, "o2ctl: unknown log level \"%s\"\n", optarg);
-                return 2;
-            }
-            break;
-        case OPT_PLUGIN_DIR: setenv("O2HUB_PLUGIN_PATH", optarg, 1); break;
-        case 'h': usage(stdout); exit(0);
-        case 'V': printf("o2ctl %s\n", o2h_version_string()); exit(0);
-        default: usage(stderr); return 2;
-        }
-    }
-    return 0;
-}
-
 int main(int argc, char **argv) {
     app a = {0};
     options *o = &a.o;
-    o->ensemble = getenv("O2HUB_ENSEMBLE");
-    if (!o->ensemble || !*o->ensemble) o->ensemble = "o2hub";
-    o->host = "0.0.0.0";
     o->wait = -1;
     o->log_level = O2H_LOG_WARN;
-    if (parse_args(argc, argv, o, false) != 0) return 2;
+    if (o2ctl_read_environment(o) != 0 || o2ctl_parse_args(argc, argv, o, false) != 0) return 2;
     if (optind >= argc) {
-        usage(stderr);
+        o2ctl_usage(stderr);
         return 2;
     }
     const char *cmd = argv[optind];
@@ -769,7 +504,14 @@ int main(int argc, char **argv) {
     sub[0] = argv[0];
     for (int i = 1; i < sub_argc; i++)
         sub[i] = argv[optind + i];
-    if (parse_args(sub_argc, sub, o, strcmp(cmd, "send") != 0) != 0) return 2;
+    if (o2ctl_parse_args(sub_argc, sub, o, strcmp(cmd, "send") != 0) != 0) return 2;
+    if (o->plugin_path) {
+        const char *env_path = getenv("O2HUB_PLUGIN_PATH");
+        if (env_path && *env_path && o2hub_path_append(&o->plugin_path, env_path)) return 2;
+        setenv("O2HUB_PLUGIN_PATH", o->plugin_path, 1);
+    }
+    /* avahi's compatibility library warns on stderr in every program using it. */
+    setenv("AVAHI_COMPAT_NOWARN", "1", 0);
     char **rest = sub + optind;
     int n_rest = sub_argc - optind;
     bool known = strcmp(cmd, "send") == 0 || strcmp(cmd, "dump") == 0 || strcmp(cmd, "tap") == 0 ||
@@ -778,7 +520,7 @@ int main(int argc, char **argv) {
     if (!known || (strcmp(cmd, "send") == 0 && n_rest < 1) || (one_service && n_rest != 1) ||
         ((strcmp(cmd, "list") == 0 || strcmp(cmd, "time") == 0) && n_rest != 0)) {
         fprintf(stderr, "o2ctl: %s\n", known ? "wrong number of arguments" : "unknown command");
-        usage(stderr);
+        o2ctl_usage(stderr);
         free(sub);
         return 2;
     }
@@ -805,5 +547,7 @@ int main(int argc, char **argv) {
     signal_router = NULL;
     o2h_router_free(a.r);
     free(sub);
+    free(o->env_peers);
+    free(o->plugin_path);
     return rc;
 }

@@ -55,7 +55,10 @@ static void sleep_ms(long ms) {
 #endif
 
 int main(int argc, char **argv) {
-    const char *ensemble = "o2hub", *service = "imu", *to = "/imu/imu", *host = NULL;
+    /* The ensemble o2hub's tools take by default: $O2HUB_ENSEMBLE, else "demo". */
+    const char *ensemble = getenv("O2HUB_ENSEMBLE");
+    if (!ensemble || !*ensemble) ensemble = "demo";
+    const char *service = "imu", *to = "/imu/imu", *host = NULL;
     int tcp_port = 0, udp_port = 0;
     double seconds = 0;
     bool dnssd = false;

@@ -18,6 +18,8 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
+# The control program loads its plugins from the build tree.
+export O2HUB_PLUGIN_PATH="$PWD/build/transports:$PWD/build/plugins${O2HUB_PLUGIN_PATH:+:$O2HUB_PLUGIN_PATH}"
 oscdump -L 29120 & pids+=($!)
 build/examples/scimu/scimu-control --config examples/scimu/control.json & pids+=($!)
 build/examples/o2lite-imu/o2lite-imu --ensemble scimu --service dev --to /imu/imu \

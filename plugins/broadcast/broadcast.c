@@ -1,5 +1,5 @@
 /*
- * Broadcast discovery, as O2 does it when Bonjour is off (O2-REFERENCE §3.4):
+ * Broadcast discovery, as O2 does it when Bonjour is off (docs/discovery.md):
  * a UDP socket on the first free of O2's 16 discovery ports receives other
  * processes' !_o2/dy; this process's !_o2/dy goes to every discovery port
  * on 127.0.0.1 (broadcasts are not looped back) and, with "broadcast": true,

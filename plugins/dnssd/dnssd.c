@@ -1,5 +1,5 @@
 /*
- * DNS-SD discovery, as O2 2.x does it with ZeroConf (O2-REFERENCE §3.2),
+ * DNS-SD discovery, as O2 2.x does it with ZeroConf (docs/dnssd.md),
  * through the Bonjour API (dns_sd.h) of avahi's compatibility library.
  *
  * - Registers a `_o2proc._tcp` service named after the ensemble (avahi renames
@@ -20,9 +20,11 @@
  *   later, the same. Failed retries log at debug level only.
  *
  * Config: { "type": "dnssd", "interface": "", "retry_min": 1.0,
- *           "retry_max": 30.0, "resolve_timeout": 5.0 }
+ *           "retry_max": 30.0, "resolve_timeout": 5.0, "when_unavailable": "warn" }
  * "interface" names the one interface to register and browse on ("lo"); the
- * default "" means all interfaces (index 0).
+ * default "" means all interfaces (index 0). "when_unavailable": "info" makes
+ * the one line about a missing avahi an info line, for configs where other
+ * discovery stands beside this one (a machine without avahi is then normal).
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -83,9 +85,10 @@ typedef struct dnssd {
     uint8_t txt[80];
     uint16_t txt_len;
 
-    bool up;            /* register + browse running */
-    bool down_reported; /* the one warning has been logged */
-    int failure;        /* set by a callback: tear down after dispatch */
+    bool up;               /* register + browse running */
+    bool down_reported;    /* the one warning has been logged */
+    int unavailable_level; /* of that line: O2H_LOG_WARN, or INFO beside other discovery */
+    int failure;           /* set by a callback: tear down after dispatch */
     const char *failure_what;
     DNSServiceRef reg, browse;
     o2h_watch *reg_watch, *browse_watch;
@@ -253,7 +256,13 @@ static void fail(dnssd *d, const char *what, int err) {
         connect_avahi(d);
         return;
     }
-    if (!d->down_reported) {
+    if (!d->down_reported && d->unavailable_level == O2H_LOG_INFO) {
+        d->host->log->write(d->self, O2H_LOG_INFO,
+                            "avahi-daemon (or dbus) is not running: no ZeroConf discovery until "
+                            "it is (other discovery goes on); retrying every %g to %g s",
+                            d->retry_min, d->retry_max);
+        d->down_reported = true;
+    } else if (!d->down_reported) {
         d->host->log->write(d->self, O2H_LOG_WARN,
                             "%s (DNS-SD error %d): is avahi-daemon (and dbus) running? no DNS-SD "
                             "discovery until it is; retrying every %g to %g s",
@@ -547,7 +556,7 @@ static void connect_avahi(dnssd *d) {
     }
     d->up = true;
     d->retry = d->retry_min;
-    d->host->log->write(d->self, d->down_reported ? O2H_LOG_WARN : O2H_LOG_INFO,
+    d->host->log->write(d->self, d->down_reported ? d->unavailable_level : O2H_LOG_INFO,
                         "DNS-SD is up: registering %s (ensemble '%s') and browsing " SERVICE_TYPE
                         "%s%s",
                         d->proc_name, d->ensemble, d->ifname[0] ? " on " : "", d->ifname);
@@ -555,6 +564,17 @@ static void connect_avahi(dnssd *d) {
 }
 
 /* ---- lifecycle ---- */
+
+/* "when_unavailable": how loudly to say that avahi cannot be reached. */
+static int read_unavailable_level(const o2h_host *host, const o2h_cfg *cfg, int *level) {
+    const char *text;
+    if (host->cfg->get_string(cfg, "when_unavailable", "warn", &text) == O2H_CONFIG_ERROR)
+        return O2H_CONFIG_ERROR;
+    if (strcmp(text, "warn") != 0 && strcmp(text, "info") != 0)
+        return host->cfg->error(cfg, "when_unavailable", "expected \"warn\" or \"info\"");
+    *level = text[0] == 'w' ? O2H_LOG_WARN : O2H_LOG_INFO;
+    return O2H_OK;
+}
 
 static int dnssd_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg,
                         void **instance_out) {
@@ -566,6 +586,7 @@ static int dnssd_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *c
         host->cfg->get_double(cfg, "retry_max", 30.0, &d->retry_max) == O2H_CONFIG_ERROR ||
         host->cfg->get_double(cfg, "resolve_timeout", 5.0, &d->resolve_timeout) ==
             O2H_CONFIG_ERROR ||
+        read_unavailable_level(host, cfg, &d->unavailable_level) != O2H_OK ||
         ((d->retry_min <= 0 || d->retry_max < d->retry_min) &&
          host->cfg->error(cfg, NULL, "need 0 < retry_min <= retry_max")) ||
         (d->resolve_timeout <= 0 && host->cfg->error(cfg, "resolve_timeout", "must be > 0")) ||

@@ -7,11 +7,20 @@
  * peer is found again quickly. Known peers ignore the repeats.
  *
  * Config: { "type": "static", "peers": ["127.0.0.1:50000", ...],
+ *           "hub": "127.0.0.1:50001",
  *           "interval_min": 0.1, "interval_max": 4.0 }
  * Each address is a peer's UDP port (O2 processes usually use one number
  * for both their UDP and TCP ports).
+ *
+ * "hub" names a process (its internal IP and TCP port) to use as a hub, as
+ * O2's o2_hub: the core connects to it and to every process it reports. On
+ * the same schedule the plugin hands the core a !_o2/dy HUB describing the
+ * hub, which a router takes as "use this process as a hub" when it comes by
+ * no link; the core ignores the repeats while the hub is connected and so
+ * reconnects after the hub is lost.
  */
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -28,6 +37,9 @@ typedef struct static_discovery {
     o2h_plugin *self;
     struct sockaddr_in *peers;
     int n_peers;
+    bool has_hub;
+    struct sockaddr_in hub;
+    o2h_builder *builder; /* the hub request */
     double interval_min, interval_max, interval;
     int fd;
     o2h_timer *timer;
@@ -35,7 +47,26 @@ typedef struct static_discovery {
 
 static void schedule(static_discovery *sd, double delay);
 
+/* !_o2/dy HUB describing the hub (public IP 00000000, UDP port as TCP), to the core. */
+static void request_hub(static_discovery *sd) {
+    const o2h_host *h = sd->host;
+    char iip[9];
+    snprintf(iip, sizeof iip, "%08x", (unsigned)ntohl(sd->hub.sin_addr.s_addr));
+    int port = ntohs(sd->hub.sin_port);
+    h->msg->builder_start(sd->builder);
+    h->msg->add_string(sd->builder, h->proc->ensemble(sd->self));
+    h->msg->add_int32(sd->builder, O2H_O2_PROTOCOL_VERSION);
+    h->msg->add_string(sd->builder, "00000000");
+    h->msg->add_string(sd->builder, iip);
+    h->msg->add_int32(sd->builder, port);
+    h->msg->add_int32(sd->builder, port);
+    h->msg->add_int32(sd->builder, O2H_DY_HUB);
+    o2h_msg *m = h->msg->builder_finish(sd->builder, 0, "!_o2/dy", O2H_FLAG_RELIABLE);
+    if (m) h->link->deliver(sd->self, NULL, m);
+}
+
 static void send_dy(static_discovery *sd) {
+    if (sd->has_hub && sd->builder) request_hub(sd);
     o2h_msg *dy = sd->host->proc->dy_message(sd->self, O2H_DY_INFO);
     if (!dy) return;
     for (int i = 0; i < sd->n_peers; i++)
@@ -66,10 +97,25 @@ static int read_peers(static_discovery *sd, const o2h_cfg *cfg) {
     for (int i = 0; i < n; i++) {
         const o2h_cfg *item = h->cfg->array_item(cfg, "peers", i);
         const char *text = h->cfg->as_string(item);
-        if (!text || o2h_netaddr_parse_endpoint(text, &sd->peers[i]) != 0)
-            return h->cfg->error(item, NULL, "expected \"IPv4:port\", as \"127.0.0.1:50000\"");
+        if (!text || o2h_netaddr_resolve_endpoint(text, &sd->peers[i]) != 0)
+            return h->cfg->error(item, NULL,
+                                 "expected \"host:port\" (an IPv4 address or a name with an "
+                                 "IPv4 address), as \"127.0.0.1:50000\" or \"localhost:50000\"");
     }
     sd->n_peers = n;
+    return O2H_OK;
+}
+
+static int read_hub(static_discovery *sd, const o2h_cfg *cfg) {
+    const char *text = NULL;
+    int rc = sd->host->cfg->get_string(cfg, "hub", NULL, &text);
+    if (rc == O2H_CONFIG_ERROR) return rc;
+    if (!text) return O2H_OK;
+    if (o2h_netaddr_parse_endpoint(text, &sd->hub) != 0 || sd->hub.sin_addr.s_addr == INADDR_ANY)
+        return sd->host->cfg->error(cfg, "hub",
+                                    "expected the hub's \"IPv4:port\" (its TCP port), as "
+                                    "\"127.0.0.1:50000\"");
+    sd->has_hub = true;
     return O2H_OK;
 }
 
@@ -81,6 +127,7 @@ static int static_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *
     sd->self = self;
     sd->fd = -1;
     int rc = read_peers(sd, cfg);
+    if (rc == O2H_OK) rc = read_hub(sd, cfg);
     if (rc == O2H_OK &&
         (host->cfg->get_double(cfg, "interval_min", 0.1, &sd->interval_min) == O2H_CONFIG_ERROR ||
          host->cfg->get_double(cfg, "interval_max", 4.0, &sd->interval_max) == O2H_CONFIG_ERROR))
@@ -99,7 +146,9 @@ static int static_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *
 static int static_start(void *instance) {
     static_discovery *sd = instance;
     sd->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    return sd->fd < 0 ? O2H_SOCKET_ERROR : O2H_OK;
+    if (sd->fd < 0) return O2H_SOCKET_ERROR;
+    if (sd->has_hub && !(sd->builder = sd->host->msg->builder_new(sd->self))) return O2H_NO_MEMORY;
+    return O2H_OK;
 }
 
 static int static_announce(void *instance, const o2h_process_info *info) {
@@ -123,6 +172,8 @@ static void static_stop(void *instance) {
     static_withdraw(sd);
     if (sd->fd >= 0) close(sd->fd);
     sd->fd = -1;
+    if (sd->builder) sd->host->msg->builder_free(sd->builder);
+    sd->builder = NULL;
 }
 
 static void static_destroy(void *instance) {
@@ -141,7 +192,8 @@ static const o2h_plugin_desc static_desc = {
     .kind = O2H_PLUGIN_DISCOVERY,
     .name = "static",
     .version = "1.0.0",
-    .description = "discovery of peers listed in the config, by !_o2/dy datagrams with backoff",
+    .description = "discovery of peers listed in the config, by !_o2/dy datagrams with backoff, "
+                   "and of a hub's processes",
     .lifecycle = {static_create, static_start, static_stop, static_destroy},
     .ops = &static_ops,
 };

@@ -21,7 +21,7 @@
 // and install(target) puts them on another object. Everything acts on the
 // default client of ./o2ws.js (its `client` export), so a page may use both APIs.
 //
-// Where this differs from O2's o2ws.js (see also README.md, "O2's browser API"):
+// Where this differs from O2's o2ws.js (see also docs/js-client.md):
 // - The connection comes back by itself after a loss (o2hub's default, 1 s),
 //   offering the page's services and taps again; o2ws_initialize(ens, {reconnect: 0})
 //   gives O2's behaviour (closed for good; call o2ws_initialize again).

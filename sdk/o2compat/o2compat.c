@@ -11,6 +11,8 @@
  * o2_initialize, such as o2_network_enable or o2_stop_flag, have a home) and
  * freed by o2_finish.
  */
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -605,6 +607,40 @@ O2time o2_set_discovery_period(O2time period) {
     double old = c->discovery_period > 0 ? c->discovery_period : 4.0;
     if (period > 0) c->discovery_period = period; /* used by plugins added after this */
     return old;
+}
+
+/* An IPv4 address (dotted, or a name looked up as O2 does; "" is localhost) in hex. */
+static bool ip_to_hex(const char *text, char hex[9]) {
+    struct in_addr a;
+    if (inet_pton(AF_INET, text, &a) != 1) {
+        struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+        if (getaddrinfo(*text ? text : "localhost", NULL, &hints, &ai) != 0 || !ai) return false;
+        a = ((const struct sockaddr_in *)ai->ai_addr)->sin_addr;
+        freeaddrinfo(ai);
+    }
+    snprintf(hex, 9, "%08x", (unsigned)ntohl(a.s_addr));
+    return true;
+}
+
+/*
+ * As O2's o2_hub: NULL addresses only stop discovery; an address that does
+ * not resolve fails before anything changes; otherwise discovery stops, then
+ * an incompatible version fails, then the hub is used. The hub's UDP port
+ * comes with its own !_o2/dy.
+ */
+O2err o2_hub(int version, const char *public_ip, const char *internal_ip, int tcp_port,
+             int udp_port) {
+    (void)udp_port;
+    if (!the || !the->r) return O2_NOT_INITIALIZED;
+    if (!public_ip || !internal_ip) return o2err_of(o2h_router_discovery_stop(the->r));
+    char pip[9], iip[9], name[O2_MAX_PROCNAME_LEN];
+    if (!ip_to_hex(public_ip, pip) || !ip_to_hex(internal_ip, iip))
+        return O2_HOSTNAME_TO_NETADDR_FAIL;
+    o2h_router_discovery_stop(the->r);
+    if ((version & 0xff0000) != (O2_VERSION & 0xff0000)) return O2_FAIL;
+    if (tcp_port <= 0 || tcp_port > 65535) return O2_BAD_ARGS;
+    snprintf(name, sizeof name, "@%s:%s:%04x", pip, iip, (unsigned)tcp_port);
+    return o2err_of(o2h_router_hub(the->r, name));
 }
 
 /* "@pppppppp:iiiiiiii:tttt" -> parts. */
@@ -1326,14 +1362,14 @@ void o2_message_print(O2message_ptr msg) {
 
 /* ---- Plugins: OSC, WebSocket/HTTP, MQTT ---------------------------------------------
  *
- * These load a plugin with o2h_router_add_plugin and a JSON object. The keys
- * assumed here (to be aligned with the plugins when they land; the "type" key is
- * given to the core separately, not in the JSON):
- *   osc (transports):       {"delegates": [{"service": S, "address": "IP:PORT",
+ * These load a plugin with o2h_router_add_plugin and a JSON object, with the
+ * keys of docs/configuration.md (the "type" key is given to the core
+ * separately, not in the JSON):
+ *   osc (transports):       {"delegates": [{"service": S, "address": "HOST:PORT",
  *                                           "protocol": "udp"|"tcp"}]}
  *                           {"ports": [{"port": P, "protocol": "udp"|"tcp", "service": S}]}
  *   websocket (transports): {"port": P, "root": DIR}
- *   mqtt (transports):      {"broker": HOST, "port": P}
+ *   mqtt (transports):      {"broker": "HOST:PORT"}
  *   dnssd (discovery):      {}
  */
 

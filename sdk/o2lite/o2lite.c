@@ -1,6 +1,6 @@
 /*
  * o2lite.c — the O2lite client: message builder and reader, dispatch, the
- * O2lite handshake, clock sync and UDP discovery (O2-REFERENCE §5.2, §4.3).
+ * O2lite handshake, clock sync and UDP discovery (docs/o2lite.md).
  * Written from the protocol description; no code of O2 is used.
  *
  * Wire sequence (client side):

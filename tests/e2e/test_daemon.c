@@ -235,10 +235,14 @@ Test(daemon, check_reports_line_7_with_the_key_path) {
 }
 
 Test(daemon, check_accepts_every_example_config) {
-    const char *configs[] = {EXAMPLES_DIR "/router.json", EXAMPLES_DIR "/network-a.json",
-                             EXAMPLES_DIR "/network-b.json",
+    const char *configs[] = {
+        EXAMPLES_DIR "/router.json", EXAMPLES_DIR "/network-a.json", EXAMPLES_DIR "/network-b.json",
+        EXAMPLES_DIR "/osc.json",    EXAMPLES_DIR "/shm.json",
+#ifdef HAVE_WEBSOCKET
+        EXAMPLES_DIR "/hub.json",    EXAMPLES_DIR "/monitor.json",   EXAMPLES_DIR "/websocket.json",
+#endif
 #ifdef HAVE_MQTT
-                             EXAMPLES_DIR "/mqtt.json"
+        EXAMPLES_DIR "/mqtt.json"
 #endif
     };
     for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
@@ -264,4 +268,38 @@ Test(daemon, usage_errors_and_version) {
     spawn(&d, version);
     cr_assert_eq(wait_exit(&d, 10), 0);
     cr_assert(strstr(d.log, "o2hub 0.1.0"), "log:\n%s", d.log);
+    cr_assert(strstr(d.log, "plugin ABI 1."), "log:\n%s", d.log);
+    const char *help[] = {"o2hub", "--help", NULL};
+    spawn(&d, help);
+    cr_assert_eq(wait_exit(&d, 10), 0);
+    cr_assert(strstr(d.log, "--list-plugins"), "log:\n%s", d.log);
+    const char *bad_set[] = {"o2hub",        "--config",  EXAMPLES_DIR "/router.json",
+                             "--check",      "--set",     "transports.skeleton.port=x",
+                             "--plugin-dir", PLUGIN_DIRS, NULL};
+    spawn(&d, bad_set);
+    cr_assert_eq(wait_exit(&d, 10), 1);
+    cr_assert(strstr(d.log, "--set transports.skeleton.port=x: transports[0].port: "),
+              "an error in an override names it:\n%s", d.log);
+}
+
+/* --list-plugins: every plugin of every --plugin-dir (they accumulate), described. */
+Test(daemon, list_plugins_describes_each) {
+    const char *args[] = {"o2hub",      "--list-plugins", "--plugin-dir",
+                          SKELETON_DIR, "--plugin-dir",   TRANSPORT_DIR,
+                          NULL};
+    daemon_proc d;
+    spawn(&d, args);
+    cr_assert_eq(wait_exit(&d, 10), 0, "%s", d.log);
+    cr_assert(strstr(d.log, "NAME       KIND       ABI  VERSION  DESCRIPTION / FILE"), "%s", d.log);
+    char want[128]; /* the plugins of this build carry this build's ABI version */
+    snprintf(want, sizeof want, "\ntcp        transport  %d.%d  1.0.0    O2 reliable transport",
+             O2H_ABI_MAJOR, O2H_ABI_MINOR);
+    const char *tcp = strstr(d.log, want);
+    cr_assert_not_null(tcp, "%s", d.log);
+    cr_assert(strstr(tcp, TRANSPORT_DIR "/o2hub_tcp.so"), "%s", d.log);
+    cr_assert(strstr(d.log, "\nskeleton "), "the first --plugin-dir is searched too:\n%s", d.log);
+    const char *none[] = {"o2hub", "--list-plugins", NULL};
+    spawn(&d, none);
+    cr_assert_eq(wait_exit(&d, 10), 0, "run from the build tree, it finds the build's: %s", d.log);
+    cr_assert(strstr(d.log, "\nudp "), "%s", d.log);
 }

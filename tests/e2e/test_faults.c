@@ -1,5 +1,5 @@
 /*
- * Fault tests (issue #9), each bounded in time: a peer killed mid-stream, a
+ * Fault tests, each bounded in time: a peer killed mid-stream, a
  * half-open connection and partial frames, a thousand O2lite clients, ten
  * thousand services, a 1 MB message, a burst of UDP at a slow receiver.
  * They assert no crash, bounded memory, and no lost reliable message while

@@ -5,7 +5,9 @@
  * (--peer). Checks: send reaches a handler with exact values (reliable, best
  * effort, timed), dump prints every message (text and JSON, exact values), tap
  * prints copies, list shows services with status and properties (text and
- * JSON), time prints the synchronised ensemble time, and usage errors.
+ * JSON), time prints the synchronised ensemble time, and usage errors. o2ctl
+ * runs with no plugin path (its plugins are linked in) and takes a peer by
+ * name ("localhost:PORT"); finding nothing is an error with a message.
  */
 #include <jansson.h>
 
@@ -79,8 +81,8 @@ static int o2ctl(child *c, const char *const *args, double limit) {
     for (int i = 0; args[i] && n < 39; i++)
         argv[n++] = (char *)args[i];
     argv[n] = NULL;
-    const char *env[] = {"O2HUB_PLUGIN_PATH=" TRANSPORT_DIR ":" DISCOVERY_DIR, NULL};
-    pu_spawn(c, argv, env, false);
+    /* No plugin path: o2ctl's plugins are linked in. */
+    pu_spawn(c, argv, NULL, false);
     if (limit <= 0) return 0; /* runs on; the caller waits */
     int st = pu_wait(c, limit);
     return st;
@@ -255,7 +257,9 @@ Test(o2ctl, list_shows_services_status_and_properties, .timeout = 90) {
     start_routers();
     char dp[32], pp[32];
     child c;
-    const char *a1[] = {"-p", port_arg(daemon_port, dp), "list", "--until", "ctrl", NULL};
+    char by_name[32];
+    snprintf(by_name, sizeof by_name, "localhost:%d", daemon_port);
+    const char *a1[] = {"--peer", by_name, "list", "--until", "ctrl", NULL};
     cr_assert_eq(o2ctl(&c, a1, 30), 0, "%s", c.out);
     cr_assert_not_null(strstr(c.out, "SERVICE"), "%s", c.out);
     const char *row = strstr(c.out, "\nctrl ");
@@ -363,5 +367,20 @@ Test(o2ctl, usage_errors, .timeout = 60) {
     pu_kill(&c);
     const char *a5[] = {"-p", "127.0.0.1:9", "-w", "0.3", "time", NULL};
     cr_assert_eq(o2ctl(&c, a5, 10), 1, "%s", c.out);
+    pu_kill(&c);
+    /* nothing there: not a silent empty list */
+    const char *a6[] = {"-p", "127.0.0.1:9", "-w", "0.3", "list", NULL};
+    cr_assert_eq(o2ctl(&c, a6, 10), 1, "%s", c.out);
+    cr_assert_not_null(strstr(c.out, "no services found"), "%s", c.out);
+    cr_assert_not_null(strstr(c.out, ensemble), "the message names the ensemble: %s", c.out);
+    pu_kill(&c);
+    const char *a7[] = {"-D", "carrier-pigeon", "list", NULL};
+    cr_assert_eq(o2ctl(&c, a7, 10), 2, "%s", c.out);
+    pu_kill(&c);
+    const char *a8[] = {"--version", NULL};
+    cr_assert_eq(o2ctl(&c, a8, 10), 0, "%s", c.out);
+#ifdef HAVE_DNSSD
+    cr_assert_not_null(strstr(c.out, "dnssd"), "dnssd is linked in: %s", c.out);
+#endif
     pu_kill(&c);
 }

@@ -1,5 +1,5 @@
 /*
- * Issue #5's scenario across processes: an O2lite device (the o2lite-imu
+ * The O2lite scenario across processes: an O2lite device (the o2lite-imu
  * example on our C client library) finds its host by O2's UDP discovery,
  * offers "imu" and sends /imu/imu "fffffff" at 20 Hz over UDP; a third, full
  * o2hub process subscribes to "imu" (a tap) and receives every reading

@@ -1,6 +1,6 @@
 /*
  * The host side of O2lite over TCP and UDP, driven by a client written here
- * from the wire description (O2-REFERENCE §5.2) with raw sockets, so each
+ * from the wire description (docs/o2lite.md) with raw sockets, so each
  * step of the protocol is checked byte for byte against a real o2hub router
  * with its real tcp and udp plugins. (The C client library in sdk/o2lite is
  * tested against the host in its own e2e test.)

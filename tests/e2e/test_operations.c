@@ -77,9 +77,9 @@ static void start(child *c, const char *const *args, int journal) {
         else
             unsetenv("JOURNAL_STREAM");
         setenv("O2HUB_PLUGIN_PATH", TRANSPORT_PLUGIN_DIR, 1);
-        int null = open("/dev/null", O_RDONLY);
+        int null = open("/dev/null", O_RDWR);
         dup2(null, 0);
-        dup2(out[1], 1);
+        dup2(null, 1); /* the log is stderr; stdout has the start banner */
         dup2(out[1], 2);
         close(out[0]);
         close(out[1]);

@@ -192,7 +192,7 @@ Test(osc, config_errors_name_their_key) {
                         " \"protocol\": \"sctp\"}]",
                         "transports[0].delegates[0].protocol", "sctp");
     expect_config_error("\"delegates\": [{\"service\": \"s\", \"address\": \"nowhere\"}]",
-                        "transports[0].delegates[0].address", "IPv4:port");
+                        "transports[0].delegates[0].address", "host:port");
     expect_config_error("\"delegates\": [{\"address\": \"127.0.0.1:9\"}]",
                         "transports[0].delegates[0]", "service");
     expect_config_error("\"delegates\": [{\"service\": \"9x\", \"address\": \"127.0.0.1:9\"}]",

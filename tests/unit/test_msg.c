@@ -36,7 +36,7 @@ static void assert_bytes(const o2h_msg *m, const char *hex) {
 }
 
 Test(msg, o2_reference_example_ifs_reliable_at_2) {
-    /* O2-REFERENCE §1.4: o2_send_cmd("/s/a", 2.0, "ifs", 1, 1.5f, "hi"). */
+    /* O2 2.0.1's bytes for o2_send_cmd("/s/a", 2.0, "ifs", 1, 1.5f, "hi"). */
     o2h_builder *b = builder();
     o2h_add_int32(b, 1);
     o2h_add_float(b, 1.5f);

@@ -1,6 +1,6 @@
 /*
  * O2lite client library: message encoding byte for byte against O2's wire
- * format (O2-REFERENCE §1), the argument reader, method dispatch, and
+ * format (O2's message format), the argument reader, method dispatch, and
  * malformed input (dropped and counted, never read out of bounds). No
  * network: messages are built with o2l_send_start/o2l_add_* and read with
  * o2l_message_bytes, and fed in with o2l_dispatch. Criterion runs each test
@@ -44,7 +44,7 @@ static void assert_built(const char *hex) {
 }
 
 Test(o2lite, reference_example_ifs_reliable_at_2) {
-    /* O2-REFERENCE §1.4: o2_send_cmd("/s/a", 2.0, "ifs", 1, 1.5f, "hi"). */
+    /* O2 2.0.1's bytes for o2_send_cmd("/s/a", 2.0, "ifs", 1, 1.5f, "hi"). */
     o2l_send_start("/s/a", 2.0, "ifs", true);
     o2l_add_int32(1);
     o2l_add_float(1.5f);

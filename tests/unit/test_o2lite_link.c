@@ -1,6 +1,6 @@
 /*
  * O2lite client against a scripted host on 127.0.0.1: the test plays the
- * host's side of the O2lite protocol with raw sockets (O2-REFERENCE §5.2),
+ * host's side of the O2lite protocol with raw sockets (docs/o2lite.md),
  * checks every message the client sends byte for byte, and drives the client
  * with o2l_poll() while it waits (every wait is bounded).
  */

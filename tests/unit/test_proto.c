@@ -38,7 +38,7 @@ Test(proto, process_name_is_public_internal_and_tcp_port_in_hex) {
 }
 
 Test(proto, dy_matches_o2s_own_encoding) {
-    /* O2-REFERENCE §1.4: the 80-byte discovery message O2 2.0.1 produced. */
+    /* The 80-byte discovery message O2 2.0.1 produced. */
     o2h_router *r = named_router("test", 0xa32b, 0xdb33);
     o2h_msg *dy = o2h__proto_dy_message(r, O2H_DY_CONNECT);
     assert_hex(dy, "00000001 0000000000000000 215f6f322f647900 2c7369737369696900000000"

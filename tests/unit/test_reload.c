@@ -148,3 +148,19 @@ Test(reload, stats_text_is_sized_like_snprintf) {
     free(buf);
     o2h_router_free(r);
 }
+
+/* o2hub --set overrides hold for the file read again too. */
+Test(reload, overrides_given_at_start_apply_to_the_new_file) {
+    write_text("{\"ensemble\": \"file\", \"services\": [{\"name\": \"a\"}]}");
+    const char *sets[] = {"ensemble=\"set\"", NULL};
+    o2h_router_options o = {
+        .struct_size = sizeof o, .log_level = O2H_LOG_ERROR, .config_set = sets};
+    o2h_error err;
+    o2h_router *r = o2h_router_new_from_file(path, &o, &err);
+    cr_assert_not_null(r, "%s", err.message);
+    cr_assert_str_eq(o2h_router_ensemble(r), "set");
+    noted n = {0};
+    cr_assert_eq(o2h_router_reload_file(r, path, note, &n, &err), O2H_OK, "%s", err.message);
+    cr_assert_eq(n.n, 0, "the override still holds: %s", n.lines[0]);
+    o2h_router_free(r);
+}

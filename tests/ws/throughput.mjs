@@ -3,6 +3,17 @@
 // client offers; the second checks that k counts up from 0.
 import { connect, until } from './lib.mjs';
 
+// Until the router knows `service` (asked by client `c`).
+export async function untilService(c, service) {
+  for (let tries = 0; ; tries++) {
+    c.send('/_o2/ws/st', 's', 0, true, service);
+    const st = await c.next((m) => m.address === '!_o2/st', 3000, '!_o2/st');
+    if (st.args[1] !== '-1') return;
+    if (tries > 100) throw new Error(`the ${service} service never appeared`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 export async function runThroughput(port, n, { batch = 1000 } = {}) {
   const rx = await connect(port);
   const tx = await connect(port);
@@ -18,13 +29,7 @@ export async function runThroughput(port, n, { batch = 1000 } = {}) {
     received++;
   });
   rx.send('!_o2/ws/sv', 'siisi', 0, true, 'sink', 1, 1, '', 0);
-  for (let tries = 0; ; tries++) { // until the router knows the sink
-    tx.send('/_o2/ws/st', 's', 0, true, 'sink');
-    const st = await tx.next((m) => m.address === '!_o2/st', 3000, '!_o2/st');
-    if (st.args[1] !== '-1') break;
-    if (tries > 100) throw new Error('the sink service never appeared');
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await untilService(tx, 'sink');
   const start = process.hrtime.bigint();
   for (let k = 0; k < n; k += batch) {
     for (let j = k; j < Math.min(n, k + batch); j++)

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <net/if.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,16 +15,43 @@ int o2h_netaddr_parse_ipv4(const char *host, int port, struct sockaddr_in *out) 
     return port >= 0 && port <= 65535 && inet_pton(AF_INET, host, &out->sin_addr) == 1 ? 0 : -1;
 }
 
-int o2h_netaddr_parse_endpoint(const char *text, struct sockaddr_in *out) {
-    char host[64];
+int o2h_netaddr_resolve_ipv4(const char *host, int port, struct sockaddr_in *out, char *numeric) {
+    if (o2h_netaddr_parse_ipv4(host, port, out) != 0) {
+        if (port < 0 || port > 65535 || !host[0]) return -1;
+        struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_DGRAM}, *found = NULL;
+        if (getaddrinfo(host, NULL, &hints, &found) != 0 || !found) return -1;
+        out->sin_addr = ((const struct sockaddr_in *)found->ai_addr)->sin_addr;
+        freeaddrinfo(found);
+    }
+    if (numeric) inet_ntop(AF_INET, &out->sin_addr, numeric, INET_ADDRSTRLEN);
+    return 0;
+}
+
+/* Split "host:port" into host (NUL-terminated in `host`) and a port 1..65535. */
+static int split_endpoint(const char *text, char *host, size_t size, int *port) {
     const char *colon = strrchr(text, ':');
-    if (!colon || colon == text || (size_t)(colon - text) >= sizeof host) return -1;
+    if (!colon || colon == text || (size_t)(colon - text) >= size) return -1;
     memcpy(host, text, (size_t)(colon - text));
     host[colon - text] = '\0';
     char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || port <= 0 || port > 65535) return -1;
-    return o2h_netaddr_parse_ipv4(host, (int)port, out);
+    long p = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || p <= 0 || p > 65535) return -1;
+    *port = (int)p;
+    return 0;
+}
+
+int o2h_netaddr_parse_endpoint(const char *text, struct sockaddr_in *out) {
+    char host[64];
+    int port;
+    if (split_endpoint(text, host, sizeof host, &port) != 0) return -1;
+    return o2h_netaddr_parse_ipv4(host, port, out);
+}
+
+int o2h_netaddr_resolve_endpoint(const char *text, struct sockaddr_in *out) {
+    char host[256];
+    int port;
+    if (split_endpoint(text, host, sizeof host, &port) != 0) return -1;
+    return o2h_netaddr_resolve_ipv4(host, port, out, NULL);
 }
 
 uint32_t o2h_netaddr_internal_ip(const struct sockaddr_in *bound) {

@@ -15,6 +15,17 @@ int o2h_netaddr_parse_endpoint(const char *text, struct sockaddr_in *out);
 int o2h_netaddr_parse_ipv4(const char *host, int port, struct sockaddr_in *out);
 
 /**
+ * As o2h_netaddr_parse_ipv4, but `host` may also be a name ("localhost",
+ * "studio.local"), looked up for IPv4 with getaddrinfo. The lookup blocks:
+ * call it when reading a config, never on the loop. On success the numeric
+ * address is written to `numeric` (INET_ADDRSTRLEN bytes) when not NULL.
+ */
+int o2h_netaddr_resolve_ipv4(const char *host, int port, struct sockaddr_in *out, char *numeric);
+
+/** "host:port" with a name or an IPv4 address (port 1..65535); blocks as above. */
+int o2h_netaddr_resolve_endpoint(const char *text, struct sockaddr_in *out);
+
+/**
  * The internal IPv4 address (host order) O2 names a process by: the bound
  * address, or for 0.0.0.0 the first up, non-loopback interface, else 127.0.0.1.
  */

@@ -2,6 +2,7 @@
 #include "stream.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,9 @@
 #include <unistd.h>
 
 #define MAX_IOV 64 /* queued messages per gather write */
+/* Copied sends that wait go into the last entry while it is smaller than
+ * this: many small frames cost one allocation and one iovec, not one each. */
+#define APPEND_MAX 65536
 #define DEFAULT_READ_BUDGET 16
 #define SINK_SIZE 512 /* reads thrown away (no on_data) */
 
@@ -20,6 +24,7 @@ typedef struct entry {
     uint8_t *bytes;
     const uint8_t *at;
     size_t len;
+    size_t room; /* bytes allocated at `bytes` */
 } entry;
 
 struct o2h_stream {
@@ -29,9 +34,12 @@ struct o2h_stream {
     unsigned events; /* what the watch asks for now */
     bool connecting;
     bool reading;
-    bool closing; /* no more sends: closed, or closed once flushed */
-    bool closed;  /* its memory goes in the loop's deferred phase */
-    entry *q;     /* a ring: `count` entries from `head` */
+    bool closing;           /* no more sends: closed, or closing or shutting once flushed */
+    bool end_when_flushed;  /* o2h_stream_close_when_flushed */
+    bool shut_when_flushed; /* o2h_stream_shutdown_when_flushed */
+    bool shut;              /* our sending side is shut */
+    bool closed;            /* its memory goes in the loop's deferred phase */
+    entry *q;               /* a ring: `count` entries from `head` */
     uint32_t head, count, cap;
     size_t q_bytes;    /* bytes of the queued entries */
     size_t sent;       /* bytes of the first entry already written */
@@ -89,7 +97,7 @@ static void end(o2h_stream *s, o2h_stream_end why, int error) {
     s->closed = s->closing = true;
     s->p.host->loop->watch_remove(s->watch);
     s->watch = NULL;
-    close(s->fd);
+    if (!s->p.keep_fd) close(s->fd);
     s->fd = -1;
     while (s->count)
         pop(s);
@@ -153,47 +161,54 @@ static int flush(o2h_stream *s) {
     return 0;
 }
 
-/* Queue what a direct write left of `at` (`done` bytes went out). A frame
- * half written and not queued would corrupt the stream: then it closes. */
-static int queue_rest(o2h_stream *s, o2h_msg *msg, const uint8_t *at, size_t len, size_t done) {
-    entry e = {.at = at, .len = len};
-    if (msg) {
-        e.msg = s->p.host->msg->msg_ref(msg);
-    } else if ((e.bytes = malloc(len - done))) {
-        memcpy(e.bytes, at + done, len - done);
-        e.at = e.bytes;
-        e.len = len - done;
-        done = 0;
-    }
-    if ((msg || e.bytes) && push(s, e)) {
-        if (s->count == 1) s->sent = done;
+/* Queue `e`, what a direct write left: `skip` bytes of its start went out
+ * already (a message's), `started` if any of this send did. A frame half
+ * written and not queued would corrupt the stream: then it closes. */
+static int enqueue(o2h_stream *s, entry e, size_t skip, bool started) {
+    if ((e.msg || e.bytes) && push(s, e)) {
+        if (s->count == 1) s->sent = skip;
         update_interest(s);
         return O2H_OK;
     }
-    if (msg) s->p.host->msg->msg_unref(msg);
+    if (e.msg) s->p.host->msg->msg_unref(e.msg);
     free(e.bytes);
-    if (done == 0) return O2H_NO_MEMORY;
+    if (!started) return O2H_NO_MEMORY;
     end(s, O2H_STREAM_ERROR, ENOMEM);
     return O2H_SEND_FAIL;
 }
 
-static int send_span(o2h_stream *s, o2h_msg *msg, const uint8_t *at, size_t len) {
+/* Whether a send may go on: O2H_OK, or why not. */
+static int may_send(o2h_stream *s, size_t len, unsigned flags) {
     if (s->closing) return O2H_SEND_FAIL;
-    if (s->q_bytes + len > s->p.queue_limit) {
+    if (!(flags & O2H_STREAM_PAST_BOUND) && s->q_bytes + len > s->p.queue_limit) {
         s->want_drained = true;
         return O2H_QUEUE_FULL;
     }
-    size_t done = 0;
-    if (!s->connecting && s->count == 0) { /* nothing waits: try at once */
-        ssize_t w = send(s->fd, at, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w == (ssize_t)len) return O2H_OK;
-        if (w < 0 && !again(errno)) {
-            end(s, O2H_STREAM_ERROR, errno);
-            return O2H_SEND_FAIL;
-        }
-        done = w > 0 ? (size_t)w : 0;
-    }
-    return queue_rest(s, msg, at, len, done);
+    return O2H_OK;
+}
+
+/* Write `iov` at once if nothing waits. Returns the bytes written (all of
+ * them, or what the socket took), or -1 after a write error closed `s`. */
+static ssize_t write_now(o2h_stream *s, const struct iovec *iov, int n) {
+    if (s->connecting || s->count) return 0;
+    struct msghdr mh = {.msg_iov = (struct iovec *)(uintptr_t)iov, .msg_iovlen = (size_t)n};
+    ssize_t w = n == 1 ? send(s->fd, iov->iov_base, iov->iov_len, MSG_NOSIGNAL | MSG_DONTWAIT)
+                       : sendmsg(s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w >= 0) return w;
+    if (again(errno)) return 0;
+    end(s, O2H_STREAM_ERROR, errno);
+    return -1;
+}
+
+static int send_span(o2h_stream *s, o2h_msg *msg, const uint8_t *at, size_t len) {
+    int rc = may_send(s, len, 0);
+    if (rc != O2H_OK) return rc;
+    struct iovec iov = {(void *)(uintptr_t)at, len};
+    ssize_t w = write_now(s, &iov, 1);
+    if (w < 0) return O2H_SEND_FAIL;
+    if ((size_t)w == len) return O2H_OK;
+    entry e = {.msg = s->p.host->msg->msg_ref(msg), .at = at, .len = len};
+    return enqueue(s, e, (size_t)w, w > 0);
 }
 
 int o2h_stream_send_msg(o2h_stream *s, o2h_msg *msg, bool length_prefix) {
@@ -202,8 +217,61 @@ int o2h_stream_send_msg(o2h_stream *s, o2h_msg *msg, bool length_prefix) {
     return send_span(s, msg, msg->data - 4, 4 + (size_t)msg->length);
 }
 
+/* Copy the bytes of `iov` after the first `skip` to `to`. */
+static void gather(uint8_t *to, const struct iovec *iov, int n, size_t skip) {
+    for (int i = 0; i < n; i++) {
+        size_t k = iov[i].iov_len;
+        if (skip >= k) {
+            skip -= k;
+            continue;
+        }
+        memcpy(to, (const uint8_t *)iov[i].iov_base + skip, k - skip);
+        to += k - skip;
+        skip = 0;
+    }
+}
+
+/* Append `len` bytes to the last queued entry when it is a copy of ours with
+ * room to grow; false (nothing changed) when it is not. */
+static bool append_to_last(o2h_stream *s, const struct iovec *iov, int n, size_t len) {
+    if (s->count == 0) return false;
+    entry *e = &s->q[(s->head + s->count - 1) % s->cap];
+    if (!e->bytes || e->len + len > APPEND_MAX) return false;
+    if (e->len + len > e->room) {
+        size_t room = e->room * 2 > e->len + len ? e->room * 2 : e->len + len;
+        if (room > APPEND_MAX) room = APPEND_MAX;
+        uint8_t *b = realloc(e->bytes, room);
+        if (!b) return false;
+        e->bytes = b;
+        e->at = b;
+        e->room = room;
+    }
+    gather(e->bytes + e->len, iov, n, 0);
+    e->len += len;
+    s->q_bytes += len;
+    return true;
+}
+
+int o2h_stream_sendv(o2h_stream *s, const struct iovec *iov, int n, unsigned flags) {
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += iov[i].iov_len;
+    int rc = may_send(s, len, flags);
+    if (rc != O2H_OK) return rc;
+    ssize_t w = write_now(s, iov, n);
+    if (w < 0) return O2H_SEND_FAIL;
+    size_t done = (size_t)w;
+    if (done == len) return O2H_OK;
+    if (done == 0 && append_to_last(s, iov, n, len)) return O2H_OK;
+    entry e = {.bytes = malloc(len - done), .len = len - done, .room = len - done};
+    if (e.bytes) gather(e.bytes, iov, n, done); /* the rest of the pieces, one copy */
+    e.at = e.bytes;
+    return enqueue(s, e, 0, done > 0);
+}
+
 int o2h_stream_send_bytes(o2h_stream *s, const void *data, size_t len) {
-    return send_span(s, NULL, data, len);
+    struct iovec iov = {(void *)(uintptr_t)data, len};
+    return o2h_stream_sendv(s, &iov, 1, 0);
 }
 
 /* ---- receiving and events ---- */
@@ -214,7 +282,11 @@ o2h_stream_read_result o2h_stream_read(o2h_stream *s) {
     uint8_t *buf = ops->on_data ? s->p.rx : sink;
     size_t size = ops->on_data ? s->p.rx_size : sizeof sink;
     o2h_stream_read_result got = O2H_STREAM_READ_NOTHING;
-    for (int i = 0; i < s->p.read_budget && !s->closed && !s->connecting; i++) {
+    /* Reading while not watching is pacing: the whole budget. Otherwise
+     * reading turned off inside on_data (a pause) ends the read there. */
+    bool paced = !s->reading;
+    for (int i = 0; i < s->p.read_budget && !s->closed && !s->connecting && (paced || s->reading);
+         i++) {
         ssize_t n = recv(s->fd, buf, size, 0);
         if (n == 0) end(s, O2H_STREAM_EOF, 0);
         if (n < 0 && !again(errno)) end(s, O2H_STREAM_ERROR, errno);
@@ -241,6 +313,17 @@ static void finish_connect(o2h_stream *s) {
     if (s->p.ops->on_connect) s->p.ops->on_connect(s->p.ctx);
 }
 
+/* The queue is empty: what close_when_flushed or shutdown_when_flushed asked for. */
+static void when_flushed(o2h_stream *s) {
+    if (s->closed || s->connecting || s->count) return;
+    if (s->end_when_flushed) {
+        end(s, O2H_STREAM_LOCAL, 0);
+    } else if (s->shut_when_flushed && !s->shut) {
+        shutdown(s->fd, SHUT_WR); /* the peer reads end of file; we still read */
+        s->shut = true;
+    }
+}
+
 static void on_event(void *ctx, int fd, unsigned events) {
     o2h_stream *s = ctx;
     const unsigned readable = O2H_EV_READ | O2H_EV_HUP | O2H_EV_ERROR;
@@ -254,10 +337,14 @@ static void on_event(void *ctx, int fd, unsigned events) {
             o2h_stream_read(s);
     }
     if (!s->closed && !s->connecting && s->count && (events & writable)) {
+        size_t before = o2h_stream_queued(s);
         int err = flush(s);
-        if (err) end(s, O2H_STREAM_ERROR, err);
+        if (err)
+            end(s, O2H_STREAM_ERROR, err);
+        else if (o2h_stream_queued(s) < before && s->p.ops->on_written)
+            s->p.ops->on_written(s->p.ctx); /* may send or close */
     }
-    if (!s->closed && s->closing && !s->connecting && s->count == 0) end(s, O2H_STREAM_LOCAL, 0);
+    when_flushed(s);
     if (!s->closed && s->want_drained && s->q_bytes <= s->p.queue_limit / 2) {
         s->want_drained = false;
         if (s->p.ops->on_drained) s->p.ops->on_drained(s->p.ctx); /* may send: queue grows */
@@ -270,7 +357,7 @@ static void on_event(void *ctx, int fd, unsigned events) {
 static o2h_stream *make(const o2h_stream_params *p, int fd, bool connecting) {
     o2h_stream *s = calloc(1, sizeof *s);
     if (!s) {
-        close(fd);
+        if (!p->keep_fd) close(fd);
         return NULL;
     }
     s->p = *p;
@@ -278,12 +365,14 @@ static o2h_stream *make(const o2h_stream_params *p, int fd, bool connecting) {
     s->fd = fd;
     s->connecting = connecting;
     s->reading = true;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* each send is a message */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    int one = 1; /* each send is a message; fails harmlessly on a socket pair */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     s->events = want_events(s);
     s->watch = p->host->loop->watch_fd(p->self, fd, s->events, on_event, s);
     if (!s->watch) {
-        close(fd);
+        if (!p->keep_fd) close(fd);
         free(s);
         return NULL;
     }
@@ -324,11 +413,14 @@ void o2h_stream_close(o2h_stream *s) {
 
 void o2h_stream_close_when_flushed(o2h_stream *s) {
     if (s->closed) return;
-    s->closing = true;
-    if (s->count == 0 && !s->connecting)
-        end(s, O2H_STREAM_LOCAL, 0);
-    else
-        update_interest(s); /* on_event closes it once the queue is empty */
+    s->closing = s->end_when_flushed = true;
+    when_flushed(s); /* now, or from on_event once the queue is empty */
+}
+
+void o2h_stream_shutdown_when_flushed(o2h_stream *s) {
+    if (s->closed) return;
+    s->closing = s->shut_when_flushed = true;
+    when_flushed(s);
 }
 
 size_t o2h_stream_queued(const o2h_stream *s) {

@@ -1,17 +1,18 @@
 /*
  * A stream connection for the transports that speak over TCP (tcp, the OSC
- * transport's TCP ports and delegates): a non-blocking socket watched by the
- * loop, a send queue bounded in bytes and written with one gather write for
- * many queued messages, a non-blocking connect, and a close whose memory
- * goes in the loop's deferred phase.
+ * transport's TCP ports and delegates, upgraded WebSocket sockets): a
+ * non-blocking socket watched by the loop, a send queue bounded in bytes and
+ * written with one gather write for many queued messages, a non-blocking
+ * connect, a half-close once flushed, and a close whose memory goes in the
+ * loop's deferred phase.
  *
  * Framing is the user's. On the way out the queue carries either message
  * references (o2h_stream_send_msg; with a length prefix the four bytes before
  * msg->data, always writable, hold the big-endian length, so prefix and body
  * go out without a copy) or bytes the user framed itself
- * (o2h_stream_send_bytes; copied only if they cannot be written at once). On
- * the way in the stream hands the bytes it reads to on_data and the user
- * deframes them.
+ * (o2h_stream_send_bytes, o2h_stream_sendv for a header and a body apart;
+ * copied only if they cannot be written at once). On the way in the stream
+ * hands the bytes it reads to on_data and the user deframes them.
  *
  * Every function runs on the loop thread. ops->on_close runs once, from
  * inside whichever call or event closed the stream (o2h_stream_close
@@ -25,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include <o2hub/plugin.h>
 
@@ -69,6 +71,9 @@ typedef struct o2h_stream_ops {
     /** Optional: after a send returned O2H_QUEUE_FULL, the queue is down to half its
      * bound (once per full episode): the user may send again (host->link->drained). */
     void (*on_drained)(void *ctx);
+    /** Optional: the socket took queued bytes (o2h_stream_queued is less, 0 once all
+     * is written), for rules of the user's own on what waits. May send or close. */
+    void (*on_written)(void *ctx);
 } o2h_stream_ops;
 
 typedef struct o2h_stream_params {
@@ -82,10 +87,22 @@ typedef struct o2h_stream_params {
     uint8_t *rx;
     size_t rx_size;
     int read_budget; /**< reads per event, for fairness between connections (0: 16) */
+    /** The socket belongs to someone else (an upgraded socket is libmicrohttpd's):
+     * the stream never closes it, not even when o2h_stream_new fails; the user
+     * disposes of it once on_close has run. */
+    bool keep_fd;
 } o2h_stream_params;
 
-/** A stream on a connected non-blocking socket (e.g. accepted). Takes `fd`: it
- * is closed on failure (NULL). Sets TCP_NODELAY. */
+/** o2h_stream_sendv flags. */
+enum {
+    /** Queued even over queue_limit: a protocol's few small control frames (a
+     * close or a pong must reach a client whose queue is full). */
+    O2H_STREAM_PAST_BOUND = 1
+};
+
+/** A stream on a connected socket (e.g. accepted), made non-blocking if it is
+ * not. Takes `fd`: it is closed on failure (NULL) unless keep_fd. Sets
+ * TCP_NODELAY. */
 o2h_stream *o2h_stream_new(const o2h_stream_params *p, int fd);
 /** A non-blocking connect to `addr`; on_connect or on_close(CONNECT_FAILED) tells how it
  * went. NULL with *error set (an errno) if it failed at once. Sends meanwhile are queued. */
@@ -102,16 +119,25 @@ o2h_stream *o2h_stream_connect(const o2h_stream_params *p, const struct sockaddr
 int o2h_stream_send_msg(o2h_stream *s, o2h_msg *msg, bool length_prefix);
 /** The same for `len` framed bytes; they are copied if they must wait. */
 int o2h_stream_send_bytes(o2h_stream *s, const void *data, size_t len);
+/** The same for the bytes of `n` pieces, one frame (written in one call, or
+ * what is left copied into one entry); `flags`: O2H_STREAM_PAST_BOUND or 0. */
+int o2h_stream_sendv(o2h_stream *s, const struct iovec *iov, int n, unsigned flags);
 
-/** Read what is waiting, up to the read budget (for ops->on_readable users). */
+/** Read what is waiting, up to the read budget (for ops->on_readable users). When
+ * reading is on, on_data turning it off (a pause) ends the read there. */
 o2h_stream_read_result o2h_stream_read(o2h_stream *s);
-/** Stop or resume watching for input (read pacing). Watched at first. */
+/** Stop or resume watching for input (read pacing, pauses). Watched at first. */
 void o2h_stream_set_reading(o2h_stream *s, bool on);
 
 /** Close now: the queue is dropped, on_close(LOCAL) runs. Nothing if already closed. */
 void o2h_stream_close(o2h_stream *s);
 /** Close once everything queued is written (now if nothing is); sends fail meanwhile. */
 void o2h_stream_close_when_flushed(o2h_stream *s);
+/** Half-close: sends fail from now on, and once everything queued is written the
+ * sending side is shut (shutdown SHUT_WR), so the peer reads end of file. Reading
+ * goes on; the stream closes as any does (the peer's end of file, an error,
+ * o2h_stream_close). For closing handshakes (WebSocket's close frame). */
+void o2h_stream_shutdown_when_flushed(o2h_stream *s);
 
 bool o2h_stream_is_closed(const o2h_stream *s);
 /** Bytes queued and not yet written (framing included). */

@@ -1,5 +1,5 @@
 /*
- * The MQTT transport: O2's MQTT scheme (O2-REFERENCE §3.5, O2's doc/mqtt.txt)
+ * The MQTT transport: O2's MQTT scheme (O2's doc/mqtt.txt; docs/mqtt.md)
  * on libmosquitto. One broker connection does two jobs, which is why this is
  * one plugin (a transport that also announces, see o2h_transport_ops.announce)
  * rather than a discovery plugin and a transport that would need a channel
@@ -19,7 +19,8 @@
  * internal IP, lesser/greater name); "direct": false sends every peer found
  * here through the broker (O2's debug flag F), for processes that cannot
  * reach each other's TCP/UDP ports. Like O2, every payload starts with 2
- * bytes that carry nothing (O2-REFERENCE C8).
+ * bytes that carry nothing (a packet id O2 writes at QoS 0 and skips on
+ * receipt).
  *
  * libmosquitto runs inside the router's loop: its socket is watched with
  * host->loop->watch_fd, read and written with mosquitto_loop_read/write, and a

@@ -1,6 +1,6 @@
 /*
  * The OSC transport plugin (o2hub_osc.so): configuration, lifecycle and the
- * transport ops. See README.md ("OSC") for the config keys:
+ * transport ops. The config keys (docs/configuration.md, docs/osc.md):
  *
  *   { "type": "osc", "max_packet": 1048576, "queue_bytes": 1048576,
  *     "delegates": [ { "service": "synth", "address": "127.0.0.1:9000",
@@ -129,15 +129,13 @@ static int read_delegate(osc_plugin *pl, const o2h_cfg *item, osc_delegate *d) {
         read_protocol(h, item, &d->tcp, &d->framing) != O2H_OK ||
         read_replies(h, item, d) != O2H_OK)
         return O2H_CONFIG_ERROR;
-    char text[64];
-    const char *colon = strrchr(address, ':');
-    if (colon && strncmp(address, "localhost:", 10) == 0) /* the one name we resolve */
-        snprintf(text, sizeof text, "127.0.0.1%s", colon);
-    else
-        snprintf(text, sizeof text, "%s", address);
-    if (o2h_netaddr_parse_endpoint(text, &d->addr) != 0)
-        return h->cfg->error(item, "address", "\"%s\" is not \"IPv4:port\"", address);
-    snprintf(d->address, sizeof d->address, "%s", text);
+    if (o2h_netaddr_resolve_endpoint(address, &d->addr) != 0)
+        return h->cfg->error(item, "address",
+                             "\"%s\" is not \"host:port\" (an IPv4 address or a name of one)",
+                             address);
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &d->addr.sin_addr, ip, sizeof ip);
+    snprintf(d->address, sizeof d->address, "%s:%d", ip, ntohs(d->addr.sin_port));
     for (osc_delegate *o = pl->delegates; o < d; o++)
         if (strcmp(o->service, d->service) == 0)
             return h->cfg->error(item, "service", "service \"%s\" is delegated twice", d->service);
@@ -168,9 +166,11 @@ static int read_port(osc_plugin *pl, const o2h_cfg *item, osc_port *p) {
     if (rc == O2H_OK && !p->tcp)
         return h->cfg->error(item, "max_connections",
                              "max_connections applies to \"protocol\": \"tcp\" only");
-    if (o2h_netaddr_parse_ipv4(host, (int)port, &p->bind_addr) != 0)
-        return h->cfg->error(item, "host", "\"%s\" is not an IPv4 address", host);
-    return h->cfg->claim_port(item, "port", p->tcp ? O2H_NET_TCP : O2H_NET_UDP, host, (int)port);
+    char numeric[INET_ADDRSTRLEN];
+    if (o2h_netaddr_resolve_ipv4(host, (int)port, &p->bind_addr, numeric) != 0)
+        return h->cfg->error(item, "host", "\"%s\" is neither an IPv4 address nor a name of one",
+                             host);
+    return h->cfg->claim_port(item, "port", p->tcp ? O2H_NET_TCP : O2H_NET_UDP, numeric, (int)port);
 }
 
 static void plugin_free(osc_plugin *pl) {

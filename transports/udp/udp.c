@@ -133,14 +133,19 @@ static int udp_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg
     int64_t port, batch;
     if (host->cfg->get_string(cfg, "host", "0.0.0.0", &bind_host) == O2H_CONFIG_ERROR ||
         host->cfg->get_int(cfg, "port", 0, 0, 65535, &port) == O2H_CONFIG_ERROR ||
-        host->cfg->get_int(cfg, "batch", 16, 1, MAX_BATCH, &batch) == O2H_CONFIG_ERROR ||
-        host->cfg->claim_port(cfg, "port", O2H_NET_UDP, bind_host, (int)port) != O2H_OK) {
+        host->cfg->get_int(cfg, "batch", 16, 1, MAX_BATCH, &batch) == O2H_CONFIG_ERROR) {
         free(tr);
         return O2H_CONFIG_ERROR;
     }
     tr->batch = (int)batch;
-    if (o2h_netaddr_parse_ipv4(bind_host, (int)port, &tr->bind_addr) != 0) {
-        host->cfg->error(cfg, "host", "\"%s\" is not an IPv4 address", bind_host);
+    char numeric[INET_ADDRSTRLEN];
+    if (o2h_netaddr_resolve_ipv4(bind_host, (int)port, &tr->bind_addr, numeric) != 0) {
+        host->cfg->error(cfg, "host", "\"%s\" is neither an IPv4 address nor a name of one",
+                         bind_host);
+        free(tr);
+        return O2H_CONFIG_ERROR;
+    }
+    if (host->cfg->claim_port(cfg, "port", O2H_NET_UDP, numeric, (int)port) != O2H_OK) {
         free(tr);
         return O2H_CONFIG_ERROR;
     }

@@ -1,5 +1,5 @@
 /*
- * The O2ws text form of a message (O2-REFERENCE §5.4), both directions:
+ * The O2ws text form of a message (docs/websocket.md#o2ws), both directions:
  *
  *     address ETX types ETX time ETX T|F ETX {value ETX}*
  *

@@ -1,7 +1,7 @@
 /*
  * The WebSocket transport: an HTTP server (libmicrohttpd) that serves static
  * files from a root folder and upgrades GET /o2ws to a WebSocket carrying
- * O2's O2ws text protocol (O2-REFERENCE §5.4). Each WebSocket client that
+ * O2's O2ws text protocol (docs/websocket.md#o2ws). Each WebSocket client that
  * joins with /_o2/ws/dy becomes a bridge (host->bridge->bridge_new): its services
  * are offered by this process, and messages the router sends them arrive
  * at o2h_ws_send() (ws_o2ws.c) as O2 messages, converted to O2ws text.
@@ -9,7 +9,7 @@
  * This file is the plugin's lifecycle (config, start, stop), libmicrohttpd's
  * place on the loop and the descriptor; ws_internal.h lists the other files.
  *
- * Loop integration, two modes (README, "WebSocket transport", compares them):
+ * Loop integration, two modes (docs/websocket.md compares them):
  *  - default: MHD runs in "external epoll" mode on the router's loop thread.
  *    MHD's epoll descriptor is watched with host->loop->watch_fd, MHD_run() is
  *    called when it is readable and when the timer armed from
@@ -19,9 +19,9 @@
  *    are handed to the loop through lock-free rings (handoff.h, ws_handoff.c)
  *    and an eventfd the loop watches, so every call into the core still
  *    happens on the loop thread. See "Threads" at struct ws_transport.
- * Either way an upgraded connection's socket is then watched directly by
- * this plugin on the loop (ws_conn.c), so WebSocket traffic never goes
- * through MHD.
+ * Either way an upgraded connection's socket is then a stream of this
+ * plugin on the loop (ws_conn.c, transports/common/stream.h, as tcp's
+ * connections are), so WebSocket traffic never goes through MHD.
  *
  * Config: { "type": "websocket", "host": "127.0.0.1", "port": 8080,
  *           "root": "www", "mounts": [{"url": "/sdk/", "root": "../sdk/js"}],
@@ -44,6 +44,7 @@
 
 #include "http_path.h"
 #include "tls_files.h"
+#include "netaddr.h"
 #include "ws_internal.h"
 
 /* ---- small helpers ---- */
@@ -260,16 +261,14 @@ static int ws_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg,
         rc = O2H_NO_MEMORY;
     if (rc == O2H_OK) rc = o2h_ws_read_access(tr, cfg);
     if (rc == O2H_OK) rc = o2h_ws_read_limits(tr, cfg);
-    if (rc == O2H_OK) rc = host->cfg->claim_port(cfg, "port", O2H_NET_TCP, bind_host, (int)port);
+    char numeric[INET_ADDRSTRLEN] = "";
+    if (rc == O2H_OK &&
+        o2h_netaddr_resolve_ipv4(bind_host, (int)port, &tr->bind_addr, numeric) != 0)
+        rc = host->cfg->error(cfg, "host", "\"%s\" is neither an IPv4 address nor a name of one",
+                              bind_host);
+    if (rc == O2H_OK) rc = host->cfg->claim_port(cfg, "port", O2H_NET_TCP, numeric, (int)port);
     if (rc == O2H_OK) rc = read_mounts(tr, cfg);
     if (rc == O2H_OK) rc = read_tls(tr, cfg);
-    if (rc == O2H_OK) {
-        memset(&tr->bind_addr, 0, sizeof tr->bind_addr);
-        tr->bind_addr.sin_family = AF_INET;
-        tr->bind_addr.sin_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET, bind_host, &tr->bind_addr.sin_addr) != 1)
-            rc = host->cfg->error(cfg, "host", "\"%s\" is not an IPv4 address", bind_host);
-    }
     if (rc == O2H_OK && root && !(tr->root = resolve_cfg_folder(tr, cfg, root))) rc = O2H_NO_MEMORY;
     if (rc == O2H_OK && tr->root) rc = check_folder(tr, cfg, "root", tr->root);
     if (rc == O2H_OK && !(tr->builder = host->msg->builder_new(self))) rc = O2H_NO_MEMORY;
@@ -429,6 +428,7 @@ static const o2h_transport_ops ws_ops = {
     .send = o2h_ws_send,
     .close = o2h_ws_close,
     .pause = o2h_ws_pause,
+    .queued = o2h_ws_queued,
 };
 
 static const o2h_plugin_desc ws_desc = {

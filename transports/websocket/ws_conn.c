@@ -1,25 +1,22 @@
 /*
- * Upgraded WebSocket connections: each socket MHD hands over is watched on
- * the loop by this file, never through MHD again. Reading runs the frame
- * decoder (ws_frame.h) and passes text messages to ws_o2ws.c; writing
- * queues frames and flushes what the socket takes; closing is the RFC 6455
- * handshake with a linger timer. Memory goes through host->loop->defer, as
- * our own callbacks up the stack may still look at a destroyed connection.
+ * Upgraded WebSocket connections: each socket MHD hands over becomes a
+ * stream (transports/common/stream.h) on the loop, never read through MHD
+ * again. The stream writes, queues what waits within "send_queue_bytes",
+ * half-closes and closes, as it does for tcp and OSC; this file frames.
+ * Reading runs the frame decoder (ws_frame.h) and passes text messages to
+ * ws_o2ws.c; closing is the RFC 6455 handshake with a linger timer. The
+ * socket stays MHD's: once the stream has closed it is handed back
+ * (MHD_UPGRADE_ACTION_CLOSE), never closed here. Memory goes with the
+ * stream's, in the loop's deferred phase, as our own callbacks up the stack
+ * may still look at a closed connection (c->dead).
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "ws_internal.h"
 
-#define READ_CHUNK 16384
-#define MAX_READS_PER_EVENT 16
 #define CLOSE_LINGER_S 2.0 /* after our close frame, how long we wait for the client's */
 #define OVER_BOUND_S 10.0  /* a client whose output stays over its bound this long is closed */
 
@@ -27,7 +24,6 @@ static void conn_free_memory(void *ctx) {
     ws_conn *c = ctx;
     ws_decoder_free(&c->dec);
     free(c->in);
-    o2ws_buf_free(&c->out);
     free(c);
 }
 
@@ -49,90 +45,82 @@ static void conn_drop_link(ws_conn *c) {
         c->tr->host->link->link_free(link); /* may re-enter o2h_ws_close: link is NULL by now */
 }
 
-/* Gone for good: the socket is handed back to MHD, which closes it. */
-void o2h_ws_conn_destroy(ws_conn *c) {
-    if (c->dead) return;
-    ws_transport *tr = c->tr;
+static void stop_timer(ws_conn *c, o2h_timer **t) {
+    if (*t) c->tr->host->loop->timer_stop(*t);
+    *t = NULL;
+}
+
+/* The stream closed, whichever way: the socket goes back to MHD, which closes it. */
+static void conn_closed(void *ctx, o2h_stream_end why, int error) {
+    ws_conn *c = ctx;
+    (void)why, (void)error;
     c->dead = true;
     conn_drop_link(c);
-    tr->host->loop->watch_remove(c->watch);
-    c->watch = NULL;
-    if (c->linger) tr->host->loop->timer_stop(c->linger);
-    c->linger = NULL;
-    if (c->kick) tr->host->loop->timer_stop(c->kick);
-    c->kick = NULL;
-    if (c->over) tr->host->loop->timer_stop(c->over);
-    c->over = NULL;
-    conn_unlink(tr, c);
-    o2h_ws_upgrade_close(tr, c->urh);
-    /* Our callbacks up the stack may still look at c (c->dead). */
-    tr->host->loop->defer(tr->self, &c->free_later, conn_free_memory, c);
+    stop_timer(c, &c->linger);
+    stop_timer(c, &c->kick);
+    stop_timer(c, &c->over);
+    conn_unlink(c->tr, c);
+    o2h_ws_upgrade_close(c->tr, c->urh);
+}
+
+void o2h_ws_conn_destroy(ws_conn *c) {
+    if (!c->dead) o2h_stream_close(c->stream); /* conn_closed */
 }
 
 /* Over half of "send_queue_bytes" waiting: the client does not read what it
  * asks for, so it is not read either until it does. */
 static bool over_bound(const ws_conn *c) {
-    return (int64_t)(c->out.len - c->out_off) > c->tr->queue_limit / 2;
+    return (int64_t)o2h_stream_queued(c->stream) > c->tr->queue_limit / 2;
 }
 
 static void on_over_timeout(void *ctx) {
     ws_conn *c = ctx;
-    c->tr->host->loop->timer_stop(c->over);
-    c->over = NULL;
+    stop_timer(c, &c->over);
     o2h_ws_conn_fail(c, WS_CLOSE_POLICY, "not reading its messages");
 }
 
-static void update_interest(ws_conn *c) {
+/* After the output or the pause changed: the over-bound timer, and whether we read. */
+static void update_reading(ws_conn *c) {
     if (c->dead) return;
     bool over = over_bound(c);
     if (over && !c->over && !c->closing)
         c->over = c->tr->host->loop->timer_start(c->tr->self, OVER_BOUND_S, 0, on_over_timeout, c);
-    else if (!over && c->over) {
-        c->tr->host->loop->timer_stop(c->over);
-        c->over = NULL;
-    }
-    unsigned want =
-        (over || c->paused ? 0 : O2H_EV_READ) | (c->out.len > c->out_off ? O2H_EV_WRITE : 0);
-    if (want == c->events) return;
-    c->events = want;
-    c->tr->host->loop->watch_modify(c->watch, want);
+    else if (!over)
+        stop_timer(c, &c->over);
+    o2h_stream_set_reading(c->stream, !over && !c->paused);
 }
 
-/* Write what the socket takes; false on a broken connection. */
-static bool flush(ws_conn *c) {
-    while (c->out.len > c->out_off) {
-        ssize_t w = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
-        c->out_off += (size_t)w;
-    }
-    c->out.len = c->out_off = 0;
-    return true;
+/* One whole frame to the stream: written at once, or queued. */
+static int send_frame(ws_conn *c, const uint8_t *frame, size_t len, unsigned flags) {
+    if (c->dead) return O2H_SEND_FAIL;
+    struct iovec iov = {(void *)(uintptr_t)frame, len};
+    int rc = o2h_stream_sendv(c->stream, &iov, 1, flags);
+    update_reading(c);
+    return rc;
 }
 
-static void compact_out(ws_conn *c) {
-    if (c->out_off == 0) return;
-    memmove(c->out.data, c->out.data + c->out_off, c->out.len - c->out_off);
-    c->out.len -= c->out_off;
-    c->out_off = 0;
-}
-
-/* Queue one frame (and write it at once if nothing is waiting). */
-int o2h_ws_queue_frame(ws_conn *c, uint8_t opcode, const void *payload, size_t n, bool control) {
-    size_t queued = c->out.len - c->out_off;
-    if (!control && (int64_t)(queued + n + 10) > c->tr->queue_limit) {
-        c->want_drained = true;
-        return O2H_QUEUE_FULL;
-    }
-    if (c->out_off > 0 && c->out_off >= c->out.len / 2) compact_out(c);
-    uint8_t hdr[10];
-    size_t h = ws_frame_header(hdr, opcode, n);
-    if (o2ws_buf_reserve(&c->out, h + n) != O2H_OK) return O2H_NO_MEMORY;
-    o2ws_buf_append(&c->out, hdr, h);
-    o2ws_buf_append(&c->out, payload, n);
-    if (queued == 0 && !flush(c)) return O2H_SEND_FAIL;
-    update_interest(c);
+int o2h_ws_text_start(o2ws_buf *b) {
+    b->len = 0;
+    if (o2ws_buf_reserve(b, WS_HEADROOM) != O2H_OK) return O2H_NO_MEMORY;
+    b->len = WS_HEADROOM;
     return O2H_OK;
+}
+
+int o2h_ws_queue_text(ws_conn *c, o2ws_buf *b) {
+    uint8_t hdr[WS_HEADROOM];
+    size_t n = b->len - WS_HEADROOM;
+    size_t h = ws_frame_header(hdr, WS_OP_TEXT, n);
+    uint8_t *frame = b->data + WS_HEADROOM - h; /* the header right before the payload */
+    memcpy(frame, hdr, h);
+    return send_frame(c, frame, h + n, 0);
+}
+
+int o2h_ws_queue_control(ws_conn *c, uint8_t opcode, const void *payload, size_t n) {
+    uint8_t frame[2 + 125];
+    if (n > 125) n = 125; /* RFC 6455 §5.5; our callers never give more */
+    size_t h = ws_frame_header(frame, opcode, n);
+    memcpy(frame + h, payload, n);
+    return send_frame(c, frame, h + n, O2H_STREAM_PAST_BOUND);
 }
 
 static void on_linger_timeout(void *ctx) {
@@ -150,18 +138,19 @@ void o2h_ws_conn_fail(ws_conn *c, uint16_t code, const char *reason) {
     conn_drop_link(c);
     if (c->dead) return;
     c->closing = true;
+    c->pong_pending = false; /* nothing goes after our close frame */
     uint8_t body[125];
     size_t rlen = strlen(reason);
     if (rlen > sizeof body - 2) rlen = sizeof body - 2;
     body[0] = (uint8_t)(code >> 8);
     body[1] = (uint8_t)code;
     memcpy(body + 2, reason, rlen);
-    if (o2h_ws_queue_frame(c, WS_OP_CLOSE, body, 2 + rlen, true) != O2H_OK) {
+    if (o2h_ws_queue_control(c, WS_OP_CLOSE, body, 2 + rlen) != O2H_OK) {
         o2h_ws_conn_destroy(c);
         return;
     }
     c->linger = tr->host->loop->timer_start(tr->self, CLOSE_LINGER_S, 0, on_linger_timeout, c);
-    if (c->out.len == c->out_off) shutdown(c->fd, SHUT_WR);
+    o2h_stream_shutdown_when_flushed(c->stream); /* the client reads end of file after it */
 }
 
 /* RFC 6455 lets a pong answer only the latest ping: while output waits, the
@@ -169,20 +158,19 @@ void o2h_ws_conn_fail(ws_conn *c, uint16_t code, const char *reason) {
  * a client that pings without reading costs nothing more. */
 static void answer_ping(ws_conn *c, const void *payload, size_t n) {
     if (n > sizeof c->pong) n = sizeof c->pong; /* the decoder refuses longer control frames */
-    if (c->out.len > c->out_off) {
+    if (o2h_stream_queued(c->stream) > 0) {
         memcpy(c->pong, payload, n);
         c->pong_len = (uint8_t)n;
         c->pong_pending = true;
         return;
     }
-    if (o2h_ws_queue_frame(c, WS_OP_PONG, payload, n, true) != O2H_OK) o2h_ws_conn_destroy(c);
+    if (o2h_ws_queue_control(c, WS_OP_PONG, payload, n) != O2H_OK) o2h_ws_conn_destroy(c);
 }
 
 static void send_pending_pong(ws_conn *c) {
-    if (c->dead || !c->pong_pending || c->out.len > c->out_off) return;
+    if (c->dead || !c->pong_pending || o2h_stream_queued(c->stream) > 0) return;
     c->pong_pending = false;
-    if (o2h_ws_queue_frame(c, WS_OP_PONG, c->pong, c->pong_len, true) != O2H_OK)
-        o2h_ws_conn_destroy(c);
+    if (o2h_ws_queue_control(c, WS_OP_PONG, c->pong, c->pong_len) != O2H_OK) o2h_ws_conn_destroy(c);
 }
 
 /* Run the decoder over what we have; false when the connection is gone. */
@@ -227,66 +215,67 @@ static bool process_input(ws_conn *c) {
     return true;
 }
 
-static void on_readable(ws_conn *c) {
-    for (int i = 0; i < MAX_READS_PER_EVENT && !c->dead && !over_bound(c) && !c->paused; i++) {
-        if (c->in_cap - c->in_len < READ_CHUNK) {
-            size_t cap = c->in_cap * 2;
-            uint8_t *p = realloc(c->in, cap);
-            if (!p) {
-                o2h_ws_conn_destroy(c);
-                return;
-            }
-            c->in = p;
-            c->in_cap = cap;
-        }
-        ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-            o2h_ws_conn_destroy(c);
-            return;
-        }
-        if (n < 0) return;
-        if (c->closing) continue; /* discard until the client closes */
-        c->in_len += (size_t)n;
-        if (!process_input(c)) return;
-        /* Never hold more than one largest frame and a read's worth. */
-        size_t limit = (size_t)c->tr->max_frame + 14 + READ_CHUNK;
-        if (c->in_cap > 2 * limit && c->in_len < limit) {
-            uint8_t *p = realloc(c->in, limit);
-            if (p) {
-                c->in = p;
-                c->in_cap = limit;
-            }
-        }
-        if ((size_t)n < READ_CHUNK) return;
+/* Bytes the stream read: after what waits from earlier reads, then decoded. */
+static bool conn_data(void *ctx, const uint8_t *data, size_t len) {
+    ws_conn *c = ctx;
+    if (c->closing) return true; /* discarded until the client closes */
+    if (c->in_cap - c->in_len < len) {
+        size_t cap = c->in_cap * 2;
+        while (cap - c->in_len < len)
+            cap *= 2;
+        uint8_t *p = realloc(c->in, cap);
+        if (!p) return false; /* the stream closes */
+        c->in = p;
+        c->in_cap = cap;
     }
+    memcpy(c->in + c->in_len, data, len);
+    c->in_len += len;
+    if (!process_input(c)) return true; /* closed already */
+    /* Never hold more than one largest frame and a read's worth. */
+    size_t limit = (size_t)c->tr->max_frame + 14 + WS_READ_CHUNK;
+    if (c->in_cap > 2 * limit && c->in_len < limit) {
+        uint8_t *p = realloc(c->in, limit);
+        if (p) {
+            c->in = p;
+            c->in_cap = limit;
+        }
+    }
+    return true;
 }
 
-static void on_conn_event(void *ctx, int fd, unsigned events) {
+/* Readable (or hung up): read unless paused or over the bound. A hang-up
+ * over the bound ends the stream when it flushes, whatever we do here. */
+static void conn_readable(void *ctx) {
     ws_conn *c = ctx;
-    (void)fd;
-    if ((events & (O2H_EV_HUP | O2H_EV_ERROR)) && over_bound(c)) {
-        o2h_ws_conn_destroy(c); /* not read any more: a hang-up would fire forever */
-        return;
-    }
-    if (events & (O2H_EV_READ | O2H_EV_HUP | O2H_EV_ERROR)) on_readable(c);
-    if (!c->dead && c->out.len > c->out_off && !flush(c)) o2h_ws_conn_destroy(c);
-    send_pending_pong(c);
-    if (!c->dead && c->want_drained && c->link &&
-        (int64_t)(c->out.len - c->out_off) <= c->tr->queue_limit / 2) {
-        c->want_drained = false;
-        c->tr->host->link->drained(c->link); /* reliable messages that waited go out now */
-    }
-    if (!c->dead && c->closing && c->out.len == c->out_off) shutdown(c->fd, SHUT_WR);
-    update_interest(c);
+    if (!c->paused && !over_bound(c)) o2h_stream_read(c->stream);
 }
+
+/* Output went out: the pong that waited for it, and reading again below the bound. */
+static void conn_written(void *ctx) {
+    ws_conn *c = ctx;
+    send_pending_pong(c);
+    update_reading(c);
+}
+
+/* Room again after a full queue: reliable messages the core held go out now. */
+static void conn_drained(void *ctx) {
+    ws_conn *c = ctx;
+    if (c->link) c->tr->host->link->drained(c->link);
+}
+
+static const o2h_stream_ops conn_ops = {
+    .on_data = conn_data,
+    .on_close = conn_closed,
+    .on_readable = conn_readable,
+    .on_free = conn_free_memory,
+    .on_drained = conn_drained,
+    .on_written = conn_written,
+};
 
 static void on_kick(void *ctx) {
     ws_conn *c = ctx;
-    c->tr->host->loop->timer_stop(c->kick);
-    c->kick = NULL;
-    if (!c->dead) process_input(c);
-    if (!c->dead && c->closing && c->out.len == c->out_off) shutdown(c->fd, SHUT_WR);
-    update_interest(c);
+    stop_timer(c, &c->kick);
+    if (process_input(c)) update_reading(c);
 }
 
 /* An upgraded socket becomes a connection of ours, watched by the loop (on
@@ -295,32 +284,37 @@ void o2h_ws_adopt(ws_transport *tr, MHD_socket sock, struct MHD_UpgradeResponseH
                   const char *peer, const char *extra_in, size_t extra_in_size) {
     ws_conn *c = calloc(1, sizeof *c);
     if (c) {
-        c->in_cap = READ_CHUNK * 2 + (extra_in_size > READ_CHUNK ? extra_in_size : 0);
+        c->in_cap = WS_READ_CHUNK * 2 + extra_in_size;
         c->in = malloc(c->in_cap);
     }
     if (!c || !c->in) {
-        if (c) free(c);
+        free(c);
         o2h_ws_upgrade_close(tr, urh);
         return;
     }
     c->tr = tr;
-    c->fd = sock;
     c->urh = urh;
     ws_decoder_init(&c->dec, (uint64_t)tr->max_frame, true);
     snprintf(c->peer, sizeof c->peer, "%s", peer);
-    int one = 1; /* fails harmlessly on a socket pair (TLS) */
-    setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    int fl = fcntl(sock, F_GETFL);
-    if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(sock, F_SETFL, fl | O_NONBLOCK);
-    char desc[80];
-    snprintf(desc, sizeof desc, "websocket %s", c->peer);
-    c->events = O2H_EV_READ;
-    c->watch = tr->host->loop->watch_fd(tr->self, sock, c->events, on_conn_event, c);
-    c->link = c->watch ? tr->host->link->link_new(tr->self, c, desc) : NULL;
-    if (!c->link) {
-        if (c->watch) tr->host->loop->watch_remove(c->watch);
+    o2h_stream_params sp = {.host = tr->host,
+                            .self = tr->self,
+                            .ops = &conn_ops,
+                            .ctx = c,
+                            .queue_limit = (size_t)tr->queue_limit,
+                            .rx = tr->rx,
+                            .rx_size = sizeof tr->rx,
+                            .keep_fd = true};
+    c->stream = o2h_stream_new(&sp, sock);
+    if (!c->stream) {
         conn_free_memory(c);
         o2h_ws_upgrade_close(tr, urh);
+        return;
+    }
+    char desc[80];
+    snprintf(desc, sizeof desc, "websocket %s", c->peer);
+    c->link = tr->host->link->link_new(tr->self, c, desc);
+    if (!c->link) {
+        o2h_stream_close(c->stream); /* conn_closed hands the socket back; on_free frees c */
         return;
     }
     c->next = tr->conns;
@@ -339,8 +333,15 @@ int o2h_ws_pause(void *instance, void *link_ctx, bool paused) {
     ws_conn *c = link_ctx;
     (void)instance;
     c->paused = paused;
-    update_interest(c);
+    update_reading(c);
     return O2H_OK;
+}
+
+/* Bytes of frames the client has not taken yet: o2h_can_send says BLOCKED meanwhile. */
+size_t o2h_ws_queued(void *instance, void *link_ctx) {
+    ws_conn *c = link_ctx;
+    (void)instance;
+    return c->stream ? o2h_stream_queued(c->stream) : 0;
 }
 
 void o2h_ws_close(void *instance, void *link_ctx) {
@@ -350,16 +351,16 @@ void o2h_ws_close(void *instance, void *link_ctx) {
     o2h_ws_conn_fail(c, WS_CLOSE_GOING_AWAY, "closed by the router");
 }
 
-/* A last word if the socket takes it at once (no waiting): 1001 going away. */
+/* A last word if nothing waits before it: 1001 going away. What the socket
+ * does not take at once is dropped with the stream. */
 static void say_going_away(ws_conn *c) {
-    if (c->closing || c->out.len != c->out_off) return;
+    if (c->dead || c->closing || o2h_stream_queued(c->stream) > 0) return;
     static const char reason[] = "o2hub shutdown";
-    uint8_t bye[2 + 2 + sizeof reason];
-    size_t h = ws_frame_header(bye, WS_OP_CLOSE, 2 + sizeof reason - 1);
-    bye[h] = WS_CLOSE_GOING_AWAY >> 8;
-    bye[h + 1] = WS_CLOSE_GOING_AWAY & 0xff;
-    memcpy(bye + h + 2, reason, sizeof reason - 1);
-    send(c->fd, bye, h + 2 + sizeof reason - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    uint8_t body[2 + sizeof reason - 1];
+    body[0] = WS_CLOSE_GOING_AWAY >> 8;
+    body[1] = WS_CLOSE_GOING_AWAY & 0xff;
+    memcpy(body + 2, reason, sizeof reason - 1);
+    o2h_ws_queue_control(c, WS_OP_CLOSE, body, sizeof body);
 }
 
 void o2h_ws_close_all(ws_transport *tr) {

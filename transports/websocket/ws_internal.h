@@ -5,7 +5,7 @@
  *  - ws_http.c:   libmicrohttpd's callbacks: static files and the upgrade;
  *  - ws_handoff.c: "mhd_thread": MHD's thread -> loop (rings, eventfd, logs);
  *  - ws_limits.c: per-address limit and header deadline of HTTP connections;
- *  - ws_conn.c:   upgraded sockets: reading, framing, writing, closing;
+ *  - ws_conn.c:   upgraded sockets on a stream (stream.h): framing, closing;
  *  - ws_o2ws.c:   the O2ws protocol on a connection, to and from the core;
  *  - ws_stats.c:  GET /stats, the router's counters as Prometheus text.
  * Everything else in those files is static; names that leave a file start
@@ -28,40 +28,40 @@
 #include "handoff.h"
 #include "http_dnssd.h"
 #include "o2ws_codec.h"
+#include "stream.h"
 #include "tls_proxy.h"
 #include "ws_frame.h"
 
 #define WS_PATH "/o2ws"
 #define MAX_MOUNTS 8
+#define WS_READ_CHUNK 16384 /* one read of an upgraded socket */
+/* A text frame's payload is formatted after this much room (a server frame's
+ * largest header), so that header and payload leave in one send(): a gather
+ * write of the two pieces costs the kernel measurably more per message. */
+#define WS_HEADROOM 10
 
 typedef struct ws_transport ws_transport;
 typedef struct ws_http_conn ws_http_conn; /* ws_limits.c */
 
 typedef struct ws_conn {
     ws_transport *tr;
-    int fd;
+    o2h_stream *stream; /* the socket, its output queue and its closing (stream.h) */
     struct MHD_UpgradeResponseHandle *urh;
-    o2h_watch *watch;
     o2h_link *link;
     int bridge_id; /* > 0 once joined with /_o2/ws/dy */
     ws_decoder dec;
-    uint8_t *in;
+    uint8_t *in; /* what was read and not yet decoded (a frame's start) */
     size_t in_len, in_cap;
-    o2ws_buf out; /* frames not yet written */
-    size_t out_off;
     bool closing; /* our close frame is queued: read and discard until EOF */
-    bool dead;    /* destroyed; its memory goes in the loop's deferred phase */
-    o2h_deferred free_later;
-    unsigned events;
+    bool dead;    /* the stream closed; the memory goes in the loop's deferred phase */
     o2h_timer *linger;
     o2h_timer *kick; /* bytes that came with the upgrade request wait for it */
     /* Pings answered while output waits: only the latest, once it drains. */
     uint8_t pong[125];
     uint8_t pong_len;
     bool pong_pending;
-    o2h_timer *over;   /* output over its bound: not read; closed with 1008 if it stays */
-    bool paused;       /* the core holds what it sent for a full link: not read meanwhile */
-    bool want_drained; /* a send found the queue full: tell the core when it has room */
+    o2h_timer *over; /* output over its bound: not read; closed with 1008 if it stays */
+    bool paused;     /* the core holds what it sent for a full link: not read meanwhile */
     char peer[64];
     struct ws_conn *next;
 } ws_conn;
@@ -82,7 +82,7 @@ typedef struct ws_mount {
  *    bind_addr, root, root_fd, mounts, n_mounts, max_frame, max_clients,
  *    queue_limit, max_per_address, header_timeout, mhd_thread, handoff_cap,
  *    handoff_efd, loop_thread;
- *  - loop thread only: conns, n_conns, builder, text, mhd, mhd_watch,
+ *  - loop thread only: conns, n_conns, builder, text, rx, mhd, mhd_watch,
  *    mhd_timer, in_mhd, mhd_again, port, handoff_watch, refused_seen,
  *    dropped_seen, notable_seen, dnssd*, published, limits_timer, and
  *    every ws_conn;
@@ -120,8 +120,9 @@ struct ws_transport {
     ws_conn *conns;
     int n_conns;
     o2h_builder *builder;
-    o2ws_buf text; /* scratch for formatting one message */
-    bool dnssd;    /* publish as _http._tcp */
+    o2ws_buf text;             /* scratch for formatting one message */
+    uint8_t rx[WS_READ_CHUNK]; /* where every upgraded socket reads (stream.h) */
+    bool dnssd;                /* publish as _http._tcp */
     char *dnssd_name;
     char *tls_cert, *tls_key; /* PEM text: HTTPS and wss:// when set */
     tls_proxy *tls;           /* listens instead of MHD when tls_cert is set */
@@ -234,8 +235,12 @@ const char *o2h_ws_access_refusal(ws_transport *tr, struct MHD_Connection *conn,
 const char *o2h_ws_stats_refusal(const ws_transport *tr, struct MHD_Connection *conn, int *status,
                                  char *what, size_t what_size);
 
-/** Queue one frame; control frames are not held to "send_queue_bytes". */
-int o2h_ws_queue_frame(ws_conn *c, uint8_t opcode, const void *payload, size_t n, bool control);
+/** Empty `b` for a text frame: its first WS_HEADROOM bytes are kept for the header. */
+int o2h_ws_text_start(o2ws_buf *b);
+/** Queue `b` (begun with o2h_ws_text_start) as one text frame, held to "send_queue_bytes". */
+int o2h_ws_queue_text(ws_conn *c, o2ws_buf *b);
+/** Queue one control frame (`n` at most 125); not held to "send_queue_bytes". */
+int o2h_ws_queue_control(ws_conn *c, uint8_t opcode, const void *payload, size_t n);
 /** Start the closing handshake with `code`. */
 void o2h_ws_conn_fail(ws_conn *c, uint16_t code, const char *reason);
 /** Gone for good (memory freed in the loop's deferred phase). */
@@ -245,6 +250,7 @@ void o2h_ws_close_all(ws_transport *tr);
 /** ops->close. */
 void o2h_ws_close(void *instance, void *link_ctx);
 int o2h_ws_pause(void *instance, void *link_ctx, bool paused);
+size_t o2h_ws_queued(void *instance, void *link_ctx);
 
 /* ---- ws_o2ws.c ---- */
 

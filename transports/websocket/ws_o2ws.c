@@ -1,5 +1,5 @@
 /*
- * The O2ws protocol (O2-REFERENCE §5.4) on one connection: a client joins
+ * The O2ws protocol (docs/websocket.md#o2ws) on one connection: a client joins
  * with /_o2/ws/dy and becomes a bridge (host->bridge->bridge_new); its
  * /_o2/ws/ system messages (services, clock, status, list) are answered
  * here; other text messages go to the core as O2 messages, and messages the
@@ -13,8 +13,9 @@
 
 #include "ws_internal.h"
 
-static void send_text(ws_conn *c, const o2ws_buf *text) {
-    int rc = o2h_ws_queue_frame(c, WS_OP_TEXT, text->data, text->len, false);
+static void send_text(ws_conn *c, o2ws_buf *text) {
+    if (c->dead || c->closing) return; /* nothing after our close frame */
+    int rc = o2h_ws_queue_text(c, text);
     if (rc == O2H_SEND_FAIL || rc == O2H_NO_MEMORY) o2h_ws_conn_destroy(c);
 }
 
@@ -22,7 +23,7 @@ static void send_text(ws_conn *c, const o2ws_buf *text) {
 static void reply(ws_conn *c, const char *address, const char *types, ...) {
     ws_transport *tr = c->tr;
     o2ws_buf *b = &tr->text;
-    b->len = 0;
+    if (o2h_ws_text_start(b) != O2H_OK) return;
     char num[48];
     va_list ap;
     va_start(ap, types);
@@ -147,7 +148,7 @@ int o2h_ws_send(void *instance, void *link_ctx, o2h_msg *msg) {
     ws_transport *tr = instance;
     ws_conn *c = link_ctx;
     if (c->dead || c->closing) return O2H_SEND_FAIL;
-    tr->text.len = 0;
+    if (o2h_ws_text_start(&tr->text) != O2H_OK) return O2H_NO_MEMORY;
     int rc = o2ws_from_msg(tr->host, msg, &tr->text);
     if (rc == O2H_BAD_TYPE) {
         tr->host->log->write(tr->self, O2H_LOG_DEBUG, "WebSocket client %d: bundle not sent",
@@ -155,7 +156,7 @@ int o2h_ws_send(void *instance, void *link_ctx, o2h_msg *msg) {
         return rc;
     }
     if (rc != O2H_OK) return rc;
-    rc = o2h_ws_queue_frame(c, WS_OP_TEXT, tr->text.data, tr->text.len, false);
+    rc = o2h_ws_queue_text(c, &tr->text);
     if (rc == O2H_SEND_FAIL) o2h_ws_conn_destroy(c);
     return rc;
 }

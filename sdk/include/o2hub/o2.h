@@ -58,10 +58,8 @@ extern "C" {
 
 /** The O2 version this layer presents (and speaks on the wire). */
 #define O2_VERSION 0x020001
-/* Features O2 programs test for: like O2's default build, no legacy hub; no shared memory. */
-#ifndef O2_NO_HUB
-#define O2_NO_HUB 1
-#endif
+/* Features O2 programs test for: o2_hub is there (so O2_NO_HUB is not defined); no shared
+ * memory. */
 #ifndef O2_NO_SHAREDMEM
 #define O2_NO_SHAREDMEM 1
 #endif
@@ -256,6 +254,19 @@ O2H_EXPORT int o2_memory(void *((*malloc_fn)(size_t size)), void((*free_fn)(void
                          char *first_chunk, int64_t size, bool mallocp);
 /** Slowest discovery announcement period (broadcast/static plugins' interval_max). */
 O2H_EXPORT O2time o2_set_discovery_period(O2time period);
+
+/**
+ * Use the O2 process named by `public_ip` (dotted or a host name, "0.0.0.0" for
+ * none), `internal_ip` and `tcp_port` as a hub, as O2 does: this process learns
+ * every process the hub knows. Discovery (the plugins of O2HUB_DISCOVERY) stops
+ * announcing this process first; with NULL addresses that is all it does.
+ * `version` is the hub's O2 version: another major version is O2_FAIL. The
+ * hub's UDP port is learned from its answer (`udp_port` is not used).
+ * O2_NOT_INITIALIZED before o2_initialize, O2_HOSTNAME_TO_NETADDR_FAIL for an
+ * address that does not resolve.
+ */
+O2H_EXPORT O2err o2_hub(int version, const char *public_ip, const char *internal_ip, int tcp_port,
+                        int udp_port);
 
 /** Hex public IP, hex internal IP and TCP port of this process (O2_FAIL before it has a name). */
 O2H_EXPORT O2err o2_get_addresses(const char **public_ip, const char **internal_ip, int *port);

@@ -48,6 +48,16 @@ typedef struct o2h_router_options {
      * uses it, checked as a loaded one is; no shared object is looked for.
      */
     const o2h_plugin_entry_fn *linked_plugins;
+    /**
+     * Overrides for o2h_router_new_from_file/_json, NULL-terminated: each
+     * "KEY.PATH=VALUE" replaces (or adds) one value of the config before it
+     * is read, as o2hub's --set does. KEY.PATH is a key path as errors print
+     * it ("transports[2].port", "ensemble"); an entry of "transports",
+     * "discovery" or "plugins" may be named by its type instead of its index
+     * when only one has it ("transports.websocket.port"). VALUE is JSON, or
+     * else a string. Errors about an overridden key name the override.
+     */
+    const char *const *config_set;
 } o2h_router_options;
 
 /**
@@ -57,8 +67,9 @@ typedef struct o2h_router_options {
 O2H_EXPORT o2h_router *o2h_router_new(const o2h_router_options *opts, o2h_error *err);
 
 /**
- * A new router configured from the JSON file at `path` (see README for the
- * format): ensemble, log level, plugin path, transports, discovery, services.
+ * A new router configured from the JSON file at `path` (its format is in
+ * docs/configuration.md): ensemble, log level, plugin path, transports,
+ * discovery, services.
  * Plugins are loaded and created but not started. `opts` may be NULL; its
  * ensemble and log level are overridden by the file. On error returns NULL
  * and fills *err with file, line, column and key path.
@@ -92,6 +103,60 @@ O2H_EXPORT int o2h_router_add_plugin_dir(o2h_router *r, const char *dir);
  * network.
  */
 O2H_EXPORT int o2h_router_allow(o2h_router *r, const char *cidr);
+
+/**
+ * Use the O2 process at `address` as a hub, as O2's o2_hub() does: this
+ * router connects to it (or, when its name is the lesser, asks it to
+ * connect), asks it for the processes it knows, and connects to each of
+ * them. `address` is "IPv4:PORT", the hub's internal IP and TCP port, for a
+ * hub without a public IP (o2hub routers, O2 offline); or a full O2
+ * process name "@pppppppp:iiiiiiii:tttt". The address must be the one in
+ * the hub's process name: the hub's answer is checked against it, as O2
+ * does. Its UDP port is learned from its answer.
+ *
+ * Called before the router has a name (before o2h_router_start), the hub
+ * is reached once it has one. Calling again with the same hub does nothing
+ * more; once connected, the connection is not retried if the hub goes
+ * away (the static discovery plugin's "hub" key retries). Every router
+ * answers such requests from others. Discovery plugins keep running: see
+ * o2h_router_discovery_stop. Returns O2H_OK, O2H_BAD_ARGS for an address
+ * that is neither form, O2H_FAIL when "allow" refuses it or 16 hubs are in
+ * use.
+ */
+O2H_EXPORT int o2h_router_hub(o2h_router *r, const char *address);
+
+/**
+ * Stop announcing this router through its discovery plugins (broadcast,
+ * dnssd, static): each is withdrawn now and not told again, as O2 stops its
+ * discovery broadcasts once o2_hub() is called. What each still does is
+ * its own: broadcast keeps listening, so processes that find us still
+ * connect; dnssd stops browsing too. Transports that announce (mqtt) are
+ * not affected. Returns O2H_OK.
+ */
+O2H_EXPORT int o2h_router_discovery_stop(o2h_router *r);
+
+/** One plugin as o2h_router_plugins_list finds it. */
+typedef struct o2h_plugin_info {
+    const char *name;   /**< the "type" configs use */
+    const char *kind;   /**< "transport", "discovery", "extension" ("" if unreadable) */
+    unsigned abi_major; /**< the plugin ABI it was built for */
+    unsigned abi_minor;
+    const char *version;     /**< the plugin's own version ("" if none) */
+    const char *description; /**< one line ("" if none) */
+    const char *file;        /**< its shared object, or "linked-in" */
+    const char *error;       /**< NULL if this router can load it, else why not */
+    bool shadowed;           /**< a plugin of this type found earlier is the one used */
+} o2h_plugin_info;
+
+typedef void (*o2h_plugin_info_fn)(void *ctx, const o2h_plugin_info *info);
+
+/**
+ * Call `fn` for every plugin this router could load, in search order: the
+ * linked-in ones, then each plugin file in the router's plugin dirs,
+ * $O2HUB_PLUGIN_PATH and the install dir (each file is opened to read its
+ * descriptor, then closed). For `o2hub --list-plugins`.
+ */
+O2H_EXPORT int o2h_router_plugins_list(o2h_router *r, o2h_plugin_info_fn fn, void *ctx);
 
 /** Start every plugin (open sockets, announce). */
 O2H_EXPORT int o2h_router_start(o2h_router *r);
@@ -145,6 +210,13 @@ O2H_EXPORT const char *o2h_router_ensemble(const o2h_router *r);
  * port in hex), once TCP and UDP transports have started; NULL before.
  */
 O2H_EXPORT const char *o2h_router_process_name(const o2h_router *r);
+
+/**
+ * The configuration the router was made from, as read (with the
+ * o2h_router_options.config_set overrides applied), as compact JSON text;
+ * NULL for a router made by o2h_router_new. Free it with free().
+ */
+O2H_EXPORT char *o2h_router_config_text(const o2h_router *r);
 
 /** The router's message pool (for builders and o2h_msg_alloc on its thread). */
 O2H_EXPORT o2h_pool *o2h_router_pool(o2h_router *r);

@@ -1,0 +1,133 @@
+/*
+ * pd_receive.c — [o2receive] / [o2.receive]: the address's service is
+ * offered by this Pd instance; every message to the address comes out of
+ * the left outlet as a list (numbers, symbols, a blob's bytes), its O2
+ * timestamp in ms (0: none) out of the right one first.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <m_pd.h>
+
+#include "pd_objects.h"
+
+typedef struct o2pd_receive {
+    t_object obj;
+    o2pd_session *s;
+    o2hb_receiver *rc;
+    t_outlet *values;
+    t_outlet *time;
+    t_atom *atoms;
+    int atoms_cap;
+} o2pd_receive;
+
+static t_class *receive_class;
+
+static void receive_deliver(void *ctx, const char *address, const o2hb_value *v, int n,
+                            double time) {
+    (void)address;
+    o2pd_receive *x = ctx;
+    if (n > x->atoms_cap) {
+        t_atom *a = resizebytes(x->atoms, sizeof(t_atom) * (size_t)x->atoms_cap,
+                                sizeof(t_atom) * (size_t)n);
+        if (!a) return;
+        x->atoms = a;
+        x->atoms_cap = n;
+    }
+    for (int i = 0; i < n; i++) {
+        if (v[i].kind == 's')
+            SETSYMBOL(&x->atoms[i], gensym(v[i].s));
+        else
+            SETFLOAT(&x->atoms[i], (t_float)v[i].f);
+    }
+    outlet_float(x->time, (t_float)(time * 1000.0));
+    outlet_list(x->values, &s_list, n, x->atoms);
+}
+
+/* "nodes... [-t types] [-w]" into path (may be "") and *types; false if bad. */
+static bool receive_parse(o2pd_receive *x, int argc, t_atom *argv, char *path, size_t size,
+                          const char **types, bool *wait) {
+    int nodes = 0;
+    *types = NULL;
+    path[0] = 0;
+    while (nodes < argc &&
+           !(argv[nodes].a_type == A_SYMBOL && argv[nodes].a_w.w_symbol->s_name[0] == '-'))
+        nodes++;
+    for (int i = nodes; i < argc; i++) {
+        const char *f = argv[i].a_type == A_SYMBOL ? argv[i].a_w.w_symbol->s_name : "";
+        if (strcmp(f, "-t") == 0 && i + 1 < argc && argv[i + 1].a_type == A_SYMBOL) {
+            *types = argv[++i].a_w.w_symbol->s_name;
+        } else if (strcmp(f, "-w") == 0 && wait) {
+            *wait = true;
+        } else {
+            pd_error(&x->obj, "o2receive: unknown option %s (want -t types%s)",
+                     f[0] ? f : "(a number)", wait ? " or -w" : "");
+            return false;
+        }
+    }
+    if (nodes && o2pd_path_from_atoms(nodes, argv, path, size) < 0) {
+        pd_error(&x->obj, "o2receive: bad or too long address");
+        return false;
+    }
+    return true;
+}
+
+static void receive_address(o2pd_receive *x, t_symbol *sel, int argc, t_atom *argv) {
+    (void)sel;
+    char path[MAXPDSTRING];
+    const char *types;
+    if (receive_parse(x, argc, argv, path, sizeof path, &types, NULL))
+        o2hb_receiver_set(x->rc, path[0] ? path : NULL, types, true);
+}
+
+static void receive_types(o2pd_receive *x, t_symbol *sel, int argc, t_atom *argv) {
+    (void)sel;
+    const char *path = o2hb_receiver_path(x->rc);
+    char copy[MAXPDSTRING];
+    snprintf(copy, sizeof copy, "%s", path ? path : "");
+    const char *types =
+        argc > 0 && argv[0].a_type == A_SYMBOL ? argv[0].a_w.w_symbol->s_name : NULL;
+    o2hb_receiver_set(x->rc, copy[0] ? copy : NULL, types, true);
+}
+
+static void receive_bang(o2pd_receive *x) {
+    o2hb_receiver_retry(x->rc);
+}
+
+static void receive_disable(o2pd_receive *x) {
+    o2hb_receiver_disable(x->rc);
+}
+
+static void *receive_new(t_symbol *sel, int argc, t_atom *argv) {
+    (void)sel;
+    o2pd_receive *x = (o2pd_receive *)pd_new(receive_class);
+    x->s = o2pd_session_acquire();
+    x->rc = o2hb_receiver_new(x->s->hb, receive_deliver, x);
+    x->values = outlet_new(&x->obj, &s_list);
+    x->time = outlet_new(&x->obj, &s_float);
+    char path[MAXPDSTRING];
+    const char *types;
+    bool wait = false;
+    if (!x->rc)
+        pd_error(&x->obj, "o2receive: out of memory");
+    else if (receive_parse(x, argc, argv, path, sizeof path, &types, &wait))
+        o2hb_receiver_set(x->rc, path[0] ? path : NULL, types, !wait); /* -w: start on bang */
+    return x;
+}
+
+static void receive_free(o2pd_receive *x) {
+    if (x->rc) o2hb_receiver_free(x->rc);
+    if (x->atoms) freebytes(x->atoms, sizeof(t_atom) * (size_t)x->atoms_cap);
+    o2pd_session_release(x->s);
+}
+
+void o2pd_receive_setup(void) {
+    receive_class = class_new(gensym("o2receive"), (t_newmethod)receive_new, (t_method)receive_free,
+                              sizeof(o2pd_receive), 0, A_GIMME, 0);
+    class_addcreator((t_newmethod)receive_new, gensym("o2.receive"), A_GIMME, 0);
+    class_addbang(receive_class, (t_method)receive_bang);
+    class_addmethod(receive_class, (t_method)receive_address, gensym("address"), A_GIMME, 0);
+    class_addmethod(receive_class, (t_method)receive_disable, gensym("disable"), 0);
+    class_addmethod(receive_class, (t_method)receive_types, gensym("types"), A_GIMME, 0);
+}

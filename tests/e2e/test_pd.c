@@ -1,0 +1,495 @@
+/*
+ * The Pd external in a real, headless Pure Data (pd -nogui -noaudio -stderr)
+ * running patches this test writes. o2ctl sends to the patch's [o2receive]
+ * (int, float, string; coerced by -t), the patch prints with [print] to
+ * stderr, which the test reads. The patch's [o2send] (coerced by -t) reaches
+ * o2ctl dump. A message the patch sends itself with "delay 300" arrives no
+ * earlier in Pd's logical time ([timer]) nor before its timestamp. Bad
+ * arguments give console errors and Pd keeps running. A second Pd finds the
+ * first through static discovery and sends it a message. Every help patch
+ * opens without an error.
+ *
+ * Exit 0: all passed; 1: a check failed; 77: no pd (skipped).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct proc {
+    pid_t pid;
+    int fd; /* stdout and stderr together */
+    char out[1 << 16];
+    size_t used;
+} proc;
+
+static proc *running[8];
+static int failures;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void stop(proc *p) {
+    if (p->pid <= 0) return;
+    kill(p->pid, SIGTERM);
+    double end = now_s() + 3;
+    int st;
+    while (waitpid(p->pid, &st, WNOHANG) == 0) {
+        if (now_s() > end) {
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, &st, 0);
+            break;
+        }
+        usleep(10000);
+    }
+    p->pid = 0;
+    if (p->fd >= 0) close(p->fd);
+    p->fd = -1;
+}
+
+static void stop_all(void) {
+    for (int i = 0; i < 8; i++)
+        if (running[i]) stop(running[i]);
+}
+
+static void check(bool ok, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    printf("%s - ", ok ? "ok" : "not ok");
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    fflush(stdout);
+    if (!ok) failures++;
+}
+
+static void spawn(proc *p, char *const argv[]) {
+    int fds[2];
+    if (pipe(fds) != 0) exit(1);
+    memset(p, 0, sizeof *p);
+    p->pid = fork();
+    if (p->pid == 0) {
+        dup2(fds[1], 1);
+        dup2(fds[1], 2);
+        close(fds[0]);
+        close(fds[1]);
+        setenv("O2HUB_PLUGIN_PATH", TRANSPORT_DIR ":" DISCOVERY_DIR, 1);
+        if (PD_PRELOAD[0] && strcmp(argv[0], PD_EXE) == 0) {
+            /* sanitizer build: its runtimes first; Pd itself frees little at exit */
+            setenv("LD_PRELOAD", PD_PRELOAD, 1);
+            setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    p->fd = fds[0];
+    for (int i = 0; i < 8; i++)
+        if (!running[i]) {
+            running[i] = p;
+            break;
+        }
+}
+
+/* Read what is there within `ms`; false at end of output. */
+static bool drain(proc *p, int ms) {
+    if (p->fd < 0) return false;
+    struct pollfd pf = {.fd = p->fd, .events = POLLIN};
+    if (poll(&pf, 1, ms) <= 0) return true;
+    ssize_t n = read(p->fd, p->out + p->used, sizeof p->out - 1 - p->used);
+    if (n <= 0) return false;
+    p->used += (size_t)n;
+    p->out[p->used] = 0;
+    return true;
+}
+
+/* Wait at most `limit` seconds for `needle` in p's output. */
+static const char *expect(proc *p, const char *needle, double limit) {
+    double end = now_s() + limit;
+    for (;;) {
+        const char *hit = strstr(p->out, needle);
+        if (hit) return hit;
+        if (now_s() > end) return NULL;
+        if (!drain(p, 50)) {
+            hit = strstr(p->out, needle);
+            return hit;
+        }
+    }
+}
+
+/* Run to completion (at most `limit` s); the exit status, -1 on timeout. */
+static int run(proc *p, char *const argv[], double limit) {
+    spawn(p, argv);
+    double end = now_s() + limit;
+    int st;
+    while (waitpid(p->pid, &st, WNOHANG) == 0) {
+        drain(p, 20);
+        if (now_s() > end) {
+            stop(p);
+            return -1;
+        }
+    }
+    while (drain(p, 0) && p->fd >= 0) {
+        struct pollfd pf = {.fd = p->fd, .events = POLLIN};
+        if (poll(&pf, 1, 0) <= 0) break;
+    }
+    p->pid = 0;
+    close(p->fd);
+    p->fd = -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int free_port(void) {
+    for (int tries = 0; tries < 50; tries++) {
+        int u = socket(AF_INET, SOCK_DGRAM, 0), t = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof a;
+        bool ok = bind(u, (struct sockaddr *)&a, sizeof a) == 0 &&
+                  getsockname(u, (struct sockaddr *)&a, &len) == 0 &&
+                  bind(t, (struct sockaddr *)&a, sizeof a) == 0;
+        close(u);
+        close(t);
+        if (ok) return ntohs(a.sin_port);
+    }
+    return -1;
+}
+
+/* ---- Patches ----------------------------------------------------------------- */
+
+typedef struct patch {
+    char text[8192];
+    size_t len;
+    int n;
+} patch;
+
+static int obj(patch *p, const char *kind, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    p->len += (size_t)snprintf(p->text + p->len, sizeof p->text - p->len, "#X %s 10 %d ", kind,
+                               10 + 30 * p->n);
+    p->len += (size_t)vsnprintf(p->text + p->len, sizeof p->text - p->len, fmt, ap);
+    p->len += (size_t)snprintf(p->text + p->len, sizeof p->text - p->len, ";\n");
+    va_end(ap);
+    return p->n++;
+}
+
+static void wire(patch *p, int from, int outlet, int to, int inlet) {
+    p->len += (size_t)snprintf(p->text + p->len, sizeof p->text - p->len,
+                               "#X connect %d %d %d %d;\n", from, outlet, to, inlet);
+}
+
+/* [o2receive PATH ARGS] printing its list as NAME and its time as NAME_T */
+static int receive_print(patch *p, const char *path_args, const char *name) {
+    int r = obj(p, "obj", "o2receive %s", path_args);
+    int pr = obj(p, "obj", "print %s", name);
+    int pt = obj(p, "obj", "print %s_T", name);
+    wire(p, r, 0, pr, 0);
+    wire(p, r, 1, pt, 0);
+    return r;
+}
+
+static void write_patch(const char *path, const patch *p) {
+    FILE *f = fopen(path, "w");
+    if (!f) exit(1);
+    fprintf(f, "#N canvas 0 0 800 1200 12;\n%s", p->text);
+    fclose(f);
+}
+
+static void start_pd(proc *p, const char *patch_path) {
+    char *argv[] = {PD_EXE,  "-nogui",        "-noaudio", "-stderr",          "-noprefs", "-nrt",
+                    "-path", PD_EXTERNAL_DIR, "-open",    (char *)patch_path, NULL};
+    spawn(p, argv);
+}
+
+/* Every help patch and the example open with no error and no "couldn't create". */
+static void help_patches_open_cleanly(void) {
+    static const char *const names[] = {"o2ensemble-help.pd", "o2receive-help.pd", "o2send-help.pd",
+                                        "o2property-help.pd", "o2.status-help.pd", "o2.tap-help.pd",
+                                        "o2.time-help.pd",    "o2hub-example.pd"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", PD_HELP_DIR, names[i]);
+        char *argv[] = {PD_EXE,  "-nogui",        "-noaudio", "-stderr", "-noprefs", "-nrt",
+                        "-path", PD_EXTERNAL_DIR, "-open",    path,      "-send",    "pd quit",
+                        NULL};
+        proc p;
+        int st = run(&p, argv, 15);
+        check(st == 0 && strstr(p.out, "o2hub ") && !strstr(p.out, "error") &&
+                  !strstr(p.out, "couldn't create"),
+              "%s opens cleanly (exit %d: %s)", names[i], st, p.out);
+    }
+}
+
+static char ensemble[64], tmpdir[64];
+static int port_a, port_b;
+
+static int o2ctl(proc *p, double limit, const char *const *args) {
+    char *argv[40] = {O2CTL_EXE, "-e", ensemble, "-H", "127.0.0.1"};
+    int n = 5;
+    for (int i = 0; args[i] && n < 39; i++)
+        argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    if (limit <= 0) {
+        spawn(p, argv);
+        return 0;
+    }
+    return run(p, argv, limit);
+}
+
+int main(void) {
+    if (access(PD_EXE, X_OK) != 0) {
+        printf("pd not found at %s: skipped\n", PD_EXE);
+        return 77;
+    }
+    atexit(stop_all);
+    help_patches_open_cleanly();
+    snprintf(ensemble, sizeof ensemble, "pdtest-%d", (int)getpid());
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/pd-test-XXXXXX");
+    if (!mkdtemp(tmpdir)) return 1;
+    port_a = free_port();
+    port_b = free_port();
+    char peer_a[32];
+    snprintf(peer_a, sizeof peer_a, "127.0.0.1:%d", port_a);
+
+    /* Patch A: the reference clock, no discovery of its own (others find it). */
+    patch a = {0};
+    int ens = obj(&a, "obj", "o2ensemble %s -host 127.0.0.1 -port %d -discovery none -c 1",
+                  ensemble, port_a);
+    wire(&a, ens, 0, obj(&a, "obj", "print ENS"), 0);
+    receive_print(&a, "pdrx v", "RX"); /* O2's node form of /pdrx/v */
+    receive_print(&a, "/pdrx/typed -t ifs", "TYPED");
+    /* echo: what comes in goes out to /box/out, coerced to "ifs" */
+    int echo = obj(&a, "obj", "o2receive /pdrx/echo");
+    int fwd = obj(&a, "obj", "o2send /box/out -t ifs");
+    wire(&a, echo, 0, fwd, 0);
+    /* timed: /pdrx/timed starts a [timer] and sends /pdrx/late 300 ms later */
+    int timed = obj(&a, "obj", "o2receive /pdrx/timed");
+    int tbb = obj(&a, "obj", "t b b");
+    int timer = obj(&a, "obj", "timer");
+    int later = obj(&a, "msg", "delay 300 \\, 42");
+    int self = obj(&a, "obj", "o2.send /pdrx/late");
+    wire(&a, timed, 0, tbb, 0);
+    wire(&a, tbb, 1, timer, 0);
+    wire(&a, tbb, 0, later, 0);
+    wire(&a, later, 0, self, 0);
+    int late = obj(&a, "obj", "o2.receive /pdrx/late");
+    int tb = obj(&a, "obj", "t b f");
+    int now = obj(&a, "obj", "o2.time");
+    int minus = obj(&a, "obj", "-");
+    wire(&a, late, 1, minus, 1);
+    wire(&a, late, 0, tb, 0);
+    wire(&a, tb, 1, obj(&a, "obj", "print LATEVALUE"), 0);
+    wire(&a, tb, 0, timer, 1);
+    wire(&a, tb, 0, now, 0);
+    wire(&a, now, 0, minus, 0);
+    wire(&a, timer, 0, obj(&a, "obj", "print ELAPSED"), 0);
+    wire(&a, minus, 0, obj(&a, "obj", "print LATENESS"), 0);
+    /* errors: none of these may stop Pd */
+    obj(&a, "obj", "o2ensemble other -bogus 1");
+    obj(&a, "obj", "o2receive /pdrx/bad -t iq");
+    int err = obj(&a, "obj", "o2receive /pdrx/err");
+    int nosvc = obj(&a, "obj", "o2send /nosuch/x");
+    wire(&a, err, 0, nosvc, 0);
+    int abc = obj(&a, "msg", "abc");
+    wire(&a, err, 0, abc, 0);
+    wire(&a, abc, 0, obj(&a, "obj", "o2send /pdrx/v -t i"), 0);
+    receive_print(&a, "/pdrx/fromb", "FROMB");
+    /* a tap on our own service; a property put and read back */
+    int tap = obj(&a, "obj", "o2.tap pdrx");
+    wire(&a, tap, 0, obj(&a, "obj", "print TAP"), 0);
+    int prop_in = obj(&a, "obj", "o2receive /pdrx/prop");
+    int prop_msg = obj(&a, "msg", "put pdrx color red \\, get pdrx color \\, get pdrx flavor");
+    int prop = obj(&a, "obj", "o2property");
+    wire(&a, prop_in, 0, prop_msg, 0);
+    wire(&a, prop_msg, 0, prop, 0);
+    wire(&a, prop, 0, obj(&a, "obj", "print PROP"), 0);
+    wire(&a, prop, 1, obj(&a, "obj", "print NOPROP"), 0);
+    char path_a[128];
+    snprintf(path_a, sizeof path_a, "%s/a.pd", tmpdir);
+    write_patch(path_a, &a);
+
+    proc pa, c, dump, pb;
+    start_pd(&pa, path_a);
+    check(expect(&pa, "ENS: joined", 10) != NULL, "Pd A joined (%s)", pa.out);
+    check(strstr(pa.out, "unknown option -bogus") != NULL, "an unknown option is a console error");
+    check(strstr(pa.out, "type code 'q'") != NULL, "a bad type string is a console error");
+
+    const char *s1[] = {"-p", peer_a, "send", "/pdrx/v", "ifs", "3", "2.5", "hello", NULL};
+    check(o2ctl(&c, 20, s1) == 0, "o2ctl send /pdrx/v (%s)", c.out);
+    check(expect(&pa, "RX: 3 2.5 hello", 5) != NULL, "[o2receive pdrx v] got int, float, string");
+    check(strstr(pa.out, "RX_T: 0") != NULL, "an untimed message has time 0 on the right outlet");
+
+    check(expect(&pa, "TAP: list /pdrx/v 3 2.5 hello", 5) != NULL, "[o2.tap pdrx] got a copy");
+
+    const char *sp[] = {"-p", peer_a, "send", "/pdrx/prop", NULL};
+    check(o2ctl(&c, 20, sp) == 0, "o2ctl send /pdrx/prop");
+    check(expect(&pa, "PROP: symbol red", 5) != NULL, "[o2property] put and got color red");
+    check(expect(&pa, "NOPROP: bang", 5) != NULL, "an unknown attribute bangs the right outlet");
+    const char *ls[] = {"-p", peer_a, "list", "-U", "pdrx", NULL};
+    check(o2ctl(&c, 20, ls) == 0 && strstr(c.out, "color:red"), "o2ctl list shows it: %s", c.out);
+
+    const char *s2[] = {"-p", peer_a, "send", "/pdrx/typed", "dis", "1.5", "4", "word", NULL};
+    check(o2ctl(&c, 20, s2) == 0, "o2ctl send /pdrx/typed (%s)", c.out);
+    check(expect(&pa, "TYPED: 1 4 word", 5) != NULL, "-t ifs coerced d i s to i f s");
+
+    /* [o2send] -> o2ctl dump */
+    char box_port[16];
+    snprintf(box_port, sizeof box_port, "%d", free_port());
+    const char *d[] = {"-p", peer_a, "-P", box_port, "dump", "box", "--count", "1", NULL};
+    o2ctl(&dump, 0, d);
+    expect(&dump, "offering box", 10);
+    bool dumped = false;
+    for (int i = 0; i < 20 && !dumped; i++) {
+        const char *s3[] = {"-p", peer_a, "send", "/pdrx/echo", "fis", "2.7", "9", "sym", NULL};
+        o2ctl(&c, 20, s3);
+        dumped = expect(&dump, "/box/out", 0.5) != NULL;
+    }
+    expect(&dump, "\n", 1);
+    drain(&dump, 500);
+    check(dumped && strstr(dump.out, "2") && strstr(dump.out, "sym"),
+          "[o2send /box/out -t ifs] reached o2ctl dump: %s", dump.out);
+    check(strstr(dump.out, "/box/out ,ifs 2 9 \"sym\"") != NULL,
+          "coerced by -t ifs: 2.7 -> 2, 9 -> 9.0, sym -> \"sym\"");
+    stop(&dump);
+
+    /* timed, in Pd's logical time */
+    const char *s4[] = {"-p", peer_a, "send", "/pdrx/timed", NULL};
+    check(o2ctl(&c, 20, s4) == 0, "o2ctl send /pdrx/timed");
+    const char *el = expect(&pa, "ELAPSED: ", 5);
+    double elapsed = el ? atof(el + 9) : -1;
+    check(el && elapsed >= 299.9 && elapsed < 600, "delay 300 arrived after %g ms of logical time",
+          elapsed);
+    const char *ln = expect(&pa, "LATENESS: ", 2);
+    double lateness = ln ? atof(ln + 10) : -1;
+    check(ln && lateness >= 0 && lateness < 300, "delivered at or after its timestamp (%g ms late)",
+          lateness);
+    check(strstr(pa.out, "LATEVALUE: 42") != NULL, "the timed message kept its value");
+
+    /* sending to a service that does not exist */
+    const char *s5[] = {"-p", peer_a, "send", "/pdrx/err", "i", "1", NULL};
+    check(o2ctl(&c, 20, s5) == 0, "o2ctl send /pdrx/err");
+    check(expect(&pa, "no service \"nosuch\"", 5) != NULL, "a missing service is a console error");
+    check(expect(&pa, "type 'i' wants a number, not \"abc\"", 5) != NULL,
+          "a value that does not fit its type is a console error");
+    check(kill(pa.pid, 0) == 0, "Pd A is still running");
+
+    /* Pd B finds A and, once A's service is known, sends to it */
+    patch b = {0};
+    obj(&b, "obj", "o2ensemble %s -host 127.0.0.1 -port %d -peer %s -c 0", ensemble, port_b,
+        peer_a);
+    int st = obj(&b, "obj", "o2.status pdrx");
+    int sel = obj(&b, "obj", "sel 1 5");
+    int once = obj(&b, "obj", "spigot 1");
+    int shut = obj(&b, "msg", "0");
+    int hello = obj(&b, "msg", "hello 7");
+    int tob = obj(&b, "obj", "o2send /pdrx/fromb");
+    wire(&b, st, 0, once, 0);
+    wire(&b, once, 0, sel, 0);
+    wire(&b, sel, 0, hello, 0);
+    wire(&b, sel, 1, hello, 0);
+    wire(&b, sel, 0, shut, 0);
+    wire(&b, sel, 1, shut, 0);
+    wire(&b, shut, 0, once, 1);
+    wire(&b, hello, 0, tob, 0);
+    wire(&b, st, 0, obj(&b, "obj", "print STATUS"), 0);
+    char path_b[128];
+    snprintf(path_b, sizeof path_b, "%s/b.pd", tmpdir);
+    write_patch(path_b, &b);
+    start_pd(&pb, path_b);
+    bool from_b = expect(&pa, "FROMB: list hello 7", 15) != NULL;
+    drain(&pb, 100);
+    check(from_b, "Pd B found Pd A and sent to it (B: %s)", pb.out);
+    if (failures) printf("# Pd A's output:\n%s\n", pa.out);
+
+    stop(&pb);
+    stop(&pa);
+
+    /* Pd C joins by a config file, leaves and joins again: its receiver comes back */
+    int port_c = free_port();
+    patch cp = {0};
+    int lb = obj(&cp, "obj", "loadbang");
+    /* a config file (the plugins by type, linked in) and a bad one */
+    char cfg_c[128], cfg_bad[128], json[512];
+    snprintf(cfg_c, sizeof cfg_c, "%s/c.json", tmpdir);
+    snprintf(cfg_bad, sizeof cfg_bad, "%s/bad.json", tmpdir);
+    snprintf(json, sizeof json,
+             "{\"ensemble\": \"%s\",\n"
+             " \"transports\": [{\"type\": \"tcp\", \"host\": \"127.0.0.1\", \"port\": %d},\n"
+             "                {\"type\": \"udp\", \"host\": \"127.0.0.1\", \"port\": %d}]}\n",
+             ensemble, port_c, port_c);
+    FILE *f = fopen(cfg_c, "w");
+    if (!f) return 1;
+    fputs(json, f);
+    fclose(f);
+    f = fopen(cfg_bad, "w");
+    if (!f) return 1;
+    fputs("{\"ensemble\": \"x\",\n \"transports\": [{\"type\": \"tcp\", \"port\": \"many\"}]}\n",
+          f);
+    fclose(f);
+    obj(&cp, "obj", "o2ensemble -config %s", cfg_bad);
+    int join1 = obj(&cp, "msg", "join -config %s", cfg_c);
+    int d1 = obj(&cp, "obj", "delay 300");
+    int leave = obj(&cp, "msg", "leave");
+    int d2 = obj(&cp, "obj", "delay 300");
+    int ens_c = obj(&cp, "obj", "o2ensemble");
+    wire(&cp, lb, 0, join1, 0);
+    wire(&cp, lb, 0, d1, 0);
+    wire(&cp, d1, 0, leave, 0);
+    wire(&cp, d1, 0, d2, 0);
+    wire(&cp, d2, 0, join1, 0);
+    wire(&cp, join1, 0, ens_c, 0);
+    wire(&cp, leave, 0, ens_c, 0);
+    wire(&cp, ens_c, 0, obj(&cp, "obj", "print ENSC"), 0);
+    receive_print(&cp, "/cyc/x", "CYC");
+    /* leaving from a message's outlet: inside the router's own poll */
+    int quit = obj(&cp, "obj", "o2receive /cyc/quit");
+    int leave2 = obj(&cp, "msg", "leave");
+    wire(&cp, quit, 0, leave2, 0);
+    wire(&cp, leave2, 0, ens_c, 0);
+    char path_c[128], peer_c[32];
+    snprintf(path_c, sizeof path_c, "%s/c.pd", tmpdir);
+    snprintf(peer_c, sizeof peer_c, "127.0.0.1:%d", port_c);
+    write_patch(path_c, &cp);
+    proc pc;
+    start_pd(&pc, path_c);
+    const char *left = expect(&pc, "ENSC: left", 10);
+    check(strstr(pc.out, "bad.json:2:") != NULL,
+          "a bad config file is a console error at file:line");
+    check(left && expect(&pc, "ENSC: joined", 0) < left, "Pd C joined, then left");
+    const char *again = left ? strstr(left, "ENSC: joined") : NULL;
+    for (double end = now_s() + 10; left && !again && now_s() < end; drain(&pc, 50))
+        again = strstr(left, "ENSC: joined");
+    check(again != NULL, "and joined again (%s)", pc.out);
+    const char *s6[] = {"-p", peer_c, "send", "/cyc/x", "i", "5", NULL};
+    check(o2ctl(&c, 20, s6) == 0, "o2ctl send /cyc/x after the second join (%s)", c.out);
+    check(expect(&pc, "CYC: 5", 5) != NULL, "the receiver came back with the second join");
+    const char *s7[] = {"-p", peer_c, "send", "/cyc/quit", NULL};
+    check(o2ctl(&c, 20, s7) == 0, "o2ctl send /cyc/quit");
+    const char *cyc = strstr(pc.out, "CYC: 5");
+    const char *left2 = NULL;
+    for (double end = now_s() + 5; cyc && !left2 && now_s() < end; drain(&pc, 50))
+        left2 = strstr(cyc, "ENSC: left");
+    check(left2 != NULL, "a leave from [o2receive]'s outlet left");
+    drain(&pc, 200);
+    check(kill(pc.pid, 0) == 0 && !strstr(pc.out, "ERROR: AddressSanitizer"),
+          "and Pd C is still running");
+    stop(&pc);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) failures++;
+    printf("%d failed\n", failures);
+    return failures ? 1 : 0;
+}
