@@ -4,7 +4,7 @@
 
 #include "router.h"
 
-static const char *level_name(int level) {
+const char *o2h_log_level_name(int level) {
     switch (level) {
     case O2H_LOG_ERROR: return "error";
     case O2H_LOG_WARN: return "warn";
@@ -23,7 +23,7 @@ void o2h__router_vlog(const o2h_router *r, int level, const char *origin, const 
         return;
     }
     /* One fprintf per line so lines from several routers do not interleave mid-line. */
-    fprintf(stderr, "o2hub[%s] %s %s: %s\n", r->ensemble, level_name(level), origin, text);
+    fprintf(stderr, "o2hub[%s] %s %s: %s\n", r->ensemble, o2h_log_level_name(level), origin, text);
 }
 
 void o2h__router_log(const o2h_router *r, int level, const char *origin, const char *fmt, ...) {

@@ -69,23 +69,17 @@ static void note(const notes *n, const char *key, bool applied, const char *fmt,
     n->fn(n->ctx, key, applied, what);
 }
 
-static const char *const level_names[] = {"error", "warn", "info", "debug"};
-
-static const char *level_name(int level) {
-    return level >= 0 && level < 4 ? level_names[level] : "?";
-}
-
 static void reload_log_level(o2h_router *r, const router_config *nc, const notes *n) {
     int want = nc->log_level >= 0 ? nc->log_level : r->base_log_level;
     if (want == r->log_level) return;
     if (r->log_level_fixed) {
         note(n, "log_level", false, "\"%s\" ignored: the level given when starting (%s) stays",
-             level_name(nc->log_level), level_name(r->log_level));
+             o2h_log_level_name(nc->log_level), o2h_log_level_name(r->log_level));
         return;
     }
     int was = r->log_level;
     r->log_level = want;
-    note(n, "log_level", true, "%s (was %s)", level_name(want), level_name(was));
+    note(n, "log_level", true, "%s (was %s)", o2h_log_level_name(want), o2h_log_level_name(was));
 }
 
 static bool same_nets(const allow_list *a, const allow_list *b) {

@@ -8,37 +8,23 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "text_out.h"
+
 #include "router.h"
 
-typedef struct text_out {
-    char *buf;
-    size_t size, len;
-} text_out;
-
-static void put(text_out *o, const char *fmt, ...) O2H_PRINTF(2, 3);
-static void put(text_out *o, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    char *at = o->len < o->size ? o->buf + o->len : NULL;
-    int n = vsnprintf(at, at ? o->size - o->len : 0, fmt, ap);
-    va_end(ap);
-    if (n > 0) o->len += (size_t)n;
-}
-
-/* A label value: backslash, double quote and newline escaped. */
-static void put_label(text_out *o, const char *s) {
+static void put_label(o2h__text_out *o, const char *s) {
     for (; *s; s++) {
         if (*s == '\\' || *s == '"')
-            put(o, "\\%c", *s);
+            o2h__text_put(o, "\\%c", *s);
         else if (*s == '\n')
-            put(o, "\\n");
+            o2h__text_put(o, "\\n");
         else
-            put(o, "%c", *s);
+            o2h__text_put(o, "%c", *s);
     }
 }
 
-static void put_head(text_out *o, const char *name, const char *type, const char *help) {
-    put(o, "# HELP o2hub_%s %s\n# TYPE o2hub_%s %s\n", name, help, name, type);
+static void put_head(o2h__text_out *o, const char *name, const char *type, const char *help) {
+    o2h__text_put(o, "# HELP o2hub_%s %s\n# TYPE o2hub_%s %s\n", name, help, name, type);
 }
 
 /* One line per o2h_stats field, in o2h_stats_name order. */
@@ -60,7 +46,7 @@ static const char *const stats_help[] = {
     "Times a link was paused because what it sent waited.",
 };
 
-static void put_router(text_out *o, const o2h_router *r) {
+static void put_router(o2h__text_out *o, const o2h_router *r) {
     o2h_stats st = {.struct_size = sizeof st};
     o2h_router_get_stats(r, &st);
     int n = o2h_stats_count();
@@ -69,11 +55,11 @@ static void put_router(text_out *o, const o2h_router *r) {
         const char *name = o2h_stats_name(i, &st, &v);
         bool known = i < (int)(sizeof stats_help / sizeof stats_help[0]);
         put_head(o, name, "counter", known ? stats_help[i] : "A router counter.");
-        put(o, "o2hub_%s %llu\n", name, (unsigned long long)v);
+        o2h__text_put(o, "o2hub_%s %llu\n", name, (unsigned long long)v);
     }
 }
 
-static void put_services(text_out *o, const o2h_router *r) {
+static void put_services(o2h__text_out *o, const o2h_router *r) {
     put_head(o, "service_routed", "counter", "Messages this router routed to a service.");
     uint32_t pos = 0;
     const char *key;
@@ -81,9 +67,9 @@ static void put_services(text_out *o, const o2h_router *r) {
     while (o2h__strmap_next(&r->services.by_name, &pos, &key, &value)) {
         const service *s = value;
         if (!s->n_providers) continue;
-        put(o, "o2hub_service_routed{service=\"");
+        o2h__text_put(o, "o2hub_service_routed{service=\"");
         put_label(o, s->name);
-        put(o, "\"} %llu\n", (unsigned long long)s->routed);
+        o2h__text_put(o, "\"} %llu\n", (unsigned long long)s->routed);
     }
 }
 
@@ -113,34 +99,34 @@ static uint64_t plugin_value(const plugin_counts *c, int i) {
     }
 }
 
-static void put_plugins(text_out *o, const o2h_router *r) {
+static void put_plugins(o2h__text_out *o, const o2h_router *r) {
     int n = (int)(sizeof plugin_metrics / sizeof plugin_metrics[0]);
     for (int i = 0; i < n; i++) {
         put_head(o, plugin_metrics[i].name, plugin_metrics[i].type, plugin_metrics[i].help);
         for (const o2h_plugin *p = r->plugins; p; p = p->next) {
-            put(o, "o2hub_%s{plugin=\"", plugin_metrics[i].name);
+            o2h__text_put(o, "o2hub_%s{plugin=\"", plugin_metrics[i].name);
             put_label(o, p->type);
-            put(o, "\",entry=\"");
+            o2h__text_put(o, "\",entry=\"");
             put_label(o, p->entry);
-            put(o, "\"} %llu\n", (unsigned long long)plugin_value(&p->counts, i));
+            o2h__text_put(o, "\"} %llu\n", (unsigned long long)plugin_value(&p->counts, i));
         }
     }
 }
 
 size_t o2h_router_stats_text(const o2h_router *r, char *buf, size_t size) {
-    text_out o = {buf, size, 0};
+    o2h__text_out o = {buf, size, 0};
     if (buf && size) buf[0] = '\0';
     if (!r) return 0;
     put_head(&o, "info", "gauge", "This router: version, ensemble and O2 process name.");
-    put(&o, "o2hub_info{version=\"");
+    o2h__text_put(&o, "o2hub_info{version=\"");
     put_label(&o, o2h_version_string());
-    put(&o, "\",ensemble=\"");
+    o2h__text_put(&o, "\",ensemble=\"");
     put_label(&o, r->ensemble);
-    put(&o, "\",process=\"");
+    o2h__text_put(&o, "\",process=\"");
     put_label(&o, r->process_name);
-    put(&o, "\"} 1\n");
+    o2h__text_put(&o, "\"} 1\n");
     put_head(&o, "uptime_seconds", "gauge", "Seconds since the router was made.");
-    put(&o, "o2hub_uptime_seconds %.3f\n", o2h_local_time(r));
+    o2h__text_put(&o, "o2hub_uptime_seconds %.3f\n", o2h_local_time(r));
     put_router(&o, r);
     put_services(&o, r);
     put_plugins(&o, r);

@@ -11,6 +11,8 @@ O2HUB_DEBIAN_PACKAGES=(
   python3                               # CI: summary line from meson's test log
   python3-jsonschema                    # tests: the config schema check
   liblo-dev liblo-tools                 # OSC: e2e tests and bench against liblo, oscsend/oscdump
+  supercollider-server                  # tests/e2e/test_osc_replies.c: scsynth answers a delegate
+  jackd2                                # the same: jackd -d dummy, the audio server scsynth needs
   libavahi-compat-libdnssd-dev          # plugins/dnssd: the dns_sd.h API (avahi)
   avahi-daemon dbus                     # plugins/dnssd at run time, and its e2e test
   libmicrohttpd-dev                     # transports/websocket: HTTP server and upgrade
@@ -28,7 +30,7 @@ O2HUB_DEBIAN_PACKAGES=(
   man-db                                # CI: `man o2hub` on the installed package
   curl                                  # CI: the installed monitor page is served
   puredata-dev                          # sdk/pd: m_pd.h for the Pure Data external
-  puredata-core                         # tests/e2e/test_pd.c: headless pd runs the test patches
+  puredata-core                         # tests/e2e/test_pd.c, test_osc_replies.c: headless pd
 )
 
 o2hub_install_deps() {
@@ -43,7 +45,10 @@ o2hub_install_deps() {
   fi
   echo "o2hub: installing ${missing[*]}" >&2
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  # jackd2 asks whether to allow realtime priority (jackd/tweak_rt_limits): the
+  # default "no" is what the tests need (they run jackd --no-realtime).
+  echo "jackd2 jackd/tweak_rt_limits boolean false" | debconf-set-selections 2>/dev/null || true
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" </dev/null >/dev/null
 }
 
 # The Node packages of the WebSocket tests (tests/package-lock.json: ws,

@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <o2hub/types.h>
+#include <o2hub/o2hub.h>
 
 int daemon_log_parse_format(const char *text) {
     if (strcmp(text, "text") == 0) return DAEMON_LOG_TEXT;
@@ -53,15 +53,6 @@ void daemon_log_init(daemon_log *l, int format, bool use_syslog) {
 void daemon_log_fini(daemon_log *l) {
     if (l->syslog) closelog();
     l->syslog = false;
-}
-
-static const char *level_name(int level) {
-    switch (level) {
-    case O2H_LOG_ERROR: return "error";
-    case O2H_LOG_WARN: return "warn";
-    case O2H_LOG_INFO: return "info";
-    default: return "debug";
-    }
 }
 
 static int syslog_priority(int level) {
@@ -124,7 +115,7 @@ void daemon_log_event(daemon_log *l, int level, const char *origin, const char *
         snprintf(line, sizeof line,
                  "{\"time\":\"%s\",\"level\":\"%s\",\"source\":%s,\"ensemble\":%s,\"pid\":%ld,"
                  "\"message\":%s%s%s}\n",
-                 when, level_name(level), src, ens, (long)getpid(), msg, more ? "," : "",
+                 when, o2h_log_level_name(level), src, ens, (long)getpid(), msg, more ? "," : "",
                  more ? json_fields : "");
     } else if (l->journal) {
         snprintf(line, sizeof line, "<%d>%s: %s\n", syslog_priority(level), origin, text);
@@ -133,10 +124,10 @@ void daemon_log_event(daemon_log *l, int level, const char *origin, const char *
         utc_now(when, sizeof when);
         if (l->ensemble[0])
             snprintf(line, sizeof line, "%s o2hub[%s] %s %s: %s\n", when, l->ensemble,
-                     level_name(level), origin, text);
+                     o2h_log_level_name(level), origin, text);
         else
-            snprintf(line, sizeof line, "%s o2hub %s %s: %s\n", when, level_name(level), origin,
-                     text);
+            snprintf(line, sizeof line, "%s o2hub %s %s: %s\n", when, o2h_log_level_name(level),
+                     origin, text);
     }
     fputs(line, l->out);
     fflush(l->out);

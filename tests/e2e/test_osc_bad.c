@@ -211,4 +211,19 @@ Test(osc, config_errors_name_their_key) {
     expect_config_error("\"ports\": [{\"port\": 9001, \"service\": \"s\", \"colour\": 1}]",
                         "transports[0].ports[0].colour", "unknown key");
     expect_config_error("\"ports\": {}", "transports[0].ports", "array");
+    expect_config_error("\"delegates\": [{\"service\": \"s\", \"address\": \"127.0.0.1:9\","
+                        " \"replies\": \"1r\"}]",
+                        "transports[0].delegates[0].replies", "not a service name");
+    expect_config_error("\"delegates\": [{\"service\": \"s\", \"address\": \"127.0.0.1:9\","
+                        " \"replies\": \"r\", \"replies_from\": \"anyone\"}]",
+                        "transports[0].delegates[0].replies_from", "anyone");
+    expect_config_error("\"delegates\": [{\"service\": \"s\", \"address\": \"127.0.0.1:9\","
+                        " \"replies_from\": \"any\"}]",
+                        "transports[0].delegates[0].replies_from", "replies");
+    expect_config_error("\"delegates\": [{\"service\": \"s\", \"address\": \"127.0.0.1:9\","
+                        " \"protocol\": \"tcp\", \"replies\": \"r\", \"replies_from\": \"any\"}]",
+                        "transports[0].delegates[0].replies_from", "udp");
+    expect_config_error("\"delegates\": [{\"service\": \"s\", \"address\": \"127.0.0.1:9\","
+                        " \"pace_us\": 10}]",
+                        "transports[0].delegates[0].pace_us", "replies");
 }

@@ -80,3 +80,13 @@ bool o2h_netaddr_allowed(const o2h_host *host, o2h_plugin *self, const struct so
     host->proc->refused(self, text);
     return false;
 }
+
+int o2h_netaddr_cfg_listen(const o2h_host *h, const o2h_cfg *cfg, const char *host, int port,
+                           int proto, struct sockaddr_in *out) {
+    char numeric[INET_ADDRSTRLEN];
+    if (o2h_netaddr_resolve_ipv4(host, port, out, numeric) != 0)
+        return h->cfg->error(cfg, "host", "\"%s\" is neither an IPv4 address nor a name of one",
+                             host);
+    return h->cfg->claim_port(cfg, "port", proto, numeric, port) == O2H_OK ? O2H_OK
+                                                                           : O2H_CONFIG_ERROR;
+}

@@ -22,6 +22,15 @@ int o2h_netaddr_parse_ipv4(const char *host, int port, struct sockaddr_in *out);
  */
 int o2h_netaddr_resolve_ipv4(const char *host, int port, struct sockaddr_in *out, char *numeric);
 
+/**
+ * The address a plugin listens on, from its config: `host` (the value of its
+ * "host" key; a name is looked up as above) and `port` (of its "port" key),
+ * claimed for `proto` (O2H_NET_TCP or O2H_NET_UDP) so that no other plugin
+ * is given it. O2H_OK, or O2H_CONFIG_ERROR with the error reported at the key.
+ */
+int o2h_netaddr_cfg_listen(const o2h_host *h, const o2h_cfg *cfg, const char *host, int port,
+                           int proto, struct sockaddr_in *out);
+
 /** "host:port" with a name or an IPv4 address (port 1..65535); blocks as above. */
 int o2h_netaddr_resolve_endpoint(const char *text, struct sockaddr_in *out);
 

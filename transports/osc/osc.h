@@ -27,39 +27,26 @@
 #define OSC_MAX_CONNECTIONS_DEFAULT 1024 /* a TCP port's "max_connections" */
 
 typedef struct osc_plugin osc_plugin;
-
-/** An O2 service provided by an OSC server (a link provider). */
-typedef struct osc_delegate {
-    osc_plugin *pl;
-    char service[OSC_SERVICE_MAX];
-    char address[64]; /* as configured, for logs */
-    struct sockaddr_in addr;
-    bool tcp;
-    osc_framing framing;
-    o2h_link *link;
-    /* TCP only */
-    o2h_stream *stream; /* the connection, connecting or up; NULL while down */
-    bool connected;
-    bool stopping; /* a connection closing now is not retried */
-    o2h_timer *retry;
-    double backoff;
-} osc_delegate;
-
 typedef struct osc_port osc_port;
+typedef struct osc_delegate osc_delegate;
 
-/** A connection accepted by a TCP port (freed with its stream). */
+/** A TCP connection whose packets go into a port's service: one accepted by a
+ * TCP port, or a delegate's connection with "replies" (freed with its stream). */
 typedef struct osc_conn {
     osc_port *port;
+    osc_delegate *delegate; /* a delegate's connection; NULL for an accepted one */
     o2h_stream *stream;
     osc_deframer df;
     osc_pacer pacer;
     struct osc_conn *next;
 } osc_conn;
 
-/** An OSC server: what arrives goes to `service`. */
+/** An OSC server: what arrives goes to `service`. A delegate with "replies" has
+ * one too, without a socket of its own: its input is the delegate's socket. */
 struct osc_port {
     osc_plugin *pl;
     char service[OSC_SERVICE_MAX];
+    char label[96]; /* for log lines: "OSC UDP port 9001", "OSC replies from ..." */
     struct sockaddr_in bind_addr;
     bool tcp;
     osc_framing framing;
@@ -69,10 +56,42 @@ struct osc_port {
     int fd;
     o2h_watch *watch;
     osc_pacer pacer;
+    uint32_t kernel_dropped;     /* the kernel's count (SO_RXQ_OVFL) at the last read */
+    uint64_t kernel_dropped_all; /* since start */
+    uint64_t kernel_logged_all;  /* the total the last log line gave */
+    double kernel_logged;        /* local time of that line */
     /* TCP */
     int64_t max_connections;
     o2h_listener *listener;
     osc_conn *conns;
+};
+
+/** Whose datagrams a UDP delegate's reply input takes. */
+typedef enum osc_replies_from {
+    OSC_REPLIES_FROM_SERVER = 0, /* the socket is connected to the server: only its address:port */
+    OSC_REPLIES_FROM_ANY = 1 /* bound to the local address that reaches the server, unconnected */
+} osc_replies_from;
+
+/** An O2 service provided by an OSC server (a link provider). */
+struct osc_delegate {
+    osc_plugin *pl;
+    char service[OSC_SERVICE_MAX];
+    char address[64]; /* as configured, for logs */
+    struct sockaddr_in addr;
+    bool tcp;
+    osc_framing framing;
+    o2h_link *link;
+    /* "replies": what the server sends back goes into replies.service */
+    bool has_replies;
+    osc_replies_from replies_from; /* UDP only */
+    osc_port replies;              /* UDP: its fd is this delegate's own socket */
+    /* TCP only */
+    o2h_stream *stream; /* the connection, connecting or up; NULL while down */
+    osc_conn *conn;     /* with "replies": the input state of `stream` */
+    bool connected;
+    bool stopping; /* a connection closing now is not retried */
+    o2h_timer *retry;
+    double backoff;
 };
 
 struct osc_plugin {
@@ -92,6 +111,10 @@ struct osc_plugin {
     uint8_t *rx; /* OSC_RX_BATCH x OSC_RX_SIZE */
     struct mmsghdr rx_msgs[OSC_RX_BATCH];
     struct iovec rx_iovs[OSC_RX_BATCH];
+    union { /* SO_RXQ_OVFL: the socket's count of datagrams the kernel dropped */
+        struct cmsghdr align;
+        uint8_t buf[CMSG_SPACE(sizeof(uint32_t))];
+    } rx_ctl[OSC_RX_BATCH];
 };
 
 /* osc_plugin.c */
@@ -110,5 +133,19 @@ int o2h_osc_port_start(osc_port *p);
 void o2h_osc_port_stop(osc_port *p);
 /** Check one OSC packet and deliver its messages (drops and counts a bad one). */
 void o2h_osc_port_packet(osc_port *p, const uint8_t *data, size_t len);
+/** Read datagrams from `fd` (owned by the caller) into `p`'s service, paced as a UDP port. */
+int o2h_osc_port_watch_udp(osc_port *p, int fd);
+/** Stop reading the socket o2h_osc_port_watch_udp watches (the caller closes it). */
+void o2h_osc_port_unwatch_udp(osc_port *p);
+/** Input state for a TCP connection into `p` (deframed, paced); NULL without memory. */
+osc_conn *o2h_osc_conn_new(osc_port *p);
+/** Give `c` its stream, once it exists (o2h_stream_new or o2h_stream_connect). */
+void o2h_osc_conn_attach(osc_conn *c, o2h_stream *s);
+/* Stream ops of such a connection (ctx: the osc_conn). */
+bool o2h_osc_conn_data(void *ctx, const uint8_t *data, size_t len);
+void o2h_osc_conn_readable(void *ctx);
+void o2h_osc_conn_free(void *ctx);
+/** The connection's stream closed: stop its pacer. */
+void o2h_osc_conn_closed(osc_conn *c);
 
 #endif

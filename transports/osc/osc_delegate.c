@@ -6,11 +6,21 @@
  * delegate reconnects after losing its server (0.1 s, doubling up to 2 s) and
  * keeps its service meanwhile; messages sent while it is down are refused
  * (counted by the core).
+ *
+ * With "replies" what the server sends back on the delegate's socket (UDP)
+ * or connection (TCP) goes into an O2 service through the same input path as
+ * an OSC port's (osc_port.c: parsing, timetags, pacing, counters): OSC
+ * servers such as scsynth answer to the address a request came from. Such a
+ * UDP delegate has a socket of its own, connected to the server so that the
+ * kernel drops datagrams from anyone else ("replies_from": "any" binds it
+ * unconnected instead, for servers that answer from another port).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "osc.h"
 
@@ -61,6 +71,27 @@ static const o2h_stream_ops tcp_ops = {
     .on_connect = tcp_connected,
 };
 
+/* With "replies" the stream's context is its input state (osc_conn, freed with the stream). */
+static void reply_closed(void *ctx, o2h_stream_end why, int error) {
+    osc_conn *c = ctx;
+    o2h_osc_conn_closed(c);
+    c->delegate->conn = NULL;
+    tcp_closed(c->delegate, why, error);
+}
+
+static void reply_connected(void *ctx) {
+    osc_conn *c = ctx;
+    tcp_connected(c->delegate);
+}
+
+static const o2h_stream_ops tcp_reply_ops = {
+    .on_data = o2h_osc_conn_data,
+    .on_close = reply_closed,
+    .on_connect = reply_connected,
+    .on_readable = o2h_osc_conn_readable,
+    .on_free = o2h_osc_conn_free,
+};
+
 static void tcp_connect_now(osc_delegate *d) {
     osc_plugin *pl = d->pl;
     o2h_stream_params sp = {.host = pl->host,
@@ -68,9 +99,66 @@ static void tcp_connect_now(osc_delegate *d) {
                             .ops = &tcp_ops,
                             .ctx = d,
                             .queue_limit = (size_t)pl->queue_bytes};
+    osc_conn *c = NULL;
+    if (d->has_replies) {
+        if (!(c = o2h_osc_conn_new(&d->replies))) {
+            retry_later(d);
+            return;
+        }
+        c->delegate = d;
+        sp.ops = &tcp_reply_ops;
+        sp.ctx = c;
+        sp.rx = pl->rx;
+        sp.rx_size = OSC_RX_SIZE;
+    }
     int error;
     d->stream = o2h_stream_connect(&sp, &d->addr, &error);
-    if (!d->stream) retry_later(d);
+    if (!d->stream) {
+        if (c) o2h_osc_conn_free(c);
+        retry_later(d);
+        return;
+    }
+    if (c) o2h_osc_conn_attach(c, d->stream);
+    d->conn = c;
+}
+
+/* The local address a datagram to the server leaves from (a connected probe tells). */
+static int local_address_for(const struct sockaddr_in *server, struct sockaddr_in *local) {
+    int probe = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    socklen_t len = sizeof *local;
+    int rc = probe >= 0 && connect(probe, (const struct sockaddr *)server, sizeof *server) == 0 &&
+                     getsockname(probe, (struct sockaddr *)local, &len) == 0
+                 ? 0
+                 : -1;
+    if (probe >= 0) close(probe);
+    local->sin_port = 0;
+    return rc;
+}
+
+/* A UDP delegate with "replies": its own socket, which the server answers to. */
+static int udp_reply_socket(osc_delegate *d) {
+    osc_plugin *pl = d->pl;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in local;
+    int ok = fd >= 0;
+    if (ok && d->replies_from == OSC_REPLIES_FROM_SERVER)
+        ok = connect(fd, (struct sockaddr *)&d->addr, sizeof d->addr) == 0;
+    else if (ok)
+        ok = local_address_for(&d->addr, &local) == 0 &&
+             bind(fd, (struct sockaddr *)&local, sizeof local) == 0;
+    if (!ok) {
+        pl->host->log->write(pl->self, O2H_LOG_ERROR, "cannot open a socket for OSC server %s: %s",
+                             d->address, strerror(errno));
+        if (fd >= 0) close(fd);
+        return O2H_SOCKET_ERROR;
+    }
+    struct sockaddr_in bound;
+    socklen_t len = sizeof bound;
+    getsockname(fd, (struct sockaddr *)&bound, &len);
+    d->replies.bound_port = ntohs(bound.sin_port);
+    int rc = o2h_osc_port_watch_udp(&d->replies, fd);
+    if (rc != O2H_OK) close(fd);
+    return rc;
 }
 
 /* Frame a packet and send it (queued while connecting, bounded by queue_bytes). */
@@ -96,8 +184,11 @@ int o2h_osc_delegate_send(osc_delegate *d, const o2h_msg *msg) {
         return O2H_SEND_FAIL;
     }
     if (!d->tcp) {
-        ssize_t w = sendto(pl->udp_fd, pl->scratch, n, MSG_DONTWAIT, (struct sockaddr *)&d->addr,
-                           sizeof d->addr);
+        bool connected = d->has_replies && d->replies_from == OSC_REPLIES_FROM_SERVER;
+        int fd = d->has_replies ? d->replies.fd : pl->udp_fd;
+        ssize_t w =
+            sendto(fd, pl->scratch, n, MSG_DONTWAIT, connected ? NULL : (struct sockaddr *)&d->addr,
+                   connected ? 0 : sizeof d->addr);
         if (w == (ssize_t)n) return O2H_OK;
         return (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS))
                    ? O2H_QUEUE_FULL
@@ -120,9 +211,24 @@ int o2h_osc_delegate_start(osc_delegate *d) {
     }
     d->backoff = RETRY_FIRST;
     d->stopping = false;
+    if (d->has_replies) {
+        d->replies.pl = pl;
+        d->replies.fd = -1;
+        d->replies.tcp = d->tcp;
+        d->replies.framing = d->framing;
+        snprintf(d->replies.label, sizeof d->replies.label, "OSC replies from %s", d->address);
+        if (!d->tcp && (rc = udp_reply_socket(d)) != O2H_OK) return rc;
+    }
     if (d->tcp) tcp_connect_now(d);
     pl->host->log->write(pl->self, O2H_LOG_INFO, "service %s goes to OSC server %s (%s)",
                          d->service, d->address, d->tcp ? "TCP" : "UDP");
+    if (d->has_replies && !d->tcp)
+        pl->host->log->write(pl->self, O2H_LOG_INFO,
+                             "replies from OSC server %s to UDP port %d go to service %s",
+                             d->address, d->replies.bound_port, d->replies.service);
+    else if (d->has_replies)
+        pl->host->log->write(pl->self, O2H_LOG_INFO, "replies from OSC server %s go to service %s",
+                             d->address, d->replies.service);
     return O2H_OK;
 }
 
@@ -131,7 +237,12 @@ void o2h_osc_delegate_stop(osc_delegate *d) {
     d->stopping = true;
     if (d->retry) pl->host->loop->timer_stop(d->retry);
     d->retry = NULL;
-    if (d->stream) o2h_stream_close(d->stream);      /* tcp_closed forgets it */
+    if (d->stream) o2h_stream_close(d->stream); /* tcp_closed forgets it */
+    if (d->has_replies && !d->tcp) {
+        int fd = d->replies.fd;
+        o2h_osc_port_unwatch_udp(&d->replies);
+        if (fd >= 0) close(fd);
+    }
     if (d->link) pl->host->link->link_free(d->link); /* withdraws the service */
     d->link = NULL;
 }

@@ -4,7 +4,9 @@
  *
  *   { "type": "osc", "max_packet": 1048576, "queue_bytes": 1048576,
  *     "delegates": [ { "service": "synth", "address": "127.0.0.1:9000",
- *                      "protocol": "udp" | "tcp", "framing": "length" | "slip" } ],
+ *                      "protocol": "udp" | "tcp", "framing": "length" | "slip",
+ *                      "replies": "fromsynth", "replies_from": "server" | "any",
+ *                      "pace_us": 50 } ],
  *     "ports": [ { "port": 9001, "host": "0.0.0.0", "protocol": "udp" | "tcp",
  *                  "framing": "length" | "slip", "service": "fromosc", "pace_us": 50,
  *                  "max_connections": 1024 } ] }
@@ -55,16 +57,47 @@ static int required_string(const o2h_host *h, const o2h_cfg *item, const char *k
     return rc;
 }
 
-static int read_service(const o2h_host *h, const o2h_cfg *item, char *out) {
+static int read_service_key(const o2h_host *h, const o2h_cfg *item, const char *key, char *out) {
     const char *s;
-    int rc = required_string(h, item, "service", &s);
+    int rc = required_string(h, item, key, &s);
     if (rc != O2H_OK) return rc;
     if (!valid_service(s))
-        return h->cfg->error(item, "service",
+        return h->cfg->error(item, key,
                              "\"%s\" is not a service name (a letter first, no '/', at most %d "
                              "characters)",
                              s, OSC_SERVICE_MAX - 1);
     snprintf(out, OSC_SERVICE_MAX, "%s", s);
+    return O2H_OK;
+}
+
+static int read_service(const o2h_host *h, const o2h_cfg *item, char *out) {
+    return read_service_key(h, item, "service", out);
+}
+
+/* "replies": the service that gets what the server sends back; "replies_from" (UDP). */
+static int read_replies(const o2h_host *h, const o2h_cfg *item, osc_delegate *d) {
+    const char *from;
+    d->replies.fd = -1;
+    int rc = h->cfg->get_string(item, "replies", NULL, &from);
+    if (rc == O2H_CONFIG_ERROR) return rc;
+    d->has_replies = rc == O2H_OK;
+    if (d->has_replies && read_service_key(h, item, "replies", d->replies.service) != O2H_OK)
+        return O2H_CONFIG_ERROR;
+    int64_t pace_us;
+    rc = h->cfg->get_int(item, "pace_us", OSC_PACE_US_DEFAULT, 0, 100000, &pace_us);
+    if (rc == O2H_CONFIG_ERROR) return rc;
+    if (rc == O2H_OK && !d->has_replies)
+        return h->cfg->error(item, "pace_us",
+                             "pace_us applies to a delegate with \"replies\" only");
+    d->replies.pace = (double)pace_us * 1e-6;
+    rc = h->cfg->get_string(item, "replies_from", "server", &from);
+    if (rc == O2H_CONFIG_ERROR) return rc;
+    if (strcmp(from, "server") != 0 && strcmp(from, "any") != 0)
+        return h->cfg->error(item, "replies_from", "\"%s\" is not \"server\" or \"any\"", from);
+    if (rc == O2H_OK && (!d->has_replies || d->tcp))
+        return h->cfg->error(item, "replies_from",
+                             "replies_from applies to \"protocol\": \"udp\" with \"replies\" only");
+    d->replies_from = from[0] == 'a' ? OSC_REPLIES_FROM_ANY : OSC_REPLIES_FROM_SERVER;
     return O2H_OK;
 }
 
@@ -89,10 +122,12 @@ static int read_protocol(const o2h_host *h, const o2h_cfg *item, bool *tcp, osc_
 static int read_delegate(osc_plugin *pl, const o2h_cfg *item, osc_delegate *d) {
     const o2h_host *h = pl->host;
     d->pl = pl;
+    d->replies.fd = -1;
     const char *address;
     if (read_service(h, item, d->service) != O2H_OK ||
         required_string(h, item, "address", &address) != O2H_OK ||
-        read_protocol(h, item, &d->tcp, &d->framing) != O2H_OK)
+        read_protocol(h, item, &d->tcp, &d->framing) != O2H_OK ||
+        read_replies(h, item, d) != O2H_OK)
         return O2H_CONFIG_ERROR;
     if (o2h_netaddr_resolve_endpoint(address, &d->addr) != 0)
         return h->cfg->error(item, "address",
@@ -131,11 +166,8 @@ static int read_port(osc_plugin *pl, const o2h_cfg *item, osc_port *p) {
     if (rc == O2H_OK && !p->tcp)
         return h->cfg->error(item, "max_connections",
                              "max_connections applies to \"protocol\": \"tcp\" only");
-    char numeric[INET_ADDRSTRLEN];
-    if (o2h_netaddr_resolve_ipv4(host, (int)port, &p->bind_addr, numeric) != 0)
-        return h->cfg->error(item, "host", "\"%s\" is neither an IPv4 address nor a name of one",
-                             host);
-    return h->cfg->claim_port(item, "port", p->tcp ? O2H_NET_TCP : O2H_NET_UDP, numeric, (int)port);
+    return o2h_netaddr_cfg_listen(h, item, host, (int)port, p->tcp ? O2H_NET_TCP : O2H_NET_UDP,
+                                  &p->bind_addr);
 }
 
 static void plugin_free(osc_plugin *pl) {
@@ -199,7 +231,10 @@ static void osc_stop(void *instance);
 static int osc_start(void *instance) {
     osc_plugin *pl = instance;
     if (!o2h_osc_plugin_reserve(&pl->scratch, &pl->scratch_cap, 4096)) return O2H_NO_MEMORY;
-    if (pl->n_ports > 0 && !pl->rx && !(pl->rx = malloc((size_t)OSC_RX_BATCH * OSC_RX_SIZE)))
+    bool input = pl->n_ports > 0;
+    for (int i = 0; i < pl->n_delegates; i++)
+        input = input || pl->delegates[i].has_replies;
+    if (input && !pl->rx && !(pl->rx = malloc((size_t)OSC_RX_BATCH * OSC_RX_SIZE)))
         return O2H_NO_MEMORY;
     pl->udp_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (pl->udp_fd < 0) return O2H_SOCKET_ERROR;

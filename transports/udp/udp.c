@@ -138,14 +138,8 @@ static int udp_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg
         return O2H_CONFIG_ERROR;
     }
     tr->batch = (int)batch;
-    char numeric[INET_ADDRSTRLEN];
-    if (o2h_netaddr_resolve_ipv4(bind_host, (int)port, &tr->bind_addr, numeric) != 0) {
-        host->cfg->error(cfg, "host", "\"%s\" is neither an IPv4 address nor a name of one",
-                         bind_host);
-        free(tr);
-        return O2H_CONFIG_ERROR;
-    }
-    if (host->cfg->claim_port(cfg, "port", O2H_NET_UDP, numeric, (int)port) != O2H_OK) {
+    if (o2h_netaddr_cfg_listen(host, cfg, bind_host, (int)port, O2H_NET_UDP, &tr->bind_addr) !=
+        O2H_OK) {
         free(tr);
         return O2H_CONFIG_ERROR;
     }

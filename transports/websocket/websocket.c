@@ -264,12 +264,8 @@ static int ws_create(const o2h_host *host, o2h_plugin *self, const o2h_cfg *cfg,
     if (rc == O2H_OK) rc = o2h_ws_read_access(tr, cfg);
     if (rc == O2H_OK) rc = o2h_ws_read_limits(tr, cfg);
     if (rc == O2H_OK) rc = o2h_ws_read_layouts(tr, cfg);
-    char numeric[INET_ADDRSTRLEN] = "";
-    if (rc == O2H_OK &&
-        o2h_netaddr_resolve_ipv4(bind_host, (int)port, &tr->bind_addr, numeric) != 0)
-        rc = host->cfg->error(cfg, "host", "\"%s\" is neither an IPv4 address nor a name of one",
-                              bind_host);
-    if (rc == O2H_OK) rc = host->cfg->claim_port(cfg, "port", O2H_NET_TCP, numeric, (int)port);
+    if (rc == O2H_OK)
+        rc = o2h_netaddr_cfg_listen(host, cfg, bind_host, (int)port, O2H_NET_TCP, &tr->bind_addr);
     if (rc == O2H_OK) rc = read_mounts(tr, cfg);
     if (rc == O2H_OK) rc = read_tls(tr, cfg);
     if (rc == O2H_OK && root && !(tr->root = resolve_cfg_folder(tr, cfg, root))) rc = O2H_NO_MEMORY;

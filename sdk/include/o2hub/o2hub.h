@@ -25,6 +25,9 @@ extern "C" {
 /** "0.1.0" */
 O2H_EXPORT const char *o2h_version_string(void);
 
+/** "error", "warn", "info" or "debug": a level's name as o2hub's logs write it. */
+O2H_EXPORT const char *o2h_log_level_name(int level);
+
 /* ---- Router lifecycle ---------------------------------------------------- */
 
 /** Called for every log line at or above the router's level. */
