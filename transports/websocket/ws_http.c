@@ -94,6 +94,22 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **re
     *req_cls = NULL;
 }
 
+/* A response owning `body` (malloc'd; freed whatever happens), never cached or sniffed. */
+enum MHD_Result o2h_ws_respond(struct MHD_Connection *conn, unsigned status, const char *type,
+                               char *body, size_t len) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned status, const char *text,
                                     const char *hname, const char *hvalue) {
     struct MHD_Response *r =

@@ -119,24 +119,10 @@ static int layout_file(const char *url, char file[LAYOUT_NAME_MAX + 6]) {
     return 200;
 }
 
-static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *type,
-                               char *body, size_t len) {
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-    enum MHD_Result ret = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
 static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned status, const char *t) {
     char *body = strdup(t);
-    return body ? respond(conn, status, "text/plain; charset=utf-8", body, strlen(body)) : MHD_NO;
+    return body ? o2h_ws_respond(conn, status, "text/plain; charset=utf-8", body, strlen(body))
+                : MHD_NO;
 }
 
 /* Who may not use the layouts (NULL: may), logged as a refusal. */
@@ -183,7 +169,7 @@ static enum MHD_Result list_layouts(ws_transport *tr, struct MHD_Connection *con
     char *text = names ? json_dumps(names, JSON_COMPACT) : NULL;
     json_decref(names);
     if (!text) return MHD_NO;
-    return respond(conn, MHD_HTTP_OK, "application/json", text, strlen(text));
+    return o2h_ws_respond(conn, MHD_HTTP_OK, "application/json", text, strlen(text));
 }
 
 static enum MHD_Result get_layout(ws_transport *tr, struct MHD_Connection *conn, const char *file) {

@@ -93,22 +93,6 @@ static void own_counters(ws_transport *tr, int port, char *out, size_t size) {
              atomic_load(&tr->logs_dropped), port, atomic_load(&tr->stats_scrapes));
 }
 
-static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *type,
-                               char *body) {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-    enum MHD_Result ret = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
 static char *copy_snapshot(ws_transport *tr, int *port) {
     pthread_mutex_lock(&tr->stats_lock);
     char *text = tr->stats_snapshot ? strdup(tr->stats_snapshot) : NULL;
@@ -128,7 +112,9 @@ enum MHD_Result o2h_ws_serve_stats(ws_transport *tr, struct MHD_Connection *conn
         else
             tr->host->proc->refused(tr->self, what);
         char *body = strdup(refusal);
-        return body ? respond(conn, (unsigned)status, "text/plain; charset=utf-8", body) : MHD_NO;
+        return body ? o2h_ws_respond(conn, (unsigned)status, "text/plain; charset=utf-8", body,
+                                     strlen(body))
+                    : MHD_NO;
     }
     int port = 0;
     char *router = tr->mhd_thread ? copy_snapshot(tr, &port) : router_text(tr);
@@ -138,7 +124,8 @@ enum MHD_Result o2h_ws_serve_stats(ws_transport *tr, struct MHD_Connection *conn
             strdup(O2H_HAS(tr->host, stats)
                        ? "No counters yet.\n"
                        : "No counters: this router gives plugins none (ABI 1.1 needed).\n");
-        return body ? respond(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", body)
+        return body ? o2h_ws_respond(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                     "text/plain; charset=utf-8", body, strlen(body))
                     : MHD_NO;
     }
     atomic_fetch_add(&tr->stats_scrapes, 1);
@@ -151,5 +138,5 @@ enum MHD_Result o2h_ws_serve_stats(ws_transport *tr, struct MHD_Connection *conn
         return MHD_NO;
     }
     memcpy(body + n, own, m + 1);
-    return respond(conn, MHD_HTTP_OK, STATS_TYPE, body);
+    return o2h_ws_respond(conn, MHD_HTTP_OK, STATS_TYPE, body, strlen(body));
 }
