@@ -86,7 +86,7 @@ function request(method, path, { body, headers = {} } = {}) {
                               ...(useTls ? { ca: certificateFiles().ca } : {}) }, (res) => {
       let text = '';
       res.on('data', (c) => { text += c; });
-      res.on('end', () => resolve({ status: res.statusCode, text }));
+      res.on('end', () => resolve({ status: res.statusCode, text, headers: res.headers }));
     });
     req.on('error', reject);
     req.end(body);
@@ -340,7 +340,10 @@ test('the layouts endpoint refuses bad names, large bodies, foreign origins', as
   assert.equal((await request('GET', '/layouts/a_b-1.json', {
     headers: { Origin: 'http://evil.example' } })).status, 403);
   assert.equal((await request('GET', '/layouts/nosuch.json')).status, 404);
-  assert.equal((await request('DELETE', '/layouts/a_b-1.json')).status, 405);
+  const del = await request('DELETE', '/layouts/a_b-1.json');
+  assert.equal(del.status, 405);
+  assert.equal(del.headers.allow, 'GET, HEAD, PUT');
+  assert.equal(del.headers['cache-control'], 'no-store');
   const files = readdirSync(layouts).sort();
   assert.deepEqual(files, ['a_b-1.json', 'demo.json', 'synthtest.json', `${'x'.repeat(64)}.json`]);
   assert.ok(!existsSync(join(dir, 'evil.json')), 'nothing was written outside the folder');
