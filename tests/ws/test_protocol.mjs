@@ -27,6 +27,8 @@ test('a wrong ensemble closes the connection with 1008', async () => {
   c.send('/_o2/ws/dy', 's', 0, true, 'other');
   await until(() => c.closed, 3000, 'close');
   assert.equal(c.closed.code, 1008);
+  // the reason names the router's ensemble, so that a page can tell its user what to ask for
+  assert.equal(c.closed.reason, 'wrong ensemble: this router is in "wstest"');
   assert.equal(c.msgs.length, 0);
 });
 

@@ -37,6 +37,9 @@ enum ws_close_code {
     WS_CLOSE_INTERNAL = 1011,
 };
 
+/* The longest close reason: a control frame's 125 bytes less the 2-byte code. */
+#define WS_CLOSE_REASON_MAX 123
+
 typedef struct ws_frame {
     bool fin;
     uint8_t rsv; /* RSV1..3 as bits 2..0 */

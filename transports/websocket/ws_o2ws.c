@@ -74,7 +74,12 @@ static void on_dy(ws_conn *c, char *const *f, int n) {
     if (strcmp(f[4], tr->host->proc->ensemble(tr->self)) != 0) {
         tr->host->log->write(tr->self, O2H_LOG_WARN, "WebSocket %s gave ensemble \"%s\": dropped",
                              c->peer, f[4]);
-        o2h_ws_conn_fail(c, WS_CLOSE_POLICY, "wrong ensemble");
+        /* The reason names our ensemble, so that a page can say what to ask for instead (the
+         * client passed the access check to get here; discovery announces the name anyway). */
+        char reason[WS_CLOSE_REASON_MAX + 1];
+        snprintf(reason, sizeof reason, "wrong ensemble: this router is in \"%s\"",
+                 tr->host->proc->ensemble(tr->self));
+        o2h_ws_conn_fail(c, WS_CLOSE_POLICY, reason);
         return;
     }
     if (c->bridge_id <= 0) {
