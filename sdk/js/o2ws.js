@@ -92,6 +92,11 @@ export class O2ws {
     this.connected = false;
     this.onConnect = null;           // (bridgeId) => void
     this.onDisconnect = null;        // (closeEvent) => void
+    // ({code, reason, joined}) => void, on every close, joined or not: a host that
+    // refuses the join (code 1008, e.g. "wrong ensemble: this router is in \"x\"")
+    // closes before !_o2/id, so only this callback (and lastClose) tells why.
+    this.onClose = null;
+    this.lastClose = null;
     this.onError = (text) => console.warn('o2ws:', text);
     this._ws = null;
     this._opts = {};
@@ -165,6 +170,8 @@ export class O2ws {
         this._firstFail = null;
         if (this._opts.reconnect === 0) fail(new Error(`o2ws: closed (${ev.code})`));
       }
+      this.lastClose = { code: ev.code, reason: ev.reason || '', joined: was };
+      if (this.onClose) this.onClose(this.lastClose);
       if (was && this.onDisconnect) this.onDisconnect(ev);
       const again = this._opts.reconnect ?? 1;
       if (!this._finished && again > 0)
