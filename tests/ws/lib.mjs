@@ -1,7 +1,7 @@
 // Helpers for the WebSocket tests: start an o2hub daemon with the websocket
 // transport, speak O2ws text, wait for events with deadlines.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { tmpdir } from 'node:os';
@@ -19,8 +19,17 @@ const defaults = {
   DISCOVERY_DIR: `${repo}build/plugins`,
   PEER_EXE: `${repo}build/tests/e2e/peer`,
   SOURCE_ROOT: repo,
+  ARTIFACT_DEFAULT: `${repo}build/artifacts`,
 };
 export const env = (name) => process.env[name] || defaults[name];
+
+// Where tests leave files for people to look at (screenshots of the pages):
+// $O2HUB_ARTIFACTS, else <build>/artifacts. Not committed.
+export function artifactPath(name) {
+  const dir = process.env.O2HUB_ARTIFACTS || env('ARTIFACT_DEFAULT');
+  mkdirSync(dir, { recursive: true });
+  return join(dir, name);
+}
 
 // The test's node_modules are in tests/; exit 77 (skip) when they are missing.
 export function requireDep(name) {

@@ -15,8 +15,8 @@ import http from 'node:http';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon, until, env, requireDep, freePort, useTls, origin, certificateFiles }
-  from './lib.mjs';
+import { startDaemon, until, env, requireDep, freePort, useTls, origin, certificateFiles,
+         artifactPath } from './lib.mjs';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 if (!existsSync(CHROMIUM)) {
@@ -26,7 +26,6 @@ if (!existsSync(CHROMIUM)) {
 const { chromium } = requireDep('playwright-core');
 const ENSEMBLE = `wssurf${process.pid}`;
 const O2CTL = env('O2CTL_EXE') || `${env('SOURCE_ROOT')}build/tools/o2ctl`;
-const ARTIFACTS = env('ARTIFACT_DIR') || `${env('SOURCE_ROOT')}build/tests/ws`;
 const MAX_BYTES = 4096;
 
 let d, dir, layouts, hubPort, ctx;
@@ -199,8 +198,7 @@ test('build, save, reload, play and receive with a surface', { timeout: 150000 }
   // the dark style, and a screenshot as the test's artifact
   await page.selectOption('#theme', 'dark');
   assert.equal(await page.getAttribute('html', 'data-theme'), 'dark');
-  mkdirSync(ARTIFACTS, { recursive: true });
-  await page.screenshot({ path: join(ARTIFACTS, 'surfaces.png') });
+  await page.screenshot({ path: artifactPath('surfaces.png') });
   assert.deepEqual(errors, [], 'no page errors');
   dump.child.kill('SIGTERM');
   await page.close();
@@ -307,7 +305,7 @@ test('every kind of widget, two fingers at once, edit moves, export and import',
   // the light style
   await page.selectOption('#theme', 'light');
   assert.equal(await page.getAttribute('html', 'data-theme'), 'light');
-  await page.screenshot({ path: join(ARTIFACTS, 'surfaces-demo-edit.png') });
+  await page.screenshot({ path: artifactPath('surfaces-demo-edit.png') });
   assert.deepEqual(errors, [], 'no page errors');
   dump.child.kill('SIGTERM');
   await page.close();
