@@ -78,6 +78,10 @@ export class Snoop {
   }
 
   setPaused(paused) {
+    if (paused && this.timer) { // what came before the pause is shown at once, the rest held
+      clearTimeout(this.timer);
+      this._flush();
+    }
     this.paused = paused;
     if (!paused) this.missed = 0;
     this.onChange();
