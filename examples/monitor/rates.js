@@ -34,10 +34,11 @@ export class RateMeter {
     const span = Math.min(this.windowS, now - this.since);
     if (span < 1) return null;
     this._prune(now);
-    const oldest = Math.floor((now - span) / BUCKET_S);
+    // Whole buckets only, and the time they cover (a part-counted bucket would bias it).
+    const first = Math.floor((now - span) / BUCKET_S) + 1;
     let n = 0;
-    for (const [k, c] of this.buckets) if (k >= oldest) n += c;
-    return n / span;
+    for (const [k, c] of this.buckets) if (k >= first) n += c;
+    return n / (now - first * BUCKET_S);
   }
 }
 
