@@ -21,6 +21,7 @@
  * One line per configuration:
  *   ENSEMBLE discovery=D n=N formed=1 mesh_s=X synced_s=X rss_kb=X rss_kb_max=X
  *            cpu_pct=X cpu_pct_max=X clock_s=X net_s=X disc_s=X
+ * Exits 1 when an ensemble did not form.
  * Usage: ensemble [--quick] [--discovery static|broadcast|dnssd]... [N]...
  *   (default: N = 8 16 32 64, static and broadcast, dnssd when avahi runs;
  *   --quick: N = 8, a 2 s window)
@@ -52,8 +53,8 @@
 enum { REP_MESH = 1, REP_SYNCED, REP_COUNTS, REP_GAVE_UP };
 typedef struct report {
     int kind, index;
-    double t;       /* REP_MESH, REP_SYNCED: when (CLOCK_MONOTONIC) */
-    int seen;       /* REP_GAVE_UP: how many others it saw */
+    double t;                            /* REP_MESH, REP_SYNCED: when (CLOCK_MONOTONIC) */
+    int seen;                            /* REP_GAVE_UP: how many others it saw */
     double net_msgs, disc_msgs, cs_msgs; /* REP_COUNTS */
 } report;
 
@@ -78,12 +79,13 @@ static char *config_json(const char *discovery, const char *ensemble, int i, int
     size_t size = 1024 + (size_t)n * 32;
     char *json = malloc(size);
     if (!json) exit(1);
-    int len = snprintf(json, size,
-                       "{\"ensemble\": \"%s\", \"plugin_path\": [\"%s\", \"%s\"],"
-                       " \"transports\": [{\"type\": \"tcp\", \"host\": \"127.0.0.1\", \"port\": %d},"
-                       "  {\"type\": \"udp\", \"host\": \"127.0.0.1\", \"port\": %d}],"
-                       " \"discovery\": [{\"type\": \"%s\"",
-                       ensemble, NB_TRANSPORT_DIR, NB_DISCOVERY_DIR, ports[i], ports[i], discovery);
+    int len =
+        snprintf(json, size,
+                 "{\"ensemble\": \"%s\", \"plugin_path\": [\"%s\", \"%s\"],"
+                 " \"transports\": [{\"type\": \"tcp\", \"host\": \"127.0.0.1\", \"port\": %d},"
+                 "  {\"type\": \"udp\", \"host\": \"127.0.0.1\", \"port\": %d}],"
+                 " \"discovery\": [{\"type\": \"%s\"",
+                 ensemble, NB_TRANSPORT_DIR, NB_DISCOVERY_DIR, ports[i], ports[i], discovery);
     if (strcmp(discovery, "static") == 0) {
         len += snprintf(json + len, size - (size_t)len, ", \"peers\": [");
         for (int j = 0, first = 1; j < n; j++) {
@@ -176,9 +178,9 @@ static void child(const char *discovery, const char *ensemble, int i, int n, con
         fprintf(stderr, "ensemble[%d] %s sees %d, %d synced, own status %d\n", i, name,
                 others_seen(r, i, n, false), others_seen(r, i, n, true), o2h_status(r, name));
     if (nb_now() >= limit)
-        child_write(rep_fd, &(report){.kind = REP_GAVE_UP,
-                                      .index = i,
-                                      .seen = others_seen(r, i, n, false)});
+        child_write(
+            rep_fd,
+            &(report){.kind = REP_GAVE_UP, .index = i, .seen = others_seen(r, i, n, false)});
     /* Idle: sleep in the loop until asked for counters (SIGUSR1) or to stop (SIGTERM). */
     while (!stop_wanted) {
         o2h_router_poll(r, -1);
@@ -213,7 +215,8 @@ static double proc_cpu_s(pid_t pid) {
     buf[k] = '\0';
     char *p = strrchr(buf, ')');
     unsigned long ut = 0, st = 0;
-    /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+    /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
+     */
     if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
         return -1;
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
@@ -323,7 +326,7 @@ static int free_port_pair(int *next) {
     return (*next)++;
 }
 
-static void run_ensemble(const char *discovery, int n, double window_s) {
+static bool run_ensemble(const char *discovery, int n, double window_s) {
     static int ports[MAX_N];
     static pid_t pids[MAX_N];
     char ensemble[64];
@@ -385,9 +388,8 @@ static void run_ensemble(const char *discovery, int n, double window_s) {
     double disc_s = counted ? (c1.disc_msgs - c0.disc_msgs) / w / n : -1;
     printf("  %-9s N=%-3d %s mesh %6.2f s  synced %6.2f s  RSS %ld KB (max %ld)  idle CPU "
            "%.3f %% (max %.3f %%)  clock %.2f msgs/s  net %.2f msgs/s  discovery %.2f/s\n",
-           discovery, n, formed ? "formed" : "NOT FORMED", mesh_s, synced_s, rss[n / 2],
-           rss[n - 1], cpu_permille[n / 2] / 1000.0, cpu_permille[n - 1] / 1000.0, clock_s,
-           net_s, disc_s);
+           discovery, n, formed ? "formed" : "NOT FORMED", mesh_s, synced_s, rss[n / 2], rss[n - 1],
+           cpu_permille[n / 2] / 1000.0, cpu_permille[n - 1] / 1000.0, clock_s, net_s, disc_s);
     if (!formed)
         printf("  (%d of %d processes formed; %d gave up, the fewest others seen %d of %d)\n",
                g.synced, n, g.gave_up, g.min_seen, n - 1);
@@ -397,6 +399,7 @@ static void run_ensemble(const char *discovery, int n, double window_s) {
            "window_s=%.1f\n",
            discovery, n, formed, mesh_s, synced_s, rss[n / 2], rss[n - 1],
            cpu_permille[n / 2] / 1000.0, cpu_permille[n - 1] / 1000.0, clock_s, net_s, disc_s, w);
+    return formed && !failed;
 }
 
 /* Whether an avahi-daemon answers (its own check; exit 0 when one runs). */
@@ -409,21 +412,24 @@ int main(int argc, char **argv) {
     const char *discoveries[8];
     int n_disc = 0, sizes[16], n_sizes = 0;
     double window = 10.0;
+    bool all_formed = true, quick = false;
     for (int a = 1; a < argc; a++) {
         if (strcmp(argv[a], "--quick") == 0) {
             window = 2.0;
-            if (!n_sizes) sizes[n_sizes++] = 8;
+            quick = true;
         } else if (strcmp(argv[a], "--discovery") == 0 && a + 1 < argc && n_disc < 8) {
             discoveries[n_disc++] = argv[++a];
         } else if (atoi(argv[a]) >= 2 && atoi(argv[a]) <= MAX_N && n_sizes < 16) {
             sizes[n_sizes++] = atoi(argv[a]);
         } else {
-            fprintf(stderr, "usage: ensemble [--quick] [--discovery static|broadcast|dnssd]... "
-                            "[N (2..%d)]...\n",
+            fprintf(stderr,
+                    "usage: ensemble [--quick] [--discovery static|broadcast|dnssd]... "
+                    "[N (2..%d)]...\n",
                     MAX_N);
             return 2;
         }
     }
+    if (!n_sizes && quick) sizes[n_sizes++] = 8;
     if (!n_sizes) {
         int d[] = {8, 16, 32, 64};
         for (int i = 0; i < 4; i++)
@@ -449,7 +455,7 @@ int main(int argc, char **argv) {
             continue;
         }
         for (int s = 0; s < n_sizes; s++)
-            run_ensemble(discoveries[d], sizes[s], window);
+            if (!run_ensemble(discoveries[d], sizes[s], window)) all_formed = false;
     }
-    return 0;
+    return all_formed ? 0 : 1; /* the smoke tests check that the ensembles form */
 }
