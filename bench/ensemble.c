@@ -195,45 +195,6 @@ static void child(const char *discovery, const char *ensemble, int i, int n, con
     _exit(0);
 }
 
-/* CPU time of a process in seconds (schedstat: ns on the CPU), or -1. */
-static double proc_cpu_s(pid_t pid) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/schedstat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f) {
-        unsigned long long ns = 0;
-        int ok = fscanf(f, "%llu", &ns) == 1;
-        fclose(f);
-        if (ok) return (double)ns * 1e-9;
-    }
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    f = fopen(path, "r");
-    if (!f) return -1;
-    char buf[1024];
-    size_t k = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[k] = '\0';
-    char *p = strrchr(buf, ')');
-    unsigned long ut = 0, st = 0;
-    /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
-     */
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static long proc_rss_kb(pid_t pid) {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    long kb = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld", &kb) == 1) break;
-    fclose(f);
-    return kb;
-}
-
 static int cmp_long(const void *a, const void *b) {
     long x = *(const long *)a, y = *(const long *)b;
     return (x > y) - (x < y);
@@ -357,7 +318,7 @@ static bool run_ensemble(const char *discovery, int n, double window_s) {
         usleep(100000);
     static double cpu0[MAX_N];
     for (int i = 0; i < n; i++)
-        cpu0[i] = proc_cpu_s(pids[i]);
+        cpu0[i] = nb_proc_cpu_s(pids[i]);
     report c0, c1;
     bool counted = collect_counts(&g, pids, &c0);
     double w0 = nb_now();
@@ -367,8 +328,8 @@ static bool run_ensemble(const char *discovery, int n, double window_s) {
     double w = nb_now() - w0;
     static long rss[MAX_N], cpu_permille[MAX_N];
     for (int i = 0; i < n; i++) {
-        rss[i] = proc_rss_kb(pids[i]);
-        double c = proc_cpu_s(pids[i]);
+        rss[i] = nb_proc_rss_kb(pids[i]);
+        double c = nb_proc_cpu_s(pids[i]);
         cpu_permille[i] = c >= 0 && cpu0[i] >= 0 ? (long)((c - cpu0[i]) / w * 1e5) : -1;
     }
     for (int i = 0; i < n; i++)
