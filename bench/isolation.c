@@ -248,6 +248,24 @@ static void flood_tx_process(int router_port) {
 
 /* ---- the coordinator ---- */
 
+/* The machine's count of UDP datagrams dropped for a full receive buffer (/proc/net/snmp). */
+static long udp_rcvbuf_errors(void) {
+    FILE *f = fopen("/proc/net/snmp", "r");
+    if (!f) return -1;
+    char names[1024], values[1024];
+    long result = -1;
+    while (fgets(names, sizeof names, f) && fgets(values, sizeof values, f)) {
+        if (strncmp(names, "Udp:", 4) != 0 || strncmp(values, "Udp:", 4) != 0) continue;
+        char *sn, *sv;
+        char *n = strtok_r(names, " \n", &sn), *v = strtok_r(values, " \n", &sv);
+        for (; n && v; n = strtok_r(NULL, " \n", &sn), v = strtok_r(NULL, " \n", &sv))
+            if (strcmp(n, "RcvbufErrors") == 0) result = atol(v);
+        break;
+    }
+    fclose(f);
+    return result;
+}
+
 static void report_phase(const br_meter *m, int phase, const char *path, double *p99) {
     int n = sh->n_lat[phase];
     double *copy = malloc(sizeof *copy * (size_t)(n ? n : 1));
@@ -318,9 +336,11 @@ int main(int argc, char **argv) {
     atomic_store(&sh->go, 1);
     /* The router's CPU in each phase, as a share of one core. */
     double cpu_at[4];
+    long rcvbuf_at[4];
     for (int phase = PHASE_IDLE; phase <= PHASE_END; phase++) {
         sleep_until(phase_start(phase));
         cpu_at[phase] = nb_proc_cpu_s(pids[0]);
+        rcvbuf_at[phase] = udp_rcvbuf_errors();
     }
     double router_idle = (cpu_at[PHASE_FLOOD] - cpu_at[PHASE_IDLE]) / seconds * 100;
     double router_flood = (cpu_at[PHASE_END] - cpu_at[PHASE_FLOOD]) / seconds * 100;
@@ -340,10 +360,11 @@ int main(int argc, char **argv) {
                                    .count = sh->flood_received,
                                    .msgs_s = got_rate});
     printf("  flood: %ld sent (%ld refused by the client), %ld received by sink-rx = %.0f msgs/s "
-           "(%.1f %%); router dropped %ld, held %ld\n",
+           "(%.1f %%); router dropped %ld, held %ld; UDP datagrams this machine dropped for a "
+           "full receive buffer during the flood: %ld\n",
            sh->flood_sent, sh->flood_failed, sh->flood_received, got_rate,
            sh->flood_sent ? 100.0 * (double)sh->flood_received / (double)sh->flood_sent : 0,
-           sh->router_dropped, sh->router_held);
+           sh->router_dropped, sh->router_held, rcvbuf_at[PHASE_END] - rcvbuf_at[PHASE_FLOOD]);
     long sent = sh->ctl_sent[PHASE_IDLE] + sh->ctl_sent[PHASE_FLOOD];
     long got = sh->n_lat[PHASE_IDLE] + sh->n_lat[PHASE_FLOOD];
     printf("  control: %ld sent, %ld received (reliable: none may be lost), %ld out of order, "
