@@ -106,10 +106,11 @@ def isolation_summary(lines):
     ratio = number(r.get("ratio"))
     verdict = "-" if ratio is None or ratio < 0 else ("yes" if ratio <= 2 else "no")
     return ("\n**isolation**: 1 kHz TCP control stream through a router, p99 %s µs idle, %s µs "
-            "beside the UDP flood: **%.2f×** (goal ≤ 2×: %s). The flood: %s msgs/s sent, %s "
-            "received by its service; the router used %s %% of a core idle, %s %% under the "
-            "flood; control messages lost: %s.\n" % (
+            "beside the UDP flood: **%.2f×** (goal ≤ 2×: %s); p50 %s → %s µs (%s×). The flood: "
+            "%s msgs/s sent, %s received by its service; the router used %s %% of a core idle, "
+            "%s %% under the flood; control messages lost: %s.\n" % (
                 r.get("p99_idle_us"), r.get("p99_flood_us"), ratio if ratio else -1, verdict,
+                r.get("p50_idle_us", "-"), r.get("p50_flood_us", "-"), r.get("ratio_p50", "-"),
                 r.get("flood_sent_s", "-"), r.get("flood_msgs_s"),
                 r.get("router_cpu_idle_pct", "-"), r.get("router_cpu_flood_pct", "-"),
                 r.get("ctl_lost")))
