@@ -255,7 +255,7 @@ def main():
     print(text)
     if plot(outdir):
         print("plot: " + os.path.join(outdir, "latency.png"))
-    else:
+    elif not shutil.which("gnuplot"):
         print("plot: skipped (install gnuplot)")
     if plot_ensemble(outdir, ensemble):
         print("plot: " + os.path.join(outdir, "ensemble.png"))
