@@ -404,8 +404,8 @@ static void on_event(void *ctx, int fd, unsigned events) {
 static void flush_turn(void *ctx) {
     o2h_stream *s = ctx;
     if (s->closed) return;
-    if (s->connecting)
-        s->fresh = 0; /* they wait for the connection, with WRITE */
+    if (s->connecting || waiting(s))
+        s->fresh = 0; /* behind what waits for WRITE (or the connection): a write now is futile */
     else if (s->count)
         write_queue(s);
     after_write(s);
