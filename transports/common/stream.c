@@ -466,6 +466,12 @@ void o2h_stream_set_reading(o2h_stream *s, bool on) {
     update_interest(s);
 }
 
+void o2h_stream_flush(o2h_stream *s) {
+    if (s->closed || s->connecting || !s->count) return;
+    int err = flush(s);
+    if (err) end(s, O2H_STREAM_ERROR, err);
+}
+
 void o2h_stream_close(o2h_stream *s) {
     end(s, O2H_STREAM_LOCAL, 0);
 }

@@ -139,6 +139,9 @@ o2h_stream_read_result o2h_stream_read(o2h_stream *s);
 /** Stop or resume watching for input (read pacing, pauses). Watched at first. */
 void o2h_stream_set_reading(o2h_stream *s, bool on);
 
+/** Write what is queued now, as far as the socket takes it, without waiting for the
+ * end of the turn (coalesce): a last word before o2h_stream_close. */
+void o2h_stream_flush(o2h_stream *s);
 /** Close now: the queue is dropped, on_close(LOCAL) runs. Nothing if already closed. */
 void o2h_stream_close(o2h_stream *s);
 /** Close once everything queued is written (now if nothing is); sends fail meanwhile. */
