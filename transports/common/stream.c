@@ -164,7 +164,10 @@ static int flush(o2h_stream *s) {
             total += e->len - skip;
         }
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        /* One piece (a lone send of a turn): send() spares the kernel the iovec import. */
+        ssize_t w = n == 1
+                        ? send(s->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT)
+                        : sendmsg(s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0) return again(errno) ? 0 : errno;
         consume(s, (size_t)w);
         if ((size_t)w < total) return 0; /* the socket is full */

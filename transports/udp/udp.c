@@ -99,7 +99,16 @@ static void refused_for_good(udp_transport *tr, int error) {
  * socket refuses stays, and the watch asks for WRITE. */
 static void udp_flush(udp_transport *tr) {
     while (tr->out_head < tr->out_len && tr->fd >= 0) {
-        int n = sendmmsg(tr->fd, tr->out + tr->out_head, tr->out_len - tr->out_head, MSG_DONTWAIT);
+        uint32_t i = tr->out_head, left = tr->out_len - i;
+        int n;
+        if (left == 1) { /* a lone datagram of a turn: sendto spares the header import */
+            ssize_t w =
+                sendto(tr->fd, tr->out_iov[i].iov_base, tr->out_iov[i].iov_len, MSG_DONTWAIT,
+                       (struct sockaddr *)&tr->out_dest[i]->addr, sizeof tr->out_dest[i]->addr);
+            n = w < 0 ? -1 : 1;
+        } else {
+            n = sendmmsg(tr->fd, tr->out + i, left, MSG_DONTWAIT);
+        }
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) break;
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
@@ -107,7 +116,7 @@ static void udp_flush(udp_transport *tr) {
             outbox_pop(tr);
             continue;
         }
-        for (int i = 0; i < n; i++)
+        for (int k = 0; k < n; k++)
             outbox_pop(tr);
     }
     set_want_write(tr, tr->out_head < tr->out_len);
