@@ -256,6 +256,27 @@ Test(coalesce, a_burst_sent_inside_a_poll_leaves_at_the_end_of_that_turn) {
     pair_free(&p);
 }
 
+/* More than the outbox holds in one turn: written as it fills, never refused on loopback. */
+Test(coalesce, a_best_effort_burst_larger_than_the_outbox_goes_in_a_few_sendmmsg) {
+    pair p = {.how.reliable = false};
+    pair_start(&p);
+    const int n = 1000; /* the outbox holds 256 */
+    reset_counts();
+    cr_assert_eq(o2h_send(p.a, "/gen/burst", 0, "i", n), O2H_OK);
+    long batches = atomic_load(&n_sendmmsg);
+    cr_assert_geq(batches, 4, "%ld sendmmsg calls for %d datagrams: the outbox is 256", batches, n);
+    cr_assert_leq(batches, 8, "%ld sendmmsg calls for %d datagrams", batches, n);
+    o2h_stats st = {.struct_size = sizeof st};
+    o2h_router_get_stats(p.a, &st);
+    cr_assert_eq(st.dropped_queue_full, 0, "a full outbox refused %llu",
+                 (unsigned long long)st.dropped_queue_full);
+    wait_b(&p, 1, 10); /* the receiver's buffer may overflow: best effort; some arrive */
+    cr_assert_gt(p.got.n, 0);
+    for (int i = 1; i < p.got.n && i < MAX_GOT; i++)
+        cr_assert_gt(p.got.got[i], p.got.got[i - 1], "datagrams out of order at %d", i);
+    pair_free(&p);
+}
+
 /* The program's own sends are turns of their own: out before the call returns. */
 Test(coalesce, sends_from_the_program_are_not_held_for_a_later_poll) {
     pair p = {0};

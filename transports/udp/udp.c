@@ -126,12 +126,28 @@ static void flush_turn(void *ctx) {
     udp_flush(ctx);
 }
 
+/* What a full socket left waits at the end of the outbox: move it to the front. */
+static void outbox_compact(udp_transport *tr) {
+    uint32_t n = tr->out_len - tr->out_head;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t from = tr->out_head + i;
+        tr->out_msg[i] = tr->out_msg[from];
+        tr->out_dest[i] = tr->out_dest[from];
+        tr->out_iov[i] = tr->out_iov[from];
+        tr->out[i].msg_hdr = tr->out[from].msg_hdr;
+        tr->out[i].msg_hdr.msg_iov = &tr->out_iov[i];
+    }
+    tr->out_head = 0;
+    tr->out_len = n;
+}
+
 static int udp_send(void *instance, void *link_ctx, o2h_msg *msg) {
     udp_transport *tr = instance;
     destination *d = link_ctx;
     if (tr->fd < 0 || msg->length > MAX_PAYLOAD) return O2H_SEND_FAIL;
     if (tr->out_len == OUTBOX) {
         udp_flush(tr); /* a burst larger than the outbox: write what waits now */
+        if (tr->out_head > 0) outbox_compact(tr);
         if (tr->out_len == OUTBOX) return O2H_QUEUE_FULL;
     }
     uint32_t i = tr->out_len++;
@@ -151,7 +167,6 @@ static int udp_send(void *instance, void *link_ctx, o2h_msg *msg) {
 
 static void on_readable(void *ctx, int fd, unsigned events) {
     udp_transport *tr = ctx;
-    (void)events;
     if (events & O2H_EV_WRITE) udp_flush(tr);
     if (!(events & (O2H_EV_READ | O2H_EV_ERROR | O2H_EV_HUP))) return;
     for (int round = 0; round < MAX_ROUNDS; round++) {
