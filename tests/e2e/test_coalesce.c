@@ -27,6 +27,8 @@
 
 #include <o2hub/o2hub.h>
 
+#include "proc_util.h"
+
 /* ---- counting the transports' send calls ---- */
 
 static atomic_long n_send, n_sendmsg, n_sendmmsg, n_sendto;
@@ -64,22 +66,6 @@ static void reset_counts(void) {
 }
 
 /* ---- routers ---- */
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    socklen_t len = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 /* tcp (with `tcp_extra` keys) and udp on `port`, static discovery of `peer_port` (0: none). */
 static o2h_router *router_with(int port, int peer_port, const char *tcp_extra) {
@@ -143,15 +129,15 @@ typedef struct pair {
 
 /* A (with /gen/burst, tcp keys `a_tcp`) and B (with /sink/x) see each other's services. */
 static void pair_start_with(pair *p, const char *a_tcp) {
-    int pa = free_port(), pb = free_port();
+    int pa = pu_free_port(), pb = pu_free_port();
     p->a = router_with(pa, pb, a_tcp);
     p->b = router(pb, pa);
     o2h_service_new(p->b, "sink");
     o2h_method_new(p->b, "/sink/x", "i", on_x, &p->got, false, true);
     o2h_service_new(p->a, "gen");
     o2h_method_new(p->a, "/gen/burst", "i", on_burst, &p->how, false, true);
-    double end = now_s() + 20;
-    while ((o2h_status(p->a, "sink") < 0 || o2h_status(p->b, "gen") < 0) && now_s() < end) {
+    double end = pu_now() + 20;
+    while ((o2h_status(p->a, "sink") < 0 || o2h_status(p->b, "gen") < 0) && pu_now() < end) {
         o2h_router_poll(p->a, 5);
         o2h_router_poll(p->b, 5);
     }
@@ -174,8 +160,8 @@ static void pair_free(pair *p) {
 
 /* Poll B (only) until it has `n` messages, at most `limit` seconds. */
 static void wait_b(pair *p, int n, double limit) {
-    double end = now_s() + limit;
-    while (p->got.n < n && now_s() < end)
+    double end = pu_now() + limit;
+    while (p->got.n < n && pu_now() < end)
         o2h_router_poll(p->b, 10);
 }
 
@@ -223,8 +209,8 @@ Test(coalesce, a_reliable_burst_over_the_send_queue_bound_all_arrives_in_order) 
     pair_start_with(&p, ", \"send_queue_bytes\": 1024");
     const int n = 3000; /* 84 KB: 80 times the bound */
     cr_assert_eq(o2h_send(p.a, "/gen/burst", 0, "i", n), O2H_OK);
-    double end = now_s() + 20;
-    while (p.got.n < n && now_s() < end) {
+    double end = pu_now() + 20;
+    while (p.got.n < n && pu_now() < end) {
         o2h_router_poll(p.a, 1);
         o2h_router_poll(p.b, 1);
     }
@@ -244,8 +230,8 @@ Test(coalesce, a_burst_sent_inside_a_poll_leaves_at_the_end_of_that_turn) {
     const int n = 300;
     cr_assert_eq(o2h_send_cmd(p.b, "/gen/burst", 0, "i", n), O2H_OK);
     reset_counts();
-    double end = now_s() + 10;
-    while (p.how.runs == 0 && now_s() < end) /* the turn that reads the request sends the burst */
+    double end = pu_now() + 10;
+    while (p.how.runs == 0 && pu_now() < end) /* the turn that reads the request sends the burst */
         o2h_router_poll(p.a, 100);
     cr_assert_eq(p.how.runs, 1, "the request never reached A's handler");
     long writes = atomic_load(&n_send) + atomic_load(&n_sendmsg);
@@ -313,7 +299,7 @@ static void on_ctl(o2h_router *r, const o2h_msg *msg, const char *types, const o
         return;
     }
     f->ctl = true;
-    f->ctl_seen = now_s();
+    f->ctl_seen = pu_now();
     f->flood_at_ctl = f->flood;
 }
 
@@ -363,7 +349,7 @@ static void *flood_thread(void *ctx) {
 
 Test(coalesce, a_flooding_connection_does_not_hold_back_another) {
     signal(SIGPIPE, SIG_IGN); /* the flooder's last write may meet a closed socket */
-    int port = free_port();
+    int port = pu_free_port();
     o2h_router *b = router(port, 0);
     fair f = {0};
     o2h_service_new(b, "sink");
@@ -376,8 +362,8 @@ Test(coalesce, a_flooding_connection_does_not_hold_back_another) {
     uint8_t one[64];
     size_t k = frame(one, "/sink/ctl", 0);
     cr_assert_eq(write(ctl, one, k), (ssize_t)k);
-    double end = now_s() + 10;
-    while (!f.hello && now_s() < end)
+    double end = pu_now() + 10;
+    while (!f.hello && pu_now() < end)
         o2h_router_poll(b, 10);
     cr_assert(f.hello, "the control connection's first message never came");
 
@@ -388,17 +374,17 @@ Test(coalesce, a_flooding_connection_does_not_hold_back_another) {
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, flood_thread, &fl), 0);
     /* The flood is under way (a good part of a megabyte read) before the control message. */
-    end = now_s() + 10;
-    while (f.flood < 40000 && now_s() < end)
+    end = pu_now() + 10;
+    while (f.flood < 40000 && pu_now() < end)
         o2h_router_poll(b, 10);
     cr_assert_geq(f.flood, 40000, "the flood did not get going");
 
     k = frame(one, "/sink/ctl", 1);
     f.flood_at_write = f.flood;
-    f.ctl_written = now_s();
+    f.ctl_written = pu_now();
     cr_assert_eq(write(ctl, one, k), (ssize_t)k);
-    end = now_s() + 10;
-    while (!f.ctl && now_s() < end)
+    end = pu_now() + 10;
+    while (!f.ctl && pu_now() < end)
         o2h_router_poll(b, 10);
 
     atomic_store(&fl.stop, true);
