@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <o2hub/o2hub.h>
 
@@ -20,6 +21,12 @@ int nb_tcp_listen(int *port);
 int nb_tcp_connect(int port);
 int nb_udp_bind(int *port);
 bool nb_read_full(int fd, void *buf, size_t len);
+
+/** CPU time of process `pid` in seconds (/proc/PID/schedstat, else stat), or -1. */
+double nb_proc_cpu_s(pid_t pid);
+
+/** VmRSS of process `pid` in KB, or -1. */
+long nb_proc_rss_kb(pid_t pid);
 
 /** The q-quantile (0..1) of `values` (sorts them). */
 double nb_percentile(double *values, int n, double q);

@@ -4,6 +4,11 @@
  * moves the same framed bytes (one write per message, as the router does,
  * with TCP_NODELAY as the router sets it: the floor), and the same with
  * Nagle's coalescing on (what batching small writes could reach).
+ *
+ * o2hub runs twice: one o2h_send_finish per message from the main program
+ * (each send is a loop turn of its own, so one write each), and bursts of
+ * BURST messages sent by a handler (a chord, a sequencer step: one turn, so
+ * the router writes the burst in one gather write).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +35,25 @@ static void on_msg(o2h_router *r, const o2h_msg *msg, const char *types, const o
     if (++c->n == c->want) o2h_send_cmd(r, "/ack/done", 0, "i", (int32_t)c->n);
 }
 
+#define BURST 256
+
+typedef struct burst_state {
+    long sent;
+} burst_state;
+
+/* A burst in one turn: argv[0] messages, sent while this handler runs. */
+static void on_burst(o2h_router *r, const o2h_msg *msg, const char *types,
+                     const o2h_arg *const *argv, int argc, void *user_data) {
+    burst_state *st = user_data;
+    for (int32_t k = 0; k < argv[0]->i; k++) {
+        o2h_builder *b = o2h_send_start(r);
+        o2h_add_int32(b, (int32_t)st->sent++);
+        o2h_add_float(b, 0.5f);
+        o2h_add_string(b, "note");
+        o2h_send_finish(r, 0, "/sink/x", true);
+    }
+}
+
 static void on_ack(o2h_router *r, const o2h_msg *msg, const char *types, const o2h_arg *const *argv,
                    int argc, void *user_data) {
     ((counter *)user_data)->done = true;
@@ -50,7 +74,27 @@ static void receiver(int port, int peer_port, long n) {
     exit(0);
 }
 
-static double o2hub_rate(long n) {
+/* Bursts from a handler; o2h_can_send is the back-pressure (O2_BLOCKED while the
+ * socket refuses), as an O2 program does it. */
+static long send_bursts(o2h_router *r, long n) {
+    burst_state st = {0};
+    o2h_service_new(r, "gen");
+    o2h_method_new(r, "/gen/burst", "i", on_burst, &st, false, true);
+    long waits = 0;
+    while (st.sent < n) {
+        if (o2h_can_send(r, "sink") == O2H_BLOCKED) {
+            waits++;
+            o2h_router_poll(r, 1);
+            continue;
+        }
+        long k = n - st.sent < BURST ? n - st.sent : BURST;
+        o2h_send(r, "/gen/burst", 0, "i", (int32_t)k);
+        o2h_router_poll(r, 0);
+    }
+    return waits;
+}
+
+static double o2hub_rate(long n, bool bursts) {
     br_meter meter;
     br_start(&meter);
     int pa = nb_free_port(), pb = nb_free_port();
@@ -66,7 +110,8 @@ static double o2hub_rate(long n) {
     }
     long refused = 0;
     double t0 = nb_now();
-    for (long i = 0; i < n;) {
+    if (bursts) refused = send_bursts(r, n);
+    for (long i = bursts ? n : 0; i < n;) {
         o2h_builder *b = o2h_send_start(r);
         o2h_add_int32(b, (int32_t)i);
         o2h_add_float(b, 0.5f);
@@ -85,10 +130,14 @@ static double o2hub_rate(long n) {
     double elapsed = nb_now() - t0;
     waitpid(child, NULL, 0);
     o2h_router_free(r);
-    printf("  o2hub tcp transport   %10.0f msgs/s  (%ld retries after O2H_QUEUE_FULL)\n",
-           n / elapsed, refused);
+    if (bursts)
+        printf("  o2hub tcp, %d a turn  %10.0f msgs/s  (%ld waits for O2H_BLOCKED)\n", BURST,
+               n / elapsed, refused);
+    else
+        printf("  o2hub tcp, 1 a send   %10.0f msgs/s  (%ld retries after O2H_QUEUE_FULL)\n",
+               n / elapsed, refused);
     br_report(&meter, &(br_result){.bench = "tcp_throughput",
-                                   .path = "o2hub-tcp",
+                                   .path = bursts ? "o2hub-tcp-burst" : "o2hub-tcp",
                                    .payload = 40,
                                    .count = n,
                                    .msgs_s = n / elapsed});
@@ -162,9 +211,13 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0); /* forked children must not repeat buffered lines */
     long n = argc > 1 ? atol(argv[1]) : 200000;
     printf("bench tcp_throughput: %ld messages of 40 bytes (/sink/x ,ifs), 127.0.0.1\n", n);
-    double raw = raw_rate(n, true);
-    raw_rate(n, false);
-    double hub = o2hub_rate(n);
-    printf("  ratio raw/o2hub       %10.2f\n", raw / hub);
+    double floor = raw_rate(n, true);
+    double nagle = raw_rate(n, false);
+    double one = o2hub_rate(n, false);
+    double burst = o2hub_rate(n, true);
+    printf("  ratio o2hub/raw floor %10.2f (1 a send)  %.2f (%d a turn)\n", one / floor,
+           burst / floor, BURST);
+    printf("  ratio o2hub/raw Nagle %10.2f (1 a send)  %.2f (%d a turn)\n", one / nagle,
+           burst / nagle, BURST);
     return 0;
 }

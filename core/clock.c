@@ -137,7 +137,7 @@ static void send_ping(o2h_router *r) {
     c->serial++;
     c->sent_at = o2h_local_time(r);
     c->pings_sent++;
-    o2h_send(r, "!_cs/get", 0, "is", c->serial, reply_to);
+    o2h__router_send_internal(r, "!_cs/get", "is", c->serial, reply_to);
     o2h__loop_timer_stop(c->ping_timer);
     c->ping_timer = o2h__loop_timer_start(&r->lp, ping_interval(c, c->sent_at - c->ping_start), 0,
                                           on_ping_timer, r);
@@ -171,7 +171,7 @@ static void handle_put(o2h_router *r, const o2h_msg *msg, const char *types,
 static void handle_get(o2h_router *r, const o2h_msg *msg, const char *types,
                        const o2h_arg *const *argv, int argc, void *user_data) {
     if (!r->clock.synced) return;
-    o2h_send(r, argv[1]->s, 0, "it", argv[0]->i, o2h__clock_global(r));
+    o2h__router_send_internal(r, argv[1]->s, "it", argv[0]->i, o2h__clock_global(r));
 }
 
 /* !_o2/cs/cs "s": a peer process obtained sync. */
@@ -189,7 +189,7 @@ static void handle_rt(o2h_router *r, const o2h_msg *msg, const char *types,
                       const o2h_arg *const *argv, int argc, void *user_data) {
     double mean, min;
     if (o2h_clock_roundtrip(r, &mean, &min) != O2H_OK) mean = min = 0; /* O2's initial values */
-    o2h_send(r, argv[0]->s, 0, "sff", r->process_name, mean, min);
+    o2h__router_send_internal(r, argv[0]->s, "sff", r->process_name, mean, min);
 }
 
 int o2h__clock_init(o2h_router *r) {

@@ -252,6 +252,8 @@ static void drain_fd(int fd) {
 int o2h__loop_poll(loop *lp, int timeout_ms, bool *woken) {
     struct epoll_event events[MAX_EVENTS];
     *woken = false;
+    /* What was queued since the last turn (outside any) goes out before we wait. */
+    o2h__loop_run_deferred(lp);
     lp->in_poll = true;
     int handled = run_due_timers(lp);
     arm_timerfd(lp);
@@ -291,6 +293,7 @@ int o2h__loop_poll(loop *lp, int timeout_ms, bool *woken) {
 void o2h__loop_defer(loop *lp, o2h_deferred *d, void (*fn)(void *ctx), void *ctx) {
     if (d->pending_) return;
     d->pending_ = 1;
+    if (!lp->in_poll && !lp->in_deferred && lp->turn_open == 0) o2h__loop_wake(lp);
     d->fn_ = fn;
     d->ctx_ = ctx;
     d->next_ = NULL;
@@ -302,6 +305,8 @@ void o2h__loop_defer(loop *lp, o2h_deferred *d, void (*fn)(void *ctx), void *ctx
 }
 
 void o2h__loop_run_deferred(loop *lp) {
+    if (lp->in_deferred) return; /* a deferred call's own host calls: the loop below goes on */
+    lp->in_deferred = true;
     while (lp->deferred_head) {
         o2h_deferred *d = lp->deferred_head;
         lp->deferred_head = d->next_;
@@ -309,6 +314,7 @@ void o2h__loop_run_deferred(loop *lp) {
         d->pending_ = 0;
         d->fn_(d->ctx_); /* may free d, may defer more */
     }
+    lp->in_deferred = false;
 }
 
 void o2h__loop_wake(loop *lp) {

@@ -22,6 +22,10 @@ typedef struct loop {
     struct o2h_watch *dead_watches; /* removed during a poll, freed after it */
     uint32_t n_watches;
     bool in_poll;
+    bool in_deferred; /* o2h__loop_run_deferred is running */
+    /* A caller outside the loop (an embedder's send) runs the deferred phase when it
+     * returns: defers meanwhile need no wake-up. */
+    uint32_t turn_open;
     atomic_bool wake_pending;
     o2h_deferred *deferred_head, *deferred_tail; /* the deferred phase's calls, in order */
 } loop;
@@ -59,6 +63,12 @@ int o2h__loop_poll(loop *lp, int timeout_ms, bool *woken);
  * Call fn(ctx) in the deferred phase: at the end of o2h__loop_poll (and of
  * o2h__loop_run_deferred), once no callback is on the stack. `d` is the caller's
  * storage; a `d` already pending stays as it is. Never fails.
+ *
+ * The deferred phase is the end of a loop turn: transports write what they
+ * queued during the turn there, in as few system calls as they can. So a call
+ * deferred outside a poll and outside a turn_open section (a plugin started,
+ * a service made by the embedder) wakes the loop: o2h__loop_poll runs it
+ * before it waits, and an embedder watching o2h_router_fd polls soon.
  */
 void o2h__loop_defer(loop *lp, o2h_deferred *d, void (*fn)(void *ctx), void *ctx);
 

@@ -44,7 +44,7 @@ static void handle_counts(o2h_router *r, const o2h_msg *msg, const char *types,
     }
     o2h_msg *m = o2h_builder_finish(b, 0, reply_to, O2H_FLAG_RELIABLE);
     o2h_builder_free(b);
-    if (m) o2h_send_msg(r, m);
+    if (m) o2h__router_send_from(r, m, NULL);
 }
 
 int o2h__monitor_init(o2h_router *r) {

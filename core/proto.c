@@ -207,7 +207,7 @@ static void send_si(o2h_router *r, const char *name, int status, const char *pro
     if (later)
         o2h__router_send_later(r, m);
     else
-        o2h_send_msg(r, m); /* queued if a handler is running */
+        o2h__router_send_from(r, m, NULL); /* queued if a handler is running */
 }
 
 void o2h__proto_notify_si(o2h_router *r, const service *s, bool later) {

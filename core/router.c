@@ -358,7 +358,9 @@ int o2h_router_start(o2h_router *r) {
     }
     r->started = true;
     o2h__router_log(r, O2H_LOG_INFO, "core", "router started in ensemble \"%s\"", r->ensemble);
-    o2h__proto_announce(r); /* discovery plugins started after the transports named us */
+    o2h__router_turn_begin(r);
+    o2h__proto_announce(r);  /* discovery plugins started after the transports named us */
+    o2h__router_turn_end(r); /* what the plugins and the announcement queued goes out */
     return O2H_OK;
 }
 
@@ -367,7 +369,7 @@ void o2h__router_drain_posts(o2h_router *r) {
     while (m) {
         o2h_msg *next = msg_next(m);
         msg_set_next(m, NULL);
-        o2h_send_msg(r, m);
+        o2h__router_send_from(r, m, NULL);
         m = next;
     }
 }
@@ -381,7 +383,9 @@ int o2h_router_poll_io(o2h_router *r, int timeout_ms) {
 }
 
 int o2h_router_poll(o2h_router *r, int timeout_ms) {
+    o2h__router_turn_begin(r);
     o2h__router_route_pending(r); /* what arrived during o2h_router_poll_io */
+    o2h__router_turn_end(r);
     bool woken = false;
     int n = o2h__loop_poll(&r->lp, timeout_ms, &woken);
     if (n < 0) return O2H_FAIL;
@@ -430,6 +434,8 @@ static void stop_plugins_reversed(o2h_plugin *p) {
 
 void o2h_router_free(o2h_router *r) {
     if (!r) return;
+    /* What the embedder's last calls queued is written before the sockets close. */
+    o2h__loop_run_deferred(&r->lp);
     r->closing = true;
     /* Stop everything first, last started first, then destroy. */
     stop_plugins_reversed(r->plugins);

@@ -102,6 +102,18 @@ int o2h__router_send_later(o2h_router *r, o2h_msg *msg);
 /** Route a message that came by `from` (NULL: made here), and what handlers send meanwhile. */
 int o2h__router_send_from(o2h_router *r, o2h_msg *msg, o2h_link *from);
 
+/** o2h_send for the core's own messages (best effort, now): routed, and written at the
+ * end of the current turn, never flushing one of its own. */
+int o2h__router_send_internal(o2h_router *r, const char *address, const char *types, ...);
+
+/**
+ * An embedder's call outside the loop is a turn of its own (see send.c):
+ * begin, route, end; the end writes what the turn queued (the loop's
+ * deferred phase) unless a poll, a handler or the deferred phase is running.
+ */
+void o2h__router_turn_begin(o2h_router *r);
+void o2h__router_turn_end(o2h_router *r);
+
 /** Deliver a message to the local provider of `svc` (borrows the message). */
 int o2h__dispatch_local(o2h_router *r, service *svc, const o2h_msg *msg, const char *rest);
 

@@ -52,7 +52,7 @@ static void on_due(void *ctx) {
         o2h_msg *m = s->heap[0].msg;
         s->heap[0] = s->heap[--s->len];
         sift_down(s, 0);
-        o2h_send_msg(r, m); /* its time has come: routed as an immediate message */
+        o2h__router_send_from(r, m, NULL); /* its time has come: routed as an immediate message */
     }
     arm(r);
 }

@@ -54,13 +54,32 @@ void o2h__router_route_pending(o2h_router *r) {
     }
 }
 
-int o2h_send_msg(o2h_router *r, o2h_msg *msg) {
-    if (!msg) return O2H_BAD_ARGS;
-    return o2h__router_send_from(r, msg, NULL);
+/*
+ * A send by the embedder, outside the loop, is a turn of its own: what it
+ * made the transports queue (the message, what its handlers sent) goes out
+ * before the call returns, each link's share in one write. Inside a turn
+ * (a handler, a timer, a socket event) the loop's deferred phase writes it.
+ */
+void o2h__router_turn_begin(o2h_router *r) {
+    r->lp.turn_open++;
 }
 
-int o2h_sendv(o2h_router *r, const char *address, double time, uint32_t flags, const char *types,
-              va_list ap) {
+void o2h__router_turn_end(o2h_router *r) {
+    r->lp.turn_open--;
+    if (r->lp.turn_open == 0 && r->dispatch_depth == 0 && !r->lp.in_poll && !r->lp.in_deferred)
+        o2h__loop_run_deferred(&r->lp);
+}
+
+int o2h_send_msg(o2h_router *r, o2h_msg *msg) {
+    if (!msg) return O2H_BAD_ARGS;
+    o2h__router_turn_begin(r);
+    int rc = o2h__router_send_from(r, msg, NULL);
+    o2h__router_turn_end(r);
+    return rc;
+}
+
+static int build_va(o2h_router *r, o2h_msg **out, const char *address, double time, uint32_t flags,
+                    const char *types, va_list ap) {
     o2h_builder *b = r->vbuilder;
     o2h_builder_start(b);
     va_list args;
@@ -68,9 +87,25 @@ int o2h_sendv(o2h_router *r, const char *address, double time, uint32_t flags, c
     int rc = o2h_builder_add_va(b, types, &args);
     va_end(args);
     if (rc != O2H_OK) return rc;
-    o2h_msg *msg = o2h_builder_finish(b, time, address, flags);
-    if (!msg) return o2h_builder_error(b) != O2H_OK ? o2h_builder_error(b) : O2H_BAD_NAME;
-    return o2h_send_msg(r, msg);
+    *out = o2h_builder_finish(b, time, address, flags);
+    if (!*out) return o2h_builder_error(b) != O2H_OK ? o2h_builder_error(b) : O2H_BAD_NAME;
+    return O2H_OK;
+}
+
+int o2h_sendv(o2h_router *r, const char *address, double time, uint32_t flags, const char *types,
+              va_list ap) {
+    o2h_msg *msg;
+    int rc = build_va(r, &msg, address, time, flags, types, ap);
+    return rc != O2H_OK ? rc : o2h_send_msg(r, msg);
+}
+
+int o2h__router_send_internal(o2h_router *r, const char *address, const char *types, ...) {
+    va_list ap;
+    va_start(ap, types);
+    o2h_msg *msg;
+    int rc = build_va(r, &msg, address, 0, 0, types, ap);
+    va_end(ap);
+    return rc != O2H_OK ? rc : o2h__router_send_from(r, msg, NULL);
 }
 
 int o2h_send(o2h_router *r, const char *address, double time, const char *types, ...) {

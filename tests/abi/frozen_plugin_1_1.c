@@ -1,8 +1,10 @@
 /*
  * A transport plugin built against the frozen ABI 1.1 headers only, using
  * both things 1.1 added. It provides the service named in its config on one
- * link of its own and "writes" what it is sent in the loop's deferred phase;
- * until then its op queued() reports the bytes waiting, so o2h_can_send()
+ * link of its own and "writes" what it is sent at the next poll (a timer: as
+ * a socket that is full until then; the deferred phase, which ends even an
+ * embedder's send, would be too soon); until then its op queued() reports
+ * the bytes waiting, so o2h_can_send()
  * must say O2H_BLOCKED for the service meanwhile. When started it reads its
  * router's counters through host->stats and logs a warning saying whether
  * the text has o2hub_delivered. A router that moves or drops either fails
@@ -22,7 +24,7 @@ typedef struct frozen11 {
     o2h_plugin *self;
     const char *service;
     o2h_link *link;
-    o2h_deferred write_later;
+    o2h_timer *write_later;
     size_t waiting; /* bytes "sent" and not yet "written" */
 } frozen11;
 
@@ -66,13 +68,15 @@ static int f11_start(void *instance) {
 static void written(void *ctx) {
     frozen11 *f = ctx;
     f->waiting = 0;
+    f->host->loop->timer_stop(f->write_later);
+    f->write_later = NULL;
 }
 
 static int f11_send(void *instance, void *link_ctx, o2h_msg *msg) {
     frozen11 *f = instance;
     (void)link_ctx;
     f->waiting += msg->length;
-    f->host->loop->defer(f->self, &f->write_later, written, f);
+    if (!f->write_later) f->write_later = f->host->loop->timer_start(f->self, 0, 0, written, f);
     return O2H_OK;
 }
 
@@ -90,6 +94,9 @@ static void f11_close(void *instance, void *link_ctx) {
 }
 
 static void f11_stop(void *instance) {
+    frozen11 *f = instance;
+    f->host->loop->timer_stop(f->write_later);
+    f->write_later = NULL;
     f11_close(instance, NULL);
 }
 

@@ -21,23 +21,17 @@
 
 #include <o2hub/o2hub.h>
 
+#include "proc_util.h"
+
 char tmpdir[64];
 
 double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    return pu_now();
 }
 
 /* A port that is free for TCP and UDP now (the kernel picks it). */
 int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    socklen_t len = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
+    return pu_free_port();
 }
 
 int loopback_up(void) {

@@ -73,7 +73,7 @@ Test(abi, a_1_1_plugin_s_queued_bytes_block_o2h_can_send) {
     cr_assert_eq(o2h_can_send(r, "q"), O2H_OK);
     cr_assert_eq(o2h_send(r, "!q/x", 0, "i", 1), O2H_OK);
     cr_assert_eq(o2h_can_send(r, "q"), O2H_BLOCKED, "bytes wait in the transport");
-    o2h_router_poll(r, 0); /* the deferred phase "writes" them */
+    o2h_router_poll(r, 0); /* its timer "writes" them */
     cr_assert_eq(o2h_can_send(r, "q"), O2H_OK);
     o2h_router_free(r);
 }

@@ -10,7 +10,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define MAX_IOV 64 /* queued messages per gather write */
+#define MAX_IOV 1024 /* queued pieces per gather write (Linux's IOV_MAX) */
 /* Copied sends that wait go into the last entry while it is smaller than
  * this: many small frames cost one allocation and one iovec, not one each. */
 #define APPEND_MAX 65536
@@ -43,8 +43,10 @@ struct o2h_stream {
     uint32_t head, count, cap;
     size_t q_bytes;    /* bytes of the queued entries */
     size_t sent;       /* bytes of the first entry already written */
+    size_t fresh;      /* bytes at the queue's end queued this turn, not yet tried (coalesce) */
     bool want_drained; /* a send found the queue full: tell on_drained when it has room */
     o2h_deferred free_later;
+    o2h_deferred flush_later; /* the end of the turn (coalesce) */
 };
 
 static bool again(int e) {
@@ -53,9 +55,16 @@ static bool again(int e) {
 
 /* ---- interest and closing ---- */
 
+/* Bytes the socket refused (queued before this turn's, or by a write that did not take all). */
+static size_t waiting(const o2h_stream *s) {
+    size_t left = s->q_bytes - s->sent;
+    return left > s->fresh ? left : 0;
+}
+
 static unsigned want_events(const o2h_stream *s) {
     unsigned ev = s->reading ? O2H_EV_READ : 0;
-    if (s->connecting || s->count) ev |= O2H_EV_WRITE; /* WRITE only while it is needed */
+    /* WRITE only while it is needed: not for what the end of this turn writes. */
+    if (s->connecting || (s->count && waiting(s))) ev |= O2H_EV_WRITE;
     return ev;
 }
 
@@ -101,6 +110,7 @@ static void end(o2h_stream *s, o2h_stream_end why, int error) {
     s->fd = -1;
     while (s->count)
         pop(s);
+    s->fresh = 0;
     s->p.host->loop->defer(s->p.self, &s->free_later, free_memory, s);
     s->p.ops->on_close(s->p.ctx, why, error);
 }
@@ -142,6 +152,7 @@ static void consume(o2h_stream *s, size_t written) {
  * sendmsg is writev with MSG_NOSIGNAL: a peer gone never raises SIGPIPE.
  * Returns 0, or the errno of a broken connection. */
 static int flush(o2h_stream *s) {
+    s->fresh = 0; /* tried now: what the socket does not take waits for WRITE */
     while (s->count) {
         struct iovec iov[MAX_IOV];
         size_t total = 0;
@@ -153,7 +164,10 @@ static int flush(o2h_stream *s) {
             total += e->len - skip;
         }
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        /* One piece (a lone send of a turn): send() spares the kernel the iovec import. */
+        ssize_t w = n == 1
+                        ? send(s->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT)
+                        : sendmsg(s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0) return again(errno) ? 0 : errno;
         consume(s, (size_t)w);
         if ((size_t)w < total) return 0; /* the socket is full */
@@ -200,9 +214,26 @@ static ssize_t write_now(o2h_stream *s, const struct iovec *iov, int n) {
     return -1;
 }
 
+static void flush_turn(void *ctx);
+
+/* Coalescing: `len` bytes were queued for the end of this turn. */
+static int queued_for_turn(o2h_stream *s, size_t len) {
+    s->fresh += len;
+    s->p.host->loop->defer(s->p.self, &s->flush_later, flush_turn, s);
+    return O2H_OK;
+}
+
 static int send_span(o2h_stream *s, o2h_msg *msg, const uint8_t *at, size_t len) {
     int rc = may_send(s, len, 0);
     if (rc != O2H_OK) return rc;
+    if (s->p.coalesce) {
+        entry e = {.msg = s->p.host->msg->msg_ref(msg), .at = at, .len = len};
+        if (!push(s, e)) {
+            s->p.host->msg->msg_unref(e.msg);
+            return O2H_NO_MEMORY;
+        }
+        return queued_for_turn(s, len);
+    }
     struct iovec iov = {(void *)(uintptr_t)at, len};
     ssize_t w = write_now(s, &iov, 1);
     if (w < 0) return O2H_SEND_FAIL;
@@ -258,6 +289,18 @@ int o2h_stream_sendv(o2h_stream *s, const struct iovec *iov, int n, unsigned fla
         len += iov[i].iov_len;
     int rc = may_send(s, len, flags);
     if (rc != O2H_OK) return rc;
+    if (s->p.coalesce) {
+        if (!append_to_last(s, iov, n, len)) {
+            entry e = {.bytes = malloc(len ? len : 1), .len = len, .room = len};
+            e.at = e.bytes;
+            if (e.bytes) gather(e.bytes, iov, n, 0);
+            if (!e.bytes || !push(s, e)) {
+                free(e.bytes);
+                return O2H_NO_MEMORY;
+            }
+        }
+        return queued_for_turn(s, len);
+    }
     ssize_t w = write_now(s, iov, n);
     if (w < 0) return O2H_SEND_FAIL;
     size_t done = (size_t)w;
@@ -324,6 +367,26 @@ static void when_flushed(o2h_stream *s) {
     }
 }
 
+/* Write what is queued; tell the user if some went. */
+static void write_queue(o2h_stream *s) {
+    size_t before = waiting(s); /* this turn's own, written at once, are not news */
+    int err = flush(s);
+    if (err)
+        end(s, O2H_STREAM_ERROR, err);
+    else if (waiting(s) < before && s->p.ops->on_written)
+        s->p.ops->on_written(s->p.ctx); /* may send or close */
+}
+
+/* What follows a write (or an event): closing when flushed, room again, interest. */
+static void after_write(o2h_stream *s) {
+    when_flushed(s);
+    if (!s->closed && s->want_drained && s->q_bytes <= s->p.queue_limit / 2) {
+        s->want_drained = false;
+        if (s->p.ops->on_drained) s->p.ops->on_drained(s->p.ctx); /* may send: queue grows */
+    }
+    if (!s->closed) update_interest(s);
+}
+
 static void on_event(void *ctx, int fd, unsigned events) {
     o2h_stream *s = ctx;
     const unsigned readable = O2H_EV_READ | O2H_EV_HUP | O2H_EV_ERROR;
@@ -336,20 +399,19 @@ static void on_event(void *ctx, int fd, unsigned events) {
         else
             o2h_stream_read(s);
     }
-    if (!s->closed && !s->connecting && s->count && (events & writable)) {
-        size_t before = o2h_stream_queued(s);
-        int err = flush(s);
-        if (err)
-            end(s, O2H_STREAM_ERROR, err);
-        else if (o2h_stream_queued(s) < before && s->p.ops->on_written)
-            s->p.ops->on_written(s->p.ctx); /* may send or close */
-    }
-    when_flushed(s);
-    if (!s->closed && s->want_drained && s->q_bytes <= s->p.queue_limit / 2) {
-        s->want_drained = false;
-        if (s->p.ops->on_drained) s->p.ops->on_drained(s->p.ctx); /* may send: queue grows */
-    }
-    if (!s->closed) update_interest(s);
+    if (!s->closed && !s->connecting && s->count && (events & writable)) write_queue(s);
+    after_write(s);
+}
+
+/* The end of the turn in which sends were queued (coalesce): write them. */
+static void flush_turn(void *ctx) {
+    o2h_stream *s = ctx;
+    if (s->closed) return;
+    if (s->connecting || waiting(s))
+        s->fresh = 0; /* behind what waits for WRITE (or the connection): a write now is futile */
+    else if (s->count)
+        write_queue(s);
+    after_write(s);
 }
 
 /* ---- making and closing ---- */
@@ -407,6 +469,12 @@ void o2h_stream_set_reading(o2h_stream *s, bool on) {
     update_interest(s);
 }
 
+void o2h_stream_flush(o2h_stream *s) {
+    if (s->closed || s->connecting || !s->count) return;
+    int err = flush(s);
+    if (err) end(s, O2H_STREAM_ERROR, err);
+}
+
 void o2h_stream_close(o2h_stream *s) {
     end(s, O2H_STREAM_LOCAL, 0);
 }
@@ -424,7 +492,7 @@ void o2h_stream_shutdown_when_flushed(o2h_stream *s) {
 }
 
 size_t o2h_stream_queued(const o2h_stream *s) {
-    return s->closed ? 0 : s->q_bytes - s->sent;
+    return s->closed ? 0 : waiting(s);
 }
 
 bool o2h_stream_is_closed(const o2h_stream *s) {

@@ -6,6 +6,11 @@
  * connect, a half-close once flushed, and a close whose memory goes in the
  * loop's deferred phase.
  *
+ * With `coalesce`, sends are not written one by one: the stream writes what a
+ * loop turn queued at the end of that turn (host->loop->defer), in one gather
+ * write per 1024 pieces, so a burst costs one system call and none waits for
+ * a later turn. o2h_stream_queued() counts only what the socket refused.
+ *
  * Framing is the user's. On the way out the queue carries either message
  * references (o2h_stream_send_msg; with a length prefix the four bytes before
  * msg->data, always writable, hold the big-endian length, so prefix and body
@@ -86,7 +91,12 @@ typedef struct o2h_stream_params {
      * loop, never inside another stream's on_data). Needed when ops->on_data is set. */
     uint8_t *rx;
     size_t rx_size;
-    int read_budget; /**< reads per event, for fairness between connections (0: 16) */
+    /** Reads per event, i.e. per loop turn, for fairness between connections (0: 16):
+     * a socket with more waiting is read again next turn, after the others. */
+    int read_budget;
+    /** Write at the end of the loop turn (its deferred phase) instead of in each send:
+     * what the turn sent goes out in one gather write, without waiting for a later turn. */
+    bool coalesce;
     /** The socket belongs to someone else (an upgraded socket is libmicrohttpd's):
      * the stream never closes it, not even when o2h_stream_new fails; the user
      * disposes of it once on_close has run. */
@@ -129,6 +139,9 @@ o2h_stream_read_result o2h_stream_read(o2h_stream *s);
 /** Stop or resume watching for input (read pacing, pauses). Watched at first. */
 void o2h_stream_set_reading(o2h_stream *s, bool on);
 
+/** Write what is queued now, as far as the socket takes it, without waiting for the
+ * end of the turn (coalesce): a last word before o2h_stream_close. */
+void o2h_stream_flush(o2h_stream *s);
 /** Close now: the queue is dropped, on_close(LOCAL) runs. Nothing if already closed. */
 void o2h_stream_close(o2h_stream *s);
 /** Close once everything queued is written (now if nothing is); sends fail meanwhile. */

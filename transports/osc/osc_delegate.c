@@ -98,7 +98,8 @@ static void tcp_connect_now(osc_delegate *d) {
                             .self = pl->self,
                             .ops = &tcp_ops,
                             .ctx = d,
-                            .queue_limit = (size_t)pl->queue_bytes};
+                            .queue_limit = (size_t)pl->queue_bytes,
+                            .coalesce = true};
     osc_conn *c = NULL;
     if (d->has_replies) {
         if (!(c = o2h_osc_conn_new(&d->replies))) {
@@ -237,6 +238,7 @@ void o2h_osc_delegate_stop(osc_delegate *d) {
     d->stopping = true;
     if (d->retry) pl->host->loop->timer_stop(d->retry);
     d->retry = NULL;
+    if (d->stream) o2h_stream_flush(d->stream); /* this turn's packets, if the socket takes them */
     if (d->stream) o2h_stream_close(d->stream); /* tcp_closed forgets it */
     if (d->has_replies && !d->tcp) {
         int fd = d->replies.fd;

@@ -158,7 +158,11 @@ static conn *conn_new(tcp_transport *tr, int fd, const struct sockaddr_in *addr,
                             .ctx = c,
                             .queue_limit = (size_t)tr->queue_limit,
                             .rx = tr->buf,
-                            .rx_size = sizeof tr->buf};
+                            .rx_size = sizeof tr->buf,
+                            /* One 64 KB read a turn (some 1500 small messages): a peer that
+                             * floods cannot hold back another's messages for longer. */
+                            .read_budget = 1,
+                            .coalesce = true};
     *error = ENOMEM;
     c->stream = fd >= 0 ? o2h_stream_new(&sp, fd) : o2h_stream_connect(&sp, addr, error);
     if (!c->stream) {

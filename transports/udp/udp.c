@@ -1,8 +1,12 @@
 /*
  * The UDP transport: O2's best-effort path. One datagram is one message
- * (no length prefix). Datagrams are received in batches with recvmmsg; a
- * send that would block is a counted drop (O2H_QUEUE_FULL), never a queue.
- * A link is a destination address (the core makes one per peer process).
+ * (no length prefix). Datagrams are received in batches with recvmmsg, at
+ * most MAX_ROUNDS batches a loop turn. What a turn sends waits in a bounded
+ * outbox and goes out at the end of the turn (the loop's deferred phase) in
+ * one sendmmsg: a burst costs one system call, and nothing waits for a later
+ * turn unless the socket is full. A send that finds the outbox full and the
+ * socket still refusing is a counted drop (O2H_QUEUE_FULL). A link is a
+ * destination address (the core makes one per peer process).
  *
  * Config: { "type": "udp", "host": "0.0.0.0", "port": 0, "batch": 16 }
  */
@@ -21,11 +25,16 @@
 
 #define MAX_DATAGRAM 65536
 #define MAX_BATCH 64
+#define MAX_ROUNDS 4      /* recvmmsg batches per loop turn: then the other sockets' turn */
+#define OUTBOX 256        /* datagrams waiting for the end of the turn (one sendmmsg) */
+#define MAX_PAYLOAD 65507 /* the largest datagram IPv4 can carry */
 
 typedef struct destination {
     struct sockaddr_in addr;
     o2h_link *link;
     struct udp_transport *tr;
+    uint32_t in_outbox; /* datagrams of ours waiting there */
+    bool forgotten;     /* closed while some waited: freed once they are gone */
     struct destination *next;
 } destination;
 
@@ -42,12 +51,125 @@ typedef struct udp_transport {
     struct mmsghdr msgs[MAX_BATCH];
     struct iovec iovs[MAX_BATCH];
     struct sockaddr_in from[MAX_BATCH];
+    /* the outbox: datagrams [out_head, out_len) wait, each a message reference */
+    struct mmsghdr out[OUTBOX];
+    struct iovec out_iov[OUTBOX];
+    o2h_msg *out_msg[OUTBOX];
+    destination *out_dest[OUTBOX];
+    uint32_t out_head, out_len;
+    bool want_write; /* the socket refused: the watch asks for WRITE */
+    o2h_deferred flush_later;
+    uint64_t send_errors; /* datagrams the system refused for good (logged) */
+    double error_logged_at;
 } udp_transport;
+
+static void free_destination(destination *d);
+
+/* ---- sending: the outbox ---- */
+
+static void outbox_pop(udp_transport *tr) {
+    uint32_t i = tr->out_head++;
+    tr->host->msg->msg_unref(tr->out_msg[i]);
+    destination *d = tr->out_dest[i];
+    if (--d->in_outbox == 0 && d->forgotten) free_destination(d);
+    if (tr->out_head == tr->out_len) tr->out_head = tr->out_len = 0;
+}
+
+static void set_want_write(udp_transport *tr, bool on) {
+    if (tr->want_write == on || !tr->watch) return;
+    if (tr->host->loop->watch_modify(tr->watch, O2H_EV_READ | (on ? O2H_EV_WRITE : 0)) == 0)
+        tr->want_write = on;
+}
+
+/* A datagram the system refused for good (no route, a firewall): dropped, and said. */
+static void refused_for_good(udp_transport *tr, int error) {
+    tr->send_errors++;
+    double now = tr->host->loop->local_time(tr->self);
+    if (tr->send_errors > 1 && now - tr->error_logged_at < 10) return;
+    tr->error_logged_at = now;
+    const destination *d = tr->out_dest[tr->out_head];
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &d->addr.sin_addr, ip, sizeof ip);
+    tr->host->log->write(
+        tr->self, O2H_LOG_WARN, "dropping a datagram to %s:%d: %s (%llu dropped so far)", ip,
+        ntohs(d->addr.sin_port), strerror(error), (unsigned long long)tr->send_errors);
+}
+
+/* Write the outbox: as many datagrams per sendmmsg as wait. What a full
+ * socket refuses stays, and the watch asks for WRITE. */
+static void udp_flush(udp_transport *tr) {
+    while (tr->out_head < tr->out_len && tr->fd >= 0) {
+        uint32_t i = tr->out_head, left = tr->out_len - i;
+        int n;
+        if (left == 1) { /* a lone datagram of a turn: sendto spares the header import */
+            ssize_t w =
+                sendto(tr->fd, tr->out_iov[i].iov_base, tr->out_iov[i].iov_len, MSG_DONTWAIT,
+                       (struct sockaddr *)&tr->out_dest[i]->addr, sizeof tr->out_dest[i]->addr);
+            n = w < 0 ? -1 : 1;
+        } else {
+            n = sendmmsg(tr->fd, tr->out + i, left, MSG_DONTWAIT);
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) break;
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            refused_for_good(tr, errno); /* the first one: the next call tries the rest */
+            outbox_pop(tr);
+            continue;
+        }
+        for (int k = 0; k < n; k++)
+            outbox_pop(tr);
+    }
+    set_want_write(tr, tr->out_head < tr->out_len);
+}
+
+static void flush_turn(void *ctx) {
+    udp_flush(ctx);
+}
+
+/* What a full socket left waits at the end of the outbox: move it to the front. */
+static void outbox_compact(udp_transport *tr) {
+    uint32_t n = tr->out_len - tr->out_head;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t from = tr->out_head + i;
+        tr->out_msg[i] = tr->out_msg[from];
+        tr->out_dest[i] = tr->out_dest[from];
+        tr->out_iov[i] = tr->out_iov[from];
+        tr->out[i].msg_hdr = tr->out[from].msg_hdr;
+        tr->out[i].msg_hdr.msg_iov = &tr->out_iov[i];
+    }
+    tr->out_head = 0;
+    tr->out_len = n;
+}
+
+static int udp_send(void *instance, void *link_ctx, o2h_msg *msg) {
+    udp_transport *tr = instance;
+    destination *d = link_ctx;
+    if (tr->fd < 0 || msg->length > MAX_PAYLOAD) return O2H_SEND_FAIL;
+    if (tr->out_len == OUTBOX) {
+        udp_flush(tr); /* a burst larger than the outbox: write what waits now */
+        if (tr->out_head > 0) outbox_compact(tr);
+        if (tr->out_len == OUTBOX) return O2H_QUEUE_FULL;
+    }
+    uint32_t i = tr->out_len++;
+    tr->out_msg[i] = tr->host->msg->msg_ref(msg);
+    tr->out_dest[i] = d;
+    d->in_outbox++;
+    tr->out_iov[i] = (struct iovec){msg->data, msg->length};
+    tr->out[i].msg_hdr = (struct msghdr){.msg_name = &d->addr,
+                                         .msg_namelen = sizeof d->addr,
+                                         .msg_iov = &tr->out_iov[i],
+                                         .msg_iovlen = 1};
+    if (!tr->want_write) tr->host->loop->defer(tr->self, &tr->flush_later, flush_turn, tr);
+    return O2H_OK;
+}
+
+/* ---- receiving ---- */
 
 static void on_readable(void *ctx, int fd, unsigned events) {
     udp_transport *tr = ctx;
-    (void)events;
-    for (int round = 0; round < 4; round++) {
+    if (events & O2H_EV_WRITE) udp_flush(tr);
+    if (!(events & (O2H_EV_READ | O2H_EV_ERROR | O2H_EV_HUP))) return;
+    for (int round = 0; round < MAX_ROUNDS; round++) {
         for (int i = 0; i < tr->batch; i++) {
             tr->iovs[i] = (struct iovec){tr->bufs + (size_t)i * MAX_DATAGRAM, MAX_DATAGRAM};
             tr->msgs[i].msg_hdr = (struct msghdr){.msg_name = &tr->from[i],
@@ -97,17 +219,11 @@ static int udp_connect(void *instance, const char *address, o2h_link **link) {
     return O2H_OK;
 }
 
-static int udp_send(void *instance, void *link_ctx, o2h_msg *msg) {
-    udp_transport *tr = instance;
-    destination *d = link_ctx;
-    if (tr->fd < 0) return O2H_SEND_FAIL;
-    ssize_t n = sendto(tr->fd, msg->data, msg->length, MSG_DONTWAIT, (struct sockaddr *)&d->addr,
-                       sizeof d->addr);
-    if (n == (ssize_t)msg->length) return O2H_OK;
-    return (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) ? O2H_QUEUE_FULL
-                                                                                    : O2H_SEND_FAIL;
+static void free_destination(destination *d) {
+    free(d);
 }
 
+/* The link ends; datagrams of its waiting in the outbox still go (they name its address). */
 static void forget(udp_transport *tr, destination *d) {
     for (destination **pp = &tr->dests; *pp; pp = &(*pp)->next)
         if (*pp == d) {
@@ -115,8 +231,18 @@ static void forget(udp_transport *tr, destination *d) {
             break;
         }
     o2h_link *link = d->link;
-    free(d);
+    d->link = NULL;
+    if (d->in_outbox)
+        d->forgotten = true;
+    else
+        free_destination(d);
     tr->host->link->link_free(link);
+}
+
+/* Drop what waits (the socket is closing). */
+static void outbox_clear(udp_transport *tr) {
+    while (tr->out_head < tr->out_len)
+        outbox_pop(tr);
 }
 
 static void udp_close(void *instance, void *link_ctx) {
@@ -171,6 +297,8 @@ static int udp_start(void *instance) {
 
 static void udp_stop(void *instance) {
     udp_transport *tr = instance;
+    udp_flush(tr); /* the last turn's datagrams, if the socket takes them */
+    outbox_clear(tr);
     while (tr->dests)
         forget(tr, tr->dests);
     tr->host->loop->watch_remove(tr->watch);
@@ -181,6 +309,7 @@ static void udp_stop(void *instance) {
 
 static void udp_destroy(void *instance) {
     udp_transport *tr = instance;
+    outbox_clear(tr);
     while (tr->dests)
         forget(tr, tr->dests);
     free(tr->bufs);

@@ -303,7 +303,8 @@ void o2h_ws_adopt(ws_transport *tr, MHD_socket sock, struct MHD_UpgradeResponseH
                             .queue_limit = (size_t)tr->queue_limit,
                             .rx = tr->rx,
                             .rx_size = sizeof tr->rx,
-                            .keep_fd = true};
+                            .keep_fd = true,
+                            .coalesce = true};
     c->stream = o2h_stream_new(&sp, sock);
     if (!c->stream) {
         conn_free_memory(c);
@@ -361,6 +362,7 @@ static void say_going_away(ws_conn *c) {
     body[1] = WS_CLOSE_GOING_AWAY & 0xff;
     memcpy(body + 2, reason, sizeof reason - 1);
     o2h_ws_queue_control(c, WS_OP_CLOSE, body, sizeof body);
+    o2h_stream_flush(c->stream); /* now: the stream closes before the turn ends */
 }
 
 void o2h_ws_close_all(ws_transport *tr) {
