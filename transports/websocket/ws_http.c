@@ -94,6 +94,13 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **re
     *req_cls = NULL;
 }
 
+/* Marks a response as `type`, never cached or sniffed. */
+void o2h_ws_uncached(struct MHD_Response *r, const char *type) {
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+}
+
 /* A response owning `body` (malloc'd; freed whatever happens), never cached or sniffed. */
 enum MHD_Result o2h_ws_respond(struct MHD_Connection *conn, unsigned status, const char *type,
                                char *body, size_t len) {
@@ -102,9 +109,7 @@ enum MHD_Result o2h_ws_respond(struct MHD_Connection *conn, unsigned status, con
         free(body);
         return MHD_NO;
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    o2h_ws_uncached(r, type);
     enum MHD_Result ret = MHD_queue_response(conn, status, r);
     MHD_destroy_response(r);
     return ret;

@@ -225,10 +225,12 @@ int o2h_ws_stats_start(ws_transport *tr);
 int o2h_ws_stats_listening(ws_transport *tr);
 /** After MHD has stopped. */
 void o2h_ws_stats_stop(ws_transport *tr);
-/** Answer GET /stats (any thread: the snapshot with "mhd_thread"). */
+/** Mark a response as `type`, never cached or sniffed. */
+void o2h_ws_uncached(struct MHD_Response *r, const char *type);
 /** Queue a response that owns `body` (malloc'd, freed in every case): no-store, nosniff. */
 enum MHD_Result o2h_ws_respond(struct MHD_Connection *conn, unsigned status, const char *type,
                                char *body, size_t len);
+/** Answer GET /stats (any thread: the snapshot with "mhd_thread"). */
 enum MHD_Result o2h_ws_serve_stats(ws_transport *tr, struct MHD_Connection *conn);
 
 /* ---- ws_conn.c ---- */

@@ -300,9 +300,7 @@ enum MHD_Result o2h_ws_layouts_request(ws_transport *tr, struct MHD_Connection *
         struct MHD_Response *r =
             MHD_create_response_from_buffer(sizeof only - 1, (void *)only, MHD_RESPMEM_PERSISTENT);
         if (!r) return MHD_NO;
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+        o2h_ws_uncached(r, "text/plain; charset=utf-8");
         MHD_add_response_header(r, "Allow", "GET, HEAD, PUT");
         enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, r);
         MHD_destroy_response(r);
