@@ -15,6 +15,7 @@ struct o2h_watch {
     unsigned events;
     o2h_fd_cb cb;
     void *ctx;
+    uint64_t ready_turn; /* the last turn epoll said it was ready in */
     bool dead;
     struct o2h_watch *next_dead;
 };
@@ -249,8 +250,22 @@ static void drain_fd(int fd) {
     }
 }
 
+/* A watch ready in the turn before this one too is busy (a flood, or a backlog): it has
+ * its callback after the watches that just became ready, and what those sent is written
+ * first (the deferred phase runs between the two). A control message that arrives
+ * during a flood so waits for at most one turn's share of the flood, and never behind
+ * it in the same turn. Each watch still has its callback in every turn it is ready. */
+static bool busy(loop *lp, o2h_watch *w) {
+    bool was_ready = w->ready_turn != 0 && w->ready_turn + 1 == lp->turn;
+    w->ready_turn = lp->turn;
+    return was_ready;
+}
+
 int o2h__loop_poll(loop *lp, int timeout_ms, bool *woken) {
     struct epoll_event events[MAX_EVENTS];
+    o2h_watch *later[MAX_EVENTS];
+    unsigned later_events[MAX_EVENTS];
+    int n_later = 0;
     *woken = false;
     /* What was queued since the last turn (outside any) goes out before we wait. */
     o2h__loop_run_deferred(lp);
@@ -262,6 +277,7 @@ int o2h__loop_poll(loop *lp, int timeout_ms, bool *woken) {
         lp->in_poll = false;
         return -1;
     }
+    lp->turn++;
     for (int i = 0; i < n; i++) {
         void *tag = events[i].data.ptr;
         if (tag == &wake_tag) {
@@ -278,9 +294,21 @@ int o2h__loop_poll(loop *lp, int timeout_ms, bool *woken) {
         } else {
             o2h_watch *w = tag;
             if (w->dead) continue;
+            if (busy(lp, w)) {
+                later[n_later] = w;
+                later_events[n_later++] = events[i].events;
+                continue;
+            }
             w->cb(w->ctx, w->fd, events[i].events);
             handled++;
         }
+    }
+    if (n_later > 0) o2h__loop_run_deferred(lp); /* what the others sent goes first */
+    for (int i = 0; i < n_later; i++) {
+        o2h_watch *w = later[i];
+        if (w->dead) continue;
+        w->cb(w->ctx, w->fd, later_events[i]);
+        handled++;
     }
     handled += run_due_timers(lp);
     arm_timerfd(lp);

@@ -21,6 +21,7 @@ typedef struct loop {
     uint32_t heap_len, heap_cap;
     struct o2h_watch *dead_watches; /* removed during a poll, freed after it */
     uint32_t n_watches;
+    uint64_t turn; /* polls so far: which watches were ready in the last one (busy ones) */
     bool in_poll;
     bool in_deferred; /* o2h__loop_run_deferred is running */
     /* A caller outside the loop (an embedder's send) runs the deferred phase when it

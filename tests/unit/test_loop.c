@@ -161,6 +161,70 @@ Test(loop, watch_can_remove_itself_in_its_callback) {
     o2h__loop_fini(&lp);
 }
 
+/* ---- busy watches after newly ready ones ---- */
+
+typedef struct turns {
+    loop *lp;
+    char seq[16];
+    int n;
+    o2h_deferred d;
+} turns;
+
+static void note(turns *t, char c) {
+    if (t->n < (int)sizeof t->seq - 1) t->seq[t->n++] = c;
+}
+
+static void on_deferred(void *ctx) {
+    note(ctx, 'D');
+}
+
+/* The flood: one byte a callback, so the pipe stays readable turn after turn. */
+static void on_flood_byte(void *ctx, int fd, unsigned events) {
+    char c;
+    (void)events;
+    (void)!read(fd, &c, 1);
+    note(ctx, 'F');
+}
+
+/* The control message: read, and "sent" (a deferred call, as a transport's write is). */
+static void on_control(void *ctx, int fd, unsigned events) {
+    turns *t = ctx;
+    char c;
+    (void)events;
+    (void)!read(fd, &c, 1);
+    note(t, 'C');
+    o2h__loop_defer(t->lp, &t->d, on_deferred, t);
+}
+
+Test(loop, a_watch_ready_turn_after_turn_waits_for_newly_ready_ones_and_their_sends) {
+    loop lp;
+    o2h__loop_init(&lp);
+    int flood[2], ctl[2];
+    cr_assert_eq(pipe(flood), 0);
+    cr_assert_eq(pipe(ctl), 0);
+    turns t = {.lp = &lp};
+    o2h_watch *wf = o2h__loop_watch(&lp, flood[0], O2H_EV_READ, on_flood_byte, &t);
+    o2h_watch *wc = o2h__loop_watch(&lp, ctl[0], O2H_EV_READ, on_control, &t);
+    cr_assert(wf && wc);
+    cr_assert_eq(write(flood[1], "xxxxxxxx", 8), 8);
+    bool woken;
+    o2h__loop_poll(&lp, 100, &woken); /* the flood's first turn: nothing else is ready */
+    cr_assert_str_eq(t.seq, "F");
+    cr_assert_eq(write(ctl[1], "c", 1), 1); /* ready after the flood, so epoll lists it last */
+    o2h__loop_poll(&lp, 100, &woken);
+    /* The control watch first, its deferred send next, then the flood (still served). */
+    cr_assert_str_eq(t.seq, "FCDF", "the turn ran \"%s\" (want FCDF)", t.seq);
+    o2h__loop_poll(&lp, 100, &woken);
+    cr_assert_str_eq(t.seq, "FCDFF", "a busy watch has its callback in every turn it is ready");
+    o2h__loop_watch_remove(wf);
+    o2h__loop_watch_remove(wc);
+    close(flood[0]);
+    close(flood[1]);
+    close(ctl[0]);
+    close(ctl[1]);
+    o2h__loop_fini(&lp);
+}
+
 static void *wake_later(void *arg) {
     usleep(20000);
     o2h__loop_wake(arg);

@@ -1,12 +1,15 @@
 /*
  * The UDP transport: O2's best-effort path. One datagram is one message
- * (no length prefix). Datagrams are received in batches with recvmmsg, at
- * most MAX_ROUNDS batches a loop turn. What a turn sends waits in a bounded
- * outbox and goes out at the end of the turn (the loop's deferred phase) in
- * one sendmmsg: a burst costs one system call, and nothing waits for a later
- * turn unless the socket is full. A send that finds the outbox full and the
- * socket still refusing is a counted drop (O2H_QUEUE_FULL). A link is a
- * destination address (the core makes one per peer process).
+ * (no length prefix). Datagrams are received with recvmmsg, one batch a loop
+ * turn: a flood then has its callback after the sockets that just became
+ * ready (the loop serves watches busy since the last turn last), and a
+ * control message that arrives meanwhile waits for at most one batch of it.
+ * What a turn sends waits in a bounded outbox and goes out at the end of the
+ * turn (the loop's deferred phase) in one sendmmsg: a burst costs one system
+ * call, and nothing waits for a later turn unless the socket is full. A send
+ * that finds the outbox full and the socket still refusing is a counted drop
+ * (O2H_QUEUE_FULL). A link is a destination address (the core makes one per
+ * peer process).
  *
  * Config: { "type": "udp", "host": "0.0.0.0", "port": 0, "batch": 16 }
  */
@@ -25,7 +28,6 @@
 
 #define MAX_DATAGRAM 65536
 #define MAX_BATCH 64
-#define MAX_ROUNDS 4      /* recvmmsg batches per loop turn: then the other sockets' turn */
 #define OUTBOX 256        /* datagrams waiting for the end of the turn (one sendmmsg) */
 #define MAX_PAYLOAD 65507 /* the largest datagram IPv4 can carry */
 
@@ -165,36 +167,36 @@ static int udp_send(void *instance, void *link_ctx, o2h_msg *msg) {
 
 /* ---- receiving ---- */
 
+/* One batch a turn: a flood's turns stay short, so whatever arrives beside it is
+ * read soon (in the next turn, and ahead of the flood there). */
 static void on_readable(void *ctx, int fd, unsigned events) {
     udp_transport *tr = ctx;
     if (events & O2H_EV_WRITE) udp_flush(tr);
     if (!(events & (O2H_EV_READ | O2H_EV_ERROR | O2H_EV_HUP))) return;
-    for (int round = 0; round < MAX_ROUNDS; round++) {
-        for (int i = 0; i < tr->batch; i++) {
-            tr->iovs[i] = (struct iovec){tr->bufs + (size_t)i * MAX_DATAGRAM, MAX_DATAGRAM};
-            tr->msgs[i].msg_hdr = (struct msghdr){.msg_name = &tr->from[i],
-                                                  .msg_namelen = sizeof tr->from[i],
-                                                  .msg_iov = &tr->iovs[i],
-                                                  .msg_iovlen = 1};
-        }
-        int n = recvmmsg(fd, tr->msgs, (unsigned)tr->batch, MSG_DONTWAIT, NULL);
-        if (n <= 0) return;
-        for (int i = 0; i < n; i++) {
-            uint32_t len = tr->msgs[i].msg_len;
-            if (tr->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
-                tr->host->link->count_invalid(tr->self, "truncated UDP datagram");
-                continue;
-            }
-            /* A datagram from an address outside "allow" is not an ensemble member's. */
-            if (!o2h_netaddr_allowed(tr->host, tr->self, &tr->from[i], "a UDP datagram")) continue;
-            o2h_msg *m = tr->host->msg->msg_alloc(tr->self, len);
-            if (!m) continue;
-            memcpy(m->data, tr->iovs[i].iov_base, len);
-            m->length = len;
-            tr->host->link->deliver(tr->self, NULL, m); /* validates and counts bad ones */
-        }
-        if (n < tr->batch) return;
+    for (int i = 0; i < tr->batch; i++) {
+        tr->iovs[i] = (struct iovec){tr->bufs + (size_t)i * MAX_DATAGRAM, MAX_DATAGRAM};
+        tr->msgs[i].msg_hdr = (struct msghdr){.msg_name = &tr->from[i],
+                                              .msg_namelen = sizeof tr->from[i],
+                                              .msg_iov = &tr->iovs[i],
+                                              .msg_iovlen = 1};
     }
+    int n = recvmmsg(fd, tr->msgs, (unsigned)tr->batch, MSG_DONTWAIT, NULL);
+    if (n <= 0) return;
+    for (int i = 0; i < n; i++) {
+        uint32_t len = tr->msgs[i].msg_len;
+        if (tr->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+            tr->host->link->count_invalid(tr->self, "truncated UDP datagram");
+            continue;
+        }
+        /* A datagram from an address outside "allow" is not an ensemble member's. */
+        if (!o2h_netaddr_allowed(tr->host, tr->self, &tr->from[i], "a UDP datagram")) continue;
+        o2h_msg *m = tr->host->msg->msg_alloc(tr->self, len);
+        if (!m) continue;
+        memcpy(m->data, tr->iovs[i].iov_base, len);
+        m->length = len;
+        tr->host->link->deliver(tr->self, NULL, m); /* validates and counts bad ones */
+    }
+    /* What is left waits for the next turn (the watch is level-triggered). */
 }
 
 static int udp_connect(void *instance, const char *address, o2h_link **link) {
