@@ -345,10 +345,14 @@ int main(int argc, char **argv) {
     /* The router's CPU in each phase, as a share of one core, and the machine's UDP drops
      * in the flood slots (and the idle slots after them, where the queues drain). */
     double cpu_in[2] = {0, 0};
+    /* How long the router and ctl-rx waited for a CPU while runnable: the part of the
+     * lateness that is this machine's scheduling, not the router's loop. */
+    double wait_in[2][2] = {{0, 0}, {0, 0}};
     long rcvbuf_drops = 0;
     double t = sh->t0 + 1.0;
     sleep_until(t);
     double cpu = nb_proc_cpu_s(pids[0]);
+    double waited[2] = {nb_proc_wait_s(pids[0]), nb_proc_wait_s(pids[1])};
     long rcvbuf = udp_rcvbuf_errors();
     for (int slot = 0; t + SLOT_S / 2 < end_time(); slot++) {
         t += SLOT_S;
@@ -359,9 +363,19 @@ int main(int argc, char **argv) {
         rcvbuf_drops += e - rcvbuf;
         cpu = c;
         rcvbuf = e;
+        for (int p = 0; p < 2; p++) {
+            double w = nb_proc_wait_s(pids[p]);
+            wait_in[p][slot % 2] += w - waited[p];
+            waited[p] = w;
+        }
     }
     double router_idle = cpu_in[0] / sh->seconds * 100;
     double router_flood = cpu_in[1] / sh->seconds * 100;
+    /* ms per s of the phase */
+    double router_wait_idle = wait_in[0][0] / sh->seconds * 1e3;
+    double router_wait_flood = wait_in[0][1] / sh->seconds * 1e3;
+    double ctl_rx_wait_idle = wait_in[1][0] / sh->seconds * 1e3;
+    double ctl_rx_wait_flood = wait_in[1][1] / sh->seconds * 1e3;
     for (int i = 1; i < 5; i++)
         waitpid(pids[i], NULL, 0);
     kill(pids[0], SIGTERM);
@@ -389,13 +403,19 @@ int main(int argc, char **argv) {
            sent, got, sh->ctl_out_of_order, sh->ctl_failed);
     printf("  the router's CPU: %.1f %% of a core in the idle phase, %.1f %% under the flood\n",
            router_idle, router_flood);
+    printf("  waiting for a CPU while runnable, ms per s: the router %.1f idle, %.1f under the "
+           "flood; ctl-rx %.1f idle, %.1f under the flood\n",
+           router_wait_idle, router_wait_flood, ctl_rx_wait_idle, ctl_rx_wait_flood);
     double ratio = idle99 > 0 ? flood99 / idle99 : -1;
     double ratio50 = idle50 > 0 ? flood50 / idle50 : -1;
     printf("  control p99 under the flood / idle: %.2f (goal <= 2); p50: %.2f\n", ratio, ratio50);
     printf("ISOLATION p50_idle_us=%.2f p50_flood_us=%.2f ratio_p50=%.3f "
            "p99_idle_us=%.2f p99_flood_us=%.2f ratio=%.3f flood_msgs_s=%.0f "
-           "flood_sent_s=%.0f ctl_lost=%ld router_cpu_idle_pct=%.1f router_cpu_flood_pct=%.1f\n",
+           "flood_sent_s=%.0f ctl_lost=%ld router_cpu_idle_pct=%.1f router_cpu_flood_pct=%.1f "
+           "router_wait_idle_ms_s=%.1f router_wait_flood_ms_s=%.1f ctl_rx_wait_idle_ms_s=%.1f "
+           "ctl_rx_wait_flood_ms_s=%.1f\n",
            idle50 * 1e6, flood50 * 1e6, ratio50, idle99 * 1e6, flood99 * 1e6, ratio, got_rate,
-           sh->flood_sent / sh->seconds, sent - got, router_idle, router_flood);
+           sh->flood_sent / sh->seconds, sent - got, router_idle, router_flood, router_wait_idle,
+           router_wait_flood, ctl_rx_wait_idle, ctl_rx_wait_flood);
     return sent == got ? 0 : 1;
 }

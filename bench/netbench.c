@@ -115,6 +115,18 @@ bool nb_read_full(int fd, void *buf, size_t len) {
 
 /* ---- other processes ---- */
 
+/* schedstat's second field: ns waiting for a CPU while runnable. */
+double nb_proc_wait_s(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/schedstat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    unsigned long long on_cpu = 0, waited = 0;
+    int ok = fscanf(f, "%llu %llu", &on_cpu, &waited) == 2;
+    fclose(f);
+    return ok ? (double)waited * 1e-9 : -1;
+}
+
 /* CPU time of a process in seconds (schedstat: ns on the CPU), or -1. */
 double nb_proc_cpu_s(pid_t pid) {
     char path[64];

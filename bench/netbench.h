@@ -25,6 +25,10 @@ bool nb_read_full(int fd, void *buf, size_t len);
 /** CPU time of process `pid` in seconds (/proc/PID/schedstat, else stat), or -1. */
 double nb_proc_cpu_s(pid_t pid);
 
+/** Seconds process `pid` has waited on a run queue, runnable but not running
+ * (/proc/PID/schedstat), or -1. */
+double nb_proc_wait_s(pid_t pid);
+
 /** VmRSS of process `pid` in KB, or -1. */
 long nb_proc_rss_kb(pid_t pid);
 

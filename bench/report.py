@@ -108,11 +108,13 @@ def isolation_summary(lines):
     return ("\n**isolation**: 1 kHz TCP control stream through a router, p99 %s µs idle, %s µs "
             "beside the UDP flood: **%.2f×** (goal ≤ 2×: %s); p50 %s → %s µs (%s×). The flood: "
             "%s msgs/s sent, %s received by its service; the router used %s %% of a core idle, "
-            "%s %% under the flood; control messages lost: %s.\n" % (
+            "%s %% under the flood, and waited for a CPU (runnable) %s ms a second idle, %s ms "
+            "under the flood; control messages lost: %s.\n" % (
                 r.get("p99_idle_us"), r.get("p99_flood_us"), ratio if ratio else -1, verdict,
                 r.get("p50_idle_us", "-"), r.get("p50_flood_us", "-"), r.get("ratio_p50", "-"),
                 r.get("flood_sent_s", "-"), r.get("flood_msgs_s"),
                 r.get("router_cpu_idle_pct", "-"), r.get("router_cpu_flood_pct", "-"),
+                r.get("router_wait_idle_ms_s", "-"), r.get("router_wait_flood_ms_s", "-"),
                 r.get("ctl_lost")))
 
 
