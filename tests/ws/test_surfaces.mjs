@@ -285,11 +285,22 @@ test('every kind of widget, two fingers at once, edit moves, export and import',
   await page.mouse.down();
   await page.mouse.move(meter.x + meter.width / 2 + cell, meter.y + meter.height / 2, { steps: 5 });
   await page.mouse.up();
+  // ... and its corner one cell right and one row down: 2 x 5 cells
+  const rowH = grid.height / 8;
+  const corner = await box('.widget[data-id="level"] .handle');
+  await page.mouse.move(corner.x + corner.width / 2, corner.y + corner.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(corner.x + corner.width / 2 + cell, corner.y + corner.height / 2 + rowH, { steps: 5 });
+  await page.mouse.up();
+  const resized = await box('.widget[data-id="level"]');
+  assert.ok(Math.abs(resized.width - 2 * meter.width) < cell / 2, `width ${resized.width} from ${meter.width}`);
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export')]);
   const exported = join(dir, 'exported.json');
   await download.saveAs(exported);
   const doc = JSON.parse(readFileSync(exported, 'utf8'));
-  assert.equal(doc.widgets.find((w) => w.id === 'level').x, 9, 'the meter moved from column 8 to 9');
+  const moved = doc.widgets.find((w) => w.id === 'level');
+  assert.equal(moved.x, 9, 'the meter moved from column 8 to 9');
+  assert.deepEqual([moved.y, moved.w, moved.h], [0, 2, 5], 'its corner resized it from 1 x 4 to 2 x 5');
 
   // import: a file with one more widget replaces the layout; a bad one is refused
   doc.widgets.push({ id: 'extra', kind: 'knob', x: 10, y: 6, address: '/synth/extra' });
