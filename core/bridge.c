@@ -125,13 +125,6 @@ static int refuse_over_bound(o2h_router *r, bridge *b, const char *what, unsigne
     return O2H_TOO_LARGE;
 }
 
-static bool link_offers(o2h_router *r, const char *name, const o2h_link *link) {
-    const service *s = o2h__services_find(&r->services, name, strlen(name));
-    for (uint32_t i = 0; s && i < s->n_providers; i++)
-        if (s->providers[i].kind == PROVIDER_LINK && s->providers[i].link == link) return true;
-    return false;
-}
-
 static int bridge_add_or_remove_service(o2h_router *r, bridge *b, const char *name, bool added,
                                         const char *props_or_empty) {
     if (!added) {
@@ -139,7 +132,7 @@ static int bridge_add_or_remove_service(o2h_router *r, bridge *b, const char *na
         if (rc == O2H_OK && b->n_services) b->n_services--;
         return rc;
     }
-    bool again = link_offers(r, name, b->link);
+    bool again = o2h__services_offered_by(r, name, PROVIDER_LINK, b->link);
     if (!again && b->n_services >= BRIDGE_MAX_SERVICES)
         return refuse_over_bound(r, b, "services", BRIDGE_MAX_SERVICES);
     /* O2 clients send "" or ";key:value;...": keep only a real property list. */
