@@ -77,16 +77,33 @@ for (const name of PARAMS) {
   const input = new RangeBar(div.querySelector('.in'), {
     min: -90, max: 90, step: 0.1, unit: '°', label: `${name} input`,
     onChange: (low, high) => {
-      if (low !== high) o2.sendCmd('/ctrl/input', 0, 'sff', name, low, high); // equal: refused
+      if (low === high) return; // the control program refuses equal angles
+      o2.sendCmd('/ctrl/input', 0, 'sff', name, low, high);
+      bars[name].input.pending = { low, high, at: now() };
     },
   });
   const output = new RangeBar(div.querySelector('.out'), {
     min: 0, max: 1, label: `${name} output`,
-    onChange: (low, high) => o2.sendCmd('/ctrl/map', 0, 'sff', name, low, high),
+    onChange: (low, high) => {
+      o2.sendCmd('/ctrl/map', 0, 'sff', name, low, high);
+      bars[name].output.pending = { low, high, at: now() };
+    },
   });
   bars[name] = { input, output, live: div.querySelector('.live') };
 }
 setReady(false);
+
+// While this page's own changes are on their way, the control program's echoes of earlier
+// ones would pull the ends back: a bar takes a mapping once its last change has come back.
+const PENDING_FOR = 2.0; // seconds; then the bar asks again (another page may have won)
+const same = (a, b) => Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(a));
+function settled(bar, low, high) {
+  const p = bar.pending;
+  if (!p) return true;
+  if (!same(p.low, low) || !same(p.high, high)) return false;
+  bar.pending = null;
+  return true;
+}
 
 // The control program keeps 32-bit floats: 0.8 arrives as 0.800000012; 7 digits are all it has.
 const f32 = (v) => Number(v.toPrecision(7));
@@ -96,12 +113,12 @@ o2.methodNew(`/${view}/map`, 'sffff', ({ args }) => {
   const b = bars[name];
   if (!b) return;
   state.map[name] = { inLow, inHigh, low, high };
-  b.input.set(inLow, inHigh);
+  if (settled(b.input, inLow, inHigh)) b.input.set(inLow, inHigh);
   if (!b.output.busy) {
     const [min, max] = outputAxis(low, high, [b.output.min, b.output.max]);
     if (min !== b.output.min || max !== b.output.max) b.output.setAxis(min, max);
   }
-  b.output.set(low, high);
+  if (settled(b.output, low, high)) b.output.set(low, high);
   if (!state.ready && PARAMS.every((n) => state.map[n])) setReady(true);
 });
 
@@ -134,6 +151,7 @@ o2.onDisconnect = () => {
   $('state').textContent = 'disconnected (retrying)';
   $('state').className = 'down';
   setReady(false); // the control program may come back with another mapping
+  for (const b of Object.values(bars)) b.input.pending = b.output.pending = null;
 };
 
 function showProblem(text) {
@@ -168,8 +186,17 @@ function sensorState() {
   document.body.dataset.sensor = s;
   $('sensor').textContent = text;
   $('sensor').className = cls;
-  // Nothing from the control program: ask again (a repeated /ctrl/watch is harmless).
-  const quiet = !state.ready || (s !== 'streaming' && age > RETRY_WATCH);
+  // Nothing from the control program, or a change of ours not answered: ask again (a
+  // repeated /ctrl/watch is harmless; its answer is the mapping in use).
+  let stale = false;
+  for (const b of Object.values(bars))
+    for (const bar of [b.input, b.output])
+      if (bar.pending && !bar.busy && t - bar.pending.at > PENDING_FOR) {
+        bar.pending = null;
+        stale = true;
+      }
+  if (stale) state.lastWatch = 0;
+  const quiet = stale || !state.ready || (s !== 'streaming' && age > RETRY_WATCH);
   if (o2.connected && quiet && t - (state.lastWatch || 0) > RETRY_WATCH) {
     state.lastWatch = t;
     watch();
