@@ -8,7 +8,8 @@
 // show the sensor streaming and the live values (the same values oscdump
 // prints), and send /ctrl/map "sff" when an end of an output bar is dragged
 // (mouse, then touch) — a small drag changes the mapping a little, and
-// oscdump's values follow the new range. The sensor stopped, the page says
+// oscdump's values follow the new range — and /ctrl/input "sff" when an end
+// of an input bar moves (keyboard). The sensor stopped, the page says
 // so. Screenshots: scimu.png, scimu-dark.png (artifactPath).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -242,6 +243,15 @@ test('the page starts from the mapping, shows the sensor and sets the range it m
     assert.deepEqual(await page.evaluate(() => window.scimu.state.map.roll),
                      { inLow: -10, inHigh: 10, low: final[0], high: final[1] },
                      'the control program told the page the mapping it now uses');
+
+    // The input bar, by keyboard: roll's high angle one degree down.
+    const mark3 = control.lines.length;
+    await page.focus('.param[data-name="roll"] .in .end[data-end="high"]');
+    await page.keyboard.press('ArrowLeft');
+    await until(() => control.lines.slice(mark3).includes('control: roll reads -10.0 .. 9.0 degrees'),
+                10000, 'the control program to take /ctrl/input from the page');
+    await page.waitForFunction(() => window.scimu.state.map.roll.inHigh === 9, null, { timeout: 5000 });
+    assert.deepEqual(maps('roll', mark3), [], 'the output range stays');
 
     await page.screenshot({ path: artifactPath('scimu.png') });
     await page.selectOption('#theme', 'dark');
