@@ -56,10 +56,11 @@ export function decode(text) {
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Resolve when `pred()` is truthy (polled every 5 ms); reject after `ms`.
+// `pred` may be async: its promise is awaited before the value is judged.
 export async function until(pred, ms, what) {
   const end = Date.now() + ms;
   for (;;) {
-    const v = pred();
+    const v = await pred();
     if (v) return v;
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await sleep(5);
