@@ -11,208 +11,13 @@
  *
  * Exit 0: all passed; 1: a check failed; 77: no pd (skipped).
  */
-#include <errno.h>
-#include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <time.h>
 #include <unistd.h>
 
-typedef struct proc {
-    pid_t pid;
-    int fd; /* stdout and stderr together */
-    char out[1 << 16];
-    size_t used;
-} proc;
-
-static proc *running[8];
-static int failures;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void stop(proc *p) {
-    if (p->pid <= 0) return;
-    kill(p->pid, SIGTERM);
-    double end = now_s() + 3;
-    int st;
-    while (waitpid(p->pid, &st, WNOHANG) == 0) {
-        if (now_s() > end) {
-            kill(p->pid, SIGKILL);
-            waitpid(p->pid, &st, 0);
-            break;
-        }
-        usleep(10000);
-    }
-    p->pid = 0;
-    if (p->fd >= 0) close(p->fd);
-    p->fd = -1;
-}
-
-static void stop_all(void) {
-    for (int i = 0; i < 8; i++)
-        if (running[i]) stop(running[i]);
-}
-
-static void check(bool ok, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%s - ", ok ? "ok" : "not ok");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    fflush(stdout);
-    if (!ok) failures++;
-}
-
-static void spawn(proc *p, char *const argv[]) {
-    int fds[2];
-    if (pipe(fds) != 0) exit(1);
-    memset(p, 0, sizeof *p);
-    p->pid = fork();
-    if (p->pid == 0) {
-        dup2(fds[1], 1);
-        dup2(fds[1], 2);
-        close(fds[0]);
-        close(fds[1]);
-        setenv("O2HUB_PLUGIN_PATH", TRANSPORT_DIR ":" DISCOVERY_DIR, 1);
-        if (PD_PRELOAD[0] && strcmp(argv[0], PD_EXE) == 0) {
-            /* sanitizer build: its runtimes first; Pd itself frees little at exit */
-            setenv("LD_PRELOAD", PD_PRELOAD, 1);
-            setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
-        }
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    p->fd = fds[0];
-    for (int i = 0; i < 8; i++)
-        if (!running[i]) {
-            running[i] = p;
-            break;
-        }
-}
-
-/* Read what is there within `ms`; false at end of output. */
-static bool drain(proc *p, int ms) {
-    if (p->fd < 0) return false;
-    struct pollfd pf = {.fd = p->fd, .events = POLLIN};
-    if (poll(&pf, 1, ms) <= 0) return true;
-    ssize_t n = read(p->fd, p->out + p->used, sizeof p->out - 1 - p->used);
-    if (n <= 0) return false;
-    p->used += (size_t)n;
-    p->out[p->used] = 0;
-    return true;
-}
-
-/* Wait at most `limit` seconds for `needle` in p's output. */
-static const char *expect(proc *p, const char *needle, double limit) {
-    double end = now_s() + limit;
-    for (;;) {
-        const char *hit = strstr(p->out, needle);
-        if (hit) return hit;
-        if (now_s() > end) return NULL;
-        if (!drain(p, 50)) {
-            hit = strstr(p->out, needle);
-            return hit;
-        }
-    }
-}
-
-/* Run to completion (at most `limit` s); the exit status, -1 on timeout. */
-static int run(proc *p, char *const argv[], double limit) {
-    spawn(p, argv);
-    double end = now_s() + limit;
-    int st;
-    while (waitpid(p->pid, &st, WNOHANG) == 0) {
-        drain(p, 20);
-        if (now_s() > end) {
-            stop(p);
-            return -1;
-        }
-    }
-    while (drain(p, 0) && p->fd >= 0) {
-        struct pollfd pf = {.fd = p->fd, .events = POLLIN};
-        if (poll(&pf, 1, 0) <= 0) break;
-    }
-    p->pid = 0;
-    close(p->fd);
-    p->fd = -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int free_port(void) {
-    for (int tries = 0; tries < 50; tries++) {
-        int u = socket(AF_INET, SOCK_DGRAM, 0), t = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t len = sizeof a;
-        bool ok = bind(u, (struct sockaddr *)&a, sizeof a) == 0 &&
-                  getsockname(u, (struct sockaddr *)&a, &len) == 0 &&
-                  bind(t, (struct sockaddr *)&a, sizeof a) == 0;
-        close(u);
-        close(t);
-        if (ok) return ntohs(a.sin_port);
-    }
-    return -1;
-}
-
-/* ---- Patches ----------------------------------------------------------------- */
-
-typedef struct patch {
-    char text[8192];
-    size_t len;
-    int n;
-} patch;
-
-static int obj(patch *p, const char *kind, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    p->len += (size_t)snprintf(p->text + p->len, sizeof p->text - p->len, "#X %s 10 %d ", kind,
-                               10 + 30 * p->n);
-    p->len += (size_t)vsnprintf(p->text + p->len, sizeof p->text - p->len, fmt, ap);
-    p->len += (size_t)snprintf(p->text + p->len, sizeof p->text - p->len, ";\n");
-    va_end(ap);
-    return p->n++;
-}
-
-static void wire(patch *p, int from, int outlet, int to, int inlet) {
-    p->len += (size_t)snprintf(p->text + p->len, sizeof p->text - p->len,
-                               "#X connect %d %d %d %d;\n", from, outlet, to, inlet);
-}
-
-/* [o2receive PATH ARGS] printing its list as NAME and its time as NAME_T */
-static int receive_print(patch *p, const char *path_args, const char *name) {
-    int r = obj(p, "obj", "o2receive %s", path_args);
-    int pr = obj(p, "obj", "print %s", name);
-    int pt = obj(p, "obj", "print %s_T", name);
-    wire(p, r, 0, pr, 0);
-    wire(p, r, 1, pt, 0);
-    return r;
-}
-
-static void write_patch(const char *path, const patch *p) {
-    FILE *f = fopen(path, "w");
-    if (!f) exit(1);
-    fprintf(f, "#N canvas 0 0 800 1200 12;\n%s", p->text);
-    fclose(f);
-}
-
-static void start_pd(proc *p, const char *patch_path) {
-    char *argv[] = {PD_EXE,  "-nogui",        "-noaudio", "-stderr",          "-noprefs", "-nrt",
-                    "-path", PD_EXTERNAL_DIR, "-open",    (char *)patch_path, NULL};
-    spawn(p, argv);
-}
+#include "pd_harness.h"
 
 /* Every help patch and the example open with no error and no "couldn't create". */
 static void help_patches_open_cleanly(void) {
@@ -233,7 +38,7 @@ static void help_patches_open_cleanly(void) {
     }
 }
 
-static char ensemble[64], tmpdir[64];
+static char ensemble[64];
 static int port_a, port_b;
 
 static int o2ctl(proc *p, double limit, const char *const *args) {
@@ -254,11 +59,9 @@ int main(void) {
         printf("pd not found at %s: skipped\n", PD_EXE);
         return 77;
     }
-    atexit(stop_all);
     help_patches_open_cleanly();
     snprintf(ensemble, sizeof ensemble, "pdtest-%d", (int)getpid());
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/pd-test-XXXXXX");
-    if (!mkdtemp(tmpdir)) return 1;
+    make_tmpdir();
     port_a = free_port();
     port_b = free_port();
     char peer_a[32];
@@ -318,8 +121,7 @@ int main(void) {
     wire(&a, prop, 0, obj(&a, "obj", "print PROP"), 0);
     wire(&a, prop, 1, obj(&a, "obj", "print NOPROP"), 0);
     char path_a[128];
-    snprintf(path_a, sizeof path_a, "%s/a.pd", tmpdir);
-    write_patch(path_a, &a);
+    write_patch(path_a, sizeof path_a, "a.pd", &a);
 
     proc pa, c, dump, pb;
     start_pd(&pa, path_a);
@@ -406,8 +208,7 @@ int main(void) {
     wire(&b, hello, 0, tob, 0);
     wire(&b, st, 0, obj(&b, "obj", "print STATUS"), 0);
     char path_b[128];
-    snprintf(path_b, sizeof path_b, "%s/b.pd", tmpdir);
-    write_patch(path_b, &b);
+    write_patch(path_b, sizeof path_b, "b.pd", &b);
     start_pd(&pb, path_b);
     bool from_b = expect(&pa, "FROMB: list hello 7", 15) != NULL;
     drain(&pb, 100);
@@ -423,22 +224,15 @@ int main(void) {
     int lb = obj(&cp, "obj", "loadbang");
     /* a config file (the plugins by type, linked in) and a bad one */
     char cfg_c[128], cfg_bad[128], json[512];
-    snprintf(cfg_c, sizeof cfg_c, "%s/c.json", tmpdir);
-    snprintf(cfg_bad, sizeof cfg_bad, "%s/bad.json", tmpdir);
     snprintf(json, sizeof json,
              "{\"ensemble\": \"%s\",\n"
              " \"transports\": [{\"type\": \"tcp\", \"host\": \"127.0.0.1\", \"port\": %d},\n"
              "                {\"type\": \"udp\", \"host\": \"127.0.0.1\", \"port\": %d}]}\n",
              ensemble, port_c, port_c);
-    FILE *f = fopen(cfg_c, "w");
-    if (!f) return 1;
-    fputs(json, f);
-    fclose(f);
-    f = fopen(cfg_bad, "w");
-    if (!f) return 1;
-    fputs("{\"ensemble\": \"x\",\n \"transports\": [{\"type\": \"tcp\", \"port\": \"many\"}]}\n",
-          f);
-    fclose(f);
+    write_file(cfg_c, sizeof cfg_c, "c.json", json);
+    write_file(
+        cfg_bad, sizeof cfg_bad, "bad.json",
+        "{\"ensemble\": \"x\",\n \"transports\": [{\"type\": \"tcp\", \"port\": \"many\"}]}\n");
     obj(&cp, "obj", "o2ensemble -config %s", cfg_bad);
     int join1 = obj(&cp, "msg", "join -config %s", cfg_c);
     int d1 = obj(&cp, "obj", "delay 300");
@@ -460,9 +254,8 @@ int main(void) {
     wire(&cp, quit, 0, leave2, 0);
     wire(&cp, leave2, 0, ens_c, 0);
     char path_c[128], peer_c[32];
-    snprintf(path_c, sizeof path_c, "%s/c.pd", tmpdir);
     snprintf(peer_c, sizeof peer_c, "127.0.0.1:%d", port_c);
-    write_patch(path_c, &cp);
+    write_patch(path_c, sizeof path_c, "c.pd", &cp);
     proc pc;
     start_pd(&pc, path_c);
     const char *left = expect(&pc, "ENSC: left", 10);
@@ -487,9 +280,7 @@ int main(void) {
     check(kill(pc.pid, 0) == 0 && !strstr(pc.out, "ERROR: AddressSanitizer"),
           "and Pd C is still running");
     stop(&pc);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd) != 0) failures++;
+    remove_tmpdir();
     printf("%d failed\n", failures);
     return failures ? 1 : 0;
 }
