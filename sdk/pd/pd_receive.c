@@ -58,6 +58,9 @@ static bool receive_parse(o2pd_receive *x, int argc, t_atom *argv, char *path, s
         const char *f = argv[i].a_type == A_SYMBOL ? argv[i].a_w.w_symbol->s_name : "";
         if (strcmp(f, "-t") == 0 && i + 1 < argc && argv[i + 1].a_type == A_SYMBOL) {
             *types = argv[++i].a_w.w_symbol->s_name;
+        } else if (strcmp(f, "-t") == 0) {
+            pd_error(&x->obj, "o2receive: -t wants a type string (e.g. -t ifs)");
+            return false;
         } else if (strcmp(f, "-w") == 0 && wait) {
             *wait = true;
         } else {

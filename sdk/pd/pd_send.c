@@ -35,6 +35,9 @@ static bool send_parse(o2pd_send *x, int argc, t_atom *argv) {
         const char *f = argv[i].a_type == A_SYMBOL ? argv[i].a_w.w_symbol->s_name : "";
         if (strcmp(f, "-t") == 0 && i + 1 < argc && argv[i + 1].a_type == A_SYMBOL) {
             types = argv[++i].a_w.w_symbol;
+        } else if (strcmp(f, "-t") == 0) {
+            pd_error(&x->obj, "o2send: -t wants a type string (e.g. -t ifs)");
+            return false;
         } else if (strcmp(f, "-r") == 0) {
             reliable = true;
         } else if (strcmp(f, "-b") == 0 || strcmp(f, "-u") == 0 || strcmp(f, "udp") == 0) {

@@ -39,6 +39,67 @@ static void help_patches_open_cleanly(void) {
 }
 
 static char ensemble[64];
+
+typedef struct bad_input {
+    const char *input, *text; /* what the patch does, the console error it must give */
+} bad_input;
+
+static const bad_input load_errors[] = {
+    {"[o2ensemble other -bogus 1]", "o2ensemble: unknown option -bogus"},
+    {"[o2ensemble 5]", "o2ensemble: the ensemble name must be a symbol"},
+    {"[o2ensemble -log info] (no name)", "o2ensemble: options but no ensemble name"},
+    {"[o2receive /pdrx/bad -t iq]", "o2receive /pdrx/bad: bad types \"iq\": type code 'q'"},
+    {"[o2receive /pdrx/bad2 -t 5]", "o2receive: -t wants a type string"},
+    {"[o2send /pdrx/v -t q]", "o2send: bad types \"q\": type code 'q'"},
+    {"[o2send /pdrx/v -t 5]", "o2send: -t wants a type string"},
+    {"[o2property 1 color]", "o2property: wants [o2property SERVICE ATTRIBUTE]"},
+    {"[o2.status 5]", "o2.status: wants one service name"},
+    {"[o2.tap 5]", "o2.tap: which service?"},
+    {"[o2.time now]", "o2.time: takes no arguments"},
+};
+
+static const bad_input message_errors[] = {
+    {"[o2send /nosuch/x] (a service that does not exist)",
+     "o2send /nosuch/x: no service \"nosuch\" (yet): message dropped"},
+    {"abc to [o2send /pdrx/v -t i]", "o2send /pdrx/v: type 'i' wants a number, not \"abc\""},
+    {"[join( with no name", "o2ensemble: join needs an ensemble name"},
+    {"[join pdx -port many(", "o2ensemble: -port wants a number"},
+    {"[put 1 2( to [o2property]", "o2property: put service attribute [value]"},
+    {"[time abc( to [o2send]", "bad arguments for message 'time' to object 'o2send'"},
+    {"[foo( to [o2.time]", "o2.time: no method for 'foo'"},
+};
+
+/* The objects of load_errors, and what /pdrx/err's outlet sends for message_errors. */
+static void bad_inputs(patch *a) {
+    obj(a, "obj", "o2ensemble other -bogus 1");
+    int passive = obj(a, "obj", "o2ensemble 5");
+    obj(a, "obj", "o2ensemble -log info");
+    obj(a, "obj", "o2receive /pdrx/bad -t iq");
+    obj(a, "obj", "o2receive /pdrx/bad2 -t 5");
+    obj(a, "obj", "o2send /pdrx/v -t q");
+    obj(a, "obj", "o2send /pdrx/v -t 5");
+    int prop = obj(a, "obj", "o2property 1 color");
+    obj(a, "obj", "o2.status 5");
+    obj(a, "obj", "o2.tap 5");
+    int now = obj(a, "obj", "o2.time now");
+    int err = obj(a, "obj", "o2receive /pdrx/err");
+    wire(a, err, 0, obj(a, "obj", "o2send /nosuch/x"), 0);
+    int abc = obj(a, "msg", "abc");
+    wire(a, err, 0, abc, 0);
+    wire(a, abc, 0, obj(a, "obj", "o2send /pdrx/v -t i"), 0);
+    int join = obj(a, "msg", "join \\, join pdx -port many");
+    wire(a, err, 0, join, 0);
+    wire(a, join, 0, passive, 0);
+    int put = obj(a, "msg", "put 1 2");
+    wire(a, err, 0, put, 0);
+    wire(a, put, 0, prop, 0);
+    int time = obj(a, "msg", "time abc");
+    wire(a, err, 0, time, 0);
+    wire(a, time, 0, obj(a, "obj", "o2send /pdrx/v"), 0);
+    int foo = obj(a, "msg", "foo");
+    wire(a, err, 0, foo, 0);
+    wire(a, foo, 0, now, 0);
+}
 static int port_a, port_b;
 
 static int o2ctl(proc *p, double limit, const char *const *args) {
@@ -100,15 +161,8 @@ int main(void) {
     wire(&a, now, 0, minus, 0);
     wire(&a, timer, 0, obj(&a, "obj", "print ELAPSED"), 0);
     wire(&a, minus, 0, obj(&a, "obj", "print LATENESS"), 0);
-    /* errors: none of these may stop Pd */
-    obj(&a, "obj", "o2ensemble other -bogus 1");
-    obj(&a, "obj", "o2receive /pdrx/bad -t iq");
-    int err = obj(&a, "obj", "o2receive /pdrx/err");
-    int nosvc = obj(&a, "obj", "o2send /nosuch/x");
-    wire(&a, err, 0, nosvc, 0);
-    int abc = obj(&a, "msg", "abc");
-    wire(&a, err, 0, abc, 0);
-    wire(&a, abc, 0, obj(&a, "obj", "o2send /pdrx/v -t i"), 0);
+    /* bad input, when the patch loads and when /pdrx/err comes: none may stop Pd */
+    bad_inputs(&a);
     receive_print(&a, "/pdrx/fromb", "FROMB");
     /* a tap on our own service; a property put and read back */
     int tap = obj(&a, "obj", "o2.tap pdrx");
@@ -126,8 +180,9 @@ int main(void) {
     proc pa, c, dump, pb;
     start_pd(&pa, path_a);
     check(expect(&pa, "ENS: joined", 10) != NULL, "Pd A joined (%s)", pa.out);
-    check(strstr(pa.out, "unknown option -bogus") != NULL, "an unknown option is a console error");
-    check(strstr(pa.out, "type code 'q'") != NULL, "a bad type string is a console error");
+    for (size_t i = 0; i < sizeof load_errors / sizeof load_errors[0]; i++)
+        check(expect(&pa, load_errors[i].text, 2) != NULL, "console error for %s",
+              load_errors[i].input);
 
     const char *s1[] = {"-p", peer_a, "send", "/pdrx/v", "ifs", "3", "2.5", "hello", NULL};
     check(o2ctl(&c, 20, s1) == 0, "o2ctl send /pdrx/v (%s)", c.out);
@@ -180,13 +235,15 @@ int main(void) {
           lateness);
     check(strstr(pa.out, "LATEVALUE: 42") != NULL, "the timed message kept its value");
 
-    /* sending to a service that does not exist */
+    /* bad messages, from /pdrx/err's outlet; then Pd still answers */
     const char *s5[] = {"-p", peer_a, "send", "/pdrx/err", "i", "1", NULL};
     check(o2ctl(&c, 20, s5) == 0, "o2ctl send /pdrx/err");
-    check(expect(&pa, "no service \"nosuch\"", 5) != NULL, "a missing service is a console error");
-    check(expect(&pa, "type 'i' wants a number, not \"abc\"", 5) != NULL,
-          "a value that does not fit its type is a console error");
-    check(kill(pa.pid, 0) == 0, "Pd A is still running");
+    for (size_t i = 0; i < sizeof message_errors / sizeof message_errors[0]; i++)
+        check(expect(&pa, message_errors[i].text, 5) != NULL, "console error for %s",
+              message_errors[i].input);
+    const char *s5b[] = {"-p", peer_a, "send", "/pdrx/v", "i", "77", NULL};
+    check(o2ctl(&c, 20, s5b) == 0 && expect(&pa, "RX: 77", 5) != NULL,
+          "after every bad input Pd A still runs and its [o2receive] still works");
 
     /* Pd B finds A and, once A's service is known, sends to it */
     patch b = {0};
