@@ -222,7 +222,7 @@ static void ensemble_status(o2pd_ensemble *x, t_symbol *service) {
 }
 
 static void ensemble_time(o2pd_ensemble *x) {
-    double t = o2hb_time(x->s->hb);
+    double t = o2pd_session_time(x->s);
     t_atom a;
     SETFLOAT(&a, t < 0 ? -1 : (t_float)(t * 1000.0));
     outlet_anything(x->out, gensym("time"), 1, &a);

@@ -179,7 +179,7 @@ typedef struct o2pd_time {
 static t_class *time_class;
 
 static void time_bang(o2pd_time *x) {
-    double t = o2hb_time(x->s->hb);
+    double t = o2pd_session_time(x->s);
     outlet_float(x->out, t < 0 ? -1 : (t_float)(t * 1000.0));
 }
 

@@ -90,7 +90,7 @@ static void send_types(o2pd_send *x, t_symbol *sel, int argc, t_atom *argv) {
 }
 
 static bool clock_now(o2pd_send *x, double *now) {
-    *now = o2hb_time(x->s->hb);
+    *now = o2pd_session_time(x->s); /* "delay" counts from the logical time */
     if (*now < 0) {
         pd_error(&x->obj, "o2send: no O2 clock yet: a timed message needs one");
         return false;
