@@ -2,7 +2,8 @@
  * pd_extras.c — objects O2's external does not have:
  *   [o2.status SERVICE]  the service's status: on bang, and whenever it changes
  *   [o2.tap SERVICE]     copies of every message to SERVICE, wherever it is
- *   [o2.time]            O2 time in ms on bang (-1: no clock yet)
+ *   [o2.time]            O2 time in ms on bang (-1: no clock yet); on the right,
+ *                        whole seconds and ms, exact for 194 days
  */
 #include <stdio.h>
 #include <string.h>
@@ -174,12 +175,20 @@ typedef struct o2pd_time {
     t_object obj;
     o2pd_session *s;
     t_outlet *out;
+    t_outlet *split; /* seconds and ms: exact when ms alone no longer fit a Pd float */
 } o2pd_time;
 
 static t_class *time_class;
 
 static void time_bang(o2pd_time *x) {
     double t = o2pd_session_time(x->s);
+    if (t >= 0) {
+        double seconds = (double)(long long)t; /* t >= 0 */
+        t_atom a[2];
+        SETFLOAT(&a[0], (t_float)seconds);
+        SETFLOAT(&a[1], (t_float)((t - seconds) * 1000.0));
+        outlet_list(x->split, &s_list, 2, a);
+    }
     outlet_float(x->out, t < 0 ? -1 : (t_float)(t * 1000.0));
 }
 
@@ -190,6 +199,7 @@ static void *time_new(t_symbol *sel, int argc, t_atom *argv) {
     if (argc) pd_error(&x->obj, "o2.time: takes no arguments");
     x->s = o2pd_session_acquire();
     x->out = outlet_new(&x->obj, &s_float);
+    x->split = outlet_new(&x->obj, &s_list);
     return x;
 }
 

@@ -98,8 +98,17 @@ static bool clock_now(o2pd_send *x, double *now) {
     return true;
 }
 
-static void send_time(o2pd_send *x, t_floatarg ms) {
-    x->next_time = ms / 1000.0;
+/* "time MS" (O2's), or "time SECONDS MS" (as [o2.time]'s right outlet gives it): one Pd
+ * float holds O2 time in ms exactly only for the first 4.6 hours. */
+static void send_time(o2pd_send *x, t_symbol *sel, int argc, t_atom *argv) {
+    (void)sel;
+    if (argc < 1 || argc > 2 || argv[0].a_type != A_FLOAT ||
+        (argc == 2 && argv[1].a_type != A_FLOAT)) {
+        pd_error(&x->obj, "o2send: time MS, or time SECONDS MS");
+        return;
+    }
+    x->next_time = argc == 1 ? argv[0].a_w.w_float / 1000.0
+                             : argv[0].a_w.w_float + argv[1].a_w.w_float / 1000.0;
 }
 
 static void send_delay(o2pd_send *x, t_floatarg ms) {
@@ -168,7 +177,7 @@ void o2pd_send_setup(void) {
     class_addanything(send_class, (t_method)send_anything);
     class_addmethod(send_class, (t_method)send_address, gensym("address"), A_GIMME, 0);
     class_addmethod(send_class, (t_method)send_types, gensym("types"), A_GIMME, 0);
-    class_addmethod(send_class, (t_method)send_time, gensym("time"), A_FLOAT, 0);
+    class_addmethod(send_class, (t_method)send_time, gensym("time"), A_GIMME, 0);
     class_addmethod(send_class, (t_method)send_delay, gensym("delay"), A_FLOAT, 0);
     class_addmethod(send_class, (t_method)send_status, gensym("status"), 0);
 }

@@ -67,7 +67,7 @@ static const bad_input message_errors[] = {
     {"[join( with no name", "o2ensemble: join needs an ensemble name"},
     {"[join pdx -port many(", "o2ensemble: -port wants a number"},
     {"[put 1 2( to [o2property]", "o2property: put service attribute [value]"},
-    {"[time abc( to [o2send]", "bad arguments for message 'time' to object 'o2send'"},
+    {"[time abc( to [o2send]", "o2send: time MS, or time SECONDS MS"},
     {"[foo( to [o2.time]", "o2.time: no method for 'foo'"},
 };
 
@@ -166,6 +166,24 @@ int main(void) {
     wire(&a, now, 0, minus, 0);
     wire(&a, timer, 0, obj(&a, "obj", "print ELAPSED"), 0);
     wire(&a, minus, 0, obj(&a, "obj", "print LATENESS"), 0);
+    /* /pdrx/split: [o2.time]'s seconds and ms stamp a message with "time SECONDS MS" */
+    int split_in = obj(&a, "obj", "o2receive /pdrx/split");
+    int tb2 = obj(&a, "obj", "t b b");
+    int split_now = obj(&a, "obj", "o2.time");
+    int prepend = obj(&a, "obj", "list prepend time");
+    int trim = obj(&a, "obj", "list trim");
+    int seven = obj(&a, "msg", "7");
+    int stamp = obj(&a, "obj", "o2send /pdrx/stamped");
+    wire(&a, split_in, 0, tb2, 0);
+    wire(&a, tb2, 1, split_now, 0);
+    wire(&a, split_now, 1, obj(&a, "obj", "print SPLIT"), 0);
+    wire(&a, split_now, 0, obj(&a, "obj", "print SPLITMS"), 0);
+    wire(&a, split_now, 1, prepend, 0);
+    wire(&a, prepend, 0, trim, 0);
+    wire(&a, trim, 0, stamp, 0);
+    wire(&a, tb2, 0, seven, 0);
+    wire(&a, seven, 0, stamp, 0);
+    receive_print(&a, "/pdrx/stamped", "STAMPED");
     /* bad input, when the patch loads and when /pdrx/err comes: none may stop Pd */
     bad_inputs(&a);
     receive_print(&a, "/pdrx/fromb", "FROMB");
@@ -249,6 +267,22 @@ int main(void) {
         check(lateness >= -0.01 && lateness < 5000,
               "[o2.time] at its delivery is not before its stamp (%g ms late)", lateness);
     }
+
+    /* the time split */
+    const char *ssplit[] = {"-p", peer_a, "send", "/pdrx/split", NULL};
+    check(o2ctl(&c, 20, ssplit) == 0, "o2ctl send /pdrx/split");
+    const char *sp_at = expect_next(&pa, "SPLIT: ", 5);
+    const char *ms_at = sp_at ? expect_next(&pa, "SPLITMS: ", 2) : NULL;
+    const char *st_at = ms_at ? expect_next(&pa, "STAMPED_T: ", 5) : NULL;
+    double sec = 0, frac = -1;
+    if (sp_at) sscanf(sp_at + 7, "%lf %lf", &sec, &frac);
+    double split_ms = sec * 1000 + frac, ms = ms_at ? atof(ms_at + 9) : -1;
+    double stamped = st_at ? atof(st_at + 11) : -1;
+    double tol = 0.01 + 1e-5 * split_ms; /* [print] shows 6 digits */
+    check(frac >= 0 && frac < 1000 && split_ms - ms < tol && ms - split_ms < tol,
+          "[o2.time]: %g s %g ms on the right, %g ms on the left", sec, frac, ms);
+    check(st_at && stamped - split_ms < tol && split_ms - stamped < tol,
+          "\"time SECONDS MS\" stamped the message at %g ms (%g)", stamped, split_ms);
 
     /* bad messages, from /pdrx/err's outlet; then Pd still answers */
     const char *s5[] = {"-p", peer_a, "send", "/pdrx/err", "i", "1", NULL};
