@@ -35,6 +35,9 @@ static bool send_parse(o2pd_send *x, int argc, t_atom *argv) {
         const char *f = argv[i].a_type == A_SYMBOL ? argv[i].a_w.w_symbol->s_name : "";
         if (strcmp(f, "-t") == 0 && i + 1 < argc && argv[i + 1].a_type == A_SYMBOL) {
             types = argv[++i].a_w.w_symbol;
+        } else if (strcmp(f, "-t") == 0) {
+            pd_error(&x->obj, "o2send: -t wants a type string (e.g. -t ifs)");
+            return false;
         } else if (strcmp(f, "-r") == 0) {
             reliable = true;
         } else if (strcmp(f, "-b") == 0 || strcmp(f, "-u") == 0 || strcmp(f, "udp") == 0) {
@@ -87,7 +90,7 @@ static void send_types(o2pd_send *x, t_symbol *sel, int argc, t_atom *argv) {
 }
 
 static bool clock_now(o2pd_send *x, double *now) {
-    *now = o2hb_time(x->s->hb);
+    *now = o2pd_session_time(x->s); /* "delay" counts from the logical time */
     if (*now < 0) {
         pd_error(&x->obj, "o2send: no O2 clock yet: a timed message needs one");
         return false;
@@ -95,8 +98,17 @@ static bool clock_now(o2pd_send *x, double *now) {
     return true;
 }
 
-static void send_time(o2pd_send *x, t_floatarg ms) {
-    x->next_time = ms / 1000.0;
+/* "time MS" (O2's), or "time SECONDS MS" (as [o2.time]'s right outlet gives it): one Pd
+ * float holds O2 time in ms exactly only for the first 4.6 hours. */
+static void send_time(o2pd_send *x, t_symbol *sel, int argc, t_atom *argv) {
+    (void)sel;
+    if (argc < 1 || argc > 2 || argv[0].a_type != A_FLOAT ||
+        (argc == 2 && argv[1].a_type != A_FLOAT)) {
+        pd_error(&x->obj, "o2send: time MS, or time SECONDS MS");
+        return;
+    }
+    x->next_time = argc == 1 ? argv[0].a_w.w_float / 1000.0
+                             : argv[0].a_w.w_float + argv[1].a_w.w_float / 1000.0;
 }
 
 static void send_delay(o2pd_send *x, t_floatarg ms) {
@@ -165,7 +177,7 @@ void o2pd_send_setup(void) {
     class_addanything(send_class, (t_method)send_anything);
     class_addmethod(send_class, (t_method)send_address, gensym("address"), A_GIMME, 0);
     class_addmethod(send_class, (t_method)send_types, gensym("types"), A_GIMME, 0);
-    class_addmethod(send_class, (t_method)send_time, gensym("time"), A_FLOAT, 0);
+    class_addmethod(send_class, (t_method)send_time, gensym("time"), A_GIMME, 0);
     class_addmethod(send_class, (t_method)send_delay, gensym("delay"), A_FLOAT, 0);
     class_addmethod(send_class, (t_method)send_status, gensym("status"), 0);
 }
