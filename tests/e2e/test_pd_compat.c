@@ -79,9 +79,8 @@ int main(void) {
 
     /* Patch B: network level 3, no clock of its own, A as its static peer. */
     pdh_patch b = {0};
-    int ens_b =
-        pdh_obj(&b, "obj", "o2ensemble %s 3 -c 0 -host 127.0.0.1 -port %d -peer %s", ensemble,
-                port_b, peer_a);
+    int ens_b = pdh_obj(&b, "obj", "o2ensemble %s 3 -c 0 -host 127.0.0.1 -port %d -peer %s",
+                        ensemble, port_b, peer_a);
     pdh_print(&b, ens_b, 0, "BENS");
     pdh_print(&b, pdh_obj(&b, "obj", "o2.status compat"), 0, "BST");
     char path_b[128];
