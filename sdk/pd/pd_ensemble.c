@@ -113,16 +113,21 @@ static bool parse_join(o2pd_ensemble *x, int argc, const t_atom *argv, o2hb_join
             o->ensemble = word;
             break;
         case 1:
+            /* O2's level 3 or a broker's address: MQTT besides the local network.
+               The local network still works, so join it and say what is missing. */
             if (word) {
-                pd_error(obj,
-                         "o2ensemble: MQTT (network level \"%s\") is not in the Pd "
-                         "external; use -config with an mqtt discovery entry",
-                         word);
-                return false;
+                post("o2ensemble: MQTT broker %s: not in the Pd external (use -config with "
+                     "an mqtt discovery entry), using network level 2",
+                     word);
+                o->network_level = 2;
+                break;
             }
             o->network_level = (int)a->a_w.w_float;
-            if (o->network_level == 3)
-                post("o2ensemble: network level 3 (MQTT): not in the Pd external, using 2");
+            if (o->network_level == 3) {
+                post("o2ensemble: network level 3 (MQTT): not in the Pd external (use -config "
+                     "with an mqtt discovery entry), using 2");
+                o->network_level = 2;
+            }
             break;
         case 2: break; /* o2lite: the tcp and udp transports always accept O2lite */
         case 3:

@@ -128,35 +128,49 @@ static void receive_deliver(void *ctx, const char *address, const o2hb_value *v,
         output(x, time, n, x->atoms);
 }
 
-/* "nodes... [-t types] [-w]" into path (may be "") and *types; false if bad. */
+/* O2's two type strings that Pd cannot write: "any" (NULL) and "none" (no arguments). */
+static const char *receive_types_named(const char *t) {
+    if (strcmp(t, "any") == 0) return NULL;
+    if (strcmp(t, "none") == 0) return "";
+    return t;
+}
+
+/*
+ * "nodes... [-t types] [-w]" into path (may be "") and *types; false if
+ * bad. The flags may come before, between or after the nodes, as in O2's
+ * external.
+ */
 static bool receive_parse(o2pd_receive *x, int argc, t_atom *argv, char *path, size_t size,
                           const char **types, bool *wait) {
-    int nodes = 0;
     *types = NULL;
     path[0] = 0;
-    while (nodes < argc &&
-           !(argv[nodes].a_type == A_SYMBOL && argv[nodes].a_w.w_symbol->s_name[0] == '-'))
-        nodes++;
-    for (int i = nodes; i < argc; i++) {
+    t_atom *node = argc ? getbytes(sizeof(t_atom) * (size_t)argc) : NULL;
+    if (argc && !node) return false;
+    int nodes = 0;
+    bool ok = true;
+    for (int i = 0; i < argc && ok; i++) {
         const char *f = argv[i].a_type == A_SYMBOL ? argv[i].a_w.w_symbol->s_name : "";
-        if (strcmp(f, "-t") == 0 && i + 1 < argc && argv[i + 1].a_type == A_SYMBOL) {
-            *types = argv[++i].a_w.w_symbol->s_name;
+        if (f[0] != '-') {
+            node[nodes++] = argv[i];
+        } else if (strcmp(f, "-t") == 0 && i + 1 < argc && argv[i + 1].a_type == A_SYMBOL) {
+            *types = receive_types_named(argv[++i].a_w.w_symbol->s_name);
         } else if (strcmp(f, "-t") == 0) {
             pd_error(&x->obj, "o2receive: -t wants a type string (e.g. -t ifs)");
-            return false;
+            ok = false;
         } else if (strcmp(f, "-w") == 0 && wait) {
             *wait = true;
         } else {
-            pd_error(&x->obj, "o2receive: unknown option %s (want -t types%s)",
-                     f[0] ? f : "(a number)", wait ? " or -w" : "");
-            return false;
+            pd_error(&x->obj, "o2receive: unknown option %s (want -t types%s)", f,
+                     wait ? " or -w" : "");
+            ok = false;
         }
     }
-    if (nodes && o2pd_path_from_atoms(nodes, argv, path, size) < 0) {
+    if (ok && nodes && o2pd_path_from_atoms(nodes, node, path, size) < 0) {
         pd_error(&x->obj, "o2receive: bad or too long address");
-        return false;
+        ok = false;
     }
-    return true;
+    if (node) freebytes(node, sizeof(t_atom) * (size_t)argc);
+    return ok;
 }
 
 static void receive_address(o2pd_receive *x, t_symbol *sel, int argc, t_atom *argv) {
@@ -172,8 +186,9 @@ static void receive_types(o2pd_receive *x, t_symbol *sel, int argc, t_atom *argv
     const char *path = o2hb_receiver_path(x->rc);
     char copy[MAXPDSTRING];
     snprintf(copy, sizeof copy, "%s", path ? path : "");
-    const char *types =
-        argc > 0 && argv[0].a_type == A_SYMBOL ? argv[0].a_w.w_symbol->s_name : NULL;
+    const char *types = argc > 0 && argv[0].a_type == A_SYMBOL
+                            ? receive_types_named(argv[0].a_w.w_symbol->s_name)
+                            : NULL;
     o2hb_receiver_set(x->rc, copy[0] ? copy : NULL, types, true);
 }
 
