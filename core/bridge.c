@@ -8,6 +8,7 @@
 #include "loader.h"
 #include "names.h"
 #include "router.h"
+#include "services.h"
 
 bridge *o2h__bridge_new(o2h_router *r, o2h_link *link, const char *protocol, bool schedule_first) {
     if (!link || link->bridge || link->peer) return NULL;
@@ -115,6 +116,36 @@ static void forget_tap(bridge *b, const char *tappee, const char *tapper) {
         }
 }
 
+/* A client over its bound: refused, counted, logged once per burst. */
+static int refuse_over_bound(o2h_router *r, bridge *b, const char *what, unsigned bound) {
+    r->stats.refused++;
+    o2h__router_log_limited(r, &b->over_bound_log, O2H_LOG_WARN, "core",
+                            "%s client %d: more than %u %s refused", b->protocol, b->id, bound,
+                            what);
+    return O2H_TOO_LARGE;
+}
+
+static int bridge_add_or_remove_service(o2h_router *r, bridge *b, const char *name, bool added,
+                                        const char *props_or_empty) {
+    if (!added) {
+        int rc = o2h__services_remove(r, name, PROVIDER_LINK, b->link);
+        if (rc == O2H_OK && b->n_services) b->n_services--;
+        return rc;
+    }
+    bool again = o2h__services_offered_by(r, name, PROVIDER_LINK, b->link);
+    if (!again && b->n_services >= BRIDGE_MAX_SERVICES)
+        return refuse_over_bound(r, b, "services", BRIDGE_MAX_SERVICES);
+    /* O2 clients send "" or ";key:value;...": keep only a real property list. */
+    const char *props =
+        props_or_empty && props_or_empty[0] == ';' && props_or_empty[1] ? props_or_empty : NULL;
+    int rc = o2h__services_add_link_props(r, name, b->link, props);
+    if (rc == O2H_OK && !again) b->n_services++;
+    if (rc == O2H_SERVICE_EXISTS)
+        o2h__router_log(r, O2H_LOG_WARN, "core", "%s client %d offers %s, which this process has",
+                        b->protocol, b->id, name);
+    return rc;
+}
+
 static int bridge_add_or_remove_tap(o2h_router *r, bridge *b, const char *tapper, bool added,
                                     const char *tappee, int mode) {
     if (!tappee[0] || strlen(tappee) > 127 || !o2h__names_valid_service(tapper))
@@ -125,6 +156,7 @@ static int bridge_add_or_remove_tap(o2h_router *r, bridge *b, const char *tapper
         if (rc == O2H_OK) o2h__proto_tap_changed(r, tappee, tapper, 0, false);
         return rc;
     }
+    if (b->n_taps >= BRIDGE_MAX_TAPS) return refuse_over_bound(r, b, "taps", BRIDGE_MAX_TAPS);
     int rc = o2h__services_add_tap(r, tappee, tapper, NULL, mode);
     if (rc != O2H_OK) return rc;
     if (remember_tap(b, tappee, tapper) != O2H_OK) {
@@ -138,15 +170,7 @@ static int bridge_add_or_remove_tap(o2h_router *r, bridge *b, const char *tapper
 int o2h__bridge_service(o2h_router *r, bridge *b, const char *name, bool added, bool is_service,
                         const char *props_or_tappee, int mode) {
     if (!is_service) return bridge_add_or_remove_tap(r, b, name, added, props_or_tappee, mode);
-    if (!added) return o2h__services_remove(r, name, PROVIDER_LINK, b->link);
-    /* O2 clients send "" or ";key:value;...": keep only a real property list. */
-    const char *props =
-        props_or_tappee && props_or_tappee[0] == ';' && props_or_tappee[1] ? props_or_tappee : NULL;
-    int rc = o2h__services_add_link_props(r, name, b->link, props);
-    if (rc == O2H_SERVICE_EXISTS)
-        o2h__router_log(r, O2H_LOG_WARN, "core", "%s client %d offers %s, which this process has",
-                        b->protocol, b->id, name);
-    return rc;
+    return bridge_add_or_remove_service(r, b, name, added, props_or_tappee);
 }
 
 void o2h__bridge_set_synced(o2h_router *r, bridge *b) {

@@ -15,7 +15,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "log_limit.h"
 #include "o2hub/o2hub.h"
+
+/* What one light client may ask this process to hold for it: enough for any
+ * real surface or device, small enough that a hostile client cannot grow the
+ * router (docs/security.md). More is refused, counted in "refused", logged. */
+#define BRIDGE_MAX_SERVICES 1024u
+#define BRIDGE_MAX_TAPS 1024u
 
 typedef struct bridge_tap {
     char *tappee, *tapper;
@@ -30,6 +37,8 @@ typedef struct bridge {
     bool schedule_first; /* hold timed messages here and send them at their time */
     bridge_tap *taps;    /* taps the client asked for, removed when it leaves */
     uint32_t n_taps;
+    uint32_t n_services; /* services it offers through us, at most BRIDGE_MAX_SERVICES */
+    rate_limit over_bound_log;
     struct bridge *next;
 } bridge;
 

@@ -533,6 +533,30 @@ static int read_sv_item(o2h_reader *rd, const char **name, bool *added, bool *is
     return rc;
 }
 
+/* A process over its bound: refused, counted, logged once per burst. */
+static void refuse_over_bound(o2h_router *r, peer *p, const char *what, unsigned bound) {
+    r->stats.refused++;
+    o2h__router_log_limited(r, &p->over_bound_log, O2H_LOG_WARN, "core",
+                            "process %s: more than %u %s refused", p->name, bound, what);
+}
+
+static void peer_add_service(o2h_router *r, peer *p, const char *name, const char *props) {
+    bool again = o2h__services_offered_by(r, name, PROVIDER_PEER, p);
+    if (!again && p->n_services >= PEER_MAX_SERVICES) {
+        refuse_over_bound(r, p, "services", PEER_MAX_SERVICES);
+        return;
+    }
+    if (o2h__services_add_peer(r, name, p, props) == O2H_OK && !again) p->n_services++;
+}
+
+static void peer_add_tap(o2h_router *r, peer *p, const char *tappee, const char *tapper, int mode) {
+    if (p->n_taps >= PEER_MAX_TAPS) {
+        refuse_over_bound(r, p, "taps", PEER_MAX_TAPS);
+        return;
+    }
+    if (o2h__services_add_tap(r, tappee, tapper, p, mode) == O2H_OK) p->n_taps++;
+}
+
 static void handle_sv(o2h_router *r, const o2h_msg *msg, const char *types,
                       const o2h_arg *const *argv, int argc, void *user_data) {
     o2h_link *from = msg_origin(msg);
@@ -554,14 +578,15 @@ static void handle_sv(o2h_router *r, const o2h_msg *msg, const char *types,
                         from->description, name, added ? "T" : "F", is_service ? "T" : "F", props,
                         mode);
         if (added && is_service)
-            o2h__services_add_peer(r, name, p, props);
-        else if (!added && (is_service || !props[0]))
+            peer_add_service(r, p, name, props);
+        else if (!added && (is_service || !props[0])) {
             /* O2 2.0.1 announces removal as (F, F, ""): accept both forms. */
-            o2h__services_remove(r, name, PROVIDER_PEER, p);
-        else if (added) /* a tap: `name` taps `props` */
-            o2h__services_add_tap(r, props, name, p, mode);
-        else
-            o2h__services_remove_tap(r, props, name, p);
+            if (o2h__services_remove(r, name, PROVIDER_PEER, p) == O2H_OK && p->n_services)
+                p->n_services--;
+        } else if (added) /* a tap: `name` taps `props` */
+            peer_add_tap(r, p, props, name, mode);
+        else if (o2h__services_remove_tap(r, props, name, p) == O2H_OK && p->n_taps)
+            p->n_taps--;
     }
 }
 

@@ -9,9 +9,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "log_limit.h"
 #include "o2hub/o2hub.h"
 #include "o2hub/plugin.h"
 #include "services.h"
+
+/* What one process may ask this one to hold for it: far more than any real program offers,
+ * a bound all the same (docs/security.md). More is refused, counted in "refused". */
+#define PEER_MAX_SERVICES 65536u
+#define PEER_MAX_TAPS 4096u
 
 typedef struct peer {
     char name[32]; /* "@pppppppp:iiiiiiii:tttt" */
@@ -20,9 +26,11 @@ typedef struct peer {
     uint32_t ip;   /* internal IPv4, host order */
     int tcp_port;
     int udp_port;
-    bool synced;     /* it sent !_o2/cs/cs */
-    bool our_hub;    /* we asked it to be our hub (hub.h) */
-    bool hub_client; /* it asked us to be its hub (/_o2/hub) */
+    bool synced;                 /* it sent !_o2/cs/cs */
+    bool our_hub;                /* we asked it to be our hub (hub.h) */
+    bool hub_client;             /* it asked us to be its hub (/_o2/hub) */
+    uint32_t n_services, n_taps; /* held here for it, at most PEER_MAX_SERVICES, PEER_MAX_TAPS */
+    rate_limit over_bound_log;
     struct peer *next;
     /* A lost peer is unlinked at once and freed in the loop's deferred phase:
      * a loop over the peers may be sending when a failed send loses one. */

@@ -126,6 +126,14 @@ static bool same_provider(const provider *p, provider_kind kind, const void *lin
     return true;
 }
 
+bool o2h__services_offered_by(const o2h_router *r, const char *name, provider_kind kind,
+                              const void *link_or_peer) {
+    const service *s = strmap_get(&r->services.by_name, name);
+    for (uint32_t i = 0; s && i < s->n_providers; i++)
+        if (same_provider(&s->providers[i], kind, link_or_peer)) return true;
+    return false;
+}
+
 /* O2's tie rule: the provider whose process name is greatest is active (index 0). */
 static void promote_best(const o2h_router *r, service *s) {
     uint32_t best = 0;

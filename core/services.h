@@ -101,6 +101,10 @@ int o2h__services_add_internal(o2h_router *r, const char *name);
 int o2h__services_remove(o2h_router *r, const char *name, provider_kind kind,
                          const void *link_or_peer);
 
+/** True when the provider (kind and link or peer) already offers `name`. */
+bool o2h__services_offered_by(const o2h_router *r, const char *name, provider_kind kind,
+                              const void *link_or_peer);
+
 /** Remove `peer` from every service it provides. */
 void o2h__services_remove_peer_everywhere(o2h_router *r, struct peer *who);
 

@@ -13,6 +13,7 @@ import { O2ws, STATUS_NAMES, TAP_KEEP } from '/sdk/o2ws.js';
 import { RateMeter, RoutedRates, formatRate } from './rates.js';
 import { Snoop } from './snoop.js';
 import { Plot, numericArgs } from './plot.js';
+import { themeSelector } from './theme.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -319,19 +320,7 @@ setInterval(() => plot.draw(now()), 100);
 
 // ---- style ----
 
-function applyTheme() {
-  const choice = localStorage.getItem('o2hub-monitor-theme') || 'auto';
-  $('theme').value = choice;
-  const dark = choice === 'dark' || (choice === 'auto' && matchMedia('(prefers-color-scheme: dark)').matches);
-  document.documentElement.dataset.theme = dark ? 'dark' : 'light';
-  plot.dirty = true;
-}
-$('theme').addEventListener('change', () => {
-  localStorage.setItem('o2hub-monitor-theme', $('theme').value);
-  applyTheme();
-});
-matchMedia('(prefers-color-scheme: dark)').addEventListener('change', applyTheme);
-applyTheme();
+themeSelector($('theme'), 'o2hub-monitor-theme', () => { plot.dirty = true; });
 
 // ---- start ----
 

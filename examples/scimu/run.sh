@@ -24,5 +24,6 @@ oscdump -L 29120 & pids+=($!)
 build/examples/scimu/scimu-control --config examples/scimu/control.json & pids+=($!)
 build/examples/o2lite-imu/o2lite-imu --ensemble scimu --service dev --to /imu/imu \
   --seconds 86400 & pids+=($!)
-echo "scimu: open http://127.0.0.1:8090/ — move the range bars; oscdump prints /roll and /pitch"
+echo "scimu: open http://127.0.0.1:8090/ — drag the ends of the bars; oscdump prints /roll and /pitch"
+echo "       (the web monitor of the demo: http://127.0.0.1:8090/monitor/?ensemble=scimu)"
 if [ "$seconds" != 0 ]; then sleep "$seconds"; else wait; fi

@@ -89,11 +89,23 @@ static void send_round(broadcast_discovery *bd) {
 
 static void schedule(broadcast_discovery *bd, double delay);
 
+/* As O2: the longest interval grows with the processes heard (0.1 s each), so that each
+ * process hears some 10 announcements a second however large the ensemble. */
+static double longest_interval(const broadcast_discovery *bd) {
+    double now = bd->host->loop->local_time(bd->self);
+    int live = 0;
+    for (int i = 0; i < bd->n_known; i++)
+        if (now - bd->known[i].last_heard <= RELAY_EXPIRE_S) live++;
+    double per_process = 0.1 * live;
+    return per_process > bd->interval_max ? per_process : bd->interval_max;
+}
+
 static void on_tick(void *ctx) {
     broadcast_discovery *bd = ctx;
     send_round(bd);
     bd->interval *= GROWTH;
-    if (bd->interval > bd->interval_max) bd->interval = bd->interval_max;
+    double longest = longest_interval(bd);
+    if (bd->interval > longest) bd->interval = longest;
     schedule(bd, bd->interval);
 }
 

@@ -79,7 +79,9 @@ static void on_tick(void *ctx) {
     static_discovery *sd = ctx;
     send_dy(sd);
     sd->interval *= GROWTH;
-    if (sd->interval > sd->interval_max) sd->interval = sd->interval_max;
+    /* As O2: at least 0.1 s per peer, so that each hears some 10 announcements a second. */
+    double longest = 0.1 * sd->n_peers > sd->interval_max ? 0.1 * sd->n_peers : sd->interval_max;
+    if (sd->interval > longest) sd->interval = longest;
     schedule(sd, sd->interval);
 }
 

@@ -128,6 +128,11 @@ static bool node_prefix(const char *shorter, const char *longer) {
     return strlen(longer) > n && strncmp(shorter, longer, n) == 0 && longer[n] == '/';
 }
 
+/* A receiver's types in a message: "" (no arguments) is O2's "none". */
+static const char *types_shown(const char *types) {
+    return !types ? "" : types[0] ? types : "none";
+}
+
 static bool same_types(const char *a, const char *b) {
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
@@ -199,8 +204,8 @@ bool o2hb_receiver_retry(o2hb_receiver *rc) {
                         (strcmp(o->path, rc->path) == 0 && !same_types(o->types, rc->types));
         if (conflict) {
             logf_(rc->s, true, "o2receive %s%s%s: conflicts with an active o2receive %s%s%s",
-                  rc->path, rc->types ? " -t " : "", rc->types ? rc->types : "", o->path,
-                  o->types ? " -t " : "", o->types ? o->types : "");
+                  rc->path, rc->types ? " -t " : "", types_shown(rc->types), o->path,
+                  o->types ? " -t " : "", types_shown(o->types));
             return false;
         }
     }
@@ -218,7 +223,7 @@ bool o2hb_receiver_set(o2hb_receiver *rc, const char *path, const char *types, b
     free(rc->path);
     free(rc->types);
     rc->path = path ? strdup(path) : NULL;
-    rc->types = types && *types ? strdup(types) : NULL;
+    rc->types = types ? strdup(types) : NULL;
     char why[96];
     const char *bad = o2hb_types_check(rc->types, why, sizeof why);
     if (bad) {

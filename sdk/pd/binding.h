@@ -67,7 +67,8 @@ void o2hb_poll(o2hb_session *s);
 const char *o2hb_types_check(const char *types, char *why, size_t size);
 
 /**
- * A receiver for `path` ("/svc" or "/svc/a/b") with `types` (NULL: any).
+ * A receiver for `path` ("/svc" or "/svc/a/b") with `types` (NULL: any
+ * arguments, "": none).
  * Its service is offered when the session is joined. A path that conflicts
  * with an active receiver's (one a prefix of the other, or equal with other
  * types) leaves the receiver inactive, with an error logged.

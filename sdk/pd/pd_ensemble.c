@@ -113,16 +113,21 @@ static bool parse_join(o2pd_ensemble *x, int argc, const t_atom *argv, o2hb_join
             o->ensemble = word;
             break;
         case 1:
+            /* O2's level 3 or a broker's address: MQTT besides the local network.
+               The local network still works, so join it and say what is missing. */
             if (word) {
-                pd_error(obj,
-                         "o2ensemble: MQTT (network level \"%s\") is not in the Pd "
-                         "external; use -config with an mqtt discovery entry",
-                         word);
-                return false;
+                post("o2ensemble: MQTT broker %s: not in the Pd external (use -config with "
+                     "an mqtt discovery entry), using network level 2",
+                     word);
+                o->network_level = 2;
+                break;
             }
             o->network_level = (int)a->a_w.w_float;
-            if (o->network_level == 3)
-                post("o2ensemble: network level 3 (MQTT): not in the Pd external, using 2");
+            if (o->network_level == 3) {
+                post("o2ensemble: network level 3 (MQTT): not in the Pd external (use -config "
+                     "with an mqtt discovery entry), using 2");
+                o->network_level = 2;
+            }
             break;
         case 2: break; /* o2lite: the tcp and udp transports always accept O2lite */
         case 3:
@@ -222,7 +227,7 @@ static void ensemble_status(o2pd_ensemble *x, t_symbol *service) {
 }
 
 static void ensemble_time(o2pd_ensemble *x) {
-    double t = o2hb_time(x->s->hb);
+    double t = o2pd_session_time(x->s);
     t_atom a;
     SETFLOAT(&a, t < 0 ? -1 : (t_float)(t * 1000.0));
     outlet_anything(x->out, gensym("time"), 1, &a);
@@ -282,17 +287,23 @@ static void *ensemble_new(t_symbol *sel, int argc, t_atom *argv) {
     x->s = o2pd_session_acquire();
     x->out = outlet_new(&x->obj, &s_list);
     x->clock_reference = true;
-    /* O2's rule: without a name the object waits for a join message */
+    /* O2's rule: without arguments the object waits for a join message. With
+     * a name (or -config) it joins; with options alone nothing would join. */
     bool named = false;
-    for (int i = 0; i < argc; i++) {
-        if (argv[i].a_type != A_SYMBOL) continue;
-        const char *w = argv[i].a_w.w_symbol->s_name;
-        if (strcmp(w, "-config") == 0 || (i == 0 && w[0] != '-')) named = true;
+    for (int i = 0; i < argc && !named; i++) {
+        const char *w = argv[i].a_type == A_SYMBOL ? argv[i].a_w.w_symbol->s_name : NULL;
+        if (!w || w[0] != '-' || !w[1] || strcmp(w, "-config") == 0)
+            named = true; /* a number in the name's place: join says what is wrong */
+        else
+            i++; /* every option takes one value */
     }
     x->announce = clock_new(x, (t_method)ensemble_announce);
     if (named) {
         ensemble_join(x, gensym("join"), argc, argv);
         clock_delay(x->announce, 0); /* nothing is connected to the outlet yet */
+    } else if (argc) {
+        pd_error(&x->obj, "o2ensemble: options but no ensemble name: not joined (send it "
+                          "join NAME ...)");
     }
     return x;
 }

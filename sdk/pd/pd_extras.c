@@ -2,7 +2,8 @@
  * pd_extras.c — objects O2's external does not have:
  *   [o2.status SERVICE]  the service's status: on bang, and whenever it changes
  *   [o2.tap SERVICE]     copies of every message to SERVICE, wherever it is
- *   [o2.time]            O2 time in ms on bang (-1: no clock yet)
+ *   [o2.time]            O2 time in ms on bang (-1: no clock yet); on the right,
+ *                        whole seconds and ms, exact for 194 days
  */
 #include <stdio.h>
 #include <string.h>
@@ -46,10 +47,15 @@ static void status_set(o2pd_status *x, t_symbol *service) {
     status_bang(x);
 }
 
-static void *status_new(t_symbol *service) {
+static void *status_new(t_symbol *sel, int argc, t_atom *argv) {
+    (void)sel;
     o2pd_status *x = (o2pd_status *)pd_new(status_class);
     x->s = o2pd_session_acquire();
     x->out = outlet_new(&x->obj, &s_float);
+    /* made even with bad arguments, so that the patch's connections hold */
+    if (argc > 1 || (argc == 1 && argv[0].a_type != A_SYMBOL))
+        pd_error(&x->obj, "o2.status: wants one service name ([o2.status SERVICE])");
+    t_symbol *service = argc == 1 && argv[0].a_type == A_SYMBOL ? argv[0].a_w.w_symbol : NULL;
     x->service = service && service->s_name[0] ? service : NULL;
     x->last = O2H_STATUS_UNKNOWN;
     x->check = clock_new(x, (t_method)status_tick);
@@ -169,19 +175,31 @@ typedef struct o2pd_time {
     t_object obj;
     o2pd_session *s;
     t_outlet *out;
+    t_outlet *split; /* seconds and ms: exact when ms alone no longer fit a Pd float */
 } o2pd_time;
 
 static t_class *time_class;
 
 static void time_bang(o2pd_time *x) {
-    double t = o2hb_time(x->s->hb);
+    double t = o2pd_session_time(x->s);
+    if (t >= 0) {
+        double seconds = (double)(long long)t; /* t >= 0 */
+        t_atom a[2];
+        SETFLOAT(&a[0], (t_float)seconds);
+        SETFLOAT(&a[1], (t_float)((t - seconds) * 1000.0));
+        outlet_list(x->split, &s_list, 2, a);
+    }
     outlet_float(x->out, t < 0 ? -1 : (t_float)(t * 1000.0));
 }
 
-static void *time_new(void) {
+static void *time_new(t_symbol *sel, int argc, t_atom *argv) {
+    (void)sel;
+    (void)argv;
     o2pd_time *x = (o2pd_time *)pd_new(time_class);
+    if (argc) pd_error(&x->obj, "o2.time: takes no arguments");
     x->s = o2pd_session_acquire();
     x->out = outlet_new(&x->obj, &s_float);
+    x->split = outlet_new(&x->obj, &s_list);
     return x;
 }
 
@@ -191,12 +209,12 @@ static void time_free(o2pd_time *x) {
 
 void o2pd_extras_setup(void) {
     status_class = class_new(gensym("o2.status"), (t_newmethod)status_new, (t_method)status_free,
-                             sizeof(o2pd_status), 0, A_DEFSYM, 0);
+                             sizeof(o2pd_status), 0, A_GIMME, 0);
     class_addbang(status_class, (t_method)status_bang);
     class_addsymbol(status_class, (t_method)status_set);
     tap_class = class_new(gensym("o2.tap"), (t_newmethod)tap_new, (t_method)tap_free,
                           sizeof(o2pd_tap), 0, A_GIMME, 0);
     time_class = class_new(gensym("o2.time"), (t_newmethod)time_new, (t_method)time_free,
-                           sizeof(o2pd_time), 0, 0);
+                           sizeof(o2pd_time), 0, A_GIMME, 0);
     class_addbang(time_class, (t_method)time_bang);
 }

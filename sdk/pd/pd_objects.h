@@ -23,6 +23,12 @@ typedef struct o2pd_session {
     int refs;      /* objects using the session */
     bool polling;  /* inside the router's poll: a release to 0 waits for its end */
     void *active;  /* the o2ensemble that joined, NULL: none */
+    /* Pd's logical time runs behind real time, by more when Pd is late (a
+     * loaded machine): the least (real - logical) in ms, over this window
+     * and the one before (see o2pd_session_time) */
+    double lag_min[2];
+    double lag_window_end; /* real time (ms) when lag_min[1] starts afresh */
+    t_clock *lag_sample;   /* samples the lag every LAG_SAMPLE_MS */
     o2pd_tap *taps[O2PD_MAX_TAPS];
 } o2pd_session;
 
@@ -35,6 +41,11 @@ void o2pd_session_watch(o2pd_session *s);
 void o2pd_session_kick(o2pd_session *s);
 /** Called by o2pd_session_watch after a join: taps are made again. */
 void o2pd_taps_rejoin(o2pd_session *s);
+
+/** O2 time (s) at Pd's current logical time, -1 with no clock. */
+double o2pd_session_time(o2pd_session *s);
+/** Logical ms from now until O2 time `o2time` (s); <= 0 when due (or no clock). */
+double o2pd_session_wait_ms(o2pd_session *s, double o2time);
 
 /** "/a/b/c" from atoms: one "/a/b" symbol, or nodes "a" "b" 3. */
 int o2pd_path_from_atoms(int argc, const t_atom *argv, char *buf, size_t size);

@@ -82,11 +82,18 @@ static void property_search(o2pd_property *x, t_symbol *attr, t_symbol *pattern)
     outlet_list(x->value, &s_list, n, a);
 }
 
-static void *property_new(t_symbol *service, t_symbol *attr) {
+static void *property_new(t_symbol *sel, int argc, t_atom *argv) {
+    (void)sel;
     o2pd_property *x = (o2pd_property *)pd_new(property_class);
     x->s = o2pd_session_acquire();
     x->value = outlet_new(&x->obj, &s_list);
     x->missing = outlet_new(&x->obj, &s_bang);
+    /* made even with bad arguments, so that the patch's connections hold */
+    bool symbols = argc <= 2 && (argc < 1 || argv[0].a_type == A_SYMBOL) &&
+                   (argc < 2 || argv[1].a_type == A_SYMBOL);
+    if (!symbols) pd_error(&x->obj, "o2property: wants [o2property SERVICE ATTRIBUTE] (symbols)");
+    t_symbol *service = symbols && argc > 0 ? argv[0].a_w.w_symbol : NULL;
+    t_symbol *attr = symbols && argc > 1 ? argv[1].a_w.w_symbol : NULL;
     x->service = service && service->s_name[0] ? service : NULL;
     x->attr = attr && attr->s_name[0] ? attr : NULL;
     return x;
@@ -97,10 +104,9 @@ static void property_free(o2pd_property *x) {
 }
 
 void o2pd_property_setup(void) {
-    property_class =
-        class_new(gensym("o2property"), (t_newmethod)property_new, (t_method)property_free,
-                  sizeof(o2pd_property), 0, A_DEFSYM, A_DEFSYM, 0);
-    class_addcreator((t_newmethod)property_new, gensym("o2.property"), A_DEFSYM, A_DEFSYM, 0);
+    property_class = class_new(gensym("o2property"), (t_newmethod)property_new,
+                               (t_method)property_free, sizeof(o2pd_property), 0, A_GIMME, 0);
+    class_addcreator((t_newmethod)property_new, gensym("o2.property"), A_GIMME, 0);
     class_addbang(property_class, (t_method)property_bang);
     class_addmethod(property_class, (t_method)property_get, gensym("get"), A_SYMBOL, A_SYMBOL, 0);
     class_addmethod(property_class, (t_method)property_put, gensym("put"), A_GIMME, 0);

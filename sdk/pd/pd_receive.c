@@ -12,6 +12,18 @@
 
 #include "pd_objects.h"
 
+/* A timed message that the router delivered before its time in Pd's logical
+ * time: it waits for it (see o2pd_session_time). */
+typedef struct held {
+    struct held *next;
+    double due; /* Pd logical time (clock_getlogicaltime units) */
+    double time;
+    int n;
+    t_atom atoms[];
+} held;
+
+#define MAX_HELD 4096 /* per receiver; beyond, the earliest comes out early */
+
 typedef struct o2pd_receive {
     t_object obj;
     o2pd_session *s;
@@ -20,9 +32,77 @@ typedef struct o2pd_receive {
     t_outlet *time;
     t_atom *atoms;
     int atoms_cap;
+    held *head, *tail;
+    int n_held;
+    t_clock *due;
+    bool warned_full;
 } o2pd_receive;
 
 static t_class *receive_class;
+
+static void output(o2pd_receive *x, double time, int n, t_atom *atoms) {
+    outlet_float(x->time, (t_float)(time * 1000.0));
+    outlet_list(x->values, &s_list, n, atoms);
+}
+
+/* The first held message, out of the queue (its outlets may free the object: not after). */
+static held *unhold(o2pd_receive *x) {
+    held *h = x->head;
+    x->head = h->next;
+    if (!x->head) x->tail = NULL;
+    x->n_held--;
+    return h;
+}
+
+static void release(held *h) {
+    freebytes(h, sizeof *h + sizeof(t_atom) * (size_t)h->n);
+}
+
+/* The clock: the first held message is due. The next one's clock is set
+ * first, since the outlets may free x. */
+static void receive_due(o2pd_receive *x) {
+    if (!x->head) return;
+    held *h = unhold(x);
+    if (x->head) clock_set(x->due, x->head->due);
+    output(x, h->time, h->n, h->atoms);
+    release(h);
+}
+
+/* Queue a message until `wait_ms` of logical time from now, in order behind the others.
+ * Outputs (if anything) last, since the outlets may free x. */
+static void hold(o2pd_receive *x, double wait_ms, double time, int n, const t_atom *atoms) {
+    held *early = NULL;
+    if (x->n_held >= MAX_HELD) {
+        if (!x->warned_full)
+            pd_error(&x->obj,
+                     "o2receive: over %d timed messages waiting: the earliest comes out early",
+                     MAX_HELD);
+        x->warned_full = true;
+        early = unhold(x);
+    }
+    held *h = getbytes(sizeof *h + sizeof(t_atom) * (size_t)n);
+    if (h) {
+        h->next = NULL;
+        h->due = clock_getsystimeafter(wait_ms > 0 ? wait_ms : 0);
+        if (x->tail && h->due < x->tail->due) h->due = x->tail->due; /* timestamp order */
+        h->time = time;
+        h->n = n;
+        memcpy(h->atoms, atoms, sizeof(t_atom) * (size_t)n);
+        if (x->tail)
+            x->tail->next = h;
+        else
+            x->head = h;
+        x->tail = h;
+        x->n_held++;
+    }
+    if (x->head) clock_set(x->due, x->head->due);
+    if (early) {
+        output(x, early->time, early->n, early->atoms);
+        release(early);
+    } else if (!h) {
+        output(x, time, n, (t_atom *)atoms); /* no memory: out now, never dropped */
+    }
+}
 
 static void receive_deliver(void *ctx, const char *address, const o2hb_value *v, int n,
                             double time) {
@@ -41,36 +121,56 @@ static void receive_deliver(void *ctx, const char *address, const o2hb_value *v,
         else
             SETFLOAT(&x->atoms[i], (t_float)v[i].f);
     }
-    outlet_float(x->time, (t_float)(time * 1000.0));
-    outlet_list(x->values, &s_list, n, x->atoms);
+    double wait_ms = time > 0 ? o2pd_session_wait_ms(x->s, time) : 0;
+    if (time > 0 && (wait_ms > 0 || x->head))
+        hold(x, wait_ms, time, n, x->atoms);
+    else
+        output(x, time, n, x->atoms);
 }
 
-/* "nodes... [-t types] [-w]" into path (may be "") and *types; false if bad. */
+/* O2's two type strings that Pd cannot write: "any" (NULL) and "none" (no arguments). */
+static const char *receive_types_named(const char *t) {
+    if (strcmp(t, "any") == 0) return NULL;
+    if (strcmp(t, "none") == 0) return "";
+    return t;
+}
+
+/*
+ * "nodes... [-t types] [-w]" into path (may be "") and *types; false if
+ * bad. The flags may come before, between or after the nodes, as in O2's
+ * external.
+ */
 static bool receive_parse(o2pd_receive *x, int argc, t_atom *argv, char *path, size_t size,
                           const char **types, bool *wait) {
-    int nodes = 0;
     *types = NULL;
     path[0] = 0;
-    while (nodes < argc &&
-           !(argv[nodes].a_type == A_SYMBOL && argv[nodes].a_w.w_symbol->s_name[0] == '-'))
-        nodes++;
-    for (int i = nodes; i < argc; i++) {
+    t_atom *node = argc ? getbytes(sizeof(t_atom) * (size_t)argc) : NULL;
+    if (argc && !node) return false;
+    int nodes = 0;
+    bool ok = true;
+    for (int i = 0; i < argc && ok; i++) {
         const char *f = argv[i].a_type == A_SYMBOL ? argv[i].a_w.w_symbol->s_name : "";
-        if (strcmp(f, "-t") == 0 && i + 1 < argc && argv[i + 1].a_type == A_SYMBOL) {
-            *types = argv[++i].a_w.w_symbol->s_name;
+        if (f[0] != '-') {
+            node[nodes++] = argv[i];
+        } else if (strcmp(f, "-t") == 0 && i + 1 < argc && argv[i + 1].a_type == A_SYMBOL) {
+            *types = receive_types_named(argv[++i].a_w.w_symbol->s_name);
+        } else if (strcmp(f, "-t") == 0) {
+            pd_error(&x->obj, "o2receive: -t wants a type string (e.g. -t ifs)");
+            ok = false;
         } else if (strcmp(f, "-w") == 0 && wait) {
             *wait = true;
         } else {
-            pd_error(&x->obj, "o2receive: unknown option %s (want -t types%s)",
-                     f[0] ? f : "(a number)", wait ? " or -w" : "");
-            return false;
+            pd_error(&x->obj, "o2receive: unknown option %s (want -t types%s)", f,
+                     wait ? " or -w" : "");
+            ok = false;
         }
     }
-    if (nodes && o2pd_path_from_atoms(nodes, argv, path, size) < 0) {
+    if (ok && nodes && o2pd_path_from_atoms(nodes, node, path, size) < 0) {
         pd_error(&x->obj, "o2receive: bad or too long address");
-        return false;
+        ok = false;
     }
-    return true;
+    if (node) freebytes(node, sizeof(t_atom) * (size_t)argc);
+    return ok;
 }
 
 static void receive_address(o2pd_receive *x, t_symbol *sel, int argc, t_atom *argv) {
@@ -86,8 +186,9 @@ static void receive_types(o2pd_receive *x, t_symbol *sel, int argc, t_atom *argv
     const char *path = o2hb_receiver_path(x->rc);
     char copy[MAXPDSTRING];
     snprintf(copy, sizeof copy, "%s", path ? path : "");
-    const char *types =
-        argc > 0 && argv[0].a_type == A_SYMBOL ? argv[0].a_w.w_symbol->s_name : NULL;
+    const char *types = argc > 0 && argv[0].a_type == A_SYMBOL
+                            ? receive_types_named(argv[0].a_w.w_symbol->s_name)
+                            : NULL;
     o2hb_receiver_set(x->rc, copy[0] ? copy : NULL, types, true);
 }
 
@@ -106,6 +207,7 @@ static void *receive_new(t_symbol *sel, int argc, t_atom *argv) {
     x->rc = o2hb_receiver_new(x->s->hb, receive_deliver, x);
     x->values = outlet_new(&x->obj, &s_list);
     x->time = outlet_new(&x->obj, &s_float);
+    x->due = clock_new(x, (t_method)receive_due);
     char path[MAXPDSTRING];
     const char *types;
     bool wait = false;
@@ -117,6 +219,9 @@ static void *receive_new(t_symbol *sel, int argc, t_atom *argv) {
 }
 
 static void receive_free(o2pd_receive *x) {
+    clock_free(x->due);
+    while (x->head)
+        release(unhold(x));
     if (x->rc) o2hb_receiver_free(x->rc);
     if (x->atoms) freebytes(x->atoms, sizeof(t_atom) * (size_t)x->atoms_cap);
     o2pd_session_release(x->s);

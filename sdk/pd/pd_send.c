@@ -22,29 +22,9 @@ typedef struct o2pd_send {
 
 static t_class *send_class;
 
-/* Nodes, then flags: -t types, -r, -b / -u / udp. */
-static bool send_parse(o2pd_send *x, int argc, t_atom *argv) {
-    int nodes = 0;
-    while (nodes < argc && !(argv[nodes].a_type == A_SYMBOL &&
-                             (argv[nodes].a_w.w_symbol->s_name[0] == '-' ||
-                              strcmp(argv[nodes].a_w.w_symbol->s_name, "udp") == 0)))
-        nodes++;
-    t_symbol *types = x->types;
-    bool reliable = x->reliable;
-    for (int i = nodes; i < argc; i++) {
-        const char *f = argv[i].a_type == A_SYMBOL ? argv[i].a_w.w_symbol->s_name : "";
-        if (strcmp(f, "-t") == 0 && i + 1 < argc && argv[i + 1].a_type == A_SYMBOL) {
-            types = argv[++i].a_w.w_symbol;
-        } else if (strcmp(f, "-r") == 0) {
-            reliable = true;
-        } else if (strcmp(f, "-b") == 0 || strcmp(f, "-u") == 0 || strcmp(f, "udp") == 0) {
-            reliable = false;
-        } else {
-            pd_error(&x->obj, "o2send: unknown option %s (want -t types, -r, -b or udp)",
-                     f[0] ? f : "(a number)");
-            return false;
-        }
-    }
+/* The address from `nodes` node atoms (none: keep the old one), types and mode. */
+static bool send_apply(o2pd_send *x, int nodes, const t_atom *node, t_symbol *types,
+                       bool reliable) {
     char why[96];
     const char *bad = types ? o2hb_types_check(types->s_name, why, sizeof why) : NULL;
     if (bad) {
@@ -53,7 +33,7 @@ static bool send_parse(o2pd_send *x, int argc, t_atom *argv) {
     }
     if (nodes) {
         char path[MAXPDSTRING];
-        if (o2pd_path_from_atoms(nodes, argv, path, sizeof path) < 0 || !path[1] ||
+        if (o2pd_path_from_atoms(nodes, node, path, sizeof path) < 0 || !path[1] ||
             path[1] == '/') {
             pd_error(&x->obj, "o2send: bad address");
             return false;
@@ -63,6 +43,49 @@ static bool send_parse(o2pd_send *x, int argc, t_atom *argv) {
     x->types = types;
     x->reliable = reliable;
     return true;
+}
+
+static bool is_send_flag(const t_atom *a) {
+    if (a->a_type != A_SYMBOL) return false;
+    const char *w = a->a_w.w_symbol->s_name;
+    return w[0] == '-' || strcmp(w, "udp") == 0;
+}
+
+/*
+ * Nodes and flags (-t types, -r, -b / -u / udp), the flags before, between
+ * or after the nodes, as O2's external takes them ([o2send -t f synth pitch]).
+ */
+static bool send_parse(o2pd_send *x, int argc, t_atom *argv) {
+    t_atom *node = argc ? getbytes(sizeof(t_atom) * (size_t)argc) : NULL;
+    if (argc && !node) return false;
+    int nodes = 0;
+    t_symbol *types = x->types;
+    bool reliable = x->reliable;
+    for (int i = 0; i < argc; i++) {
+        if (!is_send_flag(&argv[i])) {
+            node[nodes++] = argv[i];
+            continue;
+        }
+        const char *f = argv[i].a_w.w_symbol->s_name;
+        if (strcmp(f, "-t") == 0 && i + 1 < argc && argv[i + 1].a_type == A_SYMBOL) {
+            types = argv[++i].a_w.w_symbol;
+        } else if (strcmp(f, "-t") == 0) {
+            pd_error(&x->obj, "o2send: -t wants a type string (e.g. -t ifs)");
+            freebytes(node, sizeof(t_atom) * (size_t)argc);
+            return false;
+        } else if (strcmp(f, "-r") == 0) {
+            reliable = true;
+        } else if (strcmp(f, "-b") == 0 || strcmp(f, "-u") == 0 || strcmp(f, "udp") == 0) {
+            reliable = false;
+        } else {
+            pd_error(&x->obj, "o2send: unknown option %s (want -t types, -r, -b or udp)", f);
+            freebytes(node, sizeof(t_atom) * (size_t)argc);
+            return false;
+        }
+    }
+    bool ok = send_apply(x, nodes, node, types, reliable);
+    if (node) freebytes(node, sizeof(t_atom) * (size_t)argc);
+    return ok;
 }
 
 static void send_address(o2pd_send *x, t_symbol *sel, int argc, t_atom *argv) {
@@ -87,7 +110,7 @@ static void send_types(o2pd_send *x, t_symbol *sel, int argc, t_atom *argv) {
 }
 
 static bool clock_now(o2pd_send *x, double *now) {
-    *now = o2hb_time(x->s->hb);
+    *now = o2pd_session_time(x->s); /* "delay" counts from the logical time */
     if (*now < 0) {
         pd_error(&x->obj, "o2send: no O2 clock yet: a timed message needs one");
         return false;
@@ -95,8 +118,17 @@ static bool clock_now(o2pd_send *x, double *now) {
     return true;
 }
 
-static void send_time(o2pd_send *x, t_floatarg ms) {
-    x->next_time = ms / 1000.0;
+/* "time MS" (O2's), or "time SECONDS MS" (as [o2.time]'s right outlet gives it): one Pd
+ * float holds O2 time in ms exactly only for the first 4.6 hours. */
+static void send_time(o2pd_send *x, t_symbol *sel, int argc, t_atom *argv) {
+    (void)sel;
+    if (argc < 1 || argc > 2 || argv[0].a_type != A_FLOAT ||
+        (argc == 2 && argv[1].a_type != A_FLOAT)) {
+        pd_error(&x->obj, "o2send: time MS, or time SECONDS MS");
+        return;
+    }
+    x->next_time = argc == 1 ? argv[0].a_w.w_float / 1000.0
+                             : argv[0].a_w.w_float + argv[1].a_w.w_float / 1000.0;
 }
 
 static void send_delay(o2pd_send *x, t_floatarg ms) {
@@ -165,7 +197,7 @@ void o2pd_send_setup(void) {
     class_addanything(send_class, (t_method)send_anything);
     class_addmethod(send_class, (t_method)send_address, gensym("address"), A_GIMME, 0);
     class_addmethod(send_class, (t_method)send_types, gensym("types"), A_GIMME, 0);
-    class_addmethod(send_class, (t_method)send_time, gensym("time"), A_FLOAT, 0);
+    class_addmethod(send_class, (t_method)send_time, gensym("time"), A_GIMME, 0);
     class_addmethod(send_class, (t_method)send_delay, gensym("delay"), A_FLOAT, 0);
     class_addmethod(send_class, (t_method)send_status, gensym("status"), 0);
 }

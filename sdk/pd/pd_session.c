@@ -23,6 +23,7 @@ static void session_log(void *ctx, bool error, const char *text) {
 }
 
 static void session_destroy(o2pd_session *s);
+static void session_lag_tick(o2pd_session *s);
 
 /* Poll the router; the patch may delete every o2 object from an outlet
  * meanwhile, so the session goes only after the poll. */
@@ -57,6 +58,8 @@ o2pd_session *o2pd_session_acquire(void) {
         s = (o2pd_session *)pd_new(session_class);
         s->hb = o2hb_session_new(session_log, s);
         s->kick = clock_new(s, (t_method)session_kick_tick);
+        s->lag_sample = clock_new(s, (t_method)session_lag_tick);
+        session_lag_tick(s);
         s->fd = -1;
         pd_bind(&s->pd, session_symbol());
     }
@@ -71,6 +74,7 @@ static void session_destroy(o2pd_session *s) {
     s->fd = -1;
     pd_unbind(&s->pd, session_symbol());
     clock_free(s->kick);
+    clock_free(s->lag_sample);
     o2hb_session_free(s->hb);
     pd_free(&s->pd);
 }
@@ -89,6 +93,46 @@ void o2pd_session_watch(o2pd_session *s) {
         sys_addpollfn(fd, session_poll, s);
         o2pd_taps_rejoin(s);
     }
+}
+
+/*
+ * O2 time and Pd's logical time. Pd runs events at their logical time, which
+ * lags real time by up to a tick, and by much more after a stall (a loaded
+ * machine), when Pd catches up tick by tick but reads sockets first. A
+ * message timed by O2 (real time) would then come out early in the patch's
+ * own timeline. So the patch sees O2 time as of its logical time: O2 time
+ * now minus how much more than usual Pd is behind, where usual is the least
+ * lag over the last LAG_WINDOW_MS to 2 * LAG_WINDOW_MS (the windows follow a
+ * Pd clock that drifts from the system's, as an audio device's does).
+ */
+#define LAG_WINDOW_MS 5000.0
+#define LAG_SAMPLE_MS 20.0
+
+static double excess_lag_ms(o2pd_session *s) {
+    double real = sys_getrealtime() * 1000.0, lag = real - clock_gettimesince(0);
+    if (real >= s->lag_window_end) {
+        s->lag_min[0] = s->lag_window_end > 0 ? s->lag_min[1] : lag;
+        s->lag_min[1] = lag;
+        s->lag_window_end = real + LAG_WINDOW_MS;
+    }
+    if (lag < s->lag_min[1]) s->lag_min[1] = lag;
+    if (lag < s->lag_min[0]) s->lag_min[0] = lag;
+    return lag - s->lag_min[0];
+}
+
+static void session_lag_tick(o2pd_session *s) {
+    excess_lag_ms(s);
+    clock_delay(s->lag_sample, LAG_SAMPLE_MS);
+}
+
+double o2pd_session_time(o2pd_session *s) {
+    double excess = excess_lag_ms(s), now = o2hb_time(s->hb);
+    return now < 0 ? -1 : now - excess / 1000.0;
+}
+
+double o2pd_session_wait_ms(o2pd_session *s, double o2time) {
+    double now = o2pd_session_time(s);
+    return now < 0 ? 0 : (o2time - now) * 1000.0;
 }
 
 void o2pd_session_kick(o2pd_session *s) {

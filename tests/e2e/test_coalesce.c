@@ -276,6 +276,90 @@ Test(coalesce, sends_from_the_program_are_not_held_for_a_later_poll) {
     pair_free(&p);
 }
 
+/* ---- OSC delegates over UDP ---- */
+
+/* A router whose service "synth" goes to an OSC server on 127.0.0.1:`server_port` by UDP. */
+static o2h_router *osc_router(int server_port) {
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"ensemble\": \"coalesce\", \"plugin_path\": [\"%s\"],"
+             " \"transports\": [{\"type\": \"osc\", \"delegates\": [{\"service\": \"synth\","
+             " \"address\": \"127.0.0.1:%d\"}]}]}",
+             TRANSPORT_DIR, server_port);
+    o2h_router_options o = {.struct_size = sizeof o, .log_level = O2H_LOG_WARN};
+    o2h_error err;
+    o2h_router *r = o2h_router_new_from_json(json, "coalesce-osc", &o, &err);
+    cr_assert_not_null(r, "%s", err.message);
+    cr_assert_eq(o2h_router_start(r), O2H_OK);
+    return r;
+}
+
+/* The OSC server: a UDP socket on loopback with room for every datagram of a test. */
+static int osc_server(int *port) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    int big = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    *port = ntohs(a.sin_port);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+/* The int argument of one "/x ,i" datagram, or -1 if none came within 5 s. */
+static int32_t osc_next_int(int fd) {
+    uint8_t buf[64];
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n != 12 || memcmp(buf, "/x\0\0,i\0\0", 8) != 0) return -1;
+    return (int32_t)((uint32_t)buf[8] << 24 | (uint32_t)buf[9] << 16 | (uint32_t)buf[10] << 8 |
+                     buf[11]);
+}
+
+static void on_osc_burst(o2h_router *r, const o2h_msg *msg, const char *types,
+                         const o2h_arg *const *argv, int argc, void *user_data) {
+    for (int32_t i = 0; i < argv[0]->i; i++)
+        o2h_send(r, "/synth/x", 0, "i", i);
+}
+
+Test(coalesce, an_osc_udp_burst_of_one_turn_leaves_in_one_sendmmsg_and_arrives_in_order) {
+    int port, fd = osc_server(&port);
+    o2h_router *r = osc_router(port);
+    cr_assert_eq(o2h_service_new(r, "gen"), O2H_OK);
+    cr_assert_eq(o2h_method_new(r, "/gen/burst", "i", on_osc_burst, NULL, false, true), O2H_OK);
+    const int n = 200;
+    reset_counts();
+    cr_assert_eq(o2h_send(r, "/gen/burst", 0, "i", n), O2H_OK);
+    long batches = atomic_load(&n_sendmmsg), singles = atomic_load(&n_sendto);
+    cr_assert_eq(singles, 0, "%ld OSC datagrams sent one by one", singles);
+    cr_assert_eq(batches, 1, "%ld sendmmsg calls for a burst of %d", batches, n);
+    for (int32_t i = 0; i < n; i++)
+        cr_assert_eq(osc_next_int(fd), i, "datagram %d missing or out of order", i);
+    o2h_router_free(r);
+    close(fd);
+}
+
+Test(coalesce, an_osc_udp_burst_larger_than_the_outbox_all_arrives_in_order) {
+    int port, fd = osc_server(&port);
+    o2h_router *r = osc_router(port);
+    cr_assert_eq(o2h_service_new(r, "gen"), O2H_OK);
+    cr_assert_eq(o2h_method_new(r, "/gen/burst", "i", on_osc_burst, NULL, false, true), O2H_OK);
+    const int n = 1000; /* the outbox holds 256 */
+    reset_counts();
+    cr_assert_eq(o2h_send(r, "/gen/burst", 0, "i", n), O2H_OK);
+    long batches = atomic_load(&n_sendmmsg);
+    cr_assert(batches >= 4 && batches <= 8, "%ld sendmmsg calls for %d datagrams", batches, n);
+    for (int32_t i = 0; i < n; i++)
+        cr_assert_eq(osc_next_int(fd), i, "datagram %d missing or out of order", i);
+    /* A lone send outside the loop is out before the call returns. */
+    cr_assert_eq(o2h_send(r, "/synth/x", 0, "i", 7), O2H_OK);
+    cr_assert_eq(osc_next_int(fd), 7);
+    o2h_router_free(r);
+    close(fd);
+}
+
 /* ---- fairness ---- */
 
 typedef struct fair {

@@ -340,3 +340,76 @@ Test(o2lite_host, a_client_offering_its_service_again_keeps_it) {
     close_client(&c);
     o2h_router_free(host);
 }
+
+static void count_taps(void *ctx, const o2h_service_info *info) {
+    if (info->status == O2H_STATUS_TAP) ++*(int *)ctx;
+}
+
+static int taps_known(o2h_router *r) {
+    int n = 0;
+    o2h_services_list(r, count_taps, &n);
+    return n;
+}
+
+static uint64_t refused(o2h_router *r) {
+    o2h_stats st = {.struct_size = sizeof st};
+    o2h_router_get_stats(r, &st);
+    return st.refused;
+}
+
+static void offer(client *c, const char *prefix, int i, bool add) {
+    char name[32];
+    snprintf(name, sizeof name, "%s%d", prefix, i);
+    send_tcp(c, build("!_o2/o2lite/sv", true, "siisi", name, add, 1, "", 0));
+}
+
+/* A light client cannot make the host hold more than 1024 services or taps for it. */
+Test(o2lite_host, a_client_has_bounded_services_and_taps) {
+    int port = free_port();
+    o2h_router *host = start_host(port);
+    client c;
+    connect_client(&c, host, port);
+    enum { BOUND = 1024, OVER = 10 };
+    for (int i = 0; i < BOUND + OVER; i++) {
+        offer(&c, "s", i, true);
+        if (i % 64 == 0) o2h_router_poll(host, 0);
+    }
+    cr_assert(poll_until_status(host, "s1023", O2H_STATUS_BRIDGE_NOTIME), "the bound is served");
+    for (int i = 0; i < 50; i++)
+        o2h_router_poll(host, 1);
+    cr_assert_eq(o2h_status(host, "s1024"), O2H_STATUS_UNKNOWN, "one over the bound is refused");
+    cr_assert_eq(o2h_status(host, "s1033"), O2H_STATUS_UNKNOWN);
+    cr_assert_eq(refused(host), OVER, "each refusal counted");
+
+    /* Offering one again (new properties) is no new service; removing one makes room. */
+    send_tcp(&c, build("!_o2/o2lite/sv", true, "siisi", "s5", 1, 1, ";k:v;", 0));
+    offer(&c, "s", 0, false);
+    offer(&c, "s", 2000, true);
+    cr_assert(poll_until_status(host, "s2000", O2H_STATUS_BRIDGE_NOTIME), "room after a removal");
+    cr_assert_eq(o2h_status(host, "s0"), O2H_STATUS_UNKNOWN);
+    cr_assert_eq(refused(host), OVER);
+
+    /* Taps: the same bound, on their own. */
+    for (int i = 0; i < BOUND + OVER; i++) {
+        char tappee[32];
+        snprintf(tappee, sizeof tappee, "t%d", i);
+        send_tcp(&c, build("!_o2/o2lite/sv", true, "siisi", "s1", 1, 0, tappee, O2H_TAP_KEEP));
+        if (i % 64 == 0) o2h_router_poll(host, 0);
+    }
+    double deadline = now_s() + WAIT_S;
+    while (refused(host) < 2 * OVER && now_s() < deadline)
+        o2h_router_poll(host, 5);
+    cr_assert_eq(taps_known(host), BOUND, "taps held: %d", taps_known(host));
+    cr_assert_eq(refused(host), 2 * OVER);
+
+    /* Another client is not hurt, and all of it goes when the first leaves. */
+    client d;
+    connect_client(&d, host, port);
+    offer(&d, "other", 1, true);
+    cr_assert(poll_until_status(host, "other1", O2H_STATUS_BRIDGE_NOTIME));
+    close_client(&c);
+    cr_assert(poll_until_status(host, "s1023", O2H_STATUS_UNKNOWN));
+    cr_assert_eq(taps_known(host), 0);
+    close_client(&d);
+    o2h_router_free(host);
+}

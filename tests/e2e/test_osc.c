@@ -152,6 +152,11 @@ Test(osc, liblo_blob_and_timetags_reach_an_o2_handler) {
     o2h_router_free(r);
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 Test(osc, bundle_100ms_ahead_is_delivered_on_time) {
     int udp = free_port(SOCK_DGRAM);
     char cfg[256], port[16];
@@ -160,7 +165,9 @@ Test(osc, bundle_100ms_ahead_is_delivered_on_time) {
     got g = {0};
     o2h_router *r = router_with_service(cfg, &g);
     lo_address to = lo_address_new("127.0.0.1", port);
-    double worst = 0;
+    /* Never early; late by a scheduling stall at most, and on time in the median (one stall
+     * of a loaded machine, or of ASan, must not fail it; a wrong clock mapping does). */
+    double lates[5];
     for (int k = 0; k < 5; k++) {
         lo_timetag tt;
         lo_timetag_now(&tt);
@@ -179,11 +186,15 @@ Test(osc, bundle_100ms_ahead_is_delivered_on_time) {
                 late * 1e3);
         cr_assert_str_eq(g.address, "/fromosc/timed");
         cr_assert_eq(g.i, k);
-        cr_assert_lt(fabs(late), 0.005, "%.3f ms off", late * 1e3);
-        if (fabs(late) > worst) worst = fabs(late);
+        cr_assert_gt(late, -0.002, "%.3f ms early", -late * 1e3);
+        cr_assert_lt(late, 0.050, "%.3f ms late", late * 1e3);
+        lates[k] = late;
         lo_bundle_free_recursive(b);
     }
-    fprintf(stderr, "timed OSC bundles: worst %.3f ms from their time (limit 5 ms)\n", worst * 1e3);
+    qsort(lates, 5, sizeof lates[0], cmp_double);
+    fprintf(stderr, "timed OSC bundles: median %.3f ms from their time (limit 5 ms)\n",
+            lates[2] * 1e3);
+    cr_assert_lt(fabs(lates[2]), 0.005, "median %.3f ms off", lates[2] * 1e3);
     lo_address_free(to);
     o2h_router_free(r);
 }

@@ -105,20 +105,38 @@ static o2h_msg *dy_connect_from(int port) {
     return m;
 }
 
+/* A router named @00000000:7f000001:1000, and a link (plugins without sockets) on which
+ * process @00000000:7f000001:2000 has introduced itself. */
+typedef struct peer_on_link {
+    o2h_router *r;
+    const o2h_host *h;
+    o2h_plugin tcp, udp;
+    o2h_link *link;
+} peer_on_link;
+
+static void peer_on_link_start(peer_on_link *p) {
+    o2h_router_options o = {.struct_size = sizeof o, .ensemble = "test"};
+    p->r = o2h_router_new(&o, NULL);
+    p->h = o2h__host_table();
+    p->tcp = (o2h_plugin){.router = p->r, .type = "tcp"};
+    p->udp = (o2h_plugin){.router = p->r, .type = "udp"};
+    o2h__proto_net_register(p->r, &p->tcp, O2H_NET_TCP, 0x7f000001, 0x1000);
+    o2h__proto_net_register(p->r, &p->udp, O2H_NET_UDP, 0x7f000001, 0x1000);
+    p->link = p->h->link->link_new(&p->tcp, NULL, "peer");
+    p->h->link->deliver(&p->tcp, p->link, dy_connect_from(0x2000));
+}
+
 /* Found by fuzz_proto: a second dy CONNECT with another name on a link that
  * already speaks for a process left the first process pointing at the link
  * after it was freed. A link names its process once. */
 Test(proto, a_link_names_its_process_once) {
-    o2h_router_options o = {.struct_size = sizeof o, .ensemble = "test"};
-    o2h_router *r = o2h_router_new(&o, NULL);
-    const o2h_host *h = o2h__host_table();
-    o2h_plugin tcp = {.router = r, .type = "tcp"}, udp = {.router = r, .type = "udp"};
-    o2h__proto_net_register(r, &tcp, O2H_NET_TCP, 0x7f000001, 0x1000);
-    o2h__proto_net_register(r, &udp, O2H_NET_UDP, 0x7f000001, 0x1000);
-    o2h_link *link = h->link->link_new(&tcp, NULL, "peer");
-    h->link->deliver(&tcp, link, dy_connect_from(0x2000));
+    peer_on_link p;
+    peer_on_link_start(&p);
+    o2h_router *r = p.r;
+    const o2h_host *h = p.h;
+    o2h_link *link = p.link;
     cr_assert_eq(o2h_status(r, "@00000000:7f000001:2000"), O2H_STATUS_REMOTE_NOTIME);
-    h->link->deliver(&tcp, link, dy_connect_from(0x3000));
+    h->link->deliver(&p.tcp, link, dy_connect_from(0x3000));
     cr_assert_eq(o2h_status(r, "@00000000:7f000001:3000"), O2H_STATUS_UNKNOWN, "not renamed");
     h->link->link_free(link);
     cr_assert_eq(o2h_status(r, "@00000000:7f000001:2000"), O2H_STATUS_UNKNOWN, "gone with it");
@@ -240,5 +258,74 @@ Test(proto, the_networks_of_this_machine_are_allowed_by_default) {
     o2h_plugin *udp = &nr.udp;
     h->link->deliver(udp, NULL, dy_info("00000000", own, 0x2000));
     cr_assert_eq(connects, 1, "a process at %s, on this machine's network, is reached", own);
+    o2h_router_free(r);
+}
+
+/* !_o2/sv from `from`: items [first, first + n) named PREFIX<i>, services or taps of "tapped". */
+static o2h_msg *sv_items(const char *from, const char *prefix, int first, int n, bool taps) {
+    o2h_builder *b = o2h_builder_new(NULL);
+    o2h_add_string(b, from);
+    for (int i = first; i < first + n; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s%d", prefix, i);
+        o2h_add_string(b, name);
+        o2h_add_true(b);
+        if (taps)
+            o2h_add_false(b);
+        else
+            o2h_add_true(b);
+        o2h_add_string(b, taps ? "tapped" : "");
+        o2h_add_int32(b, 0);
+    }
+    o2h_msg *m = o2h_builder_finish(b, 0, "!_o2/sv", O2H_FLAG_RELIABLE);
+    o2h_builder_free(b);
+    return m;
+}
+
+static void count_taps(void *ctx, const o2h_service_info *info) {
+    if (info->status == O2H_STATUS_TAP) ++*(int *)ctx;
+}
+
+/* One process cannot make this one hold more than 65536 services or 4096 taps for it. */
+Test(proto, a_process_has_bounded_services_and_taps_here) {
+    peer_on_link p;
+    peer_on_link_start(&p);
+    o2h_router *r = p.r;
+    const o2h_host *h = p.h;
+    o2h_link *link = p.link;
+    const char *name = "@00000000:7f000001:2000";
+    cr_assert_eq(o2h_status(r, name), O2H_STATUS_REMOTE_NOTIME);
+    enum { BOUND = 65536, TAP_BOUND = 4096, OVER = 10, CHUNK = 4096 };
+    for (int i = 0; i < BOUND + OVER; i += CHUNK)
+        h->link->deliver(
+            &p.tcp, link,
+            sv_items(name, "s", i, i + CHUNK > BOUND + OVER ? BOUND + OVER - i : CHUNK, false));
+    cr_assert_eq(o2h_status(r, "s65535"), O2H_STATUS_REMOTE_NOTIME, "the bound is served");
+    cr_assert_eq(o2h_status(r, "s65536"), O2H_STATUS_UNKNOWN, "one over it is refused");
+    cr_assert_eq(stat_of(r, "refused"), OVER);
+    /* Offered again it is no new one; removed, it makes room. */
+    h->link->deliver(&p.tcp, link, sv_items(name, "s", 0, 1, false));
+    o2h_builder *b = o2h_builder_new(NULL);
+    o2h_add_string(b, name);
+    o2h_add_string(b, "s1");
+    o2h_add_false(b);
+    o2h_add_true(b);
+    o2h_add_string(b, "");
+    o2h_add_int32(b, 0);
+    h->link->deliver(&p.tcp, link, o2h_builder_finish(b, 0, "!_o2/sv", O2H_FLAG_RELIABLE));
+    o2h_builder_free(b);
+    h->link->deliver(&p.tcp, link, sv_items(name, "s", 70000, 1, false));
+    cr_assert_eq(o2h_status(r, "s70000"), O2H_STATUS_REMOTE_NOTIME, "room after a removal");
+    cr_assert_eq(stat_of(r, "refused"), OVER);
+    h->link->deliver(&p.tcp, link, sv_items(name, "t", 0, TAP_BOUND + OVER, true));
+    int taps = 0;
+    o2h_services_list(r, count_taps, &taps);
+    cr_assert_eq(taps, TAP_BOUND, "taps held: %d", taps);
+    cr_assert_eq(stat_of(r, "refused"), 2 * OVER);
+    h->link->link_free(link);
+    cr_assert_eq(o2h_status(r, "s2"), O2H_STATUS_UNKNOWN, "all gone with the process");
+    taps = 0;
+    o2h_services_list(r, count_taps, &taps);
+    cr_assert_eq(taps, 0);
     o2h_router_free(r);
 }

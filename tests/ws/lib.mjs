@@ -56,10 +56,11 @@ export function decode(text) {
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Resolve when `pred()` is truthy (polled every 5 ms); reject after `ms`.
+// `pred` may be async: its promise is awaited before the value is judged.
 export async function until(pred, ms, what) {
   const end = Date.now() + ms;
   for (;;) {
-    const v = pred();
+    const v = await pred();
     if (v) return v;
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await sleep(5);
@@ -112,7 +113,7 @@ export function rawConnect(port, { localAddress } = {}) {
 // `extra` adds transports/discovery/keys to the config.
 export async function startDaemon({ root, wsKeys = {}, transports = [], discovery = [],
                                     ensemble = 'wstest', clockReference = true, mounts,
-                                    logLevel = 'info' } = {}) {
+                                    logLevel = 'info', wrap = [] } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'o2hub-ws-'));
   const ws = { type: 'websocket', host: '127.0.0.1', port: 0,
                ...(mhdThread ? { mhd_thread: true } : {}),
@@ -130,7 +131,9 @@ export async function startDaemon({ root, wsKeys = {}, transports = [], discover
   if (clockReference) cfg.clock = { reference: true };
   const file = join(dir, 'o2hub.json');
   writeFileSync(file, JSON.stringify(cfg, null, 1));
-  const child = spawn(env('O2HUB_EXE'), ['--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // `wrap`: a command that execs the rest (the daemon keeps its PID), e.g. a mount namespace
+  const argv = [...wrap, env('O2HUB_EXE'), '--config', file];
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   const onData = (d) => {
     log += d;

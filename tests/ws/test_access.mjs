@@ -107,6 +107,7 @@ test('a joined client flooding pings without reading: memory stays flat, others 
               `${rtts.length} round trips of the other client, median ${rtts[rtts.length >> 1].toFixed(2)} ms, p99 ${p99.toFixed(2)} ms`);
   assert.ok(sent > 100000, `the flood was a flood (${sent} pings)`);
   assert.ok(peakRss < 64 * 1024, `daemon RSS ${peakRss} kB stays under 64 MB`);
-  assert.ok(rtts[rtts.length >> 1] < 10, `the other client's median round trip ${rtts[rtts.length >> 1]} ms`);
+  // starving the other client would make it hundreds of ms; 25 ms leaves room for a loaded CI
+  assert.ok(rtts[rtts.length >> 1] < 25, `the other client's median round trip ${rtts[rtts.length >> 1]} ms`);
   assert.ok(open.alive(), 'the daemon lives');
 });

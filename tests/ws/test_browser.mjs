@@ -43,7 +43,7 @@ before(async () => {
     discovery: [{ type: 'static', peers: [`127.0.0.1:${hubPort}`], interval_max: 1.0 }],
   }));
   peer = startPeer(peerCfg);
-  await peer.expect(/^ready$/);
+  await peer.expect(/^ready$/, 30000); // the peer starts slowly on a loaded machine
   peer.tell('offer echo');
   await peer.expect(/^offered echo$/);
   ctx = await chromium.launchPersistentContext(join(dir, 'profile'), {

@@ -47,7 +47,7 @@ before(async () => {
     discovery: [{ type: 'static', peers: [`127.0.0.1:${hubPort}`], interval_max: 1.0 }],
   }));
   peer = startPeer(peerCfg);
-  await peer.expect(/^ready$/);
+  await peer.expect(/^ready$/, 30000); // the peer starts slowly on a loaded machine
   for (const svc of ['echo', 'other']) {
     peer.tell(`offer ${svc}`);
     await peer.expect(new RegExp(`^offered ${svc}$`));

@@ -8,9 +8,9 @@
 // Origin, a missing token, a read-only folder (HTTP status checked).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync,
-         writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync,
+         rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
@@ -285,11 +285,22 @@ test('every kind of widget, two fingers at once, edit moves, export and import',
   await page.mouse.down();
   await page.mouse.move(meter.x + meter.width / 2 + cell, meter.y + meter.height / 2, { steps: 5 });
   await page.mouse.up();
+  // ... and its corner one cell right and one row down: 2 x 5 cells
+  const rowH = grid.height / 8;
+  const corner = await box('.widget[data-id="level"] .handle');
+  await page.mouse.move(corner.x + corner.width / 2, corner.y + corner.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(corner.x + corner.width / 2 + cell, corner.y + corner.height / 2 + rowH, { steps: 5 });
+  await page.mouse.up();
+  const resized = await box('.widget[data-id="level"]');
+  assert.ok(Math.abs(resized.width - 2 * meter.width) < cell / 2, `width ${resized.width} from ${meter.width}`);
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export')]);
   const exported = join(dir, 'exported.json');
   await download.saveAs(exported);
   const doc = JSON.parse(readFileSync(exported, 'utf8'));
-  assert.equal(doc.widgets.find((w) => w.id === 'level').x, 9, 'the meter moved from column 8 to 9');
+  const moved = doc.widgets.find((w) => w.id === 'level');
+  assert.equal(moved.x, 9, 'the meter moved from column 8 to 9');
+  assert.deepEqual([moved.y, moved.w, moved.h], [0, 2, 5], 'its corner resized it from 1 x 4 to 2 x 5');
 
   // import: a file with one more widget replaces the layout; a bad one is refused
   doc.widgets.push({ id: 'extra', kind: 'knob', x: 10, y: 6, address: '/synth/extra' });
@@ -370,5 +381,45 @@ test('with a token and read-only', async () => {
     assert.deepEqual(readdirSync(ro), []);
   } finally {
     assert.equal((await t.stop()).code, 0);
+  }
+});
+
+// An installed example's folder belongs to root: it is served read-only, with a warning that
+// says what to do, instead of a 500 on every Save. As root, a read-only bind mount in a mount
+// namespace of the daemon's own stands for it.
+test('a layouts folder this user cannot write is served read-only', async (t) => {
+  const folder = join(dir, 'unwritable');
+  mkdirSync(folder);
+  writeFileSync(join(folder, 'shipped.json'), '{"widgets": []}');
+  let wrap = [];
+  if (process.getuid() === 0) {
+    if (spawnSync('unshare', ['-m', 'true']).status !== 0) return t.skip('root without mount namespaces');
+    wrap = ['unshare', '-m', '--propagation', 'private', 'sh', '-c',
+            'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"',
+            'sh', folder];
+  } else {
+    chmodSync(folder, 0o555);
+  }
+  const u = await startDaemon({ ensemble: `${ENSEMBLE}uw`, wsKeys: { layouts: folder }, wrap });
+  try {
+    assert.match(u.log(), /layouts folder .*unwritable is not writable .*served read-only/);
+    const ask = (method, path, body) => new Promise((resolve, reject) => {
+      const lib = useTls ? https : http;
+      const req = lib.request({ host: '127.0.0.1', port: u.port, method, path,
+                                ...(useTls ? { ca: certificateFiles().ca } : {}) }, (res) => {
+        let text = '';
+        res.on('data', (c) => { text += c; });
+        res.on('end', () => resolve({ status: res.statusCode, text }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    assert.equal((await ask('GET', '/layouts/shipped.json')).text, '{"widgets": []}');
+    const put = await ask('PUT', '/layouts/mine.json', '{}');
+    assert.equal(put.status, 403, put.text);
+    assert.match(put.text, /read-only/);
+  } finally {
+    chmodSync(folder, 0o755);
+    assert.equal((await u.stop()).code, 0);
   }
 });

@@ -26,6 +26,9 @@
 #define OSC_PACE_US_DEFAULT 50           /* a port's "pace_us" */
 #define OSC_MAX_CONNECTIONS_DEFAULT 1024 /* a TCP port's "max_connections" */
 
+#define OSC_OUTBOX 256                 /* UDP datagrams a turn gathers for one sendmmsg */
+#define OSC_OUTBOX_BYTES (256u * 1024) /* ... and their bytes (at least one largest datagram) */
+
 typedef struct osc_plugin osc_plugin;
 typedef struct osc_port osc_port;
 typedef struct osc_delegate osc_delegate;
@@ -94,6 +97,20 @@ struct osc_delegate {
     double backoff;
 };
 
+/** UDP datagrams to OSC servers waiting for the end of the turn (osc_outbox.c). */
+typedef struct osc_outbox {
+    struct mmsghdr msgs[OSC_OUTBOX];
+    struct iovec iov[OSC_OUTBOX];
+    struct sockaddr_in to[OSC_OUTBOX];
+    int fd[OSC_OUTBOX]; /* the socket each leaves by */
+    uint32_t len;
+    uint8_t *bytes; /* OSC_OUTBOX_BYTES, allocated at the first datagram */
+    size_t used;
+    o2h_deferred flush_later;
+    uint64_t dropped; /* refused by a full socket (or for good) at the end of a turn */
+    double logged_at;
+} osc_outbox;
+
 struct osc_plugin {
     const o2h_host *host;
     o2h_plugin *self;
@@ -108,6 +125,7 @@ struct osc_plugin {
     size_t scratch_cap;
     uint8_t *frame; /* the same framed for a TCP delegate */
     size_t frame_cap;
+    osc_outbox outbox;
     uint8_t *rx; /* OSC_RX_BATCH x OSC_RX_SIZE */
     struct mmsghdr rx_msgs[OSC_RX_BATCH];
     struct iovec rx_iovs[OSC_RX_BATCH];
@@ -127,6 +145,14 @@ bool o2h_osc_plugin_reserve(uint8_t **buf, size_t *cap, size_t n);
 int o2h_osc_delegate_start(osc_delegate *d);
 void o2h_osc_delegate_stop(osc_delegate *d);
 int o2h_osc_delegate_send(osc_delegate *d, const o2h_msg *msg);
+
+/* osc_outbox.c */
+/** Where the next UDP datagram is encoded (*room bytes); NULL without memory. */
+uint8_t *o2h_osc_outbox_space(osc_plugin *pl, size_t *room);
+/** The `n` bytes encoded there leave by `fd` to `to` (NULL: the socket is connected). */
+void o2h_osc_outbox_add(osc_plugin *pl, int fd, const struct sockaddr_in *to, size_t n);
+/** Write what waits now (end of turn; before a socket of a delegate closes). */
+void o2h_osc_outbox_flush(osc_plugin *pl);
 
 /* osc_port.c */
 int o2h_osc_port_start(osc_port *p);

@@ -171,29 +171,37 @@ static int tcp_send(osc_delegate *d, const uint8_t *packet, size_t len) {
     return o2h_stream_send_bytes(d->stream, pl->frame, framed); /* may close: tcp_closed */
 }
 
-int o2h_osc_delegate_send(osc_delegate *d, const o2h_msg *msg) {
+/* Over UDP: encoded into the outbox, sent at the end of the turn. */
+static int udp_send(osc_delegate *d, const o2h_msg *msg, const osc_clock *clock) {
     osc_plugin *pl = d->pl;
-    if (d->tcp && !d->stream) return O2H_SEND_FAIL;
-    osc_clock clock = o2h_osc_plugin_clock(pl);
-    size_t n = o2h_osc_from_o2(msg->data, msg->length, &clock, pl->scratch, pl->scratch_cap);
-    if (n > pl->scratch_cap && n <= (size_t)pl->max_packet &&
-        o2h_osc_plugin_reserve(&pl->scratch, &pl->scratch_cap, n))
-        n = o2h_osc_from_o2(msg->data, msg->length, &clock, pl->scratch, pl->scratch_cap);
-    if (n == 0 || n > pl->scratch_cap || (!d->tcp && n > OSC_UDP_MAX)) {
+    size_t room;
+    uint8_t *at = o2h_osc_outbox_space(pl, &room);
+    if (!at) return O2H_NO_MEMORY;
+    size_t n = o2h_osc_from_o2(msg->data, msg->length, clock, at, room);
+    if (n == 0 || n > room || n > OSC_UDP_MAX) {
         pl->host->log->write(pl->self, O2H_LOG_DEBUG, "cannot send %s as OSC (%zu bytes)",
                              o2h_msg_address(msg), n);
         return O2H_SEND_FAIL;
     }
-    if (!d->tcp) {
-        bool connected = d->has_replies && d->replies_from == OSC_REPLIES_FROM_SERVER;
-        int fd = d->has_replies ? d->replies.fd : pl->udp_fd;
-        ssize_t w =
-            sendto(fd, pl->scratch, n, MSG_DONTWAIT, connected ? NULL : (struct sockaddr *)&d->addr,
-                   connected ? 0 : sizeof d->addr);
-        if (w == (ssize_t)n) return O2H_OK;
-        return (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS))
-                   ? O2H_QUEUE_FULL
-                   : O2H_SEND_FAIL;
+    bool connected = d->has_replies && d->replies_from == OSC_REPLIES_FROM_SERVER;
+    int fd = d->has_replies ? d->replies.fd : pl->udp_fd;
+    o2h_osc_outbox_add(pl, fd, connected ? NULL : &d->addr, n);
+    return O2H_OK;
+}
+
+int o2h_osc_delegate_send(osc_delegate *d, const o2h_msg *msg) {
+    osc_plugin *pl = d->pl;
+    if (d->tcp && !d->stream) return O2H_SEND_FAIL;
+    osc_clock clock = o2h_osc_plugin_clock(pl);
+    if (!d->tcp) return udp_send(d, msg, &clock);
+    size_t n = o2h_osc_from_o2(msg->data, msg->length, &clock, pl->scratch, pl->scratch_cap);
+    if (n > pl->scratch_cap && n <= (size_t)pl->max_packet &&
+        o2h_osc_plugin_reserve(&pl->scratch, &pl->scratch_cap, n))
+        n = o2h_osc_from_o2(msg->data, msg->length, &clock, pl->scratch, pl->scratch_cap);
+    if (n == 0 || n > pl->scratch_cap) {
+        pl->host->log->write(pl->self, O2H_LOG_DEBUG, "cannot send %s as OSC (%zu bytes)",
+                             o2h_msg_address(msg), n);
+        return O2H_SEND_FAIL;
     }
     return tcp_send(d, pl->scratch, n);
 }
@@ -241,6 +249,7 @@ void o2h_osc_delegate_stop(osc_delegate *d) {
     if (d->stream) o2h_stream_flush(d->stream); /* this turn's packets, if the socket takes them */
     if (d->stream) o2h_stream_close(d->stream); /* tcp_closed forgets it */
     if (d->has_replies && !d->tcp) {
+        o2h_osc_outbox_flush(pl); /* datagrams waiting to leave by the socket closed here */
         int fd = d->replies.fd;
         o2h_osc_port_unwatch_udp(&d->replies);
         if (fd >= 0) close(fd);

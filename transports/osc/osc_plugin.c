@@ -176,6 +176,7 @@ static void plugin_free(osc_plugin *pl) {
     free(pl->scratch);
     free(pl->frame);
     free(pl->rx);
+    free(pl->outbox.bytes);
     free(pl);
 }
 
@@ -249,6 +250,7 @@ static int osc_start(void *instance) {
 
 static void osc_stop(void *instance) {
     osc_plugin *pl = instance;
+    o2h_osc_outbox_flush(pl); /* the last turn's datagrams, if the sockets take them */
     for (int i = 0; i < pl->n_delegates; i++)
         o2h_osc_delegate_stop(&pl->delegates[i]);
     for (int i = 0; i < pl->n_ports; i++)

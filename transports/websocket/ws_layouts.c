@@ -65,10 +65,25 @@ int o2h_ws_read_layouts(ws_transport *tr, const o2h_cfg *cfg) {
     return O2H_OK;
 }
 
+/* A folder this user cannot write (an installed example's, owned by root)
+ * serves its layouts read-only, and says so once, instead of failing every
+ * Save with a 500. */
+static void warn_if_unwritable(ws_transport *tr) {
+    if (tr->layouts_read_only || faccessat(tr->layouts_fd, ".", W_OK, AT_EACCESS) == 0) return;
+    tr->host->log->write(tr->self, O2H_LOG_WARN,
+                         "layouts folder %s is not writable (%s): layouts are served read-only; "
+                         "point \"layouts\" at a folder of your own to save them",
+                         tr->layouts_dir, strerror(errno));
+    tr->layouts_read_only = true;
+}
+
 int o2h_ws_layouts_start(ws_transport *tr) {
     if (!tr->layouts_dir) return O2H_OK;
     tr->layouts_fd = open(tr->layouts_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (tr->layouts_fd >= 0) return O2H_OK;
+    if (tr->layouts_fd >= 0) {
+        warn_if_unwritable(tr);
+        return O2H_OK;
+    }
     tr->host->log->write(tr->self, O2H_LOG_ERROR, "cannot open the layouts folder %s: %s",
                          tr->layouts_dir, strerror(errno));
     return O2H_BAD_ARGS;
