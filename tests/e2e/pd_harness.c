@@ -79,25 +79,6 @@ static void stop_all(void) {
         if (running[i]) stop(running[i]);
 }
 
-static int loopback_up(void) {
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct ifreq ifr = {0};
-    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
-    int rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
-    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-    if (rc == 0) rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
-    close(fd);
-    return rc;
-}
-
-bool netns_available(void) {
-    pid_t c = fork();
-    if (c == 0) _exit(unshare(CLONE_NEWNET) == 0 && loopback_up() == 0 ? 0 : 1);
-    int status;
-    waitpid(c, &status, 0);
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
 void spawn_with(proc *p, char *const argv[], bool want_stdin, bool netns) {
     static bool registered;
     if (!registered) atexit(stop_all);
@@ -315,4 +296,15 @@ void start_pd(proc *p, const char *patch_path) {
     char *argv[] = {PD_EXE,  "-nogui",        "-noaudio", "-stderr",          "-noprefs", "-nrt",
                     "-path", PD_EXTERNAL_DIR, "-open",    (char *)patch_path, NULL};
     spawn(p, argv);
+}
+
+int o2ctl_in(const char *ensemble, proc *p, double limit, const char *const *args) {
+    char *argv[40] = {O2CTL_EXE, "-e", (char *)ensemble, "-H", "127.0.0.1"};
+    int n = 5;
+    for (int i = 0; args[i] && n < 39; i++)
+        argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    if (limit > 0) return run(p, argv, limit);
+    spawn(p, argv);
+    return 0;
 }

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "netns_util.h"
+
 typedef struct proc {
     pid_t pid;
     int fd;   /* stdout and stderr together */
@@ -47,8 +49,6 @@ int run(proc *p, char *const argv[], double limit);
 void tell(proc *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** A port free for TCP and UDP on 127.0.0.1 now. */
 int free_port(void);
-/** Can this process make a network namespace (root, or CAP_SYS_ADMIN)? */
-bool netns_available(void);
 void make_tmpdir(void);
 void remove_tmpdir(void);
 /** Write `text` to tmpdir/name; the path in `path`. */
@@ -78,6 +78,9 @@ int status_print(patch *p, const char *service, const char *name);
  */
 void answer_peer(patch *p, const char *svc, const char *peer_svc);
 void write_patch(char *path, size_t size, const char *name, const patch *p);
+/** o2ctl -e ENSEMBLE -H 127.0.0.1 ARGS...: run it (limit > 0 s: its exit status, -1 on
+ * timeout) or start it (limit <= 0). */
+int o2ctl_in(const char *ensemble, proc *p, double limit, const char *const *args);
 /** pd -nogui -noaudio -stderr on the patch, with the external's folder in its path. */
 void start_pd(proc *p, const char *patch_path);
 

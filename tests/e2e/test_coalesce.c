@@ -432,25 +432,35 @@ static void *flood_thread(void *ctx) {
     return NULL;
 }
 
-Test(coalesce, a_flooding_connection_does_not_hold_back_another) {
-    signal(SIGPIPE, SIG_IGN); /* the flooder's last write may meet a closed socket */
-    int port = pu_free_port();
-    o2h_router *b = router(port, 0);
-    fair f = {0};
-    o2h_service_new(b, "sink");
-    o2h_method_new(b, "/sink/flood", "i", on_flood, &f, false, true);
-    o2h_method_new(b, "/sink/ctl", "i", on_ctl, &f, false, true);
-
-    static flooder fl;
-    fl.fd = tcp_to(port);
+/* Router B on `port` with /sink/flood and /sink/ctl counted in `f`, and a tcp control
+ * connection whose first message (/sink/ctl 0) has arrived: its socket. */
+static int sink_with_control(o2h_router **b, int port, fair *f) {
+    *b = router(port, 0);
+    o2h_service_new(*b, "sink");
+    o2h_method_new(*b, "/sink/flood", "i", on_flood, f, false, true);
+    o2h_method_new(*b, "/sink/ctl", "i", on_ctl, f, false, true);
     int ctl = tcp_to(port);
     uint8_t one[64];
     size_t k = frame(one, "/sink/ctl", 0);
     cr_assert_eq(write(ctl, one, k), (ssize_t)k);
     double end = pu_now() + 10;
-    while (!f.hello && pu_now() < end)
-        o2h_router_poll(b, 10);
-    cr_assert(f.hello, "the control connection's first message never came");
+    while (!f->hello && pu_now() < end)
+        o2h_router_poll(*b, 10);
+    cr_assert(f->hello, "the control connection's first message never came");
+    return ctl;
+}
+
+Test(coalesce, a_flooding_connection_does_not_hold_back_another) {
+    signal(SIGPIPE, SIG_IGN); /* the flooder's last write may meet a closed socket */
+    int port = pu_free_port();
+    o2h_router *b;
+    fair f = {0};
+    int ctl = sink_with_control(&b, port, &f);
+    static flooder fl;
+    fl.fd = tcp_to(port);
+    uint8_t one[64];
+    size_t k;
+    double end;
 
     uint8_t m[64];
     size_t mlen = frame(m, "/sink/flood", 7);
@@ -507,19 +517,12 @@ static int udp_flood(int fd, int port, int n) {
 
 Test(coalesce, a_tcp_control_message_goes_ahead_of_a_udp_flood_that_is_still_readable) {
     int port = pu_free_port();
-    o2h_router *b = router(port, 0);
+    o2h_router *b;
     fair f = {0};
-    o2h_service_new(b, "sink");
-    o2h_method_new(b, "/sink/flood", "i", on_flood, &f, false, true);
-    o2h_method_new(b, "/sink/ctl", "i", on_ctl, &f, false, true);
-    int ctl = tcp_to(port);
+    int ctl = sink_with_control(&b, port, &f);
     uint8_t one[64];
-    size_t k = frame(one, "/sink/ctl", 0);
-    cr_assert_eq(write(ctl, one, k), (ssize_t)k);
-    double end = pu_now() + 10;
-    while (!f.hello && pu_now() < end)
-        o2h_router_poll(b, 10);
-    cr_assert(f.hello, "the control connection's first message never came");
+    size_t k;
+    double end;
 
     /* Some hundred datagrams wait in the router's socket (best effort: the receive buffer
      * may keep fewer); the first turn of the flood reads a batch of them. */

@@ -105,16 +105,7 @@ static void bad_inputs(patch *a) {
 static int port_a, port_b;
 
 static int o2ctl(proc *p, double limit, const char *const *args) {
-    char *argv[40] = {O2CTL_EXE, "-e", ensemble, "-H", "127.0.0.1"};
-    int n = 5;
-    for (int i = 0; args[i] && n < 39; i++)
-        argv[n++] = (char *)args[i];
-    argv[n] = NULL;
-    if (limit <= 0) {
-        spawn(p, argv);
-        return 0;
-    }
-    return run(p, argv, limit);
+    return o2ctl_in(ensemble, p, limit, args);
 }
 
 int main(void) {

@@ -23,16 +23,9 @@
 static char ensemble[64];
 static int port_a;
 
-/* o2ctl -e ENSEMBLE -H 127.0.0.1 ARGS...: run it (limit > 0 s) or start it (limit <= 0). */
+/* o2ctl in this test's ensemble (pd_harness.h o2ctl_in). */
 static int o2ctl(proc *p, double limit, const char *const *args) {
-    char *argv[40] = {O2CTL_EXE, "-e", ensemble, "-H", "127.0.0.1"};
-    int n = 5;
-    for (int i = 0; args[i] && n < 39; i++)
-        argv[n++] = (char *)args[i];
-    argv[n] = NULL;
-    if (limit > 0) return run(p, argv, limit);
-    spawn(p, argv);
-    return 0;
+    return o2ctl_in(ensemble, p, limit, args);
 }
 
 /* [print NAME] on `from`'s outlet. */

@@ -34,25 +34,6 @@ int free_port(void) {
     return pu_free_port();
 }
 
-int loopback_up(void) {
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct ifreq ifr = {0};
-    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
-    int rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
-    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-    if (rc == 0) rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
-    close(fd);
-    return rc;
-}
-
-bool netns_available(void) {
-    pid_t c = fork();
-    if (c == 0) _exit(unshare(CLONE_NEWNET) == 0 && loopback_up() == 0 ? 0 : 1);
-    int status;
-    waitpid(c, &status, 0);
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
 /* In the child, before exec: the namespaces `p` asks for. */
 static int enter_namespaces(const proc *p) {
     if (p->netns && (unshare(CLONE_NEWNET) != 0 || loopback_up() != 0)) return -1;

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "netns_util.h"
+
 typedef struct proc {
     pid_t pid;
     FILE *in;   /* its stdin */
@@ -38,10 +40,6 @@ double now_s(void);
 int free_port(void);
 /** Start `peer p->config` (or p->exe when set) with pipes to its stdin and stdout. */
 void start(proc *p);
-/** Bring up lo in a fresh network namespace (it starts down). 0 or -1. */
-int loopback_up(void);
-/** Can this process make network namespaces (root, or CAP_SYS_ADMIN)? */
-bool netns_available(void);
 /** Send one command line. */
 void tell(proc *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** Wait (bounded) for a line containing `needle` after what was already matched. */
