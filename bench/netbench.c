@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "port_util.h"
+
 double nb_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -24,19 +26,7 @@ double nb_now(void) {
 
 /* A port free for TCP and UDP now: routers here bind both on it. */
 int nb_free_port(void) {
-    for (int tries = 0; tries < 20; tries++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        bind(fd, (struct sockaddr *)&a, sizeof a);
-        socklen_t len = sizeof a;
-        getsockname(fd, (struct sockaddr *)&a, &len);
-        close(fd);
-        int u = socket(AF_INET, SOCK_DGRAM, 0);
-        int ok = bind(u, (struct sockaddr *)&a, sizeof a) == 0;
-        close(u);
-        if (ok) return ntohs(a.sin_port);
-    }
-    return 0;
+    return pu_free_port();
 }
 
 o2h_router *nb_router(int port, int peer_port) {

@@ -1,18 +1,14 @@
 /* What the Pd e2e tests share (see pd_harness.h). */
 #include "pd_harness.h"
+#include "port_util.h"
 
-#include <arpa/inet.h>
-#include <net/if.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -186,18 +182,7 @@ void tell(proc *p, const char *fmt, ...) {
 }
 
 int free_port(void) {
-    for (int tries = 0; tries < 50; tries++) {
-        int u = socket(AF_INET, SOCK_DGRAM, 0), t = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t len = sizeof a;
-        bool ok = bind(u, (struct sockaddr *)&a, sizeof a) == 0 &&
-                  getsockname(u, (struct sockaddr *)&a, &len) == 0 &&
-                  bind(t, (struct sockaddr *)&a, sizeof a) == 0;
-        close(u);
-        close(t);
-        if (ok) return ntohs(a.sin_port);
-    }
-    return -1;
+    return pu_free_port();
 }
 
 void make_tmpdir(void) {

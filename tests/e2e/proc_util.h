@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "port_util.h"
+
 typedef struct child {
     pid_t pid;
     int out_fd;
@@ -36,23 +38,6 @@ static inline double pu_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* A port free for TCP and UDP on 127.0.0.1 now (the kernel picks it). */
-static inline int pu_free_port(void) {
-    for (int tries = 0; tries < 20; tries++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        bind(fd, (struct sockaddr *)&a, sizeof a);
-        socklen_t len = sizeof a;
-        getsockname(fd, (struct sockaddr *)&a, &len);
-        close(fd);
-        int u = socket(AF_INET, SOCK_DGRAM, 0);
-        int ok = bind(u, (struct sockaddr *)&a, sizeof a) == 0;
-        close(u);
-        if (ok) return ntohs(a.sin_port);
-    }
-    return 0;
 }
 
 /*

@@ -21,6 +21,8 @@
 
 #include <o2hub/o2hub.h>
 
+#include "port_util.h"
+
 #include "o2lite.h"
 
 static double now_s(void) {
@@ -29,14 +31,9 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* The host binds TCP and UDP on one number. */
 static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
+    return pu_free_port();
 }
 
 static char ensemble[32];

@@ -18,6 +18,8 @@
 
 #include <o2hub/o2hub.h>
 
+#include "port_util.h"
+
 #define WAIT_S 3.0
 
 static double now_s(void) {
@@ -26,14 +28,9 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* The host binds TCP and UDP on one number. */
 static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    socklen_t len = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
+    return pu_free_port();
 }
 
 typedef struct client {
