@@ -51,6 +51,7 @@ void br_report(const br_meter *m, const br_result *r) {
     getrusage(RUSAGE_SELF, &self);
     getrusage(RUSAGE_CHILDREN, &kids);
     double cpu = cpu_s(&self) - cpu_s(&m->self0) + cpu_s(&kids) - cpu_s(&m->kids0);
+    if (r->cpu_s > 0) cpu = r->cpu_s;
     long rss = self.ru_maxrss > kids.ru_maxrss ? self.ru_maxrss : kids.ru_maxrss;
     double rate = r->msgs_s > 0 ? r->msgs_s : (r->rate_from_elapsed ? r->count / elapsed : -1);
     double p50 = -1, p99 = -1, p999 = -1;

@@ -20,7 +20,8 @@ typedef struct br_result {
     bool rate_from_elapsed; /**< count / elapsed time since br_start */
     double *lat_s;          /**< latency samples in seconds, or NULL */
     int n_lat;
-    bool no_cpu; /**< the meter did not span the work (threads): print "-" for CPU */
+    bool no_cpu;  /**< the meter did not span the work (threads): print "-" for CPU */
+    double cpu_s; /**< > 0: CPU seconds measured by the caller, instead of the meter's */
 } br_result;
 
 void br_start(br_meter *m);

@@ -2,13 +2,23 @@
  * bench/roundtrip — p50/p99 round-trip latency between two o2hub processes
  * (a message to a service in the other process, and its reply), over TCP
  * (reliable) and UDP (best effort), beside raw TCP and UDP ping-pong of the
- * same bytes.
+ * same bytes. The paths take turns in blocks (see main), so a drift of the
+ * machine's speed during the run does not favour one of them.
+ *
+ * Where the processes run decides the figure more than the software does: on
+ * a VM a round trip between two CPUs waits for a halted vCPU to wake (tens
+ * of µs each way), one on a single CPU does not, and an unpinned pair stays
+ * wherever the scheduler first put it. So the pinger runs on one CPU and every
+ * echoing process on another (two CPUs, the default), or all on one with
+ * `--one-cpu` (the software's own cost; the paths are named "…-1cpu").
  */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +27,32 @@
 
 #include "benchreport.h"
 #include "netbench.h"
+
+/* The CPUs of the pinger and of every echoing process (see the top of this
+ * file): the first two this process may use; -1 leaves a process unpinned. */
+static int pinger_cpu = -1, echo_cpu = -1;
+
+static void choose_cpus(bool one_cpu) {
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, &allowed)) continue;
+        if (pinger_cpu < 0)
+            pinger_cpu = echo_cpu = cpu;
+        else if (!one_cpu) {
+            echo_cpu = cpu;
+            break;
+        }
+    }
+}
+
+static void pin_to(int cpu) {
+    if (cpu < 0) return;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (sched_setaffinity(0, sizeof one, &one) != 0) perror("sched_setaffinity (left unpinned)");
+}
 
 static void on_ping(o2h_router *r, const o2h_msg *msg, const char *types,
                     const o2h_arg *const *argv, int argc, void *user_data) {
@@ -47,99 +83,121 @@ static void echo_process(int port, int peer_port) {
     exit(0);
 }
 
-static void report(const br_meter *meter, const char *what, const char *path, double *rtt, int n) {
-    br_report(meter, &(br_result){.bench = "roundtrip",
-                                  .path = path,
-                                  .payload = 40,
-                                  .count = n,
-                                  .rate_from_elapsed = false,
-                                  .lat_s = rtt,
-                                  .n_lat = n});
-    double p50 = nb_percentile(rtt, n, 0.50), p99 = nb_percentile(rtt, n, 0.99);
-    printf("  %-22s p50 %7.1f us   p99 %7.1f us\n", what, p50 * 1e6, p99 * 1e6);
-}
+/*
+ * The four paths run interleaved: after a warm-up, blocks of BLOCK round trips
+ * take turns (the order rotating each block), so the speed of this machine,
+ * which drifts within a run on a VM, weighs on every path alike and the
+ * ratios to the raw floor are steadier than those of paths measured one
+ * after another.
+ */
+#define BLOCK 250
+#define WARMUP 100
 
-static void o2hub_roundtrips(int n) {
-    int pa = nb_free_port(), pb = nb_free_port();
-    pid_t child = fork();
-    if (child == 0) echo_process(pb, pa);
-    o2h_router *r = nb_router(pa, pb);
-    int32_t last = -1;
-    o2h_service_new(r, "back");
-    o2h_method_new(r, "/back/pong", "i", on_pong, &last, false, true);
-    if (!nb_wait_service(r, "echo", 10)) exit(1);
-    double *rtt = malloc(sizeof *rtt * (size_t)n);
-    for (int mode = 0; mode < 2; mode++) {
-        bool reliable = mode == 0;
-        int done = 0, lost = 0;
-        br_meter meter;
-        br_start(&meter);
-        for (int i = 0; i < n + 100; i++) { /* the first 100 warm up */
-            double t0 = nb_now();
-            if (reliable)
-                o2h_send_cmd(r, "/echo/ping", 0, "i", i);
-            else
-                o2h_send(r, "/echo/ping", 0, "i", i);
-            while (last != i && nb_now() - t0 < 1.0)
-                o2h_router_poll(r, 1000);
-            if (last != i) {
-                lost++;
-                continue;
-            }
-            if (i >= 100) rtt[done++] = nb_now() - t0;
-        }
-        report(&meter, reliable ? "o2hub TCP" : "o2hub UDP", reliable ? "o2hub-tcp" : "o2hub-udp",
-               rtt, done);
-        if (lost) printf("  (%d lost)\n", lost);
-    }
-    o2h_send_cmd(r, "/echo/ping", 0, "i", -1);
-    double linger = nb_now() + 0.2;
-    while (nb_now() < linger)
-        o2h_router_poll(r, 10);
-    waitpid(child, NULL, 0);
-    free(rtt);
-    o2h_router_free(r);
-}
+typedef struct path path;
+struct path {
+    const char *what, *name;
+    bool (*once)(path *p, int32_t i); /**< one round trip; false when lost */
+    pid_t child;                      /**< the echoing process (CPU time is read per block) */
+    int fd;                           /**< raw paths */
+    struct sockaddr_in to;            /**< raw UDP */
+    o2h_router *r;                    /**< o2hub paths */
+    int32_t *last;
+    bool reliable;
+    double *rtt;
+    int done, lost;
+    double cpu_s;
+};
 
-static void raw_tcp_roundtrips(int n) {
-    br_meter meter;
-    br_start(&meter);
-    int port;
-    int lfd = nb_tcp_listen(&port);
+static bool raw_tcp_once(path *p, int32_t i) {
     uint8_t frame[44] = {0};
     o2h_wr_u32(frame, 40);
-    pid_t child = fork();
-    if (child == 0) {
+    o2h_wr_u32(frame + 4, (uint32_t)i);
+    if (write(p->fd, frame, sizeof frame) != (ssize_t)sizeof frame) return false;
+    return nb_read_full(p->fd, frame, sizeof frame);
+}
+
+static bool raw_udp_once(path *p, int32_t i) {
+    uint8_t msg[40] = {0};
+    o2h_wr_u32(msg, (uint32_t)i);
+    sendto(p->fd, msg, sizeof msg, 0, (struct sockaddr *)&p->to, sizeof p->to);
+    return recv(p->fd, msg, sizeof msg, 0) == (ssize_t)sizeof msg;
+}
+
+static bool o2hub_once(path *p, int32_t i) {
+    double t0 = nb_now();
+    if (p->reliable)
+        o2h_send_cmd(p->r, "/echo/ping", 0, "i", i);
+    else
+        o2h_send(p->r, "/echo/ping", 0, "i", i);
+    while (*p->last != i && nb_now() - t0 < 1.0)
+        o2h_router_poll(p->r, 1000);
+    return *p->last == i;
+}
+
+static double self_cpu_s(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
+static void run_block(path *p, int count, bool keep) {
+    double cpu0 = self_cpu_s() + nb_proc_cpu_s(p->child);
+    for (int k = 0; k < count; k++) {
+        double t0 = nb_now();
+        int32_t i = (int32_t)(p->done + p->lost) + (keep ? WARMUP : k);
+        if (!p->once(p, i)) {
+            if (keep) p->lost++;
+            continue;
+        }
+        if (keep) p->rtt[p->done++] = nb_now() - t0;
+    }
+    if (keep) p->cpu_s += self_cpu_s() + nb_proc_cpu_s(p->child) - cpu0;
+}
+
+static void report(const path *p) {
+    br_meter meter;
+    br_start(&meter);
+    br_report(&meter, &(br_result){.bench = "roundtrip",
+                                   .path = p->name,
+                                   .payload = 40,
+                                   .count = p->done,
+                                   .lat_s = p->rtt,
+                                   .n_lat = p->done,
+                                   .cpu_s = p->cpu_s});
+    double *sorted = malloc(sizeof *sorted * (size_t)(p->done ? p->done : 1));
+    memcpy(sorted, p->rtt, sizeof *sorted * (size_t)p->done);
+    double p50 = nb_percentile(sorted, p->done, 0.50), p99 = nb_percentile(sorted, p->done, 0.99);
+    free(sorted);
+    printf("  %-22s p50 %7.1f us   p99 %7.1f us", p->what, p50 * 1e6, p99 * 1e6);
+    if (p->lost) printf("   (%d lost)", p->lost);
+    printf("\n");
+}
+
+static void start_raw_tcp(path *p) {
+    int port;
+    int lfd = nb_tcp_listen(&port);
+    p->child = fork();
+    if (p->child == 0) {
+        pin_to(echo_cpu);
         int fd = nb_tcp_connect(port);
         uint8_t buf[44];
         while (nb_read_full(fd, buf, sizeof buf))
             (void)!write(fd, buf, sizeof buf);
         exit(0);
     }
-    int fd = accept(lfd, NULL, NULL);
-    double *rtt = malloc(sizeof *rtt * (size_t)n);
-    for (int i = 0; i < n + 100; i++) {
-        double t0 = nb_now();
-        (void)!write(fd, frame, sizeof frame);
-        nb_read_full(fd, frame, sizeof frame);
-        if (i >= 100) rtt[i - 100] = nb_now() - t0;
-    }
-    report(&meter, "raw TCP (floor)", "raw-tcp", rtt, n);
-    close(fd);
+    p->fd = accept(lfd, NULL, NULL);
     close(lfd);
-    waitpid(child, NULL, 0);
-    free(rtt);
 }
 
-static void raw_udp_roundtrips(int n) {
-    br_meter meter;
-    br_start(&meter);
+static void start_raw_udp(path *p) {
     int port_a, port_b;
-    int a = nb_udp_bind(&port_a);
+    p->fd = nb_udp_bind(&port_a);
     int b = nb_udp_bind(&port_b);
-    pid_t child = fork();
-    if (child == 0) {
-        close(a);
+    p->child = fork();
+    if (p->child == 0) {
+        pin_to(echo_cpu);
+        close(p->fd);
         uint8_t buf[64];
         struct sockaddr_storage from;
         for (;;) {
@@ -150,29 +208,81 @@ static void raw_udp_roundtrips(int n) {
         }
     }
     close(b);
-    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port_b)};
-    to.sin_addr.s_addr = htonl(0x7f000001);
-    uint8_t msg[40] = {0};
-    double *rtt = malloc(sizeof *rtt * (size_t)n);
-    for (int i = 0; i < n + 100; i++) {
-        double t0 = nb_now();
-        sendto(a, msg, sizeof msg, 0, (struct sockaddr *)&to, sizeof to);
-        recv(a, msg, sizeof msg, 0);
-        if (i >= 100) rtt[i - 100] = nb_now() - t0;
+    p->to = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)port_b)};
+    p->to.sin_addr.s_addr = htonl(0x7f000001);
+}
+
+/* One echoing o2hub process serves both o2hub paths. */
+static o2h_router *start_o2hub(pid_t *child, int32_t *last) {
+    int pa = nb_free_port(), pb = nb_free_port();
+    *child = fork();
+    if (*child == 0) {
+        pin_to(echo_cpu);
+        echo_process(pb, pa);
     }
-    report(&meter, "raw UDP (floor)", "raw-udp", rtt, n);
-    sendto(a, "x", 1, 0, (struct sockaddr *)&to, sizeof to);
-    waitpid(child, NULL, 0);
-    close(a);
-    free(rtt);
+    o2h_router *r = nb_router(pa, pb);
+    o2h_service_new(r, "back");
+    o2h_method_new(r, "/back/pong", "i", on_pong, last, false, true);
+    if (!nb_wait_service(r, "echo", 10)) exit(1);
+    return r;
 }
 
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0); /* forked children must not repeat buffered lines */
-    int n = argc > 1 ? atoi(argv[1]) : 10000;
-    printf("bench roundtrip: %d round trips of a 1-argument message, 127.0.0.1\n", n);
-    raw_tcp_roundtrips(n);
-    raw_udp_roundtrips(n);
-    o2hub_roundtrips(n);
+    int n = 10000;
+    bool one_cpu = false;
+    for (int k = 1; k < argc; k++) {
+        if (strcmp(argv[k], "--one-cpu") == 0)
+            one_cpu = true;
+        else
+            n = atoi(argv[k]);
+    }
+    choose_cpus(one_cpu);
+    pin_to(pinger_cpu);
+    printf("bench roundtrip: %d round trips of a 1-argument message, 127.0.0.1, the four paths "
+           "interleaved in blocks of %d, pinger on CPU %d, echo on CPU %d\n",
+           n, BLOCK, pinger_cpu, echo_cpu);
+    int32_t last = -1;
+    pid_t o2hub_child;
+    o2h_router *r = start_o2hub(&o2hub_child, &last);
+    path paths[] = {
+        {.what = "raw TCP (floor)", .name = "raw-tcp", .once = raw_tcp_once},
+        {.what = "raw UDP (floor)", .name = "raw-udp", .once = raw_udp_once},
+        {.what = "o2hub TCP", .name = "o2hub-tcp", .once = o2hub_once, .reliable = true},
+        {.what = "o2hub UDP", .name = "o2hub-udp", .once = o2hub_once},
+    };
+    static const char *const one_cpu_names[] = {"raw-tcp-1cpu", "raw-udp-1cpu", "o2hub-tcp-1cpu",
+                                                "o2hub-udp-1cpu"};
+    enum { N_PATHS = sizeof paths / sizeof paths[0] };
+    start_raw_tcp(&paths[0]);
+    start_raw_udp(&paths[1]);
+    for (int k = 2; k < N_PATHS; k++) {
+        paths[k].r = r;
+        paths[k].last = &last;
+        paths[k].child = o2hub_child;
+    }
+    for (int k = 0; k < N_PATHS; k++) {
+        if (one_cpu) paths[k].name = one_cpu_names[k];
+        paths[k].rtt = malloc(sizeof *paths[k].rtt * (size_t)(n > 0 ? n : 1));
+        run_block(&paths[k], WARMUP, false);
+    }
+    for (int block = 0, left = n; left > 0; block++, left -= BLOCK)
+        for (int k = 0; k < N_PATHS; k++)
+            run_block(&paths[(block + k) % N_PATHS], left < BLOCK ? left : BLOCK, true);
+
+    o2h_send_cmd(r, "/echo/ping", 0, "i", -1);
+    double linger = nb_now() + 0.2;
+    while (nb_now() < linger)
+        o2h_router_poll(r, 10);
+    close(paths[0].fd);
+    sendto(paths[1].fd, "x", 1, 0, (struct sockaddr *)&paths[1].to, sizeof paths[1].to);
+    for (int k = 0; k < 3; k++)
+        waitpid(paths[k].child, NULL, 0);
+    for (int k = 0; k < N_PATHS; k++)
+        report(&paths[k]);
+    for (int k = 0; k < N_PATHS; k++)
+        free(paths[k].rtt);
+    close(paths[1].fd);
+    o2h_router_free(r);
     return 0;
 }
