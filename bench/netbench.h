@@ -29,6 +29,14 @@ double nb_proc_cpu_s(pid_t pid);
  * (/proc/PID/schedstat), or -1. */
 double nb_proc_wait_s(pid_t pid);
 
+/** The first CPU this process may use in `*first`, and the next in `*second`
+ * (the same as `*first` when `one_cpu` or when only one is allowed); both stay
+ * -1 when the affinity cannot be read. */
+void nb_choose_cpus(bool one_cpu, int *first, int *second);
+
+/** Pin the calling process to `cpu`; a negative `cpu` leaves it unpinned. */
+void nb_pin_to(int cpu);
+
 /** VmRSS of process `pid` in KB, or -1. */
 long nb_proc_rss_kb(pid_t pid);
 

@@ -12,13 +12,11 @@
  * echoing process on another (two CPUs, the default), or all on one with
  * `--one-cpu` (the software's own cost; the paths are named "…-1cpu").
  */
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,30 +27,8 @@
 #include "netbench.h"
 
 /* The CPUs of the pinger and of every echoing process (see the top of this
- * file): the first two this process may use; -1 leaves a process unpinned. */
+ * file); -1 leaves a process unpinned. */
 static int pinger_cpu = -1, echo_cpu = -1;
-
-static void choose_cpus(bool one_cpu) {
-    cpu_set_t allowed;
-    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
-    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
-        if (!CPU_ISSET(cpu, &allowed)) continue;
-        if (pinger_cpu < 0)
-            pinger_cpu = echo_cpu = cpu;
-        else if (!one_cpu) {
-            echo_cpu = cpu;
-            break;
-        }
-    }
-}
-
-static void pin_to(int cpu) {
-    if (cpu < 0) return;
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    if (sched_setaffinity(0, sizeof one, &one) != 0) perror("sched_setaffinity (left unpinned)");
-}
 
 static void on_ping(o2h_router *r, const o2h_msg *msg, const char *types,
                     const o2h_arg *const *argv, int argc, void *user_data) {
@@ -134,15 +110,8 @@ static bool o2hub_once(path *p, int32_t i) {
     return *p->last == i;
 }
 
-static double self_cpu_s(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
-}
-
 static void run_block(path *p, int count, bool keep) {
-    double cpu0 = self_cpu_s() + nb_proc_cpu_s(p->child);
+    double cpu0 = nb_proc_cpu_s(getpid()) + nb_proc_cpu_s(p->child);
     for (int k = 0; k < count; k++) {
         double t0 = nb_now();
         int32_t i = (int32_t)(p->done + p->lost) + (keep ? WARMUP : k);
@@ -152,7 +121,7 @@ static void run_block(path *p, int count, bool keep) {
         }
         if (keep) p->rtt[p->done++] = nb_now() - t0;
     }
-    if (keep) p->cpu_s += self_cpu_s() + nb_proc_cpu_s(p->child) - cpu0;
+    if (keep) p->cpu_s += nb_proc_cpu_s(getpid()) + nb_proc_cpu_s(p->child) - cpu0;
 }
 
 static void report(const path *p) {
@@ -165,10 +134,8 @@ static void report(const path *p) {
                                    .lat_s = p->rtt,
                                    .n_lat = p->done,
                                    .cpu_s = p->cpu_s});
-    double *sorted = malloc(sizeof *sorted * (size_t)(p->done ? p->done : 1));
-    memcpy(sorted, p->rtt, sizeof *sorted * (size_t)p->done);
-    double p50 = nb_percentile(sorted, p->done, 0.50), p99 = nb_percentile(sorted, p->done, 0.99);
-    free(sorted);
+    /* br_report has written the samples in order; sorting them now is harmless */
+    double p50 = nb_percentile(p->rtt, p->done, 0.50), p99 = nb_percentile(p->rtt, p->done, 0.99);
     printf("  %-22s p50 %7.1f us   p99 %7.1f us", p->what, p50 * 1e6, p99 * 1e6);
     if (p->lost) printf("   (%d lost)", p->lost);
     printf("\n");
@@ -179,7 +146,7 @@ static void start_raw_tcp(path *p) {
     int lfd = nb_tcp_listen(&port);
     p->child = fork();
     if (p->child == 0) {
-        pin_to(echo_cpu);
+        nb_pin_to(echo_cpu);
         int fd = nb_tcp_connect(port);
         uint8_t buf[44];
         while (nb_read_full(fd, buf, sizeof buf))
@@ -196,7 +163,7 @@ static void start_raw_udp(path *p) {
     int b = nb_udp_bind(&port_b);
     p->child = fork();
     if (p->child == 0) {
-        pin_to(echo_cpu);
+        nb_pin_to(echo_cpu);
         close(p->fd);
         uint8_t buf[64];
         struct sockaddr_storage from;
@@ -217,7 +184,7 @@ static o2h_router *start_o2hub(pid_t *child, int32_t *last) {
     int pa = nb_free_port(), pb = nb_free_port();
     *child = fork();
     if (*child == 0) {
-        pin_to(echo_cpu);
+        nb_pin_to(echo_cpu);
         echo_process(pb, pa);
     }
     o2h_router *r = nb_router(pa, pb);
@@ -237,8 +204,8 @@ int main(int argc, char **argv) {
         else
             n = atoi(argv[k]);
     }
-    choose_cpus(one_cpu);
-    pin_to(pinger_cpu);
+    nb_choose_cpus(one_cpu, &pinger_cpu, &echo_cpu);
+    nb_pin_to(pinger_cpu);
     printf("bench roundtrip: %d round trips of a 1-argument message, 127.0.0.1, the four paths "
            "interleaved in blocks of %d, pinger on CPU %d, echo on CPU %d\n",
            n, BLOCK, pinger_cpu, echo_cpu);
