@@ -10,11 +10,15 @@
  *   the receiver gets it while the sender is never polled again.
  * - A connection that floods does not hold back another's message for more
  *   than a bounded number of its own messages.
+ * - Runs of same-size datagrams to one address leave as segmented sends
+ *   (UDP_SEGMENT) and arrive whole (UDP_GRO), cut back into their messages;
+ *   with "gso" off on either side they still arrive whole and in order.
  */
 #include <criterion/criterion.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -32,6 +36,8 @@
 /* ---- counting the transports' send calls ---- */
 
 static atomic_long n_send, n_sendmsg, n_sendmmsg, n_sendto;
+/* sends carrying UDP_SEGMENT (runs), and received buffers the kernel says hold a run */
+static atomic_long n_segmented, n_coalesced;
 
 #define REAL(name, type) ((type)dlsym(RTLD_NEXT, name))
 #define EXPORTED __attribute__((visibility("default"))) /* the build hides symbols */
@@ -46,8 +52,27 @@ EXPORTED ssize_t sendmsg(int fd, const struct msghdr *m, int flags) {
     return REAL("sendmsg", ssize_t(*)(int, const struct msghdr *, int))(fd, m, flags);
 }
 
+static bool has_cmsg(const struct msghdr *h, int type, int *value) {
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR((struct msghdr *)h, c))
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == type) {
+            uint16_t v16 = 0;
+            int v = 0;
+            if (type == UDP_SEGMENT) {
+                memcpy(&v16, CMSG_DATA(c), sizeof v16);
+                v = v16;
+            } else
+                memcpy(&v, CMSG_DATA(c), sizeof v);
+            if (value) *value = v;
+            return true;
+        }
+    return false;
+}
+
 EXPORTED int sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags) {
     atomic_fetch_add(&n_sendmmsg, 1);
+    for (unsigned i = 0; i < n; i++)
+        if (v[i].msg_hdr.msg_controllen && has_cmsg(&v[i].msg_hdr, UDP_SEGMENT, NULL))
+            atomic_fetch_add(&n_segmented, 1);
     return REAL("sendmmsg", int (*)(int, struct mmsghdr *, unsigned int, int))(fd, v, n, flags);
 }
 
@@ -58,7 +83,22 @@ EXPORTED ssize_t sendto(int fd, const void *buf, size_t len, int flags, const st
                                      socklen_t))(fd, buf, len, flags, to, tolen);
 }
 
+EXPORTED int recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags,
+                      struct timespec *timeout) {
+    int got = REAL("recvmmsg", int (*)(int, struct mmsghdr *, unsigned int, int,
+                                       struct timespec *))(fd, v, n, flags, timeout);
+    for (int i = 0; i < got; i++) {
+        int size = 0;
+        if (v[i].msg_hdr.msg_controllen && has_cmsg(&v[i].msg_hdr, UDP_GRO, &size) && size > 0 &&
+            (unsigned)size < v[i].msg_len)
+            atomic_fetch_add(&n_coalesced, 1);
+    }
+    return got;
+}
+
 static void reset_counts(void) {
+    atomic_store(&n_segmented, 0);
+    atomic_store(&n_coalesced, 0);
     atomic_store(&n_send, 0);
     atomic_store(&n_sendmsg, 0);
     atomic_store(&n_sendmmsg, 0);
@@ -67,17 +107,19 @@ static void reset_counts(void) {
 
 /* ---- routers ---- */
 
-/* tcp (with `tcp_extra` keys) and udp on `port`, static discovery of `peer_port` (0: none). */
-static o2h_router *router_with(int port, int peer_port, const char *tcp_extra) {
+/* tcp and udp (with `tcp_extra` and `udp_extra` keys) on `port`, static discovery of
+ * `peer_port` (0: none). */
+static o2h_router *router_with(int port, int peer_port, const char *tcp_extra,
+                               const char *udp_extra) {
     char peers[64] = "";
     if (peer_port) snprintf(peers, sizeof peers, "\"127.0.0.1:%d\"", peer_port);
     char json[1024];
     snprintf(json, sizeof json,
              "{\"ensemble\": \"coalesce\", \"plugin_path\": [\"%s\", \"%s\"],"
              " \"transports\": [{\"type\": \"tcp\", \"host\": \"127.0.0.1\", \"port\": %d%s},"
-             "  {\"type\": \"udp\", \"host\": \"127.0.0.1\", \"port\": %d}],"
+             "  {\"type\": \"udp\", \"host\": \"127.0.0.1\", \"port\": %d%s}],"
              " \"discovery\": [{\"type\": \"static\", \"peers\": [%s]}]}",
-             TRANSPORT_DIR, DISCOVERY_DIR, port, tcp_extra, port, peers);
+             TRANSPORT_DIR, DISCOVERY_DIR, port, tcp_extra, port, udp_extra, peers);
     o2h_router_options o = {.struct_size = sizeof o, .log_level = O2H_LOG_WARN};
     o2h_error err;
     o2h_router *r = o2h_router_new_from_json(json, "coalesce", &o, &err);
@@ -87,7 +129,7 @@ static o2h_router *router_with(int port, int peer_port, const char *tcp_extra) {
 }
 
 static o2h_router *router(int port, int peer_port) {
-    return router_with(port, peer_port, "");
+    return router_with(port, peer_port, "", "");
 }
 
 #define MAX_GOT 4096
@@ -104,9 +146,24 @@ static void on_x(o2h_router *r, const o2h_msg *msg, const char *types, const o2h
     s->n++;
 }
 
+/* /sink/s: a number and a string of a length that follows from it, so datagrams
+ * of a burst differ in size in runs of three. */
+static size_t text_length(int32_t i) {
+    return (size_t)(i / 3 % 5) * 4;
+}
+
+static void on_s(o2h_router *r, const o2h_msg *msg, const char *types, const o2h_arg *const *argv,
+                 int argc, void *user_data) {
+    sink *s = user_data;
+    int32_t i = argv[0]->i;
+    if (s->n < MAX_GOT) s->got[s->n] = strlen(argv[1]->s) == text_length(i) ? i : -1;
+    s->n++;
+}
+
 typedef struct burst {
     bool reliable;
-    int runs; /* the handler ran */
+    bool sizes; /* /sink/s (sizes that change) instead of /sink/x */
+    int runs;   /* the handler ran */
 } burst;
 
 /* One loop turn's burst: argv[0] messages to B's /sink/x, numbered from 0. */
@@ -114,8 +171,11 @@ static void on_burst(o2h_router *r, const o2h_msg *msg, const char *types,
                      const o2h_arg *const *argv, int argc, void *user_data) {
     burst *b = user_data;
     b->runs++;
+    static const char text[] = "abcdefghijklmnopqrstuvwxyz";
     for (int32_t i = 0; i < argv[0]->i; i++)
-        if (b->reliable)
+        if (b->sizes)
+            o2h_send(r, "/sink/s", 0, "is", i, text + sizeof text - 1 - text_length(i));
+        else if (b->reliable)
             o2h_send_cmd(r, "/sink/x", 0, "i", i);
         else
             o2h_send(r, "/sink/x", 0, "i", i);
@@ -127,13 +187,15 @@ typedef struct pair {
     burst how;
 } pair;
 
-/* A (with /gen/burst, tcp keys `a_tcp`) and B (with /sink/x) see each other's services. */
-static void pair_start_with(pair *p, const char *a_tcp) {
+/* A (with /gen/burst, tcp keys `a_tcp`, udp keys `a_udp`) and B (with /sink/x, udp keys
+ * `b_udp`) see each other's services. */
+static void pair_start_udp(pair *p, const char *a_tcp, const char *a_udp, const char *b_udp) {
     int pa = pu_free_port(), pb = pu_free_port();
-    p->a = router_with(pa, pb, a_tcp);
-    p->b = router(pb, pa);
+    p->a = router_with(pa, pb, a_tcp, a_udp);
+    p->b = router_with(pb, pa, "", b_udp);
     o2h_service_new(p->b, "sink");
     o2h_method_new(p->b, "/sink/x", "i", on_x, &p->got, false, true);
+    o2h_method_new(p->b, "/sink/s", "is", on_s, &p->got, false, true);
     o2h_service_new(p->a, "gen");
     o2h_method_new(p->a, "/gen/burst", "i", on_burst, &p->how, false, true);
     double end = pu_now() + 20;
@@ -147,6 +209,10 @@ static void pair_start_with(pair *p, const char *a_tcp) {
         o2h_router_poll(p->a, 2);
         o2h_router_poll(p->b, 2);
     }
+}
+
+static void pair_start_with(pair *p, const char *a_tcp) {
+    pair_start_udp(p, a_tcp, "", "");
 }
 
 static void pair_start(pair *p) {
@@ -260,6 +326,64 @@ Test(coalesce, a_best_effort_burst_larger_than_the_outbox_goes_in_a_few_sendmmsg
     cr_assert_gt(p.got.n, 0);
     for (int i = 1; i < p.got.n && i < MAX_GOT; i++)
         cr_assert_gt(p.got.got[i], p.got.got[i - 1], "datagrams out of order at %d", i);
+    pair_free(&p);
+}
+
+/* A burst of equal datagrams to one peer: runs of up to 64 in one segmented send each,
+ * read whole by the receiver and cut back into messages. */
+Test(coalesce, a_best_effort_burst_of_one_size_leaves_in_segmented_runs_and_arrives_whole) {
+    pair p = {.how.reliable = false};
+    pair_start(&p);
+    const int n = 200;
+    reset_counts();
+    cr_assert_eq(o2h_send(p.a, "/gen/burst", 0, "i", n), O2H_OK);
+    long runs = atomic_load(&n_segmented);
+    cr_assert_geq(runs, 4, "%ld segmented sends for %d datagrams (runs of at most 64)", runs, n);
+    cr_assert_leq(runs, 5, "%ld segmented sends for %d datagrams of one size", runs, n);
+    wait_b(&p, n, 15);
+    assert_in_order(&p, n);
+    long whole = atomic_load(&n_coalesced);
+    cr_assert_geq(whole, 1, "the receiver never read a run whole: GRO was not exercised");
+    pair_free(&p);
+}
+
+/* Sizes that change every three datagrams: runs end there; nothing is cut wrong. */
+Test(coalesce, datagrams_of_changing_sizes_arrive_whole_and_in_order) {
+    pair p = {.how.sizes = true};
+    pair_start(&p);
+    const int n = 150;
+    reset_counts();
+    cr_assert_eq(o2h_send(p.a, "/gen/burst", 0, "i", n), O2H_OK);
+    cr_assert_gt(atomic_load(&n_segmented), 0, "no run was sent segmented");
+    wait_b(&p, n, 15);
+    assert_in_order(&p, n); /* a datagram cut at a wrong size fails its length check (-1) */
+    pair_free(&p);
+}
+
+Test(coalesce, with_gso_off_a_burst_goes_one_datagram_per_message_and_arrives_in_order) {
+    pair p = {.how.reliable = false};
+    pair_start_udp(&p, "", ", \"gso\": false", "");
+    const int n = 100;
+    reset_counts();
+    cr_assert_eq(o2h_send(p.a, "/gen/burst", 0, "i", n), O2H_OK);
+    cr_assert_eq(atomic_load(&n_segmented), 0, "segmented sends with gso off");
+    cr_assert_geq(atomic_load(&n_sendmmsg), 1, "the burst did not leave in a sendmmsg");
+    wait_b(&p, n, 15);
+    assert_in_order(&p, n);
+    pair_free(&p);
+}
+
+/* A receiver that has not asked for GRO (O2 itself, liblo, gso off) gets ordinary datagrams. */
+Test(coalesce, a_receiver_without_gro_gets_segmented_runs_as_ordinary_datagrams) {
+    pair p = {.how.sizes = true};
+    pair_start_udp(&p, "", "", ", \"gso\": false");
+    const int n = 150;
+    reset_counts();
+    cr_assert_eq(o2h_send(p.a, "/gen/burst", 0, "i", n), O2H_OK);
+    cr_assert_gt(atomic_load(&n_segmented), 0, "no run was sent segmented");
+    wait_b(&p, n, 15);
+    assert_in_order(&p, n);
+    cr_assert_eq(atomic_load(&n_coalesced), 0, "a run arrived whole at a socket without GRO");
     pair_free(&p);
 }
 
