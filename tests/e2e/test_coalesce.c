@@ -574,6 +574,36 @@ static int sink_with_control(o2h_router **b, int port, fair *f) {
     return ctl;
 }
 
+/* Bad datagrams (empty, too short, not O2) are dropped and counted; the next good one comes. */
+Test(coalesce, empty_and_malformed_datagrams_are_counted_and_the_next_good_one_arrives) {
+    int port = pu_free_port();
+    o2h_router *b;
+    fair f = {0};
+    int ctl = sink_with_control(&b, port, &f);
+    o2h_stats before = {.struct_size = sizeof before}, after = {.struct_size = sizeof after};
+    o2h_router_get_stats(b, &before);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    uint8_t good[64];
+    size_t k = frame(good, "/sink/flood", 7) - 4;
+    cr_assert_eq(sendto(fd, "", 0, 0, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(sendto(fd, "abc", 3, 0, (struct sockaddr *)&a, sizeof a), 3);
+    cr_assert_eq(sendto(fd, good + 4, k, 0, (struct sockaddr *)&a, sizeof a), (ssize_t)k);
+    double end = pu_now() + 10;
+    while (f.flood == 0 && pu_now() < end)
+        o2h_router_poll(b, 10);
+    o2h_router_get_stats(b, &after);
+    close(fd);
+    close(ctl);
+    o2h_router_free(b);
+    cr_assert_eq(f.flood, 1, "the good datagram after the bad ones never came");
+    cr_assert_eq(after.dropped_invalid - before.dropped_invalid, 2,
+                 "%llu of the 2 bad datagrams counted",
+                 (unsigned long long)(after.dropped_invalid - before.dropped_invalid));
+}
+
 Test(coalesce, a_flooding_connection_does_not_hold_back_another) {
     signal(SIGPIPE, SIG_IGN); /* the flooder's last write may meet a closed socket */
     int port = pu_free_port();

@@ -287,8 +287,14 @@ static bool deliver_some(udp_transport *tr) {
             tr->rx_next++;
             continue;
         }
-        size_t size = segment_size(&tr->msgs[i].msg_hdr, len);
         const uint8_t *data = tr->iovs[i].iov_base;
+        if (len == 0) { /* an empty datagram: the core counts it invalid */
+            deliver_datagram(tr, data, 0);
+            budget--;
+            tr->rx_next++;
+            continue;
+        }
+        size_t size = segment_size(&tr->msgs[i].msg_hdr, len);
         for (; tr->rx_at < len && budget > 0; budget--, tr->rx_at += size)
             deliver_datagram(tr, data + tr->rx_at, len - tr->rx_at < size ? len - tr->rx_at : size);
         if (tr->rx_at >= len) {
