@@ -288,15 +288,12 @@ static bool deliver_some(udp_transport *tr) {
             continue;
         }
         const uint8_t *data = tr->iovs[i].iov_base;
-        if (len == 0) { /* an empty datagram: the core counts it invalid */
-            deliver_datagram(tr, data, 0);
-            budget--;
-            tr->rx_next++;
-            continue;
-        }
         size_t size = segment_size(&tr->msgs[i].msg_hdr, len);
-        for (; tr->rx_at < len && budget > 0; budget--, tr->rx_at += size)
+        do { /* at least once: an empty datagram goes too (the core counts it invalid) */
             deliver_datagram(tr, data + tr->rx_at, len - tr->rx_at < size ? len - tr->rx_at : size);
+            budget--;
+            tr->rx_at += size;
+        } while (tr->rx_at < len && budget > 0);
         if (tr->rx_at >= len) {
             tr->rx_next++;
             tr->rx_at = 0;
@@ -442,7 +439,7 @@ static int udp_start(void *instance) {
     socklen_t len = sizeof bound;
     getsockname(tr->fd, (struct sockaddr *)&bound, &len);
     int port = ntohs(bound.sin_port);
-    int on = 1; /* coalesced runs arrive whole and are cut in on_readable; without, one by one */
+    int on = 1; /* coalesced runs arrive whole and are cut in deliver_some; without, one by one */
     if (tr->gso) setsockopt(tr->fd, SOL_UDP, UDP_GRO, &on, sizeof on);
     tr->watch = tr->host->loop->watch_fd(tr->self, tr->fd, O2H_EV_READ, on_readable, tr);
     tr->host->log->write(tr->self, O2H_LOG_INFO, "listening on UDP port %d", port);
