@@ -6,21 +6,26 @@
  *   ctl-rx     an o2hub process offering service "ctl" (a synth, say);
  *   sink-rx    an o2hub process offering service "sink" (a visualiser);
  *   ctl-tx     an O2lite client of the router: /ctl/x by TCP at 1 kHz;
- *   flood-tx   an O2lite client of the router: /sink/x by UDP at 200 k msgs/s
- *              (bursts of 200 every millisecond, each built by O2lite and sent
- *              in one sendmmsg of single datagrams), only in the second phase.
- * The control stream runs a 1 s warm-up, then `seconds` idle and `seconds`
- * beside the flood, interleaved in 0.5 s slots (idle, flood, idle, ...) so
- * that what else this shared machine runs meets both phases alike; the first
- * 50 ms of an idle slot, while the flood's queues drain, count as neither.
+ *   flood-tx   an O2lite client of the router: /sink/x by UDP at 200 k msgs/s,
+ *              bursts of 200 every millisecond, each built by O2lite; in the
+ *              flood phase a burst leaves as segmented sends (UDP GSO: runs of
+ *              up to 64 same-size datagrams, as a batching gateway or an o2hub
+ *              process sends them), in the flood-single phase as one sendmmsg
+ *              of single datagrams.
+ * The control stream runs a 1 s warm-up, then `seconds` in each of three
+ * phases, idle, flood and flood-single, interleaved in 0.5 s slots so that
+ * what else this shared machine runs meets all three alike; the first 50 ms
+ * of an idle slot, while the flood's queues drain, count as none of them.
  * Its lateness is the one-way delay from ctl-tx's send to ctl-rx's handler
  * (both read CLOCK_MONOTONIC); p50/p99/p99.9 per phase and the ratio of the
- * p99s (the goal: under the flood at most 2x idle). The flood row gives the
- * rate sink-rx received over the flood slots.
+ * p99s (the goal: under the flood at most 2x idle). The flood rows give the
+ * rate sink-rx received over each flood phase's slots.
  * Usage: isolation [--quick] [seconds] [flood msgs/s]   (default 10 s, 200000)
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -44,7 +49,8 @@
 #define SETTLE_S 0.05
 #define MAX_BURST 1024 /* messages in one flood burst: up to 1 M msgs/s */
 
-enum { PHASE_WARMUP, PHASE_IDLE, PHASE_FLOOD, PHASE_END };
+enum { PHASE_WARMUP, PHASE_IDLE, PHASE_FLOOD, PHASE_FLOOD_SINGLE, PHASE_END };
+#define N_PHASES 3 /* measured: idle, flood, flood-single (phase - PHASE_IDLE) */
 enum { READY_ROUTER, READY_CTL_RX, READY_SINK_RX, READY_CTL_TX, READY_FLOOD_TX, N_READY };
 
 /* Shared by the processes (an anonymous shared mapping made before the forks). */
@@ -52,30 +58,36 @@ typedef struct shared {
     atomic_int ready[N_READY];
     atomic_int go;
     double t0;              /* when the warm-up starts (CLOCK_MONOTONIC) */
-    double seconds;         /* each of the idle and flood phases */
+    double seconds;         /* each of the measured phases */
     int flood_rate;         /* msgs/s */
     atomic_int ctl_rx_done; /* ctl-rx saw the end */
-    int n_lat[3];
-    double lat[3][MAX_SAMPLES / 2];
-    long ctl_sent[3], ctl_out_of_order, ctl_failed;
-    long flood_sent, flood_failed, flood_received;
+    int n_lat[N_PHASES];
+    double lat[N_PHASES][MAX_SAMPLES / 2];
+    long ctl_sent[N_PHASES], ctl_out_of_order, ctl_failed;
+    long flood_sent[2], flood_failed[2], flood_received[2]; /* flood, flood-single */
+    atomic_int no_segmentation; /* this kernel refused UDP_SEGMENT: flood went single */
     long router_dropped, router_held;
 } shared;
 
 static shared *sh;
 
 static double end_time(void) {
-    return sh->t0 + 1.0 + 2 * sh->seconds;
+    return sh->t0 + 1.0 + N_PHASES * sh->seconds;
 }
 
-/* Which phase time `t` is in: slots of SLOT_S after a 1 s warm-up, idle first. */
+/* Which phase time `t` is in: slots of SLOT_S after a 1 s warm-up, in turn
+ * idle, flood, flood-single. */
 static int phase_at(double t) {
     if (t < sh->t0 + 1.0) return PHASE_WARMUP;
     if (t >= end_time()) return PHASE_END;
     double in = t - sh->t0 - 1.0;
     int slot = (int)(in / SLOT_S);
-    if (slot % 2) return PHASE_FLOOD;
+    if (slot % N_PHASES) return PHASE_IDLE + slot % N_PHASES;
     return slot > 0 && in - slot * SLOT_S < SETTLE_S ? PHASE_WARMUP : PHASE_IDLE;
+}
+
+static bool is_flood(int phase) {
+    return phase == PHASE_FLOOD || phase == PHASE_FLOOD_SINGLE;
 }
 
 static void sleep_until(double t) {
@@ -161,13 +173,13 @@ static void on_ctl(o2h_router *r, const o2h_msg *msg, const char *types, const o
     }
     if (argv[1]->i != c->last_seq + 1) sh->ctl_out_of_order++;
     c->last_seq = argv[1]->i;
-    if (phase >= 0 && phase < 3 && sh->n_lat[phase] < MAX_SAMPLES / 2)
-        sh->lat[phase][sh->n_lat[phase]++] = late;
+    int m = phase - PHASE_IDLE;
+    if (m >= 0 && m < N_PHASES && sh->n_lat[m] < MAX_SAMPLES / 2) sh->lat[m][sh->n_lat[m]++] = late;
 }
 
 static void on_sink(o2h_router *r, const o2h_msg *msg, const char *types,
                     const o2h_arg *const *argv, int argc, void *user_data) {
-    sh->flood_received++;
+    if (is_flood(argv[0]->i)) sh->flood_received[argv[0]->i - PHASE_FLOOD]++;
 }
 
 static void receiver_process(int port, int router_port, bool ctl) {
@@ -219,8 +231,8 @@ static void ctl_tx_process(int router_port) {
         o2l_add_double(nb_now());
         if (o2l_send() != O2L_SUCCESS)
             sh->ctl_failed++;
-        else if (phase < PHASE_END)
-            sh->ctl_sent[phase]++;
+        else if (phase >= PHASE_IDLE && phase < PHASE_END)
+            sh->ctl_sent[phase - PHASE_IDLE]++;
         if (phase == PHASE_END) break;
     }
     double linger = nb_now() + 0.5; /* the end message leaves before the socket closes */
@@ -242,46 +254,117 @@ static int udp_to(int port) {
     return fd;
 }
 
-/* Each burst's messages are built by O2lite and leave in one sendmmsg, as a
- * sensor gateway would batch them: one sendto per message would make this load
+#define SEG_MAX 64   /* datagrams in one segmented send (older kernels' limit) */
+#define FLOOD_MSG 64 /* room for one flood message */
+
+typedef struct burst {
+    uint8_t bytes[MAX_BURST * FLOOD_MSG]; /* the messages, one after another */
+    size_t len[MAX_BURST];
+    int n;
+    int segs[MAX_BURST]; /* datagrams in each send */
+    struct iovec iov[MAX_BURST];
+    struct mmsghdr msgs[MAX_BURST];
+    union {
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } cmsg[MAX_BURST];
+} burst;
+
+/* Build a burst of `count` flood messages with O2lite, back to back in one buffer. */
+static void build_burst(burst *b, int count, int phase, int32_t *seq) {
+    double sent_at = nb_now();
+    size_t at = 0;
+    for (b->n = 0; b->n < count; b->n++) {
+        size_t len;
+        o2l_send_start("/sink/x", 0, "iid", false);
+        o2l_add_int32(phase);
+        o2l_add_int32((*seq)++);
+        o2l_add_double(sent_at);
+        const uint8_t *m = o2l_message_bytes(&len);
+        if (!len || len > FLOOD_MSG) break;
+        memcpy(b->bytes + at, m, len);
+        b->len[b->n] = len;
+        at += len;
+    }
+}
+
+/* Cut the burst into sends: single datagrams, or (segmented) runs of up to
+ * SEG_MAX same-size ones with their size in a UDP_SEGMENT message. */
+static int cut_burst(burst *b, bool segmented) {
+    int sends = 0;
+    size_t at = 0;
+    for (int i = 0; i < b->n; sends++) {
+        int k = 1;
+        while (segmented && i + k < b->n && k < SEG_MAX && b->len[i + k] == b->len[i])
+            k++;
+        size_t bytes = 0;
+        for (int j = 0; j < k; j++)
+            bytes += b->len[i + j];
+        b->iov[sends] = (struct iovec){.iov_base = b->bytes + at, .iov_len = bytes};
+        struct msghdr *h = &b->msgs[sends].msg_hdr;
+        *h = (struct msghdr){.msg_iov = &b->iov[sends], .msg_iovlen = 1};
+        if (k > 1) {
+            h->msg_control = b->cmsg[sends].buf;
+            h->msg_controllen = sizeof b->cmsg[sends].buf;
+            struct cmsghdr *c = CMSG_FIRSTHDR(h);
+            c->cmsg_level = SOL_UDP;
+            c->cmsg_type = UDP_SEGMENT;
+            c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+            uint16_t size = (uint16_t)b->len[i];
+            memcpy(CMSG_DATA(c), &size, sizeof size);
+        }
+        b->segs[sends] = k;
+        at += bytes;
+        i += k;
+    }
+    return sends;
+}
+
+/* Send the burst; returns the datagrams that left. A kernel that refuses
+ * segmentation (EIO, EINVAL) gets single datagrams from then on. */
+static int send_burst(int fd, burst *b, bool segmented) {
+    int sends = cut_burst(b, segmented);
+    int done = 0, left = 0;
+    while (done < sends) {
+        int k = sendmmsg(fd, b->msgs + done, (unsigned)(sends - done), 0);
+        if (k < 0 && segmented && done == 0 && (errno == EIO || errno == EINVAL)) {
+            atomic_store(&sh->no_segmentation, 1);
+            return send_burst(fd, b, false);
+        }
+        if (k <= 0) break;
+        for (int i = done; i < done + k; i++)
+            left += b->segs[i];
+        done += k;
+    }
+    return left;
+}
+
+/* Each burst's messages are built by O2lite and leave together, as a sensor
+ * gateway would batch them: one sendto per message would make this load
  * generator the busiest process on a 2-core machine, and the figure would be
- * about it rather than about the router. */
+ * about it rather than about the router. The flood-single phase sends each as
+ * its own datagram in one sendmmsg: that system call then runs the kernel's
+ * loopback path 200 times, and on a kernel without involuntary preemption
+ * (PREEMPT_NONE) whatever else waits for that core waits for all of it. */
 static void flood_tx_process(int router_port) {
     lite_connect(router_port, READY_FLOOD_TX);
     int fd = udp_to(router_port);
-    int burst = (int)(sh->flood_rate * TICK_S);
-    if (burst > MAX_BURST) burst = MAX_BURST;
-    static uint8_t bytes[MAX_BURST][64];
-    static struct iovec iov[MAX_BURST];
-    static struct mmsghdr msgs[MAX_BURST];
+    int count = (int)(sh->flood_rate * TICK_S);
+    if (count > MAX_BURST) count = MAX_BURST;
+    static burst b;
     int32_t seq = 0;
     for (double t = sh->t0; t < end_time(); t += TICK_S) {
         sleep_until(t);
         o2l_poll();
-        /* A burst that falls behind into an idle slot is skipped, not sent there. */
-        if (phase_at(t) != PHASE_FLOOD || phase_at(nb_now()) != PHASE_FLOOD) continue;
-        double sent_at = nb_now();
-        int n = 0;
-        for (; n < burst; n++) {
-            size_t len;
-            o2l_send_start("/sink/x", 0, "iid", false);
-            o2l_add_int32(PHASE_FLOOD);
-            o2l_add_int32(seq++);
-            o2l_add_double(sent_at);
-            const uint8_t *m = o2l_message_bytes(&len);
-            if (!len || len > sizeof bytes[n]) break;
-            memcpy(bytes[n], m, len);
-            iov[n] = (struct iovec){.iov_base = bytes[n], .iov_len = len};
-            msgs[n].msg_hdr = (struct msghdr){.msg_iov = &iov[n], .msg_iovlen = 1};
-        }
-        int done = 0;
-        while (done < n) {
-            int k = sendmmsg(fd, msgs + done, (unsigned)(n - done), 0);
-            if (k <= 0) break;
-            done += k;
-        }
-        sh->flood_sent += done;
-        sh->flood_failed += burst - done;
+        /* A burst that falls behind into another slot is skipped, not sent there. */
+        int phase = phase_at(t);
+        if (!is_flood(phase) || phase_at(nb_now()) != phase) continue;
+        int f = phase - PHASE_FLOOD;
+        build_burst(&b, count, phase, &seq);
+        bool segmented = phase == PHASE_FLOOD && !atomic_load(&sh->no_segmentation);
+        int sent = send_burst(fd, &b, segmented);
+        sh->flood_sent[f] += sent;
+        sh->flood_failed[f] += count - sent;
     }
     close(fd);
     o2l_finish();
@@ -352,8 +435,9 @@ int main(int argc, char **argv) {
     sh->seconds = seconds;
     sh->flood_rate = rate;
     printf("bench isolation: 1 kHz TCP control stream (O2lite -> router -> ctl), %.1f s idle, "
-           "%.1f s beside %d msgs/s UDP (O2lite -> router -> sink), in %.1f s slots, 127.0.0.1\n",
-           seconds, seconds, rate, SLOT_S);
+           "%.1f s beside %d msgs/s UDP (O2lite -> router -> sink) sent segmented, %.1f s beside "
+           "it sent as single datagrams, in %.1f s slots, 127.0.0.1\n",
+           seconds, seconds, rate, seconds, SLOT_S);
     br_meter meter;
     br_start(&meter);
     int p_router = nb_free_port(), p_ctl = nb_free_port(), p_sink = nb_free_port();
@@ -379,12 +463,11 @@ int main(int argc, char **argv) {
     }
     sh->t0 = nb_now() + 0.2;
     atomic_store(&sh->go, 1);
-    /* The router's CPU in each phase, as a share of one core, and the machine's UDP drops
-     * in the flood slots (and the idle slots after them, where the queues drain). */
-    double cpu_in[2] = {0, 0};
-    /* How long the router and ctl-rx waited for a CPU while runnable: the part of the
-     * lateness that is this machine's scheduling, not the router's loop. */
-    double wait_in[2][2] = {{0, 0}, {0, 0}};
+    /* Per measured phase: the router's CPU (share of one core), how long the router and
+     * ctl-rx waited for a CPU while runnable (the part of the lateness that is this
+     * machine's scheduling, not the router's loop), and the machine's UDP drops in its
+     * slots (for the idle phase, where the queues drain). */
+    double cpu_in[N_PHASES] = {0}, wait_in[2][N_PHASES] = {{0}};
     long rcvbuf_drops = 0;
     double t = sh->t0 + 1.0;
     sleep_until(t);
@@ -396,63 +479,89 @@ int main(int argc, char **argv) {
         sleep_until(t);
         double c = nb_proc_cpu_s(pids[0]);
         long e = udp_rcvbuf_errors();
-        cpu_in[slot % 2] += c - cpu;
+        cpu_in[slot % N_PHASES] += c - cpu;
         rcvbuf_drops += e - rcvbuf;
         cpu = c;
         rcvbuf = e;
         for (int p = 0; p < 2; p++) {
             double w = nb_proc_wait_s(pids[p]);
-            wait_in[p][slot % 2] += w - waited[p];
+            wait_in[p][slot % N_PHASES] += w - waited[p];
             waited[p] = w;
         }
     }
-    double router_idle = cpu_in[0] / sh->seconds * 100;
-    double router_flood = cpu_in[1] / sh->seconds * 100;
-    /* ms per s of the phase */
-    double router_wait_idle = wait_in[0][0] / sh->seconds * 1e3;
-    double router_wait_flood = wait_in[0][1] / sh->seconds * 1e3;
-    double ctl_rx_wait_idle = wait_in[1][0] / sh->seconds * 1e3;
-    double ctl_rx_wait_flood = wait_in[1][1] / sh->seconds * 1e3;
     for (int i = 1; i < 5; i++)
         waitpid(pids[i], NULL, 0);
     kill(pids[0], SIGTERM);
     waitpid(pids[0], NULL, 0);
 
-    double idle50 = 0, idle99 = 0, flood50 = 0, flood99 = 0;
-    report_phase(&meter, PHASE_IDLE, "ctl-idle", &idle50, &idle99);
-    report_phase(&meter, PHASE_FLOOD, "ctl-under-flood", &flood50, &flood99);
-    double got_rate = sh->flood_received / sh->seconds;
-    br_report(&meter, &(br_result){.bench = "isolation",
-                                   .path = "flood-to-sink",
-                                   .payload = 48,
-                                   .count = sh->flood_received,
-                                   .msgs_s = got_rate});
-    printf("  flood: %ld sent (%ld refused by the client), %ld received by sink-rx = %.0f msgs/s "
-           "(%.1f %%); router dropped %ld, held %ld; UDP datagrams this machine dropped for a "
-           "full receive buffer during the flood: %ld\n",
-           sh->flood_sent, sh->flood_failed, sh->flood_received, got_rate,
-           sh->flood_sent ? 100.0 * (double)sh->flood_received / (double)sh->flood_sent : 0,
+    static const char *const ctl_path[N_PHASES] = {"ctl-idle", "ctl-under-flood",
+                                                   "ctl-under-flood-single"};
+    static const char *const flood_path[2] = {"flood-to-sink", "flood-single-to-sink"};
+    double p50[N_PHASES] = {0}, p99[N_PHASES] = {0};
+    for (int m = 0; m < N_PHASES; m++)
+        report_phase(&meter, m, ctl_path[m], &p50[m], &p99[m]);
+    double got_rate[2];
+    for (int f = 0; f < 2; f++) {
+        got_rate[f] = (double)sh->flood_received[f] / sh->seconds;
+        br_report(&meter, &(br_result){.bench = "isolation",
+                                       .path = flood_path[f],
+                                       .payload = 48,
+                                       .count = sh->flood_received[f],
+                                       .msgs_s = got_rate[f]});
+        printf("  %s: %ld sent (%ld refused by the client), %ld received by sink-rx = %.0f msgs/s "
+               "(%.1f %%)\n",
+               flood_path[f], sh->flood_sent[f], sh->flood_failed[f], sh->flood_received[f],
+               got_rate[f],
+               sh->flood_sent[f] ? 100.0 * (double)sh->flood_received[f] / (double)sh->flood_sent[f]
+                                 : 0);
+    }
+    if (atomic_load(&sh->no_segmentation))
+        printf(
+            "  this kernel refused segmented UDP sends: the flood phase sent single datagrams\n");
+    printf("  router dropped %ld, held %ld; UDP datagrams this machine dropped for a full receive "
+           "buffer: %ld\n",
            sh->router_dropped, sh->router_held, rcvbuf_drops);
-    long sent = sh->ctl_sent[PHASE_IDLE] + sh->ctl_sent[PHASE_FLOOD];
-    long got = sh->n_lat[PHASE_IDLE] + sh->n_lat[PHASE_FLOOD];
+    long sent = 0, got = 0;
+    for (int m = 0; m < N_PHASES; m++) {
+        sent += sh->ctl_sent[m];
+        got += sh->n_lat[m];
+    }
     printf("  control: %ld sent, %ld received (reliable: none may be lost), %ld out of order, "
            "%ld refused by the client\n",
            sent, got, sh->ctl_out_of_order, sh->ctl_failed);
-    printf("  the router's CPU: %.1f %% of a core in the idle phase, %.1f %% under the flood\n",
-           router_idle, router_flood);
-    printf("  waiting for a CPU while runnable, ms per s: the router %.1f idle, %.1f under the "
-           "flood; ctl-rx %.1f idle, %.1f under the flood\n",
-           router_wait_idle, router_wait_flood, ctl_rx_wait_idle, ctl_rx_wait_flood);
-    double ratio = idle99 > 0 ? flood99 / idle99 : -1;
-    double ratio50 = idle50 > 0 ? flood50 / idle50 : -1;
-    printf("  control p99 under the flood / idle: %.2f (goal <= 2); p50: %.2f\n", ratio, ratio50);
+    double cpu_pct[N_PHASES], router_wait[N_PHASES], ctl_rx_wait[N_PHASES]; /* ms per s */
+    for (int m = 0; m < N_PHASES; m++) {
+        cpu_pct[m] = cpu_in[m] / sh->seconds * 100;
+        router_wait[m] = wait_in[0][m] / sh->seconds * 1e3;
+        ctl_rx_wait[m] = wait_in[1][m] / sh->seconds * 1e3;
+    }
+    printf("  the router's CPU, %% of a core: %.1f idle, %.1f under the flood, %.1f under the "
+           "single-datagram flood\n",
+           cpu_pct[0], cpu_pct[1], cpu_pct[2]);
+    printf("  waiting for a CPU while runnable, ms per s (idle, flood, flood-single): the router "
+           "%.1f, %.1f, %.1f; ctl-rx %.1f, %.1f, %.1f\n",
+           router_wait[0], router_wait[1], router_wait[2], ctl_rx_wait[0], ctl_rx_wait[1],
+           ctl_rx_wait[2]);
+    double ratio[N_PHASES], ratio50[N_PHASES];
+    for (int m = 0; m < N_PHASES; m++) {
+        ratio[m] = p99[0] > 0 ? p99[m] / p99[0] : -1;
+        ratio50[m] = p50[0] > 0 ? p50[m] / p50[0] : -1;
+    }
+    printf("  control p99 under the flood / idle: %.2f (goal <= 2); p50: %.2f; "
+           "under the single-datagram flood: p99 %.2f, p50 %.2f\n",
+           ratio[1], ratio50[1], ratio[2], ratio50[2]);
     printf("ISOLATION p50_idle_us=%.2f p50_flood_us=%.2f ratio_p50=%.3f "
            "p99_idle_us=%.2f p99_flood_us=%.2f ratio=%.3f flood_msgs_s=%.0f "
-           "flood_sent_s=%.0f ctl_lost=%ld router_cpu_idle_pct=%.1f router_cpu_flood_pct=%.1f "
-           "router_wait_idle_ms_s=%.1f router_wait_flood_ms_s=%.1f ctl_rx_wait_idle_ms_s=%.1f "
-           "ctl_rx_wait_flood_ms_s=%.1f\n",
-           idle50 * 1e6, flood50 * 1e6, ratio50, idle99 * 1e6, flood99 * 1e6, ratio, got_rate,
-           sh->flood_sent / sh->seconds, sent - got, router_idle, router_flood, router_wait_idle,
-           router_wait_flood, ctl_rx_wait_idle, ctl_rx_wait_flood);
+           "flood_sent_s=%.0f p50_single_us=%.2f p99_single_us=%.2f ratio_p50_single=%.3f "
+           "ratio_single=%.3f single_msgs_s=%.0f single_sent_s=%.0f segmented=%d ctl_lost=%ld "
+           "router_cpu_idle_pct=%.1f router_cpu_flood_pct=%.1f router_cpu_single_pct=%.1f "
+           "router_wait_idle_ms_s=%.1f router_wait_flood_ms_s=%.1f router_wait_single_ms_s=%.1f "
+           "ctl_rx_wait_idle_ms_s=%.1f ctl_rx_wait_flood_ms_s=%.1f ctl_rx_wait_single_ms_s=%.1f\n",
+           p50[0] * 1e6, p50[1] * 1e6, ratio50[1], p99[0] * 1e6, p99[1] * 1e6, ratio[1],
+           got_rate[0], (double)sh->flood_sent[0] / sh->seconds, p50[2] * 1e6, p99[2] * 1e6,
+           ratio50[2], ratio[2], got_rate[1], (double)sh->flood_sent[1] / sh->seconds,
+           !atomic_load(&sh->no_segmentation), sent - got, cpu_pct[0], cpu_pct[1], cpu_pct[2],
+           router_wait[0], router_wait[1], router_wait[2], ctl_rx_wait[0], ctl_rx_wait[1],
+           ctl_rx_wait[2]);
     return sent == got ? 0 : 1;
 }

@@ -105,17 +105,27 @@ def isolation_summary(lines):
     r = lines[-1]
     ratio = number(r.get("ratio"))
     verdict = "-" if ratio is None or ratio < 0 else ("yes" if ratio <= 2 else "no")
+    single = ""
+    if "ratio_single" in r:
+        single = ("; beside the same flood sent as single datagrams (one `sendmmsg` of 200 a "
+                  "burst), p99 %s µs: %s× (p50 %s µs, %s×), the router %s %% of a core, "
+                  "%s msgs/s received" % (
+                      r.get("p99_single_us"), r.get("ratio_single"), r.get("p50_single_us", "-"),
+                      r.get("ratio_p50_single", "-"), r.get("router_cpu_single_pct", "-"),
+                      r.get("single_msgs_s", "-")))
+    if r.get("segmented") == "0":
+        single += " (this kernel refused segmented sends: both floods were single datagrams)"
     return ("\n**isolation**: 1 kHz TCP control stream through a router, p99 %s µs idle, %s µs "
             "beside the UDP flood: **%.2f×** (goal ≤ 2×: %s); p50 %s → %s µs (%s×). The flood: "
             "%s msgs/s sent, %s received by its service; the router used %s %% of a core idle, "
             "%s %% under the flood, and waited for a CPU (runnable) %s ms a second idle, %s ms "
-            "under the flood; control messages lost: %s.\n" % (
+            "under the flood; control messages lost: %s%s.\n" % (
                 r.get("p99_idle_us"), r.get("p99_flood_us"), ratio if ratio else -1, verdict,
                 r.get("p50_idle_us", "-"), r.get("p50_flood_us", "-"), r.get("ratio_p50", "-"),
                 r.get("flood_sent_s", "-"), r.get("flood_msgs_s"),
                 r.get("router_cpu_idle_pct", "-"), r.get("router_cpu_flood_pct", "-"),
                 r.get("router_wait_idle_ms_s", "-"), r.get("router_wait_flood_ms_s", "-"),
-                r.get("ctl_lost")))
+                r.get("ctl_lost"), single))
 
 
 def ensemble_rows(lines):
