@@ -2,7 +2,8 @@
  * bench/ensemble — what an ensemble of N o2hub processes on one machine
  * costs: N processes (forked, each an embedded router with the tcp and udp
  * transports on 127.0.0.1) find each other by static or broadcast discovery
- * (and dnssd where avahi-daemon runs) and form O2's full mesh: every pair
+ * (and dnssd through avahi-daemon: the machine's, or one of its own, below)
+ * and form O2's full mesh: every pair
  * holds a TCP connection, and every process synchronises its clock with
  * process 0 (the reference). Measured from this (coordinating, router-less)
  * process:
@@ -23,8 +24,13 @@
  *            cpu_pct=X cpu_pct_max=X clock_s=X net_s=X disc_s=X
  * Exits 1 when an ensemble did not form.
  * Usage: ensemble [--quick] [--discovery static|broadcast|dnssd]... [N]...
- *   (default: N = 8 16 32 64, static and broadcast, dnssd when avahi runs;
- *   --quick: N = 8, a 2 s window)
+ *   (default: N = 8 16 32 64, static, broadcast and dnssd; --quick: N = 8,
+ *   a 2 s window)
+ * dnssd needs an avahi-daemon. Where none runs, and this build has the tests'
+ * avahi_env (root: namespaces), a private dbus and avahi-daemon are started
+ * for the dnssd ensembles (lo only, in a network namespace of their own, as
+ * the DNS-SD tests run them) and stopped after; otherwise dnssd is skipped,
+ * with the reason.
  */
 
 #include <errno.h>
@@ -37,6 +43,10 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#ifdef HAVE_AVAHI_ENV
+#include "avahi_env.h"
+#endif
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -145,7 +155,9 @@ static void child(const char *discovery, const char *ensemble, int i, int n, con
     signal(SIGTERM, on_term);
     signal(SIGUSR1, on_usr1);
     char *json = config_json(discovery, ensemble, i, n, ports);
-    o2h_router_options o = {.struct_size = sizeof o, .log_level = O2H_LOG_ERROR};
+    /* ENSEMBLE_DEBUG: each process says what it saw, and logs at debug level. */
+    o2h_router_options o = {.struct_size = sizeof o,
+                            .log_level = getenv("ENSEMBLE_DEBUG") ? O2H_LOG_DEBUG : O2H_LOG_ERROR};
     o2h_error err;
     o2h_router *r = o2h_router_new_from_json(json, "ensemble", &o, &err);
     free(json);
@@ -368,6 +380,54 @@ static bool avahi_running(void) {
     return system("avahi-daemon --check >/dev/null 2>&1") == 0;
 }
 
+/* The dnssd ensembles' avahi-daemon: the machine's if one runs, else a private one
+ * (where this build can start it). false, with `why`, when there is none. */
+typedef struct dnssd_daemon {
+    bool private_started;
+#ifdef HAVE_AVAHI_ENV
+    avahi_env env;
+    char dir[64];
+#endif
+    char why[640];
+} dnssd_daemon;
+
+static bool dnssd_daemon_start(dnssd_daemon *d) {
+    *d = (dnssd_daemon){0};
+    if (avahi_running()) return true;
+#ifdef HAVE_AVAHI_ENV
+    snprintf(d->dir, sizeof d->dir, "/tmp/o2hub-bench-avahi-XXXXXX");
+    if (!mkdtemp(d->dir)) {
+        snprintf(d->why, sizeof d->why, "no avahi-daemon runs, and mkdtemp failed: %s",
+                 strerror(errno));
+        return false;
+    }
+    avahi_env_init(&d->env, d->dir);
+    if (!avahi_env_start(&d->env, 15)) {
+        snprintf(d->why, sizeof d->why, "no avahi-daemon runs, and a private one did not start: %s",
+                 d->env.why);
+        return false;
+    }
+    d->private_started = true;
+    printf("  dnssd     through a private avahi-daemon (lo, its own network namespace)\n");
+    return true;
+#else
+    snprintf(d->why, sizeof d->why, "avahi-daemon is not running on this machine");
+    return false;
+#endif
+}
+
+static void dnssd_daemon_stop(dnssd_daemon *d) {
+#ifdef HAVE_AVAHI_ENV
+    if (d->private_started) {
+        avahi_env_stop(&d->env);
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
+        if (system(cmd) != 0) fprintf(stderr, "ensemble: could not remove %s\n", d->dir);
+    }
+#endif
+    d->private_started = false;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0); /* forked children must not repeat buffered lines */
     const char *discoveries[8];
@@ -410,13 +470,16 @@ int main(int argc, char **argv) {
     printf("bench ensemble: N processes on 127.0.0.1 forming O2's full mesh, idle window %.0f s\n",
            window);
     for (int d = 0; d < n_disc; d++) {
-        if (strcmp(discoveries[d], "dnssd") == 0 && !avahi_running()) {
-            printf("  dnssd     skipped: avahi-daemon is not running on this machine\n");
-            printf("SKIP bench=ensemble discovery=dnssd reason=avahi-daemon-not-running\n");
+        bool dnssd = strcmp(discoveries[d], "dnssd") == 0;
+        static dnssd_daemon daemon;
+        if (dnssd && !dnssd_daemon_start(&daemon)) {
+            printf("  dnssd     skipped: %s\n", daemon.why);
+            printf("SKIP bench=ensemble discovery=dnssd reason=no-avahi-daemon\n");
             continue;
         }
         for (int s = 0; s < n_sizes; s++)
             if (!run_ensemble(discoveries[d], sizes[s], window)) all_formed = false;
+        if (dnssd) dnssd_daemon_stop(&daemon);
     }
     return all_formed ? 0 : 1; /* the smoke tests check that the ensembles form */
 }

@@ -39,12 +39,16 @@
 #include <o2hub/plugin.h>
 
 #define SERVICE_TYPE "_o2proc._tcp"
-#define MAX_RESOLVING 4  /* concurrent DNSServiceResolve calls */
-#define MAX_ATTEMPTS 3   /* resolves of one instance before giving up */
+/* Concurrent DNSServiceResolve calls. avahi's compat layer makes a dbus
+ * connection for each DNSServiceRef, and dbus-daemon allows one user 256: with
+ * the registration and the browse, 64 processes of one user on one machine
+ * hold 256 at 2, 192 at 1 (O2 resolves one at a time too). */
+#define MAX_RESOLVING 1
 #define N_SENDS 3        /* !_o2/dy datagrams per resolved instance */
 #define PROC_NAME_LEN 23 /* "@pppppppp:iiiiiiii:tttt" */
 #define TXT_NAME_LEN 28  /* ... + ":uuuu" */
 #define MAX_INSTANCE_NAME 256
+#define MAX_RENAMES 1000 /* name conflicts met before giving up */
 
 static const double send_offsets[N_SENDS] = {0, 0.5, 1.5};
 
@@ -57,10 +61,11 @@ typedef struct entry {
     int n_ifaces; /* browse reported it on this many interfaces */
     DNSServiceRef resolve;
     o2h_watch *watch;
-    bool waiting;  /* for a free resolve slot */
-    bool done;     /* the resolve callback came (success or not) */
-    bool resolved; /* a valid peer: ip, udp_port set */
-    int attempts;
+    bool waiting;    /* for a free resolve slot */
+    bool done;       /* the resolve callback came (success or not) */
+    bool resolved;   /* a valid peer: ip, udp_port set */
+    int attempts;    /* resolves since found (or since a peer was lost) */
+    bool ignored;    /* resolved to ourselves, another major version or a bad TXT */
     double deadline; /* of the running resolve, or of the next attempt */
     double resolved_at;
     int sends;   /* dy datagrams sent since resolved_at */
@@ -92,7 +97,7 @@ typedef struct dnssd {
     const char *failure_what;
     DNSServiceRef reg, browse;
     o2h_watch *reg_watch, *browse_watch;
-    int rename_n; /* 0: register as the ensemble name, else "ensemble #n" */
+    int renames; /* name conflicts met: 0 registers as the ensemble name (see instance_name) */
     char registered_as[MAX_INSTANCE_NAME];
     entry *instances;
     int n_resolving;
@@ -248,14 +253,6 @@ static void fail(dnssd *d, const char *what, int err) {
                             what, err, d->ensemble);
         return;
     }
-    if (err == kDNSServiceErr_NameConflict && d->rename_n < 1000) {
-        /* Another process of the ensemble registered with this daemon first:
-         * avahi's compat layer does not rename local conflicts, so do it as
-         * avahi_alternative_service_name would ("ens", "ens #2", "ens #3"). */
-        d->rename_n = d->rename_n ? d->rename_n + 1 : 2;
-        connect_avahi(d);
-        return;
-    }
     if (!d->down_reported && d->unavailable_level == O2H_LOG_INFO) {
         d->host->log->write(d->self, O2H_LOG_INFO,
                             "avahi-daemon (or dbus) is not running: no ZeroConf discovery until "
@@ -286,8 +283,16 @@ static void note_failure(dnssd *d, const char *what, int err) {
     d->failure_what = what;
 }
 
+static void reregister(dnssd *d);
+
 static bool check_failure(dnssd *d) {
     if (!d->failure) return false;
+    if (d->failure == kDNSServiceErr_NameConflict && d->up && d->renames < MAX_RENAMES) {
+        d->failure = 0;
+        d->renames++;
+        reregister(d); /* browsing and what it found go on */
+        return d->failure != 0;
+    }
     fail(d, d->failure_what, d->failure);
     return true;
 }
@@ -305,6 +310,7 @@ static void send_dy(dnssd *d, entry *in) {
 }
 
 static void start_resolves(dnssd *d);
+static void retry_later(dnssd *d, entry *in);
 
 static void DNSSD_API on_resolved(DNSServiceRef ref, DNSServiceFlags flags, uint32_t ifindex,
                                   DNSServiceErrorType err, const char *fullname,
@@ -327,20 +333,20 @@ static void DNSSD_API on_resolved(DNSServiceRef ref, DNSServiceFlags flags, uint
         d->host->link->count_invalid(d->self, "dnssd: TXT without a valid O2 process name");
         d->host->log->write(d->self, O2H_LOG_DEBUG, "'%s': no valid TXT name for port %d", in->name,
                             srv_port);
-        in->attempts = MAX_ATTEMPTS; /* it will not get better by asking again */
+        in->ignored = true; /* it will not get better by asking again */
         return;
     }
     int32_t version = parse_version(vers, vers_len);
     if (!version || (version & 0xff0000) != (d->version & 0xff0000)) {
         d->host->log->write(d->self, O2H_LOG_DEBUG, "'%s': ignored, O2 version %.*s", in->name,
                             (int)vers_len, vers);
-        in->attempts = MAX_ATTEMPTS;
+        in->ignored = true;
         return;
     }
     memcpy(in->proc, name, PROC_NAME_LEN);
     in->proc[PROC_NAME_LEN] = '\0';
     if (strcmp(in->proc, d->proc_name) == 0) {
-        in->attempts = MAX_ATTEMPTS; /* our own registration */
+        in->ignored = true; /* our own registration */
         return;
     }
     in->ip = ip;
@@ -361,12 +367,21 @@ static void on_resolve_readable(void *ctx, int fd, unsigned events) {
     }
     if (!in->done) return;
     release_resolve(d, in);
-    if (!in->resolved) {
-        in->deadline = now(d) + d->resolve_timeout; /* try again later, or never */
-        in->waiting = in->attempts < MAX_ATTEMPTS;
-    }
+    if (!in->resolved) retry_later(d, in);
     start_resolves(d);
     if (!check_failure(d)) schedule_tick(d); /* `in` may be gone after a failure */
+}
+
+/* A resolve failed or timed out: again after retry_min, doubling up to retry_max, for as
+ * long as the instance is there (a daemon under load, or out of dbus connections, refuses
+ * some; giving up would leave a pair of processes that never meet). */
+static void retry_later(dnssd *d, entry *in) {
+    double delay = d->retry_min;
+    for (int i = 1; i < in->attempts && delay < d->retry_max; i++)
+        delay *= 2;
+    if (delay > d->retry_max) delay = d->retry_max;
+    in->waiting = !in->ignored;
+    in->deadline = now(d) + delay;
 }
 
 static void start_resolve(dnssd *d, entry *in) {
@@ -375,9 +390,11 @@ static void start_resolve(dnssd *d, entry *in) {
     in->attempts++;
     DNSServiceErrorType err = DNSServiceResolve(&in->resolve, 0, in->ifindex, in->name,
                                                 SERVICE_TYPE, in->domain, on_resolved, in);
-    if (err) {
+    if (err) { /* this resolve, not the registration or the browse: they report their own */
         in->resolve = NULL;
-        note_failure(d, "cannot resolve with avahi-daemon", err);
+        d->host->log->write(d->self, O2H_LOG_DEBUG, "cannot resolve '%s' (DNS-SD error %d)",
+                            in->name, err);
+        retry_later(d, in);
         return;
     }
     d->n_resolving++;
@@ -401,8 +418,7 @@ static void on_tick(void *ctx) {
         if (in->resolve && in->deadline <= t) { /* no answer in time */
             d->host->log->write(d->self, O2H_LOG_DEBUG, "resolving '%s' timed out", in->name);
             release_resolve(d, in);
-            in->waiting = in->attempts < MAX_ATTEMPTS;
-            in->deadline = t;
+            retry_later(d, in);
         }
         while (in->resolved && in->sends < N_SENDS &&
                in->resolved_at + send_offsets[in->sends] <= t + 0.001) {
@@ -525,32 +541,71 @@ static void on_reg_readable(void *ctx, int fd, unsigned events) {
     check_failure(d);
 }
 
-static void connect_avahi(dnssd *d) {
-    if (!d->announced || d->up) return;
+/* The instance name after `renames` conflicts: "ens", then "ens #2" as avahi
+ * renames. Another process of the ensemble that registered with this daemon
+ * first is a conflict avahi's compat layer does not rename, and processes that
+ * start together would each meet every one before them in "#2", "#3", ...
+ * (N processes: N^2 / 2 registrations); so after "#2" the number is drawn from
+ * this process's name, and conflicts are rare. */
+static void instance_name(const dnssd *d, char *name, size_t size) {
+    if (!d->renames) {
+        snprintf(name, size, "%s", d->ensemble);
+        return;
+    }
+    uint32_t h = 2166136261u; /* FNV-1a of the process name and the attempt */
+    for (const char *c = d->proc_name; *c; c++)
+        h = (h ^ (uint8_t)*c) * 16777619u;
+    h = (h ^ (uint32_t)d->renames) * 16777619u;
+    unsigned n = d->renames == 1 ? 2 : 3 + (unsigned)(h % 9997);
+    snprintf(name, size, "%s #%u", d->ensemble, n);
+}
+
+/* Register (again): after a name conflict only the registration is made anew. */
+static bool register_instance(dnssd *d) {
     char name[sizeof d->ensemble + 16];
-    if (d->rename_n)
-        snprintf(name, sizeof name, "%s #%d", d->ensemble, d->rename_n);
-    else
-        snprintf(name, sizeof name, "%s", d->ensemble);
-    DNSServiceErrorType err =
-        DNSServiceRegister(&d->reg, 0, d->ifindex, name, SERVICE_TYPE, NULL, NULL,
-                           htons((uint16_t)d->tcp_port), d->txt_len, d->txt, on_registered, d);
+    DNSServiceErrorType err;
+    do { /* avahi reports a local conflict here, or later to on_registered */
+        instance_name(d, name, sizeof name);
+        err =
+            DNSServiceRegister(&d->reg, 0, d->ifindex, name, SERVICE_TYPE, NULL, NULL,
+                               htons((uint16_t)d->tcp_port), d->txt_len, d->txt, on_registered, d);
+    } while (err == kDNSServiceErr_NameConflict && d->renames++ < MAX_RENAMES);
     if (err) {
         d->reg = NULL;
         fail(d, "cannot register with avahi-daemon", err);
-        return;
+        return false;
     }
+    d->reg_watch = d->host->loop->watch_fd(d->self, DNSServiceRefSockFD(d->reg), O2H_EV_READ,
+                                           on_reg_readable, d);
+    if (!d->reg_watch) {
+        fail(d, "cannot watch the DNS-SD sockets", kDNSServiceErr_NoMemory);
+        return false;
+    }
+    return true;
+}
+
+static void reregister(dnssd *d) {
+    d->host->loop->watch_remove(d->reg_watch);
+    d->reg_watch = NULL;
+    DNSServiceRefDeallocate(d->reg);
+    d->reg = NULL;
+    d->registered_as[0] = '\0';
+    register_instance(d);
+}
+
+static void connect_avahi(dnssd *d) {
+    if (!d->announced || d->up) return;
+    if (!register_instance(d)) return;
+    DNSServiceErrorType err;
     err = DNSServiceBrowse(&d->browse, 0, d->ifindex, SERVICE_TYPE, "local.", on_browse, d);
     if (err) {
         d->browse = NULL;
         fail(d, "cannot browse with avahi-daemon", err);
         return;
     }
-    d->reg_watch = d->host->loop->watch_fd(d->self, DNSServiceRefSockFD(d->reg), O2H_EV_READ,
-                                           on_reg_readable, d);
     d->browse_watch = d->host->loop->watch_fd(d->self, DNSServiceRefSockFD(d->browse), O2H_EV_READ,
                                               on_browse_readable, d);
-    if (!d->reg_watch || !d->browse_watch) {
+    if (!d->browse_watch) {
         fail(d, "cannot watch the DNS-SD sockets", kDNSServiceErr_NoMemory);
         return;
     }
@@ -636,6 +691,7 @@ static int dnssd_announce(void *inst, const o2h_process_info *info) {
     for (entry *in = d->instances; in; in = in->next) {
         if (!in->resolve && strcmp(in->name, d->registered_as) != 0) {
             in->resolved = false;
+            in->ignored = false;
             in->attempts = 0;
             in->waiting = true;
             in->deadline = t;

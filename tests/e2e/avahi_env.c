@@ -37,12 +37,13 @@ static void write_file(const char *path, const char *text) {
     fclose(f);
 }
 
-void avahi_env_init(avahi_env *e, const char *dir) {
-    memset(e, 0, sizeof *e);
-    snprintf(e->dir, sizeof e->dir, "%s", dir);
-    snprintf(e->bus_path, sizeof e->bus_path, "%s/bus", dir);
-    char path[256], text[1024];
-    snprintf(path, sizeof path, "%s/bus.conf", dir);
+/* The private bus's config; `max_connections_per_user` 0 keeps dbus-daemon's default (256). */
+static void write_bus_conf(const avahi_env *e) {
+    char path[256], text[1280], limit[128] = "";
+    if (e->max_connections_per_user > 0)
+        snprintf(limit, sizeof limit, "  <limit name=\"max_connections_per_user\">%d</limit>\n",
+                 e->max_connections_per_user);
+    snprintf(path, sizeof path, "%s/bus.conf", e->dir);
     snprintf(text, sizeof text,
              "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
              " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
@@ -50,6 +51,7 @@ void avahi_env_init(avahi_env *e, const char *dir) {
              "  <type>system</type>\n"
              "  <listen>unix:path=%s</listen>\n"
              "  <auth>EXTERNAL</auth>\n"
+             "%s"
              "  <policy context=\"default\">\n"
              "    <allow user=\"*\"/>\n"
              "    <allow own=\"*\"/>\n"
@@ -57,8 +59,21 @@ void avahi_env_init(avahi_env *e, const char *dir) {
              "    <allow receive_sender=\"*\"/>\n"
              "  </policy>\n"
              "</busconfig>\n",
-             e->bus_path);
+             e->bus_path, limit);
     write_file(path, text);
+}
+
+void avahi_env_limit_connections(avahi_env *e, int per_user) {
+    e->max_connections_per_user = per_user;
+    write_bus_conf(e);
+}
+
+void avahi_env_init(avahi_env *e, const char *dir) {
+    memset(e, 0, sizeof *e);
+    snprintf(e->dir, sizeof e->dir, "%s", dir);
+    snprintf(e->bus_path, sizeof e->bus_path, "%s/bus", dir);
+    write_bus_conf(e);
+    char path[256];
     snprintf(path, sizeof path, "%s/avahi-daemon.conf", dir);
     write_file(path, "[server]\n"
                      "use-ipv4=yes\n"

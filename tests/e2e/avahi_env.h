@@ -22,12 +22,16 @@ typedef struct avahi_env {
     char bus_path[192];
     pid_t dbus_pid;
     pid_t avahi_pid;
-    char why[512]; /* why a start failed */
+    int max_connections_per_user; /* of the bus; 0: dbus-daemon's default */
+    char why[512];                /* why a start failed */
 } avahi_env;
 
 /* Write the configs into `dir` and point DBUS_SYSTEM_BUS_ADDRESS at the private bus
  * (nothing is started yet). Also sets AVAHI_COMPAT_NOWARN. */
 void avahi_env_init(avahi_env *e, const char *dir);
+/* Before the start: let one user hold at most `per_user` bus connections (avahi's
+ * compat library makes one per DNSServiceRef), to test what a crowded bus refuses. */
+void avahi_env_limit_connections(avahi_env *e, int per_user);
 /* Start dbus (if not running) and avahi, and wait until a DNS-SD client can
  * browse. false with e->why filled when this machine cannot do it. */
 bool avahi_env_start(avahi_env *e, double limit_s);

@@ -545,6 +545,45 @@ Test(dnssd, routers_survive_avahi_down_at_start_and_later) {
     o2h_router_free(a.r);
 }
 
+/* avahi's compat library makes a bus connection for each DNSServiceRef, and
+ * dbus-daemon lets one user hold 256 (64 processes of one user on one machine
+ * reach that). With room on the bus for avahi-daemon, each router's
+ * registration and browse, and one resolve at a time, the routers' resolves
+ * are refused now and then: each is tried again later, nothing is withdrawn,
+ * no warning says avahi is down, and all of them meet. */
+Test(dnssd, routers_meet_on_a_crowded_bus_without_withdrawing) {
+    enum { N = 4 };
+    avahi_env_limit_connections(&env, 1 + 2 * N + 1);
+    SKIP_WITHOUT_AVAHI();
+    static node nodes[N];
+    node *all[N + 1] = {NULL};
+    sees found[N * (N - 1) + 1];
+    char services[N][8];
+    int k = 0;
+    for (int i = 0; i < N; i++) {
+        snprintf(services[i], sizeof services[i], "svc%d", i);
+        nodes[i] = (node){0};
+        all[i] = &nodes[i];
+    }
+    for (int i = 0; i < N; i++) {
+        node_start(&nodes[i], services[i]);
+        for (int j = 0; j < N; j++)
+            if (j != i) found[k++] = (sees){&nodes[i], services[j]};
+    }
+    found[k] = (sees){NULL, NULL};
+    cr_assert(spin(all, 40, all_see, found), "not all met.\n0:\n%s\n1:\n%s", nodes[0].log,
+              nodes[1].log);
+    int refused = 0;
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(count(nodes[i].log, WARNING), 0, "%s", nodes[i].log);
+        cr_assert_eq(count(nodes[i].log, "DNS-SD is up"), 1, "%s", nodes[i].log);
+        refused += count(nodes[i].log, "cannot resolve");
+    }
+    cr_assert_geq(refused, 1, "the bus refused no resolve: the test did not crowd it");
+    for (int i = 0; i < N; i++)
+        o2h_router_free(nodes[i].r);
+}
+
 /* ---- the websocket transport publishes its HTTP server as _http._tcp (_https._tcp with TLS) ----
  */
 
