@@ -26,11 +26,10 @@
  * Usage: ensemble [--quick] [--discovery static|broadcast|dnssd]... [N]...
  *   (default: N = 8 16 32 64, static, broadcast and dnssd; --quick: N = 8,
  *   a 2 s window)
- * dnssd needs an avahi-daemon. Where none runs, and this build has the tests'
- * avahi_env (root: namespaces), a private dbus and avahi-daemon are started
- * for the dnssd ensembles (lo only, in a network namespace of their own, as
- * the DNS-SD tests run them) and stopped after; otherwise dnssd is skipped,
- * with the reason.
+ * dnssd needs an avahi-daemon. Where none runs, bench/private_avahi starts a
+ * private dbus and avahi-daemon for the dnssd ensembles (lo only, in a network
+ * namespace of their own, as the DNS-SD tests run them; root) and stops them
+ * after; where it cannot, dnssd is skipped, with the reason.
  */
 
 #include <errno.h>
@@ -43,10 +42,6 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#ifdef HAVE_AVAHI_ENV
-#include "avahi_env.h"
-#endif
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -381,51 +376,91 @@ static bool avahi_running(void) {
 }
 
 /* The dnssd ensembles' avahi-daemon: the machine's if one runs, else a private one
- * (where this build can start it). false, with `why`, when there is none. */
+ * from bench/private_avahi. false, with `why`, when there is none. */
 typedef struct dnssd_daemon {
-    bool private_started;
-#ifdef HAVE_AVAHI_ENV
-    avahi_env env;
+    pid_t helper;  /* private_avahi, or 0 */
+    int to_helper; /* its stdin: closing it stops the daemons */
     char dir[64];
-#endif
-    char why[640];
+    char why[720];
 } dnssd_daemon;
+
+/* One line from fd within `seconds` (without its newline); false on EOF or timeout. */
+static bool read_line(int fd, char *line, size_t size, double seconds) {
+    size_t used = 0;
+    double end = nb_now() + seconds;
+    while (used + 1 < size) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int ms = (int)((end - nb_now()) * 1000);
+        if (ms <= 0 || poll(&p, 1, ms) <= 0) break;
+        ssize_t n = read(fd, line + used, 1);
+        if (n <= 0) break;
+        if (line[used] == '\n') {
+            line[used] = '\0';
+            return true;
+        }
+        used++;
+    }
+    line[used] = '\0';
+    return false;
+}
+
+static bool start_private_avahi(dnssd_daemon *d) {
+    snprintf(d->dir, sizeof d->dir, "/tmp/o2hub-bench-avahi-XXXXXX");
+    int in[2], out[2];
+    if (!mkdtemp(d->dir) || pipe(in) != 0 || pipe(out) != 0) {
+        snprintf(d->why, sizeof d->why, "no avahi-daemon runs, and: %s", strerror(errno));
+        return false;
+    }
+    d->helper = fork();
+    if (d->helper == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        execl(NB_PRIVATE_AVAHI, NB_PRIVATE_AVAHI, d->dir, (char *)NULL);
+        printf("failed cannot run %s (built where avahi's dns_sd library is): %s\n",
+               NB_PRIVATE_AVAHI, strerror(errno));
+        fflush(stdout);
+        _exit(1);
+    }
+    close(in[0]);
+    close(out[1]);
+    d->to_helper = in[1];
+    char line[600];
+    bool got = read_line(out[0], line, sizeof line, 30);
+    close(out[0]);
+    if (got && strncmp(line, "ready ", 6) == 0) {
+        setenv("DBUS_SYSTEM_BUS_ADDRESS", line + 6, 1);
+        setenv("AVAHI_COMPAT_NOWARN", "1", 1);
+        printf("  dnssd     through a private avahi-daemon (lo, its own network namespace)\n");
+        return true;
+    }
+    snprintf(d->why, sizeof d->why, "no avahi-daemon runs, and a private one did not start: %s",
+             got && strncmp(line, "failed ", 7) == 0 ? line + 7 : "no answer from private_avahi");
+    return false;
+}
+
+static void dnssd_daemon_stop(dnssd_daemon *d) {
+    if (d->helper > 0) {
+        close(d->to_helper);
+        waitpid(d->helper, NULL, 0);
+        d->helper = 0;
+        unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
+    }
+    if (d->dir[0]) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
+        if (system(cmd) != 0) fprintf(stderr, "ensemble: could not remove %s\n", d->dir);
+        d->dir[0] = '\0';
+    }
+}
 
 static bool dnssd_daemon_start(dnssd_daemon *d) {
     *d = (dnssd_daemon){0};
     if (avahi_running()) return true;
-#ifdef HAVE_AVAHI_ENV
-    snprintf(d->dir, sizeof d->dir, "/tmp/o2hub-bench-avahi-XXXXXX");
-    if (!mkdtemp(d->dir)) {
-        snprintf(d->why, sizeof d->why, "no avahi-daemon runs, and mkdtemp failed: %s",
-                 strerror(errno));
-        return false;
-    }
-    avahi_env_init(&d->env, d->dir);
-    if (!avahi_env_start(&d->env, 15)) {
-        snprintf(d->why, sizeof d->why, "no avahi-daemon runs, and a private one did not start: %s",
-                 d->env.why);
-        return false;
-    }
-    d->private_started = true;
-    printf("  dnssd     through a private avahi-daemon (lo, its own network namespace)\n");
-    return true;
-#else
-    snprintf(d->why, sizeof d->why, "avahi-daemon is not running on this machine");
+    if (start_private_avahi(d)) return true;
+    dnssd_daemon_stop(d);
     return false;
-#endif
-}
-
-static void dnssd_daemon_stop(dnssd_daemon *d) {
-#ifdef HAVE_AVAHI_ENV
-    if (d->private_started) {
-        avahi_env_stop(&d->env);
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
-        if (system(cmd) != 0) fprintf(stderr, "ensemble: could not remove %s\n", d->dir);
-    }
-#endif
-    d->private_started = false;
 }
 
 int main(int argc, char **argv) {
