@@ -253,6 +253,15 @@ static void fail(dnssd *d, const char *what, int err) {
                             what, err, d->ensemble);
         return;
     }
+    if (err == kDNSServiceErr_NameConflict && d->renames < MAX_RENAMES) {
+        /* A conflict found while probing (another registration of the name came at
+         * the same time): all anew under the next name. (Making only the
+         * registration anew, the browse kept, left processes unable to find each
+         * other for a while.) */
+        d->renames++;
+        connect_avahi(d);
+        return;
+    }
     if (!d->down_reported && d->unavailable_level == O2H_LOG_INFO) {
         d->host->log->write(d->self, O2H_LOG_INFO,
                             "avahi-daemon (or dbus) is not running: no ZeroConf discovery until "
@@ -283,16 +292,8 @@ static void note_failure(dnssd *d, const char *what, int err) {
     d->failure_what = what;
 }
 
-static void reregister(dnssd *d);
-
 static bool check_failure(dnssd *d) {
     if (!d->failure) return false;
-    if (d->failure == kDNSServiceErr_NameConflict && d->up && d->renames < MAX_RENAMES) {
-        d->failure = 0;
-        d->renames++;
-        reregister(d); /* browsing and what it found go on */
-        return d->failure != 0;
-    }
     fail(d, d->failure_what, d->failure);
     return true;
 }
@@ -403,11 +404,29 @@ static void start_resolve(dnssd *d, entry *in) {
                                         on_resolve_readable, in);
 }
 
+/* Whether `a` comes before `b` in this process's order of resolves: by name,
+ * starting after its own instance's name and wrapping around. A pair of
+ * processes meets when either has resolved the other; with every process
+ * going round from its own place, each pair is met within half a round (N
+ * processes started together: N/2 resolves each instead of N-1). */
+static bool resolves_before(const dnssd *d, const entry *a, const entry *b) {
+    bool a_wraps = strcmp(a->name, d->registered_as) <= 0;
+    bool b_wraps = strcmp(b->name, d->registered_as) <= 0;
+    if (a_wraps != b_wraps) return b_wraps;
+    return strcmp(a->name, b->name) < 0;
+}
+
 static void start_resolves(dnssd *d) {
     double t = now(d);
-    for (entry *in = d->instances; in && d->n_resolving < MAX_RESOLVING && !d->failure;
-         in = in->next)
-        if (in->waiting && !in->resolve && in->deadline <= t) start_resolve(d, in);
+    while (d->n_resolving < MAX_RESOLVING && !d->failure) {
+        entry *next = NULL;
+        for (entry *in = d->instances; in; in = in->next)
+            if (in->waiting && !in->resolve && in->deadline <= t &&
+                (!next || resolves_before(d, in, next)))
+                next = in;
+        if (!next) return;
+        start_resolve(d, next); /* refused: it waits again, with a later deadline */
+    }
 }
 
 /* Resolve timeouts, retries, and the repeated dy datagrams. */
@@ -560,7 +579,7 @@ static void instance_name(const dnssd *d, char *name, size_t size) {
     snprintf(name, size, "%s #%u", d->ensemble, n);
 }
 
-/* Register (again): after a name conflict only the registration is made anew. */
+/* Register, under the next name while avahi reports a conflict at once. */
 static bool register_instance(dnssd *d) {
     char name[sizeof d->ensemble + 16];
     DNSServiceErrorType err;
@@ -582,15 +601,6 @@ static bool register_instance(dnssd *d) {
         return false;
     }
     return true;
-}
-
-static void reregister(dnssd *d) {
-    d->host->loop->watch_remove(d->reg_watch);
-    d->reg_watch = NULL;
-    DNSServiceRefDeallocate(d->reg);
-    d->reg = NULL;
-    d->registered_as[0] = '\0';
-    register_instance(d);
 }
 
 static void connect_avahi(dnssd *d) {
