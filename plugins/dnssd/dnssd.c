@@ -7,7 +7,8 @@
  *   `name=@pppppppp:iiiiiiii:tttt:uuuu` (the process name and the UDP port in
  *   4 hex digits: 28 characters) and `vers=2.0.1`.
  * - Browses `_o2proc._tcp`, keeps the instances whose name is the ensemble's
- *   (or its renamings "ens #N", "ens (N)"), resolves them (a few at a time),
+ *   (or its renamings "ens #N", "ens (N)"), resolves them (one at a time, in
+ *   name order from its own; a failed one again later, see retry_later),
  *   checks the TXT as O2 does (28 characters, lowercase hex, the TCP port in
  *   the name equal to the SRV port, the same major version), ignores its
  *   own, and sends this process's !_o2/dy to the internal IP and UDP port
